@@ -1,0 +1,1 @@
+//! DBC model and signal codec.

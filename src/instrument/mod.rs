@@ -1,0 +1,1 @@
+//! Instrument traits and their SCPI- and CAN-backed implementations.

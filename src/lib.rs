@@ -1,0 +1,12 @@
+//! hilrig: a hardware-in-the-loop test rig controller for BMS firmware.
+//!
+//! Layers, in the one direction they depend on each other:
+//! `cli -> run -> {instrument, can, trace, verdict, report} -> {scpi, dbc, units}`;
+//! `plan` and `rig` are plain data; `sim` is the simulated bench, reached only through
+//! the endpoints a rig file names.
+
+pub mod can;
+pub mod dbc;
+pub mod instrument;
+pub mod scpi;
+pub mod sim;

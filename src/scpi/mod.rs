@@ -1,0 +1,1 @@
+//! SCPI transports, client and dialect tables.

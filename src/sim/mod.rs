@@ -1,0 +1,5 @@
+//! The simulated bench: plant model, SCPI instrument servers, cell simulator on CAN, and
+//! the host for the reference BMS firmware.
+
+pub mod plant;
+pub mod scpi_server;

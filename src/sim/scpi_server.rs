@@ -1,0 +1,1 @@
+//! Simulated SCPI instruments.
