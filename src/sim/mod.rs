@@ -3,3 +3,8 @@
 
 pub mod plant;
 pub mod scpi_server;
+// INTEGRATION pub mod bench;
+pub mod bms_host;
+pub mod firmware;
+
+// INTEGRATION pub use bench::Bench;

@@ -1,0 +1,95 @@
+//! DUT fixtures: the BMS product under test and what its maker declares.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::Deserialize;
+use serde_saphyr::Spanned;
+
+use crate::units::{Dimension, Quantity, Seconds, Volts, WattHours};
+
+/// A DUT fixture file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Fixture {
+    /// Fixture id.
+    pub dut: String,
+    /// Human title.
+    pub title: String,
+    /// Cell chemistry, e.g. `LFP`, `NMC`.
+    pub chemistry: String,
+    /// Cells in series.
+    pub cells_in_series: u32,
+    /// Number of NTC sensors.
+    #[serde(default)]
+    pub ntcs: u32,
+    /// Nominal cell voltage (the safe state drives cells here).
+    pub nominal_cell_voltage: Volts,
+    /// Declared pack energy.
+    pub energy: Option<WattHours>,
+    /// How often the BMS samples cell voltages and temperatures (enters the uncertainty).
+    pub sampling_period: Option<Seconds>,
+    /// The BMS's DBC, relative to the fixture file.
+    pub dbc: PathBuf,
+    /// Logical signal name -> `Message.Signal` in the DBC.
+    pub signals: BTreeMap<String, Spanned<String>>,
+    /// The cyclic state request the BMS needs to stay active.
+    pub state_request: Option<StateRequest>,
+    /// The maker's declared protection settings, by protection key (`ov`, `uv`, `otc`, ...).
+    pub protections: BTreeMap<String, Spanned<DeclaredProtection>>,
+    /// The cell maker's limits, by name (`upper_charge_voltage`, ...).
+    #[serde(default)]
+    pub cell_limits: BTreeMap<String, QuantityValue>,
+}
+
+/// The cyclic run request a BMS needs (foxBMS-style state request).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StateRequest {
+    /// Message name in the DBC.
+    pub message: String,
+    /// Signal carrying the request.
+    pub signal: String,
+    /// Value-table name that requests running.
+    pub run: String,
+    /// Value-table name that requests standby (sent in the safe state).
+    pub standby: String,
+    /// Send period.
+    pub cycle: Seconds,
+}
+
+/// One declared protection: trip level, release level, delay.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeclaredProtection {
+    /// Trip level.
+    pub trip: QuantityValue,
+    /// Release level.
+    pub release: QuantityValue,
+    /// Debounce delay before the BMS acts.
+    pub delay: Seconds,
+}
+
+/// A quantity of any dimension, checked against what its context needs.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct QuantityValue(pub Quantity);
+
+impl<'de> Deserialize<'de> for QuantityValue {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        Quantity::parse(&s).map(QuantityValue).map_err(serde::de::Error::custom)
+    }
+}
+
+/// The dimension of a protection's levels, from its key.
+pub fn protection_dimension(key: &str) -> Option<Dimension> {
+    Some(match key {
+        "ov" | "uv" => Dimension::Voltage,
+        "otc" | "otd" | "utc" => Dimension::Temperature,
+        "occ" | "ocd" => Dimension::Current,
+        _ => return None,
+    })
+}
+
+/// Protection keys a fixture may declare.
+pub const PROTECTION_KEYS: [&str; 7] = ["ov", "uv", "otc", "otd", "utc", "occ", "ocd"];

@@ -1,0 +1,80 @@
+//! Limit profiles: pass criteria written against the DUT's declared values.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_saphyr::Spanned;
+
+use super::fixture::QuantityValue;
+use crate::units::Seconds;
+
+/// How a measured value with uncertainty is turned into a verdict (ILAC-G8).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DecisionRule {
+    /// Pass when the measured value is within the limit, uncertainty not subtracted.
+    Simple,
+    /// Pass only when value ± uncertainty is within the limit; fail only when it is all
+    /// outside; otherwise inconclusive.
+    Guarded,
+}
+
+/// A limit profile file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitProfile {
+    /// Profile id.
+    pub profile: String,
+    /// Human title.
+    pub title: String,
+    /// The decision rule the profile asks for.
+    pub decision_rule: DecisionRule,
+    /// Criteria by name.
+    pub criteria: BTreeMap<String, Spanned<Criterion>>,
+}
+
+/// One criterion with its provenance.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Criterion {
+    /// What is checked.
+    pub check: Check,
+    /// Where the criterion comes from and how sure we are of it.
+    pub provenance: Provenance,
+}
+
+/// The kinds of check.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Check {
+    /// The measured trip level lies within ± tolerance of the declared trip level.
+    Threshold {
+        /// Allowed deviation from the declared trip level.
+        tolerance: QuantityValue,
+    },
+    /// The measured trip time is at most the declared delay plus an allowance.
+    TripTime {
+        /// Allowed time beyond the declared delay.
+        allowance: Seconds,
+    },
+    /// The stimulus never exceeded a cell-maker limit named in the fixture.
+    StimulusPeak {
+        /// Key in the fixture's `cell_limits`.
+        at_most: String,
+    },
+}
+
+/// Where a criterion comes from.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Provenance {
+    /// Standard or source, e.g. `IEC 62619:2022`.
+    pub source: String,
+    /// Clause, where there is one.
+    #[serde(default)]
+    pub clause: Option<String>,
+    /// What the criterion rests on, in our words (the standards are not quoted).
+    pub basis: String,
+    /// How sure we are: `high`, `medium`, `low`, with a reason.
+    pub confidence: String,
+}

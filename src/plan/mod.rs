@@ -1,0 +1,22 @@
+//! Test plans, DUT fixtures and limit profiles: models, loading and validation.
+//!
+//! Files are read as raw serde models (with source locations kept where later checks need
+//! them) and then validated against each other: every signal a condition names must be in
+//! the fixture's signal map or be an instrument reading, every enum name must be in the
+//! DBC value table, every criterion judged must exist in the limit profile and fit the
+//! protection, and every setpoint must lie in the rig's envelope. Errors carry
+//! file:line:column.
+
+pub mod condition;
+pub mod error;
+pub mod fixture;
+pub mod limits;
+pub mod load;
+pub mod model;
+
+pub use condition::Condition;
+pub use error::InputError;
+pub use fixture::Fixture;
+pub use limits::{Check, Criterion, DecisionRule, LimitProfile};
+pub use load::{load_plan, load_rig, LoadedPlan, SignalSource, Source};
+pub use model::{Plan, Step, Stimulus};

@@ -1,0 +1,98 @@
+//! `junit.xml` for CI: one test case per test and repeat, with measured values, limits,
+//! uncertainty and decision rule as properties.
+
+use std::path::Path;
+
+use quick_junit::{NonSuccessKind, Property, Report, TestCase, TestCaseStatus, TestSuite};
+
+use super::{Outcome, RunResults};
+use crate::units::display_unit;
+use crate::verdict::Verdict;
+
+/// Build the JUnit report for a run.
+pub fn build(r: &RunResults) -> Report {
+    let mut report = Report::new(format!("hilrig {}", r.run_id));
+    let mut suite = TestSuite::new(r.plan.clone());
+    suite.add_property(Property::new("station", r.station.clone()));
+    suite.add_property(Property::new("dut", r.dut.clone()));
+    suite.add_property(Property::new("limit_profile", r.limit_profile.clone()));
+    suite.add_property(Property::new("decision_rule", format!("{:?}", r.decision_rule).to_lowercase()));
+    if let Some(fw) = &r.firmware {
+        suite.add_property(Property::new("firmware", format!("{} {} sha256:{}", fw.id, fw.version, fw.sha256)));
+    }
+    for t in &r.tests {
+        let status = match t.verdict {
+            Verdict::Pass => TestCaseStatus::success(),
+            v => {
+                let mut s = TestCaseStatus::non_success(NonSuccessKind::Failure);
+                let broken: Vec<String> = t
+                    .measurements
+                    .iter()
+                    .filter(|m| m.verdict != Verdict::Pass)
+                    .map(|m| {
+                        format!(
+                            "{} {}: measured {} ± {}, limit {}",
+                            m.criterion,
+                            m.verdict.word(),
+                            display_unit(m.value, &m.unit),
+                            display_unit(m.uncertainty, &m.unit),
+                            limit_text(&m.limit, &m.unit)
+                        )
+                    })
+                    .collect();
+                let text = t.message.clone().unwrap_or_else(|| broken.join("; "));
+                s.set_message(format!("{}: {text}", v.word()));
+                s.set_type(v.word());
+                s
+            }
+        };
+        let mut case = TestCase::new(t.name.clone(), status);
+        case.set_classname(format!("{}.{}", r.plan, r.dut));
+        for req in &t.requirements {
+            case.add_property(Property::new("requirement", req.clone()));
+        }
+        for m in &t.measurements {
+            let p = |k: &str, v: String| Property::new(format!("{}.{k}", m.criterion), v);
+            case.add_property(p("value", format!("{} {}", m.value, m.unit)));
+            case.add_property(p("uncertainty", format!("{} {}", m.uncertainty, m.unit)));
+            case.add_property(p("limit", limit_text(&m.limit, &m.unit)));
+            case.add_property(p("verdict", m.verdict.word().to_string()));
+            case.add_property(p("provenance", provenance_text(m)));
+        }
+        case.add_property(Property::new("decision_rule", format!("{:?}", r.decision_rule).to_lowercase()));
+        suite.add_test_case(case);
+    }
+    if r.outcome == Outcome::Aborted {
+        let cause = r.abort.as_ref().map(|a| a.cause.clone()).unwrap_or_default();
+        let mut s = TestCaseStatus::non_success(NonSuccessKind::Error);
+        s.set_message(format!("run aborted: {cause}; safe state reached: {}", r.safe_state_reached));
+        s.set_type("aborted");
+        suite.add_test_case(TestCase::new("run", s));
+    }
+    report.add_test_suite(suite);
+    report
+}
+
+fn provenance_text(m: &super::MeasurementResult) -> String {
+    let p = &m.provenance;
+    match &p.clause {
+        Some(c) => format!("{} {c} ({})", p.source, p.confidence),
+        None => format!("{} ({})", p.source, p.confidence),
+    }
+}
+
+/// A limit as text, e.g. `3.6000 V .. 3.7000 V` or `<= 3.000 s`.
+pub fn limit_text(l: &crate::verdict::Limit, unit: &str) -> String {
+    match (l.low, l.high) {
+        (Some(a), Some(b)) => format!("{} .. {}", display_unit(a, unit), display_unit(b, unit)),
+        (None, Some(b)) => format!("<= {}", display_unit(b, unit)),
+        (Some(a), None) => format!(">= {}", display_unit(a, unit)),
+        (None, None) => "none".into(),
+    }
+}
+
+/// Write `junit.xml` to `path`.
+pub fn write(r: &RunResults, path: &Path) -> std::io::Result<()> {
+    let xml = build(r).to_string().map_err(std::io::Error::other)?;
+    std::fs::write(path, xml)
+}

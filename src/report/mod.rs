@@ -1,0 +1,166 @@
+//! What a run writes: `results.json` (the model below), `junit.xml`, and the trace.
+
+pub mod junit;
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::plan::limits::Provenance;
+use crate::verdict::{DecisionRule, Limit, Verdict};
+
+/// Version of the results.json layout.
+pub const RESULTS_SCHEMA: &str = "hilrig.results/1";
+
+/// How the run ended as a whole.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// Every test passed.
+    Passed,
+    /// At least one test failed.
+    Failed,
+    /// No failure, but at least one inconclusive result.
+    Inconclusive,
+    /// The run stopped early (error, timeout, cancel, lost instrument).
+    Aborted,
+}
+
+impl Outcome {
+    /// Process exit code: 0 passed, 1 failed or inconclusive, 2 aborted.
+    pub fn exit_code(self) -> i32 {
+        match self {
+            Outcome::Passed => 0,
+            Outcome::Failed | Outcome::Inconclusive => 1,
+            Outcome::Aborted => 2,
+        }
+    }
+}
+
+/// The whole run.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunResults {
+    /// Layout version.
+    pub schema: String,
+    /// Run id (also the directory name).
+    pub run_id: String,
+    /// Plan id.
+    pub plan: String,
+    /// Plan title.
+    pub title: String,
+    /// Requirement references.
+    pub requirements: Vec<String>,
+    /// Station id.
+    pub station: String,
+    /// DUT fixture id.
+    pub dut: String,
+    /// Limit profile id.
+    pub limit_profile: String,
+    /// The decision rule used for every verdict.
+    pub decision_rule: DecisionRule,
+    /// Firmware the DUT ran, when known.
+    pub firmware: Option<FirmwareInfo>,
+    /// Wall time at the run clock's origin (RFC 3339, UTC): trace times count from here.
+    pub clock_anchor: String,
+    /// Run duration in seconds.
+    pub duration_s: f64,
+    /// Overall outcome.
+    pub outcome: Outcome,
+    /// Why the run stopped early, when it did.
+    pub abort: Option<Abort>,
+    /// Whether every safe-state action succeeded.
+    pub safe_state_reached: bool,
+    /// Each safe-state action and whether it succeeded.
+    pub safe_state: Vec<SafeStateAction>,
+    /// The tests, one entry per test and repeat.
+    pub tests: Vec<TestResult>,
+    /// Rows in trace.csv.
+    pub trace_rows: u64,
+}
+
+/// Firmware identity.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FirmwareInfo {
+    /// Image id.
+    pub id: String,
+    /// Version.
+    pub version: String,
+    /// SHA-256 of the image, hex.
+    pub sha256: String,
+}
+
+/// Why a run stopped early.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Abort {
+    /// What went wrong, in words.
+    pub cause: String,
+    /// The step running when it happened (`steps[2] trip "OV cell 5"`), when any.
+    pub during: Option<String>,
+    /// Seconds since the run's clock origin.
+    pub at_s: f64,
+}
+
+/// One action of the safe-state sequence.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SafeStateAction {
+    /// Instrument id.
+    pub instrument: String,
+    /// What was done.
+    pub action: String,
+    /// Whether it was done and confirmed.
+    pub ok: bool,
+    /// The error, when not.
+    pub error: Option<String>,
+}
+
+/// One test (one repeat of one trip step).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TestResult {
+    /// Name, unique within the run (`OV cell 5 #2`).
+    pub name: String,
+    /// Repeat number, from 1.
+    pub repeat: u32,
+    /// Verdict (worst of its measurements; fail when the test could not complete).
+    pub verdict: Verdict,
+    /// Requirement references (from the plan).
+    pub requirements: Vec<String>,
+    /// Measured values and their judgement.
+    pub measurements: Vec<MeasurementResult>,
+    /// Why the test failed without measurements, if it did.
+    pub message: Option<String>,
+    /// Seconds since the clock origin when the stimulus started.
+    pub started_s: f64,
+    /// Seconds since the clock origin when the detect condition was first observed.
+    pub detected_s: Option<f64>,
+}
+
+/// One measured value judged against one criterion.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MeasurementResult {
+    /// Criterion name in the limit profile.
+    pub criterion: String,
+    /// What was measured: `threshold`, `trip_time`, `stimulus_peak`.
+    pub quantity: String,
+    /// Measured value (SI unit).
+    pub value: f64,
+    /// Expanded uncertainty, half-width (same unit).
+    pub uncertainty: f64,
+    /// Unit.
+    pub unit: String,
+    /// Acceptance interval.
+    pub limit: Limit,
+    /// Verdict under the run's decision rule.
+    pub verdict: Verdict,
+    /// How the uncertainty was composed.
+    pub uncertainty_budget: String,
+    /// Where the criterion comes from.
+    pub provenance: Provenance,
+}
+
+impl RunResults {
+    /// Write `results.json` into `dir`.
+    pub fn write(&self, dir: &Path) -> std::io::Result<()> {
+        let text = serde_json::to_string_pretty(self).map_err(std::io::Error::other)?;
+        std::fs::write(dir.join("results.json"), text + "\n")
+    }
+}

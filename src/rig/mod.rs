@@ -1,0 +1,272 @@
+//! The bench description: station, instruments, buses, safety envelope, calibration.
+//!
+//! A rig file names endpoints only. `simulation:` marks a rig whose instruments are served
+//! by the built-in simulated bench; the command line starts that bench and replaces the
+//! `sim://NAME` addresses by the real loopback endpoints before the runner sees the rig.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::units::{Amps, Celsius, Seconds, Volts};
+
+/// A rig file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Rig {
+    /// Station id, recorded in every result.
+    pub station: String,
+    /// Present when the simulated bench serves this rig.
+    pub simulation: Option<Simulation>,
+    /// Instruments.
+    pub instruments: Vec<InstrumentConfig>,
+    /// CAN buses.
+    #[serde(default)]
+    pub buses: Vec<BusConfig>,
+    /// The safety envelope no command may leave.
+    pub envelope: Envelope,
+    /// How often instruments are sampled into the trace.
+    #[serde(default = "default_sample_period")]
+    pub sample_period: Seconds,
+    /// Calibration records: instrument serial -> due date (YYYY-MM-DD).
+    #[serde(default)]
+    pub calibration: BTreeMap<String, String>,
+}
+
+fn default_sample_period() -> Seconds {
+    Seconds(0.1)
+}
+
+/// What the simulated bench runs.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Simulation {
+    /// Firmware image for the simulated BMS, relative to the rig file.
+    pub firmware: PathBuf,
+}
+
+/// Instrument roles.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// Programmable DC supply (charges the pack).
+    Supply,
+    /// Electronic load (discharges the pack).
+    Load,
+    /// Cell simulator.
+    CellSim,
+    /// Thermal chamber.
+    Chamber,
+}
+
+/// One instrument.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InstrumentConfig {
+    /// Id used in plans and results.
+    pub id: String,
+    /// Role.
+    pub role: Role,
+    /// SCPI dialect id (SCPI instruments).
+    pub dialect: Option<String>,
+    /// Address such as `tcp://10.0.0.5:5025` (SCPI instruments).
+    pub address: Option<String>,
+    /// CAN bus id (CAN instruments).
+    pub bus: Option<String>,
+    /// Serial number, for the calibration record.
+    pub serial: Option<String>,
+    /// Query timeout.
+    #[serde(default = "default_timeout")]
+    pub timeout: Seconds,
+    /// CAN message mapping (cell simulators on CAN).
+    pub mapping: Option<CellSimMapping>,
+}
+
+fn default_timeout() -> Seconds {
+    Seconds(2.0)
+}
+
+/// How a CAN cell simulator's setpoints map onto DBC messages.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CellSimMapping {
+    /// DBC file, relative to the rig file.
+    pub dbc: PathBuf,
+    /// Message that sets one cell's voltage.
+    pub voltage_message: String,
+    /// Signal carrying the 1-based cell index.
+    pub index_signal: String,
+    /// Signal carrying the voltage.
+    pub voltage_signal: String,
+    /// Setpoint accuracy (enters the measurement uncertainty).
+    pub accuracy: Volts,
+    /// How often a ramp updates its setpoint.
+    pub update_period: Seconds,
+}
+
+/// CAN backends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Backend {
+    /// The in-process virtual bus.
+    Virtual,
+    /// Linux socketcan.
+    Socketcan,
+    /// SLCAN adapter on a serial port.
+    Slcan,
+}
+
+/// One CAN bus.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BusConfig {
+    /// Id used by instruments and the DUT.
+    pub id: String,
+    /// Backend.
+    pub backend: Backend,
+    /// Interface (`can0`), serial port, or virtual bus name.
+    pub interface: String,
+    /// Bit rate in bit/s.
+    pub bitrate: u32,
+    /// The BMS under test is on this bus.
+    #[serde(default)]
+    pub dut: bool,
+}
+
+impl BusConfig {
+    /// The endpoint string `can::open` understands.
+    pub fn endpoint(&self) -> String {
+        match self.backend {
+            Backend::Virtual => format!("virtual:{}", self.interface),
+            Backend::Socketcan => format!("socketcan:{}", self.interface),
+            Backend::Slcan => format!("slcan:{}", self.interface),
+        }
+    }
+}
+
+/// The safety envelope.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Envelope {
+    /// Highest supply voltage setpoint.
+    pub max_pack_voltage: Volts,
+    /// Highest supply current limit.
+    pub max_charge_current: Amps,
+    /// Highest load current.
+    pub max_discharge_current: Amps,
+    /// Lowest cell-simulator setpoint.
+    pub cell_voltage_min: Volts,
+    /// Highest cell-simulator setpoint.
+    pub cell_voltage_max: Volts,
+    /// Lowest temperature setpoint.
+    pub temperature_min: Celsius,
+    /// Highest temperature setpoint.
+    pub temperature_max: Celsius,
+}
+
+/// A command that would leave the envelope.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{what} {value} is outside the rig's safety envelope ({limit}); nothing was sent")]
+pub struct EnvelopeViolation {
+    /// What was commanded.
+    pub what: String,
+    /// The commanded value, formatted.
+    pub value: String,
+    /// The envelope bound, formatted.
+    pub limit: String,
+}
+
+impl Envelope {
+    fn check(what: &str, value: f64, min: f64, max: f64, dim: crate::units::Dimension) -> Result<(), EnvelopeViolation> {
+        use crate::units::display;
+        if value.is_finite() && value >= min && value <= max {
+            Ok(())
+        } else {
+            Err(EnvelopeViolation {
+                what: what.to_string(),
+                value: display(value, dim),
+                limit: format!("{} .. {}", display(min, dim), display(max, dim)),
+            })
+        }
+    }
+
+    /// Check a supply voltage setpoint.
+    pub fn check_supply_voltage(&self, v: f64) -> Result<(), EnvelopeViolation> {
+        Self::check("supply voltage", v, 0.0, self.max_pack_voltage.0, Volts::DIM)
+    }
+
+    /// Check a supply current limit.
+    pub fn check_supply_current(&self, a: f64) -> Result<(), EnvelopeViolation> {
+        Self::check("supply current", a, 0.0, self.max_charge_current.0, Amps::DIM)
+    }
+
+    /// Check a load current.
+    pub fn check_load_current(&self, a: f64) -> Result<(), EnvelopeViolation> {
+        Self::check("load current", a, 0.0, self.max_discharge_current.0, Amps::DIM)
+    }
+
+    /// Check a cell voltage setpoint.
+    pub fn check_cell_voltage(&self, v: f64) -> Result<(), EnvelopeViolation> {
+        Self::check("cell voltage", v, self.cell_voltage_min.0, self.cell_voltage_max.0, Volts::DIM)
+    }
+}
+
+impl Rig {
+    /// The instrument with a role (the first, when several).
+    pub fn instrument(&self, role: Role) -> Option<&InstrumentConfig> {
+        self.instruments.iter().find(|i| i.role == role)
+    }
+
+    /// The bus the DUT is on.
+    pub fn dut_bus(&self) -> Option<&BusConfig> {
+        self.buses.iter().find(|b| b.dut)
+    }
+
+    /// A bus by id.
+    pub fn bus(&self, id: &str) -> Option<&BusConfig> {
+        self.buses.iter().find(|b| b.id == id)
+    }
+
+    /// Replace simulated endpoints (`sim://supply`, virtual bus names) by real ones.
+    pub fn resolve_endpoints(&mut self, addresses: &BTreeMap<String, String>, buses: &BTreeMap<String, String>) {
+        for inst in &mut self.instruments {
+            if let Some(real) = inst.address.as_ref().and_then(|a| addresses.get(a)) {
+                inst.address = Some(real.clone());
+            }
+        }
+        for bus in &mut self.buses {
+            if let Some(real) = buses.get(&bus.interface) {
+                bus.interface = real.clone();
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn envelope() -> Envelope {
+        Envelope {
+            max_pack_voltage: Volts(60.0),
+            max_charge_current: Amps(20.0),
+            max_discharge_current: Amps(30.0),
+            cell_voltage_min: Volts(2.0),
+            cell_voltage_max: Volts(4.0),
+            temperature_min: Celsius(-20.0),
+            temperature_max: Celsius(70.0),
+        }
+    }
+
+    #[test]
+    fn envelope_names_the_bound() {
+        let e = envelope();
+        assert!(e.check_supply_voltage(58.4).is_ok());
+        let err = e.check_supply_voltage(61.0).unwrap_err().to_string();
+        assert!(err.contains("supply voltage 61.0000 V"), "{err}");
+        assert!(err.contains("60.0000 V"), "{err}");
+        assert!(e.check_cell_voltage(f64::NAN).is_err());
+        assert!(e.check_load_current(-1.0).is_err());
+    }
+}

@@ -1,0 +1,166 @@
+//! The run's one clock and the streamed trace (`trace.csv`).
+//!
+//! Every sample is one row `t_s,channel,value,unit`: seconds since the run's clock origin
+//! (a monotonic instant, anchored once to wall time in the results), the channel name, the
+//! value in SI units and the unit. Rows are written as they arrive and flushed at least
+//! every `FLUSH_EVERY` rows and at every step boundary, so an abort keeps what was recorded.
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
+
+use tokio::time::Instant;
+
+/// The run's clock: a monotonic origin and the wall time it corresponds to.
+#[derive(Debug, Clone, Copy)]
+pub struct Clock {
+    /// Monotonic origin.
+    pub origin: Instant,
+    /// Wall time at the origin.
+    pub wall: SystemTime,
+}
+
+impl Clock {
+    /// A clock starting now.
+    pub fn start() -> Self {
+        Self { origin: Instant::now(), wall: SystemTime::now() }
+    }
+
+    /// Seconds since the origin (negative before it).
+    pub fn t(&self, at: Instant) -> f64 {
+        if at >= self.origin {
+            (at - self.origin).as_secs_f64()
+        } else {
+            -(self.origin - at).as_secs_f64()
+        }
+    }
+
+    /// Seconds since the origin, now.
+    pub fn now(&self) -> f64 {
+        self.t(Instant::now())
+    }
+}
+
+const FLUSH_EVERY: usize = 256;
+
+struct Inner {
+    out: BufWriter<File>,
+    since_flush: usize,
+    rows: u64,
+    error: Option<String>,
+}
+
+/// The streaming trace writer, shared by every task of a run.
+#[derive(Clone)]
+pub struct Trace {
+    clock: Clock,
+    inner: Arc<Mutex<Inner>>,
+}
+
+impl Trace {
+    /// Create `path` and write the header.
+    pub fn create(path: &Path, clock: Clock) -> std::io::Result<Self> {
+        let mut out = BufWriter::new(File::create(path)?);
+        writeln!(out, "t_s,channel,value,unit")?;
+        out.flush()?;
+        Ok(Self { clock, inner: Arc::new(Mutex::new(Inner { out, since_flush: 0, rows: 0, error: None })) })
+    }
+
+    /// The run clock.
+    pub fn clock(&self) -> Clock {
+        self.clock
+    }
+
+    /// Append one sample.
+    pub fn record(&self, at: Instant, channel: &str, value: f64, unit: &str) {
+        let t = self.clock.t(at);
+        let mut g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let r = writeln!(g.out, "{t:.6},{channel},{value},{unit}");
+        g.rows += 1;
+        g.since_flush += 1;
+        let r = r.and_then(|_| if g.since_flush >= FLUSH_EVERY { g.out.flush() } else { Ok(()) });
+        if g.since_flush >= FLUSH_EVERY {
+            g.since_flush = 0;
+        }
+        if let Err(e) = r {
+            g.error.get_or_insert_with(|| e.to_string());
+        }
+    }
+
+    /// Flush what is buffered.
+    pub fn flush(&self) {
+        let mut g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        g.since_flush = 0;
+        if let Err(e) = g.out.flush() {
+            g.error.get_or_insert_with(|| e.to_string());
+        }
+    }
+
+    /// Rows written so far.
+    pub fn rows(&self) -> u64 {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner()).rows
+    }
+
+    /// The first write error, if any.
+    pub fn error(&self) -> Option<String> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner()).error.clone()
+    }
+}
+
+/// RFC 3339 UTC text for a wall time (second resolution plus milliseconds).
+pub fn rfc3339(t: SystemTime) -> String {
+    let d = t.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
+    let secs = d.as_secs() as i64;
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Civil date from days since 1970-01-01 (H. Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = if month <= 2 { y + 1 } else { y };
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
+        rem / 3600,
+        (rem % 3600) / 60,
+        rem % 60,
+        d.subsec_millis()
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn rfc3339_known_instants() {
+        assert_eq!(rfc3339(SystemTime::UNIX_EPOCH), "1970-01-01T00:00:00.000Z");
+        let t = SystemTime::UNIX_EPOCH + Duration::from_millis(1_700_000_000_123);
+        assert_eq!(rfc3339(t), "2023-11-14T22:13:20.123Z");
+        let leap = SystemTime::UNIX_EPOCH + Duration::from_secs(951_782_400); // 2000-02-29
+        assert_eq!(rfc3339(leap), "2000-02-29T00:00:00.000Z");
+    }
+
+    #[tokio::test]
+    async fn trace_rows_are_on_disk_after_flush() {
+        let dir = std::env::temp_dir().join(format!("hilrig-trace-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("trace.csv");
+        let trace = Trace::create(&path, Clock::start()).unwrap();
+        trace.record(Instant::now(), "supply.v", 52.8, "V");
+        trace.flush();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let mut lines = text.lines();
+        assert_eq!(lines.next(), Some("t_s,channel,value,unit"));
+        assert!(lines.next().unwrap().ends_with(",supply.v,52.8,V"));
+        assert_eq!(trace.rows(), 1);
+        std::fs::remove_dir_all(dir).ok();
+    }
+}
