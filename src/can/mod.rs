@@ -3,6 +3,7 @@
 //! A bus is a handle that sends frames and hands out receivers of timestamped frames.
 //! Backends pump frames on their own tasks, so the runner never blocks on one bus.
 
+pub mod log;
 pub mod virtual_bus;
 
 use std::future::Future;

@@ -1,1 +1,113 @@
 //! DBC model and signal codec.
+//!
+//! DBC text is parsed with the `can-dbc` crate and converted into the typed model of this
+//! module ([`Dbc`], [`Message`], [`Signal`]); encoding and decoding frames is done here.
+//! Loading checks every signal's layout against its frame, so the codec never reads or
+//! writes outside a frame of the message's size. Errors in the text carry file:line:column.
+
+mod codec;
+mod error;
+mod load;
+mod model;
+
+use std::collections::HashMap;
+use std::path::Path;
+
+pub use error::{DbcError, Location};
+pub use model::{ByteOrder, Decoded, Message, Multiplex, Signal, ValueType};
+
+/// A loaded DBC file: its messages, indexed by id and by name.
+#[derive(Debug, Clone)]
+pub struct Dbc {
+    origin: String,
+    messages: Vec<Message>,
+    by_id: HashMap<(u32, bool), usize>,
+    by_name: HashMap<String, usize>,
+    notes: Vec<String>,
+}
+
+impl Dbc {
+    /// Read and parse a DBC file (UTF-8, or Windows-1252 as written by many DBC editors).
+    pub fn from_file(path: &Path) -> Result<Dbc, DbcError> {
+        let bytes = std::fs::read(path).map_err(|source| DbcError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let origin = path.display().to_string();
+        match String::from_utf8(bytes) {
+            Ok(text) => Self::parse(&text, &origin),
+            Err(e) => {
+                let text =
+                    can_dbc::decode_cp1252(e.as_bytes()).ok_or_else(|| DbcError::NotText {
+                        path: path.to_path_buf(),
+                    })?;
+                let mut dbc = Self::parse(&text, &origin)?;
+                dbc.notes.insert(
+                    0,
+                    format!("{origin}: read as Windows-1252 (not valid UTF-8)"),
+                );
+                Ok(dbc)
+            }
+        }
+    }
+
+    /// Parse DBC text; `origin` (usually the file name) is used in error locations.
+    pub fn parse(text: &str, origin: &str) -> Result<Dbc, DbcError> {
+        let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+        let (messages, notes) = load::load(text, origin)?;
+        let by_id = messages
+            .iter()
+            .enumerate()
+            .map(|(i, m)| ((m.id, m.extended), i))
+            .collect();
+        let by_name = messages
+            .iter()
+            .enumerate()
+            .map(|(i, m)| (m.name.clone(), i))
+            .collect();
+        Ok(Dbc {
+            origin: origin.to_string(),
+            messages,
+            by_id,
+            by_name,
+            notes,
+        })
+    }
+
+    /// Where the DBC text came from (file name).
+    pub fn origin(&self) -> &str {
+        &self.origin
+    }
+
+    /// All messages, in file order.
+    pub fn messages(&self) -> &[Message] {
+        &self.messages
+    }
+
+    /// The message with this name.
+    pub fn message(&self, name: &str) -> Option<&Message> {
+        self.by_name.get(name).and_then(|&i| self.messages.get(i))
+    }
+
+    /// The message with this CAN id (without the DBC extended flag).
+    pub fn message_by_id(&self, id: u32, extended: bool) -> Option<&Message> {
+        self.by_id
+            .get(&(id, extended))
+            .and_then(|&i| self.messages.get(i))
+    }
+
+    /// Find "Message.Signal"
+    pub fn signal(&self, path: &str) -> Option<(&Message, &Signal)> {
+        let (message, signal) = path.split_once('.')?;
+        let message = self.message(message)?;
+        Some((message, message.signal(signal)?))
+    }
+
+    /// What loading skipped or read differently (dangling references, pseudo-messages).
+    pub fn notes(&self) -> &[String] {
+        &self.notes
+    }
+}
+
+#[cfg(test)]
+mod tests;
