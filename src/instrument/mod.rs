@@ -1,1 +1,74 @@
 //! Instrument traits and their SCPI- and CAN-backed implementations.
+//!
+//! The runner talks to [`Supply`] and [`Load`] only; [`ScpiSupply`] and [`ScpiLoad`] drive
+//! real (or simulated) SCPI instruments through a [`Dialect`](crate::scpi::Dialect).
+//! Settings are not checked against the rig's safety envelope here: the runner does that
+//! before calling.
+
+pub mod cellsim;
+mod error;
+mod scpi;
+
+pub use error::InstrumentError;
+pub use scpi::{ScpiLoad, ScpiSupply};
+
+use crate::scpi::Dialect;
+
+/// One voltage and current reading.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Measurement {
+    /// Terminal voltage in volts.
+    pub voltage: f64,
+    /// Current in amperes (supply: delivered; load: sunk).
+    pub current: f64,
+}
+
+/// A programmable DC supply.
+#[async_trait::async_trait]
+pub trait Supply: Send {
+    /// The instrument id from the rig file.
+    fn id(&self) -> &str;
+    /// The dialect it speaks.
+    fn dialect(&self) -> &Dialect;
+    /// The instrument's `*IDN?` reply.
+    async fn identify(&mut self) -> Result<String, InstrumentError>;
+    /// Program the output voltage (V).
+    async fn set_voltage(&mut self, v: f64) -> Result<(), InstrumentError>;
+    /// Program the current limit (A).
+    async fn set_current(&mut self, a: f64) -> Result<(), InstrumentError>;
+    /// Switch the output on or off.
+    async fn set_output(&mut self, on: bool) -> Result<(), InstrumentError>;
+    /// Whether the output is on.
+    async fn output(&mut self) -> Result<bool, InstrumentError>;
+    /// Read terminal voltage and output current.
+    async fn measure(&mut self) -> Result<Measurement, InstrumentError>;
+    /// Program over-voltage (V) and over-current (A) protection.
+    async fn program_protection(
+        &mut self,
+        ovp_volts: f64,
+        ocp_amps: f64,
+    ) -> Result<(), InstrumentError>;
+    /// Read the instrument's error queue; the first error found is returned.
+    async fn check_errors(&mut self) -> Result<(), InstrumentError>;
+}
+
+/// An electronic load in constant-current mode.
+#[async_trait::async_trait]
+pub trait Load: Send {
+    /// The instrument id from the rig file.
+    fn id(&self) -> &str;
+    /// The dialect it speaks.
+    fn dialect(&self) -> &Dialect;
+    /// The instrument's `*IDN?` reply.
+    async fn identify(&mut self) -> Result<String, InstrumentError>;
+    /// Program the sink current (A).
+    async fn set_current(&mut self, a: f64) -> Result<(), InstrumentError>;
+    /// Switch the input on or off.
+    async fn set_input(&mut self, on: bool) -> Result<(), InstrumentError>;
+    /// Whether the input is on.
+    async fn input(&mut self) -> Result<bool, InstrumentError>;
+    /// Read terminal voltage and sunk current.
+    async fn measure(&mut self) -> Result<Measurement, InstrumentError>;
+    /// Read the instrument's error queue; the first error found is returned.
+    async fn check_errors(&mut self) -> Result<(), InstrumentError>;
+}

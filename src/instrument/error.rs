@@ -1,0 +1,92 @@
+//! The error type of the instrument layer.
+
+use crate::scpi::ScpiError;
+
+/// An instrument operation failed; every variant names the instrument.
+#[derive(Debug, thiserror::Error)]
+pub enum InstrumentError {
+    /// The SCPI exchange failed (connection, timeout, reply, or the instrument's own error).
+    #[error("instrument `{id}`: {error}")]
+    Scpi {
+        /// Instrument id from the rig file.
+        id: String,
+        /// What went wrong on the wire.
+        error: ScpiError,
+    },
+    /// The dialect has no command for this operation.
+    #[error(
+        "instrument `{id}`: dialect `{dialect}` has no `commands.{command}`; add it to the \
+         dialect file or do not use this operation with this instrument"
+    )]
+    Unsupported {
+        /// Instrument id from the rig file.
+        id: String,
+        /// Dialect id.
+        dialect: String,
+        /// The missing command template.
+        command: &'static str,
+    },
+    /// A setting was NaN or infinite; nothing was sent.
+    #[error("instrument `{id}`: {what} = {value} is not a finite number; nothing was sent")]
+    NotFinite {
+        /// Instrument id from the rig file.
+        id: String,
+        /// Which setting.
+        what: &'static str,
+        /// The value given.
+        value: f64,
+    },
+    /// The dialect is for another kind of instrument.
+    #[error(
+        "instrument `{id}`: dialect `{dialect}` is for a {actual}, but it is used as a \
+         {expected}; give this instrument a {expected} dialect in the rig file"
+    )]
+    WrongRole {
+        /// Instrument id from the rig file.
+        id: String,
+        /// Dialect id.
+        dialect: String,
+        /// The dialect's role.
+        actual: crate::scpi::Role,
+        /// The role it was used in.
+        expected: crate::scpi::Role,
+    },
+    /// `*IDN?` names a different maker or model than the dialect.
+    #[error(
+        "instrument `{id}`: answers `*IDN?` with {idn:?}, but dialect `{dialect}` is for \
+         {maker} {model}; check the address and the dialect in the rig file"
+    )]
+    WrongIdentity {
+        /// Instrument id from the rig file.
+        id: String,
+        /// Dialect id.
+        dialect: String,
+        /// Maker the dialect expects.
+        maker: String,
+        /// Model the dialect expects.
+        model: String,
+        /// What the instrument said.
+        idn: String,
+    },
+}
+
+impl InstrumentError {
+    /// The SCPI error underneath, if any.
+    pub fn scpi(&self) -> Option<&ScpiError> {
+        match self {
+            InstrumentError::Scpi { error, .. } => Some(error),
+            _ => None,
+        }
+    }
+
+    /// The instrument id this error is about.
+    pub fn instrument_id(&self) -> &str {
+        match self {
+            InstrumentError::Scpi { id, .. }
+            | InstrumentError::Unsupported { id, .. }
+            | InstrumentError::NotFinite { id, .. }
+            | InstrumentError::WrongRole { id, .. }
+            | InstrumentError::WrongIdentity { id, .. } => id,
+        }
+    }
+}

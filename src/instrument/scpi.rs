@@ -1,0 +1,656 @@
+//! Supplies and loads driven over SCPI, with everything model-specific taken from a dialect.
+
+use std::time::Duration;
+
+use super::{InstrumentError, Load, Measurement, Supply};
+use crate::scpi::reply::{parse_bool, parse_quantity, split_fields, unquote};
+use crate::scpi::{render, Address, Client, Dialect, Role, ScpiError, Transport};
+
+/// What a SCPI supply and a SCPI load share: id, dialect, client and channel.
+struct Core {
+    id: String,
+    dialect: Dialect,
+    client: Client,
+    channel: u32,
+}
+
+impl Core {
+    /// Connect to `address` (the dialect's port fills in a missing one).
+    async fn connect(
+        id: &str,
+        address: &str,
+        dialect: Dialect,
+        timeout: Duration,
+        role: Role,
+    ) -> Result<Self, InstrumentError> {
+        check_role(id, &dialect, role)?;
+        let scpi = |error| InstrumentError::Scpi {
+            id: id.to_string(),
+            error,
+        };
+        let address = Address::parse(address, Some(dialect.default_port)).map_err(scpi)?;
+        let transport = crate::scpi::connect_address(&address, timeout)
+            .await
+            .map_err(scpi)?;
+        Self::open(id, transport, dialect, timeout, role).await
+    }
+
+    /// Take over an open transport and send the dialect's connect sequence.
+    async fn open(
+        id: &str,
+        transport: Box<dyn Transport>,
+        dialect: Dialect,
+        timeout: Duration,
+        role: Role,
+    ) -> Result<Self, InstrumentError> {
+        check_role(id, &dialect, role)?;
+        let client = Client::new(transport, dialect.client_options(timeout))
+            .with_error_query(&dialect.error_query);
+        let mut core = Core {
+            id: id.to_string(),
+            dialect,
+            client,
+            channel: 1,
+        };
+        for command in core.dialect.on_connect.clone() {
+            let command = render(&command, None, core.channel);
+            core.client
+                .write_checked(&command)
+                .await
+                .map_err(|e| core.err(e))?;
+        }
+        Ok(core)
+    }
+
+    fn err(&self, error: ScpiError) -> InstrumentError {
+        InstrumentError::Scpi {
+            id: self.id.clone(),
+            error,
+        }
+    }
+
+    /// The template `name`, or `Unsupported` when the dialect lacks it.
+    fn template(
+        &self,
+        name: &'static str,
+        template: fn(&Dialect) -> &Option<String>,
+    ) -> Result<String, InstrumentError> {
+        template(&self.dialect)
+            .clone()
+            .ok_or_else(|| InstrumentError::Unsupported {
+                id: self.id.clone(),
+                dialect: self.dialect.id.clone(),
+                command: name,
+            })
+    }
+
+    /// Send a setting and check the error queue.
+    async fn set(
+        &mut self,
+        name: &'static str,
+        template: fn(&Dialect) -> &Option<String>,
+        value: f64,
+    ) -> Result<(), InstrumentError> {
+        if !value.is_finite() {
+            return Err(InstrumentError::NotFinite {
+                id: self.id.clone(),
+                what: name,
+                value,
+            });
+        }
+        let command = render(&self.template(name, template)?, Some(value), self.channel);
+        self.client
+            .write_checked(&command)
+            .await
+            .map_err(|e| self.err(e))
+    }
+
+    /// Send a command without a value and check the error queue.
+    async fn command(
+        &mut self,
+        name: &'static str,
+        template: fn(&Dialect) -> &Option<String>,
+    ) -> Result<(), InstrumentError> {
+        let command = render(&self.template(name, template)?, None, self.channel);
+        self.client
+            .write_checked(&command)
+            .await
+            .map_err(|e| self.err(e))
+    }
+
+    async fn check_errors(&mut self) -> Result<(), InstrumentError> {
+        self.client.drain_errors().await.map_err(|e| self.err(e))
+    }
+
+    async fn query(&mut self, command: &str) -> Result<String, InstrumentError> {
+        self.client.query(command).await.map_err(|e| self.err(e))
+    }
+
+    async fn identify(&mut self) -> Result<String, InstrumentError> {
+        Ok(self.query("*IDN?").await?.trim().to_string())
+    }
+
+    async fn verify_identity(&mut self) -> Result<String, InstrumentError> {
+        let idn = self.identify().await?;
+        if self.dialect.matches_identity(&idn) {
+            Ok(idn)
+        } else {
+            Err(InstrumentError::WrongIdentity {
+                id: self.id.clone(),
+                dialect: self.dialect.id.clone(),
+                maker: self.dialect.maker.clone(),
+                model: self.dialect.model.clone(),
+                idn,
+            })
+        }
+    }
+
+    async fn enabled(&mut self) -> Result<bool, InstrumentError> {
+        let command = render(
+            &self.template("output_query", |d| &d.commands.output_query)?,
+            None,
+            self.channel,
+        );
+        let reply = self.query(&command).await?;
+        parse_bool(&reply)
+            .map_err(|reason| self.err(ScpiError::bad_reply(&command, &reply, reason)))
+    }
+
+    async fn set_enabled(&mut self, on: bool) -> Result<(), InstrumentError> {
+        if on {
+            self.command("output_on", |d| &d.commands.output_on).await
+        } else {
+            self.command("output_off", |d| &d.commands.output_off).await
+        }
+    }
+
+    async fn measure(&mut self) -> Result<Measurement, InstrumentError> {
+        if let (Some(template), Some(fields)) = (
+            self.dialect.commands.measure_all.clone(),
+            self.dialect.replies.measure_all,
+        ) {
+            let command = render(&template, None, self.channel);
+            let reply = self.query(&command).await?;
+            let body = unquote(reply.trim());
+            let parts = split_fields(&body);
+            let field = |index: usize, unit: &str| -> Result<f64, String> {
+                let text = parts.get(index).ok_or_else(|| {
+                    format!("expected at least {} comma-separated fields", index + 1)
+                })?;
+                parse_quantity(text, Some(unit)).map(|q| q.value)
+            };
+            let measured =
+                field(fields.voltage, "V").and_then(|v| Ok((v, field(fields.current, "A")?)));
+            return match measured {
+                Ok((voltage, current)) => Ok(Measurement { voltage, current }),
+                Err(reason) => Err(self.err(ScpiError::bad_reply(&command, &reply, reason))),
+            };
+        }
+        let voltage = self
+            .measure_one("measure_voltage", |d| &d.commands.measure_voltage, "V")
+            .await?;
+        let current = self
+            .measure_one("measure_current", |d| &d.commands.measure_current, "A")
+            .await?;
+        Ok(Measurement { voltage, current })
+    }
+
+    async fn measure_one(
+        &mut self,
+        name: &'static str,
+        template: fn(&Dialect) -> &Option<String>,
+        unit: &str,
+    ) -> Result<f64, InstrumentError> {
+        let command = render(&self.template(name, template)?, None, self.channel);
+        let reply = self.query(&command).await?;
+        parse_quantity(&reply, Some(unit))
+            .map(|q| q.value)
+            .map_err(|reason| self.err(ScpiError::bad_reply(&command, &reply, reason)))
+    }
+}
+
+fn check_role(id: &str, dialect: &Dialect, expected: Role) -> Result<(), InstrumentError> {
+    if dialect.role == expected {
+        Ok(())
+    } else {
+        Err(InstrumentError::WrongRole {
+            id: id.to_string(),
+            dialect: dialect.id.clone(),
+            actual: dialect.role,
+            expected,
+        })
+    }
+}
+
+/// A DC supply driven over SCPI.
+pub struct ScpiSupply {
+    core: Core,
+}
+
+impl std::fmt::Debug for ScpiSupply {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ScpiSupply")
+            .field("id", &self.core.id)
+            .field("dialect", &self.core.dialect.id)
+            .finish()
+    }
+}
+
+impl ScpiSupply {
+    /// Connect to `address` (e.g. `tcp://10.0.0.5:5025`) and send the dialect's connect sequence.
+    pub async fn connect(
+        id: &str,
+        address: &str,
+        dialect: Dialect,
+        timeout: Duration,
+    ) -> Result<Self, InstrumentError> {
+        Ok(Self {
+            core: Core::connect(id, address, dialect, timeout, Role::Supply).await?,
+        })
+    }
+
+    /// Use an open transport (e.g. an in-memory pipe) and send the dialect's connect sequence.
+    pub async fn open(
+        id: &str,
+        transport: Box<dyn Transport>,
+        dialect: Dialect,
+        timeout: Duration,
+    ) -> Result<Self, InstrumentError> {
+        Ok(Self {
+            core: Core::open(id, transport, dialect, timeout, Role::Supply).await?,
+        })
+    }
+
+    /// Address channel `channel` (the `{ch}` in templates; 1 unless set).
+    pub fn with_channel(mut self, channel: u32) -> Self {
+        self.core.channel = channel;
+        self
+    }
+
+    /// Check that `*IDN?` names the dialect's maker and model; returns the reply.
+    pub async fn verify_identity(&mut self) -> Result<String, InstrumentError> {
+        self.core.verify_identity().await
+    }
+
+    /// Clear a latched OVP/OCP trip.
+    pub async fn clear_protection(&mut self) -> Result<(), InstrumentError> {
+        self.core
+            .command("clear_protection", |d| &d.commands.clear_protection)
+            .await
+    }
+
+    /// The SCPI client, for raw commands (e.g. `hilrig instruments scpi`).
+    pub fn client(&mut self) -> &mut Client {
+        &mut self.core.client
+    }
+}
+
+#[async_trait::async_trait]
+impl Supply for ScpiSupply {
+    fn id(&self) -> &str {
+        &self.core.id
+    }
+
+    fn dialect(&self) -> &Dialect {
+        &self.core.dialect
+    }
+
+    async fn identify(&mut self) -> Result<String, InstrumentError> {
+        self.core.identify().await
+    }
+
+    async fn check_errors(&mut self) -> Result<(), InstrumentError> {
+        self.core.check_errors().await
+    }
+
+    async fn set_voltage(&mut self, v: f64) -> Result<(), InstrumentError> {
+        self.core
+            .set("set_voltage", |d| &d.commands.set_voltage, v)
+            .await
+    }
+
+    async fn set_current(&mut self, a: f64) -> Result<(), InstrumentError> {
+        self.core
+            .set("set_current", |d| &d.commands.set_current, a)
+            .await
+    }
+
+    async fn set_output(&mut self, on: bool) -> Result<(), InstrumentError> {
+        self.core.set_enabled(on).await
+    }
+
+    async fn output(&mut self) -> Result<bool, InstrumentError> {
+        self.core.enabled().await
+    }
+
+    async fn measure(&mut self) -> Result<Measurement, InstrumentError> {
+        self.core.measure().await
+    }
+
+    async fn program_protection(
+        &mut self,
+        ovp_volts: f64,
+        ocp_amps: f64,
+    ) -> Result<(), InstrumentError> {
+        self.core
+            .set("set_ovp", |d| &d.commands.set_ovp, ovp_volts)
+            .await?;
+        self.core
+            .set("set_ocp", |d| &d.commands.set_ocp, ocp_amps)
+            .await
+    }
+}
+
+/// An electronic load driven over SCPI.
+pub struct ScpiLoad {
+    core: Core,
+}
+
+impl std::fmt::Debug for ScpiLoad {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ScpiLoad")
+            .field("id", &self.core.id)
+            .field("dialect", &self.core.dialect.id)
+            .finish()
+    }
+}
+
+impl ScpiLoad {
+    /// Connect to `address` (e.g. `tcp://10.0.0.6:5555`) and send the dialect's connect sequence.
+    pub async fn connect(
+        id: &str,
+        address: &str,
+        dialect: Dialect,
+        timeout: Duration,
+    ) -> Result<Self, InstrumentError> {
+        Ok(Self {
+            core: Core::connect(id, address, dialect, timeout, Role::Load).await?,
+        })
+    }
+
+    /// Use an open transport (e.g. an in-memory pipe) and send the dialect's connect sequence.
+    pub async fn open(
+        id: &str,
+        transport: Box<dyn Transport>,
+        dialect: Dialect,
+        timeout: Duration,
+    ) -> Result<Self, InstrumentError> {
+        Ok(Self {
+            core: Core::open(id, transport, dialect, timeout, Role::Load).await?,
+        })
+    }
+
+    /// Address channel `channel` (the `{ch}` in templates; 1 unless set).
+    pub fn with_channel(mut self, channel: u32) -> Self {
+        self.core.channel = channel;
+        self
+    }
+
+    /// Check that `*IDN?` names the dialect's maker and model; returns the reply.
+    pub async fn verify_identity(&mut self) -> Result<String, InstrumentError> {
+        self.core.verify_identity().await
+    }
+
+    /// The SCPI client, for raw commands (e.g. `hilrig instruments scpi`).
+    pub fn client(&mut self) -> &mut Client {
+        &mut self.core.client
+    }
+}
+
+#[async_trait::async_trait]
+impl Load for ScpiLoad {
+    fn id(&self) -> &str {
+        &self.core.id
+    }
+
+    fn dialect(&self) -> &Dialect {
+        &self.core.dialect
+    }
+
+    async fn identify(&mut self) -> Result<String, InstrumentError> {
+        self.core.identify().await
+    }
+
+    async fn check_errors(&mut self) -> Result<(), InstrumentError> {
+        self.core.check_errors().await
+    }
+
+    async fn set_current(&mut self, a: f64) -> Result<(), InstrumentError> {
+        self.core
+            .set("set_current", |d| &d.commands.set_current, a)
+            .await
+    }
+
+    async fn set_input(&mut self, on: bool) -> Result<(), InstrumentError> {
+        self.core.set_enabled(on).await
+    }
+
+    async fn input(&mut self) -> Result<bool, InstrumentError> {
+        self.core.enabled().await
+    }
+
+    async fn measure(&mut self) -> Result<Measurement, InstrumentError> {
+        self.core.measure().await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scpi::builtin_dialect;
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+
+    /// A scripted instrument on an in-memory pipe: answers queries from `answer`, and
+    /// `0,"No error"` to every error-queue read. Returns the lines it received.
+    fn fake(
+        answer: fn(&str) -> Option<String>,
+    ) -> (Box<dyn Transport>, tokio::task::JoinHandle<Vec<String>>) {
+        let (near, far) = tokio::io::duplex(1 << 16);
+        let task = tokio::spawn(async move {
+            let (read, mut write) = tokio::io::split(far);
+            let mut lines = BufReader::new(read).lines();
+            let mut seen = Vec::new();
+            while let Ok(Some(line)) = lines.next_line().await {
+                let reply = if line.ends_with("SYST:ERR?") {
+                    Some("0,\"No error\"".to_string())
+                } else {
+                    answer(&line)
+                };
+                seen.push(line);
+                if let Some(reply) = reply {
+                    if write
+                        .write_all(format!("{reply}\n").as_bytes())
+                        .await
+                        .is_err()
+                    {
+                        break;
+                    }
+                }
+            }
+            seen
+        });
+        (Box::new(near), task)
+    }
+
+    const T: Duration = Duration::from_millis(300);
+
+    #[tokio::test]
+    async fn ea_supply_sends_the_dialect_commands() {
+        let (transport, task) = fake(|line| match line {
+            "MEAS:ARR?" => Some("48.00 V, 10.00 A, 480.0 W".into()),
+            "OUTP?" => Some("ON".into()),
+            _ => None,
+        });
+        let dialect = builtin_dialect("ea-psb").unwrap();
+        let mut psu = ScpiSupply::open("psu", transport, dialect, T)
+            .await
+            .unwrap();
+        psu.set_voltage(58.4).await.unwrap();
+        psu.set_current(10.0).await.unwrap();
+        psu.program_protection(60.0, 12.0).await.unwrap();
+        psu.set_output(true).await.unwrap();
+        assert!(psu.output().await.unwrap());
+        assert_eq!(
+            psu.measure().await.unwrap(),
+            Measurement {
+                voltage: 48.0,
+                current: 10.0
+            }
+        );
+        drop(psu);
+        let sent: Vec<String> = task
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|l| l != "SYST:ERR?")
+            .collect();
+        assert_eq!(
+            sent,
+            [
+                "*CLS",
+                "SYST:LOCK 1",
+                "SOUR:VOLT 58.4",
+                "SOUR:CURR 10",
+                "SOUR:VOLT:PROT 60",
+                "SOUR:CURR:PROT 12",
+                "OUTP ON",
+                "OUTP?",
+                "MEAS:ARR?"
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn rigol_load_measures_with_two_queries() {
+        let (transport, task) = fake(|line| match line {
+            ":MEAS:VOLT?" => Some("5.280000E+01".into()),
+            ":MEAS:CURR?" => Some("2.000000E+00".into()),
+            ":SOUR:INP:STAT?" => Some("0".into()),
+            _ => None,
+        });
+        let mut load = ScpiLoad::open(
+            "load",
+            transport,
+            builtin_dialect("rigol-dl3000").unwrap(),
+            T,
+        )
+        .await
+        .unwrap();
+        load.set_current(2.0).await.unwrap();
+        assert!(!load.input().await.unwrap());
+        assert_eq!(
+            load.measure().await.unwrap(),
+            Measurement {
+                voltage: 52.8,
+                current: 2.0
+            }
+        );
+        drop(load);
+        let sent = task.await.unwrap();
+        assert_eq!(
+            &sent[..4],
+            ["*CLS", ":SYST:ERR?", ":SOUR:FUNC CURR", ":SYST:ERR?"]
+        );
+        assert!(sent.contains(&":SOUR:CURR 2".to_string()));
+    }
+
+    #[tokio::test]
+    async fn measure_array_with_the_wrong_units_is_a_bad_reply() {
+        let (transport, _task) =
+            fake(|line| (line == "MEAS:ARR?").then(|| "10.00 A, 48.00 V, 480.0 W".into()));
+        let mut psu = ScpiSupply::open("psu", transport, builtin_dialect("ea-psb").unwrap(), T)
+            .await
+            .unwrap();
+        let error = psu.measure().await.unwrap_err();
+        let message = error.to_string();
+        assert!(
+            matches!(error.scpi(), Some(ScpiError::BadReply { .. })),
+            "{message}"
+        );
+        assert!(message.starts_with("instrument `psu`: "), "{message}");
+        assert!(message.contains("expected a value in V"), "{message}");
+    }
+
+    #[tokio::test]
+    async fn non_finite_settings_are_not_sent() {
+        let (transport, task) = fake(|_| None);
+        let mut psu = ScpiSupply::open("psu", transport, builtin_dialect("ea-psb").unwrap(), T)
+            .await
+            .unwrap();
+        let error = psu.set_voltage(f64::NAN).await.unwrap_err();
+        assert!(
+            matches!(
+                error,
+                InstrumentError::NotFinite {
+                    what: "set_voltage",
+                    ..
+                }
+            ),
+            "{error}"
+        );
+        drop(psu);
+        assert!(!task
+            .await
+            .unwrap()
+            .iter()
+            .any(|l| l.starts_with("SOUR:VOLT")));
+    }
+
+    #[tokio::test]
+    async fn a_load_dialect_cannot_drive_a_supply() {
+        let (transport, _task) = fake(|_| None);
+        let error = ScpiSupply::open(
+            "psu",
+            transport,
+            builtin_dialect("rigol-dl3000").unwrap(),
+            T,
+        )
+        .await
+        .unwrap_err();
+        assert!(
+            matches!(error, InstrumentError::WrongRole { .. }),
+            "{error}"
+        );
+        assert!(
+            error
+                .to_string()
+                .contains("give this instrument a supply dialect"),
+            "{error}"
+        );
+    }
+
+    #[tokio::test]
+    async fn identity_is_checked_against_the_dialect() {
+        let (transport, _task) =
+            fake(|line| (line == "*IDN?").then(|| "RIGOL TECHNOLOGIES,DP832,X,1".into()));
+        let mut psu = ScpiSupply::open("psu", transport, builtin_dialect("ea-psb").unwrap(), T)
+            .await
+            .unwrap();
+        let error = psu.verify_identity().await.unwrap_err();
+        assert!(
+            matches!(error, InstrumentError::WrongIdentity { .. }),
+            "{error}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_missing_template_is_unsupported() {
+        let (transport, _task) = fake(|_| None);
+        let mut dialect = builtin_dialect("ea-psb").unwrap();
+        dialect.commands.set_ocp = None;
+        let mut psu = ScpiSupply::open("psu", transport, dialect, T)
+            .await
+            .unwrap();
+        let error = psu.program_protection(60.0, 12.0).await.unwrap_err();
+        assert!(
+            matches!(
+                error,
+                InstrumentError::Unsupported {
+                    command: "set_ocp",
+                    ..
+                }
+            ),
+            "{error}"
+        );
+    }
+}

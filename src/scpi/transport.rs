@@ -1,0 +1,227 @@
+//! Byte-stream transports to instruments and the addresses that name them.
+
+use std::fmt;
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpStream;
+
+use super::ScpiError;
+
+/// A byte stream to an instrument (TCP socket, serial port, in-memory pipe, ...).
+pub trait Transport: AsyncRead + AsyncWrite + Unpin + Send {}
+
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Transport for T {}
+
+/// Schemes that are known but not available in this build, with the advice to give.
+const PLANNED_SCHEMES: &[(&str, &str)] = &[
+    (
+        "serial",
+        "serial transports are not available yet; use a serial-to-LAN adapter and tcp://host:port",
+    ),
+    (
+        "vxi11",
+        "VXI-11 is not available yet; use the instrument's raw socket port (tcp://host:5025)",
+    ),
+    (
+        "hislip",
+        "HiSLIP is not available yet; use the instrument's raw socket port (tcp://host:5025)",
+    ),
+    (
+        "usbtmc",
+        "USBTMC is not available yet; use the instrument's LAN port (tcp://host:port)",
+    ),
+];
+
+/// A parsed instrument address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Address {
+    /// Raw SCPI socket: `tcp://host:port` (IPv6 hosts in brackets: `tcp://[::1]:5025`).
+    Tcp {
+        /// Host name or IP address (without brackets).
+        host: String,
+        /// TCP port.
+        port: u16,
+    },
+}
+
+impl Address {
+    /// Parse `address`; `default_port` fills in a missing TCP port (e.g. the dialect's).
+    pub fn parse(address: &str, default_port: Option<u16>) -> Result<Self, ScpiError> {
+        let bad = |reason: String| ScpiError::BadAddress {
+            address: address.to_string(),
+            reason,
+        };
+        let Some((scheme, rest)) = address.split_once("://") else {
+            return Err(bad(
+                "expected `scheme://...`, for example `tcp://192.0.2.10:5025`".into(),
+            ));
+        };
+        match scheme.to_ascii_lowercase().as_str() {
+            "tcp" => Self::parse_tcp(rest, default_port).map_err(bad),
+            other => {
+                if let Some((_, advice)) = PLANNED_SCHEMES.iter().find(|(s, _)| *s == other) {
+                    Err(bad((*advice).to_string()))
+                } else {
+                    Err(bad(format!(
+                        "unknown scheme `{scheme}`; supported: tcp://host:port"
+                    )))
+                }
+            }
+        }
+    }
+
+    fn parse_tcp(rest: &str, default_port: Option<u16>) -> Result<Self, String> {
+        let authority = rest.strip_suffix('/').unwrap_or(rest);
+        if authority.is_empty() {
+            return Err("missing host; expected tcp://host:port".into());
+        }
+        if authority.contains(['/', '?', '#', '@']) {
+            return Err("only host and port are allowed after tcp://, nothing else".into());
+        }
+        let (host, port_text) = if let Some(bracketed) = authority.strip_prefix('[') {
+            let Some((host, after)) = bracketed.split_once(']') else {
+                return Err("unclosed `[` around an IPv6 host".into());
+            };
+            match after {
+                "" => (host, None),
+                _ => match after.strip_prefix(':') {
+                    Some(port) => (host, Some(port)),
+                    None => return Err("expected `:port` after `]`".into()),
+                },
+            }
+        } else {
+            match authority.rsplit_once(':') {
+                Some((host, _)) if host.contains(':') => {
+                    return Err("put an IPv6 host in brackets: tcp://[::1]:5025".into());
+                }
+                Some((host, port)) => (host, Some(port)),
+                None => (authority, None),
+            }
+        };
+        if host.is_empty() {
+            return Err("missing host; expected tcp://host:port".into());
+        }
+        let port = match port_text {
+            Some(text) => match text.parse::<u16>() {
+                Ok(port) if port != 0 => port,
+                _ => return Err(format!("port `{text}` is not a number from 1 to 65535")),
+            },
+            None => default_port.ok_or("missing port; expected tcp://host:port")?,
+        };
+        Ok(Address::Tcp {
+            host: host.to_string(),
+            port,
+        })
+    }
+}
+
+impl fmt::Display for Address {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Address::Tcp { host, port } if host.contains(':') => write!(f, "tcp://[{host}]:{port}"),
+            Address::Tcp { host, port } => write!(f, "tcp://{host}:{port}"),
+        }
+    }
+}
+
+/// Open a transport to `address` (e.g. `tcp://192.0.2.10:5025`) within `timeout`.
+pub async fn connect(address: &str, timeout: Duration) -> Result<Box<dyn Transport>, ScpiError> {
+    connect_address(&Address::parse(address, None)?, timeout).await
+}
+
+/// Open a transport to an already parsed address within `timeout`.
+pub async fn connect_address(
+    address: &Address,
+    timeout: Duration,
+) -> Result<Box<dyn Transport>, ScpiError> {
+    match address {
+        Address::Tcp { host, port } => {
+            let attempt = TcpStream::connect((host.as_str(), *port));
+            let stream = match tokio::time::timeout(timeout, attempt).await {
+                Err(_) => {
+                    return Err(ScpiError::ConnectTimeout {
+                        address: address.to_string(),
+                        timeout,
+                    })
+                }
+                Ok(Err(error)) => {
+                    return Err(ScpiError::Connect {
+                        address: address.to_string(),
+                        error,
+                    })
+                }
+                Ok(Ok(stream)) => stream,
+            };
+            stream
+                .set_nodelay(true)
+                .map_err(|error| ScpiError::Connect {
+                    address: address.to_string(),
+                    error,
+                })?;
+            Ok(Box::new(stream))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rstest::rstest;
+
+    #[rstest]
+    #[case("tcp://10.0.0.5:5025", None, "10.0.0.5", 5025)]
+    #[case("TCP://bench-psu.lab:5555/", None, "bench-psu.lab", 5555)]
+    #[case("tcp://[::1]:5025", None, "::1", 5025)]
+    #[case("tcp://10.0.0.5", Some(5555), "10.0.0.5", 5555)]
+    #[case("tcp://[fe80::1]", Some(5025), "fe80::1", 5025)]
+    fn parses_tcp_addresses(
+        #[case] text: &str,
+        #[case] default_port: Option<u16>,
+        #[case] host: &str,
+        #[case] port: u16,
+    ) {
+        let parsed = Address::parse(text, default_port).unwrap();
+        assert_eq!(
+            parsed,
+            Address::Tcp {
+                host: host.into(),
+                port
+            }
+        );
+    }
+
+    #[rstest]
+    #[case("10.0.0.5:5025", "scheme://")]
+    #[case("tcp://10.0.0.5", "missing port")]
+    #[case("tcp://10.0.0.5:0", "1 to 65535")]
+    #[case("tcp://10.0.0.5:http", "1 to 65535")]
+    #[case("tcp://::1:5025", "brackets")]
+    #[case("tcp://:5025", "missing host")]
+    #[case("tcp://host:5025/path", "nothing else")]
+    #[case(
+        "serial:///dev/ttyUSB0?baud=115200",
+        "serial transports are not available"
+    )]
+    #[case("gpib://0::5", "unknown scheme `gpib`")]
+    fn rejects_bad_addresses_with_a_reason(#[case] text: &str, #[case] expected: &str) {
+        let error = Address::parse(text, None).unwrap_err();
+        let message = error.to_string();
+        assert!(matches!(error, ScpiError::BadAddress { .. }), "{message}");
+        assert!(message.contains(expected), "{message}");
+        assert!(message.contains(text), "{message}");
+    }
+
+    #[test]
+    fn display_round_trips() {
+        for text in ["tcp://10.0.0.5:5025", "tcp://[::1]:5025"] {
+            assert_eq!(Address::parse(text, None).unwrap().to_string(), text);
+        }
+    }
+
+    #[tokio::test]
+    async fn unknown_scheme_fails_before_any_io() {
+        let result = connect("ftp://10.0.0.5:21", Duration::from_millis(50)).await;
+        assert!(matches!(result, Err(ScpiError::BadAddress { .. })));
+    }
+}
