@@ -6,7 +6,15 @@
 //! the endpoints a rig file names.
 
 pub mod can;
+pub mod cli;
 pub mod dbc;
 pub mod instrument;
+pub mod plan;
+pub mod report;
+pub mod rig;
+pub mod run;
 pub mod scpi;
 pub mod sim;
+pub mod trace;
+pub mod units;
+pub mod verdict;

@@ -170,8 +170,12 @@ fn split_number(text: &str) -> Option<(f64, &str)> {
         .find(|&(i, c)| {
             !(c.is_ascii_digit()
                 || c == '.'
-                || ((c == '-' || c == '+') && (i == 0 || matches!(t.as_bytes()[i - 1], b'e' | b'E')))
-                || ((c == 'e' || c == 'E') && i > 0 && t[i + 1..].starts_with(|d: char| d.is_ascii_digit() || d == '-' || d == '+')))
+                || ((c == '-' || c == '+')
+                    && (i == 0 || matches!(t.as_bytes()[i - 1], b'e' | b'E')))
+                || ((c == 'e' || c == 'E')
+                    && i > 0
+                    && t[i + 1..]
+                        .starts_with(|d: char| d.is_ascii_digit() || d == '-' || d == '+')))
         })
         .map(|(i, _)| i)
         .unwrap_or(t.len());
@@ -185,25 +189,38 @@ fn split_number(text: &str) -> Option<(f64, &str)> {
 impl Quantity {
     /// Parse "3.65 V", "-20 °C", "10 mV/s" into SI units, any dimension.
     pub fn parse(text: &str) -> Result<Quantity, UnitError> {
-        let (number, unit) = split_number(text).ok_or_else(|| UnitError::NotANumber(text.to_string()))?;
+        let (number, unit) =
+            split_number(text).ok_or_else(|| UnitError::NotANumber(text.to_string()))?;
         if unit.is_empty() {
             return Err(UnitError::NotANumber(text.to_string()));
         }
-        let (dim, scale, offset) = lookup_unit(unit)
-            .ok_or_else(|| UnitError::UnknownUnit { text: text.to_string(), unit: unit.to_string() })?;
-        Ok(Quantity { value: number * scale + offset, dim })
+        let (dim, scale, offset) = lookup_unit(unit).ok_or_else(|| UnitError::UnknownUnit {
+            text: text.to_string(),
+            unit: unit.to_string(),
+        })?;
+        Ok(Quantity {
+            value: number * scale + offset,
+            dim,
+        })
     }
 
     /// Parse and require a dimension.
     pub fn parse_as(text: &str, expected: Dimension) -> Result<f64, UnitError> {
         if let Some((_, unit)) = split_number(text) {
             if unit.is_empty() {
-                return Err(UnitError::MissingUnit { text: text.trim().to_string(), expected });
+                return Err(UnitError::MissingUnit {
+                    text: text.trim().to_string(),
+                    expected,
+                });
             }
         }
         let q = Quantity::parse(text)?;
         if q.dim != expected {
-            return Err(UnitError::WrongDimension { text: text.to_string(), found: q.dim, expected });
+            return Err(UnitError::WrongDimension {
+                text: text.to_string(),
+                found: q.dim,
+                expected,
+            });
         }
         Ok(q.value)
     }
@@ -218,7 +235,9 @@ impl fmt::Display for Quantity {
 /// Write a value in its dimension's unit with a sensible number of digits.
 pub fn format_si(f: &mut impl fmt::Write, value: f64, dim: Dimension) -> fmt::Result {
     match dim {
-        Dimension::Voltage if value.abs() < 1.0 && value != 0.0 => write!(f, "{:.1} mV", value * 1e3),
+        Dimension::Voltage if value.abs() < 1.0 && value != 0.0 => {
+            write!(f, "{:.1} mV", value * 1e3)
+        }
         Dimension::Voltage => write!(f, "{value:.4} V"),
         Dimension::Time if value.abs() < 1.0 && value != 0.0 => write!(f, "{:.0} ms", value * 1e3),
         Dimension::Time => write!(f, "{value:.3} s"),
@@ -294,7 +313,7 @@ impl<'de> Deserialize<'de> for QuantityText {
                 Ok(QuantityText(v.to_string()))
             }
         }
-        d.deserialize_any(V)
+        d.deserialize_str(V)
     }
 }
 
@@ -386,7 +405,10 @@ mod tests {
         let s: S = serde_saphyr::from_str("v: 3650 mV\nt: 2 s\n").unwrap();
         assert_eq!(s.v, Volts(3.65));
         assert_eq!(s.t.duration(), std::time::Duration::from_secs(2));
-        let err = serde_saphyr::from_str::<S>("v: 3.65\nt: 2 s\n").err().unwrap().to_string();
+        let err = serde_saphyr::from_str::<S>("v: 3.65\nt: 2 s\n")
+            .err()
+            .unwrap()
+            .to_string();
         assert!(err.contains("has no unit"), "{err}");
     }
 }

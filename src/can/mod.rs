@@ -48,12 +48,18 @@ impl Frame {
     pub fn new(id: u32, extended: bool, data: &[u8]) -> Result<Self, CanError> {
         let max_id = if extended { 0x1FFF_FFFF } else { 0x7FF };
         if id > max_id {
-            return Err(CanError::InvalidFrame(format!("id {id:#x} exceeds {max_id:#x}")));
+            return Err(CanError::InvalidFrame(format!(
+                "id {id:#x} exceeds {max_id:#x}"
+            )));
         }
         if data.len() > 64 {
             return Err(CanError::InvalidFrame(format!("{} data bytes", data.len())));
         }
-        Ok(Self { id, extended, data: data.to_vec() })
+        Ok(Self {
+            id,
+            extended,
+            data: data.to_vec(),
+        })
     }
 }
 

@@ -45,20 +45,34 @@ impl VirtualBus {
             .lock()
             .expect("virtual bus registry poisoned")
             .insert(name.to_string(), tx.clone());
-        Self { name: name.to_string(), tx, _owner: Some(Arc::new(Owner(name.to_string()))) }
+        Self {
+            name: name.to_string(),
+            tx,
+            _owner: Some(Arc::new(Owner(name.to_string()))),
+        }
     }
 
     /// Open a port on an existing bus.
     pub fn open(name: &str) -> Result<Self, CanError> {
         let reg = registry().lock().expect("virtual bus registry poisoned");
-        let tx = reg.get(name).cloned().ok_or_else(|| CanError::NoSuchBus(name.to_string()))?;
-        Ok(Self { name: name.to_string(), tx, _owner: None })
+        let tx = reg
+            .get(name)
+            .cloned()
+            .ok_or_else(|| CanError::NoSuchBus(name.to_string()))?;
+        Ok(Self {
+            name: name.to_string(),
+            tx,
+            _owner: None,
+        })
     }
 
     /// Send without awaiting (the virtual bus never blocks).
     pub fn send_now(&self, frame: Frame) -> Result<(), CanError> {
         // A bus with no listener is not an error: frames on a wire with no node are lost too.
-        let _ = self.tx.send(Received { frame, at: Instant::now() });
+        let _ = self.tx.send(Received {
+            frame,
+            at: Instant::now(),
+        });
         Ok(())
     }
 }
@@ -87,7 +101,9 @@ mod tests {
         let b = VirtualBus::open("vb-test-1").unwrap();
         let mut rx = b.subscribe();
         let before = Instant::now();
-        a.send(Frame::new(0x123, false, &[1, 2, 3]).unwrap()).await.unwrap();
+        a.send(Frame::new(0x123, false, &[1, 2, 3]).unwrap())
+            .await
+            .unwrap();
         let got = rx.recv().await.unwrap();
         assert_eq!(got.frame.id, 0x123);
         assert_eq!(got.frame.data, vec![1, 2, 3]);

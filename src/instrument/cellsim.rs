@@ -7,6 +7,7 @@ use thiserror::Error;
 
 use crate::can::{Bus, CanError, Frame};
 use crate::dbc::{Dbc, DbcError, Message};
+use crate::rig::CellSimMapping;
 
 /// Errors from a cell simulator.
 #[derive(Debug, Error)]
@@ -25,7 +26,7 @@ pub enum CellSimError {
         /// Instrument id.
         id: String,
         /// Codec error.
-        source: DbcError,
+        source: Box<DbcError>,
     },
     /// The bus refused the frame.
     #[error("cell simulator `{id}`: {source}")]
@@ -67,20 +68,17 @@ impl CanCellSim {
         id: &str,
         bus: Box<dyn Bus>,
         dbc: &Dbc,
-        message: &str,
-        index_signal: &str,
-        voltage_signal: &str,
-        accuracy: f64,
-        update_period: Duration,
+        mapping: &CellSimMapping,
     ) -> Result<Self, CellSimError> {
         let err = |reason: String| CellSimError::Mapping {
             id: id.to_string(),
             reason,
         };
+        let message = &mapping.voltage_message;
         let m = dbc
             .message(message)
             .ok_or_else(|| err(format!("message `{message}` is not in the DBC")))?;
-        for s in [index_signal, voltage_signal] {
+        for s in [&mapping.index_signal, &mapping.voltage_signal] {
             if m.signal(s).is_none() {
                 return Err(err(format!("signal `{s}` is not in message `{message}`")));
             }
@@ -89,10 +87,10 @@ impl CanCellSim {
             id: id.to_string(),
             bus,
             message: m.clone(),
-            index_signal: index_signal.to_string(),
-            voltage_signal: voltage_signal.to_string(),
-            accuracy,
-            update_period,
+            index_signal: mapping.index_signal.clone(),
+            voltage_signal: mapping.voltage_signal.clone(),
+            accuracy: mapping.accuracy.0,
+            update_period: mapping.update_period.duration(),
         })
     }
 }
@@ -112,7 +110,7 @@ impl CellSim for CanCellSim {
             ])
             .map_err(|source| CellSimError::Encode {
                 id: self.id.clone(),
-                source,
+                source: Box::new(source),
             })?;
         let frame =
             Frame::new(self.message.id, self.message.extended, &data).map_err(|source| {

@@ -101,10 +101,17 @@ impl Condition {
     /// Parse a condition; the error says what was expected and at which character.
     pub fn parse(text: &str) -> Result<Condition, String> {
         let tokens = tokenize(text)?;
-        let mut p = Parser { tokens, pos: 0, text };
+        let mut p = Parser {
+            tokens,
+            pos: 0,
+            text,
+        };
         let c = p.or()?;
         if p.pos < p.tokens.len() {
-            return Err(format!("unexpected `{}` in condition `{text}`", p.tokens[p.pos]));
+            return Err(format!(
+                "unexpected `{}` in condition `{text}`",
+                p.tokens[p.pos]
+            ));
         }
         Ok(c)
     }
@@ -213,7 +220,10 @@ fn tokenize(text: &str) -> Result<Vec<String>, String> {
                 out.push(c.to_string());
                 i += 1;
             } else {
-                return Err(format!("`{c}` at character {} of `{text}`: use `==` or `!=`", i + 1));
+                return Err(format!(
+                    "`{c}` at character {} of `{text}`: use `==` or `!=`",
+                    i + 1
+                ));
             }
         } else {
             let start = i;
@@ -264,7 +274,9 @@ impl Parser<'_> {
     fn term(&mut self) -> Result<Condition, String> {
         let text = self.text;
         match self.next() {
-            None => Err(format!("condition `{text}` ends where a signal was expected")),
+            None => Err(format!(
+                "condition `{text}` ends where a signal was expected"
+            )),
             Some(t) if t == "not" => Ok(Condition::Not(Box::new(self.term()?))),
             Some(t) if t == "(" => {
                 let c = self.or()?;
@@ -284,7 +296,9 @@ impl Parser<'_> {
                     _ => return Ok(Condition::Truthy(t)),
                 };
                 self.pos += 1;
-                let v = self.next().ok_or_else(|| format!("condition `{text}` ends after `{}`", op.symbol()))?;
+                let v = self
+                    .next()
+                    .ok_or_else(|| format!("condition `{text}` ends after `{}`", op.symbol()))?;
                 // A quantity may be written with a space: `3.6 V`.
                 let value = if let Ok(n) = v.parse::<f64>() {
                     match self.peek() {
@@ -296,7 +310,9 @@ impl Parser<'_> {
                         }
                         _ => Value::Number(n),
                     }
-                } else if v.starts_with(|c: char| c.is_ascii_digit() || c == '-' || c == '+' || c == '.') {
+                } else if v
+                    .starts_with(|c: char| c.is_ascii_digit() || c == '-' || c == '+' || c == '.')
+                {
                     Value::Quantity(Quantity::parse(&v).map_err(|e| e.to_string())?)
                 } else if v == "true" {
                     Value::Number(1.0)
@@ -305,7 +321,11 @@ impl Parser<'_> {
                 } else {
                     Value::Name(v)
                 };
-                Ok(Condition::Compare { signal: t, op, value })
+                Ok(Condition::Compare {
+                    signal: t,
+                    op,
+                    value,
+                })
             }
             Some(t) => Err(format!("`{t}` is not a signal name in condition `{text}`")),
         }
@@ -314,7 +334,8 @@ impl Parser<'_> {
 
 fn is_signal_name(t: &str) -> bool {
     t.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
-        && t.chars().all(|c| c.is_ascii_alphanumeric() || "._[]".contains(c))
+        && t.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._[]".contains(c))
         && !matches!(t, "and" | "or" | "not")
 }
 
@@ -373,6 +394,9 @@ mod tests {
             _ => None,
         };
         assert_eq!(c.eval(&read), Some(true));
-        assert_eq!(c.signals().into_iter().collect::<Vec<_>>(), vec!["bms.chg_fet", "bms.state"]);
+        assert_eq!(
+            c.signals().into_iter().collect::<Vec<_>>(),
+            vec!["bms.chg_fet", "bms.state"]
+        );
     }
 }

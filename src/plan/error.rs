@@ -22,19 +22,51 @@ pub struct InputError {
 
 impl InputError {
     /// An error at a location in `text` (the file's contents).
-    pub fn at(file: &Path, text: &str, line: usize, column: usize, message: impl Into<String>) -> Self {
-        let source_line = line.checked_sub(1).and_then(|i| text.lines().nth(i)).map(str::to_string);
-        Self { file: file.to_path_buf(), line, column, message: message.into(), source_line }
+    pub fn at(
+        file: &Path,
+        text: &str,
+        line: usize,
+        column: usize,
+        message: impl Into<String>,
+    ) -> Self {
+        let source_line = line
+            .checked_sub(1)
+            .and_then(|i| text.lines().nth(i))
+            .map(str::to_string);
+        Self {
+            file: file.to_path_buf(),
+            line,
+            column,
+            message: message.into(),
+            source_line,
+        }
     }
 
     /// An error at a serde-saphyr location.
-    pub fn at_location(file: &Path, text: &str, loc: &Location, message: impl Into<String>) -> Self {
-        Self::at(file, text, loc.line() as usize, loc.column() as usize, message)
+    pub fn at_location(
+        file: &Path,
+        text: &str,
+        loc: &Location,
+        message: impl Into<String>,
+    ) -> Self {
+        Self::at(
+            file,
+            text,
+            loc.line() as usize,
+            loc.column() as usize,
+            message,
+        )
     }
 
     /// An error about a whole file (cannot be read, and the like).
     pub fn file(file: &Path, message: impl Into<String>) -> Self {
-        Self { file: file.to_path_buf(), line: 0, column: 0, message: message.into(), source_line: None }
+        Self {
+            file: file.to_path_buf(),
+            line: 0,
+            column: 0,
+            message: message.into(),
+            source_line: None,
+        }
     }
 
     /// From a serde-saphyr deserialization error.
@@ -63,12 +95,21 @@ impl fmt::Display for InputError {
         if self.line == 0 {
             return write!(f, "  --> {}", self.file.display());
         }
-        write!(f, "  --> {}:{}:{}", self.file.display(), self.line, self.column)?;
+        write!(
+            f,
+            "  --> {}:{}:{}",
+            self.file.display(),
+            self.line,
+            self.column
+        )?;
         if let Some(src) = &self.source_line {
             let num = self.line.to_string();
             let pad = " ".repeat(num.len());
-            let caret_pad: String =
-                src.chars().take(self.column.saturating_sub(1)).map(|c| if c == '\t' { '\t' } else { ' ' }).collect();
+            let caret_pad: String = src
+                .chars()
+                .take(self.column.saturating_sub(1))
+                .map(|c| if c == '\t' { '\t' } else { ' ' })
+                .collect();
             write!(f, "\n{pad} |\n{num} | {src}\n{pad} | {caret_pad}^")?;
         }
         Ok(())
@@ -78,7 +119,10 @@ impl fmt::Display for InputError {
 impl std::error::Error for InputError {}
 
 /// Closest candidate to `word` by edit distance, for "did you mean" hints.
-pub fn did_you_mean<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+pub fn did_you_mean<'a>(
+    word: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<&'a str> {
     candidates
         .into_iter()
         .map(|c| (edit_distance(word, c), c))
@@ -93,7 +137,9 @@ fn edit_distance(a: &str, b: &str) -> usize {
     for (i, ca) in a.chars().enumerate() {
         let mut cur = vec![i + 1; b.len() + 1];
         for (j, cb) in b.iter().enumerate() {
-            cur[j + 1] = (prev[j] + usize::from(ca != *cb)).min(prev[j + 1] + 1).min(cur[j] + 1);
+            cur[j + 1] = (prev[j] + usize::from(ca != *cb))
+                .min(prev[j + 1] + 1)
+                .min(cur[j] + 1);
         }
         prev = cur;
     }
@@ -106,7 +152,13 @@ mod tests {
 
     #[test]
     fn renders_location_and_caret() {
-        let e = InputError::at(Path::new("p.yaml"), "a: 1\nvoltage: 3.65\n", 2, 10, "no unit");
+        let e = InputError::at(
+            Path::new("p.yaml"),
+            "a: 1\nvoltage: 3.65\n",
+            2,
+            10,
+            "no unit",
+        );
         let s = e.to_string();
         assert!(s.contains("p.yaml:2:10"), "{s}");
         assert!(s.contains("2 | voltage: 3.65"), "{s}");
@@ -115,7 +167,10 @@ mod tests {
 
     #[test]
     fn suggests_near_names() {
-        assert_eq!(did_you_mean("timout", ["timeout", "detect", "name"]), Some("timeout"));
+        assert_eq!(
+            did_you_mean("timout", ["timeout", "detect", "name"]),
+            Some("timeout")
+        );
         assert_eq!(did_you_mean("zzz", ["timeout"]), None);
     }
 }

@@ -77,7 +77,9 @@ pub struct QuantityValue(pub Quantity);
 impl<'de> Deserialize<'de> for QuantityValue {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = String::deserialize(d)?;
-        Quantity::parse(&s).map(QuantityValue).map_err(serde::de::Error::custom)
+        Quantity::parse(&s)
+            .map(QuantityValue)
+            .map_err(serde::de::Error::custom)
     }
 }
 

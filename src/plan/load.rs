@@ -67,17 +67,30 @@ pub const INSTRUMENT_SIGNALS: [&str; 4] = ["supply.v", "supply.i", "load.v", "lo
 
 /// Read and parse one YAML file.
 pub fn read_yaml<T: DeserializeOwned>(path: &Path) -> Result<Source<T>, InputError> {
-    let text = std::fs::read_to_string(path).map_err(|e| InputError::file(path, format!("cannot read file: {e}")))?;
-    let value = serde_saphyr::from_str::<T>(&text).map_err(|e| with_hint(InputError::from_yaml(path, &text, &e)))?;
-    Ok(Source { path: path.to_path_buf(), text, value })
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| InputError::file(path, format!("cannot read file: {e}")))?;
+    let value = serde_saphyr::from_str::<T>(&text)
+        .map_err(|e| with_hint(InputError::from_yaml(path, &text, &e)))?;
+    Ok(Source {
+        path: path.to_path_buf(),
+        text,
+        value,
+    })
 }
 
 /// Add "did you mean" to serde's unknown field/variant messages.
 fn with_hint(mut e: InputError) -> InputError {
     let m = &e.message;
-    let (Some(start), Some(exp)) = (m.find("unknown "), m.find("expected one of ")) else { return e };
+    let (Some(start), Some(exp)) = (m.find("unknown "), m.find("expected one of ")) else {
+        return e;
+    };
     let found = m[start..].split('`').nth(1).map(str::to_string);
-    let candidates: Vec<String> = m[exp..].split('`').skip(1).step_by(2).map(str::to_string).collect();
+    let list = &m[exp + "expected one of ".len()..];
+    let candidates: Vec<String> = list
+        .split(',')
+        .map(|c| c.trim().trim_matches('`').to_string())
+        .filter(|c| !c.is_empty())
+        .collect();
     if let Some(found) = found {
         if let Some(best) = did_you_mean(&found, candidates.iter().map(String::as_str)) {
             e.message = format!("{m}; did you mean `{best}`?");
@@ -118,63 +131,112 @@ pub fn load_plan(path: &Path, rig: Option<&Rig>) -> Result<LoadedPlan, Vec<Input
     let limits_path = if limits_ref.ends_with(".yaml") || limits_ref.contains('/') {
         relative(path, Path::new(limits_ref))
     } else {
-        relative(&fixture_path, &Path::new("limits").join(format!("{limits_ref}.yaml")))
+        relative(
+            &fixture_path,
+            &Path::new("limits").join(format!("{limits_ref}.yaml")),
+        )
     };
     if !limits_path.exists() {
         return Err(vec![plan.error(
             &plan.value.limits.referenced,
-            format!("limit profile `{limits_ref}` not found (looked for {})", limits_path.display()),
+            format!(
+                "limit profile `{limits_ref}` not found (looked for {})",
+                limits_path.display()
+            ),
         )]);
     }
     let limits: Source<LimitProfile> = read_yaml(&limits_path).map_err(|e| vec![e])?;
     let dbc_path = relative(&fixture_path, &fixture.value.dbc);
-    let dbc = Dbc::from_file(&dbc_path).map_err(|e| vec![InputError::file(&dbc_path, e.to_string())])?;
+    let dbc =
+        Dbc::from_file(&dbc_path).map_err(|e| vec![InputError::file(&dbc_path, e.to_string())])?;
 
     let mut errors = Vec::new();
     let signals = check_fixture(&fixture, &dbc, &mut errors);
     check_plan(&plan, &fixture, &limits, &dbc, &signals, rig, &mut errors);
     if errors.is_empty() {
-        Ok(LoadedPlan { plan, fixture, limits, dbc, dbc_path, signals })
+        Ok(LoadedPlan {
+            plan,
+            fixture,
+            limits,
+            dbc,
+            dbc_path,
+            signals,
+        })
     } else {
         Err(errors)
     }
 }
 
-fn check_fixture(fx: &Source<Fixture>, dbc: &Dbc, errors: &mut Vec<InputError>) -> BTreeMap<String, SignalSource> {
+fn check_fixture(
+    fx: &Source<Fixture>,
+    dbc: &Dbc,
+    errors: &mut Vec<InputError>,
+) -> BTreeMap<String, SignalSource> {
     let mut signals = BTreeMap::new();
     for name in INSTRUMENT_SIGNALS {
         signals.insert(name.to_string(), SignalSource::Instrument);
     }
     for (logical, target) in &fx.value.signals {
         let Some((msg, sig)) = target.value.split_once('.') else {
-            errors.push(fx.error(&target.referenced, format!("`{}` should be `Message.Signal`", target.value)));
+            errors.push(fx.error(
+                &target.referenced,
+                format!("`{}` should be `Message.Signal`", target.value),
+            ));
             continue;
         };
         match dbc.signal(&target.value) {
             Some(_) => {
-                signals.insert(logical.clone(), SignalSource::Can { message: msg.to_string(), signal: sig.to_string() });
+                signals.insert(
+                    logical.clone(),
+                    SignalSource::Can {
+                        message: msg.to_string(),
+                        signal: sig.to_string(),
+                    },
+                );
             }
             None => {
-                let all: Vec<String> =
-                    dbc.messages().iter().flat_map(|m| m.signals.iter().map(move |s| format!("{}.{}", m.name, s.name))).collect();
+                let all: Vec<String> = dbc
+                    .messages()
+                    .iter()
+                    .flat_map(|m| {
+                        m.signals
+                            .iter()
+                            .map(move |s| format!("{}.{}", m.name, s.name))
+                    })
+                    .collect();
                 let hint = did_you_mean(&target.value, all.iter().map(String::as_str))
                     .map(|b| format!("; did you mean `{b}`?"))
                     .unwrap_or_default();
-                errors.push(fx.error(&target.referenced, format!("`{}` is not a signal in the DBC{hint}", target.value)));
+                errors.push(fx.error(
+                    &target.referenced,
+                    format!("`{}` is not a signal in the DBC{hint}", target.value),
+                ));
             }
         }
     }
     for (key, p) in &fx.value.protections {
         let Some(dim) = protection_dimension(key) else {
-            let hint = did_you_mean(key, PROTECTION_KEYS).map(|b| format!("; did you mean `{b}`?")).unwrap_or_default();
-            errors.push(fx.error(&p.referenced, format!("`{key}` is not a protection (known: {}){hint}", PROTECTION_KEYS.join(", "))));
+            let hint = did_you_mean(key, PROTECTION_KEYS)
+                .map(|b| format!("; did you mean `{b}`?"))
+                .unwrap_or_default();
+            errors.push(fx.error(
+                &p.referenced,
+                format!(
+                    "`{key}` is not a protection (known: {}){hint}",
+                    PROTECTION_KEYS.join(", ")
+                ),
+            ));
             continue;
         };
         for (what, q) in [("trip", p.value.trip.0), ("release", p.value.release.0)] {
             if q.dim != dim {
                 errors.push(fx.error(
                     &p.referenced,
-                    format!("{key}.{what} is {}, but {} is expected", q.dim.name(), dim.name()),
+                    format!(
+                        "{key}.{what} is {}, but {} is expected",
+                        q.dim.name(),
+                        dim.name()
+                    ),
                 ));
             }
         }
@@ -183,14 +245,20 @@ fn check_fixture(fx: &Source<Fixture>, dbc: &Dbc, errors: &mut Vec<InputError>) 
         match dbc.message(&sr.message).and_then(|m| m.signal(&sr.signal)) {
             None => errors.push(InputError::file(
                 &fx.path,
-                format!("state_request: `{}.{}` is not in the DBC", sr.message, sr.signal),
+                format!(
+                    "state_request: `{}.{}` is not in the DBC",
+                    sr.message, sr.signal
+                ),
             )),
             Some(sig) => {
                 for label in [&sr.run, &sr.standby] {
                     if sig.label_value(label).is_none() {
                         errors.push(InputError::file(
                             &fx.path,
-                            format!("state_request: `{label}` is not in the value table of {}.{}", sr.message, sr.signal),
+                            format!(
+                                "state_request: `{label}` is not in the value table of {}.{}",
+                                sr.message, sr.signal
+                            ),
                         ));
                     }
                 }
@@ -210,8 +278,13 @@ fn check_condition(
     let mut c = cond.value.clone();
     for s in c.signals() {
         if !signals.contains_key(s) {
-            let hint = did_you_mean(s, signals.keys().map(String::as_str)).map(|b| format!("; did you mean `{b}`?")).unwrap_or_default();
-            errors.push(plan.error(&cond.referenced, format!("signal `{s}` is not defined in the DUT fixture{hint}")));
+            let hint = did_you_mean(s, signals.keys().map(String::as_str))
+                .map(|b| format!("; did you mean `{b}`?"))
+                .unwrap_or_default();
+            errors.push(plan.error(
+                &cond.referenced,
+                format!("signal `{s}` is not defined in the DUT fixture{hint}"),
+            ));
         }
     }
     let bound = bind_with(signals, dbc, &mut c);
@@ -259,11 +332,17 @@ fn check_plan(
             Step::Cells(c) => {
                 match (c.all, c.cell, c.voltage) {
                     (Some(_), None, None) | (None, Some(_), Some(_)) => {}
-                    _ => errors.push(plan.error(at, "cells: give either `all: VOLTAGE` or `cell: N` with `voltage: VOLTAGE`")),
+                    _ => errors.push(plan.error(
+                        at,
+                        "cells: give either `all: VOLTAGE` or `cell: N` with `voltage: VOLTAGE`",
+                    )),
                 }
                 if let Some(n) = c.cell {
                     if n == 0 || n > cells {
-                        errors.push(plan.error(at, format!("cell {n} does not exist: the DUT has cells 1..{cells}")));
+                        errors.push(plan.error(
+                            at,
+                            format!("cell {n} does not exist: the DUT has cells 1..{cells}"),
+                        ));
                     }
                 }
                 if let Some(env) = env {
@@ -280,7 +359,13 @@ fn check_plan(
                 check_condition(plan, &t.detect, signals, dbc, errors);
                 let Stimulus::Ramp(r) = &t.stimulus;
                 if r.cell == 0 || r.cell > cells {
-                    errors.push(plan.error(at, format!("ramp cell {} does not exist: the DUT has cells 1..{cells}", r.cell)));
+                    errors.push(plan.error(
+                        at,
+                        format!(
+                            "ramp cell {} does not exist: the DUT has cells 1..{cells}",
+                            r.cell
+                        ),
+                    ));
                 }
                 if r.rate.0 <= 0.0 {
                     errors.push(plan.error(at, "ramp rate must be positive"));
@@ -292,20 +377,33 @@ fn check_plan(
                 let prot = &t.protection;
                 let declared = fx.value.protections.get(&prot.value);
                 if declared.is_none() {
-                    let hint = did_you_mean(&prot.value, fx.value.protections.keys().map(String::as_str))
-                        .map(|b| format!("; did you mean `{b}`?"))
-                        .unwrap_or_default();
-                    errors.push(plan.error(&prot.referenced, format!("protection `{}` is not declared in the DUT fixture{hint}", prot.value)));
+                    let hint =
+                        did_you_mean(&prot.value, fx.value.protections.keys().map(String::as_str))
+                            .map(|b| format!("; did you mean `{b}`?"))
+                            .unwrap_or_default();
+                    errors.push(plan.error(
+                        &prot.referenced,
+                        format!(
+                            "protection `{}` is not declared in the DUT fixture{hint}",
+                            prot.value
+                        ),
+                    ));
                 }
                 for j in &t.judge {
                     match limits.value.criteria.get(&j.value) {
                         None => {
-                            let hint = did_you_mean(&j.value, limits.value.criteria.keys().map(String::as_str))
-                                .map(|b| format!("; did you mean `{b}`?"))
-                                .unwrap_or_default();
+                            let hint = did_you_mean(
+                                &j.value,
+                                limits.value.criteria.keys().map(String::as_str),
+                            )
+                            .map(|b| format!("; did you mean `{b}`?"))
+                            .unwrap_or_default();
                             errors.push(plan.error(
                                 &j.referenced,
-                                format!("limit `{}` is not defined in profile `{}`{hint}", j.value, limits.value.profile),
+                                format!(
+                                    "limit `{}` is not defined in profile `{}`{hint}",
+                                    j.value, limits.value.profile
+                                ),
                             ));
                         }
                         Some(c) => match &c.value.check {
@@ -314,7 +412,12 @@ fn check_plan(
                                     if tolerance.0.dim != dim {
                                         errors.push(limits.error(
                                             &c.referenced,
-                                            format!("tolerance is {}, but protection `{}` needs {}", tolerance.0.dim.name(), prot.value, dim.name()),
+                                            format!(
+                                                "tolerance is {}, but protection `{}` needs {}",
+                                                tolerance.0.dim.name(),
+                                                prot.value,
+                                                dim.name()
+                                            ),
                                         ));
                                     }
                                 }
@@ -339,16 +442,28 @@ fn check_plan(
     }
 }
 
-fn bind_with(signals: &BTreeMap<String, SignalSource>, dbc: &Dbc, c: &mut Condition) -> Result<(), String> {
+fn bind_with(
+    signals: &BTreeMap<String, SignalSource>,
+    dbc: &Dbc,
+    c: &mut Condition,
+) -> Result<(), String> {
     c.bind(&|sig, name| match signals.get(sig) {
         Some(SignalSource::Can { message, signal }) => {
-            let s = dbc.message(message).and_then(|m| m.signal(signal)).ok_or_else(|| format!("{message}.{signal} missing"))?;
+            let s = dbc
+                .message(message)
+                .and_then(|m| m.signal(signal))
+                .ok_or_else(|| format!("{message}.{signal} missing"))?;
             s.label_value(name).ok_or_else(|| {
                 let known: Vec<&str> = s.value_table.values().map(String::as_str).collect();
-                format!("`{name}` is not a value of `{sig}` (known: {})", known.join(", "))
+                format!(
+                    "`{name}` is not a value of `{sig}` (known: {})",
+                    known.join(", ")
+                )
             })
         }
-        _ => Err(format!("`{sig}` has no named values; compare it with a number or quantity")),
+        _ => Err(format!(
+            "`{sig}` has no named values; compare it with a number or quantity"
+        )),
     })
 }
 

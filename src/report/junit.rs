@@ -16,9 +16,15 @@ pub fn build(r: &RunResults) -> Report {
     suite.add_property(Property::new("station", r.station.clone()));
     suite.add_property(Property::new("dut", r.dut.clone()));
     suite.add_property(Property::new("limit_profile", r.limit_profile.clone()));
-    suite.add_property(Property::new("decision_rule", format!("{:?}", r.decision_rule).to_lowercase()));
+    suite.add_property(Property::new(
+        "decision_rule",
+        format!("{:?}", r.decision_rule).to_lowercase(),
+    ));
     if let Some(fw) = &r.firmware {
-        suite.add_property(Property::new("firmware", format!("{} {} sha256:{}", fw.id, fw.version, fw.sha256)));
+        suite.add_property(Property::new(
+            "firmware",
+            format!("{} {} sha256:{}", fw.id, fw.version, fw.sha256),
+        ));
     }
     for t in &r.tests {
         let status = match t.verdict {
@@ -59,13 +65,23 @@ pub fn build(r: &RunResults) -> Report {
             case.add_property(p("verdict", m.verdict.word().to_string()));
             case.add_property(p("provenance", provenance_text(m)));
         }
-        case.add_property(Property::new("decision_rule", format!("{:?}", r.decision_rule).to_lowercase()));
+        case.add_property(Property::new(
+            "decision_rule",
+            format!("{:?}", r.decision_rule).to_lowercase(),
+        ));
         suite.add_test_case(case);
     }
     if r.outcome == Outcome::Aborted {
-        let cause = r.abort.as_ref().map(|a| a.cause.clone()).unwrap_or_default();
+        let cause = r
+            .abort
+            .as_ref()
+            .map(|a| a.cause.clone())
+            .unwrap_or_default();
         let mut s = TestCaseStatus::non_success(NonSuccessKind::Error);
-        s.set_message(format!("run aborted: {cause}; safe state reached: {}", r.safe_state_reached));
+        s.set_message(format!(
+            "run aborted: {cause}; safe state reached: {}",
+            r.safe_state_reached
+        ));
         s.set_type("aborted");
         suite.add_test_case(TestCase::new("run", s));
     }

@@ -178,7 +178,13 @@ pub struct EnvelopeViolation {
 }
 
 impl Envelope {
-    fn check(what: &str, value: f64, min: f64, max: f64, dim: crate::units::Dimension) -> Result<(), EnvelopeViolation> {
+    fn check(
+        what: &str,
+        value: f64,
+        min: f64,
+        max: f64,
+        dim: crate::units::Dimension,
+    ) -> Result<(), EnvelopeViolation> {
         use crate::units::display;
         if value.is_finite() && value >= min && value <= max {
             Ok(())
@@ -193,22 +199,46 @@ impl Envelope {
 
     /// Check a supply voltage setpoint.
     pub fn check_supply_voltage(&self, v: f64) -> Result<(), EnvelopeViolation> {
-        Self::check("supply voltage", v, 0.0, self.max_pack_voltage.0, Volts::DIM)
+        Self::check(
+            "supply voltage",
+            v,
+            0.0,
+            self.max_pack_voltage.0,
+            Volts::DIM,
+        )
     }
 
     /// Check a supply current limit.
     pub fn check_supply_current(&self, a: f64) -> Result<(), EnvelopeViolation> {
-        Self::check("supply current", a, 0.0, self.max_charge_current.0, Amps::DIM)
+        Self::check(
+            "supply current",
+            a,
+            0.0,
+            self.max_charge_current.0,
+            Amps::DIM,
+        )
     }
 
     /// Check a load current.
     pub fn check_load_current(&self, a: f64) -> Result<(), EnvelopeViolation> {
-        Self::check("load current", a, 0.0, self.max_discharge_current.0, Amps::DIM)
+        Self::check(
+            "load current",
+            a,
+            0.0,
+            self.max_discharge_current.0,
+            Amps::DIM,
+        )
     }
 
     /// Check a cell voltage setpoint.
     pub fn check_cell_voltage(&self, v: f64) -> Result<(), EnvelopeViolation> {
-        Self::check("cell voltage", v, self.cell_voltage_min.0, self.cell_voltage_max.0, Volts::DIM)
+        Self::check(
+            "cell voltage",
+            v,
+            self.cell_voltage_min.0,
+            self.cell_voltage_max.0,
+            Volts::DIM,
+        )
     }
 }
 
@@ -229,7 +259,11 @@ impl Rig {
     }
 
     /// Replace simulated endpoints (`sim://supply`, virtual bus names) by real ones.
-    pub fn resolve_endpoints(&mut self, addresses: &BTreeMap<String, String>, buses: &BTreeMap<String, String>) {
+    pub fn resolve_endpoints(
+        &mut self,
+        addresses: &BTreeMap<String, String>,
+        buses: &BTreeMap<String, String>,
+    ) {
         for inst in &mut self.instruments {
             if let Some(real) = inst.address.as_ref().and_then(|a| addresses.get(a)) {
                 inst.address = Some(real.clone());

@@ -38,14 +38,22 @@ pub struct Truth {
 impl Truth {
     fn push(&self, at: Instant, kind: &str, protection: Option<&str>) {
         let mut ev = self.events.lock().unwrap_or_else(|e| e.into_inner());
-        ev.push(TruthEvent { at, t: 0.0, kind: kind.to_string(), protection: protection.map(str::to_string) });
+        ev.push(TruthEvent {
+            at,
+            t: 0.0,
+            kind: kind.to_string(),
+            protection: protection.map(str::to_string),
+        });
     }
 
     /// All events so far, with `t` relative to `origin`.
     pub fn events(&self, origin: Instant) -> Vec<TruthEvent> {
         let ev = self.events.lock().unwrap_or_else(|e| e.into_inner());
         ev.iter()
-            .map(|e| TruthEvent { t: signed_secs(e.at, origin), ..e.clone() })
+            .map(|e| TruthEvent {
+                t: signed_secs(e.at, origin),
+                ..e.clone()
+            })
             .collect()
     }
 }
@@ -67,7 +75,13 @@ struct Requests {
 }
 
 /// Start the BMS host task on a bus; it runs until the bus port is dropped or the task aborted.
-pub fn spawn(image: &FirmwareImage, plant: Plant, bus: VirtualBus, dbc: Arc<Dbc>, truth: Truth) -> JoinHandle<()> {
+pub fn spawn(
+    image: &FirmwareImage,
+    plant: Plant,
+    bus: VirtualBus,
+    dbc: Arc<Dbc>,
+    truth: Truth,
+) -> JoinHandle<()> {
     let cfg = image.config;
     let hash = image.hash_prefix();
     let requests = Arc::new(Mutex::new(Requests::default()));
@@ -77,11 +91,15 @@ pub fn spawn(image: &FirmwareImage, plant: Plant, bus: VirtualBus, dbc: Arc<Dbc>
     let req = requests.clone();
     let dbc_rx = dbc.clone();
     let receiver = tokio::spawn(async move {
-        let Some(msg) = dbc_rx.message("Host_StateRequest") else { return };
+        let Some(msg) = dbc_rx.message("Host_StateRequest") else {
+            return;
+        };
         loop {
             match rx.recv().await {
                 Ok(r) if r.frame.id == msg.id && r.frame.extended == msg.extended => {
-                    let Ok(values) = msg.decode(&r.frame.data) else { continue };
+                    let Ok(values) = msg.decode(&r.frame.data) else {
+                        continue;
+                    };
                     if let Some(v) = values.iter().find(|d| d.name == "Request") {
                         let mut q = req.lock().unwrap_or_else(|e| e.into_inner());
                         if v.physical == 1.0 {
@@ -111,8 +129,16 @@ pub fn spawn(image: &FirmwareImage, plant: Plant, bus: VirtualBus, dbc: Arc<Dbc>
             let now = tick.tick().await;
             let now_ms = (now - start).as_millis() as u32;
             let snap = plant.snapshot();
-            let cell_mv: Vec<u16> = snap.cells.iter().map(|v| (v * 1000.0).round().clamp(0.0, 65535.0) as u16).collect();
-            let temp_dc: Vec<i16> = snap.temps.iter().map(|t| (t * 10.0).round().clamp(-32768.0, 32767.0) as i16).collect();
+            let cell_mv: Vec<u16> = snap
+                .cells
+                .iter()
+                .map(|v| (v * 1000.0).round().clamp(0.0, 65535.0) as u16)
+                .collect();
+            let temp_dc: Vec<i16> = snap
+                .temps
+                .iter()
+                .map(|t| (t * 10.0).round().clamp(-32768.0, 32767.0) as i16)
+                .collect();
             let current_ma = (snap.pack_current() * 1000.0).round() as i32;
             let (run_request, standby_request) = {
                 let mut q = requests.lock().unwrap_or_else(|e| e.into_inner());
@@ -120,7 +146,16 @@ pub fn spawn(image: &FirmwareImage, plant: Plant, bus: VirtualBus, dbc: Arc<Dbc>
                 *q = Requests::default();
                 r
             };
-            let out = bms.tick(now_ms, &sim_bms::Sample { cell_mv: &cell_mv, temp_dc: &temp_dc, current_ma, run_request, standby_request });
+            let out = bms.tick(
+                now_ms,
+                &sim_bms::Sample {
+                    cell_mv: &cell_mv,
+                    temp_dc: &temp_dc,
+                    current_ma,
+                    run_request,
+                    standby_request,
+                },
+            );
             {
                 let mut p = plant.lock();
                 p.chg_fet = out.chg_fet;
@@ -134,31 +169,41 @@ pub fn spawn(image: &FirmwareImage, plant: Plant, bus: VirtualBus, dbc: Arc<Dbc>
                 counter = (counter + 1) & 0x0F;
                 let snap = plant.snapshot();
                 let mut frames = Vec::new();
-                frames.push(encode(&dbc, "BMS_Status", &[
-                    ("State", out.state as u8 as f64),
-                    ("ChgFet", out.chg_fet as u8 as f64),
-                    ("DsgFet", out.dsg_fet as u8 as f64),
-                    ("Warning", out.warning as u8 as f64),
-                    ("FaultOV", bit(out.faults, 0)),
-                    ("FaultUV", bit(out.faults, 1)),
-                    ("FaultOTC", bit(out.faults, 2)),
-                    ("FaultOTD", bit(out.faults, 3)),
-                    ("FaultUTC", bit(out.faults, 4)),
-                    ("FaultOCC", bit(out.faults, 5)),
-                    ("FaultOCD", bit(out.faults, 6)),
-                    ("FaultCell", out.fault_cell as f64),
-                    ("Counter", counter as f64),
-                ]));
+                frames.push(encode(
+                    &dbc,
+                    "BMS_Status",
+                    &[
+                        ("State", out.state as u8 as f64),
+                        ("ChgFet", out.chg_fet as u8 as f64),
+                        ("DsgFet", out.dsg_fet as u8 as f64),
+                        ("Warning", out.warning as u8 as f64),
+                        ("FaultOV", bit(out.faults, 0)),
+                        ("FaultUV", bit(out.faults, 1)),
+                        ("FaultOTC", bit(out.faults, 2)),
+                        ("FaultOTD", bit(out.faults, 3)),
+                        ("FaultUTC", bit(out.faults, 4)),
+                        ("FaultOCC", bit(out.faults, 5)),
+                        ("FaultOCD", bit(out.faults, 6)),
+                        ("FaultCell", out.fault_cell as f64),
+                        ("Counter", counter as f64),
+                    ],
+                ));
                 let vmax = cell_mv.iter().copied().max().unwrap_or(0) as f64 / 1000.0;
                 let vmin = cell_mv.iter().copied().min().unwrap_or(0) as f64 / 1000.0;
-                frames.push(encode(&dbc, "BMS_Pack", &[
-                    ("PackVoltage", (snap.pack_voltage() * 100.0).round() / 100.0),
-                    ("PackCurrent", (snap.pack_current() * 10.0).round() / 10.0),
-                    ("MaxCellVoltage", vmax),
-                    ("MinCellVoltage", vmin),
-                ]));
+                frames.push(encode(
+                    &dbc,
+                    "BMS_Pack",
+                    &[
+                        ("PackVoltage", (snap.pack_voltage() * 100.0).round() / 100.0),
+                        ("PackCurrent", (snap.pack_current() * 10.0).round() / 10.0),
+                        ("MaxCellVoltage", vmax),
+                        ("MinCellVoltage", vmin),
+                    ],
+                ));
                 for block in 0..cell_mv.len().div_ceil(4).min(4) {
-                    let names: Vec<String> = (1..=4).map(|k| format!("Cell{:02}", block * 4 + k)).collect();
+                    let names: Vec<String> = (1..=4)
+                        .map(|k| format!("Cell{:02}", block * 4 + k))
+                        .collect();
                     let mut values: Vec<(&str, f64)> = vec![("CellBlock", block as f64)];
                     for (k, name) in names.iter().enumerate() {
                         if let Some(mv) = cell_mv.get(block * 4 + k) {
@@ -169,15 +214,35 @@ pub fn spawn(image: &FirmwareImage, plant: Plant, bus: VirtualBus, dbc: Arc<Dbc>
                 }
                 if last_slow.is_none_or(|t| now_ms.wrapping_sub(t) >= 1000) {
                     last_slow = Some(now_ms);
-                    let t = |i: usize| snap.temps.get(i).copied().unwrap_or(25.0).round().clamp(-128.0, 127.0);
-                    frames.push(encode(&dbc, "BMS_Temps", &[("Temp1", t(0)), ("Temp2", t(1)), ("Temp3", t(2)), ("Temp4", t(3))]));
+                    let t = |i: usize| {
+                        snap.temps
+                            .get(i)
+                            .copied()
+                            .unwrap_or(25.0)
+                            .round()
+                            .clamp(-128.0, 127.0)
+                    };
+                    frames.push(encode(
+                        &dbc,
+                        "BMS_Temps",
+                        &[
+                            ("Temp1", t(0)),
+                            ("Temp2", t(1)),
+                            ("Temp3", t(2)),
+                            ("Temp4", t(3)),
+                        ],
+                    ));
                     let (maj, min, pat) = cfg.version;
-                    frames.push(encode(&dbc, "BMS_Version", &[
-                        ("FwMajor", maj as f64),
-                        ("FwMinor", min as f64),
-                        ("FwPatch", pat as f64),
-                        ("ImageHash", hash as f64),
-                    ]));
+                    frames.push(encode(
+                        &dbc,
+                        "BMS_Version",
+                        &[
+                            ("FwMajor", maj as f64),
+                            ("FwMinor", min as f64),
+                            ("FwPatch", pat as f64),
+                            ("ImageHash", hash as f64),
+                        ],
+                    ));
                 }
                 for f in frames.into_iter().flatten() {
                     if bus.send(f).await.is_err() {
@@ -212,8 +277,15 @@ fn encode(dbc: &Dbc, message: &str, values: &[(&str, f64)]) -> Option<Frame> {
     }
 }
 
-fn record_truth(truth: &Truth, now: Instant, prev: Option<&sim_bms::Outputs>, out: &sim_bms::Outputs) {
-    let (pc, pf, pchg, pdsg) = prev.map(|p| (p.conditions, p.faults, p.chg_fet, p.dsg_fet)).unwrap_or((0, 0, false, false));
+fn record_truth(
+    truth: &Truth,
+    now: Instant,
+    prev: Option<&sim_bms::Outputs>,
+    out: &sim_bms::Outputs,
+) {
+    let (pc, pf, pchg, pdsg) = prev
+        .map(|p| (p.conditions, p.faults, p.chg_fet, p.dsg_fet))
+        .unwrap_or((0, 0, false, false));
     for (i, name) in FAULT_NAMES.iter().enumerate() {
         let b = 1u8 << i;
         if out.conditions & b != 0 && pc & b == 0 {
@@ -230,10 +302,26 @@ fn record_truth(truth: &Truth, now: Instant, prev: Option<&sim_bms::Outputs>, ou
         }
     }
     if pchg != out.chg_fet {
-        truth.push(now, if out.chg_fet { "chg_fet_close" } else { "chg_fet_open" }, None);
+        truth.push(
+            now,
+            if out.chg_fet {
+                "chg_fet_close"
+            } else {
+                "chg_fet_open"
+            },
+            None,
+        );
     }
     if pdsg != out.dsg_fet {
-        truth.push(now, if out.dsg_fet { "dsg_fet_close" } else { "dsg_fet_open" }, None);
+        truth.push(
+            now,
+            if out.dsg_fet {
+                "dsg_fet_close"
+            } else {
+                "dsg_fet_open"
+            },
+            None,
+        );
     }
 }
 
@@ -241,8 +329,13 @@ fn record_truth(truth: &Truth, now: Instant, prev: Option<&sim_bms::Outputs>, ou
 pub fn spawn_cell_simulator(plant: Plant, bus: &VirtualBus, dbc: Arc<Dbc>) -> JoinHandle<()> {
     let mut rx = bus.subscribe();
     tokio::spawn(async move {
-        let (Some(set_v), Some(set_t)) = (dbc.message("CellSim_SetCell").cloned(), dbc.message("CellSim_SetTemp").cloned()) else {
-            tracing::error!("simulated cell simulator: the DBC lacks CellSim_SetCell/CellSim_SetTemp");
+        let (Some(set_v), Some(set_t)) = (
+            dbc.message("CellSim_SetCell").cloned(),
+            dbc.message("CellSim_SetTemp").cloned(),
+        ) else {
+            tracing::error!(
+                "simulated cell simulator: the DBC lacks CellSim_SetCell/CellSim_SetTemp"
+            );
             return;
         };
         loop {
@@ -258,12 +351,22 @@ pub fn spawn_cell_simulator(plant: Plant, bus: &VirtualBus, dbc: Arc<Dbc>) -> Jo
             } else {
                 continue;
             };
-            let Ok(values) = msg.decode(&r.frame.data) else { continue };
+            let Ok(values) = msg.decode(&r.frame.data) else {
+                continue;
+            };
             let get = |n: &str| values.iter().find(|d| d.name == n).map(|d| d.physical);
-            let (Some(idx), Some(value)) = (get(index_sig), get(value_sig)) else { continue };
-            let Some(i) = (idx as usize).checked_sub(1) else { continue };
+            let (Some(idx), Some(value)) = (get(index_sig), get(value_sig)) else {
+                continue;
+            };
+            let Some(i) = (idx as usize).checked_sub(1) else {
+                continue;
+            };
             let mut p = plant.lock();
-            let slot = if is_voltage { p.cells.get_mut(i) } else { p.temps.get_mut(i) };
+            let slot = if is_voltage {
+                p.cells.get_mut(i)
+            } else {
+                p.temps.get_mut(i)
+            };
             if let Some(s) = slot {
                 *s = value;
             }

@@ -68,28 +68,35 @@ pub struct FirmwareImage {
 impl FirmwareImage {
     /// Load and check an image file.
     pub fn load(path: &Path) -> Result<Self, InputError> {
-        let bytes = std::fs::read(path).map_err(|e| InputError::file(path, format!("cannot read firmware image: {e}")))?;
+        let bytes = std::fs::read(path)
+            .map_err(|e| InputError::file(path, format!("cannot read firmware image: {e}")))?;
         let text = String::from_utf8_lossy(&bytes).into_owned();
-        let f: ImageFile = serde_saphyr::from_str(&text).map_err(|e| InputError::from_yaml(path, &text, &e))?;
+        let f: ImageFile =
+            serde_saphyr::from_str(&text).map_err(|e| InputError::from_yaml(path, &text, &e))?;
         let err = |m: String| InputError::file(path, m);
         if f.target != "sim-bms" {
             return Err(err(format!("image target `{}` is not `sim-bms`", f.target)));
         }
-        let version = parse_version(&f.version).ok_or_else(|| err(format!("version `{}` is not major.minor.patch", f.version)))?;
-        let prot = |key: &str, dim: Dimension, scale: f64| -> Result<sim_bms::Protection, InputError> {
-            let p = f.protections.get(key).ok_or_else(|| err(format!("protection `{key}` missing")))?;
-            for q in [p.trip.0, p.release.0] {
-                if q.dim != dim {
-                    return Err(err(format!("{key}: {} expected", dim.name())));
+        let version = parse_version(&f.version)
+            .ok_or_else(|| err(format!("version `{}` is not major.minor.patch", f.version)))?;
+        let prot =
+            |key: &str, dim: Dimension, scale: f64| -> Result<sim_bms::Protection, InputError> {
+                let p = f
+                    .protections
+                    .get(key)
+                    .ok_or_else(|| err(format!("protection `{key}` missing")))?;
+                for q in [p.trip.0, p.release.0] {
+                    if q.dim != dim {
+                        return Err(err(format!("{key}: {} expected", dim.name())));
+                    }
                 }
-            }
-            Ok(sim_bms::Protection {
-                trip: (p.trip.0.value * scale).round() as i32,
-                release: (p.release.0.value * scale).round() as i32,
-                delay_ms: ms(p.delay),
-                latching: p.latching,
-            })
-        };
+                Ok(sim_bms::Protection {
+                    trip: (p.trip.0.value * scale).round() as i32,
+                    release: (p.release.0.value * scale).round() as i32,
+                    delay_ms: ms(p.delay),
+                    latching: p.latching,
+                })
+            };
         let config = sim_bms::Config {
             cells: f.cells,
             afe_period_ms: ms(f.afe_period).max(1),
@@ -114,7 +121,12 @@ impl FirmwareImage {
         if config.cells == 0 || config.cells as usize > sim_bms::MAX_CELLS {
             return Err(err(format!("cells must be 1..{}", sim_bms::MAX_CELLS)));
         }
-        Ok(Self { id: f.image, version: f.version, sha256: hex(&Sha256::digest(&bytes)), config })
+        Ok(Self {
+            id: f.image,
+            version: f.version,
+            sha256: hex(&Sha256::digest(&bytes)),
+            config,
+        })
     }
 
     /// The first four bytes of the SHA-256, as the BMS reports them on CAN.

@@ -156,7 +156,12 @@ mod tests {
         let plant = Plant::new(16, 3.3, 4, 25.0);
         {
             let mut s = plant.lock();
-            s.supply = SupplyState { voltage_set: 58.4, current_set: 10.0, output: true, ..Default::default() };
+            s.supply = SupplyState {
+                voltage_set: 58.4,
+                current_set: 10.0,
+                output: true,
+                ..Default::default()
+            };
         }
         assert_eq!(plant.snapshot().supply_current(), 0.0);
         plant.lock().chg_fet = true;
@@ -168,7 +173,10 @@ mod tests {
     #[test]
     fn load_sinks_only_through_a_closed_discharge_fet() {
         let plant = Plant::new(16, 3.3, 4, 25.0);
-        plant.lock().load = LoadState { current_set: 5.0, input: true };
+        plant.lock().load = LoadState {
+            current_set: 5.0,
+            input: true,
+        };
         assert_eq!(plant.snapshot().load_current(), 0.0);
         plant.lock().dsg_fet = true;
         assert_eq!(plant.snapshot().load_current(), 5.0);

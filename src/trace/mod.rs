@@ -25,7 +25,10 @@ pub struct Clock {
 impl Clock {
     /// A clock starting now.
     pub fn start() -> Self {
-        Self { origin: Instant::now(), wall: SystemTime::now() }
+        Self {
+            origin: Instant::now(),
+            wall: SystemTime::now(),
+        }
     }
 
     /// Seconds since the origin (negative before it).
@@ -65,7 +68,15 @@ impl Trace {
         let mut out = BufWriter::new(File::create(path)?);
         writeln!(out, "t_s,channel,value,unit")?;
         out.flush()?;
-        Ok(Self { clock, inner: Arc::new(Mutex::new(Inner { out, since_flush: 0, rows: 0, error: None })) })
+        Ok(Self {
+            clock,
+            inner: Arc::new(Mutex::new(Inner {
+                out,
+                since_flush: 0,
+                rows: 0,
+                error: None,
+            })),
+        })
     }
 
     /// The run clock.
@@ -80,7 +91,13 @@ impl Trace {
         let r = writeln!(g.out, "{t:.6},{channel},{value},{unit}");
         g.rows += 1;
         g.since_flush += 1;
-        let r = r.and_then(|_| if g.since_flush >= FLUSH_EVERY { g.out.flush() } else { Ok(()) });
+        let r = r.and_then(|_| {
+            if g.since_flush >= FLUSH_EVERY {
+                g.out.flush()
+            } else {
+                Ok(())
+            }
+        });
         if g.since_flush >= FLUSH_EVERY {
             g.since_flush = 0;
         }
@@ -105,7 +122,11 @@ impl Trace {
 
     /// The first write error, if any.
     pub fn error(&self) -> Option<String> {
-        self.inner.lock().unwrap_or_else(|e| e.into_inner()).error.clone()
+        self.inner
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .error
+            .clone()
     }
 }
 

@@ -44,12 +44,18 @@ pub struct Limit {
 impl Limit {
     /// Between two bounds.
     pub fn between(low: f64, high: f64) -> Self {
-        Self { low: Some(low), high: Some(high) }
+        Self {
+            low: Some(low),
+            high: Some(high),
+        }
     }
 
     /// At most a bound.
     pub fn at_most(high: f64) -> Self {
-        Self { low: None, high: Some(high) }
+        Self {
+            low: None,
+            high: Some(high),
+        }
     }
 }
 
@@ -75,7 +81,9 @@ pub fn decide(value: f64, u: f64, limit: Limit, rule: DecisionRule) -> Verdict {
         DecisionRule::Guarded => {
             if inside(value - u) && inside(value + u) {
                 Verdict::Pass
-            } else if limit.low.is_some_and(|l| value + u < l) || limit.high.is_some_and(|h| value - u > h) {
+            } else if limit.low.is_some_and(|l| value + u < l)
+                || limit.high.is_some_and(|h| value - u > h)
+            {
                 Verdict::Fail
             } else {
                 Verdict::Inconclusive
@@ -119,12 +127,18 @@ mod tests {
     #[case(2.9, 0.15, Verdict::Inconclusive)]
     #[case(3.2, 0.15, Verdict::Fail)]
     fn one_sided_limits(#[case] value: f64, #[case] u: f64, #[case] guarded: Verdict) {
-        assert_eq!(decide(value, u, Limit::at_most(3.0), DecisionRule::Guarded), guarded);
+        assert_eq!(
+            decide(value, u, Limit::at_most(3.0), DecisionRule::Guarded),
+            guarded
+        );
     }
 
     #[test]
     fn worst_orders_pass_inconclusive_fail() {
-        assert_eq!(Verdict::Pass.worst(Verdict::Inconclusive), Verdict::Inconclusive);
+        assert_eq!(
+            Verdict::Pass.worst(Verdict::Inconclusive),
+            Verdict::Inconclusive
+        );
         assert_eq!(Verdict::Fail.worst(Verdict::Inconclusive), Verdict::Fail);
     }
 }

@@ -95,7 +95,15 @@ pub enum Fault {
 
 impl Fault {
     /// All protections in mask order.
-    pub const ALL: [Fault; 7] = [Fault::Ov, Fault::Uv, Fault::Otc, Fault::Otd, Fault::Utc, Fault::Occ, Fault::Ocd];
+    pub const ALL: [Fault; 7] = [
+        Fault::Ov,
+        Fault::Uv,
+        Fault::Otc,
+        Fault::Otd,
+        Fault::Utc,
+        Fault::Occ,
+        Fault::Ocd,
+    ];
 
     /// Bit in a fault mask.
     pub fn bit(self) -> u8 {
@@ -180,7 +188,13 @@ const CURRENT_DEADBAND_MA: i32 = 200;
 impl Bms {
     /// A core in standby with the given configuration.
     pub fn new(cfg: Config) -> Self {
-        Self { cfg, debounce: [Debounce::default(); 7], running: false, last_request_ms: 0, fault_cell: 0 }
+        Self {
+            cfg,
+            debounce: [Debounce::default(); 7],
+            running: false,
+            last_request_ms: 0,
+            fault_cell: 0,
+        }
     }
 
     /// The configuration this core runs.
@@ -210,14 +224,28 @@ impl Bms {
             self.running = true;
             self.last_request_ms = now_ms;
         }
-        if self.running && now_ms.wrapping_sub(self.last_request_ms) > self.cfg.state_request_timeout_ms {
+        if self.running
+            && now_ms.wrapping_sub(self.last_request_ms) > self.cfg.state_request_timeout_ms
+        {
             self.running = false;
         }
 
-        let n = (self.cfg.cells as usize).min(s.cell_mv.len()).min(MAX_CELLS);
+        let n = (self.cfg.cells as usize)
+            .min(s.cell_mv.len())
+            .min(MAX_CELLS);
         let cells = &s.cell_mv[..n];
-        let (max_i, max_mv) = cells.iter().enumerate().max_by_key(|(_, v)| **v).map(|(i, v)| (i, *v as i32)).unwrap_or((0, 0));
-        let (min_i, min_mv) = cells.iter().enumerate().min_by_key(|(_, v)| **v).map(|(i, v)| (i, *v as i32)).unwrap_or((0, 0));
+        let (max_i, max_mv) = cells
+            .iter()
+            .enumerate()
+            .max_by_key(|(_, v)| **v)
+            .map(|(i, v)| (i, *v as i32))
+            .unwrap_or((0, 0));
+        let (min_i, min_mv) = cells
+            .iter()
+            .enumerate()
+            .min_by_key(|(_, v)| **v)
+            .map(|(i, v)| (i, *v as i32))
+            .unwrap_or((0, 0));
         let max_t = s.temp_dc.iter().copied().max().unwrap_or(250) as i32;
         let min_t = s.temp_dc.iter().copied().min().unwrap_or(250) as i32;
         let charging = s.current_ma > CURRENT_DEADBAND_MA;
@@ -229,11 +257,21 @@ impl Bms {
             // `over` is true when the value is beyond the trip level; `back` when it is back past release.
             let (over, back) = match f {
                 Fault::Ov => {
-                    let release = if self.cfg.defects.no_hysteresis { p.trip } else { p.release };
+                    let release = if self.cfg.defects.no_hysteresis {
+                        p.trip
+                    } else {
+                        p.release
+                    };
                     (max_mv > p.trip, max_mv < release)
                 }
-                Fault::Uv => (min_mv < p.trip, min_mv > p.release && !self.cfg.defects.uv_latch_never_releases),
-                Fault::Otc => (max_t > p.trip && !(self.cfg.defects.ignore_ot_in_charge && charging), max_t < p.release),
+                Fault::Uv => (
+                    min_mv < p.trip,
+                    min_mv > p.release && !self.cfg.defects.uv_latch_never_releases,
+                ),
+                Fault::Otc => (
+                    max_t > p.trip && !(self.cfg.defects.ignore_ot_in_charge && charging),
+                    max_t < p.release,
+                ),
                 Fault::Otd => (max_t > p.trip, max_t < p.release),
                 Fault::Utc => (min_t < p.trip, min_t > p.release),
                 Fault::Occ => (s.current_ma > p.trip, s.current_ma < p.release),
@@ -253,7 +291,11 @@ impl Bms {
                     next.active = true;
                     if matches!(f, Fault::Ov | Fault::Uv) {
                         let idx = if f == Fault::Ov { max_i } else { min_i } as u8 + 1;
-                        self.fault_cell = if self.cfg.defects.wrong_cell_index { idx.wrapping_add(1) } else { idx };
+                        self.fault_cell = if self.cfg.defects.wrong_cell_index {
+                            idx.wrapping_add(1)
+                        } else {
+                            idx
+                        };
                     }
                 }
             } else {
@@ -262,9 +304,16 @@ impl Bms {
             self.debounce[f as usize] = next;
         }
 
-        let faults = Fault::ALL.iter().filter(|f| self.debounce[**f as usize].active).fold(0u8, |m, f| m | f.bit());
-        let block_chg = Fault::ALL.iter().any(|f| f.blocks_charge() && faults & f.bit() != 0);
-        let block_dsg = Fault::ALL.iter().any(|f| !f.blocks_charge() && faults & f.bit() != 0);
+        let faults = Fault::ALL
+            .iter()
+            .filter(|f| self.debounce[**f as usize].active)
+            .fold(0u8, |m, f| m | f.bit());
+        let block_chg = Fault::ALL
+            .iter()
+            .any(|f| f.blocks_charge() && faults & f.bit() != 0);
+        let block_dsg = Fault::ALL
+            .iter()
+            .any(|f| !f.blocks_charge() && faults & f.bit() != 0);
         if faults & (Fault::Ov.bit() | Fault::Uv.bit()) == 0 {
             self.fault_cell = 0;
         }
@@ -296,7 +345,12 @@ mod tests {
     use super::*;
 
     fn cfg() -> Config {
-        let p = |trip, release, delay_ms| Protection { trip, release, delay_ms, latching: false };
+        let p = |trip, release, delay_ms| Protection {
+            trip,
+            release,
+            delay_ms,
+            latching: false,
+        };
         Config {
             cells: 4,
             afe_period_ms: 50,
@@ -315,7 +369,16 @@ mod tests {
     }
 
     fn run(bms: &mut Bms, t: u32, cells: &[u16]) -> Outputs {
-        bms.tick(t, &Sample { cell_mv: cells, temp_dc: &[250; 2], current_ma: 5000, run_request: true, standby_request: false })
+        bms.tick(
+            t,
+            &Sample {
+                cell_mv: cells,
+                temp_dc: &[250; 2],
+                current_ma: 5000,
+                run_request: true,
+                standby_request: false,
+            },
+        )
     }
 
     #[test]
@@ -350,7 +413,16 @@ mod tests {
         let mut bms = Bms::new(cfg());
         let o = run(&mut bms, 0, &[3300; 4]);
         assert!(o.chg_fet);
-        let o = bms.tick(1000, &Sample { cell_mv: &[3300; 4], temp_dc: &[250], current_ma: 0, run_request: false, standby_request: false });
+        let o = bms.tick(
+            1000,
+            &Sample {
+                cell_mv: &[3300; 4],
+                temp_dc: &[250],
+                current_ma: 0,
+                run_request: false,
+                standby_request: false,
+            },
+        );
         assert_eq!(o.state, State::Standby);
         assert!(!o.chg_fet && !o.dsg_fet);
     }

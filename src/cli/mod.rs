@@ -1,0 +1,52 @@
+//! The command line: one file per subcommand, no logic a test would want to call.
+
+mod run;
+mod validate;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+/// Exit code for usage or input errors and aborted runs.
+pub const EXIT_ABORT: i32 = 2;
+
+/// hilrig: hardware-in-the-loop test rig controller for BMS firmware.
+#[derive(Debug, Parser)]
+#[command(name = "hilrig", version, about)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a test plan (on the built-in simulated bench unless --rig names another).
+    Run(run::RunArgs),
+    /// Check plans, fixtures, limit profiles and rigs; report every problem with its location.
+    Validate(validate::ValidateArgs),
+}
+
+/// Default rig: the built-in simulated bench.
+pub fn default_rig() -> PathBuf {
+    PathBuf::from("rig/sim.yaml")
+}
+
+/// Run the command and return the process exit code.
+pub fn main(cli: Cli) -> i32 {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return EXIT_ABORT;
+        }
+    };
+    match cli.command {
+        Command::Run(a) => rt.block_on(run::run(a)),
+        Command::Validate(a) => validate::validate(a),
+    }
+}

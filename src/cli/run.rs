@@ -1,0 +1,254 @@
+//! `hilrig run PLAN [--rig R] [--out DIR] [--junit F]`
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use clap::Args;
+use tokio_util::sync::CancellationToken;
+
+use super::EXIT_ABORT;
+use crate::plan::{load_plan, load_rig};
+use crate::report::{junit::limit_text, FirmwareInfo, Outcome, RunResults};
+use crate::run::{execute, Event, RunOptions};
+use crate::sim::Bench;
+use crate::trace::{rfc3339, Clock};
+use crate::units::display_unit;
+use crate::verdict::DecisionRule;
+
+/// Arguments of `hilrig run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The test plan.
+    pub plan: PathBuf,
+    /// Rig file (default: rig/sim.yaml, the built-in simulated bench).
+    #[arg(long)]
+    pub rig: Option<PathBuf>,
+    /// Directory for run directories.
+    #[arg(long, default_value = "reports")]
+    pub out: PathBuf,
+    /// Also write the JUnit report here.
+    #[arg(long)]
+    pub junit: Option<PathBuf>,
+    /// Override the limit profile's decision rule.
+    #[arg(long, value_enum)]
+    pub decision_rule: Option<RuleArg>,
+}
+
+/// Decision rule names on the command line.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum RuleArg {
+    /// Simple acceptance.
+    Simple,
+    /// Guarded acceptance.
+    Guarded,
+}
+
+/// Run a plan and return the exit code.
+pub async fn run(a: RunArgs) -> i32 {
+    let rig_path = a.rig.clone().unwrap_or_else(super::default_rig);
+    let rig = match load_rig(&rig_path) {
+        Ok(r) => r.value,
+        Err(e) => {
+            eprintln!("{e}");
+            return EXIT_ABORT;
+        }
+    };
+    let plan = match load_plan(&a.plan, Some(&rig)) {
+        Ok(p) => Arc::new(p),
+        Err(errors) => {
+            for e in errors {
+                eprintln!("{e}\n");
+            }
+            return EXIT_ABORT;
+        }
+    };
+    let bench = if rig.simulation.is_some() {
+        match Bench::start(&rig, &rig_path).await {
+            Ok(b) => Some(b),
+            Err(e) => {
+                eprintln!("error: cannot start the simulated bench: {e}");
+                return EXIT_ABORT;
+            }
+        }
+    } else {
+        None
+    };
+    let resolved = bench
+        .as_ref()
+        .map(|b| b.resolve(&rig))
+        .unwrap_or_else(|| rig.clone());
+    let firmware = bench.as_ref().map(|b| FirmwareInfo {
+        id: b.image.id.clone(),
+        version: b.image.version.clone(),
+        sha256: b.image.sha256.clone(),
+    });
+
+    let stamp = rfc3339(SystemTime::now())
+        .replace([':', '-'], "")
+        .replace('.', "-");
+    let run_id = format!("{}-{}", &stamp[..15], plan.plan.value.plan);
+    let dir = a.out.join(&run_id);
+    let cancel = CancellationToken::new();
+    spawn_signal_handlers(cancel.clone());
+    let clock = Clock::start();
+
+    println!(
+        "hilrig: {} ({}) on {} — {} repeat(s), decision rule {}",
+        plan.plan.value.plan,
+        plan.plan.value.title,
+        rig.station,
+        plan.plan.value.repeat,
+        rule_name(
+            a.decision_rule
+                .map(Into::into)
+                .unwrap_or(plan.limits.value.decision_rule)
+        ),
+    );
+    if let Some(fw) = &firmware {
+        println!("firmware: {} {} sha256:{}", fw.id, fw.version, fw.sha256);
+    }
+    let opts = RunOptions {
+        dir: dir.clone(),
+        run_id,
+        decision_rule: a.decision_rule.map(Into::into),
+        cancel,
+        firmware,
+        clock,
+        on_event: Arc::new(print_event),
+    };
+    let results = match execute(plan, &resolved, opts).await {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!(
+                "error: cannot write the run directory {}: {e}",
+                dir.display()
+            );
+            return EXIT_ABORT;
+        }
+    };
+    if let Some(b) = &bench {
+        let truth = b.truth.events(clock.origin);
+        if let Ok(text) = serde_json::to_string_pretty(&truth) {
+            if let Err(e) = std::fs::write(dir.join("truth.json"), text + "\n") {
+                eprintln!("warning: cannot write truth.json: {e}");
+            }
+        }
+    }
+    if let Some(j) = &a.junit {
+        if let Err(e) = crate::report::junit::write(&results, j) {
+            eprintln!("error: cannot write {}: {e}", j.display());
+            return EXIT_ABORT;
+        }
+    }
+    print_summary(&results, &dir);
+    results.outcome.exit_code()
+}
+
+impl From<RuleArg> for DecisionRule {
+    fn from(r: RuleArg) -> Self {
+        match r {
+            RuleArg::Simple => DecisionRule::Simple,
+            RuleArg::Guarded => DecisionRule::Guarded,
+        }
+    }
+}
+
+fn rule_name(r: DecisionRule) -> &'static str {
+    match r {
+        DecisionRule::Simple => "simple acceptance",
+        DecisionRule::Guarded => "guarded acceptance",
+    }
+}
+
+fn spawn_signal_handlers(cancel: CancellationToken) {
+    let c = cancel.clone();
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            eprintln!("interrupt: stopping the run and bringing the bench to its safe state");
+            c.cancel();
+        }
+    });
+    #[cfg(unix)]
+    tokio::spawn(async move {
+        use tokio::signal::unix::{signal, SignalKind};
+        if let Ok(mut s) = signal(SignalKind::terminate()) {
+            if s.recv().await.is_some() {
+                eprintln!("terminate: stopping the run and bringing the bench to its safe state");
+                cancel.cancel();
+            }
+        }
+    });
+}
+
+fn print_event(e: &Event) {
+    match e {
+        Event::Step {
+            phase,
+            index,
+            repeat,
+            kind,
+        } => {
+            tracing::info!("{phase}[{index}] {kind} (repeat {repeat})");
+        }
+        Event::Test(t) => {
+            println!("{:<5} {}", t.verdict.word(), t.name);
+            if let Some(m) = &t.message {
+                println!("      {m}");
+            }
+            for m in &t.measurements {
+                println!(
+                    "      {:<30} {:<14} {:>12} ± {:<9} limit {:<26} {}",
+                    m.criterion,
+                    m.quantity,
+                    display_unit(m.value, &m.unit),
+                    display_unit(m.uncertainty, &m.unit),
+                    limit_text(&m.limit, &m.unit),
+                    m.verdict.word()
+                );
+            }
+        }
+        Event::Aborting(cause) => eprintln!("ABORT {cause}"),
+    }
+}
+
+fn print_summary(r: &RunResults, dir: &std::path::Path) {
+    let count = |v| r.tests.iter().filter(|t| t.verdict == v).count();
+    use crate::verdict::Verdict::*;
+    println!(
+        "{}: {} passed, {} failed, {} inconclusive in {:.1} s",
+        match r.outcome {
+            Outcome::Passed => "PASSED",
+            Outcome::Failed => "FAILED",
+            Outcome::Inconclusive => "INCONCLUSIVE",
+            Outcome::Aborted => "ABORTED",
+        },
+        count(Pass),
+        count(Fail),
+        count(Inconclusive),
+        r.duration_s
+    );
+    if let Some(a) = &r.abort {
+        println!(
+            "aborted: {}{}",
+            a.cause,
+            a.during
+                .as_ref()
+                .map(|d| format!(" (during {d})"))
+                .unwrap_or_default()
+        );
+    }
+    for s in r.safe_state.iter().filter(|s| !s.ok) {
+        println!(
+            "SAFE STATE NOT CONFIRMED: {} {}: {}",
+            s.instrument,
+            s.action,
+            s.error.as_deref().unwrap_or("")
+        );
+    }
+    println!(
+        "safe state reached: {}; results in {}",
+        if r.safe_state_reached { "yes" } else { "NO" },
+        dir.display()
+    );
+}

@@ -1,0 +1,54 @@
+//! `hilrig validate FILES...`
+
+use std::path::PathBuf;
+
+use clap::Args;
+
+use crate::plan::{load_plan, load_rig, InputError};
+
+/// Arguments of `hilrig validate`.
+#[derive(Debug, Args)]
+pub struct ValidateArgs {
+    /// Plan or rig files (a rig is recognised by its `station:` key).
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+    /// Rig whose envelope the plans are checked against.
+    #[arg(long)]
+    pub rig: Option<PathBuf>,
+}
+
+/// Validate every file; exit 0 when all are valid, 2 otherwise.
+pub fn validate(a: ValidateArgs) -> i32 {
+    let rig = match a.rig.as_deref().map(load_rig).transpose() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("{e}");
+            return super::EXIT_ABORT;
+        }
+    };
+    let mut bad = 0;
+    for f in &a.files {
+        let text = std::fs::read_to_string(f).unwrap_or_default();
+        let is_rig = text.lines().any(|l| l.starts_with("station:"));
+        let errors: Vec<InputError> = if is_rig {
+            load_rig(f).err().into_iter().collect()
+        } else {
+            load_plan(f, rig.as_ref().map(|r| &r.value))
+                .err()
+                .unwrap_or_default()
+        };
+        if errors.is_empty() {
+            println!("ok: {}", f.display());
+        } else {
+            bad += 1;
+            for e in errors {
+                eprintln!("{e}\n");
+            }
+        }
+    }
+    if bad == 0 {
+        0
+    } else {
+        super::EXIT_ABORT
+    }
+}

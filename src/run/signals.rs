@@ -1,0 +1,178 @@
+//! The live signal table: the latest value of every logical signal, fed by the DUT bus
+//! monitor and the instrument samplers, with exact first-observation times for conditions.
+//!
+//! A waiter registers a condition; the table evaluates it after every update, so the
+//! detection time is the receive timestamp of the very frame (or sample) that made the
+//! condition true, however late the waiting task wakes up.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+use crate::can::Bus;
+use crate::dbc::Dbc;
+use crate::plan::condition::Reading;
+use crate::plan::{Condition, SignalSource};
+use crate::trace::Trace;
+
+struct Watcher {
+    cond: Condition,
+    tx: oneshot::Sender<Instant>,
+}
+
+#[derive(Default)]
+struct Table {
+    values: HashMap<String, (f64, Instant)>,
+    watchers: Vec<Watcher>,
+    last_bus_frame: Option<Instant>,
+}
+
+/// The shared signal table.
+#[derive(Clone)]
+pub struct Signals {
+    inner: Arc<Mutex<Table>>,
+    trace: Trace,
+}
+
+impl Signals {
+    /// An empty table that records every update into `trace`.
+    pub fn new(trace: Trace) -> Self {
+        Self {
+            inner: Arc::new(Mutex::new(Table::default())),
+            trace,
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Table> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Update several signals observed at the same instant, then fire satisfied watchers.
+    pub fn update(&self, at: Instant, values: &[(&str, f64, &str)]) {
+        for (name, v, unit) in values {
+            self.trace.record(at, name, *v, unit);
+        }
+        let mut t = self.lock();
+        for (name, v, _) in values {
+            t.values.insert((*name).to_string(), (*v, at));
+        }
+        let Table {
+            values: vals,
+            watchers,
+            ..
+        } = &mut *t;
+        let read = |s: &str| vals.get(s).map(|(v, _)| Reading { value: *v });
+        let mut i = 0;
+        while i < watchers.len() {
+            if watchers[i].cond.eval(&read) == Some(true) {
+                let w = watchers.swap_remove(i);
+                let _ = w.tx.send(at);
+            } else {
+                i += 1;
+            }
+        }
+    }
+
+    /// The latest value of a signal.
+    pub fn get(&self, name: &str) -> Option<(f64, Instant)> {
+        self.lock().values.get(name).copied()
+    }
+
+    /// Evaluate a condition on the current values.
+    pub fn eval(&self, cond: &Condition) -> Option<bool> {
+        let t = self.lock();
+        cond.eval(&|s: &str| {
+            t.values.get(s).map(|(v, _)| Reading {
+                value: v.to_owned(),
+            })
+        })
+    }
+
+    /// Resolve when the condition becomes true; immediately (with now) if it already is.
+    pub fn watch(&self, cond: Condition) -> oneshot::Receiver<Instant> {
+        let (tx, rx) = oneshot::channel();
+        let mut t = self.lock();
+        let already =
+            cond.eval(&|s: &str| t.values.get(s).map(|(v, _)| Reading { value: *v })) == Some(true);
+        if already {
+            let _ = tx.send(Instant::now());
+        } else {
+            t.watchers.push(Watcher { cond, tx });
+        }
+        rx
+    }
+
+    /// When the last frame from the DUT bus arrived.
+    pub fn last_bus_frame(&self) -> Option<Instant> {
+        self.lock().last_bus_frame
+    }
+
+    fn touch_bus(&self, at: Instant) {
+        self.lock().last_bus_frame = Some(at);
+    }
+}
+
+/// Decode every frame on the DUT bus that carries a mapped signal, into the table.
+pub fn spawn_monitor(
+    bus: &dyn Bus,
+    dbc: Arc<Dbc>,
+    map: &std::collections::BTreeMap<String, SignalSource>,
+    signals: Signals,
+) -> JoinHandle<()> {
+    // (message id, extended) -> [(signal name, logical name)]
+    let mut by_msg: HashMap<(u32, bool), Vec<(String, String)>> = HashMap::new();
+    for (logical, src) in map {
+        if let SignalSource::Can { message, signal } = src {
+            if let Some(m) = dbc.message(message) {
+                by_msg
+                    .entry((m.id, m.extended))
+                    .or_default()
+                    .push((signal.clone(), logical.clone()));
+            }
+        }
+    }
+    let mut rx = bus.subscribe();
+    tokio::spawn(async move {
+        loop {
+            let r = match rx.recv().await {
+                Ok(r) => r,
+                Err(RecvError::Lagged(n)) => {
+                    tracing::warn!("DUT bus monitor fell behind and lost {n} frames");
+                    continue;
+                }
+                Err(RecvError::Closed) => return,
+            };
+            let key = (r.frame.id, r.frame.extended);
+            let Some(wanted) = by_msg.get(&key) else {
+                continue;
+            };
+            signals.touch_bus(r.at);
+            let Some(msg) = dbc.message_by_id(key.0, key.1) else {
+                continue;
+            };
+            let decoded = match msg.decode(&r.frame.data) {
+                Ok(d) => d,
+                Err(e) => {
+                    tracing::warn!("cannot decode {} from the DUT: {e}", msg.name);
+                    continue;
+                }
+            };
+            let updates: Vec<(&str, f64, &str)> = wanted
+                .iter()
+                .filter_map(|(sig, logical)| {
+                    decoded
+                        .iter()
+                        .find(|d| &d.name == sig)
+                        .map(|d| (logical.as_str(), d.physical, d.unit.as_str()))
+                })
+                .collect();
+            if !updates.is_empty() {
+                signals.update(r.at, &updates);
+            }
+        }
+    })
+}

@@ -1,0 +1,426 @@
+//! The connected bench for one run: instruments, the DUT bus, samplers, the state-request
+//! keep-alive, fault watchdogs, and the safe-state sequence.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, Mutex};
+use tokio::task::JoinHandle;
+use tokio::time::{timeout, Instant, MissedTickBehavior};
+
+use super::signals::{spawn_monitor, Signals};
+use crate::can::{self, Bus, Frame};
+use crate::dbc::{Dbc, Message};
+use crate::instrument::cellsim::{CanCellSim, CellSim};
+use crate::instrument::{Load, ScpiLoad, ScpiSupply, Supply};
+use crate::plan::LoadedPlan;
+use crate::report::SafeStateAction;
+use crate::rig::{Envelope, Rig, Role};
+use crate::scpi::builtin_dialect;
+
+/// An instrument shared by the executor and its sampler; the mutex serializes its commands.
+pub type Shared<T> = Arc<Mutex<Box<T>>>;
+
+/// How long one safe-state action may take.
+pub const SAFE_STEP_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Without a frame from the DUT for this long, the bus is considered dead.
+pub const DEAD_BUS_AFTER: Duration = Duration::from_secs(2);
+
+/// Sample the error queue of SCPI instruments every this many samples.
+const ERROR_CHECK_EVERY: u32 = 10;
+
+/// The cyclic state request, resolved against the DBC.
+struct StateRequest {
+    message: Message,
+    signal: String,
+    run: f64,
+    standby: f64,
+    cycle: Duration,
+}
+
+/// The connected bench.
+pub struct Station {
+    /// The DC supply.
+    pub supply: Option<Shared<dyn Supply>>,
+    /// The electronic load.
+    pub load: Option<Shared<dyn Load>>,
+    /// The cell simulator.
+    pub cells: Option<Shared<dyn CellSim>>,
+    /// The DUT bus.
+    pub dut_bus: Option<Arc<dyn Bus>>,
+    /// The live signal table.
+    pub signals: Signals,
+    /// The envelope every command is checked against.
+    pub envelope: Envelope,
+    /// The DUT's cells in series and nominal voltage (for the safe state).
+    pub cells_in_series: u32,
+    /// Nominal cell voltage.
+    pub nominal_cell_voltage: f64,
+    state_request: Option<StateRequest>,
+    tasks: std::sync::Mutex<Vec<JoinHandle<()>>>,
+}
+
+fn shared<T: ?Sized>(b: Box<T>) -> Arc<Mutex<Box<T>>> {
+    Arc::new(Mutex::new(b))
+}
+
+impl Station {
+    /// Connect every instrument and bus the run needs. Anything connected before a failure
+    /// is returned with the error so that it can still be brought to its safe state.
+    pub async fn connect(
+        rig: &Rig,
+        plan: &LoadedPlan,
+        signals: Signals,
+    ) -> (Station, Option<String>) {
+        let fx = &plan.fixture.value;
+        let mut st = Station {
+            supply: None,
+            load: None,
+            cells: None,
+            dut_bus: None,
+            signals,
+            envelope: rig.envelope.clone(),
+            cells_in_series: fx.cells_in_series,
+            nominal_cell_voltage: fx.nominal_cell_voltage.0,
+            state_request: None,
+            tasks: std::sync::Mutex::new(Vec::new()),
+        };
+        let err = st.connect_all(rig, plan).await.err();
+        (st, err)
+    }
+
+    async fn connect_all(&mut self, rig: &Rig, plan: &LoadedPlan) -> Result<(), String> {
+        if let Some(b) = rig.dut_bus() {
+            let bus: Arc<dyn Bus> = Arc::from(
+                can::open(&b.endpoint()).map_err(|e| format!("DUT bus `{}`: {e}", b.id))?,
+            );
+            let dbc = Arc::new(plan.dbc.clone());
+            self.spawn(spawn_monitor(
+                bus.as_ref(),
+                dbc,
+                &plan.signals,
+                self.signals.clone(),
+            ));
+            if let Some(sr) = &plan.fixture.value.state_request {
+                let m = plan
+                    .dbc
+                    .message(&sr.message)
+                    .ok_or("state request message missing from DBC")?;
+                let s = m
+                    .signal(&sr.signal)
+                    .ok_or("state request signal missing from DBC")?;
+                self.state_request = Some(StateRequest {
+                    message: m.clone(),
+                    signal: sr.signal.clone(),
+                    run: s
+                        .label_value(&sr.run)
+                        .ok_or("state request run value missing")?,
+                    standby: s
+                        .label_value(&sr.standby)
+                        .ok_or("state request standby value missing")?,
+                    cycle: sr.cycle.duration(),
+                });
+            }
+            self.dut_bus = Some(bus);
+        }
+        for inst in &rig.instruments {
+            let timeout = inst.timeout.duration();
+            match inst.role {
+                Role::Supply | Role::Load => {
+                    let addr = inst
+                        .address
+                        .as_deref()
+                        .ok_or_else(|| format!("instrument `{}` has no address", inst.id))?;
+                    let did = inst
+                        .dialect
+                        .as_deref()
+                        .ok_or_else(|| format!("instrument `{}` has no dialect", inst.id))?;
+                    let dialect = builtin_dialect(did).ok_or_else(|| {
+                        format!("instrument `{}`: unknown dialect `{did}`", inst.id)
+                    })?;
+                    if inst.role == Role::Supply {
+                        let s = ScpiSupply::connect(&inst.id, addr, dialect, timeout)
+                            .await
+                            .map_err(|e| e.to_string())?;
+                        self.supply = Some(shared(Box::new(s) as Box<dyn Supply>));
+                    } else {
+                        let l = ScpiLoad::connect(&inst.id, addr, dialect, timeout)
+                            .await
+                            .map_err(|e| e.to_string())?;
+                        self.load = Some(shared(Box::new(l) as Box<dyn Load>));
+                    }
+                }
+                Role::CellSim => {
+                    let m = inst
+                        .mapping
+                        .as_ref()
+                        .ok_or_else(|| format!("cell simulator `{}` has no mapping", inst.id))?;
+                    let bus_id = inst
+                        .bus
+                        .as_deref()
+                        .ok_or_else(|| format!("cell simulator `{}` has no bus", inst.id))?;
+                    let b = rig.bus(bus_id).ok_or_else(|| {
+                        format!("cell simulator `{}`: no bus `{bus_id}` in the rig", inst.id)
+                    })?;
+                    let bus = can::open(&b.endpoint())
+                        .map_err(|e| format!("cell simulator `{}`: {e}", inst.id))?;
+                    let dbc = Dbc::from_file(&m.dbc)
+                        .map_err(|e| format!("cell simulator `{}`: {e}", inst.id))?;
+                    let cs = CanCellSim::new(&inst.id, bus, &dbc, m).map_err(|e| e.to_string())?;
+                    self.cells = Some(shared(Box::new(cs) as Box<dyn CellSim>));
+                }
+                Role::Chamber => {
+                    return Err(format!(
+                        "instrument `{}`: thermal chambers are not supported yet",
+                        inst.id
+                    ))
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn spawn(&self, h: JoinHandle<()>) {
+        self.tasks.lock().unwrap_or_else(|e| e.into_inner()).push(h);
+    }
+
+    /// Program instrument protection (OVP/OCP) to the envelope.
+    pub async fn program_protection(&self) -> Result<(), String> {
+        if let Some(s) = &self.supply {
+            let mut s = s.lock().await;
+            s.program_protection(
+                self.envelope.max_pack_voltage.0,
+                self.envelope.max_charge_current.0,
+            )
+            .await
+            .map_err(|e| format!("programming supply protection: {e}"))?;
+        }
+        Ok(())
+    }
+
+    /// Start samplers, the state-request keep-alive and the dead-bus watchdog. Faults are
+    /// reported on the returned channel.
+    pub fn start_background(&self, sample_period: Duration) -> mpsc::UnboundedReceiver<String> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        if let Some(s) = &self.supply {
+            let (s, sig, tx) = (s.clone(), self.signals.clone(), tx.clone());
+            self.spawn(tokio::spawn(async move {
+                let mut tick = tokio::time::interval(sample_period);
+                tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+                for n in 1u32.. {
+                    tick.tick().await;
+                    let mut g = s.lock().await;
+                    let id = g.id().to_string();
+                    let r = g.measure().await;
+                    let at = Instant::now();
+                    match r {
+                        Ok(m) => sig.update(
+                            at,
+                            &[("supply.v", m.voltage, "V"), ("supply.i", m.current, "A")],
+                        ),
+                        Err(e) => {
+                            let _ = tx.send(format!("lost instrument `{id}`: {e}"));
+                            return;
+                        }
+                    }
+                    if n % ERROR_CHECK_EVERY == 0 {
+                        if let Err(e) = g.check_errors().await {
+                            let _ = tx.send(format!("instrument `{id}` reported an error: {e}"));
+                            return;
+                        }
+                    }
+                }
+            }));
+        }
+        if let Some(l) = &self.load {
+            let (l, sig, tx) = (l.clone(), self.signals.clone(), tx.clone());
+            self.spawn(tokio::spawn(async move {
+                let mut tick = tokio::time::interval(sample_period);
+                tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+                for n in 1u32.. {
+                    tick.tick().await;
+                    let mut g = l.lock().await;
+                    let id = g.id().to_string();
+                    let r = g.measure().await;
+                    let at = Instant::now();
+                    match r {
+                        Ok(m) => sig.update(
+                            at,
+                            &[("load.v", m.voltage, "V"), ("load.i", m.current, "A")],
+                        ),
+                        Err(e) => {
+                            let _ = tx.send(format!("lost instrument `{id}`: {e}"));
+                            return;
+                        }
+                    }
+                    if n % ERROR_CHECK_EVERY == 0 {
+                        if let Err(e) = g.check_errors().await {
+                            let _ = tx.send(format!("instrument `{id}` reported an error: {e}"));
+                            return;
+                        }
+                    }
+                }
+            }));
+        }
+        if let (Some(bus), Some(sr)) = (&self.dut_bus, &self.state_request) {
+            let bus = bus.clone();
+            let frame = encode_request(sr, sr.run);
+            let cycle = sr.cycle;
+            let tx2 = tx.clone();
+            self.spawn(tokio::spawn(async move {
+                let Some(frame) = frame else {
+                    let _ = tx2.send("cannot encode the state request".into());
+                    return;
+                };
+                let mut tick = tokio::time::interval(cycle);
+                loop {
+                    tick.tick().await;
+                    if let Err(e) = bus.send(frame.clone()).await {
+                        let _ = tx2.send(format!("DUT bus: {e}"));
+                        return;
+                    }
+                }
+            }));
+        }
+        if self.dut_bus.is_some() {
+            let sig = self.signals.clone();
+            let started = Instant::now();
+            self.spawn(tokio::spawn(async move {
+                let mut tick = tokio::time::interval(DEAD_BUS_AFTER / 4);
+                loop {
+                    tick.tick().await;
+                    let last = sig.last_bus_frame().unwrap_or(started);
+                    if last.elapsed() > DEAD_BUS_AFTER {
+                        let _ = tx.send(format!(
+                            "no frame from the DUT on its CAN bus for {:.1} s",
+                            last.elapsed().as_secs_f64()
+                        ));
+                        return;
+                    }
+                }
+            }));
+        }
+        rx
+    }
+
+    /// Stop every background task (samplers, keep-alive, monitor, watchdog).
+    pub fn stop_background(&self) {
+        for t in self
+            .tasks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .drain(..)
+        {
+            t.abort();
+        }
+    }
+
+    /// Drive every instrument to its safe state: load input off, supply output off, cells to
+    /// nominal, BMS standby request. Each action is bounded in time, failures do not stop
+    /// the sequence, and each outcome is recorded.
+    pub async fn safe_state(&self) -> Vec<SafeStateAction> {
+        self.stop_background();
+        let mut out = Vec::new();
+        if let Some(l) = &self.load {
+            let r = bounded(async {
+                let mut g = l.lock().await;
+                g.set_input(false).await.map_err(|e| e.to_string())?;
+                match g.input().await.map_err(|e| e.to_string())? {
+                    false => Ok(()),
+                    true => Err("input still on after switching it off".to_string()),
+                }
+            })
+            .await;
+            out.push(action(
+                l.lock().await.id(),
+                "input off (confirmed by read-back)",
+                r,
+            ));
+        }
+        if let Some(s) = &self.supply {
+            let r = bounded(async {
+                let mut g = s.lock().await;
+                g.set_output(false).await.map_err(|e| e.to_string())?;
+                match g.output().await.map_err(|e| e.to_string())? {
+                    false => Ok(()),
+                    true => Err("output still on after switching it off".to_string()),
+                }
+            })
+            .await;
+            out.push(action(
+                s.lock().await.id(),
+                "output off (confirmed by read-back)",
+                r,
+            ));
+        }
+        if let Some(c) = &self.cells {
+            let v = self.nominal_cell_voltage;
+            let n = self.cells_in_series;
+            let r = bounded(async {
+                let mut g = c.lock().await;
+                for cell in 1..=n {
+                    g.set_cell_voltage(cell, v)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                }
+                Ok(())
+            })
+            .await;
+            let id = c.lock().await.id().to_string();
+            out.push(action(&id, &format!("all cells to nominal {v:.3} V"), r));
+        }
+        if let (Some(bus), Some(sr)) = (&self.dut_bus, &self.state_request) {
+            let r = bounded(async {
+                let f =
+                    encode_request(sr, sr.standby).ok_or("cannot encode the standby request")?;
+                bus.send(f).await.map_err(|e| e.to_string())
+            })
+            .await;
+            out.push(action("dut", "BMS standby request", r));
+        }
+        out
+    }
+
+    /// Set one cell, checked against the envelope first.
+    pub async fn set_cell(&self, cell: u32, volts: f64) -> Result<(), String> {
+        self.envelope
+            .check_cell_voltage(volts)
+            .map_err(|e| e.to_string())?;
+        let c = self.cells.as_ref().ok_or("the rig has no cell simulator")?;
+        c.lock()
+            .await
+            .set_cell_voltage(cell, volts)
+            .await
+            .map_err(|e| e.to_string())?;
+        self.signals.update(
+            Instant::now(),
+            &[(&format!("cells.cell[{cell}].v_set"), volts, "V")],
+        );
+        Ok(())
+    }
+}
+
+fn encode_request(sr: &StateRequest, value: f64) -> Option<Frame> {
+    let data = sr.message.encode(&[(sr.signal.as_str(), value)]).ok()?;
+    Frame::new(sr.message.id, sr.message.extended, &data).ok()
+}
+
+async fn bounded<F: std::future::Future<Output = Result<(), String>>>(f: F) -> Result<(), String> {
+    match timeout(SAFE_STEP_TIMEOUT, f).await {
+        Ok(r) => r,
+        Err(_) => Err(format!(
+            "no answer within {} s",
+            SAFE_STEP_TIMEOUT.as_secs()
+        )),
+    }
+}
+
+fn action(instrument: &str, what: &str, r: Result<(), String>) -> SafeStateAction {
+    SafeStateAction {
+        instrument: instrument.to_string(),
+        action: what.to_string(),
+        ok: r.is_ok(),
+        error: r.err(),
+    }
+}

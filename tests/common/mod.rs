@@ -1,0 +1,71 @@
+//! Helpers shared by the integration tests: a simulated bench and a run on it.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use hilrig::plan::{load_plan, load_rig, LoadedPlan};
+use hilrig::report::RunResults;
+use hilrig::rig::Rig;
+use hilrig::run::{execute, RunOptions};
+use hilrig::sim::Bench;
+use hilrig::trace::Clock;
+use tokio_util::sync::CancellationToken;
+
+/// The repository root.
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A fresh temporary directory for one test.
+pub fn temp_dir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("hilrig-test-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// The simulated rig, optionally with another firmware image.
+pub fn sim_rig(firmware: Option<&str>) -> Rig {
+    let mut rig = load_rig(&root().join("rig/sim.yaml")).unwrap().value;
+    if let Some(fw) = firmware {
+        rig.simulation.as_mut().unwrap().firmware = root().join("firmware-under-test").join(fw);
+    }
+    rig
+}
+
+/// Load a shipped plan against a rig.
+pub fn plan(rel: &str, rig: &Rig) -> Arc<LoadedPlan> {
+    Arc::new(load_plan(&root().join(rel), Some(rig)).unwrap_or_else(|e| panic!("{e:?}")))
+}
+
+/// Start the bench for a rig.
+pub async fn bench(rig: &Rig) -> Bench {
+    Bench::start(rig, &root().join("rig/sim.yaml"))
+        .await
+        .unwrap()
+}
+
+/// Run options writing into `dir`.
+pub fn options(dir: &Path, cancel: CancellationToken) -> RunOptions {
+    RunOptions {
+        dir: dir.to_path_buf(),
+        run_id: "test".into(),
+        decision_rule: None,
+        cancel,
+        firmware: None,
+        clock: Clock::start(),
+        on_event: Arc::new(|_| {}),
+    }
+}
+
+/// Run a plan on a started bench.
+pub async fn run_on(bench: &Bench, rig: &Rig, plan: Arc<LoadedPlan>, dir: &Path) -> RunResults {
+    execute(
+        plan,
+        &bench.resolve(rig),
+        options(dir, CancellationToken::new()),
+    )
+    .await
+    .unwrap()
+}

@@ -1,0 +1,110 @@
+//! Every shipped file validates; broken plans get a located, helpful error and no panic.
+
+mod common;
+
+use common::*;
+use hilrig::plan::{load_plan, InputError};
+use rstest::rstest;
+
+/// Load the shipped over-charge plan with one textual change, written next to a temp dir.
+fn load_mutated(name: &str, from: &str, to: &str) -> Vec<InputError> {
+    let text = std::fs::read_to_string(root().join("test-plans/overcharge.yaml")).unwrap();
+    assert!(text.contains(from), "the plan no longer contains `{from}`");
+    let fixture = root().join("fixtures/sim-bms-16s-lfp.yaml");
+    let text = text.replacen(from, to, 1).replace(
+        "../fixtures/sim-bms-16s-lfp.yaml",
+        fixture.to_str().unwrap(),
+    );
+    let dir = temp_dir(&format!("plan-{name}"));
+    let path = dir.join("plan.yaml");
+    std::fs::write(&path, text).unwrap();
+    let rig = sim_rig(None);
+    load_plan(&path, Some(&rig)).err().unwrap_or_default()
+}
+
+#[rstest]
+#[case::unknown_key("unknown", "repeat: 3", "repaet: 3", 6, &["unknown field `repaet`", "did you mean `repeat`"])]
+#[case::wrong_type("type", "repeat: 3", "repeat: three", 6, &["repeat"])]
+#[case::missing_unit("unit", "voltage: 56.0 V", "voltage: 56.0", 9, &["`56.0` has no unit", "a voltage"])]
+#[case::wrong_dimension("dimension", "rate: 20 mV/s", "rate: 20 mV", 15, &["is a voltage, but a voltage rate is expected"])]
+#[case::undefined_signal("signal", "detect: bms.chg_fet == open", "detect: bms.chg_fett == open", 16, &["signal `bms.chg_fett` is not defined", "did you mean `bms.chg_fet`"])]
+#[case::undefined_enum("enum", "detect: bms.chg_fet == open", "detect: bms.chg_fet == opened", 16, &["`opened` is not a value of `bms.chg_fet`", "open, closed"])]
+#[case::undefined_limit("limit", "ov_trip_time,", "ov_trip_tme,", 18, &["limit `ov_trip_tme` is not defined in profile `iec62619-bms`", "did you mean `ov_trip_time`"])]
+#[case::outside_envelope("envelope", "voltage: 56.0 V", "voltage: 65.0 V", 9, &["supply voltage 65.0000 V is outside the rig's safety envelope", "nothing was sent"])]
+#[case::third_step("third", "until: bms.state == charge", "until: bms.state == charging", 10, &["`charging` is not a value of `bms.state`"])]
+#[case::unknown_protection("protection", "protection: ov", "protection: oov", 14, &["protection `oov` is not declared", "did you mean `ov`"])]
+#[case::bad_condition("condition", "detect: bms.chg_fet == open", "detect: bms.chg_fet = open", 16, &["use `==`"])]
+fn broken_plans_are_located(
+    #[case] name: &str,
+    #[case] from: &str,
+    #[case] to: &str,
+    #[case] line: usize,
+    #[case] needles: &[&str],
+) {
+    let errors = load_mutated(name, from, to);
+    assert_eq!(errors.len(), 1, "{errors:#?}");
+    let e = &errors[0];
+    let text = e.to_string();
+    for n in needles {
+        assert!(text.contains(n), "`{n}` not in:\n{text}");
+    }
+    assert_eq!(e.line, line, "{text}");
+    assert!(e.column > 0, "{text}");
+    assert!(text.contains(&format!("plan.yaml:{line}:")), "{text}");
+    assert!(
+        text.contains(&format!("{line} | ")),
+        "snippet missing:\n{text}"
+    );
+}
+
+#[test]
+fn every_shipped_plan_validates_against_the_simulated_rig() {
+    let rig = sim_rig(None);
+    for entry in std::fs::read_dir(root().join("test-plans")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "yaml") {
+            if let Err(e) = load_plan(&path, Some(&rig)) {
+                panic!("{}: {e:#?}", path.display());
+            }
+        }
+    }
+}
+
+#[test]
+fn the_validate_command_accepts_shipped_files_and_rejects_broken_ones() {
+    let bin = env!("CARGO_BIN_EXE_hilrig");
+    let ok = std::process::Command::new(bin)
+        .args([
+            "validate",
+            "test-plans/overcharge.yaml",
+            "rig/sim.yaml",
+            "--rig",
+            "rig/sim.yaml",
+        ])
+        .current_dir(root())
+        .output()
+        .unwrap();
+    assert_eq!(
+        ok.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    let dir = temp_dir("validate-cli");
+    let bad = dir.join("bad.yaml");
+    std::fs::write(
+        &bad,
+        "plan: x\ntitle: y\ndut: nowhere.yaml\nlimits: z\nsteps: []\n",
+    )
+    .unwrap();
+    let out = std::process::Command::new(bin)
+        .args(["validate", bad.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("nowhere.yaml") && err.contains("cannot read file"),
+        "{err}"
+    );
+}

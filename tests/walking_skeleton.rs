@@ -1,0 +1,192 @@
+//! End to end on the simulated bench: the shipped over-charge plan through the real binary,
+//! a seeded defect that must fail, SCPI that really crosses TCP, and an abort mid-step.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpStream;
+use std::process::Command;
+use std::time::Duration;
+
+use common::*;
+use hilrig::report::Outcome;
+use tokio_util::sync::CancellationToken;
+
+fn hilrig(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_hilrig"))
+        .args(args)
+        .current_dir(root())
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into(),
+        String::from_utf8_lossy(&out.stderr).into(),
+    )
+}
+
+#[test]
+fn overcharge_plan_passes_on_the_simulated_bench() {
+    let out = temp_dir("cli-pass");
+    let (code, stdout, stderr) = hilrig(&[
+        "run",
+        "test-plans/overcharge.yaml",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "stdout:\n{stdout}\nstderr:\n{stderr}");
+    for repeat in 1..=3 {
+        assert!(
+            stdout.contains(&format!("PASS  OV cell 5 #{repeat}")),
+            "{stdout}"
+        );
+    }
+    assert!(
+        stdout.contains("ov_threshold") && stdout.contains("threshold"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("ov_trip_time") && stdout.contains("trip_time"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("limit"), "{stdout}");
+    let run_dir = std::fs::read_dir(&out)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    for f in ["results.json", "junit.xml", "trace.csv", "truth.json"] {
+        assert!(
+            run_dir.join(f).exists(),
+            "{f} missing in {}",
+            run_dir.display()
+        );
+    }
+    let results: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run_dir.join("results.json")).unwrap())
+            .unwrap();
+    assert_eq!(results["outcome"], "passed");
+    assert_eq!(results["safe_state_reached"], true);
+    assert_eq!(results["tests"].as_array().unwrap().len(), 3);
+}
+
+#[test]
+fn a_trip_delay_defect_fails_and_names_the_limit() {
+    let out = temp_dir("cli-defect");
+    let root_text = root().display().to_string();
+    let rig_text = std::fs::read_to_string(root().join("rig/sim.yaml"))
+        .unwrap()
+        .replace("sim-bms-1.0.0.yaml", "sim-bms-1.0.0-defect-ov-delay.yaml")
+        .replace("../", &format!("{root_text}/"));
+    let rig_path = out.join("defect-rig.yaml");
+    std::fs::write(&rig_path, rig_text).unwrap();
+    let reports = out.join("reports");
+    let (code, stdout, stderr) = hilrig(&[
+        "run",
+        "test-plans/overcharge.yaml",
+        "--rig",
+        rig_path.to_str().unwrap(),
+        "--out",
+        reports.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 1, "stdout:\n{stdout}\nstderr:\n{stderr}");
+    let line = stdout
+        .lines()
+        .find(|l| l.contains("ov_trip_time"))
+        .expect("a trip-time line");
+    assert!(line.contains("FAIL"), "{line}");
+    // The measured trip time (about 6 s) is printed beside the limit (<= 3 s).
+    assert!(line.contains(" s ±") && line.contains("3.000 s"), "{line}");
+    let run_dir = std::fs::read_dir(&reports)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let junit = std::fs::read_to_string(run_dir.join("junit.xml")).unwrap();
+    assert!(junit.contains("ov_trip_time FAIL: measured"), "{junit}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scpi_traffic_crosses_a_tcp_socket() {
+    let rig = sim_rig(None);
+    let bench = bench(&rig).await;
+    let addr = bench.addresses()["sim://supply"]
+        .trim_start_matches("tcp://")
+        .to_string();
+    let plan = plan("test-plans/overcharge.yaml", &rig);
+    let dir = temp_dir("tcp");
+    let resolved = bench.resolve(&rig);
+    let run = tokio::spawn(async move {
+        hilrig::run::execute(plan, &resolved, options(&dir, CancellationToken::new())).await
+    });
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    // Our own client on the same port, while the runner is driving the supply.
+    let idn = tokio::task::spawn_blocking(move || {
+        let mut s = TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        s.write_all(b"*IDN?\n").unwrap();
+        let mut line = String::new();
+        BufReader::new(s).read_line(&mut line).unwrap();
+        line
+    })
+    .await
+    .unwrap();
+    assert!(idn.contains("PSB"), "{idn}");
+    let log = bench.instrument("supply").unwrap().command_log();
+    assert!(
+        log.iter().any(|c| c == "SOUR:VOLT 56"),
+        "the runner's settings arrive over TCP: {log:?}"
+    );
+    assert!(log.iter().any(|c| c == "*IDN?"), "{log:?}");
+    let results = run.await.unwrap().unwrap();
+    assert_eq!(results.outcome, Outcome::Passed);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_error_mid_step_aborts_into_the_safe_state() {
+    let rig = sim_rig(None);
+    let bench = bench(&rig).await;
+    let plan = plan("test-plans/overcharge.yaml", &rig);
+    let dir = temp_dir("abort");
+    let resolved = bench.resolve(&rig);
+    // Load input on as well, so that the safe state has something to switch off.
+    bench.plant.lock().load.input = true;
+    let d = dir.clone();
+    let run = tokio::spawn(async move {
+        hilrig::run::execute(plan, &resolved, options(&d, CancellationToken::new())).await
+    });
+    // Wait until the trip step is ramping (supply on, a cell above 3.5 V), then inject.
+    for _ in 0..200 {
+        let s = bench.plant.snapshot();
+        if s.supply.output && s.cells.iter().any(|v| *v > 3.5) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    bench
+        .instrument("supply")
+        .unwrap()
+        .inject_error(-310, "System error");
+    let results = run.await.unwrap().unwrap();
+    assert_eq!(results.outcome, Outcome::Aborted);
+    let abort = results.abort.as_ref().unwrap();
+    assert!(abort.cause.contains("System error"), "{abort:?}");
+    assert!(
+        abort.during.as_deref().unwrap_or("").contains("trip"),
+        "{abort:?}"
+    );
+    let s = bench.plant.snapshot();
+    assert!(!s.supply.output, "supply output still on");
+    assert!(!s.load.input, "load input still on");
+    assert!(results.safe_state_reached, "{:?}", results.safe_state);
+    let json = std::fs::read_to_string(dir.join("results.json")).unwrap();
+    assert!(json.contains("\"outcome\": \"aborted\""), "{json}");
+    let trace = std::fs::read_to_string(dir.join("trace.csv")).unwrap();
+    assert!(trace.lines().count() > 10, "trace up to the fault is kept");
+    assert!(
+        trace.contains("cells.cell[5].v_set"),
+        "the stimulus is in the trace"
+    );
+}
