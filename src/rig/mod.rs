@@ -103,6 +103,22 @@ pub struct CellSimMapping {
     pub accuracy: Volts,
     /// How often a ramp updates its setpoint.
     pub update_period: Seconds,
+    /// Message that sets one temperature sensor, when the simulator emulates NTCs.
+    pub temperature: Option<TemperatureMapping>,
+}
+
+/// How a CAN cell simulator's temperature setpoints map onto a DBC message.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TemperatureMapping {
+    /// Message name.
+    pub message: String,
+    /// Signal carrying the 1-based sensor index.
+    pub index_signal: String,
+    /// Signal carrying the temperature in °C.
+    pub value_signal: String,
+    /// Setpoint accuracy.
+    pub accuracy: Celsius,
 }
 
 /// CAN backends.
@@ -227,6 +243,17 @@ impl Envelope {
             0.0,
             self.max_discharge_current.0,
             Amps::DIM,
+        )
+    }
+
+    /// Check a temperature setpoint.
+    pub fn check_temperature(&self, t: f64) -> Result<(), EnvelopeViolation> {
+        Self::check(
+            "temperature",
+            t,
+            self.temperature_min.0,
+            self.temperature_max.0,
+            Celsius::DIM,
         )
     }
 
