@@ -16,4 +16,6 @@ pub use dialect::{
     Dialect, MeasureFields, NumberFormat, QuantityAccuracy, Ranges, Replies, Role, Watchdog,
 };
 pub use error::ScpiError;
-pub use transport::{connect, connect_address, Address, Transport};
+pub use transport::{
+    connect, connect_address, register_memory, Address, MemoryConnector, MemoryEndpoint, Transport,
+};

@@ -1,6 +1,8 @@
 //! Byte-stream transports to instruments and the addresses that name them.
 
+use std::collections::HashMap;
 use std::fmt;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -43,6 +45,11 @@ pub enum Address {
         /// TCP port.
         port: u16,
     },
+    /// An instrument inside this process: `mem://NAME` (the simulated bench in virtual time).
+    Memory {
+        /// The registered name.
+        name: String,
+    },
 }
 
 impl Address {
@@ -59,12 +66,24 @@ impl Address {
         };
         match scheme.to_ascii_lowercase().as_str() {
             "tcp" => Self::parse_tcp(rest, default_port).map_err(bad),
+            "mem" => {
+                let name = rest.strip_suffix('/').unwrap_or(rest);
+                if name.is_empty() || name.contains(['/', '?', '#', '@', ':']) {
+                    Err(bad(
+                        "expected `mem://NAME` with a plain name, e.g. `mem://supply-1`".into(),
+                    ))
+                } else {
+                    Ok(Address::Memory {
+                        name: name.to_string(),
+                    })
+                }
+            }
             other => {
                 if let Some((_, advice)) = PLANNED_SCHEMES.iter().find(|(s, _)| *s == other) {
                     Err(bad((*advice).to_string()))
                 } else {
                     Err(bad(format!(
-                        "unknown scheme `{scheme}`; supported: tcp://host:port"
+                        "unknown scheme `{scheme}`; supported: tcp://host:port, mem://NAME"
                     )))
                 }
             }
@@ -121,6 +140,7 @@ impl fmt::Display for Address {
         match self {
             Address::Tcp { host, port } if host.contains(':') => write!(f, "tcp://[{host}]:{port}"),
             Address::Tcp { host, port } => write!(f, "tcp://{host}:{port}"),
+            Address::Memory { name } => write!(f, "mem://{name}"),
         }
     }
 }
@@ -161,6 +181,66 @@ pub async fn connect_address(
                 })?;
             Ok(Box::new(stream))
         }
+        Address::Memory { name } => {
+            let connector = memory_registry()
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get(name)
+                .cloned();
+            match connector {
+                Some(connect) => Ok(connect()),
+                None => Err(ScpiError::BadAddress {
+                    address: address.to_string(),
+                    reason: format!(
+                        "no in-memory instrument `{name}` is running in this process; mem:// \
+                         addresses exist only while a simulated bench serves them \
+                         (hilrig run --virtual-time)"
+                    ),
+                }),
+            }
+        }
+    }
+}
+
+/// Opens a new in-memory connection to a registered instrument.
+pub type MemoryConnector = Arc<dyn Fn() -> Box<dyn Transport> + Send + Sync>;
+
+fn memory_registry() -> &'static Mutex<HashMap<String, MemoryConnector>> {
+    static REG: OnceLock<Mutex<HashMap<String, MemoryConnector>>> = OnceLock::new();
+    REG.get_or_init(|| Mutex::new(HashMap::new()))
+}
+
+/// A registered `mem://NAME` endpoint; the name is released when this handle drops.
+#[derive(Debug)]
+pub struct MemoryEndpoint {
+    name: String,
+}
+
+impl MemoryEndpoint {
+    /// The address that reaches it: `mem://NAME`.
+    pub fn address(&self) -> String {
+        format!("mem://{}", self.name)
+    }
+}
+
+impl Drop for MemoryEndpoint {
+    fn drop(&mut self) {
+        memory_registry()
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&self.name);
+    }
+}
+
+/// Make `mem://NAME` reach an instrument in this process: every connect calls `connector`
+/// for a fresh byte stream. A name registered again replaces the earlier registration.
+pub fn register_memory(name: &str, connector: MemoryConnector) -> MemoryEndpoint {
+    memory_registry()
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(name.to_string(), connector);
+    MemoryEndpoint {
+        name: name.to_string(),
     }
 }
 
@@ -217,6 +297,43 @@ mod tests {
         for text in ["tcp://10.0.0.5:5025", "tcp://[::1]:5025"] {
             assert_eq!(Address::parse(text, None).unwrap().to_string(), text);
         }
+    }
+
+    #[tokio::test]
+    async fn memory_endpoints_connect_while_registered() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let endpoint = register_memory(
+            "transport-test-1",
+            Arc::new(|| {
+                let (near, mut far) = tokio::io::duplex(64);
+                tokio::spawn(async move {
+                    let mut b = [0u8; 5];
+                    if far.read_exact(&mut b).await.is_ok() {
+                        let _ = far.write_all(b"pong\n").await;
+                    }
+                });
+                Box::new(near) as Box<dyn Transport>
+            }),
+        );
+        assert_eq!(endpoint.address(), "mem://transport-test-1");
+        let mut t = connect("mem://transport-test-1", Duration::from_millis(50))
+            .await
+            .unwrap();
+        t.write_all(b"ping\n").await.unwrap();
+        let mut reply = [0u8; 5];
+        t.read_exact(&mut reply).await.unwrap();
+        assert_eq!(&reply, b"pong\n");
+        drop(endpoint);
+        let err = connect("mem://transport-test-1", Duration::from_millis(50))
+            .await
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            err.contains("transport-test-1") && err.contains("--virtual-time"),
+            "{err}"
+        );
+        assert!(Address::parse("mem://", None).is_err());
     }
 
     #[tokio::test]

@@ -1,24 +1,28 @@
-//! The simulated bench as a whole: plant, SCPI instrument servers on loopback TCP, the
-//! virtual CAN bus, the cell simulator and the BMS firmware host.
+//! The simulated bench as a whole: plant, SCPI instrument servers (on loopback TCP, or
+//! in memory behind `mem://` endpoints for virtual time), the virtual CAN bus, the cell
+//! simulator, the BMS firmware host, the plant tick and the ground truth.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use thiserror::Error;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
 use super::bms_host::{self, Truth};
+use super::cell::Chemistry;
 use super::firmware::FirmwareImage;
-use super::plant::Plant;
+use super::plant::{self, PackConfig, Plant};
 use super::scpi_server::{self, SimInstrument};
 use crate::can::VirtualBus;
 use crate::dbc::Dbc;
 use crate::plan::InputError;
 use crate::rig::{Backend, Rig, Role};
 use crate::scpi::builtin_dialect;
+use crate::scpi::{register_memory, MemoryEndpoint};
 
 /// The project DBC, which the reference firmware speaks.
 pub const FIRMWARE_DBC: &str = include_str!("../../fixtures/dbc/sim-bms.dbc");
@@ -50,6 +54,39 @@ pub enum SimError {
     },
 }
 
+/// How the simulated SCPI instruments are reached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ScpiExposure {
+    /// Loopback TCP ports chosen at start (`tcp://127.0.0.1:PORT`): real transports, real time.
+    #[default]
+    Tcp,
+    /// In-memory pipes behind `mem://ID-N` endpoints: no sockets, so the bench runs under a
+    /// paused (virtual) clock.
+    InMemory,
+}
+
+/// How to build the simulated bench.
+#[derive(Debug, Clone)]
+pub struct BenchOptions {
+    /// How the SCPI instruments are reached.
+    pub scpi: ScpiExposure,
+    /// The pack; None: typical LFP cells (as many as the firmware image watches) at half
+    /// charge and 25 °C, with four NTCs.
+    pub pack: Option<PackConfig>,
+    /// The plant's integration step.
+    pub tick: Duration,
+}
+
+impl Default for BenchOptions {
+    fn default() -> Self {
+        Self {
+            scpi: ScpiExposure::Tcp,
+            pack: None,
+            tick: plant::DEFAULT_TICK,
+        }
+    }
+}
+
 /// A running simulated bench. Dropping it stops every task.
 pub struct Bench {
     /// The plant (for tests and the ground truth).
@@ -61,7 +98,8 @@ pub struct Bench {
     instruments: BTreeMap<String, SimInstrument>,
     addresses: BTreeMap<String, String>,
     buses: BTreeMap<String, String>,
-    _ports: Vec<VirtualBus>,
+    ports: BTreeMap<String, VirtualBus>,
+    _memory: Vec<MemoryEndpoint>,
     tasks: Vec<JoinHandle<()>>,
 }
 
@@ -69,8 +107,17 @@ static BENCH_COUNTER: AtomicU64 = AtomicU64::new(0);
 
 impl Bench {
     /// Start every simulated instrument and bus the rig names (a rig as returned by
-    /// `plan::load_rig`, whose paths are already resolved).
+    /// `plan::load_rig`, whose paths are already resolved), with SCPI on loopback TCP.
     pub async fn start(rig: &Rig, rig_path: &Path) -> Result<Bench, SimError> {
+        Self::start_with(rig, rig_path, &BenchOptions::default()).await
+    }
+
+    /// Start the bench with options (in-memory SCPI for virtual time, another pack).
+    pub async fn start_with(
+        rig: &Rig,
+        rig_path: &Path,
+        options: &BenchOptions,
+    ) -> Result<Bench, SimError> {
         let sim = rig
             .simulation
             .as_ref()
@@ -82,13 +129,18 @@ impl Bench {
                 reason: format!("built-in DBC: {e}"),
             }
         })?);
-        let plant = Plant::new(image.config.cells as usize, 3.3, 4, 25.0);
+        let pack = options
+            .pack
+            .clone()
+            .unwrap_or_else(|| PackConfig::typical(Chemistry::Lfp, image.config.cells as usize));
+        let plant = Plant::with_pack(&pack);
         let truth = Truth::default();
+        bms_host::watch_levels(&plant, &image, truth.clone());
 
         let n = BENCH_COUNTER.fetch_add(1, Ordering::Relaxed);
         let mut buses = BTreeMap::new();
-        let mut ports = Vec::new();
-        let mut tasks = Vec::new();
+        let mut ports = BTreeMap::new();
+        let mut tasks = vec![plant::spawn_ticker(plant.clone(), options.tick)];
         for b in rig.buses.iter().filter(|b| b.backend == Backend::Virtual) {
             let name = format!("sim-{}-{n}-{}", std::process::id(), b.interface);
             let port = VirtualBus::create(&name);
@@ -113,11 +165,12 @@ impl Bench {
                 ));
             }
             buses.insert(b.interface.clone(), name);
-            ports.push(port);
+            ports.insert(b.id.clone(), port);
         }
 
         let mut instruments = BTreeMap::new();
         let mut addresses = BTreeMap::new();
+        let mut memory = Vec::new();
         for inst in &rig.instruments {
             let Some(addr) = inst.address.as_deref().filter(|a| a.starts_with("sim://")) else {
                 continue;
@@ -132,15 +185,31 @@ impl Bench {
                 .ok_or_else(|| err("no dialect given".into()))?;
             let dialect = builtin_dialect(dialect_id)
                 .ok_or_else(|| err(format!("no built-in dialect `{dialect_id}`")))?;
-            let listener =
-                TcpListener::bind("127.0.0.1:0")
-                    .await
-                    .map_err(|source| SimError::Io {
-                        id: inst.id.clone(),
-                        source,
-                    })?;
-            let server = scpi_server::serve(listener, dialect, plant.clone()).await;
-            addresses.insert(addr.to_string(), format!("tcp://{}", server.local_addr()));
+            let server = match options.scpi {
+                ScpiExposure::Tcp => {
+                    let listener =
+                        TcpListener::bind("127.0.0.1:0")
+                            .await
+                            .map_err(|source| SimError::Io {
+                                id: inst.id.clone(),
+                                source,
+                            })?;
+                    let server = scpi_server::serve(listener, dialect, plant.clone()).await;
+                    addresses.insert(addr.to_string(), server.address());
+                    server
+                }
+                ScpiExposure::InMemory => {
+                    let server = scpi_server::serve_in_memory(dialect, plant.clone());
+                    let handle = server.clone();
+                    let endpoint = register_memory(
+                        &format!("{}-{n}", inst.id),
+                        Arc::new(move || handle.connect_in_memory()),
+                    );
+                    addresses.insert(addr.to_string(), endpoint.address());
+                    memory.push(endpoint);
+                    server
+                }
+            };
             instruments.insert(inst.id.clone(), server);
         }
         Ok(Bench {
@@ -150,9 +219,15 @@ impl Bench {
             instruments,
             addresses,
             buses,
-            _ports: ports,
+            ports,
+            _memory: memory,
             tasks,
         })
+    }
+
+    /// A port on a simulated CAN bus, by the rig's bus id.
+    pub fn bus_port(&self, bus_id: &str) -> Option<&VirtualBus> {
+        self.ports.get(bus_id)
     }
 
     /// A simulated SCPI instrument by rig id.
@@ -160,7 +235,7 @@ impl Bench {
         self.instruments.get(id)
     }
 
-    /// `sim://NAME` -> real `tcp://127.0.0.1:PORT` addresses.
+    /// `sim://NAME` -> real `tcp://127.0.0.1:PORT` (or `mem://ID-N`) addresses.
     pub fn addresses(&self) -> &BTreeMap<String, String> {
         &self.addresses
     }

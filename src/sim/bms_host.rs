@@ -1,5 +1,19 @@
 //! Host for the reference BMS firmware: samples the plant like an AFE, runs the protection
 //! core, drives the FETs, talks CAN through the project DBC, and records the ground truth.
+//!
+//! The host runs two timers, as BMS firmware usually does: the AFE sampling period (sample,
+//! run the protection core, drive the FETs) and the CAN cycle (send the latest status).
+//! When both fall due at the same instant the sample is taken first.
+//!
+//! Ground truth ([`Truth`]), per protection, on the run's clock:
+//! - `plant_crossed` / `plant_returned`: the physical value went beyond / came back within
+//!   the firmware's own trip level (with the AFE's resolution: 1 mV, 0.1 °C, 1 mA), at the
+//!   moment the plant changed, whether or not the AFE has sampled it yet;
+//! - `condition_start` / `condition_end`: the first AFE sample beyond / back within it
+//!   (with the sampled value and the cell or sensor index);
+//! - `fault_set` / `fault_clear`: the debounced fault;
+//! - `chg_fet_open` / `dsg_fet_open` (and `_close`): the FET really switched, with the
+//!   protection that caused an opening (or `cause: standby` when the BMS left run mode).
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -10,11 +24,11 @@ use tokio::task::JoinHandle;
 use tokio::time::{Instant, MissedTickBehavior};
 
 use super::firmware::FirmwareImage;
-use super::plant::Plant;
+use super::plant::{Plant, PlantState};
 use crate::can::{Bus, Frame, VirtualBus};
 use crate::dbc::Dbc;
 
-/// Something that really happened inside the simulated BMS.
+/// Something that really happened inside the simulated BMS or its plant.
 #[derive(Debug, Clone, Serialize)]
 pub struct TruthEvent {
     /// When it happened.
@@ -22,28 +36,63 @@ pub struct TruthEvent {
     pub at: Instant,
     /// Seconds since the clock origin given when exporting.
     pub t: f64,
-    /// What happened: `condition_start`, `condition_end`, `fault_set`, `fault_clear`,
-    /// `chg_fet_open`, `chg_fet_close`, `dsg_fet_open`, `dsg_fet_close`.
+    /// What happened: `plant_crossed`, `plant_returned`, `condition_start`,
+    /// `condition_end`, `fault_set`, `fault_clear`, `chg_fet_open`, `chg_fet_close`,
+    /// `dsg_fet_open`, `dsg_fet_close`.
     pub kind: String,
-    /// Which protection (for condition and fault events).
+    /// Which protection (for crossing, condition and fault events, and FET openings a
+    /// fault caused).
     pub protection: Option<String>,
+    /// The value beyond (or back within) the level, in `unit`, where there is one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub value: Option<f64>,
+    /// Unit of `value` (`V`, `°C`, `A`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unit: Option<String>,
+    /// 1-based index of the cell or NTC concerned, for voltage and temperature events.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub index: Option<u32>,
+    /// Why a FET switched when no protection did it (`standby`, `run`, `fault_cleared`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cause: Option<String>,
 }
 
-/// The ground truth recorded by the simulated BMS.
+impl TruthEvent {
+    fn new(at: Instant, kind: &str, protection: Option<&str>) -> Self {
+        Self {
+            at,
+            t: 0.0,
+            kind: kind.to_string(),
+            protection: protection.map(str::to_string),
+            value: None,
+            unit: None,
+            index: None,
+            cause: None,
+        }
+    }
+
+    fn reading(mut self, r: Option<Reading>) -> Self {
+        if let Some(r) = r {
+            self.value = Some(r.value);
+            self.unit = Some(r.unit.to_string());
+            self.index = r.index;
+        }
+        self
+    }
+}
+
+/// The ground truth recorded by the simulated bench.
 #[derive(Debug, Clone, Default)]
 pub struct Truth {
     events: Arc<Mutex<Vec<TruthEvent>>>,
 }
 
 impl Truth {
-    fn push(&self, at: Instant, kind: &str, protection: Option<&str>) {
-        let mut ev = self.events.lock().unwrap_or_else(|e| e.into_inner());
-        ev.push(TruthEvent {
-            at,
-            t: 0.0,
-            kind: kind.to_string(),
-            protection: protection.map(str::to_string),
-        });
+    fn push(&self, ev: TruthEvent) {
+        self.events
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(ev);
     }
 
     /// All events so far, with `t` relative to `origin`.
@@ -56,6 +105,23 @@ impl Truth {
             })
             .collect()
     }
+
+    /// The first event of `kind` (for `protection`, when given) at or after `after`.
+    pub fn first(
+        &self,
+        kind: &str,
+        protection: Option<&str>,
+        after: Instant,
+    ) -> Option<TruthEvent> {
+        let ev = self.events.lock().unwrap_or_else(|e| e.into_inner());
+        ev.iter()
+            .find(|e| {
+                e.at >= after
+                    && e.kind == kind
+                    && protection.is_none_or(|p| e.protection.as_deref() == Some(p))
+            })
+            .cloned()
+    }
 }
 
 fn signed_secs(at: Instant, origin: Instant) -> f64 {
@@ -67,6 +133,118 @@ fn signed_secs(at: Instant, origin: Instant) -> f64 {
 }
 
 const FAULT_NAMES: [&str; 7] = ["ov", "uv", "otc", "otd", "utc", "occ", "ocd"];
+
+/// A cell voltage as the AFE digitises it (1 mV).
+pub fn afe_mv(volts: f64) -> u16 {
+    (volts * 1000.0).round().clamp(0.0, 65535.0) as u16
+}
+
+/// A temperature as the AFE digitises it (0.1 °C).
+pub fn afe_dc(celsius: f64) -> i16 {
+    if celsius.is_nan() {
+        return 250;
+    }
+    (celsius * 10.0).round().clamp(-32768.0, 32767.0) as i16
+}
+
+/// A current as the AFE digitises it (1 mA, positive charging).
+pub fn afe_ma(amps: f64) -> i32 {
+    (amps * 1000.0)
+        .round()
+        .clamp(i32::MIN as f64, i32::MAX as f64) as i32
+}
+
+/// A digitised sample of the plant.
+struct Digitised {
+    cell_mv: Vec<u16>,
+    temp_dc: Vec<i16>,
+    current_ma: i32,
+}
+
+impl Digitised {
+    fn of(s: &PlantState, cells: usize) -> Self {
+        Self {
+            cell_mv: s.cells.iter().take(cells).map(|v| afe_mv(*v)).collect(),
+            temp_dc: s.temps.iter().map(|t| afe_dc(*t)).collect(),
+            current_ma: afe_ma(s.pack_current()),
+        }
+    }
+
+    /// The value a protection compares, with its cell or sensor index.
+    fn reading(&self, fault: usize) -> Option<Reading> {
+        let max = |v: &[i64]| v.iter().copied().enumerate().max_by_key(|(_, x)| *x);
+        let min = |v: &[i64]| v.iter().copied().enumerate().min_by_key(|(_, x)| *x);
+        let cells: Vec<i64> = self.cell_mv.iter().map(|v| *v as i64).collect();
+        let temps: Vec<i64> = self.temp_dc.iter().map(|v| *v as i64).collect();
+        let (pick, scale, unit, indexed) = match fault {
+            0 => (max(&cells), 1e-3, "V", true),
+            1 => (min(&cells), 1e-3, "V", true),
+            2 | 3 => (max(&temps), 0.1, "°C", true),
+            4 => (min(&temps), 0.1, "°C", true),
+            5 => (Some((0, self.current_ma as i64)), 1e-3, "A", false),
+            6 => (Some((0, -(self.current_ma as i64))), 1e-3, "A", false),
+            _ => (None, 1.0, "", false),
+        };
+        pick.map(|(i, raw)| Reading {
+            value: raw as f64 * scale,
+            unit,
+            index: indexed.then_some(i as u32 + 1),
+            raw,
+        })
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Reading {
+    value: f64,
+    unit: &'static str,
+    index: Option<u32>,
+    raw: i64,
+}
+
+/// Whether the value a protection compares is beyond its trip level (the physical side of
+/// the firmware's comparison, without debounce or seeded defects).
+fn beyond(fault: usize, raw: i64, p: &sim_bms::Protection) -> bool {
+    match fault {
+        1 | 4 => raw < p.trip as i64,
+        _ => raw > p.trip as i64,
+    }
+}
+
+fn protection(cfg: &sim_bms::Config, fault: usize) -> sim_bms::Protection {
+    match fault {
+        0 => cfg.ov,
+        1 => cfg.uv,
+        2 => cfg.otc,
+        3 => cfg.otd,
+        4 => cfg.utc,
+        5 => cfg.occ,
+        _ => cfg.ocd,
+    }
+}
+
+/// Record in `truth` every moment the plant's physical values cross the firmware's trip
+/// levels (`plant_crossed` / `plant_returned`), as the plant changes.
+pub fn watch_levels(plant: &Plant, image: &FirmwareImage, truth: Truth) {
+    let cfg = image.config;
+    let mut was = [false; 7];
+    plant.observe(Box::new(move |s, now| {
+        let d = Digitised::of(s, cfg.cells as usize);
+        for (i, name) in FAULT_NAMES.iter().enumerate() {
+            let r = d.reading(i);
+            let is = r.is_some_and(|r| beyond(i, r.raw, &protection(&cfg, i)));
+            if is != was[i] {
+                was[i] = is;
+                let kind = if is {
+                    "plant_crossed"
+                } else {
+                    "plant_returned"
+                };
+                truth.push(TruthEvent::new(now, kind, Some(name)).reading(r));
+            }
+        }
+    }));
+}
 
 #[derive(Default)]
 struct Requests {
@@ -119,139 +297,155 @@ pub fn spawn(
         let _receiver = AbortOnDrop(receiver);
         let mut bms = sim_bms::Bms::new(cfg);
         let start = Instant::now();
-        let mut tick = tokio::time::interval(Duration::from_millis(cfg.afe_period_ms as u64));
-        tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
-        let mut last_status: Option<u32> = None;
-        let mut last_slow: Option<u32> = None;
+        let mut afe = tokio::time::interval(Duration::from_millis(cfg.afe_period_ms as u64));
+        afe.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let mut can = tokio::time::interval(Duration::from_millis(cfg.can_cycle_ms as u64));
+        can.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let mut last_slow: Option<Instant> = None;
         let mut prev: Option<sim_bms::Outputs> = None;
         let mut counter: u8 = 0;
         loop {
-            let now = tick.tick().await;
-            let now_ms = (now - start).as_millis() as u32;
-            let snap = plant.snapshot();
-            let cell_mv: Vec<u16> = snap
-                .cells
-                .iter()
-                .map(|v| (v * 1000.0).round().clamp(0.0, 65535.0) as u16)
-                .collect();
-            let temp_dc: Vec<i16> = snap
-                .temps
-                .iter()
-                .map(|t| (t * 10.0).round().clamp(-32768.0, 32767.0) as i16)
-                .collect();
-            let current_ma = (snap.pack_current() * 1000.0).round() as i32;
-            let (run_request, standby_request) = {
-                let mut q = requests.lock().unwrap_or_else(|e| e.into_inner());
-                let r = (q.run, q.standby);
-                *q = Requests::default();
-                r
-            };
-            let out = bms.tick(
-                now_ms,
-                &sim_bms::Sample {
-                    cell_mv: &cell_mv,
-                    temp_dc: &temp_dc,
-                    current_ma,
-                    run_request,
-                    standby_request,
-                },
-            );
-            {
-                let mut p = plant.lock();
-                p.chg_fet = out.chg_fet;
-                p.dsg_fet = out.dsg_fet;
-            }
-            record_truth(&truth, now, prev.as_ref(), &out);
-            prev = Some(out);
-
-            if last_status.is_none_or(|t| now_ms.wrapping_sub(t) >= cfg.can_cycle_ms) {
-                last_status = Some(now_ms);
-                counter = (counter + 1) & 0x0F;
-                let snap = plant.snapshot();
-                let mut frames = Vec::new();
-                frames.push(encode(
-                    &dbc,
-                    "BMS_Status",
-                    &[
-                        ("State", out.state as u8 as f64),
-                        ("ChgFet", out.chg_fet as u8 as f64),
-                        ("DsgFet", out.dsg_fet as u8 as f64),
-                        ("Warning", out.warning as u8 as f64),
-                        ("FaultOV", bit(out.faults, 0)),
-                        ("FaultUV", bit(out.faults, 1)),
-                        ("FaultOTC", bit(out.faults, 2)),
-                        ("FaultOTD", bit(out.faults, 3)),
-                        ("FaultUTC", bit(out.faults, 4)),
-                        ("FaultOCC", bit(out.faults, 5)),
-                        ("FaultOCD", bit(out.faults, 6)),
-                        ("FaultCell", out.fault_cell as f64),
-                        ("Counter", counter as f64),
-                    ],
-                ));
-                let vmax = cell_mv.iter().copied().max().unwrap_or(0) as f64 / 1000.0;
-                let vmin = cell_mv.iter().copied().min().unwrap_or(0) as f64 / 1000.0;
-                frames.push(encode(
-                    &dbc,
-                    "BMS_Pack",
-                    &[
-                        ("PackVoltage", (snap.pack_voltage() * 100.0).round() / 100.0),
-                        ("PackCurrent", (snap.pack_current() * 10.0).round() / 10.0),
-                        ("MaxCellVoltage", vmax),
-                        ("MinCellVoltage", vmin),
-                    ],
-                ));
-                for block in 0..cell_mv.len().div_ceil(4).min(4) {
-                    let names: Vec<String> = (1..=4)
-                        .map(|k| format!("Cell{:02}", block * 4 + k))
-                        .collect();
-                    let mut values: Vec<(&str, f64)> = vec![("CellBlock", block as f64)];
-                    for (k, name) in names.iter().enumerate() {
-                        if let Some(mv) = cell_mv.get(block * 4 + k) {
-                            values.push((name.as_str(), (*mv).min(16383) as f64 / 1000.0));
-                        }
-                    }
-                    frames.push(encode(&dbc, "BMS_CellVoltages", &values));
-                }
-                if last_slow.is_none_or(|t| now_ms.wrapping_sub(t) >= 1000) {
-                    last_slow = Some(now_ms);
-                    let t = |i: usize| {
-                        snap.temps
-                            .get(i)
-                            .copied()
-                            .unwrap_or(25.0)
-                            .round()
-                            .clamp(-128.0, 127.0)
+            tokio::select! {
+                biased;
+                now = afe.tick() => {
+                    let now_ms = (now - start).as_millis() as u32;
+                    let d = Digitised::of(&plant.snapshot(), cfg.cells as usize);
+                    let (run_request, standby_request) = {
+                        let mut q = requests.lock().unwrap_or_else(|e| e.into_inner());
+                        let r = (q.run, q.standby);
+                        *q = Requests::default();
+                        r
                     };
-                    frames.push(encode(
-                        &dbc,
-                        "BMS_Temps",
-                        &[
-                            ("Temp1", t(0)),
-                            ("Temp2", t(1)),
-                            ("Temp3", t(2)),
-                            ("Temp4", t(3)),
-                        ],
-                    ));
-                    let (maj, min, pat) = cfg.version;
-                    frames.push(encode(
-                        &dbc,
-                        "BMS_Version",
-                        &[
-                            ("FwMajor", maj as f64),
-                            ("FwMinor", min as f64),
-                            ("FwPatch", pat as f64),
-                            ("ImageHash", hash as f64),
-                        ],
-                    ));
+                    let out = bms.tick(
+                        now_ms,
+                        &sim_bms::Sample {
+                            cell_mv: &d.cell_mv,
+                            temp_dc: &d.temp_dc,
+                            current_ma: d.current_ma,
+                            run_request,
+                            standby_request,
+                        },
+                    );
+                    {
+                        let mut p = plant.lock();
+                        p.chg_fet = out.chg_fet;
+                        p.dsg_fet = out.dsg_fet;
+                    }
+                    record_truth(&truth, now, prev.as_ref(), &out, &d);
+                    prev = Some(out);
                 }
-                for f in frames.into_iter().flatten() {
-                    if bus.send(f).await.is_err() {
-                        return;
+                now = can.tick() => {
+                    let Some(out) = prev else { continue };
+                    counter = (counter + 1) & 0x0F;
+                    let slow = last_slow.is_none_or(|t| now - t >= Duration::from_secs(1));
+                    if slow {
+                        last_slow = Some(now);
+                    }
+                    let frames = status_frames(&dbc, &cfg, hash, &out, counter, &plant.snapshot(), slow);
+                    for f in frames {
+                        if bus.send(f).await.is_err() {
+                            return;
+                        }
                     }
                 }
             }
         }
     })
+}
+
+/// The frames of one CAN cycle; `slow` adds the 1 s messages (temperatures, version).
+fn status_frames(
+    dbc: &Dbc,
+    cfg: &sim_bms::Config,
+    hash: u32,
+    out: &sim_bms::Outputs,
+    counter: u8,
+    snap: &PlantState,
+    slow: bool,
+) -> Vec<Frame> {
+    let cell_mv: Vec<u16> = snap
+        .cells
+        .iter()
+        .take(cfg.cells as usize)
+        .map(|v| afe_mv(*v))
+        .collect();
+    let mut frames = Vec::new();
+    frames.push(encode(
+        dbc,
+        "BMS_Status",
+        &[
+            ("State", out.state as u8 as f64),
+            ("ChgFet", out.chg_fet as u8 as f64),
+            ("DsgFet", out.dsg_fet as u8 as f64),
+            ("Warning", out.warning as u8 as f64),
+            ("FaultOV", bit(out.faults, 0)),
+            ("FaultUV", bit(out.faults, 1)),
+            ("FaultOTC", bit(out.faults, 2)),
+            ("FaultOTD", bit(out.faults, 3)),
+            ("FaultUTC", bit(out.faults, 4)),
+            ("FaultOCC", bit(out.faults, 5)),
+            ("FaultOCD", bit(out.faults, 6)),
+            ("FaultCell", out.fault_cell as f64),
+            ("Counter", counter as f64),
+        ],
+    ));
+    let vmax = cell_mv.iter().copied().max().unwrap_or(0) as f64 / 1000.0;
+    let vmin = cell_mv.iter().copied().min().unwrap_or(0) as f64 / 1000.0;
+    frames.push(encode(
+        dbc,
+        "BMS_Pack",
+        &[
+            ("PackVoltage", (snap.pack_voltage() * 100.0).round() / 100.0),
+            ("PackCurrent", (snap.pack_current() * 10.0).round() / 10.0),
+            ("MaxCellVoltage", vmax),
+            ("MinCellVoltage", vmin),
+        ],
+    ));
+    for block in 0..cell_mv.len().div_ceil(4).min(4) {
+        let names: Vec<String> = (1..=4)
+            .map(|k| format!("Cell{:02}", block * 4 + k))
+            .collect();
+        let mut values: Vec<(&str, f64)> = vec![("CellBlock", block as f64)];
+        for (k, name) in names.iter().enumerate() {
+            if let Some(mv) = cell_mv.get(block * 4 + k) {
+                values.push((name.as_str(), (*mv).min(16383) as f64 / 1000.0));
+            }
+        }
+        frames.push(encode(dbc, "BMS_CellVoltages", &values));
+    }
+    if slow {
+        let t = |i: usize| {
+            snap.temps
+                .get(i)
+                .copied()
+                .filter(|t| t.is_finite())
+                .unwrap_or(25.0)
+                .round()
+                .clamp(-128.0, 127.0)
+        };
+        frames.push(encode(
+            dbc,
+            "BMS_Temps",
+            &[
+                ("Temp1", t(0)),
+                ("Temp2", t(1)),
+                ("Temp3", t(2)),
+                ("Temp4", t(3)),
+            ],
+        ));
+        let (maj, min, pat) = cfg.version;
+        frames.push(encode(
+            dbc,
+            "BMS_Version",
+            &[
+                ("FwMajor", maj as f64),
+                ("FwMinor", min as f64),
+                ("FwPatch", pat as f64),
+                ("ImageHash", hash as f64),
+            ],
+        ));
+    }
+    frames.into_iter().flatten().collect()
 }
 
 struct AbortOnDrop(JoinHandle<()>);
@@ -282,50 +476,81 @@ fn record_truth(
     now: Instant,
     prev: Option<&sim_bms::Outputs>,
     out: &sim_bms::Outputs,
+    sample: &Digitised,
 ) {
-    let (pc, pf, pchg, pdsg) = prev
-        .map(|p| (p.conditions, p.faults, p.chg_fet, p.dsg_fet))
-        .unwrap_or((0, 0, false, false));
+    let (pc, pf, pchg, pdsg, prun) = prev
+        .map(|p| {
+            (
+                p.conditions,
+                p.faults,
+                p.chg_fet,
+                p.dsg_fet,
+                p.state != sim_bms::State::Standby,
+            )
+        })
+        .unwrap_or((0, 0, false, false, false));
     for (i, name) in FAULT_NAMES.iter().enumerate() {
         let b = 1u8 << i;
+        let ev = |kind: &str| TruthEvent::new(now, kind, Some(name));
         if out.conditions & b != 0 && pc & b == 0 {
-            truth.push(now, "condition_start", Some(name));
+            truth.push(ev("condition_start").reading(sample.reading(i)));
         }
         if out.conditions & b == 0 && pc & b != 0 {
-            truth.push(now, "condition_end", Some(name));
+            truth.push(ev("condition_end").reading(sample.reading(i)));
         }
         if out.faults & b != 0 && pf & b == 0 {
-            truth.push(now, "fault_set", Some(name));
+            truth.push(ev("fault_set").reading(sample.reading(i)));
         }
         if out.faults & b == 0 && pf & b != 0 {
-            truth.push(now, "fault_clear", Some(name));
+            truth.push(ev("fault_clear").reading(sample.reading(i)));
         }
     }
-    if pchg != out.chg_fet {
-        truth.push(
-            now,
-            if out.chg_fet {
-                "chg_fet_close"
-            } else {
-                "chg_fet_open"
-            },
-            None,
-        );
-    }
-    if pdsg != out.dsg_fet {
-        truth.push(
-            now,
-            if out.dsg_fet {
-                "dsg_fet_close"
-            } else {
-                "dsg_fet_open"
-            },
-            None,
-        );
+    let running = out.state != sim_bms::State::Standby;
+    for (was, is, charge, name) in [
+        (pchg, out.chg_fet, true, "chg"),
+        (pdsg, out.dsg_fet, false, "dsg"),
+    ] {
+        if was == is {
+            continue;
+        }
+        if is {
+            let mut e = TruthEvent::new(now, &format!("{name}_fet_close"), None);
+            e.cause = Some(if prun { "fault_cleared" } else { "run" }.into());
+            truth.push(e);
+            continue;
+        }
+        let kind = format!("{name}_fet_open");
+        let causes: Vec<usize> = sim_bms::Fault::ALL
+            .iter()
+            .filter(|f| f.blocks_charge() == charge && out.faults & f.bit() != 0)
+            .map(|f| *f as usize)
+            .collect();
+        if !running || causes.is_empty() {
+            let mut e = TruthEvent::new(now, &kind, None);
+            e.cause = Some("standby".into());
+            truth.push(e);
+        } else {
+            for i in causes {
+                truth.push(
+                    TruthEvent::new(now, &kind, Some(FAULT_NAMES[i])).reading(sample.reading(i)),
+                );
+            }
+        }
     }
 }
 
-/// Start the cell-simulator task: applies `CellSim_SetCell` / `CellSim_SetTemp` frames to the plant.
+/// Temperatures at or below this (colder than absolute zero) release an NTC channel.
+pub const RELEASE_TEMPERATURE: f64 = -273.15;
+
+/// Start the cell-simulator task: applies `CellSim_SetCell` / `CellSim_SetTemp` frames to
+/// the plant as per-channel overrides.
+///
+/// A setpoint overrides the cell (or NTC) and stays until changed or released, like the
+/// output of a real cell-simulator channel. `CellSim_SetCell` with 0 V releases the cell
+/// (the channel disconnects and the modelled cell is seen again); `CellSim_SetTemp` with a
+/// temperature at or below -273.15 °C (the signal's minimum, -3276.8 °C, is the usual
+/// choice) releases the NTC. Indices are 1-based; frames for cells or sensors the pack does
+/// not have are ignored.
 pub fn spawn_cell_simulator(plant: Plant, bus: &VirtualBus, dbc: Arc<Dbc>) -> JoinHandle<()> {
     let mut rx = bus.subscribe();
     tokio::spawn(async move {
@@ -341,16 +566,20 @@ pub fn spawn_cell_simulator(plant: Plant, bus: &VirtualBus, dbc: Arc<Dbc>) -> Jo
         loop {
             let r = match rx.recv().await {
                 Ok(r) => r,
-                Err(RecvError::Lagged(_)) => continue,
+                Err(RecvError::Lagged(n)) => {
+                    tracing::warn!("simulated cell simulator fell behind and lost {n} frames");
+                    continue;
+                }
                 Err(RecvError::Closed) => return,
             };
-            let (msg, index_sig, value_sig, is_voltage) = if r.frame.id == set_v.id {
-                (&set_v, "CellIndex", "Voltage", true)
-            } else if r.frame.id == set_t.id {
-                (&set_t, "SensorIndex", "Temperature", false)
-            } else {
-                continue;
-            };
+            let (msg, index_sig, value_sig, is_voltage) =
+                if r.frame.id == set_v.id && r.frame.extended == set_v.extended {
+                    (&set_v, "CellIndex", "Voltage", true)
+                } else if r.frame.id == set_t.id && r.frame.extended == set_t.extended {
+                    (&set_t, "SensorIndex", "Temperature", false)
+                } else {
+                    continue;
+                };
             let Ok(values) = msg.decode(&r.frame.data) else {
                 continue;
             };
@@ -362,13 +591,10 @@ pub fn spawn_cell_simulator(plant: Plant, bus: &VirtualBus, dbc: Arc<Dbc>) -> Jo
                 continue;
             };
             let mut p = plant.lock();
-            let slot = if is_voltage {
-                p.cells.get_mut(i)
+            if is_voltage {
+                p.set_cell_override(i, (value > 0.0).then_some(value));
             } else {
-                p.temps.get_mut(i)
-            };
-            if let Some(s) = slot {
-                *s = value;
+                p.set_ntc_override(i, (value > RELEASE_TEMPERATURE).then_some(value));
             }
         }
     })

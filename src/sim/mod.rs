@@ -1,10 +1,11 @@
-//! The simulated bench: plant model, SCPI instrument servers, cell simulator on CAN, and
-//! the host for the reference BMS firmware.
+//! The simulated bench: plant model, SCPI instrument servers, cell simulator on CAN, the
+//! host for the reference BMS firmware, and an SLCAN adapter on a pseudo-terminal.
 
 pub mod bench;
 pub mod bms_host;
+pub mod cell;
 pub mod firmware;
 pub mod plant;
 pub mod scpi_server;
 
-pub use bench::Bench;
+pub use bench::{Bench, BenchOptions, ScpiExposure};

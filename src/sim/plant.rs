@@ -1,11 +1,43 @@
-//! The electrical plant of the simulated bench: cells, FETs, supply and load.
+//! The electrical and thermal plant of the simulated bench: cells, NTCs, FETs, supply,
+//! load and a thermal chamber.
 //!
 //! One `Plant` is shared by the simulated instruments (SCPI servers mutate the supply and
-//! load), the cell simulator (sets cell voltages) and the BMS firmware host (reads cells,
-//! drives FETs). Current flows from the supply only through a closed charge FET, and into
-//! the load only through a closed discharge FET.
+//! load), the cell simulator (overrides cell voltages and NTC temperatures), the BMS
+//! firmware host (reads what its front end would measure, drives the FETs) and the plant
+//! tick task ([`spawn_ticker`]), which advances state of charge and temperatures at a fixed
+//! step on tokio's clock (so it also runs under a paused, virtual clock).
+//!
+//! Electrical model. Each cell is a rest voltage OCV(SOC) in series with an internal
+//! resistance. A cell-simulator channel that is overriding a cell replaces it by an ideal
+//! voltage source (the real cell is disconnected: no current through it, no heating, no
+//! change of charge). Current flows from the supply only through a closed charge FET, and
+//! into the load only through a closed discharge FET. The supply is a CV/CC source behind
+//! the path resistance; the load sinks a constant current.
+//!
+//! Thermal model. Each cell is one lumped heat capacity with a thermal resistance to the
+//! air around it, heated by I²R. The air is the room ambient, or the chamber air when a
+//! chamber setpoint is given (the chamber ramps its air toward the setpoint at a limited
+//! rate). Each NTC sits on one cell and follows it with a first-order lag. Entropic heat
+//! and cell-to-cell conduction are not modelled.
+//!
+//! Overrides. An override stays until it is released (a cell-simulator channel keeps its
+//! output until told otherwise); releasing a channel gives the cell (or NTC) back to the
+//! model. See [`super::bms_host::spawn_cell_simulator`] for the CAN commands.
+//!
+//! The fields `cells` and `temps` are what the BMS's analogue front end sees (override or
+//! model, before the front end's own quantisation). They are derived from the rest of the
+//! state and brought up to date whenever a lock on the plant is released, and in every
+//! [`Plant::snapshot`]; inside one lock after a change, use [`PlantState::cell_voltage`]
+//! and [`PlantState::ntc_temperature`].
 
+use std::ops::{Deref, DerefMut};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use tokio::task::JoinHandle;
+use tokio::time::{Instant, MissedTickBehavior};
+
+use super::cell::{CellModel, CellParams, Chemistry};
 
 /// Settings and output state of the simulated DC supply.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -33,12 +65,64 @@ pub struct LoadState {
     pub input: bool,
 }
 
+/// The thermal chamber around the pack.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChamberState {
+    /// Temperature setpoint in °C (None: the chamber is off and the air is at room ambient).
+    pub setpoint: Option<f64>,
+    /// Air temperature in °C.
+    pub air: f64,
+    /// Fastest air temperature change in kelvin per second.
+    pub ramp_k_per_s: f64,
+}
+
+/// How a simulated pack is built and where it starts.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PackConfig {
+    /// Cell chemistry.
+    pub chemistry: Chemistry,
+    /// Cells in series.
+    pub cells: usize,
+    /// NTC sensors, spread evenly along the string.
+    pub ntcs: usize,
+    /// Parameters of every cell.
+    pub cell: CellParams,
+    /// Initial state of charge (fraction) of every cell.
+    pub soc: f64,
+    /// Room ambient in °C (also the initial temperature of cells, NTCs and chamber air).
+    pub ambient: f64,
+    /// Time constant of an NTC following its cell, in seconds.
+    pub ntc_time_constant_s: f64,
+    /// Series resistance between the supply/load terminals and the cell stack, in ohms.
+    pub path_resistance: f64,
+    /// Fastest chamber air temperature change in kelvin per second.
+    pub chamber_ramp_k_per_s: f64,
+}
+
+impl PackConfig {
+    /// A pack of `cells` typical cells of a chemistry at half charge, 25 °C, four NTCs.
+    pub fn typical(chemistry: Chemistry, cells: usize) -> Self {
+        Self {
+            chemistry,
+            cells,
+            ntcs: 4,
+            cell: chemistry.typical_cell(),
+            soc: 0.5,
+            ambient: 25.0,
+            ntc_time_constant_s: 20.0,
+            path_resistance: 0.05,
+            // 3 K/min, a common climate-chamber ramp rate.
+            chamber_ramp_k_per_s: 0.05,
+        }
+    }
+}
+
 /// Everything the plant knows at one instant.
 #[derive(Debug, Clone)]
 pub struct PlantState {
-    /// Cell voltages in volts, as forced by the cell simulator.
+    /// Cell voltages in volts as the BMS front end sees them (override or model); derived.
     pub cells: Vec<f64>,
-    /// NTC temperatures in °C, as forced by the cell simulator.
+    /// NTC temperatures in °C as the BMS front end sees them (override or model); derived.
     pub temps: Vec<f64>,
     /// Charge FET closed (conducting).
     pub chg_fet: bool,
@@ -50,12 +134,151 @@ pub struct PlantState {
     pub load: LoadState,
     /// Series resistance between supply/load terminals and the cell stack, in ohms.
     pub path_resistance: f64,
+    /// Cell chemistry.
+    pub chemistry: Chemistry,
+    /// Parameters of every cell.
+    pub cell_params: CellParams,
+    /// The modelled cells (state of charge and temperature).
+    pub cell_models: Vec<CellModel>,
+    /// Cell-simulator voltage per cell (Some: the channel overrides the cell).
+    pub cell_override: Vec<Option<f64>>,
+    /// Modelled NTC temperatures in °C.
+    pub ntc_models: Vec<f64>,
+    /// Cell-simulator temperature per NTC (Some: the channel overrides the sensor).
+    pub ntc_override: Vec<Option<f64>>,
+    /// The 0-based cell each NTC sits on.
+    pub ntc_cell: Vec<usize>,
+    /// Time constant of an NTC following its cell, in seconds.
+    pub ntc_time_constant_s: f64,
+    /// Room ambient in °C.
+    pub room_ambient: f64,
+    /// The thermal chamber.
+    pub chamber: ChamberState,
 }
 
 impl PlantState {
-    /// Sum of the cell voltages.
+    fn from_config(cfg: &PackConfig) -> Self {
+        let ntc_cell = (0..cfg.ntcs)
+            .map(|k| ((2 * k + 1) * cfg.cells / (2 * cfg.ntcs.max(1))).min(cfg.cells.max(1) - 1))
+            .collect();
+        let mut s = Self {
+            cells: Vec::new(),
+            temps: Vec::new(),
+            chg_fet: false,
+            dsg_fet: false,
+            supply: SupplyState::default(),
+            load: LoadState::default(),
+            path_resistance: cfg.path_resistance,
+            chemistry: cfg.chemistry,
+            cell_params: cfg.cell,
+            cell_models: vec![
+                CellModel {
+                    soc: cfg.soc,
+                    temperature: cfg.ambient,
+                };
+                cfg.cells
+            ],
+            cell_override: vec![None; cfg.cells],
+            ntc_models: vec![cfg.ambient; cfg.ntcs],
+            ntc_override: vec![None; cfg.ntcs],
+            ntc_cell,
+            ntc_time_constant_s: cfg.ntc_time_constant_s,
+            room_ambient: cfg.ambient,
+            chamber: ChamberState {
+                setpoint: None,
+                air: cfg.ambient,
+                ramp_k_per_s: cfg.chamber_ramp_k_per_s,
+            },
+        };
+        s.refresh();
+        s
+    }
+
+    /// Bring the derived `cells` and `temps` up to date.
+    pub fn refresh(&mut self) {
+        let i = self.pack_current();
+        let cells: Vec<f64> = (0..self.cell_models.len())
+            .map(|k| self.cell_voltage_at(k, i))
+            .collect();
+        let temps: Vec<f64> = (0..self.ntc_models.len())
+            .map(|k| self.ntc_temperature(k).unwrap_or(f64::NAN))
+            .collect();
+        self.cells = cells;
+        self.temps = temps;
+    }
+
+    fn cell_voltage_at(&self, k: usize, current: f64) -> f64 {
+        match (self.cell_override.get(k), self.cell_models.get(k)) {
+            (Some(Some(v)), _) => *v,
+            (_, Some(m)) => m.terminal_voltage(self.chemistry, &self.cell_params, current),
+            _ => f64::NAN,
+        }
+    }
+
+    /// Voltage of cell `k` (0-based) at its terminals now (override or model), if it exists.
+    pub fn cell_voltage(&self, k: usize) -> Option<f64> {
+        (k < self.cell_models.len()).then(|| self.cell_voltage_at(k, self.pack_current()))
+    }
+
+    /// Temperature of NTC `k` (0-based) now (override or model), if it exists.
+    pub fn ntc_temperature(&self, k: usize) -> Option<f64> {
+        match (self.ntc_override.get(k), self.ntc_models.get(k)) {
+            (Some(Some(t)), _) => Some(*t),
+            (_, Some(t)) => Some(*t),
+            _ => None,
+        }
+    }
+
+    /// Override cell `k` (0-based) with a cell-simulator voltage, or release it (None).
+    /// Returns false when there is no such cell.
+    pub fn set_cell_override(&mut self, k: usize, volts: Option<f64>) -> bool {
+        match self.cell_override.get_mut(k) {
+            Some(slot) => {
+                *slot = volts;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Override NTC `k` (0-based) with a cell-simulator temperature, or release it (None).
+    /// Returns false when there is no such sensor.
+    pub fn set_ntc_override(&mut self, k: usize, celsius: Option<f64>) -> bool {
+        match self.ntc_override.get_mut(k) {
+            Some(slot) => {
+                *slot = celsius;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The air temperature around the cells in °C.
+    pub fn ambient(&self) -> f64 {
+        self.chamber.air
+    }
+
+    /// The stack's source voltage (rest voltages plus overriding channels) and the summed
+    /// internal resistance of the modelled cells.
+    fn stack(&self) -> (f64, f64) {
+        let mut emf = 0.0;
+        let mut r = 0.0;
+        for (k, m) in self.cell_models.iter().enumerate() {
+            match self.cell_override.get(k).copied().flatten() {
+                Some(v) => emf += v,
+                None => {
+                    emf += self.chemistry.ocv(m.soc);
+                    r += self.cell_params.resistance_ohm;
+                }
+            }
+        }
+        (emf, r)
+    }
+
+    /// Voltage at the stack terminals (sum of the cell terminal voltages).
     pub fn pack_voltage(&self) -> f64 {
-        self.cells.iter().sum()
+        let (emf, r) = self.stack();
+        emf + self.pack_current() * r
     }
 
     /// Current delivered by the supply into the pack (A, >= 0).
@@ -63,11 +286,19 @@ impl PlantState {
         if !self.supply.output || !self.chg_fet {
             return 0.0;
         }
-        let headroom = self.supply.voltage_set - self.pack_voltage();
-        if headroom <= 0.0 {
-            return 0.0;
+        let (emf, r) = self.stack();
+        let total = self.path_resistance + r;
+        if total <= 0.0 {
+            // No resistance at all: the supply runs current-limited whenever it is above the stack.
+            return if self.supply.voltage_set > emf {
+                self.supply.current_set.max(0.0)
+            } else {
+                0.0
+            };
         }
-        (headroom / self.path_resistance).min(self.supply.current_set)
+        // The load current (if any) also flows through the stack's resistance.
+        let i = (self.supply.voltage_set - emf + self.load_current() * r) / total;
+        i.clamp(0.0, self.supply.current_set.max(0.0))
     }
 
     /// Voltage at the supply terminals.
@@ -92,7 +323,7 @@ impl PlantState {
     /// Current sunk by the load from the pack (A, >= 0).
     pub fn load_current(&self) -> f64 {
         if self.load.input && self.dsg_fet {
-            self.load.current_set
+            self.load.current_set.max(0.0)
         } else {
             0.0
         }
@@ -111,40 +342,188 @@ impl PlantState {
     pub fn pack_current(&self) -> f64 {
         self.supply_current() - self.load_current()
     }
+
+    /// Advance state of charge, cell, NTC and chamber temperatures by `dt` seconds.
+    pub fn advance(&mut self, dt: f64) {
+        if !(dt > 0.0) {
+            return;
+        }
+        if let Some(target) = self.chamber.setpoint {
+            let step = self.chamber.ramp_k_per_s.max(0.0) * dt;
+            let diff = target - self.chamber.air;
+            self.chamber.air += diff.clamp(-step, step);
+        } else {
+            let step = self.chamber.ramp_k_per_s.max(0.0) * dt;
+            let diff = self.room_ambient - self.chamber.air;
+            self.chamber.air += diff.clamp(-step, step);
+        }
+        let i = self.pack_current();
+        let ambient = self.ambient();
+        let params = self.cell_params;
+        for (k, m) in self.cell_models.iter_mut().enumerate() {
+            // An overriding channel disconnects the cell: no current through it.
+            let through = if self.cell_override.get(k).copied().flatten().is_some() {
+                0.0
+            } else {
+                i
+            };
+            m.advance(&params, through, ambient, dt);
+        }
+        let alpha = if self.ntc_time_constant_s > 0.0 {
+            1.0 - (-dt / self.ntc_time_constant_s).exp()
+        } else {
+            1.0
+        };
+        for (k, t) in self.ntc_models.iter_mut().enumerate() {
+            let cell_t = self
+                .ntc_cell
+                .get(k)
+                .and_then(|c| self.cell_models.get(*c))
+                .map(|m| m.temperature)
+                .unwrap_or(ambient);
+            *t += (cell_t - *t) * alpha;
+        }
+    }
+}
+
+/// Called with the state and the moment, every time a lock on the plant is released.
+pub type Observer = Box<dyn FnMut(&PlantState, Instant) + Send>;
+
+struct Inner {
+    state: PlantState,
+    observers: Vec<Observer>,
 }
 
 /// The shared plant.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Plant {
-    inner: Arc<Mutex<PlantState>>,
+    inner: Arc<Mutex<Inner>>,
+}
+
+impl std::fmt::Debug for Plant {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Plant")
+            .field("state", &self.snapshot())
+            .finish()
+    }
+}
+
+/// Exclusive access to the plant state; on release the derived values are brought up to
+/// date and the observers run.
+pub struct PlantGuard<'a> {
+    guard: MutexGuard<'a, Inner>,
+}
+
+impl Deref for PlantGuard<'_> {
+    type Target = PlantState;
+
+    fn deref(&self) -> &PlantState {
+        &self.guard.state
+    }
+}
+
+impl DerefMut for PlantGuard<'_> {
+    fn deref_mut(&mut self) -> &mut PlantState {
+        &mut self.guard.state
+    }
+}
+
+impl Drop for PlantGuard<'_> {
+    fn drop(&mut self) {
+        let Inner { state, observers } = &mut *self.guard;
+        state.refresh();
+        if !observers.is_empty() {
+            let now = Instant::now();
+            for o in observers.iter_mut() {
+                o(state, now);
+            }
+        }
+    }
 }
 
 impl Plant {
-    /// A plant with `cells` cells at `cell_v` volts and `ntcs` sensors at `temp_c` °C.
+    /// An LFP pack of `cells` typical cells resting at `cell_v` volts, with `ntcs` sensors,
+    /// everything at `temp_c` °C.
     pub fn new(cells: usize, cell_v: f64, ntcs: usize, temp_c: f64) -> Self {
+        let mut cfg = PackConfig::typical(Chemistry::Lfp, cells);
+        cfg.soc = Chemistry::Lfp.soc_at(cell_v);
+        cfg.ntcs = ntcs;
+        cfg.ambient = temp_c;
+        Self::with_pack(&cfg)
+    }
+
+    /// A plant for a pack configuration.
+    pub fn with_pack(cfg: &PackConfig) -> Self {
         Self {
-            inner: Arc::new(Mutex::new(PlantState {
-                cells: vec![cell_v; cells],
-                temps: vec![temp_c; ntcs],
-                chg_fet: false,
-                dsg_fet: false,
-                supply: SupplyState::default(),
-                load: LoadState::default(),
-                path_resistance: 0.05,
+            inner: Arc::new(Mutex::new(Inner {
+                state: PlantState::from_config(cfg),
+                observers: Vec::new(),
             })),
         }
     }
 
     /// Lock the plant state for reading or writing.
-    pub fn lock(&self) -> MutexGuard<'_, PlantState> {
+    pub fn lock(&self) -> PlantGuard<'_> {
         // A poisoned plant lock means a simulator task panicked; the state is still usable.
-        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+        PlantGuard {
+            guard: self.inner.lock().unwrap_or_else(|e| e.into_inner()),
+        }
     }
 
     /// A copy of the state at this instant.
     pub fn snapshot(&self) -> PlantState {
-        self.lock().clone()
+        let mut g = self.lock();
+        g.refresh();
+        g.clone()
     }
+
+    /// Call `observer` every time a lock on the plant is released (after the derived
+    /// values are brought up to date). It runs under the plant lock: it must not lock the
+    /// plant itself.
+    pub fn observe(&self, observer: Observer) {
+        self.inner
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .observers
+            .push(observer);
+    }
+
+    /// Set the thermal chamber's setpoint (None switches it off: the air returns to room ambient).
+    pub fn set_chamber(&self, setpoint: Option<f64>) {
+        self.lock().chamber.setpoint = setpoint;
+    }
+
+    /// Advance the plant by `dt`.
+    pub fn advance(&self, dt: Duration) {
+        self.lock().advance(dt.as_secs_f64());
+    }
+}
+
+/// The plant tick used by the simulated bench.
+pub const DEFAULT_TICK: Duration = Duration::from_millis(100);
+
+/// Advance the plant every `step` of tokio time until the task is aborted. Each tick
+/// integrates the time really elapsed since the previous one (in pieces of at most
+/// `step`), so a late tick under load loses no simulated time; under a paused clock every
+/// tick is exactly `step`.
+pub fn spawn_ticker(plant: Plant, step: Duration) -> JoinHandle<()> {
+    let step = step.max(Duration::from_millis(1));
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(step);
+        tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let mut last = tick.tick().await;
+        loop {
+            let now = tick.tick().await;
+            let mut left = now.saturating_duration_since(last);
+            last = now;
+            let mut g = plant.lock();
+            while !left.is_zero() {
+                let dt = left.min(step);
+                g.advance(dt.as_secs_f64());
+                left -= dt;
+            }
+        }
+    })
 }
 
 #[cfg(test)]
@@ -156,6 +535,9 @@ mod tests {
         let plant = Plant::new(16, 3.3, 4, 25.0);
         {
             let mut s = plant.lock();
+            for k in 0..16 {
+                s.set_cell_override(k, Some(3.3));
+            }
             s.supply = SupplyState {
                 voltage_set: 58.4,
                 current_set: 10.0,
@@ -181,5 +563,155 @@ mod tests {
         plant.lock().dsg_fet = true;
         assert_eq!(plant.snapshot().load_current(), 5.0);
         assert!((plant.snapshot().pack_current() + 5.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn model_cells_rest_at_their_ocv_and_sag_under_load() {
+        let plant = Plant::new(16, 3.3, 4, 25.0);
+        let s = plant.snapshot();
+        assert!(
+            s.cells.iter().all(|v| (v - 3.3).abs() < 1e-9),
+            "{:?}",
+            s.cells
+        );
+        {
+            let mut g = plant.lock();
+            g.dsg_fet = true;
+            g.load = LoadState {
+                current_set: 100.0,
+                input: true,
+            };
+        }
+        // 100 A through 0.5 mΩ: 50 mV below rest, visible as soon as the lock is released.
+        let s = plant.snapshot();
+        assert!((s.cells[0] - 3.25).abs() < 1e-9, "{}", s.cells[0]);
+        assert!((s.pack_voltage() - 52.0).abs() < 1e-9);
+        assert!((s.load_voltage() - (52.0 - 100.0 * 0.05)).abs() < 1e-9);
+    }
+
+    #[test]
+    fn a_cv_supply_tapers_as_the_model_pack_fills() {
+        let mut cfg = PackConfig::typical(Chemistry::Lfp, 16);
+        cfg.cell.capacity_ah = 1.0;
+        cfg.soc = 0.9;
+        let plant = Plant::with_pack(&cfg);
+        {
+            let mut g = plant.lock();
+            g.chg_fet = true;
+            g.supply = SupplyState {
+                voltage_set: 16.0 * 3.45,
+                current_set: 10.0,
+                output: true,
+                ..Default::default()
+            };
+        }
+        assert_eq!(plant.snapshot().supply_current(), 10.0);
+        for _ in 0..20_000 {
+            plant.advance(Duration::from_millis(100));
+        }
+        let s = plant.snapshot();
+        assert!(s.supply_current() < 1.0, "{}", s.supply_current());
+        assert!(s.cell_models[0].soc > 0.99 && s.cell_models[0].soc < 1.01);
+        assert!((s.supply_voltage() - 16.0 * 3.45).abs() < 1e-9);
+    }
+
+    #[test]
+    fn overrides_replace_the_cell_until_released() {
+        let plant = Plant::new(4, 3.3, 2, 25.0);
+        {
+            let mut g = plant.lock();
+            assert!(g.set_cell_override(2, Some(3.7)));
+            assert!(!g.set_cell_override(9, Some(3.7)));
+            assert!(g.set_ntc_override(1, Some(60.0)));
+        }
+        let s = plant.snapshot();
+        assert_eq!(s.cells[2], 3.7);
+        assert_eq!(s.temps, vec![25.0, 60.0]);
+        {
+            let mut g = plant.lock();
+            g.set_cell_override(2, None);
+            g.set_ntc_override(1, None);
+        }
+        let s = plant.snapshot();
+        assert!((s.cells[2] - 3.3).abs() < 1e-9);
+        assert_eq!(s.temps, vec![25.0, 25.0]);
+    }
+
+    #[test]
+    fn an_overridden_cell_carries_no_current_through_its_model() {
+        let plant = Plant::new(2, 3.3, 1, 25.0);
+        {
+            let mut g = plant.lock();
+            g.set_cell_override(0, Some(3.3));
+            g.chg_fet = true;
+            g.supply = SupplyState {
+                voltage_set: 8.0,
+                current_set: 50.0,
+                output: true,
+                ..Default::default()
+            };
+        }
+        for _ in 0..100 {
+            plant.advance(Duration::from_secs(1));
+        }
+        let s = plant.snapshot();
+        assert_eq!(s.cell_models[0].soc, 0.5);
+        assert!(s.cell_models[1].soc > 0.5);
+        assert!(s.cell_models[1].temperature > s.cell_models[0].temperature);
+    }
+
+    #[test]
+    fn the_chamber_ramps_the_air_and_the_ntcs_follow() {
+        let plant = Plant::new(16, 3.3, 4, 25.0);
+        plant.set_chamber(Some(45.0));
+        plant.advance(Duration::from_secs(60));
+        // 3 K/min.
+        assert!((plant.snapshot().ambient() - 28.0).abs() < 1e-9);
+        for _ in 0..(6 * 3600) {
+            plant.advance(Duration::from_secs(1));
+        }
+        let s = plant.snapshot();
+        assert_eq!(s.ambient(), 45.0);
+        assert!(
+            s.temps.iter().all(|t| (t - 45.0).abs() < 0.5),
+            "{:?}",
+            s.temps
+        );
+        plant.set_chamber(None);
+        plant.advance(Duration::from_secs(60));
+        assert!((plant.snapshot().ambient() - 42.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn observers_see_every_change() {
+        let plant = Plant::new(2, 3.3, 1, 25.0);
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let s2 = seen.clone();
+        plant.observe(Box::new(move |s, _| {
+            s2.lock().unwrap().push(s.cells[1]);
+        }));
+        plant.lock().set_cell_override(1, Some(3.6));
+        assert_eq!(seen.lock().unwrap().last(), Some(&3.6));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_ticker_advances_on_a_paused_clock() {
+        let mut cfg = PackConfig::typical(Chemistry::Nmc, 4);
+        cfg.ntcs = 1;
+        let plant = Plant::with_pack(&cfg);
+        {
+            let mut g = plant.lock();
+            g.dsg_fet = true;
+            g.load = LoadState {
+                current_set: 50.0,
+                input: true,
+            };
+        }
+        let task = spawn_ticker(plant.clone(), DEFAULT_TICK);
+        // A quarter of an hour at 1 C takes a 50 Ah cell from 50 % to 25 %.
+        tokio::time::sleep(Duration::from_secs(900)).await;
+        task.abort();
+        let soc = plant.snapshot().cell_models[0].soc;
+        assert!((soc - 0.25).abs() < 0.001, "{soc}");
     }
 }

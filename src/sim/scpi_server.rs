@@ -93,6 +93,29 @@ pub async fn serve(listener: TcpListener, dialect: Dialect, plant: Plant) -> Sim
     SimInstrument { shared, local_addr }
 }
 
+/// Serve `dialect` backed by `plant` without a socket: reachable only through
+/// [`SimInstrument::connect_in_memory`] (for example behind a `mem://` endpoint), so that it
+/// runs under a paused, virtual clock. Its `local_addr` is the unspecified address.
+pub fn serve_in_memory(dialect: Dialect, plant: Plant) -> SimInstrument {
+    static SERIAL: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(1);
+    let n = SERIAL.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let shutdown = CancellationToken::new();
+    let shared = Arc::new(Shared {
+        patterns: patterns(&dialect),
+        serial: format!("SIMMEM{n:04}"),
+        dialect,
+        plant,
+        state: Mutex::new(InstrumentState::default()),
+        log: Mutex::new(Vec::new()),
+        connections: Mutex::new(shutdown.child_token()),
+        shutdown,
+    });
+    SimInstrument {
+        shared,
+        local_addr: SocketAddr::from(([0, 0, 0, 0], 0)),
+    }
+}
+
 async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
     loop {
         let accepted = tokio::select! {
