@@ -129,9 +129,119 @@ impl FirmwareImage {
         })
     }
 
-    /// The first four bytes of the SHA-256, as the BMS reports them on CAN.
+    /// The first four bytes of the SHA-256 read as a little-endian number: encoded into
+    /// the little-endian `ImageHash` signal, the frame carries those bytes in hash order.
     pub fn hash_prefix(&self) -> u32 {
-        u32::from_str_radix(&self.sha256[..8], 16).unwrap_or(0)
+        let byte = |i: usize| {
+            self.sha256
+                .get(2 * i..2 * i + 2)
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+                .unwrap_or(0)
+        };
+        u32::from_le_bytes([byte(0), byte(1), byte(2), byte(3)])
+    }
+}
+
+/// The list of firmware images shipped for a target (`firmware-under-test/manifest.yaml`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Manifest {
+    /// The images.
+    pub images: Vec<ManifestEntry>,
+}
+
+/// One image in the manifest.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ManifestEntry {
+    /// Image id (the `image:` inside the file).
+    pub id: String,
+    /// Version (the `version:` inside the file).
+    pub version: String,
+    /// Target the image runs on (`sim-bms` for the simulated BMS).
+    pub target: String,
+    /// File format (`sim-yaml` for the simulated target).
+    pub format: String,
+    /// File name, relative to the manifest.
+    pub file: String,
+    /// SHA-256 of the file, lower-case hex.
+    pub sha256: String,
+    /// For a seeded-defect image: what is wrong and which test should catch it.
+    #[serde(default)]
+    pub defect: Option<SeededDefect>,
+}
+
+/// A deliberately planted defect and the test meant to find it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SeededDefect {
+    /// What the image does wrong.
+    pub summary: String,
+    /// The check that should fail on this image (test catalogue wording).
+    pub caught_by: String,
+}
+
+impl Manifest {
+    /// Read a manifest file.
+    pub fn load(path: &Path) -> Result<Self, InputError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| InputError::file(path, format!("cannot read firmware manifest: {e}")))?;
+        serde_saphyr::from_str(&text).map_err(|e| InputError::from_yaml(path, &text, &e))
+    }
+
+    /// Check every entry against its file (hash, id, version, target, format); returns one
+    /// message per problem, empty when all is well. `path` is the manifest's own path.
+    pub fn verify(&self, path: &Path) -> Vec<String> {
+        let dir = path.parent().unwrap_or(Path::new("."));
+        let mut problems = Vec::new();
+        for e in &self.images {
+            let file = dir.join(&e.file);
+            let at = format!("{} (entry `{}`)", path.display(), e.id);
+            if e.format != "sim-yaml" {
+                problems.push(format!(
+                    "{at}: format `{}` is not `sim-yaml`, the only format of the simulated target",
+                    e.format
+                ));
+            }
+            let bytes = match std::fs::read(&file) {
+                Ok(b) => b,
+                Err(err) => {
+                    problems.push(format!("{at}: cannot read {}: {err}", file.display()));
+                    continue;
+                }
+            };
+            let actual = hex(&Sha256::digest(&bytes));
+            if actual != e.sha256.to_ascii_lowercase() {
+                problems.push(format!(
+                    "{at}: sha256 {} does not match the file {} ({actual}); update the manifest if the change is intended",
+                    e.sha256,
+                    file.display()
+                ));
+            }
+            match FirmwareImage::load(&file) {
+                Ok(img) => {
+                    if img.id != e.id || img.version != e.version {
+                        problems.push(format!(
+                            "{at}: the file says image `{}` version {}, the manifest `{}` version {}",
+                            img.id, img.version, e.id, e.version
+                        ));
+                    }
+                    if e.target != "sim-bms" {
+                        problems.push(format!(
+                            "{at}: target `{}` is not `sim-bms`, the target the file is built for",
+                            e.target
+                        ));
+                    }
+                }
+                Err(err) => problems.push(format!("{at}: {err}")),
+            }
+        }
+        problems
+    }
+
+    /// The entry for an image id.
+    pub fn image(&self, id: &str) -> Option<&ManifestEntry> {
+        self.images.iter().find(|e| e.id == id)
     }
 }
 

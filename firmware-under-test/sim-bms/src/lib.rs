@@ -427,6 +427,89 @@ mod tests {
         assert!(!o.chg_fet && !o.dsg_fet);
     }
 
+    fn tick_with(bms: &mut Bms, t: u32, cells: &[u16], temp: i16, current_ma: i32) -> Outputs {
+        bms.tick(
+            t,
+            &Sample {
+                cell_mv: cells,
+                temp_dc: &[temp; 2],
+                current_ma,
+                run_request: true,
+                standby_request: false,
+            },
+        )
+    }
+
+    #[test]
+    fn no_hysteresis_releases_ov_at_the_trip_level() {
+        for (defect, closes_at_3500) in [(false, false), (true, true)] {
+            let mut c = cfg();
+            c.defects.no_hysteresis = defect;
+            let mut bms = Bms::new(c);
+            for t in (0..=3000).step_by(50) {
+                run(&mut bms, t, &[3700, 3300, 3300, 3300]);
+            }
+            let o = run(&mut bms, 3050, &[3500, 3300, 3300, 3300]);
+            assert_eq!(o.chg_fet, closes_at_3500, "defect {defect}");
+        }
+    }
+
+    #[test]
+    fn uv_latch_defect_keeps_the_fault_after_recovery() {
+        for (defect, released) in [(false, true), (true, false)] {
+            let mut c = cfg();
+            c.defects.uv_latch_never_releases = defect;
+            let mut bms = Bms::new(c);
+            for t in (0..=2000).step_by(50) {
+                tick_with(&mut bms, t, &[2700, 3300, 3300, 3300], 250, -5000);
+            }
+            let o = tick_with(&mut bms, 2050, &[3300; 4], 250, 0);
+            assert_eq!(o.faults & Fault::Uv.bit() == 0, released, "defect {defect}");
+            assert_eq!(o.dsg_fet, released, "defect {defect}");
+        }
+    }
+
+    #[test]
+    fn ot_in_charge_defect_ignores_heat_only_while_charging() {
+        let mut c = cfg();
+        c.defects.ignore_ot_in_charge = true;
+        let mut bms = Bms::new(c);
+        let mut o = tick_with(&mut bms, 0, &[3300; 4], 250, 5000);
+        for t in (50..=4000).step_by(50) {
+            o = tick_with(&mut bms, t, &[3300; 4], 580, 5000);
+        }
+        assert_eq!(o.faults & Fault::Otc.bit(), 0);
+        assert!(o.chg_fet);
+        for t in (4050..=7000).step_by(50) {
+            o = tick_with(&mut bms, t, &[3300; 4], 580, 0);
+        }
+        assert_ne!(o.faults & Fault::Otc.bit(), 0);
+        assert!(!o.chg_fet);
+    }
+
+    #[test]
+    fn a_latched_fault_clears_only_on_a_standby_request() {
+        let mut c = cfg();
+        c.ov.latching = true;
+        let mut bms = Bms::new(c);
+        for t in (0..=3000).step_by(50) {
+            run(&mut bms, t, &[3700, 3300, 3300, 3300]);
+        }
+        assert!(!run(&mut bms, 3050, &[3300; 4]).chg_fet);
+        let o = bms.tick(
+            3100,
+            &Sample {
+                cell_mv: &[3300; 4],
+                temp_dc: &[250],
+                current_ma: 0,
+                run_request: false,
+                standby_request: true,
+            },
+        );
+        assert_eq!(o.faults, 0);
+        assert!(run(&mut bms, 3150, &[3300; 4]).chg_fet);
+    }
+
     #[test]
     fn seeded_defects_change_behaviour() {
         let mut c = cfg();
