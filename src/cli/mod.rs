@@ -1,6 +1,7 @@
 //! The command line: one file per subcommand, no logic a test would want to call.
 
 mod run;
+mod sim;
 mod validate;
 
 use std::path::PathBuf;
@@ -26,6 +27,8 @@ pub enum Command {
     Run(run::RunArgs),
     /// Check plans, fixtures, limit profiles and rigs; report every problem with its location.
     Validate(validate::ValidateArgs),
+    /// The simulated bench as its own process (`hilrig sim serve`).
+    Sim(sim::SimArgs),
 }
 
 /// Default rig: the built-in simulated bench.
@@ -48,5 +51,6 @@ pub fn main(cli: Cli) -> i32 {
     match cli.command {
         Command::Run(a) => rt.block_on(run::run(a)),
         Command::Validate(a) => validate::validate(a),
+        Command::Sim(a) => rt.block_on(sim::run(a)),
     }
 }

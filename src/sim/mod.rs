@@ -7,5 +7,6 @@ pub mod cell;
 pub mod firmware;
 pub mod plant;
 pub mod scpi_server;
+pub mod slcan_pty;
 
 pub use bench::{Bench, BenchOptions, ScpiExposure};
