@@ -38,10 +38,17 @@ pub fn default_rig() -> PathBuf {
 
 /// Run the command and return the process exit code.
 pub fn main(cli: Cli) -> i32 {
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match &cli.command {
+        // Virtual time: one thread, and a paused clock that jumps to the next timer.
+        Command::Run(a) if a.virtual_time => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .start_paused(true)
+            .build(),
+        _ => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build(),
+    };
+    let rt = match runtime {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the runtime: {e}");

@@ -1,4 +1,4 @@
-//! `hilrig run PLAN [--rig R] [--out DIR] [--junit F]`
+//! `hilrig run PLAN [--rig R] [--out DIR] [--junit F] [--virtual-time]`
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -33,6 +33,10 @@ pub struct RunArgs {
     /// Override the limit profile's decision rule.
     #[arg(long, value_enum)]
     pub decision_rule: Option<RuleArg>,
+    /// Run on a paused clock that jumps to the next event (simulated rigs only): the
+    /// simulated bench serves its instruments in memory instead of on TCP.
+    #[arg(long)]
+    pub virtual_time: bool,
 }
 
 /// Decision rule names on the command line.
@@ -63,8 +67,25 @@ pub async fn run(a: RunArgs) -> i32 {
             return EXIT_ABORT;
         }
     };
+    if a.virtual_time && rig.simulation.is_none() {
+        eprintln!(
+            "error: --virtual-time needs a simulated rig (with a `simulation:` section); {} \
+             drives real instruments, which run in real time",
+            rig_path.display()
+        );
+        return EXIT_ABORT;
+    }
+    let wall_start = std::time::Instant::now();
+    let bench_options = crate::sim::BenchOptions {
+        scpi: if a.virtual_time {
+            crate::sim::ScpiExposure::InMemory
+        } else {
+            crate::sim::ScpiExposure::Tcp
+        },
+        ..Default::default()
+    };
     let bench = if rig.simulation.is_some() {
-        match Bench::start(&rig, &rig_path).await {
+        match Bench::start_with(&rig, &rig_path, &bench_options).await {
             Ok(b) => Some(b),
             Err(e) => {
                 eprintln!("error: cannot start the simulated bench: {e}");
@@ -142,6 +163,13 @@ pub async fn run(a: RunArgs) -> i32 {
         }
     }
     print_summary(&results, &dir);
+    if a.virtual_time {
+        println!(
+            "virtual time: {:.1} s simulated in {:.3} s of wall time",
+            results.duration_s,
+            wall_start.elapsed().as_secs_f64()
+        );
+    }
     results.outcome.exit_code()
 }
 
