@@ -1,6 +1,9 @@
 //! The command line: one file per subcommand, no logic a test would want to call.
 
+mod keygen;
+mod report;
 mod run;
+mod schema;
 mod sim;
 mod validate;
 
@@ -29,6 +32,12 @@ pub enum Command {
     Validate(validate::ValidateArgs),
     /// The simulated bench as its own process (`hilrig sim serve`).
     Sim(sim::SimArgs),
+    /// Verify, re-judge or re-render the evidence bundle of a run directory.
+    Report(report::ReportArgs),
+    /// Make the station key that signs evidence bundles.
+    Keygen(keygen::KeygenArgs),
+    /// Print the JSON Schema of results.json (or of manifest.json, rejudged results).
+    Schema(schema::SchemaArgs),
 }
 
 /// Default rig: the built-in simulated bench.
@@ -58,6 +67,9 @@ pub fn main(cli: Cli) -> i32 {
     match cli.command {
         Command::Run(a) => rt.block_on(run::run(a)),
         Command::Validate(a) => validate::validate(a),
+        Command::Report(a) => report::report(a),
+        Command::Keygen(a) => keygen::keygen(a),
+        Command::Schema(a) => schema::schema(a),
         Command::Sim(a) => rt.block_on(sim::run(a)),
     }
 }

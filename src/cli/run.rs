@@ -156,6 +156,10 @@ pub async fn run(a: RunArgs) -> i32 {
             }
         }
     }
+    match crate::report::bundle::seal_run(&dir, &a.plan, &rig_path) {
+        Ok(s) => println!("{}", s.summary(&dir)),
+        Err(e) => eprintln!("warning: the evidence bundle is incomplete: {e}"),
+    }
     if let Some(j) = &a.junit {
         if let Err(e) = crate::report::junit::write(&results, j) {
             eprintln!("error: cannot write {}: {e}", j.display());

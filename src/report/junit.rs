@@ -1,7 +1,18 @@
 //! `junit.xml` for CI: one test case per test and repeat, with measured values, limits,
 //! uncertainty and decision rule as properties.
+//!
+//! Shape (what Jenkins' JUnit plugin and GitLab's test reports read): `<testsuites>` with one
+//! `<testsuite>` per plan, one `<testcase>` per test and repeat with a unique name and a
+//! `time`; a failed or inconclusive test has `<failure message=".." type="..">` whose text
+//! lists each broken criterion with value, uncertainty, limit, uncertainty budget and
+//! provenance. Suite properties: station, DUT, limit profile, decision rule, firmware, run
+//! id, clock anchor. Test case properties: requirements, and per criterion
+//! `<criterion>.value|uncertainty|limit|verdict|provenance`, and the decision rule. An
+//! aborted run adds a `run` test case with an `<error>`.
 
+use std::collections::BTreeSet;
 use std::path::Path;
+use std::time::Duration;
 
 use quick_junit::{NonSuccessKind, Property, Report, TestCase, TestCaseStatus, TestSuite};
 
@@ -12,7 +23,11 @@ use crate::verdict::Verdict;
 /// Build the JUnit report for a run.
 pub fn build(r: &RunResults) -> Report {
     let mut report = Report::new(format!("hilrig {}", r.run_id));
+    report.set_time(secs(r.duration_s));
     let mut suite = TestSuite::new(r.plan.clone());
+    suite.set_time(secs(r.duration_s));
+    suite.add_property(Property::new("run_id", r.run_id.clone()));
+    suite.add_property(Property::new("clock_anchor", r.clock_anchor.clone()));
     suite.add_property(Property::new("station", r.station.clone()));
     suite.add_property(Property::new("dut", r.dut.clone()));
     suite.add_property(Property::new("limit_profile", r.limit_profile.clone()));
@@ -26,6 +41,7 @@ pub fn build(r: &RunResults) -> Report {
             format!("{} {} sha256:{}", fw.id, fw.version, fw.sha256),
         ));
     }
+    let mut names = BTreeSet::new();
     for t in &r.tests {
         let status = match t.verdict {
             Verdict::Pass => TestCaseStatus::success(),
@@ -49,10 +65,14 @@ pub fn build(r: &RunResults) -> Report {
                 let text = t.message.clone().unwrap_or_else(|| broken.join("; "));
                 s.set_message(format!("{}: {text}", v.word()));
                 s.set_type(v.word());
+                s.set_description(failure_text(r, t));
                 s
             }
         };
-        let mut case = TestCase::new(t.name.clone(), status);
+        let mut case = TestCase::new(unique_name(&mut names, &t.name), status);
+        if let Some(d) = t.detected_s {
+            case.set_time(secs(d - t.started_s));
+        }
         case.set_classname(format!("{}.{}", r.plan, r.dut));
         for req in &t.requirements {
             case.add_property(Property::new("requirement", req.clone()));
@@ -83,10 +103,58 @@ pub fn build(r: &RunResults) -> Report {
             r.safe_state_reached
         ));
         s.set_type("aborted");
-        suite.add_test_case(TestCase::new("run", s));
+        suite.add_test_case(TestCase::new(unique_name(&mut names, "run"), s));
     }
     report.add_test_suite(suite);
     report
+}
+
+fn secs(s: f64) -> Duration {
+    if s.is_finite() && s > 0.0 {
+        Duration::from_secs_f64(s.min(1e9))
+    } else {
+        Duration::ZERO
+    }
+}
+
+/// A test case name not used before in this suite (`name`, `name (2)`, ...).
+fn unique_name(used: &mut BTreeSet<String>, name: &str) -> String {
+    let mut n = name.to_string();
+    let mut k = 2;
+    while !used.insert(n.clone()) {
+        n = format!("{name} ({k})");
+        k += 1;
+    }
+    n
+}
+
+/// The failure body: every criterion with its numbers, what the uncertainty is made of and
+/// where the limit comes from, so a reader can act without opening the report.
+fn failure_text(r: &RunResults, t: &super::TestResult) -> String {
+    let mut out = String::new();
+    if let Some(m) = &t.message {
+        out.push_str(m);
+        out.push('\n');
+    }
+    for m in &t.measurements {
+        out.push_str(&format!(
+            "{} [{}] {}: measured {} ± {} (expanded), limit {}\n  uncertainty: {}\n  limit from: {}\n",
+            m.criterion,
+            m.quantity,
+            m.verdict.word(),
+            display_unit(m.value, &m.unit),
+            display_unit(m.uncertainty, &m.unit),
+            limit_text(&m.limit, &m.unit),
+            m.uncertainty_budget,
+            provenance_text(m)
+        ));
+    }
+    out.push_str(&format!(
+        "decision rule: {}; evidence: report.html and trace.csv of run {}",
+        format!("{:?}", r.decision_rule).to_lowercase(),
+        r.run_id
+    ));
+    out
 }
 
 fn provenance_text(m: &super::MeasurementResult) -> String {

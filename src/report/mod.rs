@@ -1,9 +1,25 @@
-//! What a run writes: `results.json` (the model below), `junit.xml`, and the trace.
+//! What a run writes: `results.json` (the model below), `junit.xml`, and the trace; and the
+//! evidence built on them: `report.html`, the bundle with `manifest.json` and its ed25519
+//! signature, verification, re-judging against revised limits and the JSON Schemas.
+//!
+//! Choices: plots are hand-written SVG (no plotting crate) and the HTML is written by a small
+//! escaping writer (no template crate), which keeps the build light and the output fully
+//! under our control (one self-contained file, nothing fetched).
 
+pub mod bundle;
+pub mod html;
+pub mod inputs;
 pub mod junit;
+pub mod keys;
+pub mod manifest;
+pub mod rejudge;
+pub mod schema;
+pub mod series;
+pub mod svg;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::plan::limits::Provenance;
@@ -13,7 +29,7 @@ use crate::verdict::{DecisionRule, Limit, Verdict};
 pub const RESULTS_SCHEMA: &str = "hilrig.results/1";
 
 /// How the run ended as a whole.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Outcome {
     /// Every test passed.
@@ -38,7 +54,7 @@ impl Outcome {
 }
 
 /// The whole run.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct RunResults {
     /// Layout version.
     pub schema: String,
@@ -57,6 +73,7 @@ pub struct RunResults {
     /// Limit profile id.
     pub limit_profile: String,
     /// The decision rule used for every verdict.
+    #[schemars(with = "schema::DecisionRuleDef")]
     pub decision_rule: DecisionRule,
     /// Firmware the DUT ran, when known.
     pub firmware: Option<FirmwareInfo>,
@@ -79,7 +96,7 @@ pub struct RunResults {
 }
 
 /// Firmware identity.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct FirmwareInfo {
     /// Image id.
     pub id: String,
@@ -90,7 +107,7 @@ pub struct FirmwareInfo {
 }
 
 /// Why a run stopped early.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct Abort {
     /// What went wrong, in words.
     pub cause: String,
@@ -101,7 +118,7 @@ pub struct Abort {
 }
 
 /// One action of the safe-state sequence.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct SafeStateAction {
     /// Instrument id.
     pub instrument: String,
@@ -114,13 +131,14 @@ pub struct SafeStateAction {
 }
 
 /// One test (one repeat of one trip step).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct TestResult {
     /// Name, unique within the run (`OV cell 5 #2`).
     pub name: String,
     /// Repeat number, from 1.
     pub repeat: u32,
     /// Verdict (worst of its measurements; fail when the test could not complete).
+    #[schemars(with = "schema::VerdictDef")]
     pub verdict: Verdict,
     /// Requirement references (from the plan).
     pub requirements: Vec<String>,
@@ -135,7 +153,7 @@ pub struct TestResult {
 }
 
 /// One measured value judged against one criterion.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct MeasurementResult {
     /// Criterion name in the limit profile.
     pub criterion: String,
@@ -148,12 +166,15 @@ pub struct MeasurementResult {
     /// Unit.
     pub unit: String,
     /// Acceptance interval.
+    #[schemars(with = "schema::LimitDef")]
     pub limit: Limit,
     /// Verdict under the run's decision rule.
+    #[schemars(with = "schema::VerdictDef")]
     pub verdict: Verdict,
     /// How the uncertainty was composed.
     pub uncertainty_budget: String,
     /// Where the criterion comes from.
+    #[schemars(with = "schema::ProvenanceDef")]
     pub provenance: Provenance,
 }
 
@@ -162,5 +183,62 @@ impl RunResults {
     pub fn write(&self, dir: &Path) -> std::io::Result<()> {
         let text = serde_json::to_string_pretty(self).map_err(std::io::Error::other)?;
         std::fs::write(dir.join("results.json"), text + "\n")
+    }
+
+    /// Read `results.json` from a run directory.
+    pub fn read(dir: &Path) -> Result<RunResults, ReportError> {
+        let path = dir.join("results.json");
+        let text = std::fs::read_to_string(&path).map_err(|e| ReportError::io(&path, e))?;
+        serde_json::from_str(&text).map_err(|e| ReportError::Invalid {
+            path,
+            message: format!("not a hilrig results file ({e})"),
+        })
+    }
+}
+
+/// Errors of the evidence functions: what went wrong, where, and what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    /// A file could not be read or written.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// A file is not what it should be.
+    #[error("{}: {message}", path.display())]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong and what to do.
+        message: String,
+    },
+    /// The station key is unusable.
+    #[error("station key {}: {message}", path.display())]
+    Key {
+        /// The key file.
+        path: PathBuf,
+        /// What is wrong and what to do.
+        message: String,
+    },
+}
+
+impl ReportError {
+    /// An I/O error on `path`.
+    pub fn io(path: &Path, source: std::io::Error) -> Self {
+        ReportError::Io {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+
+    /// An invalid-content error on `path`.
+    pub fn invalid(path: &Path, message: impl Into<String>) -> Self {
+        ReportError::Invalid {
+            path: path.to_path_buf(),
+            message: message.into(),
+        }
     }
 }

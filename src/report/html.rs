@@ -1,0 +1,1198 @@
+//! `report.html`: one self-contained page (inline CSS and SVG, nothing fetched, printable to
+//! A4) holding what a statement of conformity needs: the item, firmware, station, operator,
+//! dates, overall verdict and decision rule on the cover; per test the plots, the measured
+//! values with uncertainty against each limit and the limit's provenance; the instruments
+//! with their calibration; a PAS 63100-style section.
+//!
+//! Written with a small escaping writer rather than a template crate. The page is rebuilt
+//! from the stored data alone (`hilrig report render`), and the same data give the same
+//! bytes, so a re-rendered report still matches a manifest written by the same version.
+
+use std::collections::BTreeSet;
+use std::fmt::Write;
+use std::path::{Path, PathBuf};
+
+use super::bundle::{BundleInfo, BUNDLE_INFO};
+use super::inputs::{
+    parse_yaml, quantity, spec_for, FixtureView, LimitsView, PlanView, RigView, TestSpec,
+    TruthEvent,
+};
+use super::junit::limit_text;
+use super::rejudge::RejudgeOrigin;
+use super::series::{read_trace, Traces};
+use super::svg::{decimate, decimate_steps, HLine, Line, Plot, VLine};
+use super::{MeasurementResult, Outcome, ReportError, RunResults, TestResult};
+use crate::units::display_unit;
+use crate::verdict::{DecisionRule, Verdict};
+
+/// Plot width in px (also the decimation resolution).
+pub const PLOT_WIDTH: u32 = 760;
+const PLOT_HEIGHT: u32 = 210;
+/// Seconds shown before the stimulus starts and after the trip.
+const PRE_S: f64 = 2.0;
+const POST_S: f64 = 3.0;
+/// PAS 63100 energy caps (Wh): inside a dwelling, and outdoors or in a detached building.
+pub const PAS_CAP_INDOOR_WH: f64 = 40_000.0;
+/// See `PAS_CAP_INDOOR_WH`.
+pub const PAS_CAP_OUTDOOR_WH: f64 = 80_000.0;
+
+/// Escape text for HTML content and attribute values.
+pub fn esc(s: &str) -> String {
+    let mut o = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => o.push_str("&amp;"),
+            '<' => o.push_str("&lt;"),
+            '>' => o.push_str("&gt;"),
+            '"' => o.push_str("&quot;"),
+            '\'' => o.push_str("&#39;"),
+            c => o.push(c),
+        }
+    }
+    o
+}
+
+/// Everything the report is built from, read from a run (or re-judged) directory.
+#[derive(Debug, Default)]
+pub struct ReportData {
+    /// The results (re-judged ones for a `rejudge-*` directory).
+    pub results: Option<RunResults>,
+    /// For a re-judged result: what it re-judges.
+    pub rejudged_from: Option<RejudgeOrigin>,
+    /// `bundle.json` of the run.
+    pub info: Option<BundleInfo>,
+    /// Rig copy.
+    pub rig: Option<RigView>,
+    /// Fixture copy.
+    pub fixture: Option<FixtureView>,
+    /// Plan copy.
+    pub plan: Option<PlanView>,
+    /// Limit profile copy (the revised one for a re-judged result).
+    pub limits: Option<LimitsView>,
+    /// The channels the plots need.
+    pub traces: Traces,
+    /// Ground truth of the simulated bench, when present.
+    pub truth: Vec<TruthEvent>,
+    /// Problems met while reading, shown in the report.
+    pub notes: Vec<String>,
+}
+
+fn read_text(path: &Path, notes: &mut Vec<String>) -> Option<String> {
+    match std::fs::read_to_string(path) {
+        Ok(t) => Some(t),
+        Err(e) => {
+            notes.push(format!("{}: {e}", path.display()));
+            None
+        }
+    }
+}
+
+/// The directory holding the run's data: the parent for a re-judged result.
+pub fn data_dir(dir: &Path, rejudged: bool) -> PathBuf {
+    if rejudged {
+        dir.parent().unwrap_or(dir).to_path_buf()
+    } else {
+        dir.to_path_buf()
+    }
+}
+
+/// Read everything the report needs from a run directory (or a `rejudge-*` directory).
+pub fn load(dir: &Path) -> Result<ReportData, ReportError> {
+    let results = RunResults::read(dir)?;
+    let mut d = ReportData {
+        rejudged_from: RejudgeOrigin::read(dir),
+        ..ReportData::default()
+    };
+    let base = data_dir(dir, d.rejudged_from.is_some());
+    let notes = &mut d.notes;
+    d.info = match BundleInfo::read(&base) {
+        Ok(i) => Some(i),
+        Err(e) => {
+            if base.join(BUNDLE_INFO).exists() {
+                notes.push(e.to_string());
+            }
+            None
+        }
+    };
+    let own_info = if d.rejudged_from.is_some() {
+        BundleInfo::read(dir).ok()
+    } else {
+        None
+    };
+    let input = |role: &str, notes: &mut Vec<String>| -> Option<String> {
+        let (root, info) = match (&own_info, role) {
+            (Some(i), _) if i.input(role).is_some() => (dir, i),
+            _ => (base.as_path(), d.info.as_ref()?),
+        };
+        read_text(&root.join(info.input(role)?), notes)
+    };
+    macro_rules! view {
+        ($role:literal, $t:ty) => {
+            input($role, notes).and_then(|t| {
+                let v = parse_yaml::<$t>(&t);
+                if v.is_none() {
+                    notes.push(format!("the {} copy could not be read", $role));
+                }
+                v
+            })
+        };
+    }
+    let rig = view!("rig", RigView);
+    let fixture = view!("fixture", FixtureView);
+    let plan = view!("plan", PlanView);
+    let limits = view!("limits", LimitsView);
+    let specs = plan.as_ref().map(|p| p.tests()).unwrap_or_default();
+    let mut wanted: BTreeSet<String> = ["supply.i", "load.i", "bms.pack.i"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    for s in &specs {
+        if let Some(c) = &s.stimulus_channel {
+            wanted.insert(c.clone());
+            if let Some(m) = measured_counterpart(c) {
+                wanted.insert(m);
+            }
+        }
+        wanted.extend(s.detect_signals.iter().cloned());
+    }
+    let tpath = base.join("trace.csv");
+    let want = |ch: &str, unit: &str| {
+        wanted.contains(ch)
+            || unit == "degC"
+            || unit == "°C"
+            || ch.ends_with("_set")
+            || (unit.is_empty() && ch.starts_with("bms."))
+    };
+    d.traces = match read_trace(&tpath, &want) {
+        Ok(t) => t,
+        Err(e) => {
+            notes.push(format!("{e}; plots are empty"));
+            Traces::default()
+        }
+    };
+    if d.traces.bad_rows > 0 {
+        notes.push(format!(
+            "trace.csv: {} unreadable rows were skipped",
+            d.traces.bad_rows
+        ));
+    }
+    let truth_path = base.join("truth.json");
+    if truth_path.exists() {
+        match std::fs::read_to_string(&truth_path)
+            .ok()
+            .and_then(|t| serde_json::from_str::<Vec<TruthEvent>>(&t).ok())
+        {
+            Some(t) => d.truth = t,
+            None => notes.push("truth.json could not be read".into()),
+        }
+    }
+    d.rig = rig;
+    d.fixture = fixture;
+    d.plan = plan;
+    d.limits = limits;
+    d.results = Some(results);
+    Ok(d)
+}
+
+/// Render the report of a directory.
+pub fn render_dir(dir: &Path) -> Result<String, ReportError> {
+    Ok(render(&load(dir)?))
+}
+
+/// The BMS-reported channel beside a setpoint channel (`cells.cell[5].v_set` -> `cell[5].v`).
+fn measured_counterpart(set: &str) -> Option<String> {
+    let s = set.strip_prefix("cells.")?;
+    s.strip_suffix("_set").map(str::to_string)
+}
+
+fn verdict_class(v: Verdict) -> &'static str {
+    match v {
+        Verdict::Pass => "pass",
+        Verdict::Inconclusive => "inc",
+        Verdict::Fail => "fail",
+    }
+}
+
+fn outcome_word(o: Outcome) -> (&'static str, &'static str) {
+    match o {
+        Outcome::Passed => ("PASSED", "pass"),
+        Outcome::Failed => ("FAILED", "fail"),
+        Outcome::Inconclusive => ("INCONCLUSIVE", "inc"),
+        Outcome::Aborted => ("ABORTED", "fail"),
+    }
+}
+
+fn rule_text(r: DecisionRule) -> (&'static str, &'static str) {
+    match r {
+        DecisionRule::Simple => (
+            "simple acceptance",
+            "A result passes when the measured value lies within the limit; the measurement \
+             uncertainty is stated but not subtracted (ILAC-G8 simple acceptance, shared risk).",
+        ),
+        DecisionRule::Guarded => (
+            "guarded acceptance",
+            "A result passes only when the whole interval value ± expanded uncertainty lies \
+             within the limit, fails only when it lies wholly outside, and is inconclusive \
+             otherwise (ILAC-G8 guarded acceptance, guard band = the expanded uncertainty).",
+        ),
+    }
+}
+
+fn unit_norm(u: &str) -> &str {
+    if u == "degC" {
+        "°C"
+    } else {
+        u
+    }
+}
+
+/// Add `hours` of seconds to an RFC 3339 anchor for display (`+ 14.5 s`).
+fn at_offset(anchor: &str, s: f64) -> String {
+    format!("{anchor} + {s:.1} s")
+}
+
+const CSS: &str = r#"
+@page { size: A4; margin: 14mm 12mm; }
+* { box-sizing: border-box; }
+body { font: 10.5pt/1.35 "DejaVu Sans", Arial, Helvetica, sans-serif; color: #111; margin: 0 auto; max-width: 190mm; padding: 6mm; }
+h1 { font-size: 18pt; margin: 0 0 2mm; } h2 { font-size: 13.5pt; margin: 7mm 0 2mm; border-bottom: 1.5px solid #333; }
+h3 { font-size: 11.5pt; margin: 4mm 0 1.5mm; }
+table { border-collapse: collapse; width: 100%; margin: 1.5mm 0 3mm; font-size: 9pt; }
+th, td { border: 1px solid #bbb; padding: 1.2mm 1.6mm; text-align: left; vertical-align: top; }
+th { background: #f0f0f0; } td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
+.kv th { width: 32%; }
+.badge { display: inline-block; padding: 1mm 4mm; border-radius: 2mm; font-weight: bold; color: #fff; }
+.big { font-size: 20pt; padding: 2mm 7mm; }
+.pass { background: #2b8a3e; } .fail { background: #c92a2a; } .inc { background: #e67700; }
+.v-pass { color: #2b8a3e; font-weight: bold; } .v-fail { color: #c92a2a; font-weight: bold; } .v-inc { color: #e67700; font-weight: bold; }
+.flag { border: 2px solid #c92a2a; background: #fff5f5; padding: 2mm 3mm; margin: 2mm 0; }
+.note { border: 1px solid #e67700; background: #fff9db; padding: 1.5mm 3mm; margin: 2mm 0; }
+.small { font-size: 8.5pt; color: #444; } .mono { font-family: "DejaVu Sans Mono", monospace; font-size: 8.5pt; word-break: break-all; }
+svg.plot { width: 100%; height: auto; display: block; margin: 1mm 0 2mm; }
+svg .pt { font-size: 12px; font-weight: bold; } svg .tk { font-size: 10px; fill: #333; } svg .lb { font-size: 10px; }
+section.test { break-before: page; }
+.avoid { break-inside: avoid; }
+footer { margin-top: 8mm; font-size: 8pt; color: #555; border-top: 1px solid #aaa; padding-top: 2mm; }
+@media print { body { padding: 0; max-width: none; } }
+"#;
+
+/// Render the page.
+pub fn render(d: &ReportData) -> String {
+    let mut h = String::with_capacity(256 * 1024);
+    let Some(r) = &d.results else {
+        return "<!DOCTYPE html><html><body><p>No results.</p></body></html>".into();
+    };
+    let specs: Vec<TestSpec> = d.plan.as_ref().map(|p| p.tests()).unwrap_or_default();
+    let run_date = r.clock_anchor.get(..10).unwrap_or("").to_string();
+    let (ow, oc) = outcome_word(r.outcome);
+    let (rule_name, rule_desc) = rule_text(r.decision_rule);
+    let title = format!("{} — {}", r.title, r.dut);
+    let _ = write!(
+        h,
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{}</title><style>{}</style></head><body>",
+        esc(&title),
+        CSS
+    );
+
+    // ---- Cover ----
+    let _ = write!(
+        h,
+        "<header><h1>Test report: {}</h1><p class=\"small\">Plan <b>{}</b> · run <span class=\"mono\">{}</span></p>",
+        esc(&r.title),
+        esc(&r.plan),
+        esc(&r.run_id)
+    );
+    if let Some(o) = &d.rejudged_from {
+        let _ = write!(
+            h,
+            "<div class=\"note\"><b>Re-judged result.</b> The measurements of run {} were judged again against the limit profile <b>{}</b> on {}, without new measurements. Original manifest SHA-256: <span class=\"mono\">{}</span>; original outcome: {}.</div>",
+            esc(&r.run_id),
+            esc(&r.limit_profile),
+            esc(&o.at),
+            esc(&o.original_manifest_sha256),
+            esc(&o.original_outcome)
+        );
+    }
+    let _ = write!(
+        h,
+        "<p>Overall verdict: <span class=\"badge big {oc}\">{ow}</span></p></header>"
+    );
+
+    // Calibration status, needed on the cover.
+    let cal = calibration_rows(d, &run_date);
+    let expired: Vec<&CalRow> = cal
+        .iter()
+        .filter(|c| c.status == CalStatus::Expired)
+        .collect();
+    if !expired.is_empty() {
+        let _ = write!(
+            h,
+            "<div class=\"flag\"><b>Calibration expired</b> for {} instrument(s) used in this run: {}. Results measured with them are not traceable.</div>",
+            expired.len(),
+            esc(&expired
+                .iter()
+                .map(|c| format!("{} (serial {}, due {})", c.id, c.serial, c.due))
+                .collect::<Vec<_>>()
+                .join(", "))
+        );
+    }
+    if r.outcome == Outcome::Aborted {
+        if let Some(a) = &r.abort {
+            let _ = write!(
+                h,
+                "<div class=\"flag\"><b>Run aborted</b> at t = {:.3} s{}: {}. Safe state reached: <b>{}</b>.</div>",
+                a.at_s,
+                a.during
+                    .as_ref()
+                    .map(|x| format!(" during {}", esc(x)))
+                    .unwrap_or_default(),
+                esc(&a.cause),
+                if r.safe_state_reached { "yes" } else { "NO" }
+            );
+        }
+    }
+
+    let fx = d.fixture.as_ref();
+    let info = d.info.as_ref();
+    let fw = r.firmware.as_ref();
+    let end_s = r.duration_s;
+    let mut kv: Vec<(&str, String)> = vec![
+        (
+            "Device under test",
+            format!(
+                "{}{}",
+                esc(&r.dut),
+                fx.map(|f| format!(
+                    " — {} ({}{})",
+                    esc(&f.title),
+                    esc(&f.chemistry),
+                    f.cells_in_series
+                        .map(|n| format!(", {n} cells in series"))
+                        .unwrap_or_default()
+                ))
+                .unwrap_or_default()
+            ),
+        ),
+        ("DUT serial number", "not recorded by this run".into()),
+        (
+            "Firmware",
+            match fw {
+                Some(f) => format!(
+                    "{} version {}<br><span class=\"mono\">SHA-256 {}</span>",
+                    esc(&f.id),
+                    esc(&f.version),
+                    esc(&f.sha256)
+                ),
+                None => "not recorded (the rig did not report the firmware image)".into(),
+            },
+        ),
+        ("Station", esc(&r.station)),
+        (
+            "Operator",
+            esc(info.map(|i| i.operator.as_str()).unwrap_or("not recorded")),
+        ),
+        ("Test date (run start, UTC)", esc(&r.clock_anchor)),
+        (
+            "Run end",
+            format!(
+                "{} ({:.1} s)",
+                esc(&at_offset(&r.clock_anchor, end_s)),
+                end_s
+            ),
+        ),
+        (
+            "Report issued",
+            esc(info.map(|i| i.created.as_str()).unwrap_or("not recorded")),
+        ),
+        ("Requirements", esc(&r.requirements.join("; "))),
+        (
+            "Limit profile",
+            format!(
+                "{}{}",
+                esc(&r.limit_profile),
+                d.limits
+                    .as_ref()
+                    .map(|l| format!(" — {}", esc(&l.title)))
+                    .unwrap_or_default()
+            ),
+        ),
+        (
+            "Decision rule",
+            format!("<b>{}</b>. {}", rule_name, rule_desc),
+        ),
+        ("Results", {
+            let c = |v| r.tests.iter().filter(|t| t.verdict == v).count();
+            format!(
+                "{} test(s): {} passed, {} failed, {} inconclusive",
+                r.tests.len(),
+                c(Verdict::Pass),
+                c(Verdict::Fail),
+                c(Verdict::Inconclusive)
+            )
+        }),
+        (
+            "Safe state at the end",
+            if r.safe_state_reached {
+                "reached (every action confirmed)".into()
+            } else {
+                "<b>NOT reached</b>: see the safe-state table".into()
+            },
+        ),
+        (
+            "Tool",
+            esc(&info
+                .map(|i| format!("{} {}", i.tool.name, i.tool.version))
+                .unwrap_or_else(|| format!("hilrig {}", env!("CARGO_PKG_VERSION")))),
+        ),
+    ];
+    if d.rig.as_ref().is_some_and(|g| g.simulation.is_some()) {
+        kv.push((
+            "Bench",
+            "the built-in <b>simulated bench</b>: instruments and BMS are simulated; these results are not evidence about a physical product".into(),
+        ));
+    }
+    h.push_str("<table class=\"kv\">");
+    for (k, v) in &kv {
+        let _ = write!(h, "<tr><th>{}</th><td>{}</td></tr>", esc(k), v);
+    }
+    h.push_str("</table>");
+
+    // Deviations and notes.
+    let mut deviations: Vec<String> = Vec::new();
+    if let Some(l) = &d.limits {
+        if let Some(asked) = &l.decision_rule {
+            let used = format!("{:?}", r.decision_rule).to_lowercase();
+            if *asked != used {
+                deviations.push(format!(
+                    "decision rule: the limit profile asks for {asked}; this run used {used} (overridden)"
+                ));
+            }
+        }
+    }
+    if let Some(i) = info {
+        deviations.extend(
+            i.missing_inputs
+                .iter()
+                .map(|m| format!("input not kept: {m}")),
+        );
+    }
+    deviations.extend(d.notes.iter().cloned());
+    if !deviations.is_empty() {
+        h.push_str("<div class=\"note\"><b>Deviations and notes</b><ul>");
+        for x in &deviations {
+            let _ = write!(h, "<li>{}</li>", esc(x));
+        }
+        h.push_str("</ul></div>");
+    }
+
+    // Summary table.
+    h.push_str("<h2>Summary</h2><table><tr><th>Test</th><th>Verdict</th><th>Measured</th></tr>");
+    for t in &r.tests {
+        let ms: Vec<String> = t
+            .measurements
+            .iter()
+            .map(|m| {
+                format!(
+                    "{}: {} ± {}",
+                    esc(&m.criterion),
+                    esc(&display_unit(m.value, &m.unit)),
+                    esc(&display_unit(m.uncertainty, &m.unit))
+                )
+            })
+            .collect();
+        let _ = write!(
+            h,
+            "<tr><td>{}</td><td class=\"v-{}\">{}</td><td class=\"small\">{}</td></tr>",
+            esc(&t.name),
+            verdict_class(t.verdict),
+            t.verdict.word(),
+            if ms.is_empty() {
+                esc(t.message.as_deref().unwrap_or(""))
+            } else {
+                ms.join("<br>")
+            }
+        );
+    }
+    h.push_str("</table>");
+    let _ = write!(
+        h,
+        "<p class=\"small\">The raw samples ({} rows) are in <span class=\"mono\">trace.csv</span> beside this report; the plots below are reduced to the minimum and maximum per pixel column. This report is part of a signed evidence bundle: check it with <span class=\"mono\">hilrig report verify DIR</span>.</p>",
+        r.trace_rows
+    );
+
+    // ---- Instruments ----
+    h.push_str("<h2>Instruments and calibration</h2>");
+    if cal.is_empty() {
+        h.push_str("<p>The rig copy lists no instruments.</p>");
+    } else {
+        h.push_str("<table><tr><th>Id</th><th>Role</th><th>Identity</th><th>Address</th><th>Serial</th><th>Calibration due</th><th>Status</th></tr>");
+        for c in &cal {
+            let _ = write!(
+                h,
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td class=\"mono\">{}</td><td>{}</td><td>{}</td><td class=\"{}\">{}</td></tr>",
+                esc(&c.id),
+                esc(&c.role),
+                esc(&c.identity),
+                esc(&c.address),
+                esc(&c.serial),
+                esc(&c.due),
+                match c.status {
+                    CalStatus::Valid => "v-pass",
+                    CalStatus::Expired => "v-fail",
+                    _ => "v-inc",
+                },
+                c.status.text()
+            );
+        }
+        h.push_str("</table><p class=\"small\">Calibration is judged at the test date; records come from the rig file's <span class=\"mono\">calibration:</span> map (serial → due date).</p>");
+    }
+
+    // ---- PAS 63100 ----
+    pas_section(&mut h, d, r, &specs);
+
+    // ---- Overview plot ----
+    overview(&mut h, d, r, &specs);
+
+    // ---- Per test ----
+    for (i, t) in r.tests.iter().enumerate() {
+        let next_start = r.tests.get(i + 1).map(|n| n.started_s);
+        test_section(&mut h, d, r, t, spec_for(&specs, &t.name), next_start);
+    }
+
+    // ---- Safe state ----
+    h.push_str("<h2>Safe state at the end of the run</h2>");
+    if r.safe_state.is_empty() {
+        h.push_str("<p>No safe-state action was recorded.</p>");
+    } else {
+        h.push_str("<table><tr><th>Instrument</th><th>Action</th><th>Result</th></tr>");
+        for s in &r.safe_state {
+            let _ = write!(
+                h,
+                "<tr><td>{}</td><td>{}</td><td class=\"{}\">{}</td></tr>",
+                esc(&s.instrument),
+                esc(&s.action),
+                if s.ok { "v-pass" } else { "v-fail" },
+                if s.ok {
+                    "done".to_string()
+                } else {
+                    format!("FAILED: {}", esc(s.error.as_deref().unwrap_or("")))
+                }
+            );
+        }
+        h.push_str("</table>");
+    }
+
+    // ---- Inputs ----
+    if let Some(i) = info {
+        h.push_str("<h2>Inputs kept in the bundle</h2><table><tr><th>Role</th><th>Copy</th><th>Given as</th><th>SHA-256</th></tr>");
+        for c in &i.inputs {
+            let _ = write!(
+                h,
+                "<tr><td>{}</td><td class=\"mono\">{}</td><td class=\"mono\">{}</td><td class=\"mono\">{}</td></tr>",
+                esc(&c.role),
+                esc(&c.path),
+                esc(&c.original),
+                esc(&c.sha256)
+            );
+        }
+        h.push_str("</table>");
+    }
+    let _ = writeln!(
+        h,
+        "<footer>{} · run {} · {} · the standards are summarised, not quoted; check each limit's provenance against your licensed copy.</footer></body></html>",
+        esc(&info
+            .map(|i| format!("{} {}", i.tool.name, i.tool.version))
+            .unwrap_or_else(|| format!("hilrig {}", env!("CARGO_PKG_VERSION")))),
+        esc(&r.run_id),
+        esc(&title)
+    );
+    h
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum CalStatus {
+    Valid,
+    Expired,
+    NoRecord,
+    Unreadable,
+    Simulated,
+}
+
+impl CalStatus {
+    fn text(self) -> &'static str {
+        match self {
+            CalStatus::Valid => "valid at the test date",
+            CalStatus::Expired => "EXPIRED before the test date",
+            CalStatus::NoRecord => "no calibration record",
+            CalStatus::Unreadable => "due date unreadable (expected YYYY-MM-DD)",
+            CalStatus::Simulated => "simulated: not applicable",
+        }
+    }
+}
+
+struct CalRow {
+    id: String,
+    role: String,
+    identity: String,
+    address: String,
+    serial: String,
+    due: String,
+    status: CalStatus,
+}
+
+fn is_date(s: &str) -> bool {
+    let b = s.as_bytes();
+    b.len() == 10
+        && b[4] == b'-'
+        && b[7] == b'-'
+        && b.iter()
+            .enumerate()
+            .all(|(i, c)| i == 4 || i == 7 || c.is_ascii_digit())
+}
+
+fn calibration_rows(d: &ReportData, run_date: &str) -> Vec<CalRow> {
+    let Some(rig) = &d.rig else {
+        return Vec::new();
+    };
+    let simulated = rig.simulation.is_some();
+    rig.instruments
+        .iter()
+        .map(|i| {
+            let serial = i.serial.clone().unwrap_or_default();
+            let due = rig.calibration.get(&serial).cloned();
+            let status = match &due {
+                Some(x) if !is_date(x.trim()) => CalStatus::Unreadable,
+                // ISO dates compare as text.
+                Some(x) if is_date(run_date) && x.trim() < run_date => CalStatus::Expired,
+                Some(_) => CalStatus::Valid,
+                None if simulated => CalStatus::Simulated,
+                None => CalStatus::NoRecord,
+            };
+            CalRow {
+                id: i.id.clone(),
+                role: i.role.clone(),
+                identity: match (&i.dialect, &i.bus) {
+                    (Some(dl), _) => format!("SCPI dialect {dl}"),
+                    (None, Some(b)) => format!("on CAN bus {b}"),
+                    _ => String::new(),
+                },
+                address: i.address.clone().unwrap_or_default(),
+                serial: if serial.is_empty() {
+                    "—".into()
+                } else {
+                    serial
+                },
+                due: due.unwrap_or_else(|| "—".into()),
+                status,
+            }
+        })
+        .collect()
+}
+
+fn pas_section(h: &mut String, d: &ReportData, r: &RunResults, specs: &[TestSpec]) {
+    h.push_str("<h2>PAS 63100-style checks</h2><p class=\"small\">PAS 63100:2024 sets no BMS thresholds; it asks for BMS protection that acts on detected failures (the tests above), visual and audible warnings of a battery fault for systems inside a dwelling, and limits the installed energy (at most 40 kWh, or 80 kWh outdoors or in a detached, fire-separated building). Summary from public material, not the licensed text.</p>");
+    h.push_str("<table><tr><th>Check</th><th>Result</th></tr>");
+    // Warning output.
+    let warning_tests: Vec<&TestResult> = r
+        .tests
+        .iter()
+        .filter(|t| {
+            spec_for(specs, &t.name).is_some_and(|s| {
+                s.detect_signals
+                    .iter()
+                    .any(|x| x.to_ascii_lowercase().contains("warn"))
+            })
+        })
+        .collect();
+    let warn_cell = if warning_tests.is_empty() {
+        let seen = d
+            .traces
+            .channels
+            .iter()
+            .filter(|(k, _)| k.to_ascii_lowercase().contains("warn"))
+            .map(|(k, c)| {
+                let max = c.v.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+                format!("{k} highest value {max}")
+            })
+            .collect::<Vec<_>>();
+        format!(
+            "<span class=\"v-inc\">NOT TESTED</span> in this run: no test's detect condition or expectation reads a warning signal.{}",
+            if seen.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    " Observed, not judged: {}.",
+                    esc(&seen.join("; "))
+                )
+            }
+        )
+    } else {
+        warning_tests
+            .iter()
+            .map(|t| {
+                format!(
+                    "<span class=\"v-{}\">{}</span> {}",
+                    verdict_class(t.verdict),
+                    t.verdict.word(),
+                    esc(&t.name)
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("<br>")
+    };
+    let _ = write!(
+        h,
+        "<tr><td>A fault raises the warning output</td><td>{warn_cell}</td></tr>"
+    );
+    // Energy.
+    let fx = d.fixture.as_ref();
+    let energy = fx.and_then(|f| f.energy_wh());
+    let location = fx.and_then(|f| f.location.clone());
+    let cap = location.as_deref().map(|l| {
+        let l = l.to_ascii_lowercase();
+        if l.contains("outdoor") || l.contains("detached") || l.contains("outside") {
+            Some(PAS_CAP_OUTDOOR_WH)
+        } else if l.contains("indoor")
+            || l.contains("dwelling")
+            || l.contains("inside")
+            || l.contains("garage")
+        {
+            Some(PAS_CAP_INDOOR_WH)
+        } else {
+            None
+        }
+    });
+    let kwh = |wh: f64| format!("{:.2} kWh", wh / 1000.0);
+    let energy_cell = match (energy, &location, cap) {
+        (None, _, _) => "<span class=\"v-inc\">NOT DECLARED</span>: the fixture declares no <span class=\"mono\">energy:</span>".to_string(),
+        (Some(e), Some(loc), Some(Some(c))) => format!(
+            "<span class=\"v-{}\">{}</span> declared {} for location “{}”; cap {}",
+            if e <= c { "pass" } else { "fail" },
+            if e <= c { "WITHIN CAP" } else { "ABOVE CAP" },
+            kwh(e),
+            esc(loc),
+            kwh(c)
+        ),
+        (Some(e), loc, _) => {
+            let loc_text = match loc {
+                Some(l) => format!("location “{}” not recognised (use indoor, outdoor or detached)", esc(l)),
+                None => "location not declared".to_string(),
+            };
+            if e <= PAS_CAP_INDOOR_WH {
+                format!(
+                    "<span class=\"v-pass\">WITHIN CAP</span> declared {}: at most {} whatever the location ({loc_text})",
+                    kwh(e),
+                    kwh(PAS_CAP_INDOOR_WH)
+                )
+            } else if e <= PAS_CAP_OUTDOOR_WH {
+                format!(
+                    "<span class=\"v-inc\">DEPENDS ON LOCATION</span> declared {}: above the {} indoor cap, within the {} outdoor/detached cap ({loc_text})",
+                    kwh(e),
+                    kwh(PAS_CAP_INDOOR_WH),
+                    kwh(PAS_CAP_OUTDOOR_WH)
+                )
+            } else {
+                format!(
+                    "<span class=\"v-fail\">ABOVE CAP</span> declared {}: above both caps ({loc_text})",
+                    kwh(e)
+                )
+            }
+        }
+    };
+    let _ = write!(
+        h,
+        "<tr><td>Declared energy against the installation cap</td><td>{energy_cell}</td></tr><tr><td>Installation location</td><td>{}</td></tr></table>",
+        esc(location.as_deref().unwrap_or("not declared"))
+    );
+}
+
+fn overview(h: &mut String, d: &ReportData, r: &RunResults, specs: &[TestSpec]) {
+    let mut chans: Vec<String> = Vec::new();
+    for s in specs {
+        if let Some(c) = &s.stimulus_channel {
+            if d.traces.get(c).is_some() && !chans.contains(c) {
+                chans.push(c.clone());
+            }
+        }
+    }
+    if chans.is_empty() {
+        return;
+    }
+    let x1 = r.duration_s.max(
+        chans
+            .iter()
+            .filter_map(|c| d.traces.get(c).and_then(|c| c.t.last().copied()))
+            .fold(0.0, f64::max),
+    );
+    let mut plot = Plot {
+        title: "Whole run: stimulus".into(),
+        unit: d
+            .traces
+            .get(&chans[0])
+            .map(|c| unit_norm(&c.unit).to_string())
+            .unwrap_or_default(),
+        width: PLOT_WIDTH,
+        height: PLOT_HEIGHT,
+        x0: 0.0,
+        x1,
+        lines: Vec::new(),
+        hlines: Vec::new(),
+        vlines: Vec::new(),
+    };
+    let cols = plot.columns();
+    for c in chans.iter().take(6) {
+        if let Some(ch) = d.traces.get(c) {
+            plot.lines.push(Line {
+                label: c.clone(),
+                points: decimate(&ch.t, &ch.v, 0.0, x1, cols),
+                step: false,
+                dashed: false,
+            });
+        }
+    }
+    for t in &r.tests {
+        if let Some(td) = t.detected_s {
+            plot.vlines.push(VLine {
+                label: String::new(),
+                x: td,
+                color: "#c92a2a",
+                dashed: false,
+            });
+        }
+    }
+    let _ = write!(
+        h,
+        "<h2>Run overview</h2><div class=\"avoid\">{}</div><p class=\"small\">Red lines: trips observed.</p>",
+        plot.render()
+    );
+}
+
+fn limit_lines(ms: &[MeasurementResult], unit: &str, out: &mut Vec<HLine>) {
+    for m in ms {
+        if unit_norm(&m.unit) != unit {
+            continue;
+        }
+        let name = &m.criterion;
+        match m.quantity.as_str() {
+            "threshold" | "release" => {
+                if let Some(lo) = m.limit.low {
+                    out.push(HLine {
+                        label: format!("{name} low"),
+                        y: lo,
+                        color: "#c92a2a",
+                    });
+                }
+                if let Some(hi) = m.limit.high {
+                    out.push(HLine {
+                        label: format!("{name} high"),
+                        y: hi,
+                        color: "#c92a2a",
+                    });
+                }
+                out.push(HLine {
+                    label: format!("measured {}", m.quantity),
+                    y: m.value,
+                    color: "#2b8a3e",
+                });
+            }
+            "trip_time" => {}
+            _ => {
+                for (b, which) in [(m.limit.low, "min"), (m.limit.high, "max")] {
+                    if let Some(y) = b {
+                        out.push(HLine {
+                            label: format!("{name} {which}"),
+                            y,
+                            color: "#862e9c",
+                        });
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn test_section(
+    h: &mut String,
+    d: &ReportData,
+    r: &RunResults,
+    t: &TestResult,
+    spec: Option<&TestSpec>,
+    next_start: Option<f64>,
+) {
+    let _ = write!(
+        h,
+        "<section class=\"test\"><h2>{} <span class=\"badge {}\">{}</span></h2>",
+        esc(&t.name),
+        verdict_class(t.verdict),
+        t.verdict.word()
+    );
+    let mut facts = vec![format!("repeat {}", t.repeat)];
+    if let Some(s) = spec {
+        if let Some(p) = &s.protection {
+            facts.push(format!("protection <b>{}</b>", esc(p)));
+        }
+        if let Some(c) = &s.condition {
+            facts.push(format!("detect <span class=\"mono\">{}</span>", esc(c)));
+        }
+    }
+    facts.push(format!("stimulus from t = {:.3} s", t.started_s));
+    facts.push(match t.detected_s {
+        Some(x) => format!("observed at t = {x:.3} s"),
+        None => "not observed".into(),
+    });
+    if !t.requirements.is_empty() {
+        facts.push(format!("requirements: {}", esc(&t.requirements.join("; "))));
+    }
+    let _ = write!(h, "<p class=\"small\">{}</p>", facts.join(" · "));
+    if let Some(m) = &t.message {
+        let _ = write!(h, "<div class=\"note\">{}</div>", esc(m));
+    }
+
+    // Measurements.
+    if !t.measurements.is_empty() {
+        h.push_str("<h3>Measured values against limits</h3><table><tr><th>Criterion</th><th>Quantity</th><th>Measured ± U</th><th>Limit</th><th>Verdict</th><th>Provenance of the limit</th></tr>");
+        for m in &t.measurements {
+            let p = &m.provenance;
+            let _ = write!(
+                h,
+                "<tr><td>{}</td><td>{}</td><td class=\"num\">{} ± {}</td><td class=\"num\">{}</td><td class=\"v-{}\">{}</td><td class=\"small\"><b>{}{}</b><br>{}<br><i>confidence: {}</i></td></tr><tr><td colspan=\"6\" class=\"small\">Uncertainty (expanded, half-width): {}</td></tr>",
+                esc(&m.criterion),
+                esc(&m.quantity),
+                esc(&display_unit(m.value, &m.unit)),
+                esc(&display_unit(m.uncertainty, &m.unit)),
+                esc(&limit_text(&m.limit, &m.unit)),
+                verdict_class(m.verdict),
+                m.verdict.word(),
+                esc(&p.source),
+                p.clause
+                    .as_ref()
+                    .map(|c| format!(" {}", esc(c)))
+                    .unwrap_or_default(),
+                esc(&p.basis),
+                esc(&p.confidence),
+                esc(&m.uncertainty_budget)
+            );
+        }
+        h.push_str("</table>");
+    }
+
+    // Window.
+    let x0 = t.started_s - PRE_S;
+    let x1 = match t.detected_s {
+        Some(x) => x + POST_S,
+        None => next_start.unwrap_or(r.duration_s).max(t.started_s + 1.0),
+    };
+    let mut markers = vec![VLine {
+        label: "stimulus".into(),
+        x: t.started_s,
+        color: "#495057",
+        dashed: true,
+    }];
+    if let Some(x) = t.detected_s {
+        markers.push(VLine {
+            label: "trip observed".into(),
+            x,
+            color: "#c92a2a",
+            dashed: false,
+        });
+    }
+    for e in d.truth.iter().filter(|e| e.t >= x0 && e.t <= x1) {
+        if e.kind.contains("open") || e.kind.contains("fault_set") {
+            markers.push(VLine {
+                label: format!("truth: {}", e.kind),
+                x: e.t,
+                color: "#0b7285",
+                dashed: true,
+            });
+        }
+    }
+    let proto = spec.and_then(|s| s.protection.clone());
+    let declared = proto
+        .as_ref()
+        .and_then(|p| d.fixture.as_ref()?.protections.get(p).cloned());
+
+    // 1. Stimulus.
+    let mut stim: Vec<String> = spec
+        .and_then(|s| s.stimulus_channel.clone())
+        .filter(|c| d.traces.get(c).is_some())
+        .into_iter()
+        .collect();
+    if stim.is_empty() {
+        // Whatever setpoint moved during the test.
+        for (name, c) in &d.traces.channels {
+            if name.ends_with("_set") {
+                let w = c.window(t.started_s, x1);
+                let vs = &c.v[w];
+                if vs.iter().any(|v| *v != vs[0]) && stim.len() < 3 {
+                    stim.push(name.clone());
+                }
+            }
+        }
+    }
+    if let Some(first) = stim.first() {
+        let unit = d
+            .traces
+            .get(first)
+            .map(|c| unit_norm(&c.unit).to_string())
+            .unwrap_or_default();
+        let mut plot = new_plot("Stimulus", &unit, x0, x1, markers.clone());
+        let cols = plot.columns();
+        for c in &stim {
+            if let Some(ch) = d.traces.get(c) {
+                plot.lines.push(Line {
+                    label: format!("{c} (applied)"),
+                    points: decimate(&ch.t, &ch.v, x0, x1, cols),
+                    step: true,
+                    dashed: false,
+                });
+            }
+            if let Some(m) =
+                measured_counterpart(c).and_then(|m| d.traces.get(&m).map(|ch| (m, ch)))
+            {
+                plot.lines.push(Line {
+                    label: format!("{} (BMS)", m.0),
+                    points: decimate(&m.1.t, &m.1.v, x0, x1, cols),
+                    step: true,
+                    dashed: true,
+                });
+            }
+        }
+        limit_lines(&t.measurements, &unit, &mut plot.hlines);
+        if let Some(p) = &declared {
+            for (what, txt) in [("declared trip", &p.trip), ("declared release", &p.release)] {
+                if let Some(q) = quantity(txt.as_deref()) {
+                    if q.dim.unit() == unit || (unit == "°C" && q.dim.unit() == "°C") {
+                        plot.hlines.push(HLine {
+                            label: what.into(),
+                            y: q.value,
+                            color: "#1f5fbf",
+                        });
+                    }
+                }
+            }
+        }
+        h.push_str(&plot.render());
+    }
+
+    // 2. Detect signal and status flags that changed.
+    let mut det: Vec<String> = spec
+        .map(|s| s.detect_signals.clone())
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|c| d.traces.get(c).is_some())
+        .collect();
+    for (name, c) in &d.traces.channels {
+        if det.len() >= 5 || det.contains(name) || !name.starts_with("bms.") || !c.unit.is_empty() {
+            continue;
+        }
+        let w = c.window(x0, x1);
+        let vs = &c.v[w];
+        if vs.iter().any(|v| *v != vs[0]) {
+            det.push(name.clone());
+        }
+    }
+    if !det.is_empty() {
+        let mut plot = new_plot(
+            "Detect signal and BMS flags",
+            "state",
+            x0,
+            x1,
+            markers.clone(),
+        );
+        let cols = plot.columns();
+        for c in &det {
+            if let Some(ch) = d.traces.get(c) {
+                plot.lines.push(Line {
+                    label: c.clone(),
+                    points: decimate_steps(&ch.t, &ch.v, x0, x1, cols),
+                    step: true,
+                    dashed: false,
+                });
+            }
+        }
+        h.push_str(&plot.render());
+    }
+
+    // 3. Currents.
+    let cur: Vec<&str> = ["supply.i", "load.i", "bms.pack.i"]
+        .into_iter()
+        .filter(|c| {
+            d.traces
+                .get(c)
+                .is_some_and(|ch| !ch.window(x0, x1).is_empty())
+        })
+        .collect();
+    if !cur.is_empty() {
+        let mut plot = new_plot("Supply and load current", "A", x0, x1, markers.clone());
+        let cols = plot.columns();
+        for c in &cur {
+            if let Some(ch) = d.traces.get(c) {
+                plot.lines.push(Line {
+                    label: c.to_string(),
+                    points: decimate(&ch.t, &ch.v, x0, x1, cols),
+                    step: false,
+                    dashed: false,
+                });
+            }
+        }
+        limit_lines(&t.measurements, "A", &mut plot.hlines);
+        add_declared(&mut plot, &declared, "A");
+        h.push_str(&plot.render());
+    }
+
+    // 4. Temperatures.
+    let temps: Vec<&String> = d
+        .traces
+        .channels
+        .iter()
+        .filter(|(_, c)| unit_norm(&c.unit) == "°C" && !c.window(x0, x1).is_empty())
+        .map(|(k, _)| k)
+        .take(8)
+        .collect();
+    if !temps.is_empty() {
+        let mut plot = new_plot("Temperatures", "°C", x0, x1, markers);
+        let cols = plot.columns();
+        for c in temps {
+            if let Some(ch) = d.traces.get(c) {
+                plot.lines.push(Line {
+                    label: c.clone(),
+                    points: decimate(&ch.t, &ch.v, x0, x1, cols),
+                    step: false,
+                    dashed: c.ends_with("_set"),
+                });
+            }
+        }
+        limit_lines(&t.measurements, "°C", &mut plot.hlines);
+        add_declared(&mut plot, &declared, "°C");
+        h.push_str(&plot.render());
+    }
+    h.push_str("</section>");
+}
+
+fn add_declared(plot: &mut Plot, declared: &Option<super::inputs::ProtectionView>, unit: &str) {
+    if let Some(p) = declared {
+        if let Some(q) = quantity(p.trip.as_deref()) {
+            if q.dim.unit() == unit {
+                plot.hlines.push(HLine {
+                    label: "declared trip".into(),
+                    y: q.value,
+                    color: "#1f5fbf",
+                });
+            }
+        }
+    }
+}
+
+fn new_plot(title: &str, unit: &str, x0: f64, x1: f64, vlines: Vec<VLine>) -> Plot {
+    Plot {
+        title: title.into(),
+        unit: unit.into(),
+        width: PLOT_WIDTH,
+        height: PLOT_HEIGHT,
+        x0,
+        x1,
+        lines: Vec::new(),
+        hlines: Vec::new(),
+        vlines,
+    }
+}

@@ -1,0 +1,476 @@
+//! Hand-written SVG line plots for the report: time on x, one unit on y, threshold lines,
+//! event markers. Series are decimated to at most a minimum and a maximum per pixel column
+//! (in the order they occur), so a plot's size depends on its width, not on the data; the
+//! raw samples stay in `trace.csv`.
+//!
+//! The SVG is meant to be inlined into HTML: no `xmlns`, no external references.
+
+use std::fmt::Write;
+
+use super::html::esc;
+
+/// Colours for series, chosen to stay distinct in print.
+pub const PALETTE: [&str; 8] = [
+    "#1f5fbf", "#d9480f", "#2b8a3e", "#862e9c", "#c92a2a", "#0b7285", "#5c3c00", "#495057",
+];
+
+/// One series to draw.
+#[derive(Debug, Clone)]
+pub struct Line {
+    /// Legend text.
+    pub label: String,
+    /// Points (time, value), already decimated.
+    pub points: Vec<(f64, f64)>,
+    /// Draw as steps (hold each value until the next sample).
+    pub step: bool,
+    /// Dashed (for setpoints beside measured values).
+    pub dashed: bool,
+}
+
+/// A horizontal line at a value (a limit or a declared level).
+#[derive(Debug, Clone)]
+pub struct HLine {
+    /// Label drawn at the right end.
+    pub label: String,
+    /// The value.
+    pub y: f64,
+    /// Colour.
+    pub color: &'static str,
+}
+
+/// A vertical marker at a time (stimulus start, trip observed).
+#[derive(Debug, Clone)]
+pub struct VLine {
+    /// Label drawn at the top.
+    pub label: String,
+    /// The time.
+    pub x: f64,
+    /// Colour.
+    pub color: &'static str,
+    /// Dashed.
+    pub dashed: bool,
+}
+
+/// A plot.
+#[derive(Debug, Clone)]
+pub struct Plot {
+    /// Title above the plot.
+    pub title: String,
+    /// Unit of the y axis.
+    pub unit: String,
+    /// Width in px (the decimation resolution).
+    pub width: u32,
+    /// Height in px.
+    pub height: u32,
+    /// Time window shown.
+    pub x0: f64,
+    /// Time window shown.
+    pub x1: f64,
+    /// Series.
+    pub lines: Vec<Line>,
+    /// Threshold lines.
+    pub hlines: Vec<HLine>,
+    /// Event markers.
+    pub vlines: Vec<VLine>,
+}
+
+/// Left and right margins of the plot area, px.
+pub const MARGIN_LEFT: u32 = 64;
+const MARGIN_RIGHT: u32 = 130;
+const MARGIN_TOP: u32 = 26;
+const MARGIN_BOTTOM: u32 = 30;
+
+impl Plot {
+    /// The number of pixel columns of the plot area (the decimation width).
+    pub fn columns(&self) -> usize {
+        self.width.saturating_sub(MARGIN_LEFT + MARGIN_RIGHT).max(1) as usize
+    }
+
+    /// Render as an inline `<svg>` element.
+    pub fn render(&self) -> String {
+        let (w, h) = (self.width as f64, self.height as f64);
+        let (l, r, t, b) = (
+            MARGIN_LEFT as f64,
+            w - MARGIN_RIGHT as f64,
+            MARGIN_TOP as f64,
+            h - MARGIN_BOTTOM as f64,
+        );
+        let (x0, x1) = if self.x1 > self.x0 {
+            (self.x0, self.x1)
+        } else {
+            (self.x0, self.x0 + 1.0)
+        };
+        // y range from data and lines, padded.
+        let mut lo = f64::INFINITY;
+        let mut hi = f64::NEG_INFINITY;
+        for ln in &self.lines {
+            for &(x, y) in &ln.points {
+                if x >= x0 && x <= x1 && y.is_finite() {
+                    lo = lo.min(y);
+                    hi = hi.max(y);
+                }
+            }
+        }
+        for hl in &self.hlines {
+            if hl.y.is_finite() {
+                lo = lo.min(hl.y);
+                hi = hi.max(hl.y);
+            }
+        }
+        if !lo.is_finite() || !hi.is_finite() {
+            lo = 0.0;
+            hi = 1.0;
+        }
+        if hi - lo < 1e-9 {
+            let pad = if hi.abs() > 1e-9 {
+                hi.abs() * 0.05
+            } else {
+                0.5
+            };
+            lo -= pad;
+            hi += pad;
+        } else {
+            let pad = (hi - lo) * 0.08;
+            lo -= pad;
+            hi += pad;
+        }
+        let sx = |x: f64| l + (x - x0) / (x1 - x0) * (r - l);
+        let sy = |y: f64| b - (y - lo) / (hi - lo) * (b - t);
+
+        let mut s = String::with_capacity(16 * 1024);
+        let _ = write!(
+            s,
+            r#"<svg class="plot" viewBox="0 0 {w} {h}" width="{w}" height="{h}" role="img" aria-label="{}">"#,
+            esc(&self.title)
+        );
+        let _ = write!(
+            s,
+            r#"<text x="{l}" y="16" class="pt">{} [{}]</text>"#,
+            esc(&self.title),
+            esc(&self.unit)
+        );
+        let _ = write!(
+            s,
+            r##"<rect x="{l}" y="{t}" width="{:.1}" height="{:.1}" fill="#fff" stroke="#888"/>"##,
+            r - l,
+            b - t
+        );
+        // Ticks.
+        for v in nice_ticks(lo, hi, 5) {
+            let y = sy(v);
+            let _ = write!(
+                s,
+                r##"<line x1="{l}" x2="{r:.1}" y1="{y:.1}" y2="{y:.1}" stroke="#e3e3e3"/><text x="{:.1}" y="{:.1}" class="tk" text-anchor="end">{}</text>"##,
+                l - 4.0,
+                y + 3.5,
+                fmt_tick(v)
+            );
+        }
+        for v in nice_ticks(x0, x1, 8) {
+            let x = sx(v);
+            let _ = write!(
+                s,
+                r##"<line x1="{x:.1}" x2="{x:.1}" y1="{t}" y2="{b:.1}" stroke="#eeeeee"/><text x="{x:.1}" y="{:.1}" class="tk" text-anchor="middle">{}</text>"##,
+                b + 13.0,
+                fmt_tick(v)
+            );
+        }
+        let _ = write!(
+            s,
+            r#"<text x="{:.1}" y="{:.1}" class="tk" text-anchor="end">t [s]</text>"#,
+            r,
+            h - 3.0
+        );
+        let _ = write!(
+            s,
+            r#"<clipPath id="c{}"><rect x="{l}" y="{t}" width="{:.1}" height="{:.1}"/></clipPath><g clip-path="url(#c{})">"#,
+            clip_id(self),
+            r - l,
+            b - t,
+            clip_id(self)
+        );
+        for hl in &self.hlines {
+            let y = sy(hl.y);
+            let _ = write!(
+                s,
+                r#"<line x1="{l}" x2="{r:.1}" y1="{y:.1}" y2="{y:.1}" stroke="{}" stroke-width="1.2" stroke-dasharray="6 3"/>"#,
+                hl.color
+            );
+        }
+        for vl in &self.vlines {
+            if vl.x < x0 || vl.x > x1 {
+                continue;
+            }
+            let x = sx(vl.x);
+            let _ = write!(
+                s,
+                r#"<line x1="{x:.1}" x2="{x:.1}" y1="{t}" y2="{b:.1}" stroke="{}" stroke-width="1.4"{}/>"#,
+                vl.color,
+                if vl.dashed {
+                    r#" stroke-dasharray="2 3""#
+                } else {
+                    ""
+                }
+            );
+        }
+        for (i, ln) in self.lines.iter().enumerate() {
+            if ln.points.is_empty() {
+                continue;
+            }
+            let _ = write!(
+                s,
+                r#"<polyline fill="none" stroke="{}" stroke-width="1.3"{} points=""#,
+                PALETTE[i % PALETTE.len()],
+                if ln.dashed {
+                    r#" stroke-dasharray="5 2""#
+                } else {
+                    ""
+                }
+            );
+            let mut prev: Option<f64> = None;
+            for &(x, y) in &ln.points {
+                if !y.is_finite() {
+                    continue;
+                }
+                let (px, py) = (sx(x), sy(y));
+                if ln.step {
+                    if let Some(py0) = prev {
+                        let _ = write!(s, "{px:.1},{py0:.1} ");
+                    }
+                }
+                let _ = write!(s, "{px:.1},{py:.1} ");
+                prev = Some(py);
+            }
+            s.push_str("\"/>");
+        }
+        s.push_str("</g>");
+        // Labels outside the clip: threshold labels on the right, markers on top.
+        for hl in &self.hlines {
+            let y = sy(hl.y).clamp(t, b);
+            let _ = write!(
+                s,
+                r#"<text x="{:.1}" y="{:.1}" class="lb" fill="{}">{}</text>"#,
+                r + 4.0,
+                y + 3.5,
+                hl.color,
+                esc(&hl.label)
+            );
+        }
+        let mut top = 0;
+        for vl in &self.vlines {
+            if vl.x < x0 || vl.x > x1 {
+                continue;
+            }
+            let _ = write!(
+                s,
+                r#"<text x="{:.1}" y="{:.1}" class="lb" fill="{}">{}</text>"#,
+                sx(vl.x) + 3.0,
+                t + 10.0 + 10.0 * (top % 3) as f64,
+                vl.color,
+                esc(&vl.label)
+            );
+            top += 1;
+        }
+        // Legend under the threshold labels.
+        for (i, ln) in self.lines.iter().enumerate() {
+            let y = b - 4.0 - 12.0 * (self.lines.len() - 1 - i) as f64;
+            let _ = write!(
+                s,
+                r#"<line x1="{:.1}" x2="{:.1}" y1="{:.1}" y2="{:.1}" stroke="{}" stroke-width="2"/><text x="{:.1}" y="{:.1}" class="lb">{}</text>"#,
+                r + 4.0,
+                r + 16.0,
+                y - 3.0,
+                y - 3.0,
+                PALETTE[i % PALETTE.len()],
+                r + 19.0,
+                y,
+                esc(&ln.label)
+            );
+        }
+        s.push_str("</svg>");
+        s
+    }
+}
+
+fn clip_id(p: &Plot) -> u64 {
+    // Unique enough within one page: derived from the title and window.
+    let mut h: u64 = 1469598103934665603;
+    for b in p.title.bytes() {
+        h = (h ^ b as u64).wrapping_mul(1099511628211);
+    }
+    h ^ p.x0.to_bits().rotate_left(7) ^ p.x1.to_bits()
+}
+
+/// Decimate samples inside `[x0, x1]` to at most two points (minimum and maximum, in the
+/// order they occur) per pixel column; one sample either side of the window is kept so the
+/// line reaches the plot's edges.
+pub fn decimate(t: &[f64], v: &[f64], x0: f64, x1: f64, columns: usize) -> Vec<(f64, f64)> {
+    let n = t.len().min(v.len());
+    if n == 0 || columns == 0 || x1 <= x0 {
+        return Vec::new();
+    }
+    let a = t[..n].partition_point(|&x| x < x0);
+    let b = t[..n].partition_point(|&x| x <= x1);
+    let mut out = Vec::with_capacity(2 * columns + 2);
+    if a > 0 {
+        out.push((t[a - 1], v[a - 1]));
+    }
+    let width = (x1 - x0) / columns as f64;
+    let col_of = |x: f64| (((x - x0) / width) as usize).min(columns - 1);
+    let mut i = a;
+    while i < b {
+        let col = col_of(t[i]);
+        let (mut imin, mut imax) = (i, i);
+        let mut j = i + 1;
+        while j < b && col_of(t[j]) == col {
+            if v[j] < v[imin] {
+                imin = j;
+            }
+            if v[j] > v[imax] {
+                imax = j;
+            }
+            j += 1;
+        }
+        let (p, q) = if imin <= imax {
+            (imin, imax)
+        } else {
+            (imax, imin)
+        };
+        out.push((t[p], v[p]));
+        if q != p {
+            out.push((t[q], v[q]));
+        }
+        i = j;
+    }
+    if b < n {
+        out.push((t[b], v[b]));
+    }
+    out
+}
+
+/// Decimate for a step plot: per column, the value at the column's start and every change
+/// (kept as min and max), so edges are not lost.
+pub fn decimate_steps(t: &[f64], v: &[f64], x0: f64, x1: f64, columns: usize) -> Vec<(f64, f64)> {
+    // Only changes matter for a step signal; drop repeats first, then decimate.
+    let n = t.len().min(v.len());
+    let mut tt = Vec::new();
+    let mut vv = Vec::new();
+    for i in 0..n {
+        if i == 0 || v[i] != v[i - 1] || i == n - 1 {
+            tt.push(t[i]);
+            vv.push(v[i]);
+        }
+    }
+    decimate(&tt, &vv, x0, x1, columns)
+}
+
+/// About `n` round tick values covering `[lo, hi]`.
+pub fn nice_ticks(lo: f64, hi: f64, n: usize) -> Vec<f64> {
+    if hi.partial_cmp(&lo) != Some(std::cmp::Ordering::Greater)
+        || !lo.is_finite()
+        || !hi.is_finite()
+        || n == 0
+    {
+        return Vec::new();
+    }
+    let raw = (hi - lo) / n as f64;
+    let mag = 10f64.powf(raw.log10().floor());
+    let step = [1.0, 2.0, 2.5, 5.0, 10.0]
+        .iter()
+        .map(|m| m * mag)
+        .find(|s| *s >= raw)
+        .unwrap_or(10.0 * mag);
+    let mut v = (lo / step).ceil() * step;
+    let mut out = Vec::new();
+    while v <= hi + step * 1e-9 && out.len() < 50 {
+        out.push(if v.abs() < step * 1e-9 { 0.0 } else { v });
+        v += step;
+    }
+    out
+}
+
+fn fmt_tick(v: f64) -> String {
+    let a = v.abs();
+    if a == 0.0 {
+        "0".into()
+    } else if a >= 1000.0 {
+        format!("{v:.0}")
+    } else if a >= 10.0 {
+        format!("{v:.1}")
+            .trim_end_matches('0')
+            .trim_end_matches('.')
+            .into()
+    } else {
+        let s = format!("{v:.4}");
+        s.trim_end_matches('0').trim_end_matches('.').into()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decimation_keeps_extremes_and_bounds_the_size() {
+        let t: Vec<f64> = (0..100_000).map(|i| i as f64 * 0.001).collect();
+        let mut v: Vec<f64> = t.iter().map(|x| (x * 3.0).sin()).collect();
+        v[54_321] = 9.0; // a spike must survive
+        v[7_777] = -9.0;
+        let d = decimate(&t, &v, 0.0, 100.0, 500);
+        assert!(d.len() <= 2 * 500 + 2, "{}", d.len());
+        assert!(d.iter().any(|p| p.1 == 9.0));
+        assert!(d.iter().any(|p| p.1 == -9.0));
+        assert!(d.windows(2).all(|w| w[0].0 <= w[1].0), "time order");
+    }
+
+    #[test]
+    fn decimation_edges_and_empty() {
+        assert!(decimate(&[], &[], 0.0, 1.0, 10).is_empty());
+        let t = [0.0, 1.0, 2.0, 3.0];
+        let v = [1.0, 2.0, 3.0, 4.0];
+        // Window [1.5, 2.5]: one sample inside plus one neighbour each side.
+        assert_eq!(
+            decimate(&t, &v, 1.5, 2.5, 10),
+            vec![(1.0, 2.0), (2.0, 3.0), (3.0, 4.0)]
+        );
+        let steps = decimate_steps(&[0.0, 1.0, 2.0, 3.0], &[0.0, 0.0, 1.0, 1.0], 0.0, 3.0, 10);
+        assert!(steps.contains(&(2.0, 1.0)));
+    }
+
+    #[test]
+    fn ticks_are_round() {
+        assert_eq!(
+            nice_ticks(0.0, 10.0, 5),
+            vec![0.0, 2.0, 4.0, 6.0, 8.0, 10.0]
+        );
+        assert!(nice_ticks(1.0, 1.0, 5).is_empty());
+    }
+
+    #[test]
+    fn svg_has_no_namespace_or_external_reference() {
+        let p = Plot {
+            title: "t <&>".into(),
+            unit: "V".into(),
+            width: 700,
+            height: 200,
+            x0: 0.0,
+            x1: 1.0,
+            lines: vec![Line {
+                label: "a".into(),
+                points: vec![(0.0, 1.0), (1.0, 2.0)],
+                step: true,
+                dashed: false,
+            }],
+            hlines: vec![HLine {
+                label: "limit".into(),
+                y: 1.5,
+                color: "#c00",
+            }],
+            vlines: vec![],
+        };
+        let s = p.render();
+        assert!(s.starts_with("<svg") && s.ends_with("</svg>"));
+        assert!(!s.contains("http") && !s.contains("xmlns"));
+        assert!(s.contains("t &lt;&amp;&gt;"));
+    }
+}
