@@ -3,7 +3,8 @@
 mod common;
 
 use common::*;
-use hilrig::plan::{load_plan, InputError};
+use hilrig::plan::load::relative;
+use hilrig::plan::{is_suite, load_plan, load_plan_with, load_suite, InputError};
 use rstest::rstest;
 
 /// Load the shipped over-charge plan with one textual change, written next to a temp dir.
@@ -62,7 +63,7 @@ fn every_shipped_plan_validates_against_the_simulated_rig() {
     let rig = sim_rig(None);
     for entry in std::fs::read_dir(root().join("test-plans")).unwrap() {
         let path = entry.unwrap().path();
-        if path.extension().is_some_and(|e| e == "yaml") {
+        if path.extension().is_some_and(|e| e == "yaml") && !is_suite(&path) {
             if let Err(e) = load_plan(&path, Some(&rig)) {
                 panic!("{}: {e:#?}", path.display());
             }
@@ -107,4 +108,53 @@ fn the_validate_command_accepts_shipped_files_and_rejects_broken_ones() {
         err.contains("nowhere.yaml") && err.contains("cannot read file"),
         "{err}"
     );
+}
+
+#[test]
+fn the_nightly_suite_lists_valid_plans() {
+    let rig = sim_rig(None);
+    let path = root().join("test-plans/nightly.yaml");
+    assert!(is_suite(&path));
+    let suite = load_suite(&path).unwrap();
+    assert!(suite.value.plans.len() >= 9);
+    for p in &suite.value.plans {
+        load_plan_with(&relative(&path, &p.plan), Some(&rig), &p.parameters)
+            .unwrap_or_else(|e| panic!("{}: {e:#?}", p.plan.display()));
+    }
+}
+
+#[rstest]
+#[case::ramp_rate_dimension("stimulus: {ramp: {of: cell 5, from: 3.60 V, to: 3.74 V, rate: 20 mV/s}}", "stimulus: {ramp: {of: ntc 1, from: 3.60 V, to: 3.74 V, rate: 20 mV/s}}", &["from is a voltage, but a temperature is expected", "the stimulus sets a temperature (ntc[1]), but protection `ov` is about a voltage"])]
+#[case::bad_target("stimulus: {ramp: {of: cell 5,", "stimulus: {ramp: {of: cel 5,", &["`cel 5` is not a stimulus target"])]
+#[case::missing_cell("stimulus: {ramp: {of: cell 5,", "stimulus: {ramp: {of: cell 17,", &["cell[17] does not exist: the DUT has cells 1..16"])]
+#[case::criterion_misfit("judge: [ov_threshold, ov_trip_time, cell_never_above_upper_limit]", "judge: [ov_threshold, fault_cell_reported]", &["limit `fault_cell_reported` (`holds`) cannot be judged from a `ramp` stimulus"])]
+#[case::release_needed("judge: [ov_threshold, ov_trip_time, cell_never_above_upper_limit]", "judge: [ov_release]", &["add `release:` to the trip"])]
+#[case::bad_request("  - cells: {all: 3.30 V}\n  - wait_for: {until: bms.chg_fet == closed", "  - bms_request: sleep\n  - wait_for: {until: bms.chg_fet == closed", &["`sleep` is not a state request (known: standby, run)"])]
+fn semantic_errors_in_steps(#[case] from: &str, #[case] to: &str, #[case] needles: &[&str]) {
+    let errors = load_mutated(
+        &format!("semantic-{}", needles[0].len()),
+        &from.replace("\\n", "\n"),
+        &to.replace("\\n", "\n"),
+    );
+    let text: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
+    let all = text.join("\n");
+    for n in needles {
+        assert!(all.contains(n), "`{n}` not in:\n{all}");
+    }
+    assert!(errors.iter().all(|e| e.line > 0), "{all}");
+}
+
+#[test]
+fn parameters_are_substituted_and_overridable() {
+    let rig = sim_rig(None);
+    let path = root().join("test-plans/ov-charge.yaml");
+    let p = load_plan(&path, Some(&rig)).unwrap();
+    assert_eq!(p.parameters["cell"], "5");
+    let over = std::collections::BTreeMap::from([("cell".to_string(), "9".to_string())]);
+    let p = load_plan_with(&path, Some(&rig), &over).unwrap();
+    assert_eq!(p.parameters["cell"], "9");
+    assert!(p.plan.text.contains("OV threshold cell 9"));
+    let bad = std::collections::BTreeMap::from([("cel".to_string(), "9".to_string())]);
+    let e = load_plan_with(&path, Some(&rig), &bad).unwrap_err();
+    assert!(e[0].to_string().contains("did you mean `cell`"), "{}", e[0]);
 }

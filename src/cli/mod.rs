@@ -1,6 +1,7 @@
 //! The command line: one file per subcommand, no logic a test would want to call.
 
 mod keygen;
+mod lock;
 mod report;
 mod run;
 mod schema;
@@ -38,6 +39,8 @@ pub enum Command {
     Keygen(keygen::KeygenArgs),
     /// Print the JSON Schema of results.json (or of manifest.json, rejudged results).
     Schema(schema::SchemaArgs),
+    /// The bench lock (one run per bench).
+    Lock(lock::LockArgs),
 }
 
 /// Default rig: the built-in simulated bench.
@@ -71,5 +74,6 @@ pub fn main(cli: Cli) -> i32 {
         Command::Keygen(a) => keygen::keygen(a),
         Command::Schema(a) => schema::schema(a),
         Command::Sim(a) => rt.block_on(sim::run(a)),
+        Command::Lock(a) => lock::lock(a),
     }
 }

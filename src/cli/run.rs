@@ -8,8 +8,13 @@ use clap::Args;
 use tokio_util::sync::CancellationToken;
 
 use super::EXIT_ABORT;
-use crate::plan::{load_plan, load_rig};
+use std::collections::BTreeMap;
+
+use crate::plan::load::relative;
+use crate::plan::{is_suite, load_plan_with, load_rig, load_suite, InputError, LoadedPlan};
 use crate::report::{junit::limit_text, FirmwareInfo, Outcome, RunResults};
+use crate::rig::Rig;
+use crate::run::lock::BenchLock;
 use crate::run::{execute, Event, RunOptions};
 use crate::sim::Bench;
 use crate::trace::{rfc3339, Clock};
@@ -19,7 +24,7 @@ use crate::verdict::DecisionRule;
 /// Arguments of `hilrig run`.
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// The test plan.
+    /// The test plan or suite.
     pub plan: PathBuf,
     /// Rig file (default: rig/sim.yaml, the built-in simulated bench).
     #[arg(long)]
@@ -37,6 +42,26 @@ pub struct RunArgs {
     /// simulated bench serves its instruments in memory instead of on TCP.
     #[arg(long)]
     pub virtual_time: bool,
+    /// Wait this long for the bench lock when another run holds it (e.g. `30 min`);
+    /// without it, a busy bench is an error (exit 2) naming the holder.
+    #[arg(long, value_parser = parse_duration)]
+    pub wait: Option<std::time::Duration>,
+    /// Override a plan parameter (`name=value`, repeatable); wins over suite overrides.
+    #[arg(long = "param", value_parser = parse_param)]
+    pub params: Vec<(String, String)>,
+}
+
+fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    crate::units::Quantity::parse_as(s, crate::units::Dimension::Time)
+        .map(|v| std::time::Duration::from_secs_f64(v.max(0.0)))
+        .map_err(|e| e.to_string())
+}
+
+fn parse_param(s: &str) -> Result<(String, String), String> {
+    s.split_once('=')
+        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        .filter(|(k, _)| !k.is_empty())
+        .ok_or_else(|| format!("`{s}` is not `name=value`"))
 }
 
 /// Decision rule names on the command line.
@@ -48,7 +73,37 @@ pub enum RuleArg {
     Guarded,
 }
 
-/// Run a plan and return the exit code.
+/// The suite name (if any) and the plans to run.
+type PlanList = (Option<String>, Vec<Arc<LoadedPlan>>);
+
+/// The plans to run: one plan, or every plan of a suite with its overrides.
+fn plans_to_run(a: &RunArgs, rig: &Rig) -> Result<PlanList, Vec<InputError>> {
+    let cli: BTreeMap<String, String> = a.params.iter().cloned().collect();
+    if !is_suite(&a.plan) {
+        return Ok((
+            None,
+            vec![Arc::new(load_plan_with(&a.plan, Some(rig), &cli)?)],
+        ));
+    }
+    let suite = load_suite(&a.plan).map_err(|e| vec![e])?;
+    let mut plans = Vec::new();
+    let mut errors = Vec::new();
+    for entry in &suite.value.plans {
+        let mut overrides = entry.parameters.clone();
+        overrides.extend(cli.clone());
+        match load_plan_with(&relative(&a.plan, &entry.plan), Some(rig), &overrides) {
+            Ok(p) => plans.push(Arc::new(p)),
+            Err(e) => errors.extend(e),
+        }
+    }
+    if errors.is_empty() {
+        Ok((Some(suite.value.suite), plans))
+    } else {
+        Err(errors)
+    }
+}
+
+/// Run a plan or suite and return the exit code.
 pub async fn run(a: RunArgs) -> i32 {
     let rig_path = a.rig.clone().unwrap_or_else(super::default_rig);
     let rig = match load_rig(&rig_path) {
@@ -58,12 +113,21 @@ pub async fn run(a: RunArgs) -> i32 {
             return EXIT_ABORT;
         }
     };
-    let plan = match load_plan(&a.plan, Some(&rig)) {
-        Ok(p) => Arc::new(p),
+    // Every plan is loaded and validated before anything is switched on.
+    let (suite, plans) = match plans_to_run(&a, &rig) {
+        Ok(p) => p,
         Err(errors) => {
             for e in errors {
                 eprintln!("{e}\n");
             }
+            return EXIT_ABORT;
+        }
+    };
+    let what = format!("hilrig run {}", a.plan.display());
+    let _lock = match BenchLock::acquire(&rig.station, &what, a.wait.unwrap_or_default()).await {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("error: {e}");
             return EXIT_ABORT;
         }
     };
@@ -108,73 +172,124 @@ pub async fn run(a: RunArgs) -> i32 {
     let stamp = rfc3339(SystemTime::now())
         .replace([':', '-'], "")
         .replace('.', "-");
-    let run_id = format!("{}-{}", &stamp[..15], plan.plan.value.plan);
-    let dir = a.out.join(&run_id);
+    let top = match &suite {
+        Some(name) => a.out.join(format!("{}-{name}", &stamp[..15])),
+        None => a.out.clone(),
+    };
     let cancel = CancellationToken::new();
     spawn_signal_handlers(cancel.clone());
-    let clock = Clock::start();
-
-    println!(
-        "hilrig: {} ({}) on {} — {} repeat(s), decision rule {}",
-        plan.plan.value.plan,
-        plan.plan.value.title,
-        rig.station,
-        plan.plan.value.repeat,
-        rule_name(
-            a.decision_rule
-                .map(Into::into)
-                .unwrap_or(plan.limits.value.decision_rule)
-        ),
-    );
     if let Some(fw) = &firmware {
         println!("firmware: {} {} sha256:{}", fw.id, fw.version, fw.sha256);
     }
-    let opts = RunOptions {
-        dir: dir.clone(),
-        run_id,
-        decision_rule: a.decision_rule.map(Into::into),
-        cancel,
-        firmware,
-        clock,
-        on_event: Arc::new(print_event),
-    };
-    let results = match execute(plan, &resolved, opts).await {
-        Ok(r) => r,
-        Err(e) => {
+    let mut all = Vec::new();
+    for plan in plans {
+        let run_id = match &suite {
+            Some(_) => plan.plan.value.plan.clone(),
+            None => format!("{}-{}", &stamp[..15], plan.plan.value.plan),
+        };
+        let dir = top.join(&run_id);
+        let clock = Clock::start();
+        println!(
+            "hilrig: {} ({}) on {} — {} repeat(s), decision rule {}",
+            plan.plan.value.plan,
+            plan.plan.value.title,
+            rig.station,
+            plan.plan.value.repeat,
+            rule_name(
+                a.decision_rule
+                    .map(Into::into)
+                    .unwrap_or(plan.limits.value.decision_rule)
+            ),
+        );
+        let opts = RunOptions {
+            dir: dir.clone(),
+            run_id,
+            decision_rule: a.decision_rule.map(Into::into),
+            cancel: cancel.clone(),
+            firmware: firmware.clone(),
+            clock,
+            on_event: Arc::new(print_event),
+        };
+        let plan_path = plan.plan.path.clone();
+        let results = match execute(plan, &resolved, opts).await {
+            Ok(r) => r,
+            Err(e) => {
+                eprintln!(
+                    "error: cannot write the run directory {}: {e}",
+                    dir.display()
+                );
+                return EXIT_ABORT;
+            }
+        };
+        if let Some(b) = &bench {
+            let truth = b.truth.events(clock.origin);
+            if let Ok(text) = serde_json::to_string_pretty(&truth) {
+                if let Err(e) = std::fs::write(dir.join("truth.json"), text + "\n") {
+                    eprintln!("warning: cannot write truth.json: {e}");
+                }
+            }
+        }
+        match crate::report::bundle::seal_run(&dir, &plan_path, &rig_path) {
+            Ok(s) => println!("{}", s.summary(&dir)),
+            Err(e) => eprintln!("warning: the evidence bundle is incomplete: {e}"),
+        }
+        print_summary(&results, &dir);
+        let aborted = results.outcome == Outcome::Aborted;
+        all.push(results);
+        if aborted {
+            // The bench is in its safe state; the remaining plans do not run.
+            break;
+        }
+    }
+    let name = suite
+        .clone()
+        .unwrap_or_else(|| all.first().map(|r| r.plan.clone()).unwrap_or_default());
+    if suite.is_some() {
+        if let Err(e) = crate::report::junit::write_all(&name, &all, &top.join("junit.xml")) {
             eprintln!(
-                "error: cannot write the run directory {}: {e}",
-                dir.display()
+                "error: cannot write {}: {e}",
+                top.join("junit.xml").display()
             );
             return EXIT_ABORT;
         }
-    };
-    if let Some(b) = &bench {
-        let truth = b.truth.events(clock.origin);
-        if let Ok(text) = serde_json::to_string_pretty(&truth) {
-            if let Err(e) = std::fs::write(dir.join("truth.json"), text + "\n") {
-                eprintln!("warning: cannot write truth.json: {e}");
-            }
-        }
-    }
-    match crate::report::bundle::seal_run(&dir, &a.plan, &rig_path) {
-        Ok(s) => println!("{}", s.summary(&dir)),
-        Err(e) => eprintln!("warning: the evidence bundle is incomplete: {e}"),
     }
     if let Some(j) = &a.junit {
-        if let Err(e) = crate::report::junit::write(&results, j) {
+        if let Err(e) = crate::report::junit::write_all(&name, &all, j) {
             eprintln!("error: cannot write {}: {e}", j.display());
             return EXIT_ABORT;
         }
     }
-    print_summary(&results, &dir);
-    if a.virtual_time {
+    let outcome = overall(&all);
+    if suite.is_some() {
         println!(
-            "virtual time: {:.1} s simulated in {:.3} s of wall time",
-            results.duration_s,
+            "suite {name}: {} plan(s), {:?}; results in {}",
+            all.len(),
+            outcome,
+            top.display()
+        );
+    }
+    if a.virtual_time {
+        let simulated: f64 = all.iter().map(|r| r.duration_s).sum();
+        println!(
+            "virtual time: {simulated:.1} s simulated in {:.3} s of wall time",
             wall_start.elapsed().as_secs_f64()
         );
     }
-    results.outcome.exit_code()
+    outcome.exit_code()
+}
+
+/// The worst outcome of several runs (aborted > failed > inconclusive > passed).
+fn overall(all: &[RunResults]) -> Outcome {
+    let rank = |o: Outcome| match o {
+        Outcome::Passed => 0,
+        Outcome::Inconclusive => 1,
+        Outcome::Failed => 2,
+        Outcome::Aborted => 3,
+    };
+    all.iter()
+        .map(|r| r.outcome)
+        .max_by_key(|o| rank(*o))
+        .unwrap_or(Outcome::Aborted)
 }
 
 impl From<RuleArg> for DecisionRule {

@@ -4,7 +4,8 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use crate::plan::{load_plan, load_rig, InputError};
+use crate::plan::load::relative;
+use crate::plan::{is_suite, load_plan, load_plan_with, load_rig, load_suite, InputError};
 
 /// Arguments of `hilrig validate`.
 #[derive(Debug, Args)]
@@ -32,6 +33,24 @@ pub fn validate(a: ValidateArgs) -> i32 {
         let is_rig = text.lines().any(|l| l.starts_with("station:"));
         let errors: Vec<InputError> = if is_rig {
             load_rig(f).err().into_iter().collect()
+        } else if is_suite(f) {
+            match load_suite(f) {
+                Err(e) => vec![e],
+                Ok(s) => s
+                    .value
+                    .plans
+                    .iter()
+                    .flat_map(|p| {
+                        load_plan_with(
+                            &relative(f, &p.plan),
+                            rig.as_ref().map(|r| &r.value),
+                            &p.parameters,
+                        )
+                        .err()
+                        .unwrap_or_default()
+                    })
+                    .collect(),
+            }
         } else {
             load_plan(f, rig.as_ref().map(|r| &r.value))
                 .err()

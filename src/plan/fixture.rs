@@ -27,6 +27,8 @@ pub struct Fixture {
     pub nominal_cell_voltage: Volts,
     /// Declared pack energy.
     pub energy: Option<WattHours>,
+    /// Declared installation location: `indoor`, `outdoor` or `detached`.
+    pub location: Option<String>,
     /// How often the BMS samples cell voltages and temperatures (enters the uncertainty).
     pub sampling_period: Option<Seconds>,
     /// The BMS's DBC, relative to the fixture file.
@@ -68,6 +70,9 @@ pub struct DeclaredProtection {
     pub release: QuantityValue,
     /// Debounce delay before the BMS acts.
     pub delay: Seconds,
+    /// The fault stays latched until the BMS is reset (a standby request).
+    #[serde(default)]
+    pub latching: bool,
 }
 
 /// A quantity of any dimension, checked against what its context needs.

@@ -52,16 +52,62 @@ pub enum Check {
         /// Allowed deviation from the declared trip level.
         tolerance: QuantityValue,
     },
+    /// The measured trip level lies in an absolute window (chemistry-typical settings).
+    ThresholdWindow {
+        /// Lowest acceptable trip level.
+        min: QuantityValue,
+        /// Highest acceptable trip level.
+        max: QuantityValue,
+    },
     /// The measured trip time is at most the declared delay plus an allowance.
     TripTime {
         /// Allowed time beyond the declared delay.
         allowance: Seconds,
     },
-    /// The stimulus never exceeded a cell-maker limit named in the fixture.
+    /// The stimulus never went beyond a cell-maker limit named in the fixture (above it for
+    /// rising stimuli, below it for falling ones).
     StimulusPeak {
         /// Key in the fixture's `cell_limits`.
         at_most: String,
     },
+    /// The measured release level lies within ± tolerance of the declared release level.
+    Release {
+        /// Allowed deviation from the declared release level.
+        tolerance: QuantityValue,
+    },
+    /// A condition holds (judged by an `expect` step).
+    Holds,
+    /// The fixture's declared pack energy is within the cap for its declared location
+    /// (judged by a `declaration` step).
+    EnergyCap {
+        /// Cap for installation inside a dwelling.
+        indoor: QuantityValue,
+        /// Cap outdoors or in a detached, fire-separated building.
+        outdoor: QuantityValue,
+    },
+    /// A measured value lies in a range (judged by a `measure` step).
+    Range {
+        /// Lowest acceptable value.
+        min: Option<QuantityValue>,
+        /// Highest acceptable value.
+        max: Option<QuantityValue>,
+    },
+}
+
+impl Check {
+    /// The check's name as written.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Check::Threshold { .. } => "threshold",
+            Check::ThresholdWindow { .. } => "threshold_window",
+            Check::EnergyCap { .. } => "energy_cap",
+            Check::TripTime { .. } => "trip_time",
+            Check::StimulusPeak { .. } => "stimulus_peak",
+            Check::Release { .. } => "release",
+            Check::Holds => "holds",
+            Check::Range { .. } => "range",
+        }
+    }
 }
 
 /// Where a criterion comes from.

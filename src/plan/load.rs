@@ -4,15 +4,17 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::de::DeserializeOwned;
+use serde::Deserialize;
 use serde_saphyr::{Location, Spanned};
 
 use super::condition::Condition;
 use super::error::{did_you_mean, InputError};
-use super::fixture::{protection_dimension, Fixture, PROTECTION_KEYS};
+use super::fixture::{protection_dimension, Fixture, QuantityValue, PROTECTION_KEYS};
 use super::limits::{Check, LimitProfile};
-use super::model::{Plan, Step, Stimulus};
+use super::model::{Plan, Step, Stimulus, Suite, Target};
 use crate::dbc::Dbc;
 use crate::rig::Rig;
+use crate::units::Dimension;
 
 /// A file as read: its path, text and parsed value.
 #[derive(Debug)]
@@ -41,14 +43,14 @@ pub enum SignalSource {
         /// Signal name.
         signal: String,
     },
-    /// An instrument reading (`supply.v`, `load.i`, ...).
-    Instrument,
+    /// An instrument reading (`supply.v`, `load.i`, ...), in the given dimension.
+    Instrument(Dimension),
 }
 
 /// A plan with everything it refers to, validated.
 #[derive(Debug)]
 pub struct LoadedPlan {
-    /// The plan.
+    /// The plan (after parameter substitution).
     pub plan: Source<Plan>,
     /// The DUT fixture.
     pub fixture: Source<Fixture>,
@@ -60,15 +62,26 @@ pub struct LoadedPlan {
     pub dbc_path: PathBuf,
     /// Logical signal name -> source.
     pub signals: BTreeMap<String, SignalSource>,
+    /// The parameter values in effect.
+    pub parameters: BTreeMap<String, String>,
 }
 
 /// Signals every rig provides from its instruments.
-pub const INSTRUMENT_SIGNALS: [&str; 4] = ["supply.v", "supply.i", "load.v", "load.i"];
+pub const INSTRUMENT_SIGNALS: [(&str, Dimension); 4] = [
+    ("supply.v", Dimension::Voltage),
+    ("supply.i", Dimension::Current),
+    ("load.v", Dimension::Voltage),
+    ("load.i", Dimension::Current),
+];
 
 /// Read and parse one YAML file.
 pub fn read_yaml<T: DeserializeOwned>(path: &Path) -> Result<Source<T>, InputError> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| InputError::file(path, format!("cannot read file: {e}")))?;
+    parse_yaml(path, text)
+}
+
+fn parse_yaml<T: DeserializeOwned>(path: &Path, text: String) -> Result<Source<T>, InputError> {
     let value = serde_saphyr::from_str::<T>(&text)
         .map_err(|e| with_hint(InputError::from_yaml(path, &text, &e)))?;
     Ok(Source {
@@ -113,7 +126,20 @@ pub fn load_rig(path: &Path) -> Result<Source<Rig>, InputError> {
     Ok(rig)
 }
 
-fn relative(base: &Path, p: &Path) -> PathBuf {
+/// Read a suite file.
+pub fn load_suite(path: &Path) -> Result<Source<Suite>, InputError> {
+    read_yaml(path)
+}
+
+/// Whether a YAML file is a suite (it has a top-level `suite:` key).
+pub fn is_suite(path: &Path) -> bool {
+    std::fs::read_to_string(path)
+        .map(|t| t.lines().any(|l| l.starts_with("suite:")))
+        .unwrap_or(false)
+}
+
+/// Resolve `p` against the directory of the file `base`.
+pub fn relative(base: &Path, p: &Path) -> PathBuf {
     if p.is_absolute() {
         p.to_path_buf()
     } else {
@@ -121,10 +147,114 @@ fn relative(base: &Path, p: &Path) -> PathBuf {
     }
 }
 
-/// Load a plan, its fixture, limit profile and DBC, and validate them (and, when a rig is
-/// given, every setpoint against its envelope). All problems found are returned.
+#[derive(Deserialize)]
+struct ParametersOnly {
+    #[serde(default)]
+    parameters: BTreeMap<String, String>,
+}
+
+/// Every `${name}` in `text`: (byte offset, name).
+fn placeholders(text: &str) -> Vec<(usize, String)> {
+    let mut out = Vec::new();
+    let mut rest = 0;
+    while let Some(i) = text[rest..].find("${") {
+        let start = rest + i;
+        match text[start..].find('}') {
+            Some(end) => {
+                out.push((start, text[start + 2..start + end].to_string()));
+                rest = start + end + 1;
+            }
+            None => break,
+        }
+    }
+    out
+}
+
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset];
+    let line = before.matches('\n').count() + 1;
+    let col = before
+        .rsplit('\n')
+        .next()
+        .map(|l| l.chars().count())
+        .unwrap_or(0)
+        + 1;
+    (line, col)
+}
+
+/// Replace `${name}` by the parameter values (defaults from the plan, then overrides).
+/// Lines keep their numbers, so later errors still point at the right line.
+fn substitute(
+    path: &Path,
+    text: &str,
+    overrides: &BTreeMap<String, String>,
+) -> Result<(String, BTreeMap<String, String>), InputError> {
+    let found = placeholders(text);
+    // First pass: read the defaults with every placeholder neutralised (same length).
+    let mut neutral = text.to_string();
+    for (at, name) in &found {
+        neutral.replace_range(*at..*at + name.len() + 3, &"_".repeat(name.len() + 3));
+    }
+    let defaults: ParametersOnly = serde_saphyr::from_str(&neutral)
+        .map_err(|e| with_hint(InputError::from_yaml(path, &neutral, &e)))?;
+    let mut values = defaults.parameters;
+    for (k, v) in overrides {
+        if !values.contains_key(k) {
+            let known: Vec<&str> = values.keys().map(String::as_str).collect();
+            let hint = did_you_mean(k, known.iter().copied())
+                .map(|b| format!("; did you mean `{b}`?"))
+                .unwrap_or_default();
+            return Err(InputError::file(
+                path,
+                format!(
+                    "parameter `{k}` is not declared by the plan (declared: {}){hint}",
+                    known.join(", ")
+                ),
+            ));
+        }
+        values.insert(k.clone(), v.clone());
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut last = 0;
+    for (at, name) in &found {
+        let value = values.get(name).ok_or_else(|| {
+            let (line, col) = line_col(text, *at);
+            let hint = did_you_mean(name, values.keys().map(String::as_str))
+                .map(|b| format!("; did you mean `{b}`?"))
+                .unwrap_or_default();
+            InputError::at(
+                path,
+                text,
+                line,
+                col,
+                format!("parameter `{name}` is not declared under `parameters:`{hint}"),
+            )
+        })?;
+        out.push_str(&text[last..*at]);
+        out.push_str(value);
+        last = at + name.len() + 3;
+    }
+    out.push_str(&text[last..]);
+    Ok((out, values))
+}
+
+/// Load a plan with its defaults; see [`load_plan_with`].
 pub fn load_plan(path: &Path, rig: Option<&Rig>) -> Result<LoadedPlan, Vec<InputError>> {
-    let plan: Source<Plan> = read_yaml(path).map_err(|e| vec![e])?;
+    load_plan_with(path, rig, &BTreeMap::new())
+}
+
+/// Load a plan, its fixture, limit profile and DBC, substitute parameters (overrides win),
+/// and validate everything (and, when a rig is given, every setpoint against its envelope).
+/// All problems found are returned.
+pub fn load_plan_with(
+    path: &Path,
+    rig: Option<&Rig>,
+    overrides: &BTreeMap<String, String>,
+) -> Result<LoadedPlan, Vec<InputError>> {
+    let raw = std::fs::read_to_string(path)
+        .map_err(|e| vec![InputError::file(path, format!("cannot read file: {e}"))])?;
+    let (text, parameters) = substitute(path, &raw, overrides).map_err(|e| vec![e])?;
+    let plan: Source<Plan> = parse_yaml(path, text).map_err(|e| vec![e])?;
     let fixture_path = relative(path, &plan.value.dut);
     let fixture: Source<Fixture> = read_yaml(&fixture_path).map_err(|e| vec![e])?;
     let limits_ref = &plan.value.limits.value;
@@ -152,7 +282,16 @@ pub fn load_plan(path: &Path, rig: Option<&Rig>) -> Result<LoadedPlan, Vec<Input
 
     let mut errors = Vec::new();
     let signals = check_fixture(&fixture, &dbc, &mut errors);
-    check_plan(&plan, &fixture, &limits, &dbc, &signals, rig, &mut errors);
+    Checker {
+        plan: &plan,
+        fx: &fixture,
+        limits: &limits,
+        dbc: &dbc,
+        signals: &signals,
+        rig,
+        errors: &mut errors,
+    }
+    .check();
     if errors.is_empty() {
         Ok(LoadedPlan {
             plan,
@@ -161,10 +300,17 @@ pub fn load_plan(path: &Path, rig: Option<&Rig>) -> Result<LoadedPlan, Vec<Input
             dbc,
             dbc_path,
             signals,
+            parameters,
         })
     } else {
         Err(errors)
     }
+}
+
+fn hint<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> String {
+    did_you_mean(word, candidates)
+        .map(|b| format!("; did you mean `{b}`?"))
+        .unwrap_or_default()
 }
 
 fn check_fixture(
@@ -173,8 +319,8 @@ fn check_fixture(
     errors: &mut Vec<InputError>,
 ) -> BTreeMap<String, SignalSource> {
     let mut signals = BTreeMap::new();
-    for name in INSTRUMENT_SIGNALS {
-        signals.insert(name.to_string(), SignalSource::Instrument);
+    for (name, dim) in INSTRUMENT_SIGNALS {
+        signals.insert(name.to_string(), SignalSource::Instrument(dim));
     }
     for (logical, target) in &fx.value.signals {
         let Some((msg, sig)) = target.value.split_once('.') else {
@@ -204,25 +350,21 @@ fn check_fixture(
                             .map(move |s| format!("{}.{}", m.name, s.name))
                     })
                     .collect();
-                let hint = did_you_mean(&target.value, all.iter().map(String::as_str))
-                    .map(|b| format!("; did you mean `{b}`?"))
-                    .unwrap_or_default();
+                let h = hint(&target.value, all.iter().map(String::as_str));
                 errors.push(fx.error(
                     &target.referenced,
-                    format!("`{}` is not a signal in the DBC{hint}", target.value),
+                    format!("`{}` is not a signal in the DBC{h}", target.value),
                 ));
             }
         }
     }
     for (key, p) in &fx.value.protections {
         let Some(dim) = protection_dimension(key) else {
-            let hint = did_you_mean(key, PROTECTION_KEYS)
-                .map(|b| format!("; did you mean `{b}`?"))
-                .unwrap_or_default();
+            let h = hint(key, PROTECTION_KEYS);
             errors.push(fx.error(
                 &p.referenced,
                 format!(
-                    "`{key}` is not a protection (known: {}){hint}",
+                    "`{key}` is not a protection (known: {}){h}",
                     PROTECTION_KEYS.join(", ")
                 ),
             ));
@@ -268,180 +410,6 @@ fn check_fixture(
     signals
 }
 
-fn check_condition(
-    plan: &Source<Plan>,
-    cond: &Spanned<Condition>,
-    signals: &BTreeMap<String, SignalSource>,
-    dbc: &Dbc,
-    errors: &mut Vec<InputError>,
-) -> Condition {
-    let mut c = cond.value.clone();
-    for s in c.signals() {
-        if !signals.contains_key(s) {
-            let hint = did_you_mean(s, signals.keys().map(String::as_str))
-                .map(|b| format!("; did you mean `{b}`?"))
-                .unwrap_or_default();
-            errors.push(plan.error(
-                &cond.referenced,
-                format!("signal `{s}` is not defined in the DUT fixture{hint}"),
-            ));
-        }
-    }
-    let bound = bind_with(signals, dbc, &mut c);
-    if let Err(msg) = bound {
-        if c.signals().iter().all(|s| signals.contains_key(*s)) {
-            errors.push(plan.error(&cond.referenced, msg));
-        }
-    }
-    c
-}
-
-fn check_plan(
-    plan: &Source<Plan>,
-    fx: &Source<Fixture>,
-    limits: &Source<LimitProfile>,
-    dbc: &Dbc,
-    signals: &BTreeMap<String, SignalSource>,
-    rig: Option<&Rig>,
-    errors: &mut Vec<InputError>,
-) {
-    let p = &plan.value;
-    if p.repeat == 0 {
-        errors.push(InputError::file(&plan.path, "repeat must be at least 1"));
-    }
-    let cells = fx.value.cells_in_series;
-    for step in p.setup.iter().chain(&p.steps).chain(&p.teardown) {
-        let at = &step.referenced;
-        let mut checks: Vec<Result<(), crate::rig::EnvelopeViolation>> = Vec::new();
-        let mut envelope = |r| checks.push(r);
-        let env = rig.map(|r| &r.envelope);
-        match &step.value {
-            Step::Supply(s) => {
-                if let (Some(env), Some(v)) = (env, s.voltage) {
-                    envelope(env.check_supply_voltage(v.0));
-                }
-                if let (Some(env), Some(a)) = (env, s.current) {
-                    envelope(env.check_supply_current(a.0));
-                }
-            }
-            Step::Load(l) => {
-                if let (Some(env), Some(a)) = (env, l.current) {
-                    envelope(env.check_load_current(a.0));
-                }
-            }
-            Step::Cells(c) => {
-                match (c.all, c.cell, c.voltage) {
-                    (Some(_), None, None) | (None, Some(_), Some(_)) => {}
-                    _ => errors.push(plan.error(
-                        at,
-                        "cells: give either `all: VOLTAGE` or `cell: N` with `voltage: VOLTAGE`",
-                    )),
-                }
-                if let Some(n) = c.cell {
-                    if n == 0 || n > cells {
-                        errors.push(plan.error(
-                            at,
-                            format!("cell {n} does not exist: the DUT has cells 1..{cells}"),
-                        ));
-                    }
-                }
-                if let Some(env) = env {
-                    for v in c.all.iter().chain(c.voltage.iter()) {
-                        envelope(env.check_cell_voltage(v.0));
-                    }
-                }
-            }
-            Step::Wait(_) => {}
-            Step::WaitFor(w) => {
-                check_condition(plan, &w.until, signals, dbc, errors);
-            }
-            Step::Trip(t) => {
-                check_condition(plan, &t.detect, signals, dbc, errors);
-                let Stimulus::Ramp(r) = &t.stimulus;
-                if r.cell == 0 || r.cell > cells {
-                    errors.push(plan.error(
-                        at,
-                        format!(
-                            "ramp cell {} does not exist: the DUT has cells 1..{cells}",
-                            r.cell
-                        ),
-                    ));
-                }
-                if r.rate.0 <= 0.0 {
-                    errors.push(plan.error(at, "ramp rate must be positive"));
-                }
-                if let Some(env) = env {
-                    envelope(env.check_cell_voltage(r.from.0));
-                    envelope(env.check_cell_voltage(r.to.0));
-                }
-                let prot = &t.protection;
-                let declared = fx.value.protections.get(&prot.value);
-                if declared.is_none() {
-                    let hint =
-                        did_you_mean(&prot.value, fx.value.protections.keys().map(String::as_str))
-                            .map(|b| format!("; did you mean `{b}`?"))
-                            .unwrap_or_default();
-                    errors.push(plan.error(
-                        &prot.referenced,
-                        format!(
-                            "protection `{}` is not declared in the DUT fixture{hint}",
-                            prot.value
-                        ),
-                    ));
-                }
-                for j in &t.judge {
-                    match limits.value.criteria.get(&j.value) {
-                        None => {
-                            let hint = did_you_mean(
-                                &j.value,
-                                limits.value.criteria.keys().map(String::as_str),
-                            )
-                            .map(|b| format!("; did you mean `{b}`?"))
-                            .unwrap_or_default();
-                            errors.push(plan.error(
-                                &j.referenced,
-                                format!(
-                                    "limit `{}` is not defined in profile `{}`{hint}",
-                                    j.value, limits.value.profile
-                                ),
-                            ));
-                        }
-                        Some(c) => match &c.value.check {
-                            Check::Threshold { tolerance } => {
-                                if let Some(dim) = protection_dimension(&prot.value) {
-                                    if tolerance.0.dim != dim {
-                                        errors.push(limits.error(
-                                            &c.referenced,
-                                            format!(
-                                                "tolerance is {}, but protection `{}` needs {}",
-                                                tolerance.0.dim.name(),
-                                                prot.value,
-                                                dim.name()
-                                            ),
-                                        ));
-                                    }
-                                }
-                            }
-                            Check::TripTime { .. } => {}
-                            Check::StimulusPeak { at_most } => {
-                                if !fx.value.cell_limits.contains_key(at_most) {
-                                    errors.push(limits.error(
-                                        &c.referenced,
-                                        format!("`{at_most}` is not in the DUT fixture's cell_limits ({})", fx.path.display()),
-                                    ));
-                                }
-                            }
-                        },
-                    }
-                }
-            }
-        }
-        for v in checks.into_iter().filter_map(Result::err) {
-            errors.push(plan.error(at, v.to_string()));
-        }
-    }
-}
-
 fn bind_with(
     signals: &BTreeMap<String, SignalSource>,
     dbc: &Dbc,
@@ -472,4 +440,416 @@ pub fn bind_condition(plan: &LoadedPlan, c: &Condition) -> Result<Condition, Str
     let mut c = c.clone();
     bind_with(&plan.signals, &plan.dbc, &mut c)?;
     Ok(c)
+}
+
+/// The dimension of a logical signal, when its unit is known.
+pub fn signal_dimension(
+    signals: &BTreeMap<String, SignalSource>,
+    dbc: &Dbc,
+    name: &str,
+) -> Option<Dimension> {
+    match signals.get(name)? {
+        SignalSource::Instrument(d) => Some(*d),
+        SignalSource::Can { message, signal } => {
+            let unit = dbc.message(message)?.signal(signal)?.unit.clone();
+            crate::units::Quantity::parse(&format!("1 {unit}"))
+                .ok()
+                .map(|q| q.dim)
+        }
+    }
+}
+
+struct Checker<'a> {
+    plan: &'a Source<Plan>,
+    fx: &'a Source<Fixture>,
+    limits: &'a Source<LimitProfile>,
+    dbc: &'a Dbc,
+    signals: &'a BTreeMap<String, SignalSource>,
+    rig: Option<&'a Rig>,
+    errors: &'a mut Vec<InputError>,
+}
+
+impl<'a> Checker<'a> {
+    fn err(&mut self, at: &Location, msg: impl Into<String>) {
+        let e = self.plan.error(at, msg);
+        self.errors.push(e);
+    }
+
+    fn check(&mut self) {
+        let p = &self.plan.value;
+        if p.repeat == 0 {
+            self.errors.push(InputError::file(
+                &self.plan.path,
+                "repeat must be at least 1",
+            ));
+        }
+        let mut names: BTreeMap<String, usize> = BTreeMap::new();
+        for step in p.setup.iter().chain(&p.steps).chain(&p.teardown) {
+            let name = match &step.value {
+                Step::Trip(t) => Some(t.name.clone()),
+                Step::Measure(m) => Some(m.name.clone()),
+                Step::Expect(e) => e.name.clone(),
+                Step::Declaration(d) => Some(d.name.clone()),
+                _ => None,
+            };
+            if let Some(n) = name {
+                if let Some(first) = names.insert(n.clone(), step.referenced.line() as usize) {
+                    self.err(&step.referenced, format!("test name `{n}` is used twice (first at line {first}); names must be unique"));
+                }
+            }
+            self.step(&step.value, &step.referenced);
+        }
+    }
+
+    fn condition(&mut self, cond: &Spanned<Condition>) {
+        let mut unknown = false;
+        for s in cond.value.signals() {
+            if !self.signals.contains_key(s) {
+                unknown = true;
+                let h = hint(s, self.signals.keys().map(String::as_str));
+                self.err(
+                    &cond.referenced,
+                    format!("signal `{s}` is not defined in the DUT fixture{h}"),
+                );
+            }
+        }
+        let mut c = cond.value.clone();
+        if let (Err(msg), false) = (bind_with(self.signals, self.dbc, &mut c), unknown) {
+            self.err(&cond.referenced, msg);
+        }
+    }
+
+    fn envelope(&mut self, at: &Location, target: Target, value: f64) {
+        if let Some(rig) = self.rig {
+            if let Err(v) = target.check_envelope(&rig.envelope, value) {
+                self.err(at, v.to_string());
+            }
+        }
+    }
+
+    fn target(&mut self, at: &Location, t: Target) {
+        let (n, max, what) = match t {
+            Target::Cell(n) => (n, self.fx.value.cells_in_series, "cells"),
+            Target::Ntc(n) => (n, self.fx.value.ntcs, "temperature sensors"),
+            _ => return,
+        };
+        if n == 0 || n > max {
+            self.err(
+                at,
+                format!("{t} does not exist: the DUT has {what} 1..{max}"),
+            );
+        }
+    }
+
+    fn quantity(&mut self, at: &Location, what: &str, q: &QuantityValue, dim: Dimension) -> f64 {
+        if q.0.dim != dim {
+            self.err(
+                at,
+                format!(
+                    "{what} is {}, but {} is expected here",
+                    q.0.dim.name(),
+                    dim.name()
+                ),
+            );
+        }
+        q.0.value
+    }
+
+    fn criterion(&mut self, name: &Spanned<String>) -> Option<&'a Check> {
+        let limits = self.limits;
+        match limits.value.criteria.get(&name.value) {
+            Some(c) => Some(&c.value.check),
+            None => {
+                let h = hint(
+                    &name.value,
+                    limits.value.criteria.keys().map(String::as_str),
+                );
+                self.err(
+                    &name.referenced,
+                    format!(
+                        "limit `{}` is not defined in profile `{}`{h}",
+                        name.value, limits.value.profile
+                    ),
+                );
+                None
+            }
+        }
+    }
+
+    fn step(&mut self, step: &Step, at: &Location) {
+        let cells = self.fx.value.cells_in_series;
+        match step {
+            Step::Supply(s) => {
+                if let Some(v) = s.voltage {
+                    self.envelope(at, Target::SupplyVoltage, v.0);
+                }
+                if let Some(a) = s.current {
+                    self.envelope(at, Target::SupplyCurrent, a.0);
+                }
+            }
+            Step::Load(l) => {
+                if let Some(a) = l.current {
+                    self.envelope(at, Target::LoadCurrent, a.0);
+                }
+            }
+            Step::Cells(c) => match (c.all, c.cell, c.voltage) {
+                (Some(v), None, None) => self.envelope(at, Target::Cell(1), v.0),
+                (None, Some(n), Some(v)) => {
+                    if n == 0 || n > cells {
+                        self.err(at, format!("cell {n} does not exist: the DUT has cells 1..{cells}"));
+                    }
+                    self.envelope(at, Target::Cell(n), v.0);
+                }
+                _ => self.err(at, "cells: give either `all: VOLTAGE` or `cell: N` with `voltage: VOLTAGE`"),
+            },
+            Step::Temperatures(t) => match (t.all, t.sensor, t.temperature) {
+                (Some(v), None, None) => self.envelope(at, Target::Ntc(1), v.0),
+                (None, Some(n), Some(v)) => {
+                    self.target(at, Target::Ntc(n));
+                    self.envelope(at, Target::Ntc(n), v.0);
+                }
+                _ => self.err(at, "temperatures: give either `all: TEMPERATURE` or `sensor: N` with `temperature: TEMPERATURE`"),
+            },
+            Step::Wait(_) => {}
+            Step::BmsRequest(r) => {
+                let sr = self.fx.value.state_request.as_ref();
+                let sig = sr.and_then(|sr| self.dbc.message(&sr.message).and_then(|m| m.signal(&sr.signal)));
+                match sig {
+                    None => self.err(&r.referenced, "bms_request: the DUT fixture declares no `state_request`"),
+                    Some(sig) if sig.label_value(&r.value).is_none() => {
+                        let known: Vec<&str> = sig.value_table.values().map(String::as_str).collect();
+                        let h = hint(&r.value, known.iter().copied());
+                        self.err(&r.referenced, format!("`{}` is not a state request (known: {}){h}", r.value, known.join(", ")));
+                    }
+                    Some(_) => {}
+                }
+            }
+            Step::WaitFor(w) => self.condition(&w.until),
+            Step::Ramp(r) => {
+                self.target(at, r.of);
+                let d = r.of.dimension();
+                let from = self.quantity(at, "from", &r.from, d);
+                let to = self.quantity(at, "to", &r.to, d);
+                let rate = self.quantity(at, "rate", &r.rate, r.of.rate_dimension());
+                if rate <= 0.0 {
+                    self.err(at, "rate must be positive (the direction comes from `from` and `to`)");
+                }
+                self.envelope(at, r.of, from);
+                self.envelope(at, r.of, to);
+            }
+            Step::Expect(e) => {
+                self.condition(&e.that);
+                if let Some(j) = &e.judge {
+                    if let Some(c) = self.criterion(j) {
+                        if !matches!(c, Check::Holds) {
+                            let k = c.kind();
+                            self.err(&j.referenced, format!("`{}` is a `{k}` criterion; an expect step judges `holds` criteria", j.value));
+                        }
+                    }
+                }
+            }
+            Step::Measure(m) => {
+                if !self.signals.contains_key(&m.signal.value) {
+                    let h = hint(&m.signal.value, self.signals.keys().map(String::as_str));
+                    self.err(&m.signal.referenced, format!("signal `{}` is not defined in the DUT fixture{h}", m.signal.value));
+                }
+                let sig_dim = signal_dimension(self.signals, self.dbc, &m.signal.value);
+                if let Some(c) = self.criterion(&m.judge) {
+                    match c {
+                        Check::Range { min, max } => {
+                            for q in min.iter().chain(max.iter()) {
+                                if let Some(d) = sig_dim.filter(|d| *d != q.0.dim) {
+                                    let msg = format!("`{}` is {}, but limit `{}` is {}", m.signal.value, d.name(), m.judge.value, q.0.dim.name());
+                                    self.err(&m.judge.referenced, msg);
+                                }
+                            }
+                        }
+                        other => {
+                            let k = other.kind();
+                            self.err(&m.judge.referenced, format!("`{}` is a `{k}` criterion; a measure step judges `range` criteria", m.judge.value));
+                        }
+                    }
+                }
+            }
+            Step::Trip(t) => self.trip(t, at),
+            Step::Declaration(d) => {
+                if let Some(c) = self.criterion(&d.judge) {
+                    if !matches!(c, Check::EnergyCap { .. }) {
+                        let k = c.kind();
+                        self.err(&d.judge.referenced, format!("`{}` is a `{k}` criterion; a declaration step judges `energy_cap` criteria", d.judge.value));
+                    }
+                }
+            }
+        }
+    }
+
+    fn trip(&mut self, t: &super::model::Trip, at: &Location) {
+        self.condition(&t.detect);
+        let stim_at = &t.stimulus.referenced;
+        let stim = &t.stimulus.value;
+        let target = stim.target();
+        self.target(stim_at, target);
+        let d = target.dimension();
+        match stim {
+            Stimulus::Ramp(r) => {
+                let from = self.quantity(stim_at, "from", &r.from, d);
+                let to = self.quantity(stim_at, "to", &r.to, d);
+                let rate = self.quantity(stim_at, "rate", &r.rate, target.rate_dimension());
+                if rate <= 0.0 {
+                    self.err(
+                        stim_at,
+                        "rate must be positive (the direction comes from `from` and `to`)",
+                    );
+                }
+                self.envelope(stim_at, target, from);
+                self.envelope(stim_at, target, to);
+            }
+            Stimulus::Step(s) => {
+                let from = self.quantity(stim_at, "from", &s.from, d);
+                let to = self.quantity(stim_at, "to", &s.to, d);
+                self.envelope(stim_at, target, from);
+                self.envelope(stim_at, target, to);
+            }
+            Stimulus::Bisect(b) => {
+                let low = self.quantity(stim_at, "no_trip", &b.no_trip, d);
+                let high = self.quantity(stim_at, "trips", &b.trips, d);
+                let rest = self.quantity(stim_at, "rest", &b.rest, d);
+                let res = self.quantity(stim_at, "resolution", &b.resolution, d);
+                if res <= 0.0 {
+                    self.err(stim_at, "resolution must be positive");
+                }
+                for v in [low, high, rest] {
+                    self.envelope(stim_at, target, v);
+                }
+            }
+        }
+        if let Some(r) = &t.release {
+            self.condition(&r.detect);
+            let to = self.quantity(at, "release.to", &r.to, d);
+            self.quantity(at, "release.rate", &r.rate, target.rate_dimension());
+            self.envelope(at, target, to);
+        }
+        let prot = &t.protection;
+        match self.fx.value.protections.get(&prot.value) {
+            None => {
+                let h = hint(
+                    &prot.value,
+                    self.fx.value.protections.keys().map(String::as_str),
+                );
+                self.err(
+                    &prot.referenced,
+                    format!(
+                        "protection `{}` is not declared in the DUT fixture{h}",
+                        prot.value
+                    ),
+                );
+            }
+            Some(p) => {
+                if p.value.trip.0.dim != d {
+                    let msg = format!(
+                        "the stimulus sets {} ({}), but protection `{}` is about {}",
+                        d.name(),
+                        target,
+                        prot.value,
+                        p.value.trip.0.dim.name()
+                    );
+                    self.err(stim_at, msg);
+                }
+            }
+        }
+        for j in &t.judge {
+            let Some(c) = self.criterion(j) else { continue };
+            let method = stim.method();
+            let fits = match c {
+                Check::Threshold { tolerance } => {
+                    if tolerance.0.dim != d {
+                        let msg = format!(
+                            "limit `{}`: tolerance is {}, but the stimulus is {}",
+                            j.value,
+                            tolerance.0.dim.name(),
+                            d.name()
+                        );
+                        self.err(&j.referenced, msg);
+                    }
+                    matches!(stim, Stimulus::Ramp(_) | Stimulus::Bisect(_))
+                }
+                Check::ThresholdWindow { min, max } => {
+                    for q in [min, max] {
+                        if q.0.dim != d {
+                            let msg = format!(
+                                "limit `{}`: window is {}, but the stimulus is {}",
+                                j.value,
+                                q.0.dim.name(),
+                                d.name()
+                            );
+                            self.err(&j.referenced, msg);
+                        }
+                    }
+                    matches!(stim, Stimulus::Ramp(_) | Stimulus::Bisect(_))
+                }
+                Check::TripTime { .. } => matches!(stim, Stimulus::Ramp(_) | Stimulus::Step(_)),
+                Check::StimulusPeak { at_most } => {
+                    if !self.fx.value.cell_limits.contains_key(at_most) {
+                        let msg = format!("limit `{}` names `{at_most}`, which is not in the DUT fixture's cell_limits", j.value);
+                        self.err(&j.referenced, msg);
+                    }
+                    matches!(stim, Stimulus::Ramp(_) | Stimulus::Step(_))
+                }
+                Check::Release { .. } => {
+                    if t.release.is_none() {
+                        self.err(
+                            &j.referenced,
+                            format!(
+                                "limit `{}` judges the release level: add `release:` to the trip",
+                                j.value
+                            ),
+                        );
+                    }
+                    true
+                }
+                Check::Holds | Check::Range { .. } | Check::EnergyCap { .. } => false,
+            };
+            if !fits {
+                let k = c.kind();
+                self.err(
+                    &j.referenced,
+                    format!(
+                        "limit `{}` (`{k}`) cannot be judged from a `{method}` stimulus",
+                        j.value
+                    ),
+                );
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn substitution_keeps_lines_and_reports_undefined_names() {
+        let text =
+            "parameters:\n  rate: 20 mV/s\nsteps:\n  - ramp: {rate: ${rate}}\n  - x: ${nope}\n";
+        let err = substitute(Path::new("p.yaml"), text, &BTreeMap::new()).unwrap_err();
+        assert_eq!((err.line, err.column), (5, 8));
+        assert!(
+            err.message.contains("`nope` is not declared"),
+            "{}",
+            err.message
+        );
+        let ok = "parameters:\n  rate: 20 mV/s\nsteps:\n  - ramp: {rate: ${rate}}\n";
+        let (out, values) = substitute(Path::new("p.yaml"), ok, &BTreeMap::new()).unwrap();
+        assert!(out.contains("{rate: 20 mV/s}"));
+        assert_eq!(out.lines().count(), ok.lines().count());
+        assert_eq!(values["rate"], "20 mV/s");
+        let over = BTreeMap::from([("rate".to_string(), "5 mV/s".to_string())]);
+        assert!(substitute(Path::new("p.yaml"), ok, &over)
+            .unwrap()
+            .0
+            .contains("{rate: 5 mV/s}"));
+        let bad = BTreeMap::from([("rte".to_string(), "5 mV/s".to_string())]);
+        let e = substitute(Path::new("p.yaml"), ok, &bad).unwrap_err();
+        assert!(e.message.contains("did you mean `rate`"), "{}", e.message);
+    }
 }

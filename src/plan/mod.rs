@@ -18,5 +18,7 @@ pub use condition::Condition;
 pub use error::InputError;
 pub use fixture::Fixture;
 pub use limits::{Check, Criterion, DecisionRule, LimitProfile};
-pub use load::{load_plan, load_rig, LoadedPlan, SignalSource, Source};
-pub use model::{Plan, Step, Stimulus};
+pub use load::{
+    is_suite, load_plan, load_plan_with, load_rig, load_suite, LoadedPlan, SignalSource, Source,
+};
+pub use model::{Plan, Step, Stimulus, Suite, Target};

@@ -1,12 +1,15 @@
 //! Test plans and suites as written in YAML.
 
+use std::collections::BTreeMap;
+use std::fmt;
 use std::path::PathBuf;
 
-use serde::Deserialize;
+use serde::{Deserialize, Deserializer};
 use serde_saphyr::Spanned;
 
 use super::condition::Condition;
-use crate::units::{Amps, Seconds, Volts, VoltsPerSecond};
+use super::fixture::QuantityValue;
+use crate::units::{Amps, Celsius, Dimension, Seconds, Volts};
 
 /// A test plan file.
 #[derive(Debug, Deserialize)]
@@ -23,6 +26,10 @@ pub struct Plan {
     pub dut: PathBuf,
     /// Limit profile: a name (looked up in `limits/` beside the fixture) or a path.
     pub limits: Spanned<String>,
+    /// Parameters and their defaults; `${name}` in the plan is replaced by the value.
+    /// A suite or `--param name=value` may override them.
+    #[serde(default)]
+    pub parameters: BTreeMap<String, String>,
     /// How many times `steps` run (setup and teardown run once).
     #[serde(default = "one")]
     pub repeat: u32,
@@ -40,16 +47,39 @@ fn one() -> u32 {
     1
 }
 
+/// A suite file: plans run one after the other.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Suite {
+    /// Suite id.
+    pub suite: String,
+    /// Human title.
+    pub title: String,
+    /// The plans, in order.
+    pub plans: Vec<SuiteEntry>,
+}
+
+/// One plan of a suite, with its parameter overrides.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SuiteEntry {
+    /// Plan path, relative to the suite file.
+    pub plan: PathBuf,
+    /// Parameter overrides.
+    #[serde(default)]
+    pub parameters: BTreeMap<String, String>,
+}
+
 /// On or off, as written `on`/`off` or `true`/`false`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct OnOff(pub bool);
 
 impl<'de> Deserialize<'de> for OnOff {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         struct V;
         impl serde::de::Visitor<'_> for V {
             type Value = OnOff;
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.write_str("`on` or `off`")
             }
             fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<OnOff, E> {
@@ -67,6 +97,145 @@ impl<'de> Deserialize<'de> for OnOff {
     }
 }
 
+/// What a stimulus or setpoint acts on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Target {
+    /// One cell's voltage on the cell simulator (1-based).
+    Cell(u32),
+    /// One temperature sensor on the cell simulator (1-based).
+    Ntc(u32),
+    /// The supply's current limit.
+    SupplyCurrent,
+    /// The supply's voltage.
+    SupplyVoltage,
+    /// The load's sink current.
+    LoadCurrent,
+}
+
+impl Target {
+    /// Parse `cell[5]` (or `cell 5`), `ntc[1]` (or `ntc 1`), `supply.current`,
+    /// `supply.voltage`, `load.current`. (In a YAML flow mapping, `cell 5` needs no quotes.)
+    pub fn parse(s: &str) -> Result<Target, String> {
+        let s = s.trim();
+        let indexed = |prefix: &str| -> Option<Result<u32, String>> {
+            let after = s.strip_prefix(prefix)?;
+            let rest = match after.strip_prefix('[') {
+                Some(r) => r.strip_suffix(']')?,
+                None => after.strip_prefix(' ')?.trim(),
+            };
+            Some(
+                rest.parse::<u32>()
+                    .map_err(|_| format!("`{rest}` in `{s}` is not a 1-based index")),
+            )
+        };
+        match s {
+            "supply.current" => Ok(Target::SupplyCurrent),
+            "supply.voltage" => Ok(Target::SupplyVoltage),
+            "load.current" => Ok(Target::LoadCurrent),
+            _ => {
+                if let Some(n) = indexed("cell") {
+                    return n.map(Target::Cell);
+                }
+                if let Some(n) = indexed("ntc") {
+                    return n.map(Target::Ntc);
+                }
+                Err(format!(
+                    "`{s}` is not a stimulus target (known: cell[N] or cell N, ntc[N] or ntc N, supply.current, supply.voltage, load.current)"
+                ))
+            }
+        }
+    }
+
+    /// The dimension of the target's setpoint.
+    pub fn dimension(self) -> Dimension {
+        match self {
+            Target::Cell(_) | Target::SupplyVoltage => Dimension::Voltage,
+            Target::Ntc(_) => Dimension::Temperature,
+            Target::SupplyCurrent | Target::LoadCurrent => Dimension::Current,
+        }
+    }
+
+    /// The dimension of a rate of change of the setpoint.
+    pub fn rate_dimension(self) -> Dimension {
+        match self.dimension() {
+            Dimension::Voltage => Dimension::VoltageRate,
+            Dimension::Temperature => Dimension::TemperatureRate,
+            _ => Dimension::CurrentRate,
+        }
+    }
+
+    /// The trace channel of the setpoint.
+    pub fn channel(self) -> String {
+        match self {
+            Target::Cell(n) => format!("cells.cell[{n}].v_set"),
+            Target::Ntc(n) => format!("cells.ntc[{n}].t_set"),
+            Target::SupplyCurrent => "supply.i_set".into(),
+            Target::SupplyVoltage => "supply.v_set".into(),
+            Target::LoadCurrent => "load.i_set".into(),
+        }
+    }
+}
+
+impl Target {
+    /// Check a setpoint for this target against the rig's envelope.
+    pub fn check_envelope(
+        self,
+        env: &crate::rig::Envelope,
+        value: f64,
+    ) -> Result<(), crate::rig::EnvelopeViolation> {
+        match self {
+            Target::Cell(_) => env.check_cell_voltage(value),
+            Target::Ntc(_) => env.check_temperature(value),
+            Target::SupplyCurrent => env.check_supply_current(value),
+            Target::SupplyVoltage => env.check_supply_voltage(value),
+            Target::LoadCurrent => env.check_load_current(value),
+        }
+    }
+}
+
+impl fmt::Display for Target {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Target::Cell(n) => write!(f, "cell[{n}]"),
+            Target::Ntc(n) => write!(f, "ntc[{n}]"),
+            Target::SupplyCurrent => f.write_str("supply.current"),
+            Target::SupplyVoltage => f.write_str("supply.voltage"),
+            Target::LoadCurrent => f.write_str("load.current"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rstest::rstest;
+
+    #[rstest]
+    #[case("cell[5]", Ok(Target::Cell(5)))]
+    #[case("cell 5", Ok(Target::Cell(5)))]
+    #[case("ntc[2]", Ok(Target::Ntc(2)))]
+    #[case(" ntc 3 ", Ok(Target::Ntc(3)))]
+    #[case("supply.current", Ok(Target::SupplyCurrent))]
+    #[case("load.current", Ok(Target::LoadCurrent))]
+    #[case("cell[x]", Err("not a 1-based index"))]
+    #[case("cel[5]", Err("not a stimulus target"))]
+    #[case("cell[5", Err("not a stimulus target"))]
+    fn targets(#[case] text: &str, #[case] expected: Result<Target, &str>) {
+        match (Target::parse(text), expected) {
+            (Ok(t), Ok(e)) => assert_eq!(t, e),
+            (Err(msg), Err(e)) => assert!(msg.contains(e), "{msg}"),
+            (got, want) => panic!("{text}: {got:?} vs {want:?}"),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Target {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        Target::parse(&s).map_err(serde::de::Error::custom)
+    }
+}
+
 /// One step of a plan.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -77,12 +246,26 @@ pub enum Step {
     Load(LoadSet),
     /// Set cell-simulator voltages.
     Cells(CellsSet),
+    /// Set cell-simulator temperatures.
+    Temperatures(TemperaturesSet),
+    /// Send one state request to the BMS (a value-table name of the fixture's
+    /// `state_request` signal, e.g. `standby` to reset latched faults); the cyclic run
+    /// request continues afterwards.
+    BmsRequest(Spanned<String>),
     /// Wait a fixed time.
     Wait(Seconds),
-    /// Wait until a condition holds, or fail after the timeout.
+    /// Wait until a condition holds, or fail the run after the timeout.
     WaitFor(WaitFor),
-    /// Drive a stimulus until the BMS trips, and judge threshold and timing.
-    Trip(Trip),
+    /// Ramp a setpoint without watching for a trip.
+    Ramp(RampStimulus),
+    /// A test: a condition holds now, or becomes true within a time, optionally for a window.
+    Expect(Expect),
+    /// A test: a signal's value judged against a limit.
+    Measure(Measure),
+    /// A test: drive a stimulus until the BMS trips, and judge threshold and timing.
+    Trip(Box<Trip>),
+    /// A test of the DUT fixture's declarations (no stimulus), e.g. declared energy vs a cap.
+    Declaration(Declaration),
 }
 
 impl Step {
@@ -92,9 +275,15 @@ impl Step {
             Step::Supply(_) => "supply",
             Step::Load(_) => "load",
             Step::Cells(_) => "cells",
+            Step::Temperatures(_) => "temperatures",
+            Step::BmsRequest(_) => "bms_request",
             Step::Wait(_) => "wait",
             Step::WaitFor(_) => "wait_for",
+            Step::Ramp(_) => "ramp",
+            Step::Expect(_) => "expect",
+            Step::Measure(_) => "measure",
             Step::Trip(_) => "trip",
+            Step::Declaration(_) => "declaration",
         }
     }
 }
@@ -121,7 +310,7 @@ pub struct LoadSet {
     pub input: Option<OnOff>,
 }
 
-/// Cell-simulator voltages.
+/// Cell-simulator voltages: `all: V`, or `cell: N` with `voltage: V`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CellsSet {
@@ -133,14 +322,67 @@ pub struct CellsSet {
     pub voltage: Option<Volts>,
 }
 
+/// Cell-simulator temperatures: `all: T`, or `sensor: N` with `temperature: T`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TemperaturesSet {
+    /// Every sensor to this temperature.
+    pub all: Option<Celsius>,
+    /// One sensor (1-based) ...
+    pub sensor: Option<u32>,
+    /// ... to this temperature.
+    pub temperature: Option<Celsius>,
+}
+
 /// Wait for a condition.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WaitFor {
     /// The condition.
     pub until: Spanned<Condition>,
-    /// Give up (and fail the step) after this long.
+    /// Give up (and abort the run) after this long.
     pub timeout: Seconds,
+}
+
+/// An expectation, judged as a test.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Expect {
+    /// Test name (default: the condition).
+    pub name: Option<String>,
+    /// The condition.
+    pub that: Spanned<Condition>,
+    /// Wait up to this long for the condition to become true (default: it must hold now).
+    pub within: Option<Seconds>,
+    /// Once true, it must stay true this long.
+    #[serde(rename = "for")]
+    pub hold: Option<Seconds>,
+    /// A `holds` criterion of the limit profile that this expectation evidences.
+    pub judge: Option<Spanned<String>>,
+}
+
+/// A measured value, judged as a test.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Measure {
+    /// Test name.
+    pub name: String,
+    /// Logical signal to read.
+    pub signal: Spanned<String>,
+    /// Average the signal's updates over this window (default: its latest value).
+    pub over: Option<Seconds>,
+    /// A `range` criterion of the limit profile.
+    pub judge: Spanned<String>,
+}
+
+/// A declaration check, judged as a test.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Declaration {
+    /// Test name.
+    pub name: String,
+    /// An `energy_cap` criterion of the limit profile.
+    pub judge: Spanned<String>,
 }
 
 /// A trip test.
@@ -152,11 +394,13 @@ pub struct Trip {
     /// Which declared protection this exercises (`ov`, `uv`, ...).
     pub protection: Spanned<String>,
     /// How the stimulus is driven.
-    pub stimulus: Stimulus,
+    pub stimulus: Spanned<Stimulus>,
     /// The condition that means "the BMS acted".
     pub detect: Spanned<Condition>,
-    /// Fail the test if nothing is detected within this time.
+    /// Fail the test if nothing is detected within this time (per probe for bisection).
     pub timeout: Seconds,
+    /// After the trip, bring the stimulus back and measure where the BMS releases.
+    pub release: Option<Release>,
     /// Criteria of the limit profile to judge.
     pub judge: Vec<Spanned<String>>,
 }
@@ -165,20 +409,91 @@ pub struct Trip {
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Stimulus {
-    /// A linear ramp of one cell's voltage.
-    Ramp(CellRamp),
+    /// A linear ramp: measures the trip level and the trip time.
+    Ramp(RampStimulus),
+    /// A step from just below to just above: measures the trip time.
+    Step(StepStimulus),
+    /// Bisection of held steps: measures the trip level independently of the delay.
+    Bisect(BisectStimulus),
 }
 
-/// A cell-voltage ramp.
+impl Stimulus {
+    /// The target it acts on.
+    pub fn target(&self) -> Target {
+        match self {
+            Stimulus::Ramp(r) => r.of,
+            Stimulus::Step(s) => s.of,
+            Stimulus::Bisect(b) => b.of,
+        }
+    }
+
+    /// The method's name.
+    pub fn method(&self) -> &'static str {
+        match self {
+            Stimulus::Ramp(_) => "ramp",
+            Stimulus::Step(_) => "step",
+            Stimulus::Bisect(_) => "bisect",
+        }
+    }
+}
+
+/// A linear ramp of a setpoint.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct CellRamp {
-    /// 1-based cell index.
-    pub cell: u32,
-    /// Start voltage.
-    pub from: Volts,
-    /// End voltage (the ramp holds here until the timeout).
-    pub to: Volts,
-    /// Ramp rate.
-    pub rate: VoltsPerSecond,
+pub struct RampStimulus {
+    /// What is ramped.
+    pub of: Target,
+    /// Start value.
+    pub from: QuantityValue,
+    /// End value (the ramp holds here until the timeout).
+    pub to: QuantityValue,
+    /// Rate of change (positive).
+    pub rate: QuantityValue,
+}
+
+/// A step stimulus.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StepStimulus {
+    /// What is stepped.
+    pub of: Target,
+    /// Value just short of the trip level (held for `settle` first; must not trip).
+    pub from: QuantityValue,
+    /// Value just beyond the trip level.
+    pub to: QuantityValue,
+    /// How long `from` is held first (default: twice the declared delay).
+    pub settle: Option<Seconds>,
+}
+
+/// A threshold search by bisection of held steps.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BisectStimulus {
+    /// What is stepped.
+    pub of: Target,
+    /// A value that does not trip.
+    pub no_trip: QuantityValue,
+    /// A value that trips.
+    pub trips: QuantityValue,
+    /// Stop when the bracket is this narrow.
+    pub resolution: QuantityValue,
+    /// Value between probes, where the BMS releases.
+    pub rest: QuantityValue,
+    /// How long each probe is held (default and minimum: twice the declared delay plus the
+    /// detection path).
+    pub hold: Option<Seconds>,
+}
+
+/// Bringing the stimulus back after a trip, to measure the release level.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Release {
+    /// Ramp back towards this value.
+    pub to: QuantityValue,
+    /// At this rate (positive).
+    pub rate: QuantityValue,
+    /// The condition that means "the BMS released".
+    pub detect: Spanned<Condition>,
+    /// Give up after this long.
+    pub timeout: Seconds,
 }

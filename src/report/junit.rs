@@ -24,6 +24,29 @@ use crate::verdict::Verdict;
 pub fn build(r: &RunResults) -> Report {
     let mut report = Report::new(format!("hilrig {}", r.run_id));
     report.set_time(secs(r.duration_s));
+    report.add_test_suite(suite(r));
+    report
+}
+
+/// Build one JUnit report for several runs (a suite): one test suite per plan.
+pub fn build_all(name: &str, runs: &[RunResults]) -> Report {
+    let mut report = Report::new(format!("hilrig {name}"));
+    report.set_time(secs(runs.iter().map(|r| r.duration_s).sum()));
+    for r in runs {
+        report.add_test_suite(suite(r));
+    }
+    report
+}
+
+/// Write one JUnit report for several runs to `path`.
+pub fn write_all(name: &str, runs: &[RunResults], path: &Path) -> std::io::Result<()> {
+    let xml = build_all(name, runs)
+        .to_string()
+        .map_err(std::io::Error::other)?;
+    std::fs::write(path, xml)
+}
+
+fn suite(r: &RunResults) -> TestSuite {
     let mut suite = TestSuite::new(r.plan.clone());
     suite.set_time(secs(r.duration_s));
     suite.add_property(Property::new("run_id", r.run_id.clone()));
@@ -105,8 +128,7 @@ pub fn build(r: &RunResults) -> Report {
         s.set_type("aborted");
         suite.add_test_case(TestCase::new(unique_name(&mut names, "run"), s));
     }
-    report.add_test_suite(suite);
-    report
+    suite
 }
 
 fn secs(s: f64) -> Duration {

@@ -93,6 +93,72 @@ pub struct RunResults {
     pub tests: Vec<TestResult>,
     /// Rows in trace.csv.
     pub trace_rows: u64,
+    /// Min / mean / max over the repeats of each test and criterion.
+    #[serde(default)]
+    pub statistics: Vec<RepeatStatistics>,
+    /// The parameter values in effect.
+    #[serde(default)]
+    pub parameters: std::collections::BTreeMap<String, String>,
+}
+
+/// Statistics of one criterion over the repeats of one test.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct RepeatStatistics {
+    /// Test name as in the plan.
+    pub test: String,
+    /// Criterion.
+    pub criterion: String,
+    /// Unit.
+    pub unit: String,
+    /// Number of values.
+    pub n: usize,
+    /// Smallest value.
+    pub min: f64,
+    /// Mean value.
+    pub mean: f64,
+    /// Largest value.
+    pub max: f64,
+}
+
+/// Min / mean / max per (test, criterion) over all repeats, in order of first appearance.
+pub fn repeat_statistics(tests: &[TestResult]) -> Vec<RepeatStatistics> {
+    let mut out: Vec<(RepeatStatistics, f64)> = Vec::new();
+    for t in tests {
+        for m in &t.measurements {
+            if !m.value.is_finite() {
+                continue;
+            }
+            match out
+                .iter_mut()
+                .find(|(s, _)| s.test == t.test && s.criterion == m.criterion)
+            {
+                Some((s, sum)) => {
+                    s.n += 1;
+                    s.min = s.min.min(m.value);
+                    s.max = s.max.max(m.value);
+                    *sum += m.value;
+                }
+                None => out.push((
+                    RepeatStatistics {
+                        test: t.test.clone(),
+                        criterion: m.criterion.clone(),
+                        unit: m.unit.clone(),
+                        n: 1,
+                        min: m.value,
+                        mean: 0.0,
+                        max: m.value,
+                    },
+                    m.value,
+                )),
+            }
+        }
+    }
+    out.into_iter()
+        .map(|(mut s, sum)| {
+            s.mean = sum / s.n as f64;
+            s
+        })
+        .collect()
 }
 
 /// Firmware identity.
@@ -133,6 +199,9 @@ pub struct SafeStateAction {
 /// One test (one repeat of one trip step).
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct TestResult {
+    /// The test as named in the plan (`OV cell 5`), shared by its repeats.
+    #[serde(default)]
+    pub test: String,
     /// Name, unique within the run (`OV cell 5 #2`).
     pub name: String,
     /// Repeat number, from 1.

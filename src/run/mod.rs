@@ -3,6 +3,7 @@
 //! cancel, panic, lost instrument, dead bus) with the plan's teardown and then the
 //! instruments' safe state.
 
+pub mod lock;
 pub mod signals;
 pub mod station;
 pub mod trip;
@@ -18,11 +19,11 @@ use self::signals::Signals;
 use self::station::Station;
 use self::trip::DetectionPath;
 use crate::plan::load::bind_condition;
-use crate::plan::{LoadedPlan, SignalSource, Step};
+use crate::plan::{LoadedPlan, SignalSource, Step, Target};
 use crate::report::{Abort, FirmwareInfo, Outcome, RunResults, TestResult, RESULTS_SCHEMA};
 use crate::rig::Rig;
 use crate::trace::{rfc3339, Clock, Trace};
-use crate::verdict::{DecisionRule, Verdict};
+use crate::verdict::{DecisionRule, Limit, Verdict};
 
 /// Longest time the plan's teardown may take before the safe state takes over.
 pub const TEARDOWN_TIMEOUT: Duration = Duration::from_secs(30);
@@ -47,6 +48,9 @@ pub enum Event {
     Aborting(String),
 }
 
+/// A progress callback.
+pub type EventHook = Arc<dyn Fn(&Event) + Send + Sync>;
+
 /// How to run.
 pub struct RunOptions {
     /// The run directory (created if missing).
@@ -62,7 +66,7 @@ pub struct RunOptions {
     /// The run clock.
     pub clock: Clock,
     /// Progress callback.
-    pub on_event: Arc<dyn Fn(&Event) + Send + Sync>,
+    pub on_event: EventHook,
 }
 
 /// Why the step sequence stopped early.
@@ -78,7 +82,7 @@ struct Ctx {
     clock: Clock,
     tests: Arc<Mutex<Vec<TestResult>>>,
     during: Arc<Mutex<Option<String>>>,
-    on_event: Arc<dyn Fn(&Event) + Send + Sync>,
+    on_event: EventHook,
 }
 
 /// Run a plan. Never panics; every ending is reported in the results, which are also
@@ -193,8 +197,10 @@ pub async fn execute(
         }),
         safe_state_reached: !safe.is_empty() && safe.iter().all(|a| a.ok),
         safe_state: safe,
+        statistics: crate::report::repeat_statistics(&tests),
         tests,
         trace_rows: trace.rows(),
+        parameters: plan.parameters.clone(),
     };
     results.write(&opts.dir)?;
     crate::report::junit::write(&results, &opts.dir.join("junit.xml"))?;
@@ -247,54 +253,61 @@ async fn run_phase(ctx: &Ctx, phase: &'static str, repeat: u32) -> Result<(), St
 async fn run_step(ctx: &Ctx, step: &Step, repeat: u32) -> Result<(), String> {
     let st = &ctx.station;
     let env = &st.envelope;
+    let e = |x: &dyn std::fmt::Display| x.to_string();
     match step {
         Step::Supply(s) => {
             let sup = st.supply.as_ref().ok_or("the rig has no supply")?;
             // Check every value first, so nothing is sent when any is outside the envelope.
             if let Some(v) = s.voltage {
-                env.check_supply_voltage(v.0).map_err(|e| e.to_string())?;
+                env.check_supply_voltage(v.0).map_err(|x| e(&x))?;
             }
             if let Some(a) = s.current {
-                env.check_supply_current(a.0).map_err(|e| e.to_string())?;
+                env.check_supply_current(a.0).map_err(|x| e(&x))?;
             }
             let mut g = sup.lock().await;
             if let Some(v) = s.voltage {
-                g.set_voltage(v.0).await.map_err(|e| e.to_string())?;
+                g.set_voltage(v.0).await.map_err(|x| e(&x))?;
             }
             if let Some(a) = s.current {
-                g.set_current(a.0).await.map_err(|e| e.to_string())?;
+                g.set_current(a.0).await.map_err(|x| e(&x))?;
             }
             if let Some(on) = s.output {
-                g.set_output(on.0).await.map_err(|e| e.to_string())?;
+                g.set_output(on.0).await.map_err(|x| e(&x))?;
             }
         }
         Step::Load(l) => {
             let load = st.load.as_ref().ok_or("the rig has no load")?;
             if let Some(a) = l.current {
-                env.check_load_current(a.0).map_err(|e| e.to_string())?;
+                env.check_load_current(a.0).map_err(|x| e(&x))?;
             }
             let mut g = load.lock().await;
             if let Some(a) = l.current {
-                g.set_current(a.0).await.map_err(|e| e.to_string())?;
+                g.set_current(a.0).await.map_err(|x| e(&x))?;
             }
             if let Some(on) = l.input {
-                g.set_input(on.0).await.map_err(|e| e.to_string())?;
+                g.set_input(on.0).await.map_err(|x| e(&x))?;
             }
         }
         Step::Cells(c) => {
-            let cells: Vec<(u32, f64)> = match (c.all, c.cell, c.voltage) {
-                (Some(v), _, _) => (1..=st.cells_in_series).map(|n| (n, v.0)).collect(),
-                (None, Some(n), Some(v)) => vec![(n, v.0)],
+            let n = st.cells_in_series;
+            let targets: Vec<(Target, f64)> = match (c.all, c.cell, c.voltage) {
+                (Some(v), _, _) => (1..=n).map(|k| (Target::Cell(k), v.0)).collect(),
+                (None, Some(k), Some(v)) => vec![(Target::Cell(k), v.0)],
                 _ => return Err("cells: nothing to set".into()),
             };
-            for (_, v) in &cells {
-                env.check_cell_voltage(*v).map_err(|e| e.to_string())?;
-            }
-            for (n, v) in cells {
-                st.set_cell(n, v).await?;
-            }
+            set_all(st, &targets).await?;
+        }
+        Step::Temperatures(t) => {
+            let n = ctx.plan.fixture.value.ntcs;
+            let targets: Vec<(Target, f64)> = match (t.all, t.sensor, t.temperature) {
+                (Some(v), _, _) => (1..=n).map(|k| (Target::Ntc(k), v.0)).collect(),
+                (None, Some(k), Some(v)) => vec![(Target::Ntc(k), v.0)],
+                _ => return Err("temperatures: nothing to set".into()),
+            };
+            set_all(st, &targets).await?;
         }
         Step::Wait(d) => tokio::time::sleep(d.duration()).await,
+        Step::BmsRequest(r) => st.send_state_request(&r.value).await?,
         Step::WaitFor(w) => {
             let cond = bind_condition(&ctx.plan, &w.until.value)?;
             let rx = st.signals.watch(cond);
@@ -308,18 +321,57 @@ async fn run_step(ctx: &Ctx, step: &Step, repeat: u32) -> Result<(), String> {
                 }
             }
         }
+        Step::Ramp(r) => {
+            let (from, to) = (r.from.0.value, r.to.0.value);
+            r.of.check_envelope(env, from).map_err(|x| e(&x))?;
+            r.of.check_envelope(env, to).map_err(|x| e(&x))?;
+            let span = (to - from).abs() / r.rate.0.value;
+            trip::ramp(
+                st,
+                r.of,
+                from,
+                to,
+                r.rate.0.value,
+                None,
+                Duration::from_secs_f64(span + 1.0),
+            )
+            .await?;
+        }
+        Step::Expect(x) => {
+            let name = test_name(
+                ctx,
+                x.name
+                    .clone()
+                    .unwrap_or_else(|| format!("expect {}", x.that.value)),
+                repeat,
+            );
+            let result = expect(ctx, x, &name, repeat).await?;
+            record(ctx, result);
+        }
+        Step::Measure(m) => {
+            let result = measure(ctx, m, repeat).await?;
+            record(ctx, result);
+        }
+        Step::Declaration(d) => {
+            let name = test_name(ctx, d.name.clone(), repeat);
+            let result = declaration(ctx, d, &name, repeat);
+            record(ctx, result);
+        }
         Step::Trip(t) => {
             let detect = bind_condition(&ctx.plan, &t.detect.value)?;
-            let m = trip::drive(st, t, &detect).await?;
-            let (accuracy, step) = {
-                let c = st
-                    .cells
-                    .as_ref()
-                    .ok_or("the rig has no cell simulator")?
-                    .lock()
-                    .await;
-                (c.accuracy(), c.update_period().as_secs_f64())
-            };
+            let release_detect = t
+                .release
+                .as_ref()
+                .map(|r| bind_condition(&ctx.plan, &r.detect.value))
+                .transpose()?;
+            let declared_delay = ctx
+                .plan
+                .fixture
+                .value
+                .protections
+                .get(&t.protection.value)
+                .map(|p| p.value.delay.0)
+                .unwrap_or(0.0);
             let path = DetectionPath {
                 sampling: ctx
                     .plan
@@ -330,33 +382,305 @@ async fn run_step(ctx: &Ctx, step: &Step, repeat: u32) -> Result<(), String> {
                     .unwrap_or(0.0),
                 cycle: detect_cycle(&ctx.plan, &detect),
             };
-            let name = if ctx.plan.plan.value.repeat > 1 {
-                format!("{} #{repeat}", t.name)
-            } else {
-                t.name.clone()
-            };
-            let result = trip::judge(
-                &name,
-                repeat,
+            let m = trip::drive(
+                st,
                 t,
-                &m,
-                &ctx.plan.fixture.value,
-                &ctx.plan.limits.value,
-                ctx.rule,
-                &path,
-                accuracy,
-                step,
-                &ctx.clock,
-                &ctx.plan.plan.value.requirements,
-            );
-            (ctx.on_event)(&Event::Test(result.clone()));
-            ctx.tests
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .push(result);
+                &detect,
+                release_detect.as_ref(),
+                declared_delay,
+                path,
+            )
+            .await?;
+            let target = t.stimulus.value.target();
+            let level = ctx
+                .plan
+                .fixture
+                .value
+                .protections
+                .get(&t.protection.value)
+                .map(|p| p.value.trip.0.value)
+                .unwrap_or(0.0);
+            let cx = trip::JudgeContext {
+                fixture: &ctx.plan.fixture.value,
+                profile: &ctx.plan.limits.value,
+                rule: ctx.rule,
+                path,
+                accuracy: st.accuracy(target, level).await,
+                step: st.update_period(target).await.as_secs_f64(),
+                clock: &ctx.clock,
+                requirements: &ctx.plan.plan.value.requirements,
+            };
+            let result = trip::judge(&test_name(ctx, t.name.clone(), repeat), repeat, t, &m, &cx);
+            record(ctx, result);
         }
     }
     Ok(())
+}
+
+/// Check every setpoint against the envelope, then send them all.
+async fn set_all(st: &Station, targets: &[(Target, f64)]) -> Result<(), String> {
+    for (t, v) in targets {
+        t.check_envelope(&st.envelope, *v)
+            .map_err(|x| x.to_string())?;
+    }
+    for (t, v) in targets {
+        st.set_target(*t, *v).await?;
+    }
+    Ok(())
+}
+
+fn test_name(ctx: &Ctx, base: String, repeat: u32) -> String {
+    if ctx.plan.plan.value.repeat > 1 && repeat > 0 {
+        format!("{base} #{repeat}")
+    } else {
+        base
+    }
+}
+
+fn record(ctx: &Ctx, result: TestResult) {
+    (ctx.on_event)(&Event::Test(result.clone()));
+    ctx.tests
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push(result);
+}
+
+fn provenance_of<'a>(ctx: &'a Ctx, name: &str) -> Option<&'a crate::plan::limits::Criterion> {
+    ctx.plan.limits.value.criteria.get(name).map(|c| &c.value)
+}
+
+async fn expect(
+    ctx: &Ctx,
+    x: &crate::plan::model::Expect,
+    name: &str,
+    repeat: u32,
+) -> Result<TestResult, String> {
+    let st = &ctx.station;
+    let cond = bind_condition(&ctx.plan, &x.that.value)?;
+    let test = x
+        .name
+        .clone()
+        .unwrap_or_else(|| format!("expect {}", x.that.value));
+    let mut result = trip::new_result(
+        &test,
+        name,
+        repeat,
+        &ctx.plan.plan.value.requirements,
+        ctx.clock.now(),
+    );
+    let within = x.within.map(|w| w.duration()).unwrap_or(Duration::ZERO);
+    let first = if within.is_zero() {
+        (st.signals.eval(&cond) == Some(true)).then(Instant::now)
+    } else {
+        timeout(within, st.signals.watch(cond.clone()))
+            .await
+            .ok()
+            .and_then(Result::ok)
+    };
+    let mut failure = match first {
+        None if within.is_zero() => Some(format!("`{}` does not hold", x.that.value)),
+        None => Some(format!(
+            "`{}` did not hold within {}",
+            x.that.value,
+            within.as_secs_f64()
+        )),
+        Some(at) => {
+            result.detected_s = Some(ctx.clock.t(at));
+            None
+        }
+    };
+    if let (None, Some(hold)) = (&failure, x.hold) {
+        let broken = crate::plan::Condition::Not(Box::new(cond.clone()));
+        if let Ok(Ok(at)) = timeout(hold.duration(), st.signals.watch(broken)).await {
+            let held = ctx.clock.t(at) - result.detected_s.unwrap_or(0.0);
+            failure = Some(format!(
+                "`{}` stopped holding after {held:.3} s (required {})",
+                x.that.value, hold
+            ));
+        }
+    }
+    let held = failure.is_none();
+    if let Some(j) = &x.judge {
+        if let Some(c) = provenance_of(ctx, &j.value) {
+            let mr = trip::judged(
+                &j.value,
+                trip::Measured {
+                    quantity: "holds",
+                    value: if held { 1.0 } else { 0.0 },
+                    uncertainty: 0.0,
+                    limit: Limit {
+                        low: Some(1.0),
+                        high: None,
+                    },
+                    unit: "",
+                    budget: "pass/fail observation".into(),
+                },
+                &c.provenance,
+                ctx.rule,
+            );
+            result.measurements.push(mr);
+        }
+    }
+    if let Some(f) = failure {
+        result.verdict = Verdict::Fail;
+        result.message = Some(f);
+    }
+    Ok(result)
+}
+
+async fn measure(
+    ctx: &Ctx,
+    m: &crate::plan::model::Measure,
+    repeat: u32,
+) -> Result<TestResult, String> {
+    let st = &ctx.station;
+    let name = test_name(ctx, m.name.clone(), repeat);
+    let mut result = trip::new_result(
+        &m.name,
+        &name,
+        repeat,
+        &ctx.plan.plan.value.requirements,
+        ctx.clock.now(),
+    );
+    let signal = &m.signal.value;
+    let value = match m.over {
+        None => st.signals.get(signal).map(|(v, _)| v),
+        Some(window) => {
+            let end = Instant::now() + window.duration();
+            let mut seen = Vec::new();
+            let mut last = None;
+            while Instant::now() < end {
+                if let Some((v, at)) = st.signals.get(signal) {
+                    if last != Some(at) {
+                        seen.push(v);
+                        last = Some(at);
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            (!seen.is_empty()).then(|| seen.iter().sum::<f64>() / seen.len() as f64)
+        }
+    };
+    let Some(value) = value else {
+        result.verdict = Verdict::Fail;
+        result.message = Some(format!("no value of `{signal}` was observed"));
+        return Ok(result);
+    };
+    let Some(c) = provenance_of(ctx, &m.judge.value) else {
+        return Ok(result);
+    };
+    let crate::plan::Check::Range { min, max } = &c.check else {
+        return Ok(result);
+    };
+    let limit = Limit {
+        low: min.map(|q| q.0.value),
+        high: max.map(|q| q.0.value),
+    };
+    let unit = min.or(*max).map(|q| q.0.dim.unit()).unwrap_or("");
+    let (u, budget) = match st.measure_accuracy(signal, value).await {
+        Some(u) => (
+            u,
+            "instrument measurement accuracy (dialect table)".to_string(),
+        ),
+        None => {
+            let res = signal_resolution(&ctx.plan, signal);
+            (
+                res / 2.0,
+                "half the DBC signal resolution (the BMS's own accuracy is not declared)"
+                    .to_string(),
+            )
+        }
+    };
+    let mr = trip::judged(
+        &m.judge.value,
+        trip::Measured {
+            quantity: "value",
+            value,
+            uncertainty: u,
+            limit,
+            unit,
+            budget,
+        },
+        &c.provenance,
+        ctx.rule,
+    );
+    result.verdict = mr.verdict;
+    result.measurements.push(mr);
+    Ok(result)
+}
+
+fn declaration(
+    ctx: &Ctx,
+    d: &crate::plan::model::Declaration,
+    name: &str,
+    repeat: u32,
+) -> TestResult {
+    let fx = &ctx.plan.fixture.value;
+    let mut result = trip::new_result(
+        &d.name,
+        name,
+        repeat,
+        &ctx.plan.plan.value.requirements,
+        ctx.clock.now(),
+    );
+    let Some(c) = provenance_of(ctx, &d.judge.value) else {
+        return result;
+    };
+    let crate::plan::Check::EnergyCap { indoor, outdoor } = &c.check else {
+        return result;
+    };
+    let cap = match fx.location.as_deref() {
+        Some("indoor") => Ok(indoor.0.value),
+        Some("outdoor") | Some("detached") => Ok(outdoor.0.value),
+        Some(other) => Err(format!(
+            "declared location `{other}` is not one of indoor, outdoor, detached"
+        )),
+        None => Err("the DUT fixture declares no `location:`".to_string()),
+    };
+    match (fx.energy, cap) {
+        (Some(e), Ok(cap)) => {
+            let basis = format!(
+                "declared energy vs the cap for location `{}`",
+                fx.location.as_deref().unwrap_or("")
+            );
+            let mr = trip::judged(
+                &d.judge.value,
+                trip::Measured {
+                    quantity: "declared_energy",
+                    value: e.0,
+                    uncertainty: 0.0,
+                    limit: Limit::at_most(cap),
+                    unit: "Wh",
+                    budget: basis,
+                },
+                &c.provenance,
+                ctx.rule,
+            );
+            result.verdict = mr.verdict;
+            result.measurements.push(mr);
+        }
+        (None, _) => {
+            result.verdict = Verdict::Fail;
+            result.message = Some("the DUT fixture declares no `energy:`".into());
+        }
+        (_, Err(msg)) => {
+            result.verdict = Verdict::Fail;
+            result.message = Some(msg);
+        }
+    }
+    result
+}
+
+fn signal_resolution(plan: &LoadedPlan, signal: &str) -> f64 {
+    match plan.signals.get(signal) {
+        Some(SignalSource::Can { message, signal }) => plan
+            .dbc
+            .message(message)
+            .and_then(|m| m.signal(signal))
+            .map(|s| s.factor.abs())
+            .unwrap_or(0.0),
+        _ => 0.0,
+    }
 }
 
 /// The longest message cycle among the CAN signals a condition reads (0 when unknown).

@@ -13,7 +13,7 @@ use crate::can::{self, Bus, Frame};
 use crate::dbc::{Dbc, Message};
 use crate::instrument::cellsim::{CanCellSim, CellSim};
 use crate::instrument::{Load, ScpiLoad, ScpiSupply, Supply};
-use crate::plan::LoadedPlan;
+use crate::plan::{LoadedPlan, Target};
 use crate::report::SafeStateAction;
 use crate::rig::{Envelope, Rig, Role};
 use crate::scpi::builtin_dialect;
@@ -27,6 +27,9 @@ pub const SAFE_STEP_TIMEOUT: Duration = Duration::from_secs(3);
 /// Without a frame from the DUT for this long, the bus is considered dead.
 pub const DEAD_BUS_AFTER: Duration = Duration::from_secs(2);
 
+/// Setpoint update period for ramps of instrument setpoints.
+pub const DEFAULT_UPDATE_PERIOD: Duration = Duration::from_millis(100);
+
 /// Sample the error queue of SCPI instruments every this many samples.
 const ERROR_CHECK_EVERY: u32 = 10;
 
@@ -34,6 +37,7 @@ const ERROR_CHECK_EVERY: u32 = 10;
 struct StateRequest {
     message: Message,
     signal: String,
+    labels: Vec<(String, f64)>,
     run: f64,
     standby: f64,
     cycle: Duration,
@@ -59,6 +63,16 @@ pub struct Station {
     pub nominal_cell_voltage: f64,
     state_request: Option<StateRequest>,
     tasks: std::sync::Mutex<Vec<JoinHandle<()>>>,
+    supply_config: Option<ConnectConfig>,
+    load_config: Option<ConnectConfig>,
+}
+
+/// How an SCPI instrument was reached, for reconnecting.
+struct ConnectConfig {
+    id: String,
+    address: String,
+    dialect: crate::scpi::Dialect,
+    timeout: Duration,
 }
 
 fn shared<T: ?Sized>(b: Box<T>) -> Arc<Mutex<Box<T>>> {
@@ -85,6 +99,8 @@ impl Station {
             nominal_cell_voltage: fx.nominal_cell_voltage.0,
             state_request: None,
             tasks: std::sync::Mutex::new(Vec::new()),
+            supply_config: None,
+            load_config: None,
         };
         let err = st.connect_all(rig, plan).await.err();
         (st, err)
@@ -113,6 +129,11 @@ impl Station {
                 self.state_request = Some(StateRequest {
                     message: m.clone(),
                     signal: sr.signal.clone(),
+                    labels: s
+                        .value_table
+                        .iter()
+                        .map(|(k, v)| (v.clone(), *k as f64))
+                        .collect(),
                     run: s
                         .label_value(&sr.run)
                         .ok_or("state request run value missing")?,
@@ -139,12 +160,20 @@ impl Station {
                     let dialect = builtin_dialect(did).ok_or_else(|| {
                         format!("instrument `{}`: unknown dialect `{did}`", inst.id)
                     })?;
+                    let cfg = ConnectConfig {
+                        id: inst.id.clone(),
+                        address: addr.to_string(),
+                        dialect: dialect.clone(),
+                        timeout,
+                    };
                     if inst.role == Role::Supply {
+                        self.supply_config = Some(cfg);
                         let s = ScpiSupply::connect(&inst.id, addr, dialect, timeout)
                             .await
                             .map_err(|e| e.to_string())?;
                         self.supply = Some(shared(Box::new(s) as Box<dyn Supply>));
                     } else {
+                        self.load_config = Some(cfg);
                         let l = ScpiLoad::connect(&inst.id, addr, dialect, timeout)
                             .await
                             .map_err(|e| e.to_string())?;
@@ -323,15 +352,29 @@ impl Station {
         self.stop_background();
         let mut out = Vec::new();
         if let Some(l) = &self.load {
-            let r = bounded(async {
+            let switch_off = async || -> Result<(), String> {
                 let mut g = l.lock().await;
                 g.set_input(false).await.map_err(|e| e.to_string())?;
                 match g.input().await.map_err(|e| e.to_string())? {
                     false => Ok(()),
                     true => Err("input still on after switching it off".to_string()),
                 }
-            })
-            .await;
+            };
+            let mut r = bounded(switch_off()).await;
+            if let (Err(first), Some(cfg)) = (&r, &self.load_config) {
+                // A lost connection: reconnect once (with *CLS in the dialect's connect
+                // sequence) and try again.
+                let again = bounded(async {
+                    let fresh =
+                        ScpiLoad::connect(&cfg.id, &cfg.address, cfg.dialect.clone(), cfg.timeout)
+                            .await
+                            .map_err(|e| e.to_string())?;
+                    *l.lock().await = Box::new(fresh);
+                    switch_off().await
+                })
+                .await;
+                r = again.map_err(|e| format!("{first}; after reconnecting: {e}"));
+            }
             out.push(action(
                 l.lock().await.id(),
                 "input off (confirmed by read-back)",
@@ -339,15 +382,31 @@ impl Station {
             ));
         }
         if let Some(s) = &self.supply {
-            let r = bounded(async {
+            let switch_off = async || -> Result<(), String> {
                 let mut g = s.lock().await;
                 g.set_output(false).await.map_err(|e| e.to_string())?;
                 match g.output().await.map_err(|e| e.to_string())? {
                     false => Ok(()),
                     true => Err("output still on after switching it off".to_string()),
                 }
-            })
-            .await;
+            };
+            let mut r = bounded(switch_off()).await;
+            if let (Err(first), Some(cfg)) = (&r, &self.supply_config) {
+                let again = bounded(async {
+                    let fresh = ScpiSupply::connect(
+                        &cfg.id,
+                        &cfg.address,
+                        cfg.dialect.clone(),
+                        cfg.timeout,
+                    )
+                    .await
+                    .map_err(|e| e.to_string())?;
+                    *s.lock().await = Box::new(fresh);
+                    switch_off().await
+                })
+                .await;
+                r = again.map_err(|e| format!("{first}; after reconnecting: {e}"));
+            }
             out.push(action(
                 s.lock().await.id(),
                 "output off (confirmed by read-back)",
@@ -382,22 +441,140 @@ impl Station {
         out
     }
 
+    /// Set any stimulus target, checked against the envelope first; recorded in the trace.
+    /// Returns when the command was issued and when the instrument had accepted it.
+    pub async fn set_target(
+        &self,
+        target: Target,
+        value: f64,
+    ) -> Result<(Instant, Instant), String> {
+        target
+            .check_envelope(&self.envelope, value)
+            .map_err(|e| e.to_string())?;
+        let issued = Instant::now();
+        let e = |e: &dyn std::fmt::Display| e.to_string();
+        match target {
+            Target::Cell(n) => {
+                let c = self.cells.as_ref().ok_or("the rig has no cell simulator")?;
+                c.lock()
+                    .await
+                    .set_cell_voltage(n, value)
+                    .await
+                    .map_err(|x| e(&x))?;
+            }
+            Target::Ntc(n) => {
+                let c = self.cells.as_ref().ok_or("the rig has no cell simulator")?;
+                c.lock()
+                    .await
+                    .set_temperature(n, value)
+                    .await
+                    .map_err(|x| e(&x))?;
+            }
+            Target::SupplyCurrent | Target::SupplyVoltage => {
+                let s = self.supply.as_ref().ok_or("the rig has no supply")?;
+                let mut g = s.lock().await;
+                if target == Target::SupplyCurrent {
+                    g.set_current(value).await.map_err(|x| e(&x))?;
+                } else {
+                    g.set_voltage(value).await.map_err(|x| e(&x))?;
+                }
+            }
+            Target::LoadCurrent => {
+                let l = self.load.as_ref().ok_or("the rig has no load")?;
+                l.lock().await.set_current(value).await.map_err(|x| e(&x))?;
+            }
+        }
+        let unit = target.dimension().unit();
+        self.signals
+            .update(issued, &[(&target.channel(), value, unit)]);
+        Ok((issued, Instant::now()))
+    }
+
+    /// Send one state request by its value-table name.
+    pub async fn send_state_request(&self, label: &str) -> Result<(), String> {
+        let (bus, sr) = match (&self.dut_bus, &self.state_request) {
+            (Some(b), Some(sr)) => (b, sr),
+            _ => return Err("the DUT has no state request".into()),
+        };
+        let value = sr
+            .labels
+            .iter()
+            .find(|(l, _)| l == label)
+            .map(|(_, v)| *v)
+            .ok_or_else(|| format!("`{label}` is not a state request"))?;
+        let f = encode_request(sr, value).ok_or("cannot encode the state request")?;
+        bus.send(f).await.map_err(|e| e.to_string())?;
+        self.signals
+            .update(Instant::now(), &[("dut.state_request", value, "")]);
+        Ok(())
+    }
+
+    /// How often a ramp of this target updates its setpoint.
+    pub async fn update_period(&self, target: Target) -> Duration {
+        match (target, &self.cells) {
+            (Target::Cell(_) | Target::Ntc(_), Some(c)) => c.lock().await.update_period(),
+            _ => DEFAULT_UPDATE_PERIOD,
+        }
+    }
+
+    /// Setpoint accuracy for a target (half-width, in its unit).
+    pub async fn accuracy(&self, target: Target, value: f64) -> f64 {
+        match target {
+            Target::Cell(_) => match &self.cells {
+                Some(c) => c.lock().await.accuracy(),
+                None => 0.0,
+            },
+            Target::Ntc(_) => match &self.cells {
+                Some(c) => c.lock().await.temperature_accuracy(),
+                None => 0.0,
+            },
+            Target::SupplyCurrent | Target::SupplyVoltage => match &self.supply {
+                Some(s) => {
+                    let g = s.lock().await;
+                    let a = &g.dialect().accuracy;
+                    let q = if target == Target::SupplyCurrent {
+                        &a.current
+                    } else {
+                        &a.voltage
+                    };
+                    q.set.map(|spec| spec.uncertainty(value)).unwrap_or(0.0)
+                }
+                None => 0.0,
+            },
+            Target::LoadCurrent => match &self.load {
+                Some(l) => l
+                    .lock()
+                    .await
+                    .dialect()
+                    .accuracy
+                    .current
+                    .set
+                    .map(|spec| spec.uncertainty(value))
+                    .unwrap_or(0.0),
+                None => 0.0,
+            },
+        }
+    }
+
+    /// Measurement accuracy of an instrument signal (`supply.v`, `load.i`, ...) at a value.
+    pub async fn measure_accuracy(&self, signal: &str, value: f64) -> Option<f64> {
+        let (inst, quantity) = signal.split_once('.')?;
+        let dialect = match inst {
+            "supply" => self.supply.as_ref()?.lock().await.dialect().clone(),
+            "load" => self.load.as_ref()?.lock().await.dialect().clone(),
+            _ => return None,
+        };
+        let q = match quantity {
+            "v" => dialect.accuracy.voltage,
+            "i" => dialect.accuracy.current,
+            _ => return None,
+        };
+        Some(q.measure.uncertainty(value))
+    }
+
     /// Set one cell, checked against the envelope first.
     pub async fn set_cell(&self, cell: u32, volts: f64) -> Result<(), String> {
-        self.envelope
-            .check_cell_voltage(volts)
-            .map_err(|e| e.to_string())?;
-        let c = self.cells.as_ref().ok_or("the rig has no cell simulator")?;
-        c.lock()
-            .await
-            .set_cell_voltage(cell, volts)
-            .await
-            .map_err(|e| e.to_string())?;
-        self.signals.update(
-            Instant::now(),
-            &[(&format!("cells.cell[{cell}].v_set"), volts, "V")],
-        );
-        Ok(())
+        self.set_target(Target::Cell(cell), volts).await.map(|_| ())
     }
 }
 

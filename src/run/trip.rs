@@ -1,30 +1,41 @@
 //! The `trip` step: drive a stimulus until the detect condition holds, then measure the
-//! trip level and trip time and judge them against the limit profile.
+//! trip level, trip time, stimulus peak and release level and judge them.
 //!
-//! Ramp method. The cell simulator's setpoint follows `from + rate * t`, updated every
-//! `update_period` (Δ). The BMS samples every `sampling_period` (declared by the fixture),
-//! acts after its debounce delay D, and reports on CAN every `cycle` (from the DBC). So the
-//! first observation `t_d` lies between `t_c + D` and `t_c + D + sampling + cycle` after the
-//! moment `t_c` the applied value crossed the real threshold, and that value is known to Δ.
+//! Timing model. The setpoint is updated every `step` (Δ, the cell simulator's update
+//! period; instruments are set once). The BMS samples every `sampling` (declared by the
+//! fixture), acts after its debounce delay D, and reports on CAN every `cycle` (from the
+//! DBC). So the first observation `t_d` lies between `t_c + D` and
+//! `t_c + D + sampling + cycle` after the moment `t_c` the applied value crossed the real
+//! threshold, and that value is known to one setpoint step.
 //!
-//! - Trip level: the applied value at `t_d - D - (sampling + cycle)/2`, less half a setpoint
-//!   step; expanded uncertainty `rate * (sampling + cycle + Δ)/2 + accuracy`. It assumes the
+//! - Ramp, trip level: the applied value at `t_d - D - (sampling + cycle)/2`, less half a
+//!   setpoint step; uncertainty `rate * (sampling + cycle + Δ)/2 + accuracy`. It assumes the
 //!   declared delay; a wrong delay shows in the trip time.
-//! - Trip time: `t_d` minus the moment the applied value crossed the declared trip level;
-//!   uncertainty `sampling + cycle + Δ` (the detection path).
-//! - Stimulus peak: the highest value applied before detection (the cell never went higher).
+//! - Ramp, trip time: `t_d` minus the moment the applied value first went beyond the declared
+//!   trip level; uncertainty `sampling + cycle + Δ`.
+//! - Step, trip time: `t_d` minus the moment the step was applied; uncertainty
+//!   `sampling + cycle`.
+//! - Bisection, trip level: the middle of the final bracket; uncertainty half its width plus
+//!   the accuracy. Each probe is held at least twice the declared delay plus the detection
+//!   path, so the result does not depend on the delay.
+//! - Release level (ramping back): the applied value at `t_r - (sampling + cycle)/2`, plus
+//!   half a setpoint step back; same uncertainty as the ramp trip level (no release delay is
+//!   assumed).
+//! - Stimulus peak: the furthest value applied before detection.
 
-use tokio::time::{sleep_until, Instant};
+use std::time::Duration;
+
+use tokio::time::{sleep_until, timeout, Instant};
 
 use super::station::Station;
-use crate::plan::limits::{Check, LimitProfile};
-use crate::plan::model::{Stimulus, Trip};
+use crate::plan::limits::{Check, LimitProfile, Provenance};
+use crate::plan::model::{Release, Stimulus, Target, Trip};
 use crate::plan::{Condition, Fixture};
 use crate::report::{MeasurementResult, TestResult};
-use crate::units::Dimension;
 use crate::verdict::{decide, DecisionRule, Limit, Verdict};
 
-/// What the trip step needs to know about the detection path.
+/// The detection path: how late the BMS's reaction can be seen.
+#[derive(Debug, Clone, Copy)]
 pub struct DetectionPath {
     /// The BMS's sampling period (s).
     pub sampling: f64,
@@ -32,68 +43,265 @@ pub struct DetectionPath {
     pub cycle: f64,
 }
 
+impl DetectionPath {
+    /// Longest time between the BMS acting and the rig seeing it, plus sampling.
+    pub fn latency(&self) -> f64 {
+        self.sampling + self.cycle
+    }
+}
+
+/// A ramp's record: setpoints sent and when the condition was first observed.
+#[derive(Debug, Clone, Default)]
+pub struct RampRecord {
+    /// Applied setpoints (time, value).
+    pub applied: Vec<(Instant, f64)>,
+    /// First observation of the condition.
+    pub detected: Option<Instant>,
+}
+
+/// One probe of a bisection.
+#[derive(Debug, Clone, Copy)]
+pub struct Probe {
+    /// Value held.
+    pub value: f64,
+    /// Whether the BMS tripped.
+    pub tripped: bool,
+}
+
+/// What a stimulus method measured.
+#[derive(Debug, Clone)]
+pub enum Record {
+    /// Ramp method.
+    Ramp(RampRecord),
+    /// Step method: the record, the moment the step was issued, and how long the
+    /// instrument took to accept it (the step took effect somewhere in between).
+    Step(RampRecord, Instant, Duration),
+    /// Bisection: the final bracket and the probes.
+    Bisect {
+        /// The last value that did not trip.
+        low: f64,
+        /// The last value that tripped.
+        high: f64,
+        /// Every probe in order.
+        probes: Vec<Probe>,
+    },
+}
+
 /// Everything measured in one trip.
 #[derive(Debug, Clone)]
 pub struct TripMeasurement {
     /// When the stimulus started.
     pub started: Instant,
-    /// First observation of the detect condition.
-    pub detected: Option<Instant>,
-    /// Applied setpoints (time, value).
-    pub applied: Vec<(Instant, f64)>,
+    /// The method's record.
+    pub record: Record,
+    /// The release ramp, when the plan asks for one.
+    pub release: Option<RampRecord>,
+    /// Why the trip could not be measured, when it could not.
+    pub problem: Option<String>,
 }
 
-/// Run the stimulus of a trip step. Errors are instrument or envelope errors (abort the run).
+impl TripMeasurement {
+    fn detected(&self) -> Option<Instant> {
+        match &self.record {
+            Record::Ramp(r) | Record::Step(r, ..) => r.detected,
+            Record::Bisect { .. } => None,
+        }
+    }
+}
+
+/// Ramp `target` from `from` towards `to` at `rate` (positive), holding at `to`, until
+/// `detect` is observed or `limit` elapses. Without a condition, the ramp ends at `to`.
+pub async fn ramp(
+    st: &Station,
+    target: Target,
+    from: f64,
+    to: f64,
+    rate: f64,
+    detect: Option<&Condition>,
+    limit: Duration,
+) -> Result<RampRecord, String> {
+    let period = st.update_period(target).await;
+    let mut watch = detect.map(|c| st.signals.watch(c.clone()));
+    let started = Instant::now();
+    let deadline = started + limit;
+    let dir = if to >= from { 1.0 } else { -1.0 };
+    let mut rec = RampRecord::default();
+    for k in 0u32.. {
+        let t = period.as_secs_f64() * k as f64;
+        let v = from + dir * rate * t;
+        let v = if dir > 0.0 { v.min(to) } else { v.max(to) };
+        if rec.applied.last().is_none_or(|(_, last)| *last != v) {
+            let (issued, _) = st.set_target(target, v).await?;
+            rec.applied.push((issued, v));
+        }
+        if watch.is_none() && v == to {
+            break;
+        }
+        let next = started + period * (k + 1);
+        match &mut watch {
+            Some(rx) => tokio::select! {
+                biased;
+                at = rx => { rec.detected = at.ok(); break; }
+                _ = sleep_until(deadline) => break,
+                _ = sleep_until(next) => {}
+            },
+            None => sleep_until(next).await,
+        }
+    }
+    Ok(rec)
+}
+
+/// Wait up to `limit` for a condition; the first observation time, if any.
+async fn wait_detect(st: &Station, cond: &Condition, limit: Duration) -> Option<Instant> {
+    timeout(limit, st.signals.watch(cond.clone()))
+        .await
+        .ok()
+        .and_then(Result::ok)
+}
+
+/// Run the stimulus of a trip step. Errors are instrument or envelope errors (abort the run);
+/// a trip that cannot be measured is reported in `problem`.
 pub async fn drive(
     st: &Station,
     trip: &Trip,
     detect: &Condition,
+    release_detect: Option<&Condition>,
+    declared_delay: f64,
+    path: DetectionPath,
 ) -> Result<TripMeasurement, String> {
-    let Stimulus::Ramp(r) = &trip.stimulus;
     if st.signals.eval(detect) == Some(true) {
         return Err(format!(
-            "detect condition `{}` already holds before the stimulus of `{}` started",
-            detect, trip.name
+            "detect condition `{detect}` already holds before the stimulus of `{}` started",
+            trip.name
         ));
     }
-    let period = st
-        .cells
-        .as_ref()
-        .ok_or("the rig has no cell simulator")?
-        .lock()
-        .await
-        .update_period();
-    let mut detected_rx = st.signals.watch(detect.clone());
     let started = Instant::now();
-    let deadline = started + trip.timeout.duration();
-    let dir = if r.to.0 >= r.from.0 { 1.0 } else { -1.0 };
-    let mut applied = Vec::new();
-    let mut detected = None;
-    for k in 0u64.. {
-        let t = k as f64 * period.as_secs_f64();
-        let v = r.from.0 + dir * r.rate.0 * t;
-        let v = if dir > 0.0 {
-            v.min(r.to.0)
-        } else {
-            v.max(r.to.0)
-        };
-        if applied.last().is_none_or(|(_, last)| *last != v) {
-            st.set_cell(r.cell, v).await?;
-            applied.push((Instant::now(), v));
+    let limit = trip.timeout.duration();
+    let mut problem = None;
+    let record = match &trip.stimulus.value {
+        Stimulus::Ramp(r) => Record::Ramp(
+            ramp(
+                st,
+                r.of,
+                r.from.0.value,
+                r.to.0.value,
+                r.rate.0.value,
+                Some(detect),
+                limit,
+            )
+            .await?,
+        ),
+        Stimulus::Step(s) => {
+            let settle = s
+                .settle
+                .map(|d| d.duration())
+                .unwrap_or(Duration::from_secs_f64(2.0 * declared_delay));
+            let (issued, _) = st.set_target(s.of, s.from.0.value).await?;
+            let mut rec = RampRecord {
+                applied: vec![(issued, s.from.0.value)],
+                detected: None,
+            };
+            if let Some(at) = wait_detect(st, detect, settle).await {
+                problem = Some(format!(
+                    "the BMS tripped during the {:.1} s settle at {} (before the step)",
+                    settle.as_secs_f64(),
+                    s.from.0
+                ));
+                rec.detected = Some(at);
+                let t0 = rec.applied[0].0;
+                Record::Step(rec, t0, Duration::ZERO)
+            } else {
+                let (t_step, accepted) = st.set_target(s.of, s.to.0.value).await?;
+                rec.applied.push((t_step, s.to.0.value));
+                rec.detected = wait_detect(st, detect, limit).await;
+                Record::Step(rec, t_step, accepted - t_step)
+            }
         }
-        let next = started + period * (k as u32 + 1);
-        tokio::select! {
-            biased;
-            at = &mut detected_rx => { detected = at.ok(); break; }
-            _ = sleep_until(deadline) => break,
-            _ = sleep_until(next) => {}
+        Stimulus::Bisect(b) => {
+            let hold = Duration::from_secs_f64(
+                b.hold
+                    .map(|h| h.0)
+                    .unwrap_or(0.0)
+                    .max(2.0 * declared_delay + path.latency()),
+            );
+            let (mut low, mut high) = (b.no_trip.0.value, b.trips.0.value);
+            let release = release_detect
+                .cloned()
+                .unwrap_or_else(|| Condition::Not(Box::new(detect.clone())));
+            let mut probes = Vec::new();
+            let mut probe = async |v: f64| -> Result<bool, String> {
+                st.set_target(b.of, b.rest.0.value).await?;
+                if wait_detect(st, &release, limit).await.is_none() {
+                    return Err(format!(
+                        "the BMS did not release at the rest value {} within {}",
+                        b.rest.0, trip.timeout
+                    ));
+                }
+                st.set_target(b.of, v).await?;
+                let tripped = wait_detect(st, detect, hold).await.is_some();
+                probes.push(Probe { value: v, tripped });
+                Ok(tripped)
+            };
+            // Confirm the bracket first: the upper end trips, the lower end does not.
+            if !probe(high).await? {
+                problem = Some(format!(
+                    "no trip at `trips: {}`: the threshold lies beyond it",
+                    b.trips.0
+                ));
+            } else if probe(low).await? {
+                problem = Some(format!(
+                    "a trip at `no_trip: {}`: the threshold lies before it",
+                    b.no_trip.0
+                ));
+            } else {
+                while (high - low).abs() > b.resolution.0.value {
+                    let mid = (low + high) / 2.0;
+                    if probe(mid).await? {
+                        high = mid;
+                    } else {
+                        low = mid;
+                    }
+                }
+            }
+            st.set_target(b.of, b.rest.0.value).await?;
+            Record::Bisect { low, high, probes }
         }
-    }
-    Ok(TripMeasurement {
+    };
+    let mut m = TripMeasurement {
         started,
-        detected,
-        applied,
-    })
+        record,
+        release: None,
+        problem,
+    };
+    if let (Some(rel), Some(rdet), Some(_)) = (&trip.release, release_detect, m.detected()) {
+        m.release = Some(release_ramp(st, trip, rel, rdet, &m).await?);
+    }
+    Ok(m)
+}
+
+async fn release_ramp(
+    st: &Station,
+    trip: &Trip,
+    rel: &Release,
+    detect: &Condition,
+    m: &TripMeasurement,
+) -> Result<RampRecord, String> {
+    let target = trip.stimulus.value.target();
+    let from = match &m.record {
+        Record::Ramp(r) | Record::Step(r, ..) => r.applied.last().map(|(_, v)| *v),
+        Record::Bisect { .. } => None,
+    }
+    .ok_or("no stimulus was applied")?;
+    ramp(
+        st,
+        target,
+        from,
+        rel.to.0.value,
+        rel.rate.0.value,
+        Some(detect),
+        rel.timeout.duration(),
+    )
+    .await
 }
 
 /// The applied value at instant `t` (the last setpoint sent at or before it).
@@ -105,106 +313,226 @@ fn applied_at(applied: &[(Instant, f64)], t: Instant) -> Option<f64> {
         .map(|(_, v)| *v)
 }
 
-/// Judge a trip measurement. `name` is the test's unique name.
-#[allow(clippy::too_many_arguments)]
-pub fn judge(
+fn secs_before(t: Instant, s: f64) -> Option<Instant> {
+    t.checked_sub(Duration::from_secs_f64(s.max(0.0)))
+}
+
+fn unreachable_limit() -> Limit {
+    Limit {
+        low: None,
+        high: None,
+    }
+}
+
+/// What judging needs besides the measurement.
+pub struct JudgeContext<'a> {
+    /// The DUT fixture.
+    pub fixture: &'a Fixture,
+    /// The limit profile.
+    pub profile: &'a LimitProfile,
+    /// The decision rule.
+    pub rule: DecisionRule,
+    /// The detection path.
+    pub path: DetectionPath,
+    /// Setpoint accuracy of the stimulus (half-width, its unit).
+    pub accuracy: f64,
+    /// Setpoint update period (s).
+    pub step: f64,
+    /// The run clock.
+    pub clock: &'a crate::trace::Clock,
+    /// Requirement references.
+    pub requirements: &'a [String],
+}
+
+/// A measured value before it is judged.
+pub struct Measured<'a> {
+    /// What was measured: `threshold`, `trip_time`, ...
+    pub quantity: &'a str,
+    /// Measured value (SI unit).
+    pub value: f64,
+    /// Expanded uncertainty, half-width.
+    pub uncertainty: f64,
+    /// Acceptance interval.
+    pub limit: Limit,
+    /// Unit.
+    pub unit: &'a str,
+    /// How the uncertainty was composed.
+    pub budget: String,
+}
+
+/// A measured value judged against a criterion.
+pub fn judged(
+    criterion: &str,
+    m: Measured<'_>,
+    provenance: &Provenance,
+    rule: DecisionRule,
+) -> MeasurementResult {
+    MeasurementResult {
+        criterion: criterion.to_string(),
+        quantity: m.quantity.to_string(),
+        value: m.value,
+        uncertainty: m.uncertainty,
+        unit: m.unit.to_string(),
+        limit: m.limit,
+        verdict: decide(m.value, m.uncertainty, m.limit, rule),
+        uncertainty_budget: m.budget,
+        provenance: provenance.clone(),
+    }
+}
+
+/// A test result with no measurements yet.
+pub fn new_result(
+    test: &str,
     name: &str,
     repeat: u32,
-    trip: &Trip,
-    m: &TripMeasurement,
-    fixture: &Fixture,
-    profile: &LimitProfile,
-    rule: DecisionRule,
-    path: &DetectionPath,
-    accuracy: f64,
-    step: f64,
-    clock: &crate::trace::Clock,
     requirements: &[String],
+    started_s: f64,
 ) -> TestResult {
-    let Stimulus::Ramp(r) = &trip.stimulus;
-    let rising = r.to.0 >= r.from.0;
-    let rate = r.rate.0;
-    let mut result = TestResult {
+    TestResult {
+        test: test.to_string(),
         name: name.to_string(),
         repeat,
         verdict: Verdict::Pass,
         requirements: requirements.to_vec(),
         measurements: Vec::new(),
         message: None,
-        started_s: clock.t(m.started),
-        detected_s: m.detected.map(|t| clock.t(t)),
+        started_s,
+        detected_s: None,
+    }
+}
+
+/// Judge a trip measurement. `name` is the test's unique name.
+pub fn judge(
+    name: &str,
+    repeat: u32,
+    trip: &Trip,
+    m: &TripMeasurement,
+    cx: &JudgeContext<'_>,
+) -> TestResult {
+    let stim = &trip.stimulus.value;
+    let target = stim.target();
+    let dim = target.dimension();
+    let unit = dim.unit();
+    let mut result = new_result(
+        &trip.name,
+        name,
+        repeat,
+        cx.requirements,
+        cx.clock.t(m.started),
+    );
+    result.detected_s = m.detected().map(|t| cx.clock.t(t));
+    let fail = |mut r: TestResult, msg: String| {
+        r.verdict = Verdict::Fail;
+        r.message = Some(msg);
+        r
     };
-    let Some(declared) = fixture
+    let Some(declared) = cx
+        .fixture
         .protections
         .get(&trip.protection.value)
         .map(|p| &p.value)
     else {
-        result.verdict = Verdict::Fail;
-        result.message = Some(format!(
-            "protection `{}` is not declared",
-            trip.protection.value
-        ));
-        return result;
+        return fail(
+            result,
+            format!("protection `{}` is not declared", trip.protection.value),
+        );
     };
-    let Some(t_d) = m.detected else {
-        result.verdict = Verdict::Fail;
-        let peak = m.applied.iter().map(|(_, v)| *v).fold(f64::NAN, f64::max);
-        result.message = Some(format!(
-            "`{}` was not observed within {:.1} s; the stimulus reached {:.4} V (declared trip {:.4} V)",
-            trip.detect.value,
-            trip.timeout.0,
-            peak,
-            declared.trip.0.value
-        ));
-        return result;
-    };
+    if let Some(p) = &m.problem {
+        return fail(result, p.clone());
+    }
     let trip_level = declared.trip.0.value;
     let delay = declared.delay.0;
-    let latency = path.sampling + path.cycle;
-    let unit = if declared.trip.0.dim == Dimension::Voltage {
-        "V"
-    } else {
-        declared.trip.0.dim.unit()
+    let latency = cx.path.latency();
+    let lat_text = format!(
+        "sampling {:.0} ms + message cycle {:.0} ms",
+        cx.path.sampling * 1e3,
+        cx.path.cycle * 1e3
+    );
+    let (rising, rate) = match stim {
+        Stimulus::Ramp(r) => (r.to.0.value >= r.from.0.value, r.rate.0.value),
+        Stimulus::Step(s) => (s.to.0.value >= s.from.0.value, 0.0),
+        Stimulus::Bisect(b) => (b.trips.0.value >= b.no_trip.0.value, 0.0),
     };
+    let sign = if rising { 1.0 } else { -1.0 };
+    let ramp_rec = match &m.record {
+        Record::Ramp(r) | Record::Step(r, ..) => Some(r),
+        Record::Bisect { .. } => None,
+    };
+    if let Some(r) = ramp_rec {
+        if r.detected.is_none() {
+            let peak = r
+                .applied
+                .iter()
+                .map(|(_, v)| *v)
+                .fold(f64::NAN, if rising { f64::max } else { f64::min });
+            return fail(
+                result,
+                format!(
+                    "`{}` was not observed within {}; the stimulus reached {} (declared trip {})",
+                    trip.detect.value,
+                    trip.timeout,
+                    crate::units::display(peak, dim),
+                    declared.trip.0
+                ),
+            );
+        }
+    }
 
     for crit_name in &trip.judge {
-        let Some(c) = profile.criteria.get(&crit_name.value) else {
+        let Some(c) = cx.profile.criteria.get(&crit_name.value) else {
             continue;
         };
         let c = &c.value;
-        let (quantity, value, u, limit, unit, budget) = match &c.check {
-            Check::Threshold { tolerance } => {
-                let t_est = t_d
-                    .checked_sub(std::time::Duration::from_secs_f64(delay + latency / 2.0))
-                    .unwrap_or(m.started);
-                let v = applied_at(&m.applied, t_est).unwrap_or(f64::NAN);
-                let v = if rising {
-                    v - rate * step / 2.0
-                } else {
-                    v + rate * step / 2.0
-                };
-                let u = rate * (latency + step) / 2.0 + accuracy;
-                let tol = tolerance.0.value;
-                (
-                    "threshold",
-                    v,
-                    u,
-                    Limit::between(trip_level - tol, trip_level + tol),
+        let j = |quantity: &str, value: f64, u: f64, limit: Limit, unit: &str, budget: String| {
+            judged(
+                &crit_name.value,
+                Measured {
+                    quantity,
+                    value,
+                    uncertainty: u,
+                    limit,
                     unit,
-                    format!(
-                        "rate {:.1} mV/s x (sampling {:.0} ms + message cycle {:.0} ms + setpoint step {:.0} ms)/2 + setpoint accuracy {:.1} mV; assumes the declared delay {:.3} s",
-                        rate * 1e3,
-                        path.sampling * 1e3,
-                        path.cycle * 1e3,
-                        step * 1e3,
-                        accuracy * 1e3,
-                        delay
+                    budget,
+                },
+                &c.provenance,
+                cx.rule,
+            )
+        };
+        let measured = match (&c.check, &m.record) {
+            (Check::Threshold { .. } | Check::ThresholdWindow { .. }, _) => {
+                let estimate = match &m.record {
+                    Record::Ramp(r) => {
+                        let t_d = r.detected.unwrap_or(m.started);
+                        let t_est = secs_before(t_d, delay + latency / 2.0).unwrap_or(m.started);
+                        let v = applied_at(&r.applied, t_est).unwrap_or(f64::NAN)
+                            - sign * rate * cx.step / 2.0;
+                        let u = rate * (latency + cx.step) / 2.0 + cx.accuracy;
+                        let budget = format!(
+                            "ramp: rate x ({lat_text} + setpoint step {:.0} ms)/2 + setpoint accuracy; assumes the declared delay {delay:.3} s",
+                            cx.step * 1e3
+                        );
+                        Some((v, u, budget))
+                    }
+                    Record::Bisect { low, high, .. } => Some((
+                        (low + high) / 2.0,
+                        (high - low).abs() / 2.0 + cx.accuracy,
+                        "bisection: half the final bracket + setpoint accuracy".to_string(),
+                    )),
+                    Record::Step(..) => None,
+                };
+                let limit = match &c.check {
+                    Check::Threshold { tolerance } => Limit::between(
+                        trip_level - tolerance.0.value,
+                        trip_level + tolerance.0.value,
                     ),
-                )
+                    Check::ThresholdWindow { min, max } => Limit::between(min.0.value, max.0.value),
+                    _ => unreachable_limit(),
+                };
+                estimate.map(|(v, u, budget)| j("threshold", v, u, limit, unit, budget))
             }
-            Check::TripTime { allowance } => {
-                // The declared level is where the fault starts: crossing means strictly beyond it.
-                let crossed = m.applied.iter().find(|(_, v)| {
+            (Check::TripTime { allowance }, Record::Ramp(r)) => {
+                let t_d = r.detected.unwrap_or(m.started);
+                let crossed = r.applied.iter().find(|(_, v)| {
                     if rising {
                         *v > trip_level
                     } else {
@@ -216,55 +544,104 @@ pub fn judge(
                     Some((t_c, _)) => -(*t_c - t_d).as_secs_f64(),
                     None => -1.0,
                 };
-                (
+                Some(j(
                     "trip_time",
                     value,
-                    latency + step,
+                    latency + cx.step,
+                    Limit::between(0.0, delay + allowance.0),
+                    "s",
+                    format!("{lat_text} + setpoint step {:.0} ms", cx.step * 1e3),
+                ))
+            }
+            (Check::TripTime { allowance }, Record::Step(r, t_s, accept)) => {
+                // The step took effect between issuing and acceptance: count from the middle.
+                let half = accept.as_secs_f64() / 2.0;
+                let t_d = r.detected.unwrap_or(*t_s);
+                Some(j(
+                    "trip_time",
+                    t_d.saturating_duration_since(*t_s).as_secs_f64() - half,
+                    latency + half,
                     Limit::between(0.0, delay + allowance.0),
                     "s",
                     format!(
-                        "sampling {:.0} ms + message cycle {:.0} ms + setpoint step {:.0} ms",
-                        path.sampling * 1e3,
-                        path.cycle * 1e3,
-                        step * 1e3
+                        "{lat_text} + half the command round trip {:.1} ms",
+                        half * 2e3
                     ),
-                )
+                ))
             }
-            Check::StimulusPeak { at_most } => {
-                let peak = m
+            (Check::StimulusPeak { at_most }, Record::Ramp(r) | Record::Step(r, ..)) => {
+                let t_d = r.detected.unwrap_or(m.started);
+                let values = r
                     .applied
                     .iter()
                     .take_while(|(at, _)| *at <= t_d)
-                    .map(|(_, v)| *v)
-                    .fold(f64::NEG_INFINITY, f64::max);
-                let lim = fixture
+                    .map(|(_, v)| *v);
+                let peak = if rising {
+                    values.fold(f64::NEG_INFINITY, f64::max)
+                } else {
+                    values.fold(f64::INFINITY, f64::min)
+                };
+                let lim = cx
+                    .fixture
                     .cell_limits
                     .get(at_most)
                     .map(|q| q.0.value)
                     .unwrap_or(f64::NAN);
-                (
+                let limit = if rising {
+                    Limit::at_most(lim)
+                } else {
+                    Limit {
+                        low: Some(lim),
+                        high: None,
+                    }
+                };
+                Some(j(
                     "stimulus_peak",
                     peak,
-                    accuracy,
-                    Limit::at_most(lim),
-                    "V",
-                    format!("setpoint accuracy {:.1} mV", accuracy * 1e3),
-                )
+                    cx.accuracy,
+                    limit,
+                    unit,
+                    "setpoint accuracy".into(),
+                ))
             }
+            (Check::Release { tolerance }, _) => {
+                let release_level = declared.release.0.value;
+                let tol = tolerance.0.value;
+                let limit = Limit::between(release_level - tol, release_level + tol);
+                match (&m.release, &trip.release) {
+                    (Some(rec), Some(rel)) => match rec.detected {
+                        Some(t_r) => {
+                            let rate = rel.rate.0.value;
+                            let t_est = secs_before(t_r, latency / 2.0).unwrap_or(t_r);
+                            let v = applied_at(&rec.applied, t_est).unwrap_or(f64::NAN)
+                                + sign * rate * cx.step / 2.0;
+                            Some(j(
+                                "release",
+                                v,
+                                rate * (latency + cx.step) / 2.0 + cx.accuracy,
+                                limit,
+                                unit,
+                                format!("ramp back: rate x ({lat_text} + setpoint step {:.0} ms)/2 + setpoint accuracy; no release delay assumed", cx.step * 1e3),
+                            ))
+                        }
+                        None => {
+                            result.message = Some(format!(
+                                "`{}` was not observed within {} while ramping back",
+                                rel.detect.value, rel.timeout
+                            ));
+                            result.verdict = Verdict::Fail;
+                            None
+                        }
+                    },
+                    _ => None,
+                }
+            }
+            _ => None,
         };
-        let verdict = decide(value, u, limit, rule);
-        result.verdict = result.verdict.worst(verdict);
-        result.measurements.push(MeasurementResult {
-            criterion: crit_name.value.clone(),
-            quantity: quantity.to_string(),
-            value,
-            uncertainty: u,
-            unit: unit.to_string(),
-            limit,
-            verdict,
-            uncertainty_budget: budget,
-            provenance: c.provenance.clone(),
-        });
+        if let Some(mr) = measured {
+            result.verdict = result.verdict.worst(mr.verdict);
+            result.measurements.push(mr);
+        }
     }
     result
 }

@@ -101,6 +101,7 @@ pub struct Bench {
     ports: BTreeMap<String, VirtualBus>,
     _memory: Vec<MemoryEndpoint>,
     tasks: Vec<JoinHandle<()>>,
+    firmware_task: Option<tokio::task::AbortHandle>,
 }
 
 static BENCH_COUNTER: AtomicU64 = AtomicU64::new(0);
@@ -141,17 +142,14 @@ impl Bench {
         let mut buses = BTreeMap::new();
         let mut ports = BTreeMap::new();
         let mut tasks = vec![plant::spawn_ticker(plant.clone(), options.tick)];
+        let mut firmware_task = None;
         for b in rig.buses.iter().filter(|b| b.backend == Backend::Virtual) {
             let name = format!("sim-{}-{n}-{}", std::process::id(), b.interface);
             let port = VirtualBus::create(&name);
             if b.dut {
-                tasks.push(bms_host::spawn(
-                    &image,
-                    plant.clone(),
-                    port.clone(),
-                    dbc.clone(),
-                    truth.clone(),
-                ));
+                let fw = bms_host::spawn(&image, plant.clone(), port.clone(), dbc.clone(), truth.clone());
+                firmware_task = Some(fw.abort_handle());
+                tasks.push(fw);
             }
             if rig
                 .instruments
@@ -222,12 +220,20 @@ impl Bench {
             ports,
             _memory: memory,
             tasks,
+            firmware_task,
         })
     }
 
     /// A port on a simulated CAN bus, by the rig's bus id.
     pub fn bus_port(&self, bus_id: &str) -> Option<&VirtualBus> {
         self.ports.get(bus_id)
+    }
+
+    /// Stop the simulated BMS firmware (fault injection: the DUT falls silent on CAN).
+    pub fn halt_firmware(&self) {
+        if let Some(t) = &self.firmware_task {
+            t.abort();
+        }
     }
 
     /// A simulated SCPI instrument by rig id.

@@ -1,0 +1,224 @@
+//! Every way a run can end early leaves the instruments in their safe state, checked from the
+//! simulated instruments' own state, with the cause recorded and the trace kept.
+
+mod common;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::*;
+use hilrig::plan::load_plan;
+use hilrig::report::{Outcome, RunResults};
+use hilrig::run::{execute, Event, EventHook};
+use hilrig::sim::Bench;
+use tokio_util::sync::CancellationToken;
+
+/// Wait until the over-charge plan's trip step is ramping (supply on, a cell above 3.5 V).
+async fn wait_for_ramp(bench: &Bench) {
+    for _ in 0..400 {
+        let s = bench.plant.snapshot();
+        if s.supply.output && s.cells.iter().any(|v| *v > 3.5) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("the trip step did not start");
+}
+
+/// The checks every fault must pass.
+fn assert_aborted_safely(bench: &Bench, r: &RunResults, dir: &Path, cause: &str) {
+    assert_eq!(r.outcome, Outcome::Aborted, "{r:#?}");
+    let abort = r.abort.as_ref().expect("abort recorded");
+    assert!(
+        abort.cause.contains(cause),
+        "cause `{}` lacks `{cause}`",
+        abort.cause
+    );
+    let s = bench.plant.snapshot();
+    assert!(
+        !s.supply.output,
+        "the simulated supply's output is still on"
+    );
+    assert!(!s.load.input, "the simulated load's input is still on");
+    assert!(
+        s.cells.iter().all(|v| (v - 3.30).abs() < 1e-3),
+        "cells not back to nominal: {:?}",
+        s.cells
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("results.json")).unwrap()).unwrap();
+    assert_eq!(json["outcome"], "aborted");
+    let trace = std::fs::read_to_string(dir.join("trace.csv")).unwrap();
+    assert!(
+        trace.lines().count() > 20,
+        "the trace up to the fault is kept"
+    );
+    assert_eq!(hilrig::report::Outcome::Aborted.exit_code(), 2);
+}
+
+/// Start the over-charge plan with the load input on as well.
+async fn start(
+    name: &str,
+    on_event: Option<EventHook>,
+) -> (
+    Bench,
+    CancellationToken,
+    std::path::PathBuf,
+    tokio::task::JoinHandle<RunResults>,
+) {
+    let rig = sim_rig(None);
+    let bench = bench(&rig).await;
+    bench.plant.lock().load.input = true;
+    let plan = plan("test-plans/overcharge.yaml", &rig);
+    let dir = temp_dir(name);
+    let cancel = CancellationToken::new();
+    let mut opts = options(&dir, cancel.clone());
+    if let Some(f) = on_event {
+        opts.on_event = f;
+    }
+    let resolved = bench.resolve(&rig);
+    let run = tokio::spawn(async move { execute(plan, &resolved, opts).await.unwrap() });
+    (bench, cancel, dir, run)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operator_cancel_mid_step() {
+    let (bench, cancel, dir, run) = start("cancel", None).await;
+    wait_for_ramp(&bench).await;
+    cancel.cancel();
+    let r = run.await.unwrap();
+    assert_aborted_safely(&bench, &r, &dir, "cancelled by the operator");
+    assert!(r.safe_state_reached, "{:?}", r.safe_state);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn panic_in_the_executor() {
+    let hook: EventHook = Arc::new(|e: &Event| {
+        if let Event::Step {
+            phase: "steps",
+            index: 1,
+            ..
+        } = e
+        {
+            panic!("injected fault");
+        }
+    });
+    let (bench, _cancel, dir, run) = start("panic", Some(hook)).await;
+    let r = run.await.unwrap();
+    assert_aborted_safely(&bench, &r, &dir, "internal error (panic): injected fault");
+    assert!(r.safe_state_reached, "{:?}", r.safe_state);
+    // The test before the panic was recorded.
+    assert_eq!(r.tests.len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lost_instrument_connection() {
+    let (bench, _cancel, dir, run) = start("lost", None).await;
+    wait_for_ramp(&bench).await;
+    bench.instrument("load").unwrap().drop_connections();
+    let r = run.await.unwrap();
+    assert_aborted_safely(&bench, &r, &dir, "lost instrument `load`");
+    let load = r
+        .safe_state
+        .iter()
+        .find(|a| a.instrument == "load")
+        .unwrap();
+    assert!(
+        load.ok,
+        "the load is switched off after reconnecting: {load:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dead_can_bus() {
+    let (bench, _cancel, dir, run) = start("deadbus", None).await;
+    wait_for_ramp(&bench).await;
+    bench.halt_firmware();
+    let r = run.await.unwrap();
+    assert_aborted_safely(&bench, &r, &dir, "no frame from the DUT");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn instrument_error_mid_step() {
+    let (bench, _cancel, dir, run) = start("scpi-error", None).await;
+    wait_for_ramp(&bench).await;
+    bench
+        .instrument("supply")
+        .unwrap()
+        .inject_error(-310, "System error");
+    let r = run.await.unwrap();
+    assert_aborted_safely(&bench, &r, &dir, "-310");
+    assert!(r.safe_state_reached, "{:?}", r.safe_state);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn step_timeout() {
+    let rig = sim_rig(None);
+    let bench = bench(&rig).await;
+    let dir = temp_dir("timeout");
+    let text = std::fs::read_to_string(root().join("test-plans/overcharge.yaml"))
+        .unwrap()
+        .replace(
+            "  - wait_for: {until: bms.chg_fet == closed, timeout: 5 s}",
+            "  - wait_for: {until: bms.state == discharge, timeout: 1 s}",
+        );
+    let text = text.replace("../fixtures/", &format!("{}/fixtures/", root().display()));
+    std::fs::write(dir.join("plan.yaml"), text).unwrap();
+    let plan = Arc::new(load_plan(&dir.join("plan.yaml"), Some(&rig)).unwrap());
+    let r = execute(
+        plan,
+        &bench.resolve(&rig),
+        options(&dir.join("run"), CancellationToken::new()),
+    )
+    .await
+    .unwrap();
+    assert_aborted_safely(&bench, &r, &dir.join("run"), "did not hold within 1.000 s");
+    assert!(r.abort.unwrap().during.unwrap().contains("wait_for"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_setpoint_beyond_the_envelope_is_never_sent() {
+    let rig = sim_rig(None);
+    let bench = bench(&rig).await;
+    let dir = temp_dir("envelope");
+    let text = std::fs::read_to_string(root().join("test-plans/overcharge.yaml"))
+        .unwrap()
+        .replace("voltage: 56.0 V", "voltage: 65.0 V")
+        .replace("../fixtures/", &format!("{}/fixtures/", root().display()));
+    std::fs::write(dir.join("plan.yaml"), text).unwrap();
+    // Validation against the rig refuses the plan and names the line ...
+    let errors = load_plan(&dir.join("plan.yaml"), Some(&rig)).unwrap_err();
+    assert!(
+        errors[0].to_string().contains("plan.yaml:9:"),
+        "{}",
+        errors[0]
+    );
+    // ... and a plan loaded without the rig is still stopped before anything is sent.
+    let plan = Arc::new(load_plan(&dir.join("plan.yaml"), None).unwrap());
+    let r = execute(
+        plan,
+        &bench.resolve(&rig),
+        options(&dir.join("run"), CancellationToken::new()),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.outcome, Outcome::Aborted);
+    assert!(
+        r.abort
+            .as_ref()
+            .unwrap()
+            .cause
+            .contains("outside the rig's safety envelope"),
+        "{:?}",
+        r.abort
+    );
+    let log = bench.instrument("supply").unwrap().command_log();
+    assert!(!log.iter().any(|c| c.contains("SOUR:VOLT 65")), "{log:?}");
+    assert!(
+        !log.iter()
+            .any(|c| c.starts_with("SOUR:VOLT ") && !c.contains("PROT")),
+        "no voltage setpoint at all: {log:?}"
+    );
+    assert!(!bench.plant.snapshot().supply.output);
+}
