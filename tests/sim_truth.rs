@@ -1,0 +1,531 @@
+//! Randomised trials against the ground truth: over OV thresholds, debounce delays, AFE
+//! sampling periods, CAN message cycles, cell-simulator update periods and ramp rates, every
+//! trip time and threshold the rig measures lies within its stated uncertainty of what the
+//! simulated BMS really did.
+//!
+//! Each trial builds its own firmware image, DBC (message cycle), DUT fixture (declared
+//! settings equal to the image's), rig (cell-simulator update period) and plan, and runs it
+//! in virtual time. The truth:
+//! - trip level: the firmware's trip level plus half the AFE's 1 mV resolution (the lowest
+//!   cell voltage the firmware acts on);
+//! - trip time, as the rig defines it: the moment the charge FET really opened for OV (the
+//!   bench's ground truth) minus the moment the plant's cell voltage really went beyond the
+//!   declared trip level (watched on the plant itself).
+//!
+//! The table also gives the trip time against the firmware's own crossing (`plant_crossed`
+//! in the ground truth), the BMS's real reaction time: a ramp's trip time exceeds it by the
+//! time the ramp takes to cover the AFE's half-millivolt rounding.
+//!
+//! Run with `-- --nocapture` to see the table of trials.
+
+mod common;
+mod sim_support;
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use common::*;
+use hilrig::plan::{load_plan, load_rig};
+use sim_support::*;
+
+/// Trials per stimulus method.
+const RAMP_TRIALS: usize = 80;
+const STEP_TRIALS: usize = 30;
+const BISECT_TRIALS: usize = 12;
+
+/// A small xorshift64* generator: reproducible trials without another dependency.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.0 = x;
+        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    /// Uniform in [lo, hi).
+    fn uniform(&mut self, lo: f64, hi: f64) -> f64 {
+        lo + (hi - lo) * ((self.next() >> 11) as f64 / (1u64 << 53) as f64)
+    }
+
+    /// An integer in [lo, hi].
+    fn int(&mut self, lo: u64, hi: u64) -> u64 {
+        lo + self.next() % (hi - lo + 1)
+    }
+
+    fn pick<T: Copy>(&mut self, items: &[T]) -> T {
+        items[self.next() as usize % items.len()]
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Method {
+    Ramp,
+    Step,
+    Bisect,
+}
+
+#[derive(Debug, Clone)]
+struct Trial {
+    n: usize,
+    method: Method,
+    /// Firmware OV trip level, mV (declared the same).
+    trip_mv: u32,
+    /// Debounce delay, ms (a whole number of AFE periods; declared the same).
+    delay_ms: u32,
+    afe_ms: u32,
+    can_ms: u32,
+    update_ms: u32,
+    cell: u32,
+    /// Ramp: from, to (V) and rate (V/s). Step: from, to. Bisect: no_trip, trips, resolution.
+    a: f64,
+    b: f64,
+    c: f64,
+}
+
+/// Where the trial parameters are drawn from.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Regime {
+    /// Rates 2..50 mV/s (log-uniform), update periods 20..200 ms.
+    Broad,
+    /// Fast ramps with coarse setpoint steps: rates 20..50 mV/s, update period 200 ms.
+    CoarseSteps,
+}
+
+fn generate(n: usize, method: Method, regime: Regime, rng: &mut Rng) -> Trial {
+    let afe_ms = rng.pick(&[10, 20, 25, 40, 50, 100]);
+    let can_ms = 10 * rng.int(2, 50) as u32;
+    let update_ms = match regime {
+        Regime::Broad => rng.pick(&[20, 50, 100, 200]),
+        Regime::CoarseSteps => 200,
+    };
+    let trip_mv = rng.int(3550, 3750) as u32;
+    let delay_ms = afe_ms * (rng.int(100, 5000) as u32 / afe_ms).max(1);
+    let trip = trip_mv as f64 / 1000.0;
+    let (a, b, c) = match method {
+        Method::Ramp => {
+            let rate = match regime {
+                Regime::Broad => rng.uniform(2f64.ln(), 50f64.ln()).exp() / 1000.0,
+                Regime::CoarseSteps => rng.uniform(20.0, 50.0) / 1000.0,
+            };
+            let from = trip - rate * rng.uniform(1.5, 6.0);
+            (
+                round4(from),
+                round4(trip + 0.15),
+                round4(rate * 1000.0) / 1000.0,
+            )
+        }
+        Method::Step => (
+            round4(trip - rng.uniform(0.005, 0.03)),
+            round4(trip + rng.uniform(0.005, 0.03)),
+            0.0,
+        ),
+        Method::Bisect => (
+            round4(trip - rng.uniform(0.02, 0.06)),
+            round4(trip + rng.uniform(0.02, 0.06)),
+            round4(rng.uniform(0.001, 0.008)),
+        ),
+    };
+    Trial {
+        n,
+        method,
+        trip_mv,
+        delay_ms,
+        afe_ms,
+        can_ms,
+        update_ms,
+        cell: rng.int(1, 16) as u32,
+        a,
+        b,
+        c,
+    }
+}
+
+fn round4(v: f64) -> f64 {
+    (v * 1e4).round() / 1e4
+}
+
+fn replace_line(text: &str, starts_with: &str, with: &str) -> String {
+    let mut found = false;
+    let out: Vec<String> = text
+        .lines()
+        .map(|l| {
+            if l.trim_start().starts_with(starts_with) {
+                found = true;
+                with.to_string()
+            } else {
+                l.to_string()
+            }
+        })
+        .collect();
+    assert!(found, "no line starting with `{starts_with}`");
+    out.join("\n") + "\n"
+}
+
+/// Write the trial's image, DBC, fixture, rig and plan; returns (rig, plan) paths.
+fn write_files(dir: &Path, t: &Trial) -> (PathBuf, PathBuf) {
+    let root = root();
+    let abs = |rel: &str| root.join(rel).display().to_string();
+    let trip = t.trip_mv as f64 / 1000.0;
+    let ov = format!(
+        "  ov:  {{trip: {trip:.3} V, release: {:.3} V, delay: {} ms}}",
+        trip - 0.2,
+        t.delay_ms
+    );
+
+    let image =
+        std::fs::read_to_string(root.join("firmware-under-test/sim-bms-1.0.0.yaml")).unwrap();
+    let image = replace_line(&image, "image:", &format!("image: truth-trial-{}", t.n));
+    let image = replace_line(
+        &image,
+        "afe_period:",
+        &format!("afe_period: {} ms", t.afe_ms),
+    );
+    let image = replace_line(&image, "can_cycle:", &format!("can_cycle: {} ms", t.can_ms));
+    let image = replace_line(&image, "ov:", &ov);
+    std::fs::write(dir.join("image.yaml"), image).unwrap();
+
+    let dbc = std::fs::read_to_string(root.join("fixtures/dbc/sim-bms.dbc")).unwrap();
+    let dbc = replace_line(
+        &dbc,
+        "BA_ \"GenMsgCycleTime\" BO_ 256 ",
+        &format!("BA_ \"GenMsgCycleTime\" BO_ 256 {};", t.can_ms),
+    );
+    std::fs::write(dir.join("bms.dbc"), dbc).unwrap();
+
+    let fixture = std::fs::read_to_string(root.join("fixtures/sim-bms-16s-lfp.yaml")).unwrap();
+    let fixture = replace_line(
+        &fixture,
+        "sampling_period:",
+        &format!("sampling_period: {} ms", t.afe_ms),
+    );
+    let fixture = replace_line(
+        &fixture,
+        "dbc:",
+        &format!("dbc: {}", dir.join("bms.dbc").display()),
+    );
+    let fixture = replace_line(&fixture, "ov:", &ov);
+    std::fs::write(dir.join("fixture.yaml"), fixture).unwrap();
+
+    let rig = std::fs::read_to_string(root.join("rig/sim.yaml")).unwrap();
+    let rig = replace_line(
+        &rig,
+        "firmware:",
+        &format!("  firmware: {}", dir.join("image.yaml").display()),
+    );
+    let rig = replace_line(
+        &rig,
+        "update_period:",
+        &format!("      update_period: {} ms", t.update_ms),
+    );
+    let rig = rig.replace("../", &format!("{}/", root.display()));
+    std::fs::write(dir.join("rig.yaml"), rig).unwrap();
+
+    let of = format!("\"cell[{}]\"", t.cell);
+    let (stimulus, judge) = match t.method {
+        Method::Ramp => (
+            format!(
+                "{{ramp: {{of: {of}, from: {:.4} V, to: {:.4} V, rate: {:.3} mV/s}}}}",
+                t.a,
+                t.b,
+                t.c * 1000.0
+            ),
+            "[ov_threshold, ov_trip_time]",
+        ),
+        Method::Step => (
+            format!("{{step: {{of: {of}, from: {:.4} V, to: {:.4} V}}}}", t.a, t.b),
+            "[ov_trip_time]",
+        ),
+        Method::Bisect => (
+            format!(
+                "{{bisect: {{of: {of}, no_trip: {:.4} V, trips: {:.4} V, resolution: {:.1} mV, rest: 3.30 V}}}}",
+                t.a,
+                t.b,
+                t.c * 1000.0
+            ),
+            "[ov_threshold]",
+        ),
+    };
+    let plan = format!(
+        "plan: truth-trial-{n}
+title: Ground-truth trial {n}
+dut: {fixture}
+limits: {limits}
+setup:
+  - cells: {{all: 3.30 V}}
+  - supply: {{voltage: 56.0 V, current: 5 A, output: on}}
+  - wait_for: {{until: bms.state == charge, timeout: 5 s}}
+steps:
+  - trip:
+      name: trial {n}
+      protection: ov
+      stimulus: {stimulus}
+      detect: bms.chg_fet == open
+      timeout: 60 s
+      judge: {judge}
+teardown:
+  - supply: {{output: off}}
+",
+        n = t.n,
+        fixture = dir.join("fixture.yaml").display(),
+        limits = abs("fixtures/limits/iec62619-bms.yaml"),
+    );
+    std::fs::write(dir.join("plan.yaml"), plan).unwrap();
+    (dir.join("rig.yaml"), dir.join("plan.yaml"))
+}
+
+/// One measured quantity against its truth.
+#[derive(Debug, Clone)]
+struct Check {
+    trial: usize,
+    method: Method,
+    quantity: String,
+    measured: f64,
+    uncertainty: f64,
+    truth: f64,
+    /// Trip time only: the BMS's real reaction time (FET opening minus the firmware's own
+    /// crossing).
+    reaction: Option<f64>,
+    /// Ramp only: rate x setpoint update period (one setpoint step), in the quantity's unit.
+    rate_step: f64,
+}
+
+impl Check {
+    fn error(&self) -> f64 {
+        self.measured - self.truth
+    }
+
+    fn within(&self) -> bool {
+        self.error().abs() <= self.uncertainty + 1e-9
+    }
+}
+
+/// Run one trial; its checks and the simulated duration of the run (s).
+async fn run_trial(t: &Trial, base: &Path) -> (Vec<Check>, f64) {
+    let dir = base.join(format!("trial-{}", t.n));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (rig_path, plan_path) = write_files(&dir, t);
+    let rig = load_rig(&rig_path)
+        .unwrap_or_else(|e| panic!("trial {}: {e}", t.n))
+        .value;
+    let plan = std::sync::Arc::new(
+        load_plan(&plan_path, Some(&rig)).unwrap_or_else(|e| panic!("trial {}: {e:?}", t.n)),
+    );
+    let bench = memory_bench(&rig, &rig_path).await;
+    // When the plant's cell really went beyond the declared trip level (first time only).
+    let declared = t.trip_mv as f64 / 1000.0;
+    let crossed_declared = Arc::new(Mutex::new(None));
+    {
+        let slot = crossed_declared.clone();
+        let k = t.cell as usize - 1;
+        bench.plant.observe(Box::new(move |s, at| {
+            let mut first = slot.lock().unwrap();
+            if first.is_none() && s.cells[k] > declared {
+                *first = Some(at);
+            }
+        }));
+    }
+    let (results, clock) = run_plan(&bench, &rig, plan, &dir.join("run")).await;
+    let test = results.tests.first().unwrap_or_else(|| {
+        panic!(
+            "trial {} ({t:?}) has no test result: {:?}",
+            t.n, results.abort
+        )
+    });
+    assert!(
+        test.message.is_none(),
+        "trial {} ({t:?}): {:?}",
+        t.n,
+        test.message
+    );
+    let truth = bench.truth.events(clock.origin);
+    let after = |kind: &str, from: f64| {
+        truth
+            .iter()
+            .find(|e| e.kind == kind && e.protection.as_deref() == Some("ov") && e.t >= from - 1e-9)
+            .map(|e| e.t)
+    };
+    let truth_level = (t.trip_mv as f64 + 0.5) / 1000.0;
+    let crossed_declared = crossed_declared.lock().unwrap().map(|at| clock.t(at));
+    let mut checks = Vec::new();
+    for m in &test.measurements {
+        let (truth_value, reaction) = match m.quantity.as_str() {
+            "threshold" => (truth_level, None),
+            "trip_time" => {
+                let crossed = crossed_declared
+                    .unwrap_or_else(|| panic!("trial {}: the cell never crossed", t.n));
+                let firmware_crossed = after("plant_crossed", test.started_s)
+                    .unwrap_or_else(|| panic!("trial {}: no plant crossing in {truth:#?}", t.n));
+                let opened = after("chg_fet_open", firmware_crossed)
+                    .unwrap_or_else(|| panic!("trial {}: no FET opening in {truth:#?}", t.n));
+                (opened - crossed, Some(opened - firmware_crossed))
+            }
+            _ => continue,
+        };
+        checks.push(Check {
+            trial: t.n,
+            method: t.method,
+            quantity: m.quantity.clone(),
+            measured: m.value,
+            uncertainty: m.uncertainty,
+            truth: truth_value,
+            reaction,
+            rate_step: match t.method {
+                Method::Ramp => t.c * t.update_ms as f64 / 1000.0,
+                _ => 0.0,
+            },
+        });
+    }
+    let expected = match t.method {
+        Method::Ramp => 2,
+        Method::Step | Method::Bisect => 1,
+    };
+    assert_eq!(
+        checks.len(),
+        expected,
+        "trial {} ({t:?}): {:?}",
+        t.n,
+        test.measurements
+    );
+    (checks, results.duration_s)
+}
+
+/// Run every trial in virtual time and check each measurement against the truth.
+fn run_and_check(seed: u64, plan: &[(Method, usize)], regime: Regime, label: &str) {
+    let mut rng = Rng(seed);
+    let mut trials = Vec::new();
+    for &(method, count) in plan {
+        for _ in 0..count {
+            let n = trials.len() + 1;
+            trials.push(generate(n, method, regime, &mut rng));
+        }
+    }
+    let base = temp_dir(label);
+    let started = std::time::Instant::now();
+    let (checks, simulated) = virtual_runtime().block_on(async {
+        let mut all = Vec::new();
+        let mut simulated = 0.0;
+        for t in &trials {
+            let (checks, duration) = run_trial(t, &base).await;
+            all.extend(checks);
+            simulated += duration;
+        }
+        (all, simulated)
+    });
+
+    let mut report = String::new();
+    for (method, quantity) in [
+        (Method::Ramp, "threshold"),
+        (Method::Ramp, "trip_time"),
+        (Method::Step, "trip_time"),
+        (Method::Bisect, "threshold"),
+    ] {
+        let set: Vec<&Check> = checks
+            .iter()
+            .filter(|c| c.method == method && c.quantity == quantity)
+            .collect();
+        if set.is_empty() {
+            continue;
+        }
+        let n = set.len() as f64;
+        let mean = set.iter().map(|c| c.error()).sum::<f64>() / n;
+        let mean_u = set.iter().map(|c| c.uncertainty).sum::<f64>() / n;
+        let worst = set
+            .iter()
+            .map(|c| c.error() / c.uncertainty)
+            .fold(0.0f64, |a, r| if r.abs() > a.abs() { r } else { a });
+        let outside = set.iter().filter(|c| !c.within()).count();
+        let _ = writeln!(
+            report,
+            "{method:?} {quantity}: {} trials, mean error {mean:+.6}, mean stated uncertainty {mean_u:.6}, worst error/uncertainty {worst:+.3}, outside {outside}",
+            set.len()
+        );
+        if method == Method::Ramp && quantity == "threshold" {
+            let half_step = set.iter().map(|c| c.rate_step / 2.0).sum::<f64>() / n;
+            let _ = writeln!(
+                report,
+                "  mean half setpoint step (rate x update period / 2) {half_step:.6}"
+            );
+        }
+        let reactions: Vec<(f64, f64)> = set
+            .iter()
+            .filter_map(|c| c.reaction.map(|r| (c.measured - r, c.uncertainty)))
+            .collect();
+        if !reactions.is_empty() {
+            let beyond = reactions.iter().filter(|(e, u)| e.abs() > u + 1e-9).count();
+            let worst = reactions.iter().map(|(e, u)| e / u).fold(0.0f64, |a, r| {
+                if r.abs() > a.abs() {
+                    r
+                } else {
+                    a
+                }
+            });
+            let _ = writeln!(
+                report,
+                "  against the BMS's reaction time (from its own crossing): mean error {:+.6}, worst error/uncertainty {worst:+.3}, outside {beyond}",
+                reactions.iter().map(|(e, _)| e).sum::<f64>() / reactions.len() as f64
+            );
+        }
+    }
+    println!(
+        "{} trials, {} checks, {simulated:.0} s simulated in {:.1} s wall\n{report}",
+        trials.len(),
+        checks.len(),
+        started.elapsed().as_secs_f64()
+    );
+    let outside: Vec<String> = checks
+        .iter()
+        .filter(|c| !c.within())
+        .map(|c| {
+            format!(
+                "trial {} {:?} {}: measured {:.6} ± {:.6}, truth {:.6}, error {:+.6} ({:?})",
+                c.trial,
+                c.method,
+                c.quantity,
+                c.measured,
+                c.uncertainty,
+                c.truth,
+                c.error(),
+                trials[c.trial - 1]
+            )
+        })
+        .collect();
+    assert!(
+        outside.is_empty(),
+        "{} of {} measurements lie outside their stated uncertainty of the truth:\n{}\n{report}",
+        outside.len(),
+        checks.len(),
+        outside.join("\n")
+    );
+}
+
+#[test]
+fn measured_trip_times_and_thresholds_lie_within_their_uncertainty_of_the_truth() {
+    let plan = [
+        (Method::Ramp, RAMP_TRIALS),
+        (Method::Step, STEP_TRIALS),
+        (Method::Bisect, BISECT_TRIALS),
+    ];
+    assert!(plan.iter().map(|(_, n)| n).sum::<usize>() >= 100);
+    run_and_check(0x5EED_0F_B0A7_2026, &plan, Regime::Broad, "truth-trials");
+}
+
+/// Fast ramps with coarse setpoint steps (rate x update period 4..10 mV, above the 1 mV
+/// setpoint accuracy) expose the ramp threshold estimate's bias: about -rate x update
+/// period / 2, with single errors to -rate x (latency/2 + 1.5 update periods). The estimate
+/// reads the last setpoint before the estimated crossing (a staircase that already lags the
+/// ramp by half a step on average) and then subtracts half a step again.
+#[test]
+#[ignore = "fails until the ramp threshold estimate in src/run/trip.rs interpolates along the ramp; run with --ignored"]
+fn ramp_thresholds_with_coarse_setpoint_steps_lie_within_their_uncertainty() {
+    run_and_check(
+        0x5EED_0F_B0A7_2026,
+        &[(Method::Ramp, 150)],
+        Regime::CoarseSteps,
+        "truth-trials-coarse",
+    );
+}
