@@ -160,7 +160,16 @@ fn parse(line: &str) -> Result<LogEntry, LineError> {
     if let Some(extra) = fields.next() {
         return Err(LineError::ExtraText(extra.to_string()));
     }
+    let mut entry = parse_frame(frame)?;
+    entry.timestamp = timestamp;
+    entry.interface = interface.to_string();
+    Ok(entry)
+}
 
+/// Parse a frame field as `cansend` takes it (`123#DEADBEEF`, `1F334455#R`, `123##1AABB`).
+///
+/// The entry's timestamp is 0 and its interface empty.
+pub fn parse_frame(frame: &str) -> Result<LogEntry, LineError> {
     let (id_text, rest) = frame
         .split_once('#')
         .ok_or_else(|| LineError::NoSeparator(frame.to_string()))?;
@@ -203,8 +212,8 @@ fn parse(line: &str) -> Result<LogEntry, LineError> {
     };
 
     Ok(LogEntry {
-        timestamp,
-        interface: interface.to_string(),
+        timestamp: 0.0,
+        interface: String::new(),
         frame: Frame { id, extended, data },
         remote,
         fd_flags,
@@ -339,6 +348,11 @@ impl<R: BufRead> LogReader<R> {
             buf: Vec::new(),
             failed: false,
         }
+    }
+
+    /// The 1-based number of the last line read (0 before the first).
+    pub fn line_number(&self) -> usize {
+        self.line_no
     }
 }
 
@@ -526,6 +540,31 @@ mod tests {
         assert_eq!(err.line(), 7);
         assert_eq!(err.kind(), Some(&want), "{err}");
         assert!(err.to_string().starts_with("line 7: "), "{err}");
+    }
+
+    #[rstest]
+    #[case::classic("123#DEADBEEF", 0x123, false, 4, None)]
+    #[case::extended("1F334455#11", 0x1F33_4455, true, 1, None)]
+    #[case::fd("123##1AABB", 0x123, false, 2, Some(1))]
+    fn frame_fields(
+        #[case] text: &str,
+        #[case] id: u32,
+        #[case] extended: bool,
+        #[case] len: usize,
+        #[case] fd: Option<u8>,
+    ) {
+        let e = parse_frame(text).unwrap();
+        assert_eq!(
+            (e.frame.id, e.frame.extended, e.frame.data.len(), e.fd_flags),
+            (id, extended, len, fd)
+        );
+        assert_eq!(
+            parse_frame("123#ZZ").unwrap_err(),
+            LineError::NotHex {
+                what: "data",
+                text: "ZZ".into()
+            }
+        );
     }
 
     #[test]

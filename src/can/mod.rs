@@ -15,6 +15,7 @@
 //!     &brs=0|1  &status_poll_ms=N  &timeout_ms=N
 //! ```
 
+pub mod decode;
 pub mod log;
 pub mod slcan;
 pub mod socketcan;

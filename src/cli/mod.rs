@@ -3,6 +3,7 @@
 mod keygen;
 mod lock;
 mod report;
+mod can;
 mod run;
 mod schema;
 mod sim;
@@ -41,6 +42,8 @@ pub enum Command {
     Schema(schema::SchemaArgs),
     /// The bench lock (one run per bench).
     Lock(lock::LockArgs),
+    /// CAN tools: decode candump logs through a DBC, dump a live bus, send frames.
+    Can(can::CanArgs),
 }
 
 /// Default rig: the built-in simulated bench.
@@ -75,5 +78,6 @@ pub fn main(cli: Cli) -> i32 {
         Command::Schema(a) => schema::schema(a),
         Command::Sim(a) => rt.block_on(sim::run(a)),
         Command::Lock(a) => lock::lock(a),
+        Command::Can(a) => can::can(a, &rt),
     }
 }
