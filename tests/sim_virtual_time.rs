@@ -23,6 +23,8 @@ fn run(out: &Path, virtual_time: bool) -> (i32, serde_json::Value, f64) {
     let started = Instant::now();
     let o = Command::new(env!("CARGO_BIN_EXE_hilrig"))
         .args(&args)
+        // A lock directory of our own: other tests run the same simulated station at once.
+        .env("HILRIG_LOCK_DIR", format!("{}-locks", out.display()))
         .current_dir(root())
         .output()
         .unwrap();
@@ -106,6 +108,7 @@ fn virtual_time_on_a_real_rig_is_refused_with_the_reason() {
             rig_path.to_str().unwrap(),
             "--virtual-time",
         ])
+        .env("HILRIG_LOCK_DIR", dir.join("locks"))
         .current_dir(root())
         .output()
         .unwrap();
