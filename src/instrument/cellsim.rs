@@ -1,12 +1,15 @@
 //! Cell simulators. The CAN-backed one maps logical setpoints (cell n voltage, sensor n
-//! temperature) onto DBC messages, as set in the rig's `mapping:`.
+//! temperature) onto DBC messages, as set in the rig's `mapping:`: one frame per setpoint
+//! (index + value signals), or multiplexed groups of channels (`voltage_signal:
+//! Cell{n:02}_Voltage`), as a debug-AFE injection uses.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use thiserror::Error;
 
 use crate::can::{Bus, CanError, Frame};
-use crate::dbc::{Dbc, DbcError, Message};
+use crate::dbc::{Dbc, DbcError, Message, Multiplex};
 use crate::rig::CellSimMapping;
 
 /// Errors from a cell simulator.
@@ -55,12 +58,34 @@ pub trait CellSim: Send {
     fn update_period(&self) -> Duration;
 }
 
-/// One "index + value" message of a CAN cell simulator.
+/// How one kind of setpoint (cell voltage, temperature) maps onto a DBC message.
+///
+/// Either one frame per setpoint with an index signal and a value signal, or, when the value
+/// signal's name holds `{n}` (1-based channel number, `{n:02}` zero-padded), one signal per
+/// channel in a message multiplexed by the index signal. A frame then carries a whole group;
+/// the other channels of the group keep their last setpoints (a channel never set takes the
+/// value being set the first time its group is sent, and keeps it).
 #[derive(Debug, Clone)]
 struct Setter {
     message: Message,
     index_signal: String,
     value_signal: String,
+    /// Per-channel signals: channel -> (signal name, multiplexor raw value).
+    channels: BTreeMap<u32, (String, u64)>,
+    /// Last setpoint of each channel (grouped messages only).
+    last: BTreeMap<u32, f64>,
+}
+
+/// A `{n}` / `{n:0W}` placeholder in a signal name: prefix, zero-padding width, suffix.
+fn placeholder(template: &str) -> Option<(&str, usize, &str)> {
+    let open = template.find("{n")?;
+    let close = open + template.get(open..)?.find('}')?;
+    let spec = template.get(open + 2..close)?;
+    let width = match spec {
+        "" => 0,
+        w => w.strip_prefix(":0")?.parse().ok()?,
+    };
+    Some((template.get(..open)?, width, template.get(close + 1..)?))
 }
 
 impl Setter {
@@ -78,29 +103,99 @@ impl Setter {
         let m = dbc
             .message(message)
             .ok_or_else(|| err(format!("message `{message}` is not in the DBC")))?;
-        for s in [index, value] {
-            if m.signal(s).is_none() {
-                return Err(err(format!("signal `{s}` is not in message `{message}`")));
+        if m.signal(index).is_none() {
+            return Err(err(format!(
+                "signal `{index}` is not in message `{message}`"
+            )));
+        }
+        let mut channels = BTreeMap::new();
+        if let Some((prefix, width, suffix)) = placeholder(value) {
+            if m.multiplexor().map(|s| s.name.as_str()) != Some(index) {
+                return Err(err(format!(
+                    "`{value}` names one signal per channel, so `{index}` must be the \
+                     multiplexor (M) of message `{message}`"
+                )));
             }
+            for s in &m.signals {
+                let Some(digits) = s
+                    .name
+                    .strip_prefix(prefix)
+                    .and_then(|r| r.strip_suffix(suffix))
+                else {
+                    continue;
+                };
+                let Ok(n) = digits.parse::<u32>() else {
+                    continue;
+                };
+                if !digits.bytes().all(|b| b.is_ascii_digit()) || format!("{n:0width$}") != digits {
+                    continue;
+                }
+                let Multiplex::Multiplexed(mux) = s.multiplex else {
+                    return Err(err(format!(
+                        "signal `{}` of message `{message}` is not multiplexed by `{index}`",
+                        s.name
+                    )));
+                };
+                channels.insert(n, (s.name.clone(), mux));
+            }
+            if channels.is_empty() {
+                return Err(err(format!(
+                    "no signal of message `{message}` matches `{value}` (e.g. `{prefix}{:0width$}{suffix}`)",
+                    1
+                )));
+            }
+        } else if m.signal(value).is_none() {
+            return Err(err(format!(
+                "signal `{value}` is not in message `{message}`"
+            )));
         }
         Ok(Self {
             message: m.clone(),
             index_signal: index.to_string(),
             value_signal: value.to_string(),
+            channels,
+            last: BTreeMap::new(),
         })
     }
 
-    fn frame(&self, id: &str, index: u32, value: f64) -> Result<Frame, CellSimError> {
-        let data = self
-            .message
-            .encode(&[
+    fn frame(&mut self, id: &str, index: u32, value: f64) -> Result<Frame, CellSimError> {
+        let encoded = if self.channels.is_empty() {
+            self.message.encode(&[
                 (self.index_signal.as_str(), index as f64),
                 (self.value_signal.as_str(), value),
             ])
-            .map_err(|source| CellSimError::Encode {
-                id: id.to_string(),
-                source: Box::new(source),
-            })?;
+        } else {
+            let Some((_, mux)) = self.channels.get(&index) else {
+                return Err(CellSimError::Mapping {
+                    id: id.to_string(),
+                    reason: format!(
+                        "channel {index} has no signal `{}` in message `{}` (channels {}..={})",
+                        self.value_signal,
+                        self.message.name,
+                        self.channels.keys().next().copied().unwrap_or(0),
+                        self.channels.keys().last().copied().unwrap_or(0)
+                    ),
+                });
+            };
+            let mux = *mux;
+            self.last.insert(index, value);
+            let mux_physical = self
+                .message
+                .signal(&self.index_signal)
+                .map_or(mux as f64, |s| mux as f64 * s.factor + s.offset);
+            let mut values: Vec<(&str, f64)> = vec![(self.index_signal.as_str(), mux_physical)];
+            for (n, (signal, m)) in &self.channels {
+                if *m == mux {
+                    let v = *self.last.entry(*n).or_insert(value);
+                    values.push((signal.as_str(), v));
+                }
+            }
+            self.message.encode(&values)
+        };
+        let data = encoded.map_err(|source| CellSimError::Encode {
+            id: id.to_string(),
+            source: Box::new(source),
+        })?;
         Frame::new(self.message.id, self.message.extended, &data).map_err(|source| {
             CellSimError::Bus {
                 id: id.to_string(),
@@ -186,7 +281,7 @@ impl CellSim for CanCellSim {
     async fn set_temperature(&mut self, sensor: u32, celsius: f64) -> Result<(), CellSimError> {
         let t = self
             .temperature
-            .as_ref()
+            .as_mut()
             .ok_or_else(|| CellSimError::Mapping {
                 id: self.id.clone(),
                 reason: "the rig's mapping has no `temperature:` message".into(),
