@@ -190,3 +190,44 @@ async fn an_error_mid_step_aborts_into_the_safe_state() {
         "the stimulus is in the trace"
     );
 }
+
+#[test]
+fn json_output_is_one_event_per_line() {
+    let out = temp_dir("json-out");
+    let (code, stdout, stderr) = hilrig(&[
+        "run",
+        "test-plans/overcharge.yaml",
+        "--virtual-time",
+        "--json",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    let events: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON: {l}: {e}")))
+        .collect();
+    let kinds: Vec<&str> = events
+        .iter()
+        .map(|e| e["event"].as_str().unwrap())
+        .collect();
+    for k in [
+        "firmware",
+        "plan",
+        "step",
+        "test",
+        "plan_finished",
+        "finished",
+    ] {
+        assert!(kinds.contains(&k), "no `{k}` event in {kinds:?}");
+    }
+    let tests: Vec<&serde_json::Value> = events.iter().filter(|e| e["event"] == "test").collect();
+    assert_eq!(tests.len(), 3);
+    assert_eq!(tests[0]["verdict"], "pass");
+    assert!(tests[0]["measurements"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|m| m["criterion"] == "ov_trip_time"));
+    assert_eq!(events.last().unwrap()["exit_code"], 0);
+}

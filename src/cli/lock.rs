@@ -40,7 +40,16 @@ pub fn lock(a: LockArgs) -> i32 {
             return super::EXIT_ABORT;
         }
     };
-    match status(&rig.station) {
+    let simulated = rig.simulation.is_some();
+    if simulated && std::env::var_os("HILRIG_LOCK_DIR").is_none() {
+        println!(
+            "bench `{}` is simulated: each run has its own simulated bench and its own lock \
+             (set HILRIG_LOCK_DIR to share a lock directory)",
+            rig.station
+        );
+        return 0;
+    }
+    match status(&rig.station, simulated) {
         Ok(s) => {
             if json {
                 println!("{}", serde_json::to_string(&s).unwrap_or_default());

@@ -1,9 +1,12 @@
 //! The command line: one file per subcommand, no logic a test would want to call.
 
-mod keygen;
-mod lock;
-mod report;
 mod can;
+mod flash;
+mod keygen;
+mod report;
+mod lock;
+mod output;
+mod probe;
 mod run;
 mod schema;
 mod sim;
@@ -40,10 +43,14 @@ pub enum Command {
     Keygen(keygen::KeygenArgs),
     /// Print the JSON Schema of results.json (or of manifest.json, rejudged results).
     Schema(schema::SchemaArgs),
-    /// The bench lock (one run per bench).
-    Lock(lock::LockArgs),
     /// CAN tools: decode candump logs through a DBC, dump a live bus, send frames.
     Can(can::CanArgs),
+    /// The bench lock (one run per bench).
+    Lock(lock::LockArgs),
+    /// Debug probes: `hilrig probe list`.
+    Probe(probe::ProbeArgs),
+    /// Flash a firmware image and prove over CAN that the BMS runs it.
+    Flash(flash::FlashArgs),
 }
 
 /// Default rig: the built-in simulated bench.
@@ -73,11 +80,13 @@ pub fn main(cli: Cli) -> i32 {
     match cli.command {
         Command::Run(a) => rt.block_on(run::run(a)),
         Command::Validate(a) => validate::validate(a),
+        Command::Sim(a) => rt.block_on(sim::run(a)),
         Command::Report(a) => report::report(a),
         Command::Keygen(a) => keygen::keygen(a),
         Command::Schema(a) => schema::schema(a),
-        Command::Sim(a) => rt.block_on(sim::run(a)),
-        Command::Lock(a) => lock::lock(a),
         Command::Can(a) => can::can(a, &rt),
+        Command::Lock(a) => lock::lock(a),
+        Command::Probe(a) => probe::probe(a),
+        Command::Flash(a) => rt.block_on(flash::flash(a)),
     }
 }

@@ -10,9 +10,10 @@ use tokio_util::sync::CancellationToken;
 use super::EXIT_ABORT;
 use std::collections::BTreeMap;
 
+use super::output::Output;
 use crate::plan::load::relative;
 use crate::plan::{is_suite, load_plan_with, load_rig, load_suite, InputError, LoadedPlan};
-use crate::report::{junit::limit_text, FirmwareInfo, Outcome, RunResults};
+use crate::report::{FirmwareInfo, Outcome, RunResults};
 use crate::rig::Rig;
 use crate::run::lock::BenchLock;
 use crate::run::{execute, Event, RunOptions};
@@ -46,6 +47,9 @@ pub struct RunArgs {
     /// without it, a busy bench is an error (exit 2) naming the holder.
     #[arg(long, value_parser = parse_duration)]
     pub wait: Option<std::time::Duration>,
+    /// Print progress and results as JSON lines (one object per event) instead of text.
+    #[arg(long)]
+    pub json: bool,
     /// Override a plan parameter (`name=value`, repeatable); wins over suite overrides.
     #[arg(long = "param", value_parser = parse_param)]
     pub params: Vec<(String, String)>,
@@ -124,7 +128,14 @@ pub async fn run(a: RunArgs) -> i32 {
         }
     };
     let what = format!("hilrig run {}", a.plan.display());
-    let _lock = match BenchLock::acquire(&rig.station, &what, a.wait.unwrap_or_default()).await {
+    let _lock = match BenchLock::acquire(
+        &rig.station,
+        rig.simulation.is_some(),
+        &what,
+        a.wait.unwrap_or_default(),
+    )
+    .await
+    {
         Ok(l) => l,
         Err(e) => {
             eprintln!("error: {e}");
@@ -178,8 +189,13 @@ pub async fn run(a: RunArgs) -> i32 {
     };
     let cancel = CancellationToken::new();
     spawn_signal_handlers(cancel.clone());
+    let out = Arc::new(Output::new(a.json));
     if let Some(fw) = &firmware {
-        println!("firmware: {} {} sha256:{}", fw.id, fw.version, fw.sha256);
+        out.line(&format!(
+            "firmware: {} {} sha256:{}",
+            fw.id, fw.version, fw.sha256
+        ));
+        out.json(serde_json::json!({"event": "firmware", "id": fw.id, "version": fw.version, "sha256": fw.sha256}));
     }
     let mut all = Vec::new();
     for plan in plans {
@@ -189,18 +205,18 @@ pub async fn run(a: RunArgs) -> i32 {
         };
         let dir = top.join(&run_id);
         let clock = Clock::start();
-        println!(
-            "hilrig: {} ({}) on {} — {} repeat(s), decision rule {}",
-            plan.plan.value.plan,
-            plan.plan.value.title,
-            rig.station,
+        out.plan(
+            &plan.plan.value.plan,
+            &plan.plan.value.title,
             plan.plan.value.repeat,
+            &rig.station,
             rule_name(
                 a.decision_rule
                     .map(Into::into)
-                    .unwrap_or(plan.limits.value.decision_rule)
+                    .unwrap_or(plan.limits.value.decision_rule),
             ),
         );
+        let events = out.clone();
         let opts = RunOptions {
             dir: dir.clone(),
             run_id,
@@ -208,7 +224,7 @@ pub async fn run(a: RunArgs) -> i32 {
             cancel: cancel.clone(),
             firmware: firmware.clone(),
             clock,
-            on_event: Arc::new(print_event),
+            on_event: Arc::new(move |e: &Event| events.event(e)),
         };
         let plan_path = plan.plan.path.clone();
         let results = match execute(plan, &resolved, opts).await {
@@ -230,10 +246,11 @@ pub async fn run(a: RunArgs) -> i32 {
             }
         }
         match crate::report::bundle::seal_run(&dir, &plan_path, &rig_path) {
-            Ok(s) => println!("{}", s.summary(&dir)),
+            Ok(s) => out.line(&s.summary(&dir)),
             Err(e) => eprintln!("warning: the evidence bundle is incomplete: {e}"),
         }
-        print_summary(&results, &dir);
+        out.line(&summary(&results, &dir));
+        out.json(serde_json::json!({"event": "plan_finished", "plan": results.plan, "outcome": results.outcome, "dir": dir, "safe_state_reached": results.safe_state_reached}));
         let aborted = results.outcome == Outcome::Aborted;
         all.push(results);
         if aborted {
@@ -261,20 +278,22 @@ pub async fn run(a: RunArgs) -> i32 {
     }
     let outcome = overall(&all);
     if suite.is_some() {
-        println!(
+        out.line(&format!(
             "suite {name}: {} plan(s), {:?}; results in {}",
             all.len(),
             outcome,
             top.display()
-        );
+        ));
     }
+    let simulated: f64 = all.iter().map(|r| r.duration_s).sum();
+    let wall = wall_start.elapsed().as_secs_f64();
     if a.virtual_time {
-        let simulated: f64 = all.iter().map(|r| r.duration_s).sum();
-        println!(
-            "virtual time: {simulated:.1} s simulated in {:.3} s of wall time",
-            wall_start.elapsed().as_secs_f64()
-        );
+        out.line(&format!(
+            "virtual time: {simulated:.1} s simulated in {wall:.3} s of wall time"
+        ));
     }
+    out.json(serde_json::json!({"event": "finished", "outcome": outcome, "exit_code": outcome.exit_code(), "simulated_s": simulated, "wall_s": wall}));
+    out.finish();
     outcome.exit_code()
 }
 
@@ -328,41 +347,11 @@ fn spawn_signal_handlers(cancel: CancellationToken) {
     });
 }
 
-fn print_event(e: &Event) {
-    match e {
-        Event::Step {
-            phase,
-            index,
-            repeat,
-            kind,
-        } => {
-            tracing::info!("{phase}[{index}] {kind} (repeat {repeat})");
-        }
-        Event::Test(t) => {
-            println!("{:<5} {}", t.verdict.word(), t.name);
-            if let Some(m) = &t.message {
-                println!("      {m}");
-            }
-            for m in &t.measurements {
-                println!(
-                    "      {:<30} {:<14} {:>12} ± {:<9} limit {:<26} {}",
-                    m.criterion,
-                    m.quantity,
-                    display_unit(m.value, &m.unit),
-                    display_unit(m.uncertainty, &m.unit),
-                    limit_text(&m.limit, &m.unit),
-                    m.verdict.word()
-                );
-            }
-        }
-        Event::Aborting(cause) => eprintln!("ABORT {cause}"),
-    }
-}
-
-fn print_summary(r: &RunResults, dir: &std::path::Path) {
-    let count = |v| r.tests.iter().filter(|t| t.verdict == v).count();
+/// The end-of-run lines: counts, abort cause, unconfirmed safe-state actions, where.
+fn summary(r: &RunResults, dir: &std::path::Path) -> String {
     use crate::verdict::Verdict::*;
-    println!(
+    let count = |v| r.tests.iter().filter(|t| t.verdict == v).count();
+    let mut lines = vec![format!(
         "{}: {} passed, {} failed, {} inconclusive in {:.1} s",
         match r.outcome {
             Outcome::Passed => "PASSED",
@@ -374,28 +363,40 @@ fn print_summary(r: &RunResults, dir: &std::path::Path) {
         count(Fail),
         count(Inconclusive),
         r.duration_s
-    );
+    )];
     if let Some(a) = &r.abort {
-        println!(
-            "aborted: {}{}",
-            a.cause,
-            a.during
-                .as_ref()
-                .map(|d| format!(" (during {d})"))
-                .unwrap_or_default()
-        );
+        let during = a
+            .during
+            .as_ref()
+            .map(|d| format!(" (during {d})"))
+            .unwrap_or_default();
+        lines.push(format!("aborted: {}{during}", a.cause));
     }
     for s in r.safe_state.iter().filter(|s| !s.ok) {
-        println!(
+        lines.push(format!(
             "SAFE STATE NOT CONFIRMED: {} {}: {}",
             s.instrument,
             s.action,
             s.error.as_deref().unwrap_or("")
-        );
+        ));
     }
-    println!(
+    for st in &r.statistics {
+        if st.n > 1 && !st.unit.is_empty() {
+            let (min, mean, max) = (
+                display_unit(st.min, &st.unit),
+                display_unit(st.mean, &st.unit),
+                display_unit(st.max, &st.unit),
+            );
+            lines.push(format!(
+                "  {} / {}: min {min}, mean {mean}, max {max} over {} repeats",
+                st.test, st.criterion, st.n
+            ));
+        }
+    }
+    lines.push(format!(
         "safe state reached: {}; results in {}",
         if r.safe_state_reached { "yes" } else { "NO" },
         dir.display()
-    );
+    ));
+    lines.join("\n")
 }

@@ -3,8 +3,11 @@
 //! The lock is `flock(2)` on `<lock dir>/<station>.lock`, so the kernel releases it when the
 //! holding process ends in any way (including SIGKILL): there are no stale locks. The holder
 //! writes who it is into the file for `hilrig lock status`. The lock directory is
-//! `$HILRIG_LOCK_DIR`, or `hilrig-locks` in the system temporary directory. Simulated rigs
-//! are locked like any other; give parallel simulated runs different lock directories.
+//! `$HILRIG_LOCK_DIR`, or `hilrig-locks` in the system temporary directory.
+//!
+//! A simulated bench lives inside the process that runs it, so two simulated runs never
+//! share instruments: without `$HILRIG_LOCK_DIR` their locks are per process and never
+//! contend. With `$HILRIG_LOCK_DIR` set, simulated rigs share it like real ones.
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
@@ -77,15 +80,19 @@ pub struct BenchLock {
     path: PathBuf,
 }
 
-/// The lock directory in effect.
-pub fn lock_dir() -> PathBuf {
-    std::env::var_os("HILRIG_LOCK_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| std::env::temp_dir().join("hilrig-locks"))
+/// The lock directory in effect for a real (or, with `simulated`, a simulated) rig.
+pub fn lock_dir(simulated: bool) -> PathBuf {
+    match std::env::var_os("HILRIG_LOCK_DIR") {
+        Some(dir) => PathBuf::from(dir),
+        None if simulated => std::env::temp_dir()
+            .join("hilrig-locks")
+            .join(format!("sim-{}", std::process::id())),
+        None => std::env::temp_dir().join("hilrig-locks"),
+    }
 }
 
 /// The lock file of a station.
-pub fn lock_path(station: &str) -> PathBuf {
+pub fn lock_path(station: &str, simulated: bool) -> PathBuf {
     let safe: String = station
         .chars()
         .map(|c| {
@@ -96,7 +103,7 @@ pub fn lock_path(station: &str) -> PathBuf {
             }
         })
         .collect();
-    lock_dir().join(format!("{safe}.lock"))
+    lock_dir(simulated).join(format!("{safe}.lock"))
 }
 
 fn open(path: &Path) -> Result<File, LockError> {
@@ -147,10 +154,11 @@ impl BenchLock {
     /// Take the station's lock, waiting up to `wait` (zero: fail at once when busy).
     pub async fn acquire(
         station: &str,
+        simulated: bool,
         what: &str,
         wait: Duration,
     ) -> Result<BenchLock, LockError> {
-        let path = lock_path(station);
+        let path = lock_path(station, simulated);
         let file = open(&path)?;
         let started = tokio::time::Instant::now();
         loop {
@@ -224,8 +232,8 @@ pub enum LockStatus {
 }
 
 /// Whether a station is locked, without taking the lock.
-pub fn status(station: &str) -> Result<LockStatus, LockError> {
-    let path = lock_path(station);
+pub fn status(station: &str, simulated: bool) -> Result<LockStatus, LockError> {
+    let path = lock_path(station, simulated);
     if !path.exists() {
         return Ok(LockStatus::Free { path });
     }

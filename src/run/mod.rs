@@ -28,8 +28,9 @@ use crate::verdict::{DecisionRule, Limit, Verdict};
 /// Longest time the plan's teardown may take before the safe state takes over.
 pub const TEARDOWN_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Progress events for operator output.
-#[derive(Debug, Clone)]
+/// Progress events for operator output (serialised as JSON lines by `hilrig run --json`).
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
 pub enum Event {
     /// A step started.
     Step {
@@ -45,7 +46,10 @@ pub enum Event {
     /// A test finished.
     Test(TestResult),
     /// The run is aborting.
-    Aborting(String),
+    Aborting {
+        /// Why.
+        cause: String,
+    },
 }
 
 /// A progress callback.
@@ -148,7 +152,9 @@ pub async fn execute(
     }
     let abort_at = clock.now();
     if let Some(s) = &stop {
-        (opts.on_event)(&Event::Aborting(s.cause.clone()));
+        (opts.on_event)(&Event::Aborting {
+            cause: s.cause.clone(),
+        });
     }
 
     // The plan's teardown first (when the bench is usable), then the safe state, always.

@@ -345,7 +345,7 @@ impl PlantState {
 
     /// Advance state of charge, cell, NTC and chamber temperatures by `dt` seconds.
     pub fn advance(&mut self, dt: f64) {
-        if !(dt > 0.0) {
+        if dt.is_nan() || dt <= 0.0 {
             return;
         }
         if let Some(target) = self.chamber.setpoint {
