@@ -97,7 +97,7 @@ fn serve_exposes_scpi_on_tcp_and_can_as_slcan_on_a_pty() {
         .write(true)
         .open(&pty)
         .unwrap();
-    let reader = port.try_clone().unwrap();
+    let reader = BufReader::new(port.try_clone().unwrap());
     let (tx, lines) = mpsc::channel();
     std::thread::spawn(move || {
         let mut line = Vec::new();

@@ -511,7 +511,7 @@ fn measured_trip_times_and_thresholds_lie_within_their_uncertainty_of_the_truth(
         (Method::Bisect, BISECT_TRIALS),
     ];
     assert!(plan.iter().map(|(_, n)| n).sum::<usize>() >= 100);
-    run_and_check(0x5EED_0F_B0A7_2026, &plan, Regime::Broad, "truth-trials");
+    run_and_check(0x005E_ED0F_B0A7_2026, &plan, Regime::Broad, "truth-trials");
 }
 
 /// Fast ramps with coarse setpoint steps (rate x update period 4..10 mV, above the 1 mV
@@ -523,7 +523,7 @@ fn measured_trip_times_and_thresholds_lie_within_their_uncertainty_of_the_truth(
 #[ignore = "fails until the ramp threshold estimate in src/run/trip.rs interpolates along the ramp; run with --ignored"]
 fn ramp_thresholds_with_coarse_setpoint_steps_lie_within_their_uncertainty() {
     run_and_check(
-        0x5EED_0F_B0A7_2026,
+        0x005E_ED0F_B0A7_2026,
         &[(Method::Ramp, 150)],
         Regime::CoarseSteps,
         "truth-trials-coarse",

@@ -44,8 +44,11 @@ fn run(out: &Path, virtual_time: bool) -> (i32, serde_json::Value, f64) {
     )
 }
 
+/// A test's name, its verdict and (criterion, verdict) of each of its measurements.
+type Verdicts = (String, String, Vec<(String, String)>);
+
 /// Test name and the verdict of every measurement, in order.
-fn verdicts(r: &serde_json::Value) -> Vec<(String, String, Vec<(String, String)>)> {
+fn verdicts(r: &serde_json::Value) -> Vec<Verdicts> {
     r["tests"]
         .as_array()
         .unwrap()
