@@ -1,5 +1,6 @@
 //! `hilrig sim serve` as its own process: endpoints on stdout, SCPI over loopback TCP, and
-//! CAN as an SLCAN adapter on a pseudo-terminal, both directions.
+//! CAN as an SLCAN adapter on a pseudo-terminal, both directions; and (opt-in peer test,
+//! `HILRIG_PEER_TESTS=1`) python-can's `slcan` interface on that pseudo-terminal.
 
 mod common;
 
@@ -60,8 +61,8 @@ fn next_frame(lines: &mpsc::Receiver<String>, id: u32, deadline: Instant) -> Vec
     }
 }
 
-#[test]
-fn serve_exposes_scpi_on_tcp_and_can_as_slcan_on_a_pty() {
+/// Start `hilrig sim serve`; the server and its endpoints by `KIND ID` (`bus bms`, ...).
+fn start() -> (Server, std::collections::BTreeMap<String, String>) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_hilrig"))
         .args(["sim", "serve"])
         .current_dir(root())
@@ -70,7 +71,7 @@ fn serve_exposes_scpi_on_tcp_and_can_as_slcan_on_a_pty() {
         .spawn()
         .unwrap();
     let stdout = child.stdout.take().unwrap();
-    let mut server = Server(child);
+    let server = Server(child);
     let mut endpoints = std::collections::BTreeMap::new();
     for line in BufReader::new(stdout).lines().take(3) {
         let line = line.unwrap();
@@ -78,6 +79,12 @@ fn serve_exposes_scpi_on_tcp_and_can_as_slcan_on_a_pty() {
         assert_eq!(parts.len(), 3, "{line}");
         endpoints.insert(format!("{} {}", parts[0], parts[1]), parts[2].to_string());
     }
+    (server, endpoints)
+}
+
+#[test]
+fn serve_exposes_scpi_on_tcp_and_can_as_slcan_on_a_pty() {
+    let (mut server, endpoints) = start();
     let supply = endpoints["instrument supply"].trim_start_matches("tcp://");
     let pty = endpoints["bus bms"]
         .trim_start_matches("slcan:")
@@ -138,4 +145,51 @@ fn serve_exposes_scpi_on_tcp_and_can_as_slcan_on_a_pty() {
     };
     assert_eq!(cell3, 3456, "the BMS reports the cell the simulator set");
     assert_eq!(server.stop(), Some(0), "SIGTERM ends the server cleanly");
+}
+
+/// python-can opens the served pseudo-terminal as an SLCAN adapter, reads the BMS's status
+/// and sets a cell through the simulated cell simulator.
+#[test]
+fn python_can_talks_to_the_served_slcan_adapter() {
+    if std::env::var("HILRIG_PEER_TESTS").as_deref() != Ok("1") {
+        println!("peer test not run: set HILRIG_PEER_TESTS=1 (needs python-can)");
+        return;
+    }
+    let (mut server, endpoints) = start();
+    let pty = endpoints["bus bms"]
+        .trim_start_matches("slcan:")
+        .to_string();
+    let script = r#"
+import sys, time, can
+bus = can.Bus(interface="slcan", channel=sys.argv[1], bitrate=500000)
+print("version", bus.get_version(timeout=1))
+seen = set()
+deadline = time.time() + 10
+while time.time() < deadline and 0x100 not in seen:
+    m = bus.recv(timeout=1)
+    if m is not None:
+        seen.add(m.arbitration_id)
+assert 0x100 in seen, seen
+bus.send(can.Message(arbitration_id=0x200, is_extended_id=False, data=[3, 0x00, 0x87]))
+mv = None
+while time.time() < deadline and mv != 3456:
+    m = bus.recv(timeout=1)
+    if m is not None and m.arbitration_id == 0x110 and m.data[0] == 0:
+        mv = (int.from_bytes(bytes(m.data), "little") >> 36) & 0x3FFF
+bus.shutdown()
+print("cell3", mv)
+"#;
+    let out = Command::new("python3")
+        .args(["-c", script, &pty])
+        .output()
+        .expect("python3 runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("version (10, 13)"), "{stdout}");
+    assert!(stdout.contains("cell3 3456"), "{stdout}");
+    assert_eq!(server.stop(), Some(0));
 }
