@@ -194,6 +194,28 @@ fn bench(c: &mut Criterion) {
         page.len(),
         page.len() as f64 / 1e6
     );
+    let t = Instant::now();
+    let scanned =
+        hilrig::report::series::read_trace(&dir.join("trace.csv"), &|_, _| false).expect("scan");
+    eprintln!(
+        "scan of {} rows without keeping any channel: {:.3} s",
+        scanned.rows,
+        t.elapsed().as_secs_f64()
+    );
+    let t = Instant::now();
+    let data = html::load(&dir).expect("load");
+    let kept: usize = data.traces.channels.values().map(|c| c.t.len()).sum();
+    let t_load = t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    let _ = html::render(&data);
+    eprintln!(
+        "load (keeping {} channels, {kept} samples): {t_load:.3} s; render from memory: {:.3} s",
+        data.traces.channels.len(),
+        t.elapsed().as_secs_f64()
+    );
+    if std::env::var_os("HILRIG_BENCH_ONCE").is_some() {
+        return;
+    }
     let mut g = c.benchmark_group("report");
     g.sample_size(10);
     g.measurement_time(Duration::from_secs(20));

@@ -29,7 +29,7 @@ use crate::verdict::{DecisionRule, Verdict};
 pub const PLOT_WIDTH: u32 = 760;
 const PLOT_HEIGHT: u32 = 210;
 /// Seconds shown before the stimulus starts and after the trip.
-const PRE_S: f64 = 2.0;
+const PRE_S: f64 = 1.0;
 const POST_S: f64 = 3.0;
 /// PAS 63100 energy caps (Wh): inside a dwelling, and outdoors or in a detached building.
 pub const PAS_CAP_INDOOR_WH: f64 = 40_000.0;
@@ -261,6 +261,7 @@ table { border-collapse: collapse; width: 100%; margin: 1.5mm 0 3mm; font-size: 
 th, td { border: 1px solid #bbb; padding: 1.2mm 1.6mm; text-align: left; vertical-align: top; }
 th { background: #f0f0f0; } td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
 .kv th { width: 32%; }
+table.meas tr.m td { border-bottom: none; } table.meas tr.m + tr td { border-top: none; padding-top: 0; }
 .badge { display: inline-block; padding: 1mm 4mm; border-radius: 2mm; font-weight: bold; color: #fff; }
 .big { font-size: 20pt; padding: 2mm 7mm; }
 .pass { background: #2b8a3e; } .fail { background: #c92a2a; } .inc { background: #e67700; }
@@ -514,6 +515,22 @@ pub fn render(d: &ReportData) -> String {
         );
     }
     h.push_str("</table>");
+    if !r.statistics.is_empty() {
+        h.push_str("<h3>Over the repeats</h3><table><tr><th>Test</th><th>Criterion</th><th>n</th><th>min</th><th>mean</th><th>max</th></tr>");
+        for st in &r.statistics {
+            let _ = write!(
+                h,
+                "<tr><td>{}</td><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td></tr>",
+                esc(&st.test),
+                esc(&st.criterion),
+                st.n,
+                esc(&display_unit(st.min, &st.unit)),
+                esc(&display_unit(st.mean, &st.unit)),
+                esc(&display_unit(st.max, &st.unit))
+            );
+        }
+        h.push_str("</table>");
+    }
     let _ = write!(
         h,
         "<p class=\"small\">The raw samples ({} rows) are in <span class=\"mono\">trace.csv</span> beside this report; the plots below are reduced to the minimum and maximum per pixel column. This report is part of a signed evidence bundle: check it with <span class=\"mono\">hilrig report verify DIR</span>.</p>",
@@ -556,7 +573,14 @@ pub fn render(d: &ReportData) -> String {
     // ---- Per test ----
     for (i, t) in r.tests.iter().enumerate() {
         let next_start = r.tests.get(i + 1).map(|n| n.started_s);
-        test_section(&mut h, d, r, t, spec_for(&specs, &t.name), next_start);
+        test_section(
+            &mut h,
+            d,
+            r,
+            t,
+            spec_for(&specs, &t.test, &t.name),
+            next_start,
+        );
     }
 
     // ---- Safe state ----
@@ -697,7 +721,7 @@ fn pas_section(h: &mut String, d: &ReportData, r: &RunResults, specs: &[TestSpec
         .tests
         .iter()
         .filter(|t| {
-            spec_for(specs, &t.name).is_some_and(|s| {
+            spec_for(specs, &t.test, &t.name).is_some_and(|s| {
                 s.detect_signals
                     .iter()
                     .any(|x| x.to_ascii_lowercase().contains("warn"))
@@ -950,12 +974,12 @@ fn test_section(
 
     // Measurements.
     if !t.measurements.is_empty() {
-        h.push_str("<h3>Measured values against limits</h3><table><tr><th>Criterion</th><th>Quantity</th><th>Measured ± U</th><th>Limit</th><th>Verdict</th><th>Provenance of the limit</th></tr>");
+        h.push_str("<h3>Measured values against limits</h3><table class=\"meas\"><tr><th>Criterion</th><th>Quantity</th><th>Measured ± U</th><th>Limit</th><th>Verdict</th></tr>");
         for m in &t.measurements {
             let p = &m.provenance;
             let _ = write!(
                 h,
-                "<tr><td>{}</td><td>{}</td><td class=\"num\">{} ± {}</td><td class=\"num\">{}</td><td class=\"v-{}\">{}</td><td class=\"small\"><b>{}{}</b><br>{}<br><i>confidence: {}</i></td></tr><tr><td colspan=\"6\" class=\"small\">Uncertainty (expanded, half-width): {}</td></tr>",
+                "<tr class=\"m\"><td>{}</td><td>{}</td><td class=\"num\">{} ± {}</td><td class=\"num\">{}</td><td class=\"v-{}\">{}</td></tr><tr><td colspan=\"5\" class=\"small\"><b>Limit from:</b> {}{}: {} <i>(confidence: {})</i><br><b>Uncertainty</b> (expanded, half-width): {}</td></tr>",
                 esc(&m.criterion),
                 esc(&m.quantity),
                 esc(&display_unit(m.value, &m.unit)),
@@ -996,8 +1020,8 @@ fn test_section(
             dashed: false,
         });
     }
-    for e in d.truth.iter().filter(|e| e.t >= x0 && e.t <= x1) {
-        if e.kind.contains("open") || e.kind.contains("fault_set") {
+    for e in d.truth.iter().filter(|e| e.t >= t.started_s && e.t <= x1) {
+        if e.kind.ends_with("_open") {
             markers.push(VLine {
                 label: format!("truth: {}", e.kind),
                 x: e.t,
@@ -1059,7 +1083,11 @@ fn test_section(
         }
         limit_lines(&t.measurements, &unit, &mut plot.hlines);
         if let Some(p) = &declared {
+            let release_measured = t.measurements.iter().any(|m| m.quantity == "release");
             for (what, txt) in [("declared trip", &p.trip), ("declared release", &p.release)] {
+                if what == "declared release" && !release_measured {
+                    continue;
+                }
                 if let Some(q) = quantity(txt.as_deref()) {
                     if q.dim.unit() == unit || (unit == "°C" && q.dim.unit() == "°C") {
                         plot.hlines.push(HLine {
@@ -1087,7 +1115,8 @@ fn test_section(
         }
         let w = c.window(x0, x1);
         let vs = &c.v[w];
-        if vs.iter().any(|v| *v != vs[0]) {
+        // Flags only (0/1): enumerations such as the BMS state would swamp the scale.
+        if vs.iter().any(|v| *v != vs[0]) && vs.iter().all(|v| *v == 0.0 || *v == 1.0) {
             det.push(name.clone());
         }
     }

@@ -224,6 +224,9 @@ impl PlanView {
 /// The trace channel of a stimulus target as written in plans (`cell[5]`, `ntc[1]`,
 /// `supply.current`, `supply.voltage`, `load.current`).
 pub fn target_channel(target: &str) -> Option<String> {
+    if let Ok(t) = crate::plan::model::Target::parse(target) {
+        return Some(t.channel());
+    }
     let t = target.trim();
     let idx = |p: &str| {
         t.strip_prefix(p)?
@@ -249,8 +252,14 @@ pub fn target_channel(target: &str) -> Option<String> {
     )
 }
 
-/// The matching plan step for a result name (`OV cell 5 #2` -> `OV cell 5`).
-pub fn spec_for<'a>(specs: &'a [TestSpec], name: &str) -> Option<&'a TestSpec> {
+/// The plan step of a result: by its test name when recorded, else by its unique name
+/// (`OV cell 5 #2` -> `OV cell 5`).
+pub fn spec_for<'a>(specs: &'a [TestSpec], test: &str, name: &str) -> Option<&'a TestSpec> {
+    if !test.is_empty() {
+        if let Some(s) = specs.iter().find(|s| s.name == test) {
+            return Some(s);
+        }
+    }
     specs.iter().find(|s| s.name == name).or_else(|| {
         let base = name.rsplit_once(" #").map(|(b, _)| b)?;
         specs.iter().find(|s| s.name == base)
@@ -304,8 +313,18 @@ mod tests {
         );
         assert_eq!(t[0].detect_signals, vec!["bms.chg_fet".to_string()]);
         assert_eq!(
-            spec_for(&t, "OV cell 5 #3").unwrap().protection.as_deref(),
+            spec_for(&t, "", "OV cell 5 #3")
+                .unwrap()
+                .protection
+                .as_deref(),
             Some("ov")
+        );
+        assert_eq!(spec_for(&t, "OV cell 5", "x").unwrap().name, "OV cell 5");
+        let shipped: PlanView =
+            parse_yaml("steps:\n  - trip: {name: a, stimulus: {ramp: {of: cell 5}}}\n").unwrap();
+        assert_eq!(
+            shipped.tests()[0].stimulus_channel.as_deref(),
+            Some("cells.cell[5].v_set")
         );
 
         let new = "plan: p\ntitle: t\nparameters: {cell: '7'}\nsteps:\n  - trip:\n      name: OTC\n      protection: otc\n      stimulus: {step: {of: 'ntc[${cell}]', from: 50 °C, to: 60 °C}}\n      detect: bms.fault.otc == 1\n  - expect: {that: bms.warning == 1, within: 2 s}\n";

@@ -204,7 +204,7 @@ pub fn rejudge(dir: &Path, opts: RejudgeOptions) -> Result<Rejudged, RejudgeErro
     let mut changes = Vec::new();
     let mut problems = Vec::new();
     for t in &mut results.tests {
-        let protection = spec_for(&specs, &t.name).and_then(|s| s.protection.clone());
+        let protection = spec_for(&specs, &t.test, &t.name).and_then(|s| s.protection.clone());
         let mut worst = Verdict::Pass;
         for m in &mut t.measurements {
             let Some(c) = profile.criteria.get(&m.criterion) else {

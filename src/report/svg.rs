@@ -76,7 +76,7 @@ pub struct Plot {
 
 /// Left and right margins of the plot area, px.
 pub const MARGIN_LEFT: u32 = 64;
-const MARGIN_RIGHT: u32 = 130;
+const MARGIN_RIGHT: u32 = 170;
 const MARGIN_TOP: u32 = 26;
 const MARGIN_BOTTOM: u32 = 30;
 
@@ -219,8 +219,10 @@ impl Plot {
             }
             let _ = write!(
                 s,
-                r#"<polyline fill="none" stroke="{}" stroke-width="1.3"{} points=""#,
+                r#"<polyline fill="none" stroke="{}" stroke-width="{:.1}"{} points=""#,
                 PALETTE[i % PALETTE.len()],
+                // Earlier lines drawn wider, so lines lying on top of each other stay visible.
+                (1.3 + 1.1 * (self.lines.len() - 1 - i) as f64).min(5.0),
                 if ln.dashed {
                     r#" stroke-dasharray="5 2""#
                 } else {
@@ -245,15 +247,26 @@ impl Plot {
         }
         s.push_str("</g>");
         // Labels outside the clip: threshold labels on the right, markers on top.
-        for hl in &self.hlines {
-            let y = sy(hl.y).clamp(t, b);
+        // Threshold labels, pushed apart so close levels stay readable.
+        let mut labels: Vec<(f64, &HLine)> = self
+            .hlines
+            .iter()
+            .map(|hl| (sy(hl.y).clamp(t, b), hl))
+            .collect();
+        labels.sort_by(|a, b| a.0.total_cmp(&b.0));
+        for i in 1..labels.len() {
+            if labels[i].0 < labels[i - 1].0 + 11.0 {
+                labels[i].0 = labels[i - 1].0 + 11.0;
+            }
+        }
+        for (y, hl) in labels {
             let _ = write!(
                 s,
                 r#"<text x="{:.1}" y="{:.1}" class="lb" fill="{}">{}</text>"#,
                 r + 4.0,
                 y + 3.5,
                 hl.color,
-                esc(&hl.label)
+                esc(&short(&hl.label))
             );
         }
         let mut top = 0;
@@ -284,11 +297,23 @@ impl Plot {
                 PALETTE[i % PALETTE.len()],
                 r + 19.0,
                 y,
-                esc(&ln.label)
+                esc(&short(&ln.label))
             );
         }
         s.push_str("</svg>");
         s
+    }
+}
+
+/// A label cut to fit the right margin.
+fn short(s: &str) -> String {
+    const MAX: usize = 27;
+    if s.chars().count() <= MAX {
+        s.to_string()
+    } else {
+        let mut o: String = s.chars().take(MAX - 1).collect();
+        o.push('…');
+        o
     }
 }
 
