@@ -158,3 +158,18 @@ fn parameters_are_substituted_and_overridable() {
     let e = load_plan_with(&path, Some(&rig), &bad).unwrap_err();
     assert!(e[0].to_string().contains("did you mean `cell`"), "{}", e[0]);
 }
+
+#[test]
+fn the_foxbms_style_fixture_validates() {
+    // A small plan against the foxBMS 2 style fixture checks its signal map against its DBC.
+    let dir = temp_dir("foxbms");
+    let fixture = root().join("fixtures/foxbms2-style.yaml");
+    let plan = format!(
+        "plan: foxbms-smoke\ntitle: t\ndut: {}\nlimits: iec62619-bms\nsteps:\n  - wait_for: {{until: bms.state == normal and not bms.fault.ov, timeout: 5 s}}\n  - expect: {{that: bms.contactors == closed}}\n",
+        fixture.display()
+    );
+    std::fs::write(dir.join("plan.yaml"), plan).unwrap();
+    let p = load_plan(&dir.join("plan.yaml"), None).unwrap_or_else(|e| panic!("{e:#?}"));
+    assert_eq!(p.fixture.value.cells_in_series, 4);
+    assert!(p.signals.contains_key("bms.fault.ov"));
+}
