@@ -276,6 +276,26 @@ pub trait Bus: Send + Sync {
     }
 }
 
+/// A shared bus is a bus: one opened port can serve the runner and a cell simulator alike
+/// (SLCAN serial ports can be opened only once).
+impl<B: Bus + ?Sized> Bus for std::sync::Arc<B> {
+    fn name(&self) -> &str {
+        (**self).name()
+    }
+
+    fn send(&self, frame: Frame) -> BusFuture<'_, Result<(), CanError>> {
+        (**self).send(frame)
+    }
+
+    fn subscribe(&self) -> broadcast::Receiver<Received> {
+        (**self).subscribe()
+    }
+
+    fn state(&self) -> BusState {
+        (**self).state()
+    }
+}
+
 /// Open a bus from an endpoint such as `virtual:sim0`, `socketcan:can0` or
 /// `slcan:/dev/ttyACM0?bitrate=500000` (see the module documentation for the options).
 ///
@@ -354,6 +374,22 @@ mod tests {
     fn slcan_endpoint_without_bitrate_says_so() {
         let err = open("slcan:/dev/ttyACM9").err().unwrap();
         assert!(err.to_string().contains("bitrate"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn a_shared_bus_forwards_everything() {
+        let shared: std::sync::Arc<dyn Bus> = std::sync::Arc::new(VirtualBus::create("shared-1"));
+        let boxed: Box<dyn Bus> = Box::new(std::sync::Arc::clone(&shared));
+        let mut rx = shared.subscribe();
+        boxed
+            .send(Frame::new(0x10, false, &[1]).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(rx.recv().await.unwrap().frame.id, 0x10);
+        assert_eq!(
+            (boxed.name(), boxed.state()),
+            ("shared-1", BusState::ErrorActive)
+        );
     }
 
     #[test]
