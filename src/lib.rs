@@ -8,6 +8,7 @@
 pub mod can;
 pub mod cli;
 pub mod dbc;
+pub mod flash;
 pub mod instrument;
 pub mod plan;
 pub mod report;

@@ -37,6 +37,10 @@ pub struct Fixture {
     pub signals: BTreeMap<String, Spanned<String>>,
     /// The cyclic state request the BMS needs to stay active.
     pub state_request: Option<StateRequest>,
+    /// DBC message carrying the running firmware's version and image hash (default
+    /// `BMS_Version`), read back after flashing.
+    #[serde(default)]
+    pub version_message: Option<String>,
     /// The maker's declared protection settings, by protection key (`ov`, `uv`, `otc`, ...).
     pub protections: BTreeMap<String, Spanned<DeclaredProtection>>,
     /// The cell maker's limits, by name (`upper_charge_voltage`, ...).

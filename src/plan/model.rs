@@ -41,6 +41,9 @@ pub struct Plan {
     /// Steps that always run at the end, even after a failure or abort.
     #[serde(default)]
     pub teardown: Vec<Spanned<Step>>,
+    /// Firmware image id (from the firmware manifest) to flash and verify before the tests.
+    #[serde(default)]
+    pub firmware: Option<String>,
 }
 
 fn one() -> u32 {
@@ -57,6 +60,9 @@ pub struct Suite {
     pub title: String,
     /// The plans, in order.
     pub plans: Vec<SuiteEntry>,
+    /// Firmware image id to flash and verify before the first plan (wins over the plans').
+    #[serde(default)]
+    pub firmware: Option<String>,
 }
 
 /// One plan of a suite, with its parameter overrides.

@@ -1,4 +1,5 @@
-//! The bench description: station, instruments, buses, safety envelope, calibration.
+//! The bench description: station, instruments, buses, debug probe, safety envelope,
+//! calibration.
 //!
 //! A rig file names endpoints only. `simulation:` marks a rig whose instruments are served
 //! by the built-in simulated bench; the command line starts that bench and replaces the
@@ -32,6 +33,79 @@ pub struct Rig {
     /// Calibration records: instrument serial -> due date (YYYY-MM-DD).
     #[serde(default)]
     pub calibration: BTreeMap<String, String>,
+    /// The debug probe that flashes the BMS, when the bench has one.
+    #[serde(default)]
+    pub probe: Option<ProbeConfig>,
+}
+
+/// The debug probe wired to the BMS's debug header.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProbeConfig {
+    /// Which probe: `VID:PID` or `VID:PID:SERIAL` in hex (`hilrig probe list` prints them);
+    /// absent: the only probe connected.
+    pub selector: Option<String>,
+    /// Chip name from probe-rs's target list (`STM32G474RETx`); absent: the image's `chip`.
+    pub chip: Option<String>,
+    /// Wire protocol (`swd` or `jtag`); absent: SWD.
+    pub protocol: Option<ProbeProtocol>,
+    /// Debug clock (`4 MHz`, `1000 kHz`); absent: the probe's default.
+    pub speed: Option<ProbeSpeed>,
+}
+
+/// Debug wire protocols.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProbeProtocol {
+    /// Serial Wire Debug.
+    Swd,
+    /// JTAG.
+    Jtag,
+}
+
+/// A debug clock frequency, written `4 MHz`, `400 kHz` or `4000000 Hz`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProbeSpeed(u32);
+
+impl ProbeSpeed {
+    /// The frequency in kHz (at least 1).
+    pub fn khz(self) -> u32 {
+        self.0
+    }
+
+    /// Parse `4 MHz`, `400 kHz`, `4000000 Hz`.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let t = s.trim();
+        let split = t
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(t.len());
+        let (num, unit) = t.split_at(split);
+        let value: f64 = num
+            .trim()
+            .parse()
+            .map_err(|_| format!("`{s}` is not a frequency such as `4 MHz` or `400 kHz`"))?;
+        let khz = match unit.trim() {
+            "MHz" => value * 1000.0,
+            "kHz" => value,
+            "Hz" => value / 1000.0,
+            _ => {
+                return Err(format!(
+                    "`{s}`: write the debug clock with a unit, such as `4 MHz` or `400 kHz`"
+                ))
+            }
+        };
+        if !(1.0..=1_000_000.0).contains(&khz) {
+            return Err(format!("`{s}` is outside 1 kHz .. 1 GHz"));
+        }
+        Ok(Self(khz.round() as u32))
+    }
+}
+
+impl<'de> Deserialize<'de> for ProbeSpeed {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        Self::parse(&s).map_err(serde::de::Error::custom)
+    }
 }
 
 fn default_sample_period() -> Seconds {
@@ -329,5 +403,14 @@ mod tests {
         assert!(err.contains("60.0000 V"), "{err}");
         assert!(e.check_cell_voltage(f64::NAN).is_err());
         assert!(e.check_load_current(-1.0).is_err());
+    }
+
+    #[test]
+    fn probe_speeds_need_a_unit() {
+        assert_eq!(ProbeSpeed::parse("4 MHz").unwrap().khz(), 4000);
+        assert_eq!(ProbeSpeed::parse("400 kHz").unwrap().khz(), 400);
+        assert_eq!(ProbeSpeed::parse("1000000 Hz").unwrap().khz(), 1000);
+        assert!(ProbeSpeed::parse("4000").unwrap_err().contains("unit"));
+        assert!(ProbeSpeed::parse("0 kHz").is_err());
     }
 }

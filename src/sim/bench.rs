@@ -102,6 +102,8 @@ pub struct Bench {
     _memory: Vec<MemoryEndpoint>,
     tasks: Vec<JoinHandle<()>>,
     firmware_task: Option<tokio::task::AbortHandle>,
+    dbc: Arc<Dbc>,
+    dut_port: Option<VirtualBus>,
 }
 
 static BENCH_COUNTER: AtomicU64 = AtomicU64::new(0);
@@ -143,6 +145,7 @@ impl Bench {
         let mut ports = BTreeMap::new();
         let mut tasks = vec![plant::spawn_ticker(plant.clone(), options.tick)];
         let mut firmware_task = None;
+        let mut dut_port = None;
         for b in rig.buses.iter().filter(|b| b.backend == Backend::Virtual) {
             let name = format!("sim-{}-{n}-{}", std::process::id(), b.interface);
             let port = VirtualBus::create(&name);
@@ -156,6 +159,7 @@ impl Bench {
                 );
                 firmware_task = Some(fw.abort_handle());
                 tasks.push(fw);
+                dut_port = Some(port.clone());
             }
             if rig
                 .instruments
@@ -227,7 +231,50 @@ impl Bench {
             _memory: memory,
             tasks,
             firmware_task,
+            dbc,
+            dut_port,
         })
+    }
+
+    /// Load another image into the simulated BMS and restart it, as flashing does: the old
+    /// firmware stops, the new one boots on the same bus, and the ground truth starts afresh
+    /// with the new image's levels.
+    pub async fn load_firmware(&mut self, image: FirmwareImage) -> Result<(), SimError> {
+        let err = |reason: String| SimError::Instrument {
+            id: "bms".into(),
+            reason,
+        };
+        let port = self
+            .dut_port
+            .clone()
+            .ok_or_else(|| err("the rig has no virtual bus with `dut: true`".into()))?;
+        let cells = self.plant.snapshot().cells.len();
+        if image.config.cells as usize > cells {
+            return Err(err(format!(
+                "image `{}` watches {} cells, the simulated pack has {cells}",
+                image.id, image.config.cells
+            )));
+        }
+        if let Some(old) = self.firmware_task.take() {
+            old.abort();
+            if let Some(i) = self.tasks.iter().position(|t| t.id() == old.id()) {
+                // Wait until it has stopped, so no frame of the old image follows.
+                let _ = self.tasks.swap_remove(i).await;
+            }
+        }
+        self.truth = Truth::default();
+        bms_host::watch_levels(&self.plant, &image, self.truth.clone());
+        let fw = bms_host::spawn(
+            &image,
+            self.plant.clone(),
+            port,
+            self.dbc.clone(),
+            self.truth.clone(),
+        );
+        self.firmware_task = Some(fw.abort_handle());
+        self.tasks.push(fw);
+        self.image = image;
+        Ok(())
     }
 
     /// A port on a simulated CAN bus, by the rig's bus id.

@@ -1,0 +1,227 @@
+//! `hilrig flash [--rig R] [--image ID|PATH] [--manifest M] [--fixture F] [--dry-run]
+//! [--no-verify] [--json]`
+
+use std::collections::HashMap;
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use clap::Args;
+use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+
+use super::EXIT_ABORT;
+use crate::dbc::Dbc;
+use crate::flash::manifest::{hash_prefix, prefix_hex};
+use crate::flash::{
+    flash_on_rig, FlashError, FlashEvent, FlashOptions, Manifest, Phase, ProgressSink,
+    DEFAULT_MANIFEST,
+};
+use crate::plan::fixture::Fixture;
+use crate::plan::load::{read_yaml, relative};
+use crate::plan::load_rig;
+use crate::report::FirmwareInfo;
+use crate::sim::{Bench, BenchOptions, ScpiExposure};
+
+/// Arguments of `hilrig flash`.
+#[derive(Debug, Args)]
+pub struct FlashArgs {
+    /// Rig file (default: rig/sim.yaml, the simulated bench).
+    #[arg(long)]
+    pub rig: Option<PathBuf>,
+    /// Image id from the manifest, or the path of an image file it lists (default on a
+    /// simulated rig: the image the rig names).
+    #[arg(long)]
+    pub image: Option<String>,
+    /// The firmware manifest.
+    #[arg(long, default_value = DEFAULT_MANIFEST)]
+    pub manifest: PathBuf,
+    /// DUT fixture whose DBC (and `version_message`) reads back what the BMS runs.
+    #[arg(long, default_value = "fixtures/sim-bms-16s-lfp.yaml")]
+    pub fixture: PathBuf,
+    /// Attach, parse and lay out the image, but write nothing (no reset, no readback).
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Do not read the flash back after programming (the CAN readback still runs).
+    #[arg(long)]
+    pub no_verify: bool,
+    /// Print the outcome as one JSON object.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Flash the image and return the exit code: 0 flashed and proven, 2 otherwise.
+pub async fn flash(a: FlashArgs) -> i32 {
+    let progress = Display::sink(a.json);
+    match run(&a, &progress).await {
+        Ok((info, target)) => {
+            let hash = hash_prefix(&info.sha256)
+                .map(prefix_hex)
+                .unwrap_or_default();
+            if a.json {
+                println!(
+                    "{}",
+                    serde_json::json!({
+                        "image": info.id,
+                        "version": info.version,
+                        "sha256": info.sha256,
+                        "target": target,
+                        "dry_run": a.dry_run,
+                        "readback": if a.dry_run { "skipped" } else { "matches" },
+                    })
+                );
+            } else if a.dry_run {
+                println!(
+                    "dry run: image {} {} sha256:{} would be flashed on {target}; nothing written",
+                    info.id, info.version, info.sha256
+                );
+            } else {
+                println!(
+                    "flashed {} {} sha256:{} on {target}; the BMS reports version {} and image \
+                     hash {hash}: it runs what was flashed",
+                    info.id, info.version, info.sha256, info.version
+                );
+            }
+            0
+        }
+        Err(e) => {
+            if a.json {
+                println!("{}", serde_json::json!({ "error": e.to_string() }));
+            }
+            eprintln!("error: {e}");
+            EXIT_ABORT
+        }
+    }
+}
+
+async fn run(a: &FlashArgs, progress: &ProgressSink) -> Result<(FirmwareInfo, String), FlashError> {
+    let rig_path = a.rig.clone().unwrap_or_else(super::default_rig);
+    let rig = load_rig(&rig_path)?.value;
+    let manifest = Manifest::load(&a.manifest)?;
+    let wanted = match (&a.image, &rig.simulation) {
+        (Some(i), _) => i.clone(),
+        (None, Some(sim)) => sim.firmware.display().to_string(),
+        (None, None) => {
+            return Err(FlashError::NoFlasher(format!(
+                "name the image to flash with --image ID (images in {}: {})",
+                manifest.path.display(),
+                manifest
+                    .images
+                    .iter()
+                    .map(|e| e.id.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )))
+        }
+    };
+    let image = manifest.resolve(&wanted)?;
+    let fixture = read_yaml::<Fixture>(&a.fixture)?.value;
+    let dbc_path = relative(&a.fixture, &fixture.dbc);
+    let dbc = Dbc::from_file(&dbc_path)
+        .map_err(|e| FlashError::Input(crate::plan::InputError::file(&dbc_path, e.to_string())))?;
+    let options = FlashOptions {
+        verify: !a.no_verify,
+        dry_run: a.dry_run,
+        chip_erase: false,
+    };
+    let message = fixture.version_message.as_deref();
+    if rig.simulation.is_some() {
+        let bench_options = BenchOptions {
+            scpi: ScpiExposure::InMemory,
+            ..Default::default()
+        };
+        let mut bench = Bench::start_with(&rig, &rig_path, &bench_options)
+            .await
+            .map_err(|e| FlashError::Sim(format!("cannot start the simulated bench: {e}")))?;
+        let resolved = bench.resolve(&rig);
+        let info = flash_on_rig(
+            &resolved,
+            Some(&mut bench),
+            &image,
+            &dbc,
+            message,
+            &options,
+            progress,
+        )
+        .await?;
+        Ok((info, format!("the simulated BMS of {}", rig.station)))
+    } else {
+        let info = flash_on_rig(&rig, None, &image, &dbc, message, &options, progress).await?;
+        Ok((info, rig.station.clone()))
+    }
+}
+
+/// Progress bars on a terminal, plain lines otherwise, nothing with --json.
+struct Display {
+    multi: Option<MultiProgress>,
+    bars: Mutex<HashMap<Phase, ProgressBar>>,
+}
+
+impl Display {
+    fn sink(json: bool) -> ProgressSink {
+        if json {
+            return crate::flash::no_progress();
+        }
+        let d = Arc::new(Display {
+            multi: std::io::stderr().is_terminal().then(MultiProgress::new),
+            bars: Mutex::new(HashMap::new()),
+        });
+        Arc::new(move |e| d.event(e))
+    }
+
+    fn line(&self, text: &str) {
+        match &self.multi {
+            Some(m) => {
+                if m.println(text).is_err() {
+                    eprintln!("{text}");
+                }
+            }
+            None => eprintln!("{text}"),
+        }
+    }
+
+    fn event(&self, e: FlashEvent) {
+        let mut bars = self.bars.lock().unwrap_or_else(|p| p.into_inner());
+        match e {
+            FlashEvent::Attached { probe, chip } => {
+                self.line(&format!("attached: {chip} via {probe}"))
+            }
+            FlashEvent::Layout(plan) => {
+                for r in &plan.regions {
+                    self.line(&format!(
+                        "layout: {} {:#010x}..{:#010x}: {} bytes, {} sector(s) erased ({:#010x}..{:#010x})",
+                        r.name, r.start, r.end, r.bytes, r.sectors, r.erase_start, r.erase_end
+                    ));
+                }
+            }
+            FlashEvent::Planned { phase, total } => {
+                if let Some(m) = &self.multi {
+                    let bar = m.add(ProgressBar::new(total.unwrap_or(0)));
+                    let style = ProgressStyle::with_template(
+                        "{prefix:>8} [{bar:40}] {bytes}/{total_bytes} {msg}",
+                    )
+                    .map(|s| s.progress_chars("=> "))
+                    .unwrap_or_else(|_| ProgressStyle::default_bar());
+                    bar.set_style(style);
+                    bar.set_prefix(phase.name());
+                    bars.insert(phase, bar);
+                }
+            }
+            FlashEvent::Started(_) => {}
+            FlashEvent::Progress { phase, bytes } => {
+                if let Some(b) = bars.get(&phase) {
+                    b.inc(bytes);
+                }
+            }
+            FlashEvent::Finished(phase) => match bars.remove(&phase) {
+                Some(b) => b.finish_with_message("done"),
+                None => self.line(&format!("{}: done", phase.name())),
+            },
+            FlashEvent::Failed(phase) => match bars.remove(&phase) {
+                Some(b) => b.abandon_with_message("FAILED"),
+                None => self.line(&format!("{}: FAILED", phase.name())),
+            },
+            FlashEvent::Running => self.line("reset: the target runs the new image"),
+            FlashEvent::Message(m) => self.line(&format!("flash algorithm: {m}")),
+        }
+    }
+}
