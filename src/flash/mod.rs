@@ -284,6 +284,8 @@ pub async fn flash_on_rig(
     if options.dry_run {
         return flash(flasher.as_mut(), image, options, progress).await;
     }
+    // The probe and chip first, then the bus: nothing is written unless both are there.
+    flasher.attach(progress).await?;
     let bus_cfg = rig.dut_bus().ok_or_else(|| {
         FlashError::NoFlasher(format!(
             "rig `{}` has no CAN bus with `dut: true`, so what the BMS runs cannot be read back              after flashing; mark the BMS's bus with `dut: true`",
@@ -549,9 +551,8 @@ pub enum FlashError {
     },
     /// The BMS runs something other than what was flashed.
     #[error(
-        "the BMS does not run what was flashed: expected image `{id}` version {expected_version} \
-         (image hash {expected_hash}), but {message} reports version {got_version} (image hash \
-         {got_hash}). No test was run. Flash again; if it persists, the image may not boot \
+        "the BMS does not run what was flashed: expected image `{id}` {expected}, but {message} \
+         reports {got}. No test was run. Flash again; if it persists, the image may not boot \
          (check its link address and format) or a bootloader may be starting an older image"
     )]
     ReadbackMismatch {
@@ -559,14 +560,10 @@ pub enum FlashError {
         id: String,
         /// Message name.
         message: String,
-        /// Version flashed.
-        expected_version: String,
-        /// First SHA-256 bytes flashed, hex.
-        expected_hash: String,
-        /// Version reported.
-        got_version: String,
-        /// First SHA-256 bytes reported, hex.
-        got_hash: String,
+        /// Version and image hash flashed (`version 1.0.0 (image hash a732f928)`).
+        expected: String,
+        /// Version and image hash reported.
+        got: String,
     },
     /// The DBC lacks the version message or its signals.
     #[error("{0}")]
@@ -579,4 +576,36 @@ pub enum FlashError {
         /// What went wrong.
         detail: String,
     },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_suites_firmware_wins_and_plans_must_agree() {
+        let plans = [("a", Some("x")), ("b", None), ("c", Some("x"))];
+        assert_eq!(declared_firmware(None, plans), Ok(Some("x")));
+        assert_eq!(declared_firmware(Some("y"), plans), Ok(Some("y")));
+        assert_eq!(declared_firmware(None, [("a", None)]), Ok(None));
+        let e = declared_firmware(None, [("a", Some("x")), ("b", Some("z"))]).unwrap_err();
+        assert!(
+            e.contains("`a`") && e.contains("`b`") && e.contains("suite"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn readback_waits_for_boot_and_three_cycles() {
+        let dbc = Dbc::parse(
+            "VERSION \"\"\n\nBU_: BMS\n\nBO_ 304 BMS_Version: 8 BMS\n SG_ FwMajor : 0|8@1+ (1,0) [0|255] \"\" Vector__XXX\n\nBA_DEF_ BO_ \"GenMsgCycleTime\" INT 0 10000;\nBA_ \"GenMsgCycleTime\" BO_ 304 2000;\n",
+            "t.dbc",
+        )
+        .unwrap();
+        assert_eq!(
+            readback::timeout_for(&dbc, "BMS_Version"),
+            Duration::from_secs(8)
+        );
+        assert_eq!(readback::timeout_for(&dbc, "Other"), Duration::from_secs(5));
+    }
 }

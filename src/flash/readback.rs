@@ -188,10 +188,12 @@ pub(crate) async fn verify_from(
         return Err(FlashError::ReadbackMismatch {
             id: expected.id.clone(),
             message: message.to_string(),
-            expected_version: expected.version.clone(),
-            expected_hash: want_hash.map(prefix_hex).unwrap_or_else(|| "?".into()),
-            got_version: got.version.clone(),
-            got_hash: got.hash_text(),
+            expected: format!(
+                "version {} (image hash {})",
+                expected.version,
+                want_hash.map(prefix_hex).unwrap_or_else(|| "?".into())
+            ),
+            got: format!("version {} (image hash {})", got.version, got.hash_text()),
         });
     }
     Ok(got)

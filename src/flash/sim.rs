@@ -20,6 +20,7 @@ use crate::sim::Bench;
 pub struct SimFlasher<'a> {
     bench: &'a mut Bench,
     staged: Option<(FirmwareImage, String)>,
+    attached: bool,
 }
 
 impl<'a> SimFlasher<'a> {
@@ -28,6 +29,7 @@ impl<'a> SimFlasher<'a> {
         Self {
             bench,
             staged: None,
+            attached: false,
         }
     }
 }
@@ -62,10 +64,13 @@ impl Flasher for SimFlasher<'_> {
             probe: "simulated bench".into(),
             chip: SIM_TARGET.into(),
         };
-        progress(FlashEvent::Attached {
-            probe: a.probe.clone(),
-            chip: a.chip.clone(),
-        });
+        if !self.attached {
+            self.attached = true;
+            progress(FlashEvent::Attached {
+                probe: a.probe.clone(),
+                chip: a.chip.clone(),
+            });
+        }
         Ok(a)
     }
 
