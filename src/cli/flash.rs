@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use clap::Args;
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
@@ -20,6 +21,7 @@ use crate::plan::fixture::Fixture;
 use crate::plan::load::{read_yaml, relative};
 use crate::plan::load_rig;
 use crate::report::FirmwareInfo;
+use crate::run::lock::BenchLock;
 use crate::sim::{Bench, BenchOptions, ScpiExposure};
 
 /// Arguments of `hilrig flash`.
@@ -97,6 +99,16 @@ async fn run(a: &FlashArgs, progress: &ProgressSink) -> Result<(FirmwareInfo, St
     let rig_path = a.rig.clone().unwrap_or_else(super::default_rig);
     let rig = load_rig(&rig_path)?.value;
     let manifest = Manifest::load(&a.manifest)?;
+    // One user of a bench at a time: never flash under a running plan.
+    let what = format!("hilrig flash {}", a.image.as_deref().unwrap_or(""));
+    let _lock = BenchLock::acquire(
+        &rig.station,
+        rig.simulation.is_some(),
+        what.trim(),
+        Duration::ZERO,
+    )
+    .await
+    .map_err(|e| FlashError::BenchBusy(e.to_string()))?;
     let wanted = match (&a.image, &rig.simulation) {
         (Some(i), _) => i.clone(),
         (None, Some(sim)) => sim.firmware.display().to_string(),

@@ -532,6 +532,9 @@ pub enum FlashError {
     /// The rig does not say how to flash.
     #[error("{0}")]
     NoFlasher(String),
+    /// Another run or flash holds the bench.
+    #[error("{0}")]
+    BenchBusy(String),
     /// The simulated bench could not load the image.
     #[error("simulated target: {0}")]
     Sim(String),
