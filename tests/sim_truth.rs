@@ -515,12 +515,11 @@ fn measured_trip_times_and_thresholds_lie_within_their_uncertainty_of_the_truth(
 }
 
 /// Fast ramps with coarse setpoint steps (rate x update period 4..10 mV, above the 1 mV
-/// setpoint accuracy) expose the ramp threshold estimate's bias: about -rate x update
-/// period / 2, with single errors to -rate x (latency/2 + 1.5 update periods). The estimate
-/// reads the last setpoint before the estimated crossing (a staircase that already lags the
-/// ramp by half a step on average) and then subtracts half a step again.
+/// setpoint accuracy). An estimate that read the last setpoint before the estimated crossing
+/// (a staircase lagging the ramp by half a step on average) and then subtracted half a step
+/// again was biased by about -rate x update period / 2; the estimate now reads the ramp
+/// itself, and these trials keep it honest.
 #[test]
-#[ignore = "fails until the ramp threshold estimate in src/run/trip.rs interpolates along the ramp; run with --ignored"]
 fn ramp_thresholds_with_coarse_setpoint_steps_lie_within_their_uncertainty() {
     run_and_check(
         0x005E_ED0F_B0A7_2026,

@@ -226,7 +226,8 @@ pub async fn run(a: RunArgs) -> i32 {
             clock,
             on_event: Arc::new(move |e: &Event| events.event(e)),
         };
-        let plan_path = plan.plan.path.clone();
+        // The evidence copies are the exact texts this run used (parameters substituted).
+        let (inputs, missing) = crate::report::bundle::inputs_of(&plan, &rig_path);
         let results = match execute(plan, &resolved, opts).await {
             Ok(r) => r,
             Err(e) => {
@@ -245,7 +246,7 @@ pub async fn run(a: RunArgs) -> i32 {
                 }
             }
         }
-        match crate::report::bundle::seal_run(&dir, &plan_path, &rig_path) {
+        match crate::report::bundle::seal(&dir, &inputs, missing, Default::default()) {
             Ok(s) => out.line(&s.summary(&dir)),
             Err(e) => eprintln!("warning: the evidence bundle is incomplete: {e}"),
         }

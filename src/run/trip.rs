@@ -304,13 +304,25 @@ async fn release_ramp(
     .await
 }
 
-/// The applied value at instant `t` (the last setpoint sent at or before it).
-fn applied_at(applied: &[(Instant, f64)], t: Instant) -> Option<f64> {
-    applied
-        .iter()
-        .take_while(|(at, _)| *at <= t)
-        .last()
-        .map(|(_, v)| *v)
+/// The ramp's own value at `t`: the last setpoint sent before it, moved on at `velocity`
+/// (signed, units per second) for the time since, at most one setpoint `step` and never past
+/// the ramp's `end`. Reading the ramp rather than the last setpoint removes the half-step lag
+/// that a stepped ramp has on average.
+fn ramp_at(
+    applied: &[(Instant, f64)],
+    t: Instant,
+    velocity: f64,
+    step: f64,
+    end: f64,
+) -> Option<f64> {
+    let i = applied.iter().rposition(|(at, _)| *at <= t)?;
+    let (t_i, v_i) = applied[i];
+    let v = v_i + velocity * (t - t_i).as_secs_f64().min(step);
+    Some(if velocity >= 0.0 {
+        v.min(end.max(v_i))
+    } else {
+        v.max(end.min(v_i))
+    })
 }
 
 fn secs_before(t: Instant, s: f64) -> Option<Instant> {
@@ -504,7 +516,12 @@ pub fn judge(
                     Record::Ramp(r) => {
                         let t_d = r.detected.unwrap_or(m.started);
                         let t_est = secs_before(t_d, delay + latency / 2.0).unwrap_or(m.started);
-                        let v = applied_at(&r.applied, t_est).unwrap_or(f64::NAN)
+                        let end = match stim {
+                            Stimulus::Ramp(r) => r.to.0.value,
+                            _ => f64::NAN,
+                        };
+                        let v = ramp_at(&r.applied, t_est, sign * rate, cx.step, end)
+                            .unwrap_or(f64::NAN)
                             - sign * rate * cx.step / 2.0;
                         let u = rate * (latency + cx.step) / 2.0 + cx.accuracy;
                         let budget = format!(
@@ -544,13 +561,19 @@ pub fn judge(
                     Some((t_c, _)) => -(*t_c - t_d).as_secs_f64(),
                     None => -1.0,
                 };
+                // A setpoint error of `accuracy` moves the crossing by accuracy / rate.
+                let accuracy_time = if rate > 0.0 { cx.accuracy / rate } else { 0.0 };
                 Some(j(
                     "trip_time",
                     value,
-                    latency + cx.step,
+                    latency + cx.step + accuracy_time,
                     Limit::between(0.0, delay + allowance.0),
                     "s",
-                    format!("{lat_text} + setpoint step {:.0} ms", cx.step * 1e3),
+                    format!(
+                        "{lat_text} + setpoint step {:.0} ms + setpoint accuracy / rate {:.0} ms",
+                        cx.step * 1e3,
+                        accuracy_time * 1e3
+                    ),
                 ))
             }
             (Check::TripTime { allowance }, Record::Step(r, t_s, accept)) => {
@@ -613,8 +636,10 @@ pub fn judge(
                         Some(t_r) => {
                             let rate = rel.rate.0.value;
                             let t_est = secs_before(t_r, latency / 2.0).unwrap_or(t_r);
-                            let v = applied_at(&rec.applied, t_est).unwrap_or(f64::NAN)
-                                + sign * rate * cx.step / 2.0;
+                            let v =
+                                ramp_at(&rec.applied, t_est, -sign * rate, cx.step, rel.to.0.value)
+                                    .unwrap_or(f64::NAN)
+                                    + sign * rate * cx.step / 2.0;
                             Some(j(
                                 "release",
                                 v,
