@@ -230,7 +230,18 @@ impl BusConfig {
         match self.backend {
             Backend::Virtual => format!("virtual:{}", self.interface),
             Backend::Socketcan => format!("socketcan:{}", self.interface),
-            Backend::Slcan => format!("slcan:{}", self.interface),
+            // The bit rate goes with the adapter's options (`slcan:PORT?bitrate=N&...`).
+            Backend::Slcan if self.interface.contains("bitrate=") => {
+                format!("slcan:{}", self.interface)
+            }
+            Backend::Slcan => {
+                let sep = if self.interface.contains('?') {
+                    '&'
+                } else {
+                    '?'
+                };
+                format!("slcan:{}{sep}bitrate={}", self.interface, self.bitrate)
+            }
         }
     }
 }

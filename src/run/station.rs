@@ -1,6 +1,7 @@
 //! The connected bench for one run: instruments, the DUT bus, samplers, the state-request
 //! keep-alive, fault watchdogs, and the safe-state sequence.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -107,10 +108,20 @@ impl Station {
     }
 
     async fn connect_all(&mut self, rig: &Rig, plan: &LoadedPlan) -> Result<(), String> {
-        if let Some(b) = rig.dut_bus() {
+        // Each bus is opened once and shared: an adapter (SLCAN) can be opened only once.
+        let mut buses: BTreeMap<String, Arc<dyn Bus>> = BTreeMap::new();
+        let mut open_bus = |b: &crate::rig::BusConfig| -> Result<Arc<dyn Bus>, String> {
+            if let Some(bus) = buses.get(&b.id) {
+                return Ok(bus.clone());
+            }
             let bus: Arc<dyn Bus> = Arc::from(
-                can::open(&b.endpoint()).map_err(|e| format!("DUT bus `{}`: {e}", b.id))?,
+                can::open(&b.endpoint()).map_err(|e| format!("CAN bus `{}`: {e}", b.id))?,
             );
+            buses.insert(b.id.clone(), bus.clone());
+            Ok(bus)
+        };
+        if let Some(b) = rig.dut_bus() {
+            let bus = open_bus(b)?;
             let dbc = Arc::new(plan.dbc.clone());
             self.spawn(spawn_monitor(
                 bus.as_ref(),
@@ -192,8 +203,9 @@ impl Station {
                     let b = rig.bus(bus_id).ok_or_else(|| {
                         format!("cell simulator `{}`: no bus `{bus_id}` in the rig", inst.id)
                     })?;
-                    let bus = can::open(&b.endpoint())
-                        .map_err(|e| format!("cell simulator `{}`: {e}", inst.id))?;
+                    let bus: Box<dyn Bus> = Box::new(
+                        open_bus(b).map_err(|e| format!("cell simulator `{}`: {e}", inst.id))?,
+                    );
                     let dbc = Dbc::from_file(&m.dbc)
                         .map_err(|e| format!("cell simulator `{}`: {e}", inst.id))?;
                     let cs = CanCellSim::new(&inst.id, bus, &dbc, m).map_err(|e| e.to_string())?;
