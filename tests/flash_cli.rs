@@ -159,3 +159,82 @@ fn a_manipulated_image_is_refused_by_the_command() {
         "{err}"
     );
 }
+
+fn plan_declaring(dir: &Path, firmware: &str) -> String {
+    let path = dir.join("plan.yaml");
+    std::fs::write(
+        &path,
+        format!(
+            "plan: firmware-declared\ntitle: The declared image runs\nfirmware: {firmware}\n\
+             dut: {}\nlimits: pas63100\nsteps:\n  - declaration:\n      \
+             name: declared energy within the cap for its location\n      judge: energy_cap\n",
+            root().join("fixtures/sim-bms-16s-lfp.yaml").display()
+        ),
+    )
+    .unwrap();
+    path.display().to_string()
+}
+
+#[test]
+fn a_run_flashes_the_declared_image_first_and_records_it() {
+    let dir = temp_dir("flash-cli-run");
+    let plan = plan_declaring(&dir, "sim-bms-1.0.0-defect-cell-index");
+    let out = dir.join("reports");
+    let o = Command::new(env!("CARGO_BIN_EXE_hilrig"))
+        .args([
+            "run",
+            &plan,
+            "--virtual-time",
+            "--out",
+            out.to_str().unwrap(),
+        ])
+        .env("HILRIG_LOCK_DIR", dir.join("locks"))
+        .current_dir(root())
+        .output()
+        .unwrap();
+    let (code, stdout, stderr) = text(&o);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    let run_dir = std::fs::read_dir(&out)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let results: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run_dir.join("results.json")).unwrap())
+            .unwrap();
+    let m =
+        hilrig::flash::Manifest::load(&root().join("firmware-under-test/manifest.yaml")).unwrap();
+    let entry = m.image("sim-bms-1.0.0-defect-cell-index").unwrap();
+    assert_eq!(results["firmware"]["id"], entry.id.as_str());
+    assert_eq!(results["firmware"]["version"], entry.version.as_str());
+    assert_eq!(results["firmware"]["sha256"], entry.sha256.as_str());
+    // The sealed evidence names it too.
+    let manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run_dir.join("manifest.json")).unwrap())
+            .unwrap();
+    assert_eq!(manifest["firmware"], results["firmware"]);
+
+    // An image the manifest does not know stops the run before any test.
+    let plan = plan_declaring(&dir, "no-such-image");
+    let out = dir.join("reports-2");
+    let o = Command::new(env!("CARGO_BIN_EXE_hilrig"))
+        .args([
+            "run",
+            &plan,
+            "--virtual-time",
+            "--out",
+            out.to_str().unwrap(),
+        ])
+        .env("HILRIG_LOCK_DIR", dir.join("locks"))
+        .current_dir(root())
+        .output()
+        .unwrap();
+    let (code, _, stderr) = text(&o);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("no-such-image") && stderr.contains("known images"),
+        "{stderr}"
+    );
+    assert!(!out.exists(), "no run directory: no test ran");
+}

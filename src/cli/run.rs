@@ -159,7 +159,7 @@ pub async fn run(a: RunArgs) -> i32 {
         },
         ..Default::default()
     };
-    let bench = if rig.simulation.is_some() {
+    let mut bench = if rig.simulation.is_some() {
         match Bench::start_with(&rig, &rig_path, &bench_options).await {
             Ok(b) => Some(b),
             Err(e) => {
@@ -179,6 +179,42 @@ pub async fn run(a: RunArgs) -> i32 {
         version: b.image.version.clone(),
         sha256: b.image.sha256.clone(),
     });
+    // `firmware:` on the suite or its plans: flash that image and prove over CAN that the
+    // BMS runs it, before any test.
+    let suite_firmware = suite
+        .as_ref()
+        .and_then(|_| load_suite(&a.plan).ok())
+        .and_then(|s| s.value.firmware);
+    let declared = crate::flash::declared_firmware(
+        suite_firmware.as_deref(),
+        plans
+            .iter()
+            .map(|p| (p.plan.value.plan.as_str(), p.plan.value.firmware.as_deref())),
+    );
+    let firmware = match (declared, plans.first()) {
+        (Err(e), _) => {
+            eprintln!("error: {e}");
+            return EXIT_ABORT;
+        }
+        (Ok(Some(id)), Some(first)) => match crate::flash::flash_declared(
+            id,
+            std::path::Path::new(crate::flash::DEFAULT_MANIFEST),
+            &resolved,
+            bench.as_mut(),
+            &first.dbc,
+            first.fixture.value.version_message.as_deref(),
+            &crate::flash::no_progress(),
+        )
+        .await
+        {
+            Ok(info) => Some(info),
+            Err(e) => {
+                eprintln!("error: firmware `{id}`: {e}");
+                return EXIT_ABORT;
+            }
+        },
+        _ => firmware,
+    };
 
     let stamp = rfc3339(SystemTime::now())
         .replace([':', '-'], "")
