@@ -1,11 +1,12 @@
-//! SCPI layer end to end: shipped dialects against their simulated instruments over real
-//! loopback TCP, and the client's failure modes against small hand-written fake servers.
+//! SCPI layer end to end: the EA supply against its simulated instrument over real loopback
+//! TCP (lock, header path, protection latch, shared connections), and the client's failure
+//! modes against small hand-written fake servers. Every dialect's table is in
+//! `scpi_dialects.rs`.
 
 use std::time::Duration;
 
-use hilrig::instrument::{InstrumentError, Load, Measurement, ScpiLoad, ScpiSupply, Supply};
-use hilrig::scpi::reply::parse_number;
-use hilrig::scpi::{builtin_dialect, connect, Client, ClientOptions, Role, ScpiError};
+use hilrig::instrument::{InstrumentError, Load, ScpiLoad, ScpiSupply, Supply};
+use hilrig::scpi::{builtin_dialect, connect, Client, ClientOptions, ScpiError};
 use hilrig::sim::plant::Plant;
 use hilrig::sim::scpi_server::{serve, SimInstrument};
 use rstest::rstest;
@@ -25,216 +26,23 @@ async fn simulated(id: &str) -> SimInstrument {
     .await
 }
 
-/// A supply or a load, so one table can cover both kinds of dialect.
-enum Instrument {
-    Supply(ScpiSupply),
-    Load(ScpiLoad),
-}
-
-impl Instrument {
-    async fn connect(sim: &SimInstrument) -> Instrument {
-        let dialect = sim.dialect().clone();
-        match dialect.role {
-            Role::Supply => Instrument::Supply(
-                ScpiSupply::connect("psu", &sim.address(), dialect, TIMEOUT)
-                    .await
-                    .unwrap(),
-            ),
-            Role::Load => Instrument::Load(
-                ScpiLoad::connect("load", &sim.address(), dialect, TIMEOUT)
-                    .await
-                    .unwrap(),
-            ),
-        }
-    }
-
-    async fn verify_identity(&mut self) -> Result<String, InstrumentError> {
-        match self {
-            Instrument::Supply(s) => s.verify_identity().await,
-            Instrument::Load(l) => l.verify_identity().await,
-        }
-    }
-
-    async fn set_current(&mut self, a: f64) -> Result<(), InstrumentError> {
-        match self {
-            Instrument::Supply(s) => s.set_current(a).await,
-            Instrument::Load(l) => l.set_current(a).await,
-        }
-    }
-
-    async fn set_enabled(&mut self, on: bool) -> Result<(), InstrumentError> {
-        match self {
-            Instrument::Supply(s) => s.set_output(on).await,
-            Instrument::Load(l) => l.set_input(on).await,
-        }
-    }
-
-    async fn enabled(&mut self) -> Result<bool, InstrumentError> {
-        match self {
-            Instrument::Supply(s) => s.output().await,
-            Instrument::Load(l) => l.input().await,
-        }
-    }
-
-    async fn measure(&mut self) -> Result<Measurement, InstrumentError> {
-        match self {
-            Instrument::Supply(s) => s.measure().await,
-            Instrument::Load(l) => l.measure().await,
-        }
-    }
-
-    fn client(&mut self) -> &mut Client {
-        match self {
-            Instrument::Supply(s) => s.client(),
-            Instrument::Load(l) => l.client(),
-        }
-    }
-}
-
-fn supply(instrument: &mut Instrument) -> &mut ScpiSupply {
-    match instrument {
-        Instrument::Supply(s) => s,
-        Instrument::Load(_) => panic!("not a supply"),
-    }
-}
-
-fn assert_close(actual: f64, expected: f64, tolerance: f64) {
-    assert!(
-        (actual - expected).abs() <= tolerance,
-        "{actual} is not within {tolerance} of {expected}"
-    );
-}
-
-#[rstest]
-#[case::ea_psb("ea-psb", "EA Elektro-Automatik,PSB 9080-60,")]
-#[case::rigol_dl3000("rigol-dl3000", "RIGOL TECHNOLOGIES,DL3021,")]
-#[tokio::test]
-async fn identifies_as_the_dialects_model(#[case] id: &str, #[case] idn_start: &str) {
-    let sim = simulated(id).await;
-    let mut instrument = Instrument::connect(&sim).await;
-    let idn = instrument.verify_identity().await.unwrap();
-    assert!(idn.starts_with(idn_start), "{idn}");
-    assert_eq!(
-        idn.split(',').count(),
-        4,
-        "maker,model,serial,firmware: {idn}"
-    );
-}
-
-#[rstest]
-#[case::ea_psb("ea-psb", &["*CLS", "SYST:LOCK 1"])]
-#[case::rigol_dl3000("rigol-dl3000", &["*CLS", ":SOUR:FUNC CURR"])]
-#[tokio::test]
-async fn connect_sends_the_dialects_entry_commands_checked(
-    #[case] id: &str,
-    #[case] entry: &[&str],
-) {
-    let sim = simulated(id).await;
-    let _instrument = Instrument::connect(&sim).await;
-    let error_query = sim.dialect().error_query.clone();
-    let expected: Vec<String> = entry
-        .iter()
-        .flat_map(|c| [c.to_string(), error_query.clone()])
-        .collect();
-    assert_eq!(sim.command_log(), expected);
-}
-
-#[rstest]
-#[case::ea_psb("ea-psb", "SOUR:CURR?", "12.50 A")]
-#[case::rigol_dl3000("rigol-dl3000", ":SOUR:CURR?", "1.250000E+01")]
-#[tokio::test]
-async fn setting_reads_back_in_the_dialects_format(
-    #[case] id: &str,
-    #[case] query: &str,
-    #[case] reply: &str,
-) {
-    let sim = simulated(id).await;
-    let mut instrument = Instrument::connect(&sim).await;
-    instrument.set_current(12.5).await.unwrap();
-    let text = instrument.client().query(query).await.unwrap();
-    assert_eq!(text, reply);
-    assert_eq!(parse_number(&text).unwrap(), 12.5);
-    let state = sim.plant().snapshot();
-    let set = if sim.dialect().role == Role::Supply {
-        state.supply.current_set
-    } else {
-        state.load.current_set
-    };
-    assert_eq!(set, 12.5);
+/// The simulated EA supply, connected with its dialect.
+async fn connect_supply(sim: &SimInstrument) -> ScpiSupply {
+    ScpiSupply::connect("psu", &sim.address(), sim.dialect().clone(), TIMEOUT)
+        .await
+        .unwrap()
 }
 
 #[tokio::test]
 async fn supply_voltage_reads_back_with_units() {
     let sim = simulated("ea-psb").await;
-    let mut instrument = Instrument::connect(&sim).await;
-    supply(&mut instrument).set_voltage(58.4).await.unwrap();
+    let mut instrument = connect_supply(&sim).await;
+    instrument.set_voltage(58.4).await.unwrap();
     assert_eq!(
         instrument.client().query("VOLTage?").await.unwrap(),
         "58.40 V"
     );
     assert_eq!(sim.plant().snapshot().supply.voltage_set, 58.4);
-}
-
-/// Supply: 58.4 V / 10 A into 52.8 V through 50 mOhm is current-limited: 10 A at 53.3 V.
-/// Load: 5 A out of 52.8 V through 50 mOhm leaves 52.55 V at the terminals.
-#[rstest]
-#[case::ea_psb("ea-psb", 10.0, 53.3, 10.0)]
-#[case::rigol_dl3000("rigol-dl3000", 5.0, 52.55, 5.0)]
-#[tokio::test]
-async fn measures_the_plant_with_current_flowing(
-    #[case] id: &str,
-    #[case] set_current: f64,
-    #[case] volts: f64,
-    #[case] amps: f64,
-) {
-    let sim = simulated(id).await;
-    {
-        let mut plant = sim.plant().lock();
-        plant.chg_fet = true;
-        plant.dsg_fet = true;
-    }
-    let mut instrument = Instrument::connect(&sim).await;
-    if let Instrument::Supply(s) = &mut instrument {
-        s.set_voltage(58.4).await.unwrap();
-    }
-    instrument.set_current(set_current).await.unwrap();
-    instrument.set_enabled(true).await.unwrap();
-    let m = instrument.measure().await.unwrap();
-    // The reading is what the plant model says, rounded to the instrument's reply format.
-    let s = sim.plant().snapshot();
-    let (plant_v, plant_i) = match sim.dialect().role {
-        Role::Supply => (s.supply_voltage(), s.supply_current()),
-        Role::Load => (s.load_voltage(), s.load_current()),
-    };
-    assert_close(m.voltage, plant_v, 0.006);
-    assert_close(m.current, plant_i, 0.006);
-    // And it is in the range the pack and the setting allow.
-    assert_close(m.current, amps, 0.006);
-    assert!((m.voltage - volts).abs() < 1.0, "{} V is far from {volts} V", m.voltage);
-}
-
-#[rstest]
-#[case::ea_psb("ea-psb")]
-#[case::rigol_dl3000("rigol-dl3000")]
-#[tokio::test]
-async fn output_switches_on_and_off(#[case] id: &str) {
-    let sim = simulated(id).await;
-    let mut instrument = Instrument::connect(&sim).await;
-    let plant_state = |sim: &SimInstrument| {
-        let s = sim.plant().snapshot();
-        if sim.dialect().role == Role::Supply {
-            s.supply.output
-        } else {
-            s.load.input
-        }
-    };
-    assert!(!instrument.enabled().await.unwrap());
-    instrument.set_enabled(true).await.unwrap();
-    assert!(instrument.enabled().await.unwrap());
-    assert!(plant_state(&sim));
-    instrument.set_enabled(false).await.unwrap();
-    assert!(!instrument.enabled().await.unwrap());
-    assert!(!plant_state(&sim));
 }
 
 /// OVP: 55 V set above a 50 V OVP. OCP: 10 A flowing into the pack above a 5 A OCP.
@@ -250,8 +58,7 @@ async fn protection_trips_and_latches_until_cleared(
 ) {
     let sim = simulated("ea-psb").await;
     sim.plant().lock().chg_fet = true;
-    let mut instrument = Instrument::connect(&sim).await;
-    let psu = supply(&mut instrument);
+    let mut psu = connect_supply(&sim).await;
     psu.program_protection(ovp, ocp).await.unwrap();
     assert_eq!(
         (
@@ -279,76 +86,6 @@ async fn protection_trips_and_latches_until_cleared(
     psu.set_output(true).await.unwrap();
     assert!(psu.output().await.unwrap());
     assert!(!sim.plant().snapshot().supply.protection_tripped);
-}
-
-#[rstest]
-#[case::ea_psb("ea-psb", "psu")]
-#[case::rigol_dl3000("rigol-dl3000", "load")]
-#[tokio::test]
-async fn unknown_header_reports_the_instruments_own_text(
-    #[case] id: &str,
-    #[case] instrument_id: &str,
-) {
-    let sim = simulated(id).await;
-    let mut instrument = Instrument::connect(&sim).await;
-    let error = instrument
-        .client()
-        .write_checked("FOO:BAR 1")
-        .await
-        .unwrap_err();
-    match &error {
-        ScpiError::Instrument {
-            code,
-            message,
-            after,
-        } => {
-            assert_eq!(
-                (*code, message.as_str(), after.as_str()),
-                (-113, "Undefined header", "FOO:BAR 1")
-            );
-        }
-        other => panic!("expected an instrument error, got {other:?}"),
-    }
-    assert!(
-        error
-            .to_string()
-            .contains("-113,\"Undefined header\" after `FOO:BAR 1`"),
-        "{error}"
-    );
-    // The queue was emptied: the next setting goes through.
-    instrument.set_current(1.0).await.unwrap();
-    // Out of range is the instrument's -222, with the instrument id in front.
-    let error = instrument.set_current(1000.0).await.unwrap_err();
-    let message = error.to_string();
-    assert!(
-        matches!(error.scpi(), Some(ScpiError::Instrument { code: -222, .. })),
-        "{message}"
-    );
-    assert!(
-        message.starts_with(&format!("instrument `{instrument_id}`: ")),
-        "{message}"
-    );
-    assert!(message.contains("-222,\"Data out of range\""), "{message}");
-    let state = sim.plant().snapshot();
-    assert!(
-        state.supply.current_set <= 1.0 && state.load.current_set <= 1.0,
-        "rejected value was applied"
-    );
-}
-
-#[rstest]
-#[case::ea_psb("ea-psb")]
-#[case::rigol_dl3000("rigol-dl3000")]
-#[tokio::test]
-async fn injected_fault_fails_the_next_checked_setting(#[case] id: &str) {
-    let sim = simulated(id).await;
-    let mut instrument = Instrument::connect(&sim).await;
-    sim.inject_error(-310, "System error;fan failure");
-    let error = instrument.set_enabled(false).await.unwrap_err();
-    assert!(
-        matches!(error.scpi(), Some(ScpiError::Instrument { code: -310, message, .. }) if message == "System error;fan failure"),
-        "{error}"
-    );
 }
 
 #[tokio::test]
@@ -396,8 +133,8 @@ async fn several_commands_on_one_line_follow_the_header_path() {
 #[tokio::test]
 async fn raw_tcp_client_reads_idn_while_a_supply_is_connected() {
     let sim = simulated("ea-psb").await;
-    let mut instrument = Instrument::connect(&sim).await;
-    supply(&mut instrument).set_voltage(10.0).await.unwrap();
+    let mut instrument = connect_supply(&sim).await;
+    instrument.set_voltage(10.0).await.unwrap();
 
     let stream = TcpStream::connect(sim.local_addr()).await.unwrap();
     let (read, mut write) = stream.into_split();
@@ -413,7 +150,7 @@ async fn raw_tcp_client_reads_idn_while_a_supply_is_connected() {
         "{line:?}"
     );
 
-    supply(&mut instrument).set_voltage(11.0).await.unwrap();
+    instrument.set_voltage(11.0).await.unwrap();
     assert_eq!(sim.plant().snapshot().supply.voltage_set, 11.0);
     assert!(sim.command_log().iter().any(|c| c == "*IDN?"));
 }
@@ -421,38 +158,14 @@ async fn raw_tcp_client_reads_idn_while_a_supply_is_connected() {
 #[tokio::test]
 async fn rejected_settings_send_nothing() {
     let sim = simulated("ea-psb").await;
-    let mut instrument = Instrument::connect(&sim).await;
+    let mut instrument = connect_supply(&sim).await;
     sim.clear_command_log();
-    let error = supply(&mut instrument)
-        .set_voltage(f64::INFINITY)
-        .await
-        .unwrap_err();
+    let error = instrument.set_voltage(f64::INFINITY).await.unwrap_err();
     assert!(
         matches!(error, InstrumentError::NotFinite { .. }),
         "{error}"
     );
     assert!(sim.command_log().is_empty(), "{:?}", sim.command_log());
-}
-
-#[rstest]
-#[case::ea_psb("ea-psb")]
-#[case::rigol_dl3000("rigol-dl3000")]
-#[tokio::test]
-async fn dropped_connection_is_a_typed_error_and_reconnecting_works(#[case] id: &str) {
-    let sim = simulated(id).await;
-    let mut instrument = Instrument::connect(&sim).await;
-    instrument.measure().await.unwrap();
-    sim.drop_connections();
-    let error = instrument.measure().await.unwrap_err();
-    assert!(
-        matches!(
-            error.scpi(),
-            Some(ScpiError::Disconnected { .. } | ScpiError::Io { .. })
-        ),
-        "{error}"
-    );
-    let mut again = Instrument::connect(&sim).await;
-    again.measure().await.unwrap();
 }
 
 #[tokio::test]
@@ -472,7 +185,7 @@ async fn in_memory_transport_reaches_the_same_instrument() {
 #[tokio::test]
 async fn shutdown_closes_connections_and_refuses_new_ones() {
     let sim = simulated("ea-psb").await;
-    let mut instrument = Instrument::connect(&sim).await;
+    let mut instrument = connect_supply(&sim).await;
     sim.shutdown();
     let error = instrument.measure().await.unwrap_err();
     assert!(
@@ -502,10 +215,7 @@ async fn shutdown_closes_connections_and_refuses_new_ones() {
 
 #[tokio::test]
 async fn unknown_scheme_and_refused_connection_are_typed_errors() {
-    let error = connect("serial:///dev/ttyUSB0?baud=115200", TIMEOUT)
-        .await
-        .err()
-        .unwrap();
+    let error = connect("hislip://10.0.0.5", TIMEOUT).await.err().unwrap();
     assert!(matches!(error, ScpiError::BadAddress { .. }), "{error}");
     let port = {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -51,6 +51,21 @@ pub enum InstrumentError {
         /// The role it was used in.
         expected: crate::scpi::Role,
     },
+    /// The address names a channel the dialect does not declare.
+    #[error(
+        "instrument `{id}`: dialect `{dialect}` has no channel {channel} (it has {channels:?}); \
+         fix `channel=` in the address or the dialect's `channels:`"
+    )]
+    NoSuchChannel {
+        /// Instrument id from the rig file.
+        id: String,
+        /// Dialect id.
+        dialect: String,
+        /// The channel asked for.
+        channel: u32,
+        /// The channels the dialect declares.
+        channels: Vec<u32>,
+    },
     /// `*IDN?` names a different maker or model than the dialect.
     #[error(
         "instrument `{id}`: answers `*IDN?` with {idn:?}, but dialect `{dialect}` is for \
@@ -86,6 +101,7 @@ impl InstrumentError {
             | InstrumentError::Unsupported { id, .. }
             | InstrumentError::NotFinite { id, .. }
             | InstrumentError::WrongRole { id, .. }
+            | InstrumentError::NoSuchChannel { id, .. }
             | InstrumentError::WrongIdentity { id, .. } => id,
         }
     }

@@ -8,9 +8,13 @@
 pub mod cellsim;
 mod error;
 mod scpi;
+mod scpi_cellsim;
 
 pub use error::InstrumentError;
 pub use scpi::{ScpiLoad, ScpiSupply};
+pub use scpi_cellsim::{CellFault, ScpiCellSim};
+
+use std::time::Duration;
 
 use crate::scpi::Dialect;
 
@@ -50,6 +54,12 @@ pub trait Supply: Send {
     ) -> Result<(), InstrumentError>;
     /// Read the instrument's error queue; the first error found is returned.
     async fn check_errors(&mut self) -> Result<(), InstrumentError>;
+    /// Arm the hardware I/O watchdog (output off after `timeout` without host traffic);
+    /// returns whether the model has one (the default: it has none, nothing is sent).
+    async fn arm_watchdog(&mut self, timeout: Duration) -> Result<bool, InstrumentError> {
+        let _ = timeout;
+        Ok(false)
+    }
 }
 
 /// An electronic load in constant-current mode.

@@ -1,22 +1,35 @@
 //! Supplies and loads driven over SCPI, with everything model-specific taken from a dialect.
+//!
+//! An address may name a channel of a multi-channel model: `tcp://10.0.0.5:5025?channel=2`
+//! (channel 1 otherwise); the dialect's ranges and accuracy are then that channel's.
 
 use std::time::Duration;
 
 use super::{InstrumentError, Load, Measurement, Supply};
 use crate::scpi::reply::{parse_bool, parse_quantity, split_fields, unquote};
-use crate::scpi::{render, Address, Client, Dialect, Role, ScpiError, Transport};
+use crate::scpi::{
+    is_query, split_channel, Address, Client, Dialect, OcpKind, Role, ScpiError, Template,
+    Transport,
+};
 
-/// What a SCPI supply and a SCPI load share: id, dialect, client and channel.
-struct Core {
-    id: String,
-    dialect: Dialect,
-    client: Client,
-    channel: u32,
+/// A template accessor: the dialect field a command comes from.
+pub(super) type Field = fn(&Dialect) -> &Option<Template>;
+
+/// What SCPI supplies, loads and cell simulators share: id, dialect, client and channel.
+pub(super) struct Core {
+    pub(super) id: String,
+    /// The dialect as loaded, with every channel.
+    base: Dialect,
+    /// The dialect narrowed to `channel`.
+    pub(super) dialect: Dialect,
+    pub(super) client: Client,
+    pub(super) channel: u32,
 }
 
 impl Core {
-    /// Connect to `address` (the dialect's port fills in a missing one).
-    async fn connect(
+    /// Connect to `address` (the dialect's port and baud rate fill in missing ones; a
+    /// `?channel=N` option selects the channel).
+    pub(super) async fn connect(
         id: &str,
         address: &str,
         dialect: Dialect,
@@ -28,15 +41,27 @@ impl Core {
             id: id.to_string(),
             error,
         };
-        let address = Address::parse(address, Some(dialect.default_port)).map_err(scpi)?;
+        let (address, channel) = split_channel(address).map_err(scpi)?;
+        let mut address = Address::parse(&address, Some(dialect.default_port)).map_err(scpi)?;
+        if let Address::Serial { settings, .. } = &mut address {
+            if settings.baud.is_none() {
+                settings.baud = dialect.serial.as_ref().and_then(|s| s.baud);
+            }
+        }
+        let options = dialect.client_options_for(&address, timeout);
         let transport = crate::scpi::connect_address(&address, timeout)
             .await
             .map_err(scpi)?;
-        Self::open(id, transport, dialect, timeout, role).await
+        let mut core = Self::start(id, transport, dialect, options, role)?;
+        if let Some(channel) = channel {
+            core.select_channel(channel)?;
+        }
+        core.send_on_connect().await?;
+        Ok(core)
     }
 
     /// Take over an open transport and send the dialect's connect sequence.
-    async fn open(
+    pub(super) async fn open(
         id: &str,
         transport: Box<dyn Transport>,
         dialect: Dialect,
@@ -44,25 +69,64 @@ impl Core {
         role: Role,
     ) -> Result<Self, InstrumentError> {
         check_role(id, &dialect, role)?;
-        let client = Client::new(transport, dialect.client_options(timeout))
-            .with_error_query(&dialect.error_query);
+        let options = dialect.client_options(timeout);
+        let mut core = Self::start(id, transport, dialect, options, role)?;
+        core.send_on_connect().await?;
+        Ok(core)
+    }
+
+    fn start(
+        id: &str,
+        transport: Box<dyn Transport>,
+        dialect: Dialect,
+        options: crate::scpi::ClientOptions,
+        role: Role,
+    ) -> Result<Self, InstrumentError> {
+        let client = Client::new(transport, options).with_error_query(&dialect.error_query);
+        let first = dialect.channel_numbers().first().copied().unwrap_or(1);
         let mut core = Core {
             id: id.to_string(),
+            base: dialect.clone(),
             dialect,
             client,
             channel: 1,
         };
-        for command in core.dialect.on_connect.clone() {
-            let command = render(&command, None, core.channel);
-            core.client
-                .write_checked(&command)
-                .await
-                .map_err(|e| core.err(e))?;
+        // Supplies and loads drive one channel and take its ranges; a cell simulator
+        // addresses every cell and keeps the whole dialect.
+        if role != Role::CellSim {
+            core.select_channel(first)?;
         }
         Ok(core)
     }
 
-    fn err(&self, error: ScpiError) -> InstrumentError {
+    async fn send_on_connect(&mut self) -> Result<(), InstrumentError> {
+        for command in self.dialect.on_connect.clone() {
+            let command = crate::scpi::render(&command, None, self.channel);
+            self.client
+                .write_checked(&command)
+                .await
+                .map_err(|e| self.err(e))?;
+        }
+        Ok(())
+    }
+
+    /// Drive `channel` from now on; ranges and accuracy become that channel's.
+    pub(super) fn select_channel(&mut self, channel: u32) -> Result<(), InstrumentError> {
+        let narrowed =
+            self.base
+                .for_channel(channel)
+                .ok_or_else(|| InstrumentError::NoSuchChannel {
+                    id: self.id.clone(),
+                    dialect: self.dialect.id.clone(),
+                    channel,
+                    channels: self.base.channel_numbers(),
+                })?;
+        self.dialect = narrowed;
+        self.channel = channel;
+        Ok(())
+    }
+
+    pub(super) fn err(&self, error: ScpiError) -> InstrumentError {
         InstrumentError::Scpi {
             id: self.id.clone(),
             error,
@@ -70,25 +134,30 @@ impl Core {
     }
 
     /// The template `name`, or `Unsupported` when the dialect lacks it.
-    fn template(
+    pub(super) fn template(
         &self,
         name: &'static str,
-        template: fn(&Dialect) -> &Option<String>,
-    ) -> Result<String, InstrumentError> {
-        template(&self.dialect)
+        field: Field,
+    ) -> Result<Template, InstrumentError> {
+        field(&self.dialect)
             .clone()
-            .ok_or_else(|| InstrumentError::Unsupported {
-                id: self.id.clone(),
-                dialect: self.dialect.id.clone(),
-                command: name,
-            })
+            .ok_or_else(|| self.unsupported(name))
     }
 
-    /// Send a setting and check the error queue.
-    async fn set(
+    pub(super) fn unsupported(&self, name: &'static str) -> InstrumentError {
+        InstrumentError::Unsupported {
+            id: self.id.clone(),
+            dialect: self.dialect.id.clone(),
+            command: name,
+        }
+    }
+
+    /// Send a setting on `channel` and check the error queue.
+    pub(super) async fn set_on(
         &mut self,
+        channel: u32,
         name: &'static str,
-        template: fn(&Dialect) -> &Option<String>,
+        field: Field,
         value: f64,
     ) -> Result<(), InstrumentError> {
         if !value.is_finite() {
@@ -98,39 +167,96 @@ impl Core {
                 value,
             });
         }
-        let command = render(&self.template(name, template)?, Some(value), self.channel);
+        let commands = self.template(name, field)?.render(Some(value), channel);
         self.client
-            .write_checked(&command)
+            .write_sequence_checked(&commands)
+            .await
+            .map_err(|e| self.err(e))
+    }
+
+    /// Send a setting on this instrument's channel and check the error queue.
+    pub(super) async fn set(
+        &mut self,
+        name: &'static str,
+        field: Field,
+        value: f64,
+    ) -> Result<(), InstrumentError> {
+        self.set_on(self.channel, name, field, value).await
+    }
+
+    /// Send a command without a value on `channel` and check the error queue.
+    pub(super) async fn command_on(
+        &mut self,
+        channel: u32,
+        name: &'static str,
+        field: Field,
+    ) -> Result<(), InstrumentError> {
+        let commands = self.template(name, field)?.render(None, channel);
+        self.client
+            .write_sequence_checked(&commands)
             .await
             .map_err(|e| self.err(e))
     }
 
     /// Send a command without a value and check the error queue.
-    async fn command(
+    pub(super) async fn command(
         &mut self,
         name: &'static str,
-        template: fn(&Dialect) -> &Option<String>,
+        field: Field,
     ) -> Result<(), InstrumentError> {
-        let command = render(&self.template(name, template)?, None, self.channel);
-        self.client
-            .write_checked(&command)
-            .await
-            .map_err(|e| self.err(e))
+        self.command_on(self.channel, name, field).await
     }
 
-    async fn check_errors(&mut self) -> Result<(), InstrumentError> {
+    /// Run a query template on `channel`: the non-query commands are written, the replies
+    /// to the queries returned with the query that produced each.
+    pub(super) async fn query_on(
+        &mut self,
+        channel: u32,
+        name: &'static str,
+        field: Field,
+    ) -> Result<Vec<(String, String)>, InstrumentError> {
+        let commands = self.template(name, field)?.render(None, channel);
+        let mut replies = Vec::new();
+        for command in commands {
+            if is_query(&command) {
+                let reply = self.query(&command).await?;
+                replies.push((command, reply));
+            } else {
+                self.client.write(&command).await.map_err(|e| self.err(e))?;
+            }
+        }
+        Ok(replies)
+    }
+
+    /// Every boolean a query template answers on `channel`.
+    pub(super) async fn booleans_on(
+        &mut self,
+        channel: u32,
+        name: &'static str,
+        field: Field,
+    ) -> Result<Vec<bool>, InstrumentError> {
+        let mut values = Vec::new();
+        for (command, reply) in self.query_on(channel, name, field).await? {
+            let value = parse_bool(&reply)
+                .map_err(|reason| self.err(ScpiError::bad_reply(&command, &reply, reason)))?;
+            values.push(value);
+        }
+        Ok(values)
+    }
+
+    pub(super) async fn check_errors(&mut self) -> Result<(), InstrumentError> {
         self.client.drain_errors().await.map_err(|e| self.err(e))
     }
 
-    async fn query(&mut self, command: &str) -> Result<String, InstrumentError> {
+    pub(super) async fn query(&mut self, command: &str) -> Result<String, InstrumentError> {
         self.client.query(command).await.map_err(|e| self.err(e))
     }
 
-    async fn identify(&mut self) -> Result<String, InstrumentError> {
+    pub(super) async fn identify(&mut self) -> Result<String, InstrumentError> {
         Ok(self.query("*IDN?").await?.trim().to_string())
     }
 
-    async fn verify_identity(&mut self) -> Result<String, InstrumentError> {
+    pub(super) async fn verify_identity(&mut self) -> Result<String, InstrumentError> {
         let idn = self.identify().await?;
         if self.dialect.matches_identity(&idn) {
             Ok(idn)
@@ -138,39 +264,67 @@ impl Core {
             Err(InstrumentError::WrongIdentity {
                 id: self.id.clone(),
                 dialect: self.dialect.id.clone(),
-                maker: self.dialect.maker.clone(),
-                model: self.dialect.model.clone(),
+                maker: self.dialect.maker_text(),
+                model: self.dialect.model_text(),
                 idn,
             })
         }
     }
 
-    async fn enabled(&mut self) -> Result<bool, InstrumentError> {
-        let command = render(
-            &self.template("output_query", |d| &d.commands.output_query)?,
-            None,
-            self.channel,
-        );
-        let reply = self.query(&command).await?;
-        parse_bool(&reply)
-            .map_err(|reason| self.err(ScpiError::bad_reply(&command, &reply, reason)))
+    /// Output (input) state on `channel`: on only when every query says on.
+    pub(super) async fn enabled_on(&mut self, channel: u32) -> Result<bool, InstrumentError> {
+        let values = self
+            .booleans_on(channel, "output_query", |d| &d.commands.output_query)
+            .await?;
+        Ok(values.iter().all(|&v| v))
     }
 
-    async fn set_enabled(&mut self, on: bool) -> Result<(), InstrumentError> {
+    pub(super) async fn enabled(&mut self) -> Result<bool, InstrumentError> {
+        self.enabled_on(self.channel).await
+    }
+
+    pub(super) async fn set_enabled_on(
+        &mut self,
+        channel: u32,
+        on: bool,
+    ) -> Result<(), InstrumentError> {
         if on {
-            self.command("output_on", |d| &d.commands.output_on).await
+            self.command_on(channel, "output_on", |d| &d.commands.output_on)
+                .await
         } else {
-            self.command("output_off", |d| &d.commands.output_off).await
+            self.command_on(channel, "output_off", |d| &d.commands.output_off)
+                .await
         }
     }
 
-    async fn measure(&mut self) -> Result<Measurement, InstrumentError> {
-        if let (Some(template), Some(fields)) = (
-            self.dialect.commands.measure_all.clone(),
+    pub(super) async fn set_enabled(&mut self, on: bool) -> Result<(), InstrumentError> {
+        self.set_enabled_on(self.channel, on).await
+    }
+
+    /// Whether a protection has tripped on `channel` (any query saying so).
+    pub(super) async fn tripped_on(&mut self, channel: u32) -> Result<bool, InstrumentError> {
+        let values = self
+            .booleans_on(channel, "protection_query", |d| {
+                &d.commands.protection_query
+            })
+            .await?;
+        Ok(values.iter().any(|&v| v))
+    }
+
+    pub(super) async fn measure_on(
+        &mut self,
+        channel: u32,
+    ) -> Result<Measurement, InstrumentError> {
+        if let (Some(_), Some(fields)) = (
+            self.dialect.commands.measure_all.as_ref(),
             self.dialect.replies.measure_all,
         ) {
-            let command = render(&template, None, self.channel);
-            let reply = self.query(&command).await?;
+            let replies = self
+                .query_on(channel, "measure_all", |d| &d.commands.measure_all)
+                .await?;
+            let Some((command, reply)) = replies.into_iter().last() else {
+                return Err(self.unsupported("measure_all"));
+            };
             let body = unquote(reply.trim());
             let parts = split_fields(&body);
             let field = |index: usize, unit: &str| -> Result<f64, String> {
@@ -187,22 +341,39 @@ impl Core {
             };
         }
         let voltage = self
-            .measure_one("measure_voltage", |d| &d.commands.measure_voltage, "V")
+            .measure_one(
+                channel,
+                "measure_voltage",
+                |d| &d.commands.measure_voltage,
+                "V",
+            )
             .await?;
         let current = self
-            .measure_one("measure_current", |d| &d.commands.measure_current, "A")
+            .measure_one(
+                channel,
+                "measure_current",
+                |d| &d.commands.measure_current,
+                "A",
+            )
             .await?;
         Ok(Measurement { voltage, current })
     }
 
-    async fn measure_one(
+    pub(super) async fn measure(&mut self) -> Result<Measurement, InstrumentError> {
+        self.measure_on(self.channel).await
+    }
+
+    pub(super) async fn measure_one(
         &mut self,
+        channel: u32,
         name: &'static str,
-        template: fn(&Dialect) -> &Option<String>,
+        field: Field,
         unit: &str,
     ) -> Result<f64, InstrumentError> {
-        let command = render(&self.template(name, template)?, None, self.channel);
-        let reply = self.query(&command).await?;
+        let replies = self.query_on(channel, name, field).await?;
+        let Some((command, reply)) = replies.into_iter().last() else {
+            return Err(self.unsupported(name));
+        };
         parse_quantity(&reply, Some(unit))
             .map(|q| q.value)
             .map_err(|reason| self.err(ScpiError::bad_reply(&command, &reply, reason)))
@@ -232,12 +403,15 @@ impl std::fmt::Debug for ScpiSupply {
         f.debug_struct("ScpiSupply")
             .field("id", &self.core.id)
             .field("dialect", &self.core.dialect.id)
+            .field("channel", &self.core.channel)
             .finish()
     }
 }
 
 impl ScpiSupply {
-    /// Connect to `address` (e.g. `tcp://10.0.0.5:5025`) and send the dialect's connect sequence.
+    /// Connect to `address` (e.g. `tcp://10.0.0.5:5025`, `serial:///dev/ttyUSB0?baud=9600`,
+    /// with `?channel=N` for a channel other than the first) and send the dialect's connect
+    /// sequence.
     pub async fn connect(
         id: &str,
         address: &str,
@@ -261,10 +435,15 @@ impl ScpiSupply {
         })
     }
 
-    /// Address channel `channel` (the `{ch}` in templates; 1 unless set).
-    pub fn with_channel(mut self, channel: u32) -> Self {
-        self.core.channel = channel;
-        self
+    /// Drive channel `channel` (the `{ch}` in templates); its ranges and accuracy apply.
+    pub fn with_channel(mut self, channel: u32) -> Result<Self, InstrumentError> {
+        self.core.select_channel(channel)?;
+        Ok(self)
+    }
+
+    /// The channel this supply drives.
+    pub fn channel(&self) -> u32 {
+        self.core.channel
     }
 
     /// Check that `*IDN?` names the dialect's maker and model; returns the reply.
@@ -272,11 +451,34 @@ impl ScpiSupply {
         self.core.verify_identity().await
     }
 
-    /// Clear a latched OVP/OCP trip.
+    /// Clear a latched OVP/OCP trip (or watchdog trip).
     pub async fn clear_protection(&mut self) -> Result<(), InstrumentError> {
         self.core
             .command("clear_protection", |d| &d.commands.clear_protection)
             .await
+    }
+
+    /// Whether an over-voltage or over-current protection has tripped.
+    pub async fn tripped(&mut self) -> Result<bool, InstrumentError> {
+        self.core.tripped_on(self.core.channel).await
+    }
+
+    /// Switch the hardware I/O watchdog off; Ok(false) when the model has none.
+    pub async fn disarm_watchdog(&mut self) -> Result<bool, InstrumentError> {
+        let Some(watchdog) = self.core.dialect.watchdog.clone() else {
+            return Ok(false);
+        };
+        let commands: Vec<String> = watchdog
+            .disarm
+            .iter()
+            .map(|c| crate::scpi::render(c, None, self.core.channel))
+            .collect();
+        self.core
+            .client
+            .write_sequence_checked(&commands)
+            .await
+            .map_err(|e| self.core.err(e))?;
+        Ok(true)
     }
 
     /// The SCPI client, for raw commands (e.g. `hilrig instruments scpi`).
@@ -327,6 +529,9 @@ impl Supply for ScpiSupply {
         self.core.measure().await
     }
 
+    /// OVP to `ovp_volts`; OCP to `ocp_amps` where the model has a trip level. Where OCP
+    /// trips at the current setting (`protection.ocp: at_current_limit`) it is left off,
+    /// and the current setting is the bound.
     async fn program_protection(
         &mut self,
         ovp_volts: f64,
@@ -335,9 +540,41 @@ impl Supply for ScpiSupply {
         self.core
             .set("set_ovp", |d| &d.commands.set_ovp, ovp_volts)
             .await?;
+        match self.core.dialect.protection.ocp {
+            OcpKind::Level => {
+                self.core
+                    .set("set_ocp", |d| &d.commands.set_ocp, ocp_amps)
+                    .await
+            }
+            OcpKind::AtCurrentLimit | OcpKind::None => {
+                if !ocp_amps.is_finite() {
+                    return Err(InstrumentError::NotFinite {
+                        id: self.core.id.clone(),
+                        what: "set_ocp",
+                        value: ocp_amps,
+                    });
+                }
+                Ok(())
+            }
+        }
+    }
+
+    async fn arm_watchdog(&mut self, timeout: Duration) -> Result<bool, InstrumentError> {
+        let Some(watchdog) = self.core.dialect.watchdog.clone() else {
+            return Ok(false);
+        };
+        let delay = watchdog.delay_for(timeout).as_secs_f64();
+        let commands: Vec<String> = watchdog
+            .arm
+            .iter()
+            .map(|c| crate::scpi::render(c, Some(delay), self.core.channel))
+            .collect();
         self.core
-            .set("set_ocp", |d| &d.commands.set_ocp, ocp_amps)
+            .client
+            .write_sequence_checked(&commands)
             .await
+            .map_err(|e| self.core.err(e))?;
+        Ok(true)
     }
 }
 
@@ -351,12 +588,14 @@ impl std::fmt::Debug for ScpiLoad {
         f.debug_struct("ScpiLoad")
             .field("id", &self.core.id)
             .field("dialect", &self.core.dialect.id)
+            .field("channel", &self.core.channel)
             .finish()
     }
 }
 
 impl ScpiLoad {
-    /// Connect to `address` (e.g. `tcp://10.0.0.6:5555`) and send the dialect's connect sequence.
+    /// Connect to `address` (e.g. `tcp://10.0.0.6:5555`, with `?channel=N` for a channel other
+    /// than the first) and send the dialect's connect sequence.
     pub async fn connect(
         id: &str,
         address: &str,
@@ -380,15 +619,39 @@ impl ScpiLoad {
         })
     }
 
-    /// Address channel `channel` (the `{ch}` in templates; 1 unless set).
-    pub fn with_channel(mut self, channel: u32) -> Self {
-        self.core.channel = channel;
-        self
+    /// Drive channel `channel` (the `{ch}` in templates); its ranges and accuracy apply.
+    pub fn with_channel(mut self, channel: u32) -> Result<Self, InstrumentError> {
+        self.core.select_channel(channel)?;
+        Ok(self)
+    }
+
+    /// The channel this load drives.
+    pub fn channel(&self) -> u32 {
+        self.core.channel
     }
 
     /// Check that `*IDN?` names the dialect's maker and model; returns the reply.
     pub async fn verify_identity(&mut self) -> Result<String, InstrumentError> {
         self.core.verify_identity().await
+    }
+
+    /// Program the load's over-current protection (A), where the model has one.
+    pub async fn program_protection(&mut self, ocp_amps: f64) -> Result<(), InstrumentError> {
+        self.core
+            .set("set_ocp", |d| &d.commands.set_ocp, ocp_amps)
+            .await
+    }
+
+    /// Clear a latched protection trip.
+    pub async fn clear_protection(&mut self) -> Result<(), InstrumentError> {
+        self.core
+            .command("clear_protection", |d| &d.commands.clear_protection)
+            .await
+    }
+
+    /// Whether a protection has tripped.
+    pub async fn tripped(&mut self) -> Result<bool, InstrumentError> {
+        self.core.tripped_on(self.core.channel).await
     }
 
     /// The SCPI client, for raw commands (e.g. `hilrig instruments scpi`).

@@ -105,6 +105,16 @@ impl Client {
         self.drain_errors().await
     }
 
+    /// Send several commands in order, then check the error queue once; an instrument error
+    /// names all of them (`INST:NSEL 2; VOLT 5`).
+    pub async fn write_sequence_checked(&mut self, cmds: &[String]) -> Result<(), ScpiError> {
+        for cmd in cmds {
+            self.write(cmd).await?;
+        }
+        self.last_command = cmds.join("; ");
+        self.drain_errors().await
+    }
+
     /// Send a query and return its reply as text, without terminator or trailing CR.
     pub async fn query(&mut self, cmd: &str) -> Result<String, ScpiError> {
         let bytes = self.query_raw(cmd).await?;
@@ -222,8 +232,18 @@ impl Client {
 
     async fn read_reply_inner(&mut self, cmd: &str) -> Result<Vec<u8>, ScpiError> {
         let mut chunk = [0u8; 4096];
+        // A reply ends at the last byte of the terminator (LF for both "\n" and "\r\n");
+        // a CR before it is dropped below, so an instrument that answers "\n" where "\r\n"
+        // is sent (or the other way round) is still understood.
+        let end = self
+            .options
+            .terminator
+            .as_bytes()
+            .last()
+            .copied()
+            .unwrap_or(b'\n');
         loop {
-            match find_reply_end(&self.buf, self.options.terminator.as_bytes()) {
+            match find_reply_end(&self.buf, &[end]) {
                 ReplyEnd::Complete { body_end, consumed } => {
                     let mut reply: Vec<u8> = self.buf.drain(..consumed).collect();
                     reply.truncate(body_end);

@@ -1,6 +1,6 @@
 //! SCPI transports, client and dialect tables.
 //!
-//! A [`Transport`] is any byte stream (TCP socket, in-memory pipe, later serial); the
+//! A [`Transport`] is any byte stream (TCP socket, serial port, in-memory pipe); the
 //! [`Client`] frames commands and replies on it and reads the instrument's error queue; a
 //! [`Dialect`] says, as data, how one instrument family spells its commands and replies.
 
@@ -8,14 +8,17 @@ mod client;
 mod dialect;
 mod error;
 pub mod reply;
+mod serial;
 mod transport;
 
 pub use client::{Client, ClientOptions, DEFAULT_ERROR_QUERY, MAX_ERROR_DRAIN, MAX_REPLY_LEN};
 pub use dialect::{
-    builtin_dialect, builtin_dialects, render, Accuracy, AccuracySpec, BoolFormat, Commands,
-    Dialect, MeasureFields, NumberFormat, QuantityAccuracy, Ranges, Replies, Role, Watchdog,
+    builtin_dialect, builtin_dialects, is_query, render, resolve_dialect, Accuracy, AccuracySpec,
+    BoolFormat, Channel, Commands, Dialect, MeasureFields, NumberFormat, OcpKind, Protection,
+    QuantityAccuracy, RangedSteps, Ranges, Replies, Role, SerialLine, Template, Watchdog,
 };
 pub use error::ScpiError;
 pub use transport::{
-    connect, connect_address, register_memory, Address, MemoryConnector, MemoryEndpoint, Transport,
+    connect, connect_address, register_memory, split_channel, Address, FlowControl,
+    MemoryConnector, MemoryEndpoint, Parity, SerialSettings, Transport, DEFAULT_BAUD,
 };

@@ -114,13 +114,16 @@ fn split_prefix<'a>(unit: &'a str, expected: Option<&str>) -> (f64, &'a str) {
     (scale, base)
 }
 
-/// Parse a boolean reply: `1`/`0`, `ON`/`OFF` (any case, optional sign or quotes).
+/// Parse a boolean reply: `1`/`0`, `ON`/`OFF`, `YES`/`NO` (Rigol trip queries), any case,
+/// optional sign or quotes.
 pub fn parse_bool(text: &str) -> Result<bool, String> {
     let t = text.trim().trim_matches('"').trim();
     match t.to_ascii_uppercase().as_str() {
-        "1" | "+1" | "ON" => Ok(true),
-        "0" | "+0" | "-0" | "OFF" => Ok(false),
-        _ => Err(format!("`{t}` is not a boolean (expected 1, 0, ON or OFF)")),
+        "1" | "+1" | "ON" | "YES" => Ok(true),
+        "0" | "+0" | "-0" | "OFF" | "NO" => Ok(false),
+        _ => Err(format!(
+            "`{t}` is not a boolean (expected 1, 0, ON, OFF, YES or NO)"
+        )),
     }
 }
 
@@ -386,6 +389,8 @@ mod tests {
     #[case("off\n", false)]
     #[case("+1", true)]
     #[case("\"ON\"", true)]
+    #[case("YES", true)]
+    #[case("no", false)]
     fn parses_booleans(#[case] text: &str, #[case] expected: bool) {
         assert_eq!(parse_bool(text).unwrap(), expected);
     }

@@ -18,10 +18,6 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send> Transport for T {}
 /// Schemes that are known but not available in this build, with the advice to give.
 const PLANNED_SCHEMES: &[(&str, &str)] = &[
     (
-        "serial",
-        "serial transports are not available yet; use a serial-to-LAN adapter and tcp://host:port",
-    ),
-    (
         "vxi11",
         "VXI-11 is not available yet; use the instrument's raw socket port (tcp://host:5025)",
     ),
@@ -31,9 +27,62 @@ const PLANNED_SCHEMES: &[(&str, &str)] = &[
     ),
     (
         "usbtmc",
-        "USBTMC is not available yet; use the instrument's LAN port (tcp://host:port)",
+        "USBTMC is not available yet; use the instrument's LAN port (tcp://host:port) or its \
+         virtual serial port (serial:///dev/ttyACM0)",
     ),
 ];
+
+/// Baud rate used when a serial address gives none and the dialect names none.
+pub const DEFAULT_BAUD: u32 = 9600;
+
+/// Parity of a serial line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Parity {
+    /// No parity bit.
+    None,
+    /// Even parity.
+    Even,
+    /// Odd parity.
+    Odd,
+}
+
+/// Flow control of a serial line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FlowControl {
+    /// No flow control.
+    None,
+    /// RTS/CTS.
+    Hardware,
+    /// XON/XOFF.
+    Software,
+}
+
+/// Line settings of a serial address (`?baud=115200&parity=none&data_bits=8&stop_bits=1`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SerialSettings {
+    /// Baud rate; None: the dialect's, else 9600.
+    pub baud: Option<u32>,
+    /// Data bits (5..8).
+    pub data_bits: u8,
+    /// Parity.
+    pub parity: Parity,
+    /// Stop bits (1 or 2).
+    pub stop_bits: u8,
+    /// Flow control.
+    pub flow: FlowControl,
+}
+
+impl Default for SerialSettings {
+    fn default() -> Self {
+        Self {
+            baud: None,
+            data_bits: 8,
+            parity: Parity::None,
+            stop_bits: 1,
+            flow: FlowControl::None,
+        }
+    }
+}
 
 /// A parsed instrument address.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,6 +98,13 @@ pub enum Address {
     Memory {
         /// The registered name.
         name: String,
+    },
+    /// A serial port: `serial:///dev/ttyUSB0?baud=115200` (`serial://COM3` on Windows).
+    Serial {
+        /// Device path or port name.
+        path: String,
+        /// Line settings.
+        settings: SerialSettings,
     },
 }
 
@@ -78,16 +134,99 @@ impl Address {
                     })
                 }
             }
+            "serial" => Self::parse_serial(rest).map_err(bad),
             other => {
                 if let Some((_, advice)) = PLANNED_SCHEMES.iter().find(|(s, _)| *s == other) {
                     Err(bad((*advice).to_string()))
                 } else {
                     Err(bad(format!(
-                        "unknown scheme `{scheme}`; supported: tcp://host:port, mem://NAME"
+                        "unknown scheme `{scheme}`; supported: tcp://host:port, \
+                         serial:///dev/ttyUSB0?baud=115200, mem://NAME"
                     )))
                 }
             }
         }
+    }
+
+    fn parse_serial(rest: &str) -> Result<Self, String> {
+        let (path, query) = match rest.split_once('?') {
+            Some((path, query)) => (path, Some(query)),
+            None => (rest, None),
+        };
+        if path.is_empty() {
+            return Err(
+                "missing device; expected serial:///dev/ttyUSB0?baud=115200 (serial://COM3 on \
+                 Windows)"
+                    .into(),
+            );
+        }
+        let mut settings = SerialSettings::default();
+        for pair in query.into_iter().flat_map(|q| q.split('&')) {
+            if pair.is_empty() {
+                continue;
+            }
+            let (key, value) = pair
+                .split_once('=')
+                .ok_or_else(|| format!("`{pair}` is not `name=value`"))?;
+            let number = |allowed: &[u32]| -> Result<u32, String> {
+                match value.parse::<u32>() {
+                    Ok(n) if allowed.is_empty() && n > 0 => Ok(n),
+                    Ok(n) if allowed.contains(&n) => Ok(n),
+                    _ if allowed.is_empty() => {
+                        Err(format!("`{key}={value}` is not a positive whole number"))
+                    }
+                    _ => Err(format!(
+                        "`{key}={value}` is not one of {}",
+                        allowed
+                            .iter()
+                            .map(u32::to_string)
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )),
+                }
+            };
+            match key {
+                "baud" => settings.baud = Some(number(&[])?),
+                "data_bits" => settings.data_bits = number(&[5, 6, 7, 8])? as u8,
+                "stop_bits" => settings.stop_bits = number(&[1, 2])? as u8,
+                "parity" => {
+                    settings.parity = match value.to_ascii_lowercase().as_str() {
+                        "none" | "n" => Parity::None,
+                        "even" | "e" => Parity::Even,
+                        "odd" | "o" => Parity::Odd,
+                        _ => return Err(format!("`parity={value}`: use none, even or odd")),
+                    }
+                }
+                "flow" => {
+                    settings.flow = match value.to_ascii_lowercase().as_str() {
+                        "none" => FlowControl::None,
+                        "hardware" | "rtscts" => FlowControl::Hardware,
+                        "software" | "xonxoff" => FlowControl::Software,
+                        _ => {
+                            return Err(format!(
+                                "`flow={value}`: use none, hardware (RTS/CTS) or software \
+                                 (XON/XOFF)"
+                            ))
+                        }
+                    }
+                }
+                _ => {
+                    return Err(format!(
+                        "unknown option `{key}`; serial addresses take baud, data_bits, parity, \
+                         stop_bits and flow"
+                    ))
+                }
+            }
+        }
+        Ok(Address::Serial {
+            path: path.to_string(),
+            settings,
+        })
+    }
+
+    /// Whether this address is a serial port (the dialect's serial terminator applies).
+    pub fn is_serial(&self) -> bool {
+        matches!(self, Address::Serial { .. })
     }
 
     fn parse_tcp(rest: &str, default_port: Option<u16>) -> Result<Self, String> {
@@ -141,8 +280,62 @@ impl fmt::Display for Address {
             Address::Tcp { host, port } if host.contains(':') => write!(f, "tcp://[{host}]:{port}"),
             Address::Tcp { host, port } => write!(f, "tcp://{host}:{port}"),
             Address::Memory { name } => write!(f, "mem://{name}"),
+            Address::Serial { path, settings } => {
+                write!(f, "serial://{path}")?;
+                let mut options = Vec::new();
+                if let Some(baud) = settings.baud {
+                    options.push(format!("baud={baud}"));
+                }
+                let default = SerialSettings::default();
+                if settings.data_bits != default.data_bits {
+                    options.push(format!("data_bits={}", settings.data_bits));
+                }
+                if settings.parity != default.parity {
+                    options.push(format!("parity={:?}", settings.parity).to_ascii_lowercase());
+                }
+                if settings.stop_bits != default.stop_bits {
+                    options.push(format!("stop_bits={}", settings.stop_bits));
+                }
+                if settings.flow != default.flow {
+                    options.push(format!("flow={:?}", settings.flow).to_ascii_lowercase());
+                }
+                if !options.is_empty() {
+                    write!(f, "?{}", options.join("&"))?;
+                }
+                Ok(())
+            }
         }
     }
+}
+
+/// Take a `channel=N` option out of an instrument address (`tcp://host:5025?channel=2`,
+/// `serial:///dev/ttyUSB0?baud=9600&channel=3`): the address without it, and the channel.
+pub fn split_channel(address: &str) -> Result<(String, Option<u32>), ScpiError> {
+    let Some((base, query)) = address.split_once('?') else {
+        return Ok((address.to_string(), None));
+    };
+    let mut channel = None;
+    let mut rest = Vec::new();
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        match pair.split_once('=') {
+            Some(("channel", value)) => match value.parse::<u32>() {
+                Ok(n) if n > 0 => channel = Some(n),
+                _ => {
+                    return Err(ScpiError::BadAddress {
+                        address: address.to_string(),
+                        reason: format!("`channel={value}` is not a channel number from 1 up"),
+                    })
+                }
+            },
+            _ => rest.push(pair),
+        }
+    }
+    let base = if rest.is_empty() {
+        base.to_string()
+    } else {
+        format!("{base}?{}", rest.join("&"))
+    };
+    Ok((base, channel))
 }
 
 /// Open a transport to `address` (e.g. `tcp://192.0.2.10:5025`) within `timeout`.
@@ -180,6 +373,9 @@ pub async fn connect_address(
                     error,
                 })?;
             Ok(Box::new(stream))
+        }
+        Address::Serial { path, settings } => {
+            super::serial::open(address, path, settings, timeout).await
         }
         Address::Memory { name } => {
             let connector = memory_registry()
@@ -279,10 +475,14 @@ mod tests {
     #[case("tcp://::1:5025", "brackets")]
     #[case("tcp://:5025", "missing host")]
     #[case("tcp://host:5025/path", "nothing else")]
-    #[case(
-        "serial:///dev/ttyUSB0?baud=115200",
-        "serial transports are not available"
-    )]
+    #[case("serial://?baud=9600", "missing device")]
+    #[case("serial:///dev/ttyUSB0?baud=fast", "positive whole number")]
+    #[case("serial:///dev/ttyUSB0?baud=0", "positive whole number")]
+    #[case("serial:///dev/ttyUSB0?parity=mark", "none, even or odd")]
+    #[case("serial:///dev/ttyUSB0?stop_bits=3", "one of 1, 2")]
+    #[case("serial:///dev/ttyUSB0?speed=9600", "unknown option `speed`")]
+    #[case("serial:///dev/ttyUSB0?baud", "not `name=value`")]
+    #[case("vxi11://10.0.0.5", "raw socket port")]
     #[case("gpib://0::5", "unknown scheme `gpib`")]
     fn rejects_bad_addresses_with_a_reason(#[case] text: &str, #[case] expected: &str) {
         let error = Address::parse(text, None).unwrap_err();
@@ -292,9 +492,80 @@ mod tests {
         assert!(message.contains(text), "{message}");
     }
 
+    #[rstest]
+    #[case(
+        "serial:///dev/ttyUSB0?baud=115200",
+        "/dev/ttyUSB0",
+        Some(115200),
+        8,
+        Parity::None,
+        1
+    )]
+    #[case("serial://COM3", "COM3", None, 8, Parity::None, 1)]
+    #[case(
+        "SERIAL:///dev/ttyS1?baud=9600&parity=even&data_bits=7&stop_bits=2&flow=hardware",
+        "/dev/ttyS1",
+        Some(9600),
+        7,
+        Parity::Even,
+        2
+    )]
+    fn parses_serial_addresses(
+        #[case] text: &str,
+        #[case] path: &str,
+        #[case] baud: Option<u32>,
+        #[case] data_bits: u8,
+        #[case] parity: Parity,
+        #[case] stop_bits: u8,
+    ) {
+        match Address::parse(text, Some(5025)).unwrap() {
+            Address::Serial { path: p, settings } => {
+                assert_eq!(p, path);
+                assert_eq!(
+                    (
+                        settings.baud,
+                        settings.data_bits,
+                        settings.parity,
+                        settings.stop_bits
+                    ),
+                    (baud, data_bits, parity, stop_bits)
+                );
+            }
+            other => panic!("not a serial address: {other:?}"),
+        }
+    }
+
+    #[rstest]
+    #[case("tcp://10.0.0.5:5025", "tcp://10.0.0.5:5025", None)]
+    #[case("tcp://10.0.0.5:5025?channel=2", "tcp://10.0.0.5:5025", Some(2))]
+    #[case(
+        "serial:///dev/ttyUSB0?baud=9600&channel=3",
+        "serial:///dev/ttyUSB0?baud=9600",
+        Some(3)
+    )]
+    #[case("mem://psu?channel=1", "mem://psu", Some(1))]
+    fn splits_the_channel_option(
+        #[case] text: &str,
+        #[case] base: &str,
+        #[case] channel: Option<u32>,
+    ) {
+        assert_eq!(split_channel(text).unwrap(), (base.to_string(), channel));
+    }
+
+    #[test]
+    fn a_bad_channel_is_refused() {
+        assert!(split_channel("tcp://h:1?channel=0").is_err());
+        assert!(split_channel("tcp://h:1?channel=two").is_err());
+    }
+
     #[test]
     fn display_round_trips() {
-        for text in ["tcp://10.0.0.5:5025", "tcp://[::1]:5025"] {
+        for text in [
+            "tcp://10.0.0.5:5025",
+            "tcp://[::1]:5025",
+            "serial:///dev/ttyUSB0?baud=115200",
+            "serial:///dev/ttyS1?baud=9600&data_bits=7&parity=odd&stop_bits=2&flow=software",
+        ] {
             assert_eq!(Address::parse(text, None).unwrap().to_string(), text);
         }
     }
