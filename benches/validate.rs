@@ -19,14 +19,17 @@ fn shipped_plans(root: &Path) -> Vec<PathBuf> {
 fn validate_all(c: &mut Criterion) {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let plans = shipped_plans(&root);
-    c.bench_function(&format!("validate rig + {} shipped plans", plans.len()), |b| {
-        b.iter(|| {
-            let rig = load_rig(&root.join("rig/sim.yaml")).unwrap();
-            for p in &plans {
-                load_plan(p, Some(&rig.value)).unwrap();
-            }
-        })
-    });
+    c.bench_function(
+        &format!("validate rig + {} shipped plans", plans.len()),
+        |b| {
+            b.iter(|| {
+                let rig = load_rig(&root.join("rig/sim.yaml")).unwrap();
+                for p in &plans {
+                    load_plan(p, Some(&rig.value)).unwrap();
+                }
+            })
+        },
+    );
 }
 
 criterion_group!(benches, validate_all);

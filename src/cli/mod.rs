@@ -3,10 +3,10 @@
 mod can;
 mod flash;
 mod keygen;
-mod report;
 mod lock;
 mod output;
 mod probe;
+mod report;
 mod run;
 mod schema;
 mod sim;
