@@ -31,6 +31,9 @@ pub const DEAD_BUS_AFTER: Duration = Duration::from_secs(2);
 /// Setpoint update period for ramps of instrument setpoints.
 pub const DEFAULT_UPDATE_PERIOD: Duration = Duration::from_millis(100);
 
+/// The supply's I/O watchdog delay, where the model has one.
+pub const SUPPLY_WATCHDOG: Duration = Duration::from_secs(5);
+
 /// Sample the error queue of SCPI instruments every this many samples.
 const ERROR_CHECK_EVERY: u32 = 10;
 
@@ -236,6 +239,15 @@ impl Station {
             )
             .await
             .map_err(|e| format!("programming supply protection: {e}"))?;
+            // Where the model has an I/O watchdog, arm it: the samplers' queries feed it while
+            // the run lives, and the output goes off by itself if the host falls silent.
+            let armed = s
+                .arm_watchdog(SUPPLY_WATCHDOG)
+                .await
+                .map_err(|e| format!("arming the supply's watchdog: {e}"))?;
+            if armed {
+                tracing::info!("supply watchdog armed ({} s)", SUPPLY_WATCHDOG.as_secs());
+            }
         }
         Ok(())
     }
