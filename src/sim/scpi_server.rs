@@ -35,6 +35,8 @@ use crate::scpi::reply::{format_nr3, parse_quantity};
 use crate::scpi::{BoolFormat, Dialect, NumberFormat, Role, Transport};
 use crate::sim::plant::{LoadState, Plant, PlantState, SupplyState};
 
+/// How many received command lines a simulated instrument keeps for inspection.
+pub const COMMAND_LOG_LIMIT: usize = 100_000;
 /// Longest command line accepted; longer input is dropped with `-363,"Input buffer overrun"`.
 const MAX_LINE: usize = 64 * 1024;
 
@@ -131,7 +133,7 @@ struct Shared {
     plant: Plant,
     patterns: Vec<Pattern>,
     state: Mutex<InstrumentState>,
-    log: Mutex<Vec<String>>,
+    log: Mutex<std::collections::VecDeque<String>>,
     /// Cancelled by `drop_connections`; replaced by a fresh child of `shutdown` each time.
     connections: Mutex<CancellationToken>,
     shutdown: CancellationToken,
@@ -255,7 +257,7 @@ impl Shared {
             state: Mutex::new(InstrumentState::new(&dialect)),
             dialect,
             plant,
-            log: Mutex::new(Vec::new()),
+            log: Mutex::new(std::collections::VecDeque::new()),
             connections: Mutex::new(shutdown.child_token()),
             shutdown,
         }
@@ -387,9 +389,10 @@ impl SimInstrument {
         *lock(&self.shared.serial) = serial.to_string();
     }
 
-    /// Every command line received on any connection, in order, without terminator.
+    /// The command lines received on any connection, in order, without terminator (the
+    /// last [`COMMAND_LOG_LIMIT`] of them, so that long runs stay bounded in memory).
     pub fn command_log(&self) -> Vec<String> {
-        lock(&self.shared.log).clone()
+        lock(&self.shared.log).iter().cloned().collect()
     }
 
     /// Forget the command lines received so far.
@@ -646,7 +649,13 @@ async fn run_connection<S>(
             if line.trim().is_empty() {
                 continue;
             }
-            lock(&shared.log).push(line.to_string());
+            {
+                let mut log = lock(&shared.log);
+                if log.len() >= COMMAND_LOG_LIMIT {
+                    log.pop_front();
+                }
+                log.push_back(line.to_string());
+            }
             if let Some(reply) = shared.handle_line(line) {
                 let reply = format!("{reply}{terminator}");
                 let written = tokio::select! {
