@@ -2,7 +2,9 @@
 
 mod can;
 mod flash;
+mod instruments;
 mod keygen;
+mod load;
 mod lock;
 mod output;
 mod probe;
@@ -10,6 +12,7 @@ mod report;
 mod run;
 mod schema;
 mod sim;
+mod supply;
 mod validate;
 
 use std::path::PathBuf;
@@ -51,6 +54,12 @@ pub enum Command {
     Probe(probe::ProbeArgs),
     /// Flash a firmware image and prove over CAN that the BMS runs it.
     Flash(flash::FlashArgs),
+    /// SCPI instruments: check identity, errors and calibration; ping; send one command.
+    Instruments(instruments::InstrumentsArgs),
+    /// Manual control of the DC supply (inside the rig's envelope).
+    Supply(supply::SupplyArgs),
+    /// Manual control of the electronic load (inside the rig's envelope).
+    Load(load::LoadArgs),
 }
 
 /// Default rig: the built-in simulated bench.
@@ -88,5 +97,8 @@ pub fn main(cli: Cli) -> i32 {
         Command::Lock(a) => lock::lock(a),
         Command::Probe(a) => probe::probe(a),
         Command::Flash(a) => rt.block_on(flash::flash(a)),
+        Command::Instruments(a) => rt.block_on(instruments::instruments(a)),
+        Command::Supply(a) => rt.block_on(supply::supply(a)),
+        Command::Load(a) => rt.block_on(load::load(a)),
     }
 }

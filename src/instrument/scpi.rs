@@ -7,10 +7,7 @@ use std::time::Duration;
 
 use super::{InstrumentError, Load, Measurement, Supply};
 use crate::scpi::reply::{parse_bool, parse_quantity, split_fields, unquote};
-use crate::scpi::{
-    is_query, split_channel, Address, Client, Dialect, OcpKind, Role, ScpiError, Template,
-    Transport,
-};
+use crate::scpi::{is_query, Client, Dialect, OcpKind, Role, ScpiError, Template, Transport};
 
 /// A template accessor: the dialect field a command comes from.
 pub(super) type Field = fn(&Dialect) -> &Option<Template>;
@@ -37,22 +34,13 @@ impl Core {
         role: Role,
     ) -> Result<Self, InstrumentError> {
         check_role(id, &dialect, role)?;
-        let scpi = |error| InstrumentError::Scpi {
-            id: id.to_string(),
-            error,
-        };
-        let (address, channel) = split_channel(address).map_err(scpi)?;
-        let mut address = Address::parse(&address, Some(dialect.default_port)).map_err(scpi)?;
-        if let Address::Serial { settings, .. } = &mut address {
-            if settings.baud.is_none() {
-                settings.baud = dialect.serial.as_ref().and_then(|s| s.baud);
-            }
-        }
-        let options = dialect.client_options_for(&address, timeout);
-        let transport = crate::scpi::connect_address(&address, timeout)
+        let (client, channel) = Client::connect_for(address, &dialect, timeout)
             .await
-            .map_err(scpi)?;
-        let mut core = Self::start(id, transport, dialect, options, role)?;
+            .map_err(|error| InstrumentError::Scpi {
+                id: id.to_string(),
+                error,
+            })?;
+        let mut core = Self::start(id, client, dialect, role)?;
         if let Some(channel) = channel {
             core.select_channel(channel)?;
         }
@@ -69,20 +57,19 @@ impl Core {
         role: Role,
     ) -> Result<Self, InstrumentError> {
         check_role(id, &dialect, role)?;
-        let options = dialect.client_options(timeout);
-        let mut core = Self::start(id, transport, dialect, options, role)?;
+        let client = Client::new(transport, dialect.client_options(timeout))
+            .with_error_query(&dialect.error_query);
+        let mut core = Self::start(id, client, dialect, role)?;
         core.send_on_connect().await?;
         Ok(core)
     }
 
     fn start(
         id: &str,
-        transport: Box<dyn Transport>,
+        client: Client,
         dialect: Dialect,
-        options: crate::scpi::ClientOptions,
         role: Role,
     ) -> Result<Self, InstrumentError> {
-        let client = Client::new(transport, options).with_error_query(&dialect.error_query);
         let first = dialect.channel_numbers().first().copied().unwrap_or(1);
         let mut core = Core {
             id: id.to_string(),

@@ -77,6 +77,46 @@ impl Client {
         }
     }
 
+    /// Connect to `address` the way `dialect` asks (its port, serial baud rate and
+    /// terminator, inter-command delay and error query), without sending anything. Returns
+    /// the client and the channel a `?channel=N` option names.
+    pub async fn connect_for(
+        address: &str,
+        dialect: &super::Dialect,
+        timeout: Duration,
+    ) -> Result<(Client, Option<u32>), ScpiError> {
+        let (address, channel) = super::split_channel(address)?;
+        let mut address = super::Address::parse(&address, Some(dialect.default_port))?;
+        if let super::Address::Serial { settings, .. } = &mut address {
+            if settings.baud.is_none() {
+                settings.baud = dialect.serial.as_ref().and_then(|s| s.baud);
+            }
+        }
+        let options = dialect.client_options_for(&address, timeout);
+        let transport = super::connect_address(&address, timeout).await?;
+        let client = Client::new(transport, options).with_error_query(&dialect.error_query);
+        Ok((client, channel))
+    }
+
+    /// Read the whole error queue (at most 32 entries) and return every entry that is not
+    /// code 0, with the instrument's own text.
+    pub async fn error_queue(&mut self) -> Result<Vec<(i32, String)>, ScpiError> {
+        let query = self.error_query.clone();
+        let mut entries = Vec::new();
+        for _ in 0..MAX_ERROR_DRAIN {
+            self.send(&query).await?;
+            let bytes = self.read_reply(&query).await?;
+            let reply = String::from_utf8_lossy(&bytes);
+            let (code, message) = parse_error_reply(&reply)
+                .map_err(|reason| ScpiError::bad_reply(&query, &reply, reason))?;
+            if code == 0 {
+                break;
+            }
+            entries.push((code, message));
+        }
+        Ok(entries)
+    }
+
     /// Use `query` instead of `SYST:ERR?` to read the error queue.
     pub fn with_error_query(mut self, query: impl Into<String>) -> Self {
         self.error_query = query.into();

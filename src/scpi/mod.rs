@@ -7,6 +7,8 @@
 mod client;
 mod dialect;
 mod error;
+pub mod guard;
+pub mod ping;
 pub mod reply;
 mod serial;
 mod transport;

@@ -1,0 +1,750 @@
+//! `hilrig instruments check|ping|scpi [--rig R]`, and the rig session that `hilrig supply`
+//! and `hilrig load` share.
+//!
+//! On a simulated rig (the default) the simulated bench is started inside the command, as
+//! `hilrig run` does, and stops when the command ends.
+//!
+//! Exit codes: 0 done (check: every instrument passed); 1 a check failed, or the instrument
+//! reported an error in its error queue; 2 nothing was sent or the command could not finish:
+//! bad input, a refused setting (no `--allow-settings`, outside the envelope), no connection,
+//! a timeout.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use clap::{Args, Subcommand};
+use serde_json::json;
+
+use super::EXIT_ABORT;
+use crate::plan::load_rig;
+use crate::rig::{InstrumentConfig, Rig, Role};
+use crate::run::lock::BenchLock;
+use crate::scpi::guard::{check_line, only_queries};
+use crate::scpi::ping::ping;
+use crate::scpi::{resolve_dialect, Client, Dialect, ScpiError};
+use crate::sim::{Bench, BenchOptions};
+
+/// Exit code when a check failed or the instrument reported an error.
+pub const EXIT_FAILED: i32 = 1;
+
+/// Calibration due within this many days is reported as a warning.
+const CALIBRATION_WARN_DAYS: i64 = 30;
+
+/// Arguments of `hilrig instruments`.
+#[derive(Debug, Args)]
+pub struct InstrumentsArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: InstrumentsCommand,
+}
+
+/// `hilrig instruments` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum InstrumentsCommand {
+    /// Check every SCPI instrument of the rig: `*IDN?` against its dialect and the rig's
+    /// serial number, its error queue (read, not cleared first), and the calibration due date
+    /// from the rig's `calibration:` map.
+    Check(CheckArgs),
+    /// Round-trip latency of `*IDN?` to one instrument: min, median and p99.
+    Ping(PingArgs),
+    /// Send one SCPI line to an instrument and print the reply. Queries are sent freely;
+    /// settings only with --allow-settings, and only inside the rig's envelope.
+    #[command(long_about = SCPI_HELP)]
+    Scpi(ScpiArgs),
+}
+
+const SCPI_HELP: &str = "Send one SCPI line to an instrument and print the reply.
+
+Queries (every command ending in `?`) are sent freely. Anything else needs --allow-settings,
+takes the bench lock, and is checked first: these headers are recognised (short or long form,
+any case, with or without SOURce[n], channel suffixes and trailing LEVel/IMMediate/AMPLitude):
+
+  VOLTage                           supply voltage (cell voltage on a cell simulator)
+  CURRent, CURRent:LIMit[:NEGative] supply current limit / load current
+  CURRent:STATic:L1|L2              load current (Chroma)
+  VOLTage:PROTection[:REMote], OUTPut:OVP:VALue   OVP level, at most the envelope's voltage
+  CURRent:PROTection, OUTPut:OCP:VALue            OCP level, at most the envelope's current
+  APPLy                             voltage and current (Rigol)
+
+Their first numeric parameter must lie inside the rig's envelope (MIN/DEF count as zero; MAX
+is refused). Other settings are sent unchecked. After the line the error queue is read; an
+error there exits with 1.";
+
+/// Arguments of `hilrig instruments check`.
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// Rig file (default: rig/sim.yaml, the built-in simulated bench).
+    #[arg(long)]
+    pub rig: Option<PathBuf>,
+    /// One JSON object on stdout instead of lines for people.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Arguments of `hilrig instruments ping`.
+#[derive(Debug, Args)]
+pub struct PingArgs {
+    /// Instrument id from the rig file.
+    pub id: String,
+    /// Rig file (default: rig/sim.yaml, the built-in simulated bench).
+    #[arg(long)]
+    pub rig: Option<PathBuf>,
+    /// Number of timed queries (one untimed query goes first).
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub count: u32,
+    /// One JSON object on stdout instead of a line for people.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Arguments of `hilrig instruments scpi`.
+#[derive(Debug, Args)]
+pub struct ScpiArgs {
+    /// Instrument id from the rig file.
+    pub id: String,
+    /// The SCPI line, e.g. "MEAS:VOLT?" or "VOLT 12;CURR 2".
+    pub line: String,
+    /// Rig file (default: rig/sim.yaml, the built-in simulated bench).
+    #[arg(long)]
+    pub rig: Option<PathBuf>,
+    /// Allow commands that change the instrument (still checked against the envelope).
+    #[arg(long)]
+    pub allow_settings: bool,
+    /// Wait this many seconds for the bench lock when a run holds it.
+    #[arg(long, default_value_t = 0.0)]
+    pub wait: f64,
+}
+
+/// Run `hilrig instruments ...` and return the exit code.
+pub async fn instruments(a: InstrumentsArgs) -> i32 {
+    match a.command {
+        InstrumentsCommand::Check(c) => check(c).await,
+        InstrumentsCommand::Ping(p) => ping_cmd(p).await,
+        InstrumentsCommand::Scpi(s) => scpi(s).await,
+    }
+}
+
+/// A loaded rig, with the simulated bench running when the rig is simulated.
+pub(super) struct Session {
+    /// The rig, with simulated endpoints resolved.
+    pub rig: Rig,
+    rig_path: PathBuf,
+    _bench: Option<Bench>,
+}
+
+impl Session {
+    /// Load the rig (default rig/sim.yaml) and start the simulated bench if it is one.
+    pub async fn start(rig: Option<PathBuf>) -> Result<Session, String> {
+        let rig_path = rig.unwrap_or_else(super::default_rig);
+        let loaded = load_rig(&rig_path).map_err(|e| e.to_string())?.value;
+        if loaded.simulation.is_none() {
+            return Ok(Session {
+                rig: loaded,
+                rig_path,
+                _bench: None,
+            });
+        }
+        let bench = Bench::start_with(&loaded, &rig_path, &BenchOptions::default())
+            .await
+            .map_err(|e| format!("cannot start the simulated bench: {e}"))?;
+        for inst in &loaded.instruments {
+            if let (Some(sim), Some(serial)) = (bench.instrument(&inst.id), &inst.serial) {
+                sim.set_serial(serial);
+            }
+        }
+        Ok(Session {
+            rig: bench.resolve(&loaded),
+            rig_path,
+            _bench: Some(bench),
+        })
+    }
+
+    /// Whether the simulated bench serves this rig.
+    pub fn simulated(&self) -> bool {
+        self.rig.simulation.is_some()
+    }
+
+    /// The instrument with this id.
+    pub fn instrument(&self, id: &str) -> Result<&InstrumentConfig, String> {
+        self.rig
+            .instruments
+            .iter()
+            .find(|i| i.id == id)
+            .ok_or_else(|| {
+                let ids: Vec<&str> = self.rig.instruments.iter().map(|i| i.id.as_str()).collect();
+                format!(
+                    "rig {} has no instrument `{id}`; it has: {}",
+                    self.rig_path.display(),
+                    ids.join(", ")
+                )
+            })
+    }
+
+    /// The instrument with this id, or the rig's first one in `role`.
+    pub fn by_role(&self, role: Role, id: Option<&str>) -> Result<&InstrumentConfig, String> {
+        let inst = match id {
+            Some(id) => self.instrument(id)?,
+            None => self.rig.instrument(role).ok_or_else(|| {
+                format!(
+                    "rig {} has no instrument with role {}",
+                    self.rig_path.display(),
+                    role_name(role)
+                )
+            })?,
+        };
+        if inst.role != role {
+            return Err(format!(
+                "instrument `{}` has role {}, not {}",
+                inst.id,
+                role_name(inst.role),
+                role_name(role)
+            ));
+        }
+        Ok(inst)
+    }
+
+    /// The dialect and address of a SCPI instrument.
+    pub fn scpi_endpoint(&self, inst: &InstrumentConfig) -> Result<(Dialect, String), String> {
+        let name = inst.dialect.as_deref().ok_or_else(|| {
+            format!(
+                "instrument `{}` has no `dialect:`; it is not a SCPI instrument",
+                inst.id
+            )
+        })?;
+        let base = self.rig_path.parent().unwrap_or(Path::new("."));
+        let dialect =
+            resolve_dialect(name, base).map_err(|e| format!("instrument `{}`: {e}", inst.id))?;
+        let address = inst
+            .address
+            .clone()
+            .ok_or_else(|| format!("instrument `{}` has no `address:`", inst.id))?;
+        Ok((dialect, address))
+    }
+
+    /// Take the bench lock for a command that changes an instrument.
+    pub async fn lock(&self, what: &str, wait: f64) -> Result<BenchLock, String> {
+        let wait = Duration::try_from_secs_f64(wait.max(0.0)).unwrap_or_default();
+        BenchLock::acquire(&self.rig.station, self.simulated(), what, wait)
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    /// A note for people when settings do not outlive the command.
+    pub fn note(&self) -> Option<&'static str> {
+        self.simulated().then_some(
+            "note: simulated bench started for this command; its settings end with it \
+             (`hilrig sim serve` keeps one running)",
+        )
+    }
+}
+
+/// A setting from the command line: a bare number, or a quantity with its unit (`58.4 V`).
+pub(super) fn parse_value(text: &str, dim: crate::units::Dimension) -> Result<f64, String> {
+    match text.trim().parse::<f64>() {
+        Ok(v) => Ok(v),
+        Err(_) => crate::units::Quantity::parse_as(text, dim).map_err(|e| e.to_string()),
+    }
+}
+
+/// The exit code for an instrument error: 1 when the instrument itself reported it, 2 when
+/// the command could not get through (connection, timeout, reply, unsupported).
+pub(super) fn exit_for(error: &crate::instrument::InstrumentError) -> i32 {
+    match error.scpi() {
+        Some(ScpiError::Instrument { .. }) => EXIT_FAILED,
+        _ => EXIT_ABORT,
+    }
+}
+
+/// A role as written in rig files.
+fn role_name(role: Role) -> &'static str {
+    match role {
+        Role::Supply => "supply",
+        Role::Load => "load",
+        Role::CellSim => "cell_sim",
+        Role::Chamber => "chamber",
+    }
+}
+
+/// Today's date (UTC) as `YYYY-MM-DD`.
+fn today() -> String {
+    let days = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_secs() / 86_400)
+        .unwrap_or(0) as i64;
+    let (y, m, d) = civil_from_days(days);
+    format!("{y:04}-{m:02}-{d:02}")
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm).
+fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let m = i64::from(m);
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + i64::from(d) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// The date of a day count since 1970-01-01.
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
+}
+
+/// Parse `YYYY-MM-DD` into a day count.
+fn parse_date(text: &str) -> Option<i64> {
+    let mut parts = text.trim().splitn(3, '-');
+    let y: i64 = parts.next()?.parse().ok()?;
+    let m: u32 = parts.next()?.parse().ok()?;
+    let d: u32 = parts.next()?.parse().ok()?;
+    if !(1..=12).contains(&m) || !(1..=31).contains(&d) {
+        return None;
+    }
+    let days = days_from_civil(y, m, d);
+    (civil_from_days(days) == (y, m, d)).then_some(days)
+}
+
+/// How a check ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Verdict {
+    Pass,
+    Warn,
+    Skip,
+    Fail,
+}
+
+impl Verdict {
+    fn word(self) -> &'static str {
+        match self {
+            Verdict::Pass => "ok",
+            Verdict::Warn => "ok (warning)",
+            Verdict::Skip => "not checked",
+            Verdict::Fail => "FAILED",
+        }
+    }
+}
+
+/// The findings for one instrument.
+struct Finding {
+    verdict: Verdict,
+    lines: Vec<(Verdict, String)>,
+    idn: Option<String>,
+    errors: Vec<(i32, String)>,
+    calibration_due: Option<String>,
+}
+
+impl Finding {
+    fn new() -> Self {
+        Finding {
+            verdict: Verdict::Pass,
+            lines: Vec::new(),
+            idn: None,
+            errors: Vec::new(),
+            calibration_due: None,
+        }
+    }
+
+    fn add(&mut self, verdict: Verdict, line: String) {
+        self.verdict = self.verdict.max(verdict);
+        self.lines.push((verdict, line));
+    }
+}
+
+async fn check_one(session: &Session, inst: &InstrumentConfig, today: &str) -> Finding {
+    let mut f = Finding::new();
+    if inst.dialect.is_none() {
+        f.add(
+            Verdict::Skip,
+            "not a SCPI instrument (no `dialect:`); CAN instruments are not checked here".into(),
+        );
+        return f;
+    }
+    let (dialect, address) = match session.scpi_endpoint(inst) {
+        Ok(e) => e,
+        Err(e) => {
+            f.add(Verdict::Fail, e);
+            return f;
+        }
+    };
+    let timeout = inst.timeout.duration();
+    let mut client = match Client::connect_for(&address, &dialect, timeout).await {
+        Ok((client, _)) => client,
+        Err(e) => {
+            f.add(Verdict::Fail, e.to_string());
+            return f;
+        }
+    };
+    let serial_seen = match client.query("*IDN?").await {
+        Ok(idn) => {
+            let idn = idn.trim().to_string();
+            if dialect.matches_identity(&idn) {
+                f.add(Verdict::Pass, format!("identity: {idn}"));
+            } else {
+                f.add(
+                    Verdict::Fail,
+                    format!(
+                        "identity: {idn:?} is not {} {} (dialect `{}`); check the address and \
+                         the dialect in the rig file",
+                        dialect.maker_text(),
+                        dialect.model_text(),
+                        dialect.id
+                    ),
+                );
+            }
+            let serial = idn.split(',').nth(2).map(|s| s.trim().to_string());
+            match (&inst.serial, &serial) {
+                (Some(expected), Some(seen)) if expected != seen => f.add(
+                    Verdict::Fail,
+                    format!(
+                        "serial: the instrument says {seen}, the rig file says {expected}; \
+                         another unit is connected, or the rig file is out of date"
+                    ),
+                ),
+                (Some(expected), _) => f.add(
+                    Verdict::Pass,
+                    format!("serial: {expected} as in the rig file"),
+                ),
+                (None, _) => {}
+            }
+            f.idn = Some(idn);
+            serial
+        }
+        Err(e) => {
+            f.add(Verdict::Fail, format!("identity: {e}"));
+            return f;
+        }
+    };
+    match client.error_queue().await {
+        Ok(errors) if errors.is_empty() => f.add(Verdict::Pass, "error queue: empty".into()),
+        Ok(errors) => {
+            let text: Vec<String> = errors
+                .iter()
+                .map(|(code, message)| format!("{code},\"{message}\""))
+                .collect();
+            f.add(
+                Verdict::Fail,
+                format!(
+                    "error queue: {}; see the instrument's programming guide, then clear it \
+                     (*CLS)",
+                    text.join("; ")
+                ),
+            );
+            f.errors = errors;
+        }
+        Err(e) => f.add(Verdict::Fail, format!("error queue: {e}")),
+    }
+    let serial = inst.serial.clone().or(serial_seen);
+    let record = serial
+        .as_ref()
+        .and_then(|s| session.rig.calibration.get(s).map(|due| (s, due)));
+    match record {
+        None => f.add(
+            Verdict::Warn,
+            format!(
+                "calibration: no record for serial {} in the rig's `calibration:`",
+                serial.as_deref().unwrap_or("(unknown)")
+            ),
+        ),
+        Some((serial, due)) => {
+            f.calibration_due = Some(due.clone());
+            match (parse_date(due), parse_date(today)) {
+                (None, _) => f.add(
+                    Verdict::Fail,
+                    format!("calibration: due date `{due}` for {serial} is not YYYY-MM-DD"),
+                ),
+                (Some(due_day), Some(today_day)) if due_day < today_day => f.add(
+                    Verdict::Fail,
+                    format!(
+                        "calibration: overdue since {due} ({} days); do not use it for \
+                         evidence until it is calibrated",
+                        today_day - due_day
+                    ),
+                ),
+                (Some(due_day), Some(today_day))
+                    if due_day - today_day <= CALIBRATION_WARN_DAYS =>
+                {
+                    f.add(
+                        Verdict::Warn,
+                        format!("calibration: due {due}, in {} days", due_day - today_day),
+                    )
+                }
+                _ => f.add(Verdict::Pass, format!("calibration: due {due}")),
+            }
+        }
+    }
+    f
+}
+
+async fn check(a: CheckArgs) -> i32 {
+    let session = match Session::start(a.rig).await {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return EXIT_ABORT;
+        }
+    };
+    let today = today();
+    let mut worst = Verdict::Pass;
+    let mut report = Vec::new();
+    for inst in &session.rig.instruments {
+        let f = check_one(&session, inst, &today).await;
+        if f.verdict != Verdict::Skip {
+            worst = worst.max(f.verdict);
+        }
+        if a.json {
+            report.push(json!({
+                "id": inst.id,
+                "role": inst.role,
+                "dialect": inst.dialect,
+                "address": inst.address,
+                "verdict": match f.verdict {
+                    Verdict::Pass => "pass",
+                    Verdict::Warn => "warn",
+                    Verdict::Skip => "skip",
+                    Verdict::Fail => "fail",
+                },
+                "idn": f.idn,
+                "errors": f.errors.iter().map(|(c, m)| json!({"code": c, "message": m})).collect::<Vec<_>>(),
+                "calibration_due": f.calibration_due,
+                "findings": f.lines.iter().map(|(_, l)| l).collect::<Vec<_>>(),
+            }));
+        } else {
+            println!(
+                "{} ({}, {}): {}",
+                inst.id,
+                inst.dialect.as_deref().unwrap_or("CAN"),
+                inst.address
+                    .as_deref()
+                    .or(inst.bus.as_deref())
+                    .unwrap_or("-"),
+                f.verdict.word()
+            );
+            for (verdict, line) in &f.lines {
+                let mark = match verdict {
+                    Verdict::Fail => "✗",
+                    Verdict::Warn => "!",
+                    _ => " ",
+                };
+                println!("  {mark} {line}");
+            }
+        }
+    }
+    let failed = worst == Verdict::Fail;
+    if a.json {
+        println!(
+            "{}",
+            json!({
+                "station": session.rig.station,
+                "date": today,
+                "passed": !failed,
+                "instruments": report,
+            })
+        );
+    } else if failed {
+        println!("instruments check: FAILED");
+    } else {
+        println!("instruments check: passed");
+    }
+    if failed {
+        EXIT_FAILED
+    } else {
+        0
+    }
+}
+
+async fn ping_cmd(a: PingArgs) -> i32 {
+    let session = match Session::start(a.rig).await {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return EXIT_ABORT;
+        }
+    };
+    let result = async {
+        let inst = session.instrument(&a.id)?;
+        let (dialect, address) = session.scpi_endpoint(inst)?;
+        let (mut client, _) = Client::connect_for(&address, &dialect, inst.timeout.duration())
+            .await
+            .map_err(|e| format!("instrument `{}`: {e}", inst.id))?;
+        // The first query is not timed: it pays for the connection's first packets.
+        client
+            .query("*IDN?")
+            .await
+            .map_err(|e| format!("instrument `{}`: {e}", inst.id))?;
+        let latency = ping(&mut client, "*IDN?", a.count as usize)
+            .await
+            .map_err(|e| format!("instrument `{}`: {e}", inst.id))?;
+        Ok::<_, String>((address, latency))
+    }
+    .await;
+    match result {
+        Ok((address, l)) => {
+            if a.json {
+                println!(
+                    "{}",
+                    json!({"id": a.id, "address": address, "query": "*IDN?", "latency_s": l})
+                );
+            } else {
+                let ms = |d: Duration| d.as_secs_f64() * 1e3;
+                println!(
+                    "{}: {} × *IDN? over {address}: min {:.3} ms, median {:.3} ms, p99 {:.3} ms \
+                     (mean {:.3} ms, max {:.3} ms)",
+                    a.id,
+                    l.count,
+                    ms(l.min),
+                    ms(l.median),
+                    ms(l.p99),
+                    ms(l.mean),
+                    ms(l.max)
+                );
+            }
+            0
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            EXIT_ABORT
+        }
+    }
+}
+
+async fn scpi(a: ScpiArgs) -> i32 {
+    let session = match Session::start(a.rig).await {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return EXIT_ABORT;
+        }
+    };
+    let inst = match session.instrument(&a.id) {
+        Ok(i) => i,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return EXIT_ABORT;
+        }
+    };
+    let checks = match check_line(&a.line, inst.role, &session.rig.envelope, a.allow_settings) {
+        Ok(c) => c,
+        Err(refusal) => {
+            eprintln!("error: instrument `{}`: {refusal}", inst.id);
+            return EXIT_ABORT;
+        }
+    };
+    for c in &checks {
+        eprintln!("checked: {c}");
+    }
+    let settings = !only_queries(&a.line);
+    let _lock = if settings {
+        match session
+            .lock(
+                &format!("hilrig instruments scpi {} {:?}", a.id, a.line),
+                a.wait,
+            )
+            .await
+        {
+            Ok(l) => Some(l),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return EXIT_ABORT;
+            }
+        }
+    } else {
+        None
+    };
+    let (dialect, address) = match session.scpi_endpoint(inst) {
+        Ok(e) => e,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return EXIT_ABORT;
+        }
+    };
+    let (mut client, _) =
+        match Client::connect_for(&address, &dialect, inst.timeout.duration()).await {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("error: instrument `{}`: {e}", inst.id);
+                return EXIT_ABORT;
+            }
+        };
+    if settings {
+        // Remote control first where the model needs it (e.g. EA's SYST:LOCK 1).
+        for command in dialect.on_connect.clone() {
+            if let Err(e) = client.write_checked(&command).await {
+                eprintln!("error: instrument `{}`: {e}", inst.id);
+                return EXIT_FAILED;
+            }
+        }
+    }
+    let sent = if a.line.split(';').any(|c| crate::scpi::is_query(c.trim())) {
+        client.query(&a.line).await.map(Some)
+    } else {
+        client.write(&a.line).await.map(|()| None)
+    };
+    let mut code = 0;
+    match sent {
+        Ok(Some(reply)) => println!("{reply}"),
+        Ok(None) => {}
+        Err(ScpiError::Timeout { .. }) => {
+            eprintln!(
+                "error: instrument `{}`: no reply to `{}`; reading its error queue",
+                inst.id, a.line
+            );
+            code = EXIT_ABORT;
+        }
+        Err(e) => {
+            eprintln!("error: instrument `{}`: {e}", inst.id);
+            return EXIT_ABORT;
+        }
+    }
+    match client.error_queue().await {
+        Ok(errors) if errors.is_empty() => {}
+        Ok(errors) => {
+            for (c, m) in errors {
+                eprintln!(
+                    "error: instrument `{}` reported {c},\"{m}\" after `{}`",
+                    inst.id, a.line
+                );
+            }
+            code = EXIT_FAILED;
+        }
+        Err(e) => {
+            eprintln!(
+                "error: instrument `{}`: reading the error queue: {e}",
+                inst.id
+            );
+            code = EXIT_ABORT;
+        }
+    }
+    if settings {
+        if let Some(note) = session.note() {
+            eprintln!("{note}");
+        }
+    }
+    code
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates_round_trip_and_compare() {
+        assert_eq!(days_from_civil(1970, 1, 1), 0);
+        assert_eq!(civil_from_days(days_from_civil(2024, 2, 29)), (2024, 2, 29));
+        assert_eq!(
+            parse_date("2025-03-01").unwrap() - parse_date("2025-02-28").unwrap(),
+            1
+        );
+        assert!(parse_date("2025-02-30").is_none());
+        assert!(parse_date("2025-13-01").is_none());
+        assert!(parse_date("next week").is_none());
+        assert_eq!(today().len(), 10);
+    }
+}

@@ -1,0 +1,177 @@
+//! `hilrig load [--rig R] [--id ID] set --current A | on | off | measure`: manual control of
+//! an electronic load.
+//!
+//! The current is checked against the rig's envelope before anything is sent. `set` and `on`
+//! take the bench lock and program the load's OCP to the envelope where the model has one;
+//! `off` is always allowed, even while a run holds the lock. Exit codes as for
+//! `hilrig instruments`.
+
+use std::path::PathBuf;
+
+use clap::{Args, Subcommand};
+use serde_json::json;
+
+use super::instruments::{exit_for, parse_value, Session};
+use super::EXIT_ABORT;
+use crate::instrument::{InstrumentError, Load, ScpiLoad};
+use crate::rig::Role;
+use crate::units::Dimension;
+
+/// Arguments of `hilrig load`.
+#[derive(Debug, Args)]
+pub struct LoadArgs {
+    /// Rig file (default: rig/sim.yaml, the built-in simulated bench).
+    #[arg(long, global = true)]
+    pub rig: Option<PathBuf>,
+    /// Load id from the rig file (default: the rig's first load).
+    #[arg(long, global = true)]
+    pub id: Option<String>,
+    /// Wait this many seconds for the bench lock when a run holds it.
+    #[arg(long, global = true, default_value_t = 0.0)]
+    pub wait: f64,
+    /// What to do.
+    #[command(subcommand)]
+    pub action: LoadAction,
+}
+
+/// `hilrig load` actions.
+#[derive(Debug, Subcommand)]
+pub enum LoadAction {
+    /// Program the sink current in constant-current mode (`5 A` or `5`).
+    Set {
+        /// Sink current.
+        #[arg(long)]
+        current: String,
+    },
+    /// Switch the input on.
+    On,
+    /// Switch the input off.
+    Off,
+    /// Read terminal voltage, current and input state.
+    Measure {
+        /// One JSON object instead of a line for people.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Run `hilrig load ...` and return the exit code.
+pub async fn load(a: LoadArgs) -> i32 {
+    let session = match Session::start(a.rig.clone()).await {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return EXIT_ABORT;
+        }
+    };
+    let inst = match session.by_role(Role::Load, a.id.as_deref()) {
+        Ok(i) => i,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return EXIT_ABORT;
+        }
+    };
+    let envelope = &session.rig.envelope;
+    let mut setpoint = None;
+    if let LoadAction::Set { current } = &a.action {
+        let checked = parse_value(current, Dimension::Current).and_then(|v| {
+            envelope
+                .check_load_current(v)
+                .map(|()| v)
+                .map_err(|e| e.to_string())
+        });
+        match checked {
+            Ok(v) => setpoint = Some(v),
+            Err(e) => {
+                eprintln!("error: load `{}`: {e}", inst.id);
+                return EXIT_ABORT;
+            }
+        }
+    }
+    let changes = matches!(a.action, LoadAction::Set { .. } | LoadAction::On);
+    let _lock = if changes {
+        match session
+            .lock(&format!("hilrig load --id {}", inst.id), a.wait)
+            .await
+        {
+            Ok(l) => Some(l),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return EXIT_ABORT;
+            }
+        }
+    } else {
+        None
+    };
+    let (dialect, address) = match session.scpi_endpoint(inst) {
+        Ok(e) => e,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return EXIT_ABORT;
+        }
+    };
+    let mut load =
+        match ScpiLoad::connect(&inst.id, &address, dialect, inst.timeout.duration()).await {
+            Ok(l) => l,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return exit_for(&e);
+            }
+        };
+    let result = async {
+        if changes {
+            match load
+                .program_protection(envelope.max_discharge_current.0)
+                .await
+            {
+                Ok(()) | Err(InstrumentError::Unsupported { .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        match &a.action {
+            LoadAction::Set { .. } => {
+                if let Some(i) = setpoint {
+                    load.set_current(i).await?;
+                }
+                println!("load `{}`: set", inst.id);
+            }
+            LoadAction::On | LoadAction::Off => {
+                load.set_input(matches!(a.action, LoadAction::On)).await?;
+                let on = load.input().await?;
+                println!("load `{}`: input {}", inst.id, if on { "on" } else { "off" });
+            }
+            LoadAction::Measure { json } => {
+                let m = load.measure().await?;
+                let on = load.input().await?;
+                if *json {
+                    println!(
+                        "{}",
+                        json!({"id": inst.id, "voltage_v": m.voltage, "current_a": m.current, "input": on})
+                    );
+                } else {
+                    println!(
+                        "load `{}`: {:.4} V, {:.4} A, input {}",
+                        inst.id,
+                        m.voltage,
+                        m.current,
+                        if on { "on" } else { "off" }
+                    );
+                }
+            }
+        }
+        load.check_errors().await
+    }
+    .await;
+    if changes {
+        if let Some(note) = session.note() {
+            eprintln!("{note}");
+        }
+    }
+    match result {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("error: {e}");
+            exit_for(&e)
+        }
+    }
+}

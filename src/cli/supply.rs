@@ -1,0 +1,208 @@
+//! `hilrig supply [--rig R] [--id ID] set --voltage V --current A | on | off | measure`:
+//! manual control of a DC supply.
+//!
+//! Every setting is checked against the rig's envelope before anything is sent. `set` and
+//! `on` take the bench lock and program OVP/OCP to the envelope first; `off` is always
+//! allowed, even while a run holds the lock. Exit codes as for `hilrig instruments`.
+
+use std::path::PathBuf;
+
+use clap::{Args, Subcommand};
+use serde_json::json;
+
+use super::instruments::{exit_for, parse_value, Session};
+use super::EXIT_ABORT;
+use crate::instrument::{ScpiSupply, Supply};
+use crate::rig::Role;
+use crate::units::Dimension;
+
+/// Arguments of `hilrig supply`.
+#[derive(Debug, Args)]
+pub struct SupplyArgs {
+    /// Rig file (default: rig/sim.yaml, the built-in simulated bench).
+    #[arg(long, global = true)]
+    pub rig: Option<PathBuf>,
+    /// Supply id from the rig file (default: the rig's first supply).
+    #[arg(long, global = true)]
+    pub id: Option<String>,
+    /// Wait this many seconds for the bench lock when a run holds it.
+    #[arg(long, global = true, default_value_t = 0.0)]
+    pub wait: f64,
+    /// What to do.
+    #[command(subcommand)]
+    pub action: SupplyAction,
+}
+
+/// `hilrig supply` actions.
+#[derive(Debug, Subcommand)]
+pub enum SupplyAction {
+    /// Program the output voltage and/or current limit (`58.4 V` or `58.4`).
+    Set {
+        /// Output voltage.
+        #[arg(long)]
+        voltage: Option<String>,
+        /// Current limit.
+        #[arg(long)]
+        current: Option<String>,
+    },
+    /// Switch the output on.
+    On,
+    /// Switch the output off.
+    Off,
+    /// Read terminal voltage, current and output state.
+    Measure {
+        /// One JSON object instead of a line for people.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Run `hilrig supply ...` and return the exit code.
+pub async fn supply(a: SupplyArgs) -> i32 {
+    let session = match Session::start(a.rig.clone()).await {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return EXIT_ABORT;
+        }
+    };
+    let inst = match session.by_role(Role::Supply, a.id.as_deref()) {
+        Ok(i) => i,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return EXIT_ABORT;
+        }
+    };
+    let envelope = &session.rig.envelope;
+    // Every value is checked before anything is sent.
+    let mut setpoints = (None, None);
+    if let SupplyAction::Set { voltage, current } = &a.action {
+        if voltage.is_none() && current.is_none() {
+            eprintln!("error: give --voltage, --current or both");
+            return EXIT_ABORT;
+        }
+        let checked = || -> Result<(Option<f64>, Option<f64>), String> {
+            let parse = |text: &Option<String>, dim| {
+                text.as_deref().map(|t| parse_value(t, dim)).transpose()
+            };
+            let v = parse(voltage, Dimension::Voltage)?;
+            let i = parse(current, Dimension::Current)?;
+            if let Some(v) = v {
+                envelope
+                    .check_supply_voltage(v)
+                    .map_err(|e| e.to_string())?;
+            }
+            if let Some(i) = i {
+                envelope
+                    .check_supply_current(i)
+                    .map_err(|e| e.to_string())?;
+            }
+            Ok((v, i))
+        };
+        setpoints = match checked() {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("error: supply `{}`: {e}", inst.id);
+                return EXIT_ABORT;
+            }
+        };
+    }
+    let changes = matches!(a.action, SupplyAction::Set { .. } | SupplyAction::On);
+    let _lock = if changes {
+        match session
+            .lock(&format!("hilrig supply --id {}", inst.id), a.wait)
+            .await
+        {
+            Ok(l) => Some(l),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return EXIT_ABORT;
+            }
+        }
+    } else {
+        None
+    };
+    let (dialect, address) = match session.scpi_endpoint(inst) {
+        Ok(e) => e,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return EXIT_ABORT;
+        }
+    };
+    let mut psu =
+        match ScpiSupply::connect(&inst.id, &address, dialect, inst.timeout.duration()).await {
+            Ok(p) => p,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return exit_for(&e);
+            }
+        };
+    let result = async {
+        if changes {
+            psu.program_protection(
+                envelope.max_pack_voltage.0,
+                envelope.max_charge_current.0,
+            )
+            .await?;
+        }
+        match &a.action {
+            SupplyAction::Set { .. } => {
+                if let Some(v) = setpoints.0 {
+                    psu.set_voltage(v).await?;
+                }
+                if let Some(i) = setpoints.1 {
+                    psu.set_current(i).await?;
+                }
+                println!("supply `{}`: set", inst.id);
+            }
+            SupplyAction::On => {
+                psu.set_output(true).await?;
+                println!("supply `{}`: output {}", inst.id, on_off(psu.output().await?));
+            }
+            SupplyAction::Off => {
+                psu.set_output(false).await?;
+                println!("supply `{}`: output {}", inst.id, on_off(psu.output().await?));
+            }
+            SupplyAction::Measure { json } => {
+                let m = psu.measure().await?;
+                let on = psu.output().await?;
+                if *json {
+                    println!(
+                        "{}",
+                        json!({"id": inst.id, "voltage_v": m.voltage, "current_a": m.current, "output": on})
+                    );
+                } else {
+                    println!(
+                        "supply `{}`: {:.4} V, {:.4} A, output {}",
+                        inst.id,
+                        m.voltage,
+                        m.current,
+                        on_off(on)
+                    );
+                }
+            }
+        }
+        psu.check_errors().await
+    }
+    .await;
+    if changes {
+        if let Some(note) = session.note() {
+            eprintln!("{note}");
+        }
+    }
+    match result {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("error: {e}");
+            exit_for(&e)
+        }
+    }
+}
+
+fn on_off(on: bool) -> &'static str {
+    if on {
+        "on"
+    } else {
+        "off"
+    }
+}
