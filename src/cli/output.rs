@@ -19,6 +19,7 @@ pub struct Output {
     bar: Option<ProgressBar>,
     started: Instant,
     plan: Mutex<String>,
+    step: Mutex<String>,
 }
 
 impl Output {
@@ -38,6 +39,7 @@ impl Output {
             bar,
             started: Instant::now(),
             plan: Mutex::new(String::new()),
+            step: Mutex::new(String::new()),
         }
     }
 
@@ -90,8 +92,17 @@ impl Output {
                     format!("{plan}: {phase}[{index}] {kind}")
                 };
                 match &self.bar {
-                    Some(bar) => bar.set_message(msg),
+                    Some(bar) => bar.set_message(msg.clone()),
                     None => tracing::info!("{msg}"),
+                }
+                *self.step.lock().unwrap_or_else(|e| e.into_inner()) = msg;
+            }
+            Event::Signals { values } => {
+                if let Some(bar) = &self.bar {
+                    let step = self.step.lock().unwrap_or_else(|e| e.into_inner()).clone();
+                    let live: Vec<String> =
+                        values.iter().map(|(n, v)| format!("{n} {v:.4}")).collect();
+                    bar.set_message(format!("{step} | {}", live.join(", ")));
                 }
             }
             Event::Test(t) => self.line(&test_lines(t)),

@@ -45,6 +45,11 @@ pub enum Event {
     },
     /// A test finished.
     Test(TestResult),
+    /// Live values of the key signals (about once a second while steps run).
+    Signals {
+        /// (signal, value) in SI units.
+        values: Vec<(String, f64)>,
+    },
     /// The run is aborting.
     Aborting {
         /// Why.
@@ -133,6 +138,18 @@ pub async fn execute(
         let mut faults = station.start_background(rig.sample_period.duration());
         let ctx2 = ctx.clone();
         let mut body = tokio::spawn(async move { run_body(&ctx2).await });
+        let live = {
+            let (signals, on_event) = (station.signals.clone(), opts.on_event.clone());
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(Duration::from_secs(1));
+                loop {
+                    tick.tick().await;
+                    on_event(&Event::Signals {
+                        values: signals.key_values(),
+                    });
+                }
+            })
+        };
         let current = || during.lock().unwrap_or_else(|e| e.into_inner()).clone();
         let mut body_done = false;
         stop = tokio::select! {
@@ -145,6 +162,7 @@ pub async fn execute(
             Some(fault) = faults.recv() => { body.abort(); Some(Stop { cause: fault, during: current() }) }
             _ = opts.cancel.cancelled() => { body.abort(); Some(Stop { cause: "cancelled by the operator (interrupt or terminate signal)".into(), during: current() }) }
         };
+        live.abort();
         if !body_done {
             // Wait for the aborted body to release instrument locks.
             let _ = body.await;

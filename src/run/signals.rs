@@ -29,7 +29,18 @@ struct Table {
     values: HashMap<String, (f64, Instant)>,
     watchers: Vec<Watcher>,
     last_bus_frame: Option<Instant>,
+    last_setpoint: Option<String>,
 }
+
+/// Signals shown live to the operator, when the DUT fixture and rig provide them.
+pub const KEY_SIGNALS: [&str; 6] = [
+    "bms.state",
+    "bms.chg_fet",
+    "bms.dsg_fet",
+    "supply.v",
+    "supply.i",
+    "load.i",
+];
 
 /// The shared signal table.
 #[derive(Clone)]
@@ -59,6 +70,9 @@ impl Signals {
         let mut t = self.lock();
         for (name, v, _) in values {
             t.values.insert((*name).to_string(), (*v, at));
+            if name.ends_with("_set") {
+                t.last_setpoint = Some((*name).to_string());
+            }
         }
         let Table {
             values: vals,
@@ -75,6 +89,20 @@ impl Signals {
                 i += 1;
             }
         }
+    }
+
+    /// The latest values of the signals an operator watches: BMS state and FETs, supply and
+    /// load readings, and the setpoint last changed by a stimulus.
+    pub fn key_values(&self) -> Vec<(String, f64)> {
+        let t = self.lock();
+        let mut names: Vec<&str> = KEY_SIGNALS.to_vec();
+        if let Some(set) = &t.last_setpoint {
+            names.push(set);
+        }
+        names
+            .iter()
+            .filter_map(|n| t.values.get(*n).map(|(v, _)| (n.to_string(), *v)))
+            .collect()
     }
 
     /// The latest value of a signal.
