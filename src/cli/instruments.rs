@@ -568,23 +568,40 @@ async fn ping_cmd(a: PingArgs) -> i32 {
             return EXIT_ABORT;
         }
     };
-    let result = async {
-        let inst = session.instrument(&a.id)?;
+    let endpoint = session.instrument(&a.id).and_then(|inst| {
         let (dialect, address) = session.scpi_endpoint(inst)?;
-        let (mut client, _) = Client::connect_for(&address, &dialect, inst.timeout.duration())
-            .await
-            .map_err(|e| format!("instrument `{}`: {e}", inst.id))?;
-        // The first query is not timed: it pays for the connection's first packets.
-        client
-            .query("*IDN?")
-            .await
-            .map_err(|e| format!("instrument `{}`: {e}", inst.id))?;
-        let latency = ping(&mut client, "*IDN?", a.count as usize)
-            .await
-            .map_err(|e| format!("instrument `{}`: {e}", inst.id))?;
-        Ok::<_, String>((address, latency))
-    }
-    .await;
+        Ok((inst.id.clone(), dialect, address, inst.timeout.duration()))
+    });
+    let result = match endpoint {
+        Ok((id, dialect, address, timeout)) => {
+            let count = a.count as usize;
+            // The queries run on a thread of their own with a single-threaded runtime, so
+            // that a round trip is not stretched by hand-overs between worker threads.
+            let timed = tokio::task::spawn_blocking(move || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .map_err(|e| format!("cannot start the runtime: {e}"))?;
+                rt.block_on(async {
+                    let (mut client, _) = Client::connect_for(&address, &dialect, timeout)
+                        .await
+                        .map_err(|e| format!("instrument `{id}`: {e}"))?;
+                    // The first query is not timed: it pays for the connection's first packets.
+                    client
+                        .query("*IDN?")
+                        .await
+                        .map_err(|e| format!("instrument `{id}`: {e}"))?;
+                    let latency = ping(&mut client, "*IDN?", count)
+                        .await
+                        .map_err(|e| format!("instrument `{id}`: {e}"))?;
+                    Ok::<_, String>((address, latency))
+                })
+            })
+            .await;
+            timed.unwrap_or_else(|e| Err(format!("the timing thread failed: {e}")))
+        }
+        Err(e) => Err(e),
+    };
     match result {
         Ok((address, l)) => {
             if a.json {

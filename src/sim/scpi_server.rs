@@ -1211,15 +1211,29 @@ impl Shared {
         let mut replies = Vec::new();
         let mut state = lock(&self.state);
         state.last_io = Instant::now();
-        let mut plant = self.plant.lock();
-        for command in parse_line(line) {
-            let result = if command.common {
-                self.common(&mut state, &mut plant, &command)
-            } else {
-                self.execute(&mut state, &mut plant, &command)
+        let commands = parse_line(line);
+        // Identity, status and error-queue queries leave the plant alone, so they do not
+        // wait for it (nor run its observers).
+        let mut plant = if commands.iter().all(|c| self.plant_free(c)) {
+            None
+        } else {
+            Some(self.plant.lock())
+        };
+        for command in commands {
+            let result = match plant.as_deref_mut() {
+                Some(plant) => {
+                    let result = if command.common {
+                        self.common(&mut state, Some(&mut *plant), &command)
+                    } else {
+                        self.execute(&mut state, plant, &command)
+                    };
+                    self.sync(&mut state, plant);
+                    self.check_protection(&mut state, plant);
+                    result
+                }
+                None if command.common => self.common(&mut state, None, &command),
+                None => self.instrument_action(&mut state, Action::SystemError, true, &[]),
             };
-            self.sync(&mut state, &mut plant);
-            self.check_protection(&mut state, &mut plant);
             match result {
                 Ok(Some(reply)) => replies.push(reply),
                 Ok(None) => {}
@@ -1235,10 +1249,24 @@ impl Shared {
         (!replies.is_empty()).then(|| replies.join(";"))
     }
 
+    /// Common commands other than `*RST`, and the error-queue query.
+    fn plant_free(&self, c: &Command) -> bool {
+        if c.common {
+            return c.mnemonics[0] != "*RST";
+        }
+        c.query
+            && c.params.is_empty()
+            && self
+                .patterns
+                .iter()
+                .find_map(|p| p.matches(&c.mnemonics).map(|_| p.action))
+                == Some(Action::SystemError)
+    }
+
     fn common(
         &self,
         state: &mut InstrumentState,
-        plant: &mut PlantState,
+        plant: Option<&mut PlantState>,
         c: &Command,
     ) -> Result<Option<String>, ScpiFault> {
         let d = &self.dialect;
@@ -1256,6 +1284,9 @@ impl Shared {
                 Ok(None)
             }
             ("*RST", false) => {
+                let Some(plant) = plant else {
+                    return Err(fault(-300, "Device-specific error;plant unavailable"));
+                };
                 match d.role {
                     Role::Supply => plant.supply = Default::default(),
                     Role::Load => plant.load = Default::default(),
@@ -1355,7 +1386,7 @@ impl Shared {
             ));
         }
         if action.instrument_wide() {
-            return self.instrument_action(state, plant, action, c.query, &params);
+            return self.instrument_action(state, action, c.query, &params);
         }
         let mut replies = Vec::new();
         for ch in channels {
@@ -1377,7 +1408,6 @@ impl Shared {
     fn instrument_action(
         &self,
         state: &mut InstrumentState,
-        plant: &mut PlantState,
         action: Action,
         query: bool,
         params: &[String],
@@ -1467,10 +1497,7 @@ impl Shared {
                 Family::Siglent => "CURRENT".into(),
                 _ => "CC".into(),
             })),
-            _ => {
-                let _ = plant;
-                Err(fault(-113, "Undefined header"))
-            }
+            _ => Err(fault(-113, "Undefined header")),
         }
     }
 
