@@ -13,7 +13,7 @@ use super::signals::{spawn_monitor, Signals};
 use crate::can::{self, Bus, Frame};
 use crate::dbc::{Dbc, Message};
 use crate::instrument::cellsim::{CanCellSim, CellSim};
-use crate::instrument::{Load, ScpiLoad, ScpiSupply, Supply};
+use crate::instrument::{InstrumentError, Load, Measurement, ScpiLoad, ScpiSupply, Supply};
 use crate::plan::{LoadedPlan, Target};
 use crate::report::SafeStateAction;
 use crate::rig::{Envelope, Rig, Role};
@@ -257,64 +257,24 @@ impl Station {
     pub fn start_background(&self, sample_period: Duration) -> mpsc::UnboundedReceiver<String> {
         let (tx, rx) = mpsc::unbounded_channel();
         if let Some(s) = &self.supply {
-            let (s, sig, tx) = (s.clone(), self.signals.clone(), tx.clone());
-            self.spawn(tokio::spawn(async move {
-                let mut tick = tokio::time::interval(sample_period);
-                tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
-                for n in 1u32.. {
-                    tick.tick().await;
-                    let mut g = s.lock().await;
-                    let id = g.id().to_string();
-                    let r = g.measure().await;
-                    let at = Instant::now();
-                    match r {
-                        Ok(m) => sig.update(
-                            at,
-                            &[("supply.v", m.voltage, "V"), ("supply.i", m.current, "A")],
-                        ),
-                        Err(e) => {
-                            let _ = tx.send(format!("lost instrument `{id}`: {e}"));
-                            return;
-                        }
-                    }
-                    if n % ERROR_CHECK_EVERY == 0 {
-                        if let Err(e) = g.check_errors().await {
-                            let _ = tx.send(format!("instrument `{id}` reported an error: {e}"));
-                            return;
-                        }
-                    }
-                }
-            }));
+            let names = ["supply.v", "supply.i"];
+            self.spawn(spawn_sampler(
+                s.clone(),
+                names,
+                sample_period,
+                self.signals.clone(),
+                tx.clone(),
+            ));
         }
         if let Some(l) = &self.load {
-            let (l, sig, tx) = (l.clone(), self.signals.clone(), tx.clone());
-            self.spawn(tokio::spawn(async move {
-                let mut tick = tokio::time::interval(sample_period);
-                tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
-                for n in 1u32.. {
-                    tick.tick().await;
-                    let mut g = l.lock().await;
-                    let id = g.id().to_string();
-                    let r = g.measure().await;
-                    let at = Instant::now();
-                    match r {
-                        Ok(m) => sig.update(
-                            at,
-                            &[("load.v", m.voltage, "V"), ("load.i", m.current, "A")],
-                        ),
-                        Err(e) => {
-                            let _ = tx.send(format!("lost instrument `{id}`: {e}"));
-                            return;
-                        }
-                    }
-                    if n % ERROR_CHECK_EVERY == 0 {
-                        if let Err(e) = g.check_errors().await {
-                            let _ = tx.send(format!("instrument `{id}` reported an error: {e}"));
-                            return;
-                        }
-                    }
-                }
-            }));
+            let names = ["load.v", "load.i"];
+            self.spawn(spawn_sampler(
+                l.clone(),
+                names,
+                sample_period,
+                self.signals.clone(),
+                tx.clone(),
+            ));
         }
         if let (Some(bus), Some(sr)) = (&self.dut_bus, &self.state_request) {
             let bus = bus.clone();
@@ -600,6 +560,78 @@ impl Station {
     pub async fn set_cell(&self, cell: u32, volts: f64) -> Result<(), String> {
         self.set_target(Target::Cell(cell), volts).await.map(|_| ())
     }
+}
+
+/// What a sampler needs of an instrument: its id, a reading, and its error queue.
+#[async_trait::async_trait]
+trait Sampled: Send {
+    fn sampled_id(&self) -> String;
+    async fn sample(&mut self) -> Result<Measurement, InstrumentError>;
+    async fn errors(&mut self) -> Result<(), InstrumentError>;
+}
+
+#[async_trait::async_trait]
+impl Sampled for Box<dyn Supply> {
+    fn sampled_id(&self) -> String {
+        self.id().to_string()
+    }
+    async fn sample(&mut self) -> Result<Measurement, InstrumentError> {
+        self.measure().await
+    }
+    async fn errors(&mut self) -> Result<(), InstrumentError> {
+        self.check_errors().await
+    }
+}
+
+#[async_trait::async_trait]
+impl Sampled for Box<dyn Load> {
+    fn sampled_id(&self) -> String {
+        self.id().to_string()
+    }
+    async fn sample(&mut self) -> Result<Measurement, InstrumentError> {
+        self.measure().await
+    }
+    async fn errors(&mut self) -> Result<(), InstrumentError> {
+        self.check_errors().await
+    }
+}
+
+/// Sample an instrument's voltage and current into `names` every `period`, and its error
+/// queue every `ERROR_CHECK_EVERY` samples; a failure is reported on `faults` and ends it.
+fn spawn_sampler<T: Sampled + 'static>(
+    inst: Arc<Mutex<T>>,
+    names: [&'static str; 2],
+    period: Duration,
+    signals: Signals,
+    faults: mpsc::UnboundedSender<String>,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(period);
+        tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        for n in 1u32.. {
+            tick.tick().await;
+            let mut g = inst.lock().await;
+            let id = g.sampled_id();
+            let r = g.sample().await;
+            let at = Instant::now();
+            match r {
+                Ok(m) => signals.update(
+                    at,
+                    &[(names[0], m.voltage, "V"), (names[1], m.current, "A")],
+                ),
+                Err(e) => {
+                    let _ = faults.send(format!("lost instrument `{id}`: {e}"));
+                    return;
+                }
+            }
+            if n % ERROR_CHECK_EVERY == 0 {
+                if let Err(e) = g.errors().await {
+                    let _ = faults.send(format!("instrument `{id}` reported an error: {e}"));
+                    return;
+                }
+            }
+        }
+    })
 }
 
 fn encode_request(sr: &StateRequest, value: f64) -> Option<Frame> {
