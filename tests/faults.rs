@@ -222,3 +222,81 @@ async fn a_setpoint_beyond_the_envelope_is_never_sent() {
     );
     assert!(!bench.plant.snapshot().supply.output);
 }
+
+/// Run the over-charge plan on the simulated bench with the resolved rig changed by `edit`.
+async fn run_with_rig(name: &str, edit: impl FnOnce(&mut hilrig::rig::Rig)) -> (Bench, RunResults) {
+    let rig = sim_rig(None);
+    let bench = bench(&rig).await;
+    let plan = plan("test-plans/overcharge.yaml", &rig);
+    let mut resolved = bench.resolve(&rig);
+    edit(&mut resolved);
+    let dir = temp_dir(name);
+    let r = execute(plan, &resolved, options(&dir, CancellationToken::new()))
+        .await
+        .unwrap();
+    (bench, r)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_model_at_the_supply_address_is_refused_before_anything_is_sent() {
+    let (bench, r) = run_with_rig("wrong-model", |rig| {
+        let load = rig.instruments.iter().find(|i| i.id == "load").unwrap();
+        let address = load.address.clone();
+        rig.instruments
+            .iter_mut()
+            .find(|i| i.id == "supply")
+            .unwrap()
+            .address = address;
+    })
+    .await;
+    assert_eq!(r.outcome, Outcome::Aborted);
+    let abort = r.abort.unwrap();
+    assert_eq!(abort.during.as_deref(), Some("connecting the bench"));
+    assert!(
+        abort.cause.contains("answers `*IDN?` with \"RIGOL"),
+        "{}",
+        abort.cause
+    );
+    // The load answered the identity query and nothing else reached it from the run.
+    let log = bench.instrument("load").unwrap().command_log();
+    assert!(log.iter().any(|c| c == "*IDN?"), "{log:?}");
+    assert!(
+        !log.iter()
+            .any(|c| c.starts_with("SOUR:VOLT") || c.starts_with(":SOUR:VOLT")),
+        "a supply command reached the load: {log:?}"
+    );
+    let s = bench.plant.snapshot();
+    assert!(!s.supply.output && !s.load.input);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_supply_with_another_serial_number_is_refused_and_left_safe() {
+    let (bench, r) = run_with_rig("wrong-serial", |rig| {
+        rig.instruments
+            .iter_mut()
+            .find(|i| i.id == "supply")
+            .unwrap()
+            .serial = Some("PSB-CALIBRATED-7".into());
+    })
+    .await;
+    assert_eq!(r.outcome, Outcome::Aborted);
+    let cause = r.abort.unwrap().cause;
+    assert!(
+        cause.contains("reports serial number SIM-PSB-0001")
+            && cause.contains("the rig file gives PSB-CALIBRATED-7"),
+        "{cause}"
+    );
+    // It is in the results as it identified itself, and the safe state reached it.
+    assert_eq!(r.instruments[0].id, "supply");
+    assert_eq!(r.instruments[0].serial, "SIM-PSB-0001");
+    assert!(
+        r.safe_state
+            .iter()
+            .any(|a| a.instrument == "supply" && a.ok),
+        "{:?}",
+        r.safe_state
+    );
+    let log = bench.instrument("supply").unwrap().command_log();
+    assert!(!log.iter().any(|c| c.starts_with("SOUR:VOLT 5")), "{log:?}");
+    assert!(!bench.plant.snapshot().supply.output);
+}

@@ -1,6 +1,7 @@
 //! `hilrig probe list` and `hilrig flash` through the binary: no probes is not an error for
 //! listing, but is for flashing a real rig (exit 2, with advice); the simulated rig is
-//! flashed and its readback proven; a manipulated image is refused.
+//! flashed and its readback proven; a manipulated image is refused; a run whose firmware
+//! cannot be flashed is recorded as aborted before its first step.
 
 mod common;
 
@@ -236,5 +237,34 @@ fn a_run_flashes_the_declared_image_first_and_records_it() {
         stderr.contains("no-such-image") && stderr.contains("known images"),
         "{stderr}"
     );
-    assert!(!out.exists(), "no run directory: no test ran");
+    // No test ran, but the refusal is on record for CI, with the bench in its safe state.
+    let run_dir = std::fs::read_dir(&out)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let results: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run_dir.join("results.json")).unwrap())
+            .unwrap();
+    assert_eq!(results["outcome"], "aborted");
+    assert_eq!(results["tests"].as_array().unwrap().len(), 0);
+    assert_eq!(results["abort"]["during"], "before the first step");
+    assert!(
+        results["abort"]["cause"]
+            .as_str()
+            .unwrap()
+            .contains("firmware `no-such-image`"),
+        "{results}"
+    );
+    assert!(
+        results["firmware"].is_null(),
+        "nothing known runs: {results}"
+    );
+    assert_eq!(results["safe_state_reached"], true, "{results}");
+    let junit = std::fs::read_to_string(run_dir.join("junit.xml")).unwrap();
+    assert!(
+        junit.contains("<error") && junit.contains("no-such-image"),
+        "{junit}"
+    );
 }

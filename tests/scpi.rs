@@ -246,8 +246,8 @@ enum Fake {
     Silent,
 }
 
-/// A one-connection fake instrument: answers `*OPC?` with `1`, `SYST:ERR?` with
-/// `on_error_query`, everything else with `on_query`.
+/// A one-connection fake instrument: answers `*OPC?` with `1`, `*IDN?` as an EA PSB,
+/// `SYST:ERR?` with `on_error_query`, everything else with `on_query`.
 async fn fake_instrument(on_query: Fake, on_error_query: Fake) -> String {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = format!("tcp://{}", listener.local_addr().unwrap());
@@ -260,6 +260,7 @@ async fn fake_instrument(on_query: Fake, on_error_query: Fake) -> String {
         while let Ok(Some(line)) = lines.next_line().await {
             let action = match line.as_str() {
                 "*OPC?" => Fake::Reply(b"1\n"),
+                "*IDN?" => Fake::Reply(b"EA Elektro-Automatik,PSB 9080-60,1234,V1\n"),
                 "SYST:ERR?" => on_error_query,
                 _ if line.ends_with('?') => on_query,
                 _ => Fake::Silent,

@@ -69,6 +69,21 @@ fn overcharge_plan_passes_on_the_simulated_bench() {
     assert_eq!(results["outcome"], "passed");
     assert_eq!(results["safe_state_reached"], true);
     assert_eq!(results["tests"].as_array().unwrap().len(), 3);
+    // Each SCPI instrument as it identified itself, with the rig file's serial numbers.
+    let idn: Vec<(&str, &str)> = results["instruments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| (i["id"].as_str().unwrap(), i["serial"].as_str().unwrap()))
+        .collect();
+    assert_eq!(idn, [("supply", "SIM-PSB-0001"), ("load", "SIM-DL3-0001")]);
+    let junit = std::fs::read_to_string(run_dir.join("junit.xml")).unwrap();
+    assert!(
+        junit.contains(
+            "name=\"instrument.supply\" value=\"EA Elektro-Automatik,PSB 9080-60,SIM-PSB-0001,"
+        ),
+        "{junit}"
+    );
 }
 
 #[test]

@@ -17,6 +17,7 @@ use serde_json::json;
 
 use super::EXIT_ABORT;
 use crate::plan::load_rig;
+use crate::report::InstrumentIdentity;
 use crate::rig::{InstrumentConfig, Rig, Role};
 use crate::run::lock::BenchLock;
 use crate::scpi::guard::{check_line, only_queries};
@@ -147,11 +148,6 @@ impl Session {
         let bench = Bench::start_with(&loaded, &rig_path, &BenchOptions::default())
             .await
             .map_err(|e| format!("cannot start the simulated bench: {e}"))?;
-        for inst in &loaded.instruments {
-            if let (Some(sim), Some(serial)) = (bench.instrument(&inst.id), &inst.serial) {
-                sim.set_serial(serial);
-            }
-        }
         Ok(Session {
             rig: bench.resolve(&loaded),
             rig_path,
@@ -399,23 +395,24 @@ async fn check_one(session: &Session, inst: &InstrumentConfig, today: &str) -> F
                     ),
                 );
             }
-            let serial = idn.split(',').nth(2).map(|s| s.trim().to_string());
-            match (&inst.serial, &serial) {
-                (Some(expected), Some(seen)) if expected != seen => f.add(
+            let identity = InstrumentIdentity::parse(&inst.id, &idn);
+            match &inst.serial {
+                Some(expected) if identity.other_serial_than(Some(expected)) => f.add(
                     Verdict::Fail,
                     format!(
-                        "serial: the instrument says {seen}, the rig file says {expected}; \
-                         another unit is connected, or the rig file is out of date"
+                        "serial: the instrument says {}, the rig file says {expected}; \
+                         another unit is connected, or the rig file is out of date",
+                        identity.serial
                     ),
                 ),
-                (Some(expected), _) => f.add(
+                Some(expected) => f.add(
                     Verdict::Pass,
                     format!("serial: {expected} as in the rig file"),
                 ),
-                (None, _) => {}
+                None => {}
             }
             f.idn = Some(idn);
-            serial
+            Some(identity.serial).filter(|s| !s.is_empty())
         }
         Err(e) => {
             f.add(Verdict::Fail, format!("identity: {e}"));

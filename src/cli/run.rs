@@ -191,6 +191,9 @@ pub async fn run(a: RunArgs) -> i32 {
             .iter()
             .map(|p| (p.plan.value.plan.as_str(), p.plan.value.firmware.as_deref())),
     );
+    // A firmware that cannot be flashed or proven refuses the run: it is still recorded
+    // (results.json, junit.xml) with the bench brought to its safe state.
+    let mut refused = None;
     let firmware = match (declared, plans.first()) {
         (Err(e), _) => {
             eprintln!("error: {e}");
@@ -209,8 +212,10 @@ pub async fn run(a: RunArgs) -> i32 {
         {
             Ok(info) => Some(info),
             Err(e) => {
-                eprintln!("error: firmware `{id}`: {e}");
-                return EXIT_ABORT;
+                let cause = format!("firmware `{id}`: {e}");
+                eprintln!("error: {cause}");
+                refused = Some(cause);
+                None
             }
         },
         _ => firmware,
@@ -261,6 +266,7 @@ pub async fn run(a: RunArgs) -> i32 {
             firmware: firmware.clone(),
             clock,
             on_event: Arc::new(move |e: &Event| events.event(e)),
+            refused: refused.clone(),
         };
         // The evidence copies are the exact texts this run used (parameters substituted).
         let (inputs, missing) = crate::report::bundle::inputs_of(&plan, &rig_path);

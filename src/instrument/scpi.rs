@@ -21,11 +21,14 @@ pub(super) struct Core {
     pub(super) dialect: Dialect,
     pub(super) client: Client,
     pub(super) channel: u32,
+    /// The `*IDN?` answer checked against the dialect at connect (empty for an open transport).
+    pub(super) idn: String,
 }
 
 impl Core {
     /// Connect to `address` (the dialect's port and baud rate fill in missing ones; a
-    /// `?channel=N` option selects the channel).
+    /// `?channel=N` option selects the channel). The instrument must first answer `*IDN?`
+    /// with the dialect's maker and model: nothing else is sent to a wrong instrument.
     pub(super) async fn connect(
         id: &str,
         address: &str,
@@ -44,6 +47,7 @@ impl Core {
         if let Some(channel) = channel {
             core.select_channel(channel)?;
         }
+        core.idn = core.verify_identity().await?;
         core.send_on_connect().await?;
         Ok(core)
     }
@@ -77,6 +81,7 @@ impl Core {
             dialect,
             client,
             channel: 1,
+            idn: String::new(),
         };
         // Supplies and loads drive one channel and take its ranges; a cell simulator
         // addresses every cell and keeps the whole dialect.
@@ -438,6 +443,11 @@ impl ScpiSupply {
         self.core.verify_identity().await
     }
 
+    /// The `*IDN?` answer checked at connect (empty when opened on a transport).
+    pub fn identity(&self) -> &str {
+        &self.core.idn
+    }
+
     /// Clear a latched OVP/OCP trip (or watchdog trip).
     pub async fn clear_protection(&mut self) -> Result<(), InstrumentError> {
         self.core
@@ -620,6 +630,11 @@ impl ScpiLoad {
     /// Check that `*IDN?` names the dialect's maker and model; returns the reply.
     pub async fn verify_identity(&mut self) -> Result<String, InstrumentError> {
         self.core.verify_identity().await
+    }
+
+    /// The `*IDN?` answer checked at connect (empty when opened on a transport).
+    pub fn identity(&self) -> &str {
+        &self.core.idn
     }
 
     /// Program the load's over-current protection (A), where the model has one.

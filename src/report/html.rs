@@ -561,7 +561,7 @@ pub fn render(d: &ReportData) -> String {
                 c.status.text()
             );
         }
-        h.push_str("</table><p class=\"small\">Calibration is judged at the test date; records come from the rig file's <span class=\"mono\">calibration:</span> map (serial → due date).</p>");
+        h.push_str("</table><p class=\"small\">Calibration is judged at the test date; records come from the rig file's <span class=\"mono\">calibration:</span> map (serial → due date). The identity is each SCPI instrument's own answer to <span class=\"mono\">*IDN?</span> at connect; a run refuses an instrument whose reported serial number is not the rig file's.</p>");
     }
 
     // ---- PAS 63100 ----
@@ -679,6 +679,12 @@ fn calibration_rows(d: &ReportData, run_date: &str) -> Vec<CalRow> {
         return Vec::new();
     };
     let simulated = rig.simulation.is_some();
+    // What the instruments said of themselves at connect (`*IDN?`), when the run recorded it.
+    let idn = |id: &str| {
+        d.results
+            .as_ref()
+            .and_then(|r| r.instruments.iter().find(|x| x.id == id))
+    };
     rig.instruments
         .iter()
         .map(|i| {
@@ -695,9 +701,13 @@ fn calibration_rows(d: &ReportData, run_date: &str) -> Vec<CalRow> {
             CalRow {
                 id: i.id.clone(),
                 role: i.role.clone(),
-                identity: match (&i.dialect, &i.bus) {
-                    (Some(dl), _) => format!("SCPI dialect {dl}"),
-                    (None, Some(b)) => format!("on CAN bus {b}"),
+                identity: match (idn(&i.id), &i.dialect, &i.bus) {
+                    (Some(x), Some(dl), _) => format!(
+                        "{} {}, firmware {} (SCPI dialect {dl})",
+                        x.manufacturer, x.model, x.firmware
+                    ),
+                    (None, Some(dl), _) => format!("SCPI dialect {dl}"),
+                    (_, None, Some(b)) => format!("on CAN bus {b}"),
                     _ => String::new(),
                 },
                 address: i.address.clone().unwrap_or_default(),

@@ -6,7 +6,7 @@
 //! `time`; a failed or inconclusive test has `<failure message=".." type="..">` whose text
 //! lists each broken criterion with value, uncertainty, limit, uncertainty budget and
 //! provenance. Suite properties: station, DUT, limit profile, decision rule, firmware, run
-//! id, clock anchor. Test case properties: requirements, and per criterion
+//! id, clock anchor, and `instrument.<id>` with each SCPI instrument's `*IDN?` answer. Test case properties: requirements, and per criterion
 //! `<criterion>.value|uncertainty|limit|verdict|provenance`, and the decision rule. An
 //! aborted run adds a `run` test case with an `<error>`.
 
@@ -63,6 +63,9 @@ fn suite(r: &RunResults) -> TestSuite {
             "firmware",
             format!("{} {} sha256:{}", fw.id, fw.version, fw.sha256),
         ));
+    }
+    for i in &r.instruments {
+        suite.add_property(Property::new(format!("instrument.{}", i.id), i.idn.clone()));
     }
     let mut names = BTreeSet::new();
     for t in &r.tests {

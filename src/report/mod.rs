@@ -77,6 +77,9 @@ pub struct RunResults {
     pub decision_rule: DecisionRule,
     /// Firmware the DUT ran, when known.
     pub firmware: Option<FirmwareInfo>,
+    /// The SCPI instruments as they identified themselves (`*IDN?`) when connected.
+    #[serde(default)]
+    pub instruments: Vec<InstrumentIdentity>,
     /// Wall time at the run clock's origin (RFC 3339, UTC): trace times count from here.
     pub clock_anchor: String,
     /// Run duration in seconds.
@@ -170,6 +173,51 @@ pub struct FirmwareInfo {
     pub version: String,
     /// SHA-256 of the image, hex.
     pub sha256: String,
+}
+
+/// An instrument's answer to `*IDN?` at connect, beside what the rig file says of it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct InstrumentIdentity {
+    /// Instrument id in the rig.
+    pub id: String,
+    /// The whole `*IDN?` reply.
+    pub idn: String,
+    /// Manufacturer (first `*IDN?` field).
+    pub manufacturer: String,
+    /// Model (second field).
+    pub model: String,
+    /// Serial number (third field; empty when the instrument reports none).
+    pub serial: String,
+    /// Firmware (fourth field).
+    pub firmware: String,
+}
+
+impl InstrumentIdentity {
+    /// Split an IEEE 488.2 `*IDN?` reply (`maker,model,serial,firmware`) for instrument `id`.
+    pub fn parse(id: &str, idn: &str) -> Self {
+        let mut f = idn.splitn(4, ',').map(|x| x.trim().to_string());
+        let mut next = || f.next().unwrap_or_default();
+        InstrumentIdentity {
+            id: id.to_string(),
+            idn: idn.trim().to_string(),
+            manufacturer: next(),
+            model: next(),
+            serial: next(),
+            firmware: next(),
+        }
+    }
+
+    /// Whether the reported serial number says nothing (empty or all zeros, as some
+    /// instruments report).
+    pub fn serial_unknown(&self) -> bool {
+        self.serial.chars().all(|c| c == '0')
+    }
+
+    /// Whether the instrument reports a serial number other than the rig file's `serial`.
+    pub fn other_serial_than(&self, serial: Option<&str>) -> bool {
+        let expected = serial.map(str::trim).unwrap_or_default();
+        !expected.is_empty() && !self.serial_unknown() && self.serial != expected
+    }
 }
 
 /// Why a run stopped early.
@@ -309,5 +357,63 @@ impl ReportError {
             path: path.to_path_buf(),
             message: message.into(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::InstrumentIdentity;
+    use rstest::rstest;
+
+    #[rstest]
+    #[case(
+        "EA Elektro-Automatik,PSB 10060-60,2187010001,V2.11 KE:3.02",
+        "EA Elektro-Automatik",
+        "PSB 10060-60",
+        "2187010001",
+        "V2.11 KE:3.02",
+        false
+    )]
+    #[case(
+        "RIGOL TECHNOLOGIES,DL3021,DL3A204800001,00.01.02.00.02\n",
+        "RIGOL TECHNOLOGIES",
+        "DL3021",
+        "DL3A204800001",
+        "00.01.02.00.02",
+        false
+    )]
+    #[case(
+        "Keysight Technologies,N6700C,MY12345678,D.04.01,extra",
+        "Keysight Technologies",
+        "N6700C",
+        "MY12345678",
+        "D.04.01,extra",
+        false
+    )]
+    #[case("Maker,Model,0,1.0", "Maker", "Model", "0", "1.0", true)]
+    #[case("Maker,Model", "Maker", "Model", "", "", true)]
+    fn idn_fields(
+        #[case] idn: &str,
+        #[case] maker: &str,
+        #[case] model: &str,
+        #[case] serial: &str,
+        #[case] firmware: &str,
+        #[case] unknown: bool,
+    ) {
+        let i = InstrumentIdentity::parse("x", idn);
+        assert_eq!(
+            (
+                i.manufacturer.as_str(),
+                i.model.as_str(),
+                i.serial.as_str(),
+                i.firmware.as_str()
+            ),
+            (maker, model, serial, firmware)
+        );
+        assert_eq!(i.serial_unknown(), unknown);
+        assert_eq!(i.idn, idn.trim());
+        assert!(!i.other_serial_than(None) && !i.other_serial_than(Some(" ")));
+        assert!(!i.other_serial_than(Some(&format!(" {serial} "))));
+        assert_eq!(i.other_serial_than(Some("X1")), !unknown);
     }
 }

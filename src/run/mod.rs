@@ -76,7 +76,15 @@ pub struct RunOptions {
     pub clock: Clock,
     /// Progress callback.
     pub on_event: EventHook,
+    /// Why the plan must not start (the firmware could not be flashed, say): the bench is
+    /// then connected only to bring it to its safe state, and the run is recorded as aborted.
+    pub refused: Option<String>,
 }
+
+/// `during` of an abort that came before any step ran: the plan's teardown is skipped.
+const CONNECTING: &str = "connecting the bench";
+/// `during` of a refused run.
+const BEFORE_START: &str = "before the first step";
 
 /// Why the step sequence stopped early.
 struct Stop {
@@ -122,10 +130,17 @@ pub async fn execute(
         on_event: opts.on_event.clone(),
     });
 
-    let mut stop: Option<Stop> = connect_err.map(|cause| Stop {
-        cause,
-        during: Some("connecting the bench".into()),
-    });
+    let mut stop: Option<Stop> = connect_err
+        .map(|cause| Stop {
+            cause,
+            during: Some(CONNECTING.into()),
+        })
+        .or_else(|| {
+            opts.refused.clone().map(|cause| Stop {
+                cause,
+                during: Some(BEFORE_START.into()),
+            })
+        });
     if stop.is_none() {
         if let Err(cause) = station.program_protection().await {
             stop = Some(Stop {
@@ -178,7 +193,7 @@ pub async fn execute(
     // The plan's teardown first (when the bench is usable), then the safe state, always.
     if stop
         .as_ref()
-        .is_none_or(|s| s.during.as_deref() != Some("connecting the bench"))
+        .is_none_or(|s| !matches!(s.during.as_deref(), Some(CONNECTING | BEFORE_START)))
     {
         let teardown = run_phase(&ctx, "teardown", 0);
         if let Ok(Err(e)) | Err(e) = timeout(TEARDOWN_TIMEOUT, teardown)
@@ -211,6 +226,7 @@ pub async fn execute(
         limit_profile: plan.limits.value.profile.clone(),
         decision_rule: rule,
         firmware: opts.firmware.clone(),
+        instruments: station.identities.clone(),
         clock_anchor: rfc3339(clock.wall),
         duration_s: clock.now(),
         outcome,

@@ -15,7 +15,7 @@ use crate::dbc::{Dbc, Message};
 use crate::instrument::cellsim::{CanCellSim, CellSim};
 use crate::instrument::{InstrumentError, Load, Measurement, ScpiLoad, ScpiSupply, Supply};
 use crate::plan::{LoadedPlan, Target};
-use crate::report::SafeStateAction;
+use crate::report::{InstrumentIdentity, SafeStateAction};
 use crate::rig::{Envelope, Rig, Role};
 use crate::scpi::builtin_dialect;
 
@@ -69,6 +69,8 @@ pub struct Station {
     tasks: std::sync::Mutex<Vec<JoinHandle<()>>>,
     supply_config: Option<ConnectConfig>,
     load_config: Option<ConnectConfig>,
+    /// The SCPI instruments' `*IDN?` answers, in connect order.
+    pub identities: Vec<InstrumentIdentity>,
 }
 
 /// How an SCPI instrument was reached, for reconnecting.
@@ -105,9 +107,35 @@ impl Station {
             tasks: std::sync::Mutex::new(Vec::new()),
             supply_config: None,
             load_config: None,
+            identities: Vec::new(),
         };
         let err = st.connect_all(rig, plan).await.err();
         (st, err)
+    }
+
+    /// Record an instrument's `*IDN?` answer. One that reports another serial number than
+    /// the rig file gives is refused: the rig's calibration record would not be this
+    /// instrument's. It is kept connected all the same, so that the safe state reaches it.
+    fn record_identity(
+        &mut self,
+        inst: &crate::rig::InstrumentConfig,
+        address: &str,
+        idn: &str,
+    ) -> Result<(), String> {
+        let identity = InstrumentIdentity::parse(&inst.id, idn);
+        let mismatch = identity.other_serial_than(inst.serial.as_deref()).then(|| {
+            format!(
+                "instrument `{}` at {address} reports serial number {} (`*IDN?` answered \
+                     {idn:?}), but the rig file gives {}, so its calibration record would not \
+                     apply; connect the instrument the rig names, or correct `serial:` and the \
+                     calibration entry in the rig file",
+                inst.id,
+                identity.serial,
+                inst.serial.as_deref().unwrap_or_default().trim()
+            )
+        });
+        self.identities.push(identity);
+        mismatch.map_or(Ok(()), Err)
     }
 
     async fn connect_all(&mut self, rig: &Rig, plan: &LoadedPlan) -> Result<(), String> {
@@ -185,13 +213,17 @@ impl Station {
                         let s = ScpiSupply::connect(&inst.id, addr, dialect, timeout)
                             .await
                             .map_err(|e| e.to_string())?;
+                        let idn = s.identity().to_string();
                         self.supply = Some(shared(Box::new(s) as Box<dyn Supply>));
+                        self.record_identity(inst, addr, &idn)?;
                     } else {
                         self.load_config = Some(cfg);
                         let l = ScpiLoad::connect(&inst.id, addr, dialect, timeout)
                             .await
                             .map_err(|e| e.to_string())?;
+                        let idn = l.identity().to_string();
                         self.load = Some(shared(Box::new(l) as Box<dyn Load>));
+                        self.record_identity(inst, addr, &idn)?;
                     }
                 }
                 Role::CellSim => {

@@ -218,6 +218,9 @@ impl Bench {
                     server
                 }
             };
+            if let Some(serial) = &inst.serial {
+                server.set_serial(serial);
+            }
             instruments.insert(inst.id.clone(), server);
         }
         Ok(Bench {

@@ -56,6 +56,7 @@ pub fn options(dir: &Path, cancel: CancellationToken) -> RunOptions {
         firmware: None,
         clock: Clock::start(),
         on_event: Arc::new(|_| {}),
+        refused: None,
     }
 }
 

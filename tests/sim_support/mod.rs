@@ -53,6 +53,7 @@ pub async fn run_plan(
         firmware: None,
         clock,
         on_event: Arc::new(|_| {}),
+        refused: None,
     };
     let results = execute(plan, &bench.resolve(rig), options).await.unwrap();
     (results, clock)
