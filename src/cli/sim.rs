@@ -39,12 +39,12 @@ pub struct ServeArgs {
     /// Print the endpoints as one JSON object instead of one per line.
     #[arg(long)]
     pub json: bool,
-    /// Cell chemistry of the simulated pack: LFP or NMC.
-    #[arg(long, default_value = "LFP")]
-    pub chemistry: String,
-    /// Initial state of charge of every cell, in percent.
-    #[arg(long, default_value_t = 50.0)]
-    pub soc: f64,
+    /// Cell chemistry of the simulated pack: LFP or NMC (default: the rig's, else LFP).
+    #[arg(long)]
+    pub chemistry: Option<String>,
+    /// Initial state of charge of every cell, in percent (default: the rig's, else 50).
+    #[arg(long)]
+    pub soc: Option<f64>,
 }
 
 /// Run `hilrig sim ...` and return the exit code.
@@ -71,15 +71,15 @@ async fn serve(a: ServeArgs) -> i32 {
         );
         return EXIT_ABORT;
     }
-    let chemistry: Chemistry = match a.chemistry.parse() {
+    let chemistry: Option<Chemistry> = match a.chemistry.as_deref().map(str::parse).transpose() {
         Ok(c) => c,
         Err(e) => {
             eprintln!("error: --chemistry: {e}");
             return EXIT_ABORT;
         }
     };
-    if !(0.0..=100.0).contains(&a.soc) {
-        eprintln!("error: --soc {} is not a percentage from 0 to 100", a.soc);
+    if let Some(soc) = a.soc.filter(|soc| !(0.0..=100.0).contains(soc)) {
+        eprintln!("error: --soc {soc} is not a percentage from 0 to 100");
         return EXIT_ABORT;
     }
     let image = match crate::sim::firmware::FirmwareImage::load(
@@ -94,8 +94,18 @@ async fn serve(a: ServeArgs) -> i32 {
             return EXIT_ABORT;
         }
     };
-    let mut pack = PackConfig::typical(chemistry, image.config.cells as usize);
-    pack.soc = a.soc / 100.0;
+    let mut pack = PackConfig::of_rig(&rig, image.config.cells as usize);
+    if let Some(c) = chemistry {
+        pack = PackConfig {
+            chemistry: c,
+            cell: c.typical_cell(),
+            ..pack
+        };
+    }
+    if let Some(soc) = a.soc {
+        pack.soc = soc / 100.0;
+    }
+    let chemistry = pack.chemistry;
     let options = BenchOptions {
         scpi: ScpiExposure::Tcp,
         pack: Some(pack),

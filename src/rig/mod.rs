@@ -118,6 +118,53 @@ fn default_sample_period() -> Seconds {
 pub struct Simulation {
     /// Firmware image for the simulated BMS, relative to the rig file.
     pub firmware: PathBuf,
+    /// Cell chemistry of the simulated pack (default `lfp`).
+    #[serde(default)]
+    pub chemistry: PackChemistry,
+    /// Initial state of charge of every simulated cell, in percent (default 50).
+    #[serde(default = "half_charge")]
+    pub soc: Percent,
+    /// Room ambient of the simulated pack (default 25 °C).
+    #[serde(default = "room_temperature")]
+    pub ambient: Celsius,
+}
+
+/// Cell chemistries the simulated pack can model.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PackChemistry {
+    /// Lithium iron phosphate.
+    #[default]
+    #[serde(alias = "LFP")]
+    Lfp,
+    /// Lithium nickel manganese cobalt oxide.
+    #[serde(alias = "NMC")]
+    Nmc,
+}
+
+/// A percentage from 0 to 100 (written as a plain number).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Percent(pub f64);
+
+impl<'de> Deserialize<'de> for Percent {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let v = f64::deserialize(d)?;
+        if (0.0..=100.0).contains(&v) {
+            Ok(Percent(v))
+        } else {
+            Err(serde::de::Error::custom(format!(
+                "{v} is not a percentage from 0 to 100"
+            )))
+        }
+    }
+}
+
+fn half_charge() -> Percent {
+    Percent(50.0)
+}
+
+fn room_temperature() -> Celsius {
+    Celsius(25.0)
 }
 
 /// Instrument roles.

@@ -70,8 +70,8 @@ pub enum ScpiExposure {
 pub struct BenchOptions {
     /// How the SCPI instruments are reached.
     pub scpi: ScpiExposure,
-    /// The pack; None: typical LFP cells (as many as the firmware image watches) at half
-    /// charge and 25 °C, with four NTCs.
+    /// The pack; None: the rig's `simulation:` pack (typical cells of its chemistry, as many
+    /// as the firmware image watches, at its state of charge and ambient, four NTCs).
     pub pack: Option<PackConfig>,
     /// The plant's integration step.
     pub tick: Duration,
@@ -135,7 +135,7 @@ impl Bench {
         let pack = options
             .pack
             .clone()
-            .unwrap_or_else(|| PackConfig::typical(Chemistry::Lfp, image.config.cells as usize));
+            .unwrap_or_else(|| PackConfig::of_rig(rig, image.config.cells as usize));
         let plant = Plant::with_pack(&pack);
         let truth = Truth::default();
         bms_host::watch_levels(&plant, &image, truth.clone());

@@ -109,6 +109,15 @@ impl fmt::Display for Chemistry {
     }
 }
 
+impl From<crate::rig::PackChemistry> for Chemistry {
+    fn from(c: crate::rig::PackChemistry) -> Self {
+        match c {
+            crate::rig::PackChemistry::Lfp => Chemistry::Lfp,
+            crate::rig::PackChemistry::Nmc => Chemistry::Nmc,
+        }
+    }
+}
+
 impl FromStr for Chemistry {
     type Err = String;
 

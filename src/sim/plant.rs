@@ -100,6 +100,18 @@ pub struct PackConfig {
 }
 
 impl PackConfig {
+    /// The pack a simulated rig describes (chemistry, state of charge, ambient) with `cells`
+    /// typical cells; typical LFP cells at half charge and 25 °C for a rig without one.
+    pub fn of_rig(rig: &crate::rig::Rig, cells: usize) -> Self {
+        let Some(sim) = &rig.simulation else {
+            return Self::typical(Chemistry::Lfp, cells);
+        };
+        let mut pack = Self::typical(sim.chemistry.into(), cells);
+        pack.soc = sim.soc.0 / 100.0;
+        pack.ambient = sim.ambient.0;
+        pack
+    }
+
     /// A pack of `cells` typical cells of a chemistry at half charge, 25 °C, four NTCs.
     pub fn typical(chemistry: Chemistry, cells: usize) -> Self {
         Self {
