@@ -13,7 +13,6 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
 use super::bms_host::{self, Truth};
-use super::cell::Chemistry;
 use super::firmware::FirmwareImage;
 use super::plant::{self, PackConfig, Plant};
 use super::scpi_server::{self, SimInstrument};
