@@ -246,3 +246,68 @@ fn json_output_is_one_event_per_line() {
         .any(|m| m["criterion"] == "ov_trip_time"));
     assert_eq!(events.last().unwrap()["exit_code"], 0);
 }
+
+/// The simulated rig with the supply's calibration due on `due`.
+fn rig_calibrated_until(dir: &std::path::Path, due: &str) -> String {
+    let text = std::fs::read_to_string(root().join("rig/sim.yaml"))
+        .unwrap()
+        .replace("../", &format!("{}/", root().display()));
+    let path = dir.join("rig.yaml");
+    std::fs::write(
+        &path,
+        format!("{text}calibration:\n  SIM-PSB-0001: {due}\n  SIM-DL3-0001: 2999-12-31\n"),
+    )
+    .unwrap();
+    path.display().to_string()
+}
+
+#[test]
+fn an_expired_calibration_refuses_the_run_unless_allowed_and_then_flags_the_report() {
+    let dir = temp_dir("cli-calibration");
+    let rig = rig_calibrated_until(&dir, "2020-06-30");
+    let out = dir.join("reports");
+    let args = [
+        "run",
+        "test-plans/overcharge.yaml",
+        "--rig",
+        &rig,
+        "--virtual-time",
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    let (code, _, err) = hilrig(&args);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains(
+            "instrument `supply` (serial SIM-PSB-0001): calibration expired on 2020-06-30"
+        ) && err.contains("--allow-expired-calibration"),
+        "{err}"
+    );
+    assert!(!out.exists(), "nothing ran");
+
+    let mut allowed = args.to_vec();
+    allowed.push("--allow-expired-calibration");
+    let (code, stdout, err) = hilrig(&allowed);
+    assert_eq!(code, 0, "{stdout}{err}");
+    assert!(err.contains("warning: instrument `supply`"), "{err}");
+    let run_dir = std::fs::read_dir(&out)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let html = std::fs::read_to_string(run_dir.join("report.html")).unwrap();
+    assert!(
+        html.contains("Calibration expired")
+            && html.contains("supply (serial SIM-PSB-0001, due 2020-06-30)"),
+        "the report flags it"
+    );
+
+    // A calibration still valid runs without a word about it.
+    let rig = rig_calibrated_until(&dir, "2999-01-01");
+    let mut valid = args.to_vec();
+    valid[3] = &rig;
+    let (code, _, err) = hilrig(&valid);
+    assert_eq!(code, 0, "{err}");
+    assert!(!err.contains("calibration"), "{err}");
+}

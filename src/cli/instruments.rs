@@ -10,13 +10,14 @@
 //! a timeout.
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use clap::{Args, Subcommand};
 use serde_json::json;
 
 use super::EXIT_ABORT;
 use crate::plan::load_rig;
+use crate::report::calibration::{self, Calibration};
 use crate::report::InstrumentIdentity;
 use crate::rig::{InstrumentConfig, Rig, Role};
 use crate::run::lock::BenchLock;
@@ -24,12 +25,10 @@ use crate::scpi::guard::{check_line, only_queries};
 use crate::scpi::ping::ping;
 use crate::scpi::{resolve_dialect, Client, Dialect, ScpiError};
 use crate::sim::{Bench, BenchOptions};
+use crate::trace::today;
 
 /// Exit code when a check failed or the instrument reported an error.
 pub const EXIT_FAILED: i32 = 1;
-
-/// Calibration due within this many days is reported as a warning.
-const CALIBRATION_WARN_DAYS: i64 = 30;
 
 /// Arguments of `hilrig instruments`.
 #[derive(Debug, Args)]
@@ -261,53 +260,6 @@ fn role_name(role: Role) -> &'static str {
     }
 }
 
-/// Today's date (UTC) as `YYYY-MM-DD`.
-fn today() -> String {
-    let days = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| d.as_secs() / 86_400)
-        .unwrap_or(0) as i64;
-    let (y, m, d) = civil_from_days(days);
-    format!("{y:04}-{m:02}-{d:02}")
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm).
-fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let m = i64::from(m);
-    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + i64::from(d) - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-/// The date of a day count since 1970-01-01.
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (yoe + era * 400 + i64::from(m <= 2), m, d)
-}
-
-/// Parse `YYYY-MM-DD` into a day count.
-fn parse_date(text: &str) -> Option<i64> {
-    let mut parts = text.trim().splitn(3, '-');
-    let y: i64 = parts.next()?.parse().ok()?;
-    let m: u32 = parts.next()?.parse().ok()?;
-    let d: u32 = parts.next()?.parse().ok()?;
-    if !(1..=12).contains(&m) || !(1..=31).contains(&d) {
-        return None;
-    }
-    let days = days_from_civil(y, m, d);
-    (civil_from_days(days) == (y, m, d)).then_some(days)
-}
-
 /// How a check ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Verdict {
@@ -439,43 +391,38 @@ async fn check_one(session: &Session, inst: &InstrumentConfig, today: &str) -> F
         Err(e) => f.add(Verdict::Fail, format!("error queue: {e}")),
     }
     let serial = inst.serial.clone().or(serial_seen);
-    let record = serial
-        .as_ref()
-        .and_then(|s| session.rig.calibration.get(s).map(|due| (s, due)));
-    match record {
-        None => f.add(
+    let cal = calibration::judge(&session.rig.calibration, serial.as_deref(), today);
+    f.calibration_due = cal.due().map(str::to_string);
+    match cal {
+        Calibration::NoRecord => f.add(
             Verdict::Warn,
             format!(
                 "calibration: no record for serial {} in the rig's `calibration:`",
                 serial.as_deref().unwrap_or("(unknown)")
             ),
         ),
-        Some((serial, due)) => {
-            f.calibration_due = Some(due.clone());
-            match (parse_date(due), parse_date(today)) {
-                (None, _) => f.add(
-                    Verdict::Fail,
-                    format!("calibration: due date `{due}` for {serial} is not YYYY-MM-DD"),
-                ),
-                (Some(due_day), Some(today_day)) if due_day < today_day => f.add(
-                    Verdict::Fail,
-                    format!(
-                        "calibration: overdue since {due} ({} days); do not use it for \
-                         evidence until it is calibrated",
-                        today_day - due_day
-                    ),
-                ),
-                (Some(due_day), Some(today_day))
-                    if due_day - today_day <= CALIBRATION_WARN_DAYS =>
-                {
-                    f.add(
-                        Verdict::Warn,
-                        format!("calibration: due {due}, in {} days", due_day - today_day),
-                    )
-                }
-                _ => f.add(Verdict::Pass, format!("calibration: due {due}")),
-            }
-        }
+        Calibration::Unreadable { due } => f.add(
+            Verdict::Fail,
+            format!(
+                "calibration: due date `{due}` for {} is not YYYY-MM-DD",
+                serial.as_deref().unwrap_or_default()
+            ),
+        ),
+        Calibration::Expired { due, days_over } => f.add(
+            Verdict::Fail,
+            format!(
+                "calibration: overdue since {due} ({days_over} days); do not use it for \
+                 evidence until it is calibrated"
+            ),
+        ),
+        Calibration::Valid {
+            due,
+            days_left: Some(left),
+        } if left <= calibration::DUE_SOON_DAYS => f.add(
+            Verdict::Warn,
+            format!("calibration: due {due}, in {left} days"),
+        ),
+        Calibration::Valid { due, .. } => f.add(Verdict::Pass, format!("calibration: due {due}")),
     }
     f
 }
@@ -742,23 +689,4 @@ async fn scpi(a: ScpiArgs) -> i32 {
         }
     }
     code
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn dates_round_trip_and_compare() {
-        assert_eq!(days_from_civil(1970, 1, 1), 0);
-        assert_eq!(civil_from_days(days_from_civil(2024, 2, 29)), (2024, 2, 29));
-        assert_eq!(
-            parse_date("2025-03-01").unwrap() - parse_date("2025-02-28").unwrap(),
-            1
-        );
-        assert!(parse_date("2025-02-30").is_none());
-        assert!(parse_date("2025-13-01").is_none());
-        assert!(parse_date("next week").is_none());
-        assert_eq!(today().len(), 10);
-    }
 }

@@ -53,6 +53,10 @@ pub struct RunArgs {
     /// Override a plan parameter (`name=value`, repeatable); wins over suite overrides.
     #[arg(long = "param", value_parser = parse_param)]
     pub params: Vec<(String, String)>,
+    /// Run even when an instrument's calibration has expired (the report then says that
+    /// its results are not traceable).
+    #[arg(long)]
+    pub allow_expired_calibration: bool,
 }
 
 fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
@@ -127,6 +131,28 @@ pub async fn run(a: RunArgs) -> i32 {
             return EXIT_ABORT;
         }
     };
+    // Evidence from an instrument past its calibration due date is not traceable.
+    let expired = crate::report::calibration::expired_in(&rig, &crate::trace::today());
+    for (id, serial, due, days) in &expired {
+        eprintln!(
+            "{}: instrument `{id}` (serial {serial}): calibration expired on {due} ({days} days \
+             ago) per {}",
+            if a.allow_expired_calibration {
+                "warning"
+            } else {
+                "error"
+            },
+            rig_path.display()
+        );
+    }
+    if !expired.is_empty() && !a.allow_expired_calibration {
+        eprintln!(
+            "refusing to run: results measured with an instrument past its calibration due date \
+             are not traceable. Recalibrate it and update `calibration:` in the rig file, or \
+             give --allow-expired-calibration (the report then flags the results)"
+        );
+        return EXIT_ABORT;
+    }
     let what = format!("hilrig run {}", a.plan.display());
     let _lock = match BenchLock::acquire(
         &rig.station,

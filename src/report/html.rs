@@ -13,6 +13,7 @@ use std::fmt::Write;
 use std::path::{Path, PathBuf};
 
 use super::bundle::{BundleInfo, BUNDLE_INFO};
+use super::calibration::{self, Calibration};
 use super::inputs::{
     parse_yaml, quantity, spec_for, FixtureView, LimitsView, PlanView, RigView, TestSpec,
     TruthEvent,
@@ -664,16 +665,6 @@ struct CalRow {
     status: CalStatus,
 }
 
-fn is_date(s: &str) -> bool {
-    let b = s.as_bytes();
-    b.len() == 10
-        && b[4] == b'-'
-        && b[7] == b'-'
-        && b.iter()
-            .enumerate()
-            .all(|(i, c)| i == 4 || i == 7 || c.is_ascii_digit())
-}
-
 fn calibration_rows(d: &ReportData, run_date: &str) -> Vec<CalRow> {
     let Some(rig) = &d.rig else {
         return Vec::new();
@@ -689,14 +680,14 @@ fn calibration_rows(d: &ReportData, run_date: &str) -> Vec<CalRow> {
         .iter()
         .map(|i| {
             let serial = i.serial.clone().unwrap_or_default();
-            let due = rig.calibration.get(&serial).cloned();
-            let status = match &due {
-                Some(x) if !is_date(x.trim()) => CalStatus::Unreadable,
-                // ISO dates compare as text.
-                Some(x) if is_date(run_date) && x.trim() < run_date => CalStatus::Expired,
-                Some(_) => CalStatus::Valid,
-                None if simulated => CalStatus::Simulated,
-                None => CalStatus::NoRecord,
+            let judged = calibration::judge(&rig.calibration, i.serial.as_deref(), run_date);
+            let due = judged.due().map(str::to_string);
+            let status = match judged {
+                Calibration::Unreadable { .. } => CalStatus::Unreadable,
+                Calibration::Expired { .. } => CalStatus::Expired,
+                Calibration::Valid { .. } => CalStatus::Valid,
+                Calibration::NoRecord if simulated => CalStatus::Simulated,
+                Calibration::NoRecord => CalStatus::NoRecord,
             };
             CalRow {
                 id: i.id.clone(),

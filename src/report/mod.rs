@@ -7,6 +7,7 @@
 //! under our control (one self-contained file, nothing fetched).
 
 pub mod bundle;
+pub mod calibration;
 pub mod html;
 pub mod inputs;
 pub mod junit;
