@@ -209,16 +209,20 @@ async fn identifies_as_the_dialects_model(#[case] id: &str, #[case] idn_start: &
 #[case::chroma_63600("chroma-63600", &["*CLS"])]
 #[case::bloomy_abs("bloomy-abs", &["*CLS"])]
 #[tokio::test]
-async fn connect_sends_the_dialects_entry_commands_checked(
+async fn connect_checks_identity_then_sends_the_dialects_entry_commands_checked(
     #[case] id: &str,
     #[case] entry: &[&str],
 ) {
     let sim = simulated(id).await;
     let _instrument = Instrument::connect(&sim).await;
     let error_query = sim.dialect().error_query.clone();
-    let expected: Vec<String> = entry
-        .iter()
-        .flat_map(|c| [c.to_string(), error_query.clone()])
+    // The identity first, so that a wrong instrument gets nothing else.
+    let expected: Vec<String> = std::iter::once("*IDN?".to_string())
+        .chain(
+            entry
+                .iter()
+                .flat_map(|c| [c.to_string(), error_query.clone()]),
+        )
         .collect();
     assert_eq!(sim.command_log(), expected);
 }
