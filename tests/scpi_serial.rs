@@ -119,28 +119,36 @@ fn raw_pty() -> RawPty {
 }
 
 #[rstest]
-#[case::lf_by_default("rigol-dp800", b"*CLS\n".as_slice())]
-#[case::cr_lf_where_the_dialect_says_so("chroma-63600", b"*CLS\r\n".as_slice())]
+#[case::lf_by_default("rigol-dp800", "\n")]
+#[case::cr_lf_where_the_dialect_says_so("chroma-63600", "\r\n")]
 #[tokio::test]
 async fn the_dialects_serial_terminator_goes_on_the_wire(
     #[case] id: &str,
-    #[case] expected: &'static [u8],
+    #[case] terminator: &'static str,
 ) {
     let pty = raw_pty();
     let mut master = pty.master.try_clone().unwrap();
-    // A fake instrument that records the first command and answers every query with
-    // `0,"No error"` in the same terminator.
+    let dialect = builtin_dialect(id).unwrap();
+    let idn = format!("{},{},1,1{terminator}", dialect.maker[0], dialect.model[0]);
+    // A fake instrument that records what arrives, answers the identity query as the
+    // dialect's model and the first error query with `0,"No error"`, in the same terminator.
     let fake = std::thread::spawn(move || {
         let mut seen = Vec::new();
         let mut buf = [0u8; 256];
+        let mut identified = false;
         while !seen.ends_with(b"SYST:ERR?\r\n") && !seen.ends_with(b"SYST:ERR?\n") {
             let n = master.read(&mut buf).unwrap();
             seen.extend_from_slice(&buf[..n]);
+            if !identified && seen.ends_with(format!("*IDN?{terminator}").as_bytes()) {
+                master.write_all(idn.as_bytes()).unwrap();
+                identified = true;
+            }
         }
-        master.write_all(b"0,\"No error\"\r\n").unwrap();
+        master
+            .write_all(format!("0,\"No error\"{terminator}").as_bytes())
+            .unwrap();
         seen
     });
-    let dialect = builtin_dialect(id).unwrap();
     let address = format!("serial://{}", pty.path);
     let load_or_supply = match dialect.role {
         hilrig::scpi::Role::Supply => ScpiSupply::connect("x", &address, dialect, TIMEOUT)
@@ -154,8 +162,9 @@ async fn the_dialects_serial_terminator_goes_on_the_wire(
     let seen = tokio::task::spawn_blocking(move || fake.join().unwrap())
         .await
         .unwrap();
+    let expected = format!("*IDN?{terminator}*CLS{terminator}");
     assert!(
-        seen.starts_with(expected),
+        seen.starts_with(expected.as_bytes()),
         "{:?}",
         String::from_utf8_lossy(&seen)
     );

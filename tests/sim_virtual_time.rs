@@ -94,12 +94,17 @@ fn the_over_charge_plan_gives_the_same_verdicts_in_virtual_and_real_time() {
 #[test]
 fn virtual_time_on_a_real_rig_is_refused_with_the_reason() {
     let dir = temp_dir("vt-real-rig");
-    let rig = std::fs::read_to_string(root().join("rig/sim.yaml"))
-        .unwrap()
-        .replace(
-            "simulation:\n  firmware: ../firmware-under-test/sim-bms-1.0.0.yaml\n",
-            "",
-        )
+    // The simulated rig without its `simulation:` section.
+    let text = std::fs::read_to_string(root().join("rig/sim.yaml")).unwrap();
+    let mut in_simulation = false;
+    let rig: String = text
+        .lines()
+        .filter(|l| {
+            in_simulation = l.starts_with("simulation:") || (in_simulation && l.starts_with("  "));
+            !in_simulation
+        })
+        .map(|l| format!("{l}\n"))
+        .collect::<String>()
         .replace("../", &format!("{}/", root().display()));
     let rig_path = dir.join("lab.yaml");
     std::fs::write(&rig_path, rig).unwrap();
