@@ -195,15 +195,8 @@ fn a_run_flashes_the_declared_image_first_and_records_it() {
         .unwrap();
     let (code, stdout, stderr) = text(&o);
     assert_eq!(code, 0, "{stdout}{stderr}");
-    let run_dir = std::fs::read_dir(&out)
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path();
-    let results: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(run_dir.join("results.json")).unwrap())
-            .unwrap();
+    let run_dir = first_run_dir(&out);
+    let results = read_json(&run_dir.join("results.json"));
     let m =
         hilrig::flash::Manifest::load(&root().join("firmware-under-test/manifest.yaml")).unwrap();
     let entry = m.image("sim-bms-1.0.0-defect-cell-index").unwrap();
@@ -238,15 +231,8 @@ fn a_run_flashes_the_declared_image_first_and_records_it() {
         "{stderr}"
     );
     // No test ran, but the refusal is on record for CI, with the bench in its safe state.
-    let run_dir = std::fs::read_dir(&out)
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path();
-    let results: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(run_dir.join("results.json")).unwrap())
-            .unwrap();
+    let run_dir = first_run_dir(&out);
+    let results = read_json(&run_dir.join("results.json"));
     assert_eq!(results["outcome"], "aborted");
     assert_eq!(results["tests"].as_array().unwrap().len(), 0);
     assert_eq!(results["abort"]["during"], "before the first step");

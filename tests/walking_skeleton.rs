@@ -50,12 +50,7 @@ fn overcharge_plan_passes_on_the_simulated_bench() {
         "{stdout}"
     );
     assert!(stdout.contains("limit"), "{stdout}");
-    let run_dir = std::fs::read_dir(&out)
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path();
+    let run_dir = first_run_dir(&out);
     for f in ["results.json", "junit.xml", "trace.csv", "truth.json"] {
         assert!(
             run_dir.join(f).exists(),
@@ -63,9 +58,7 @@ fn overcharge_plan_passes_on_the_simulated_bench() {
             run_dir.display()
         );
     }
-    let results: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(run_dir.join("results.json")).unwrap())
-            .unwrap();
+    let results = read_json(&run_dir.join("results.json"));
     assert_eq!(results["outcome"], "passed");
     assert_eq!(results["safe_state_reached"], true);
     assert_eq!(results["tests"].as_array().unwrap().len(), 3);
@@ -290,12 +283,7 @@ fn an_expired_calibration_refuses_the_run_unless_allowed_and_then_flags_the_repo
     let (code, stdout, err) = hilrig(&allowed);
     assert_eq!(code, 0, "{stdout}{err}");
     assert!(err.contains("warning: instrument `supply`"), "{err}");
-    let run_dir = std::fs::read_dir(&out)
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path();
+    let run_dir = first_run_dir(&out);
     let html = std::fs::read_to_string(run_dir.join("report.html")).unwrap();
     assert!(
         html.contains("Calibration expired")

@@ -70,3 +70,19 @@ pub async fn run_on(bench: &Bench, rig: &Rig, plan: Arc<LoadedPlan>, dir: &Path)
     .await
     .unwrap()
 }
+
+/// The run directory `hilrig run --out OUT` wrote (the first, when there are several).
+pub fn first_run_dir(out: &Path) -> PathBuf {
+    std::fs::read_dir(out)
+        .unwrap_or_else(|e| panic!("{}: {e}", out.display()))
+        .next()
+        .expect("a run directory")
+        .unwrap()
+        .path()
+}
+
+/// A JSON file, parsed.
+pub fn read_json(path: &Path) -> serde_json::Value {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
