@@ -6,7 +6,8 @@
 //! `time`; a failed or inconclusive test has `<failure message=".." type="..">` whose text
 //! lists each broken criterion with value, uncertainty, limit, uncertainty budget and
 //! provenance. Suite properties: station, DUT, limit profile, decision rule, firmware, run
-//! id, clock anchor, and `instrument.<id>` with each SCPI instrument's `*IDN?` answer. Test case properties: requirements, and per criterion
+//! id, clock anchor, and `instrument.<id>` with each SCPI instrument's `*IDN?` answer. Test
+//! case properties: requirements, and per criterion
 //! `<criterion>.value|uncertainty|limit|verdict|provenance`, and the decision rule. An
 //! aborted run adds a `run` test case with an `<error>`.
 

@@ -176,7 +176,7 @@ pub struct FirmwareInfo {
     pub sha256: String,
 }
 
-/// An instrument's answer to `*IDN?` at connect, beside what the rig file says of it.
+/// An instrument's answer to `*IDN?` at connect, split into its IEEE 488.2 fields.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct InstrumentIdentity {
     /// Instrument id in the rig.

@@ -81,9 +81,9 @@ pub struct RunOptions {
     pub refused: Option<String>,
 }
 
-/// `during` of an abort that came before any step ran: the plan's teardown is skipped.
+/// `during` of an abort while connecting the bench (no step ran: no teardown).
 const CONNECTING: &str = "connecting the bench";
-/// `during` of a refused run.
+/// `during` of a refused run (no step ran: no teardown).
 const BEFORE_START: &str = "before the first step";
 
 /// Why the step sequence stopped early.

@@ -81,6 +81,22 @@ struct ConnectConfig {
     timeout: Duration,
 }
 
+impl ConnectConfig {
+    /// Connect to the supply (its identity checked, its entry commands sent).
+    async fn supply(&self) -> Result<ScpiSupply, String> {
+        ScpiSupply::connect(&self.id, &self.address, self.dialect.clone(), self.timeout)
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    /// Connect to the load (its identity checked, its entry commands sent).
+    async fn load(&self) -> Result<ScpiLoad, String> {
+        ScpiLoad::connect(&self.id, &self.address, self.dialect.clone(), self.timeout)
+            .await
+            .map_err(|e| e.to_string())
+    }
+}
+
 fn shared<T: ?Sized>(b: Box<T>) -> Arc<Mutex<Box<T>>> {
     Arc::new(Mutex::new(b))
 }
@@ -205,26 +221,23 @@ impl Station {
                     let cfg = ConnectConfig {
                         id: inst.id.clone(),
                         address: addr.to_string(),
-                        dialect: dialect.clone(),
+                        dialect,
                         timeout,
                     };
-                    if inst.role == Role::Supply {
+                    let idn = if inst.role == Role::Supply {
+                        let s = cfg.supply().await?;
                         self.supply_config = Some(cfg);
-                        let s = ScpiSupply::connect(&inst.id, addr, dialect, timeout)
-                            .await
-                            .map_err(|e| e.to_string())?;
                         let idn = s.identity().to_string();
                         self.supply = Some(shared(Box::new(s) as Box<dyn Supply>));
-                        self.record_identity(inst, addr, &idn)?;
+                        idn
                     } else {
+                        let l = cfg.load().await?;
                         self.load_config = Some(cfg);
-                        let l = ScpiLoad::connect(&inst.id, addr, dialect, timeout)
-                            .await
-                            .map_err(|e| e.to_string())?;
                         let idn = l.identity().to_string();
                         self.load = Some(shared(Box::new(l) as Box<dyn Load>));
-                        self.record_identity(inst, addr, &idn)?;
-                    }
+                        idn
+                    };
+                    self.record_identity(inst, addr, &idn)?;
                 }
                 Role::CellSim => {
                     let m = inst
@@ -381,10 +394,7 @@ impl Station {
                 // A lost connection: reconnect once (with *CLS in the dialect's connect
                 // sequence) and try again.
                 let again = bounded(async {
-                    let fresh =
-                        ScpiLoad::connect(&cfg.id, &cfg.address, cfg.dialect.clone(), cfg.timeout)
-                            .await
-                            .map_err(|e| e.to_string())?;
+                    let fresh = cfg.load().await?;
                     *l.lock().await = Box::new(fresh);
                     switch_off().await
                 })
@@ -409,14 +419,7 @@ impl Station {
             let mut r = bounded(switch_off()).await;
             if let (Err(first), Some(cfg)) = (&r, &self.supply_config) {
                 let again = bounded(async {
-                    let fresh = ScpiSupply::connect(
-                        &cfg.id,
-                        &cfg.address,
-                        cfg.dialect.clone(),
-                        cfg.timeout,
-                    )
-                    .await
-                    .map_err(|e| e.to_string())?;
+                    let fresh = cfg.supply().await?;
                     *s.lock().await = Box::new(fresh);
                     switch_off().await
                 })
