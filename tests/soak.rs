@@ -7,7 +7,9 @@
 //! Ignored by default (it takes minutes): `cargo test --release --test soak -- --ignored
 //! --nocapture`.
 
+#[path = "it/common.rs"]
 mod common;
+#[path = "it/sim_support.rs"]
 mod sim_support;
 
 use std::collections::BTreeMap;

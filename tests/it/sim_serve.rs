@@ -2,7 +2,7 @@
 //! CAN as an SLCAN adapter on a pseudo-terminal, both directions; and (opt-in peer test,
 //! `HILRIG_PEER_TESTS=1`) python-can's `slcan` interface on that pseudo-terminal.
 
-mod common;
+use crate::common;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;

@@ -1,7 +1,7 @@
 //! Every way a run can end early leaves the instruments in their safe state, checked from the
 //! simulated instruments' own state, with the cause recorded and the trace kept.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::sync::Arc;

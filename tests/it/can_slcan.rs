@@ -3,7 +3,7 @@
 //! timestamps), transmit acknowledgements that do or do not come, status flags and state
 //! lines, refused and unanswered commands.
 
-mod can_common;
+use crate::can_common;
 
 use std::fs::File;
 use std::io::{Read, Write};

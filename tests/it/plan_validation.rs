@@ -1,6 +1,6 @@
 //! Every shipped file validates; broken plans get a located, helpful error and no panic.
 
-mod common;
+use crate::common;
 
 use common::*;
 use hilrig::plan::load::relative;

@@ -1,7 +1,7 @@
 //! End to end on the simulated bench: the shipped over-charge plan through the real binary,
 //! a seeded defect that must fail, SCPI that really crosses TCP, and an abort mid-step.
 
-mod common;
+use crate::common;
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;

@@ -18,8 +18,8 @@
 //!
 //! Run with `-- --nocapture` to see the table of trials.
 
-mod common;
-mod sim_support;
+use crate::common;
+use crate::sim_support;
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};

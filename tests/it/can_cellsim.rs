@@ -3,7 +3,7 @@
 //! of four cells / six sensors in multiplexed big-endian frames), and the rig example that
 //! names them.
 
-mod can_common;
+use crate::can_common;
 
 use std::time::Duration;
 

@@ -2,7 +2,7 @@
 //! reader), checked for the shape Jenkins and GitLab read; and `results.json` checked
 //! against the JSON Schema generated from the types.
 
-mod report_support;
+use crate::report_support;
 
 use std::collections::BTreeSet;
 

@@ -7,7 +7,7 @@
 //! quarter of that, it writes a file per input); `HILRIG_FUZZ_SEED` the random seed. A
 //! failing input is written to `target/fuzz-failures/<target>-<n>` and named in the panic.
 
-#[path = "../fuzz/src/lib.rs"]
+#[path = "../../fuzz/src/lib.rs"]
 #[allow(dead_code)]
 mod targets;
 

@@ -1,7 +1,7 @@
 //! `hilrig run --virtual-time`: the over-charge plan on a paused clock with in-memory
 //! instruments gives the same verdicts as the same plan in real time over TCP.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::Command;

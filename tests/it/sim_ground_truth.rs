@@ -2,8 +2,8 @@
 //! the firmware's level, when the AFE saw it, when the fault was set and when the FET
 //! opened; exported beside the run.
 
-mod common;
-mod sim_support;
+use crate::common;
+use crate::sim_support;
 
 use std::time::Duration;
 

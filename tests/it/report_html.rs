@@ -2,7 +2,7 @@
 //! conformity needs, flags an expired calibration, and (opt-in, HILRIG_CHROMIUM=1) renders
 //! in headless Chromium.
 
-mod report_support;
+use crate::report_support;
 
 use std::process::Command;
 

@@ -2,7 +2,7 @@
 //! seeded-defect image differs from the good one in exactly its defect, and the simulated
 //! BMS reports the version and image hash it runs.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -2,8 +2,8 @@
 //! the good image passes everything, and each seeded defect is caught by the test that
 //! should catch it.
 
-mod common;
-mod sim_support;
+use crate::common;
+use crate::sim_support;
 
 use std::collections::BTreeSet;
 

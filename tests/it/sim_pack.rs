@@ -1,7 +1,7 @@
 //! The simulated pack as a rig file describes it (`simulation:` chemistry, state of charge,
 //! ambient), and a clear located error for a bad value.
 
-mod common;
+use crate::common;
 
 use common::*;
 use hilrig::plan::load_rig;

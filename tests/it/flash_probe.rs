@@ -3,7 +3,7 @@
 //! Flasher trait with its events, progress-event mapping, error advice and chip suggestions.
 //! Real programming needs a probe and a board.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};

@@ -2,7 +2,7 @@
 //! them, on the simulated rig (started inside each command): output, refusals that send
 //! nothing, the instrument's own errors, and exit codes.
 
-mod common;
+use crate::common;
 
 use std::path::PathBuf;
 use std::process::{Command, Output};

@@ -5,7 +5,7 @@
 //! - python-can's slcan interface on one end of a pseudo-terminal and our SLCAN backend on
 //!   the other exchange frames both ways.
 
-mod can_common;
+use crate::can_common;
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::{BufRead, BufReader, Write};

@@ -3,7 +3,7 @@
 //! flashed and its readback proven; a manipulated image is refused; a run whose firmware
 //! cannot be flashed is recorded as aborted before its first step.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::{Command, Output};

@@ -2,7 +2,7 @@
 //! simulated BMS restarted with the image, the CAN readback of version and image hash, and
 //! the image recorded in the run's results; and each way the proof fails.
 
-mod common;
+use crate::common;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

@@ -1,7 +1,7 @@
 //! `hilrig can decode|dump|send` as a user runs them: output, messages with line numbers and
 //! exit codes for bad input, and live buses on a fake SLCAN adapter behind a pseudo-terminal.
 
-mod can_common;
+use crate::can_common;
 
 use std::io::{Read, Write};
 use std::path::PathBuf;

@@ -4,7 +4,7 @@
 //! state is checked from what the run recorded (each action confirmed by the instrument's
 //! read-back); tests/faults.rs checks it from the simulated instruments' own state.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

@@ -3,7 +3,7 @@
 //!
 //! ```sh
 //! sudo modprobe vcan && sudo ip link add dev vcan0 type vcan && sudo ip link set up vcan0
-//! HILRIG_VCAN=1 cargo test --test can_socketcan
+//! HILRIG_VCAN=1 cargo test --test it can_socketcan::
 //! ```
 
 use std::time::Duration;

@@ -2,7 +2,7 @@
 //! and a bad signature; re-judging writes a new signed result tied to the original;
 //! `report render` rebuilds the same report.
 
-mod report_support;
+use crate::report_support;
 
 use std::path::Path;
 
