@@ -241,19 +241,19 @@ impl Message {
         let carried = match (s.multiplex, &s.selector) {
             (Multiplex::Plain | Multiplex::Multiplexor, _) => true,
             (_, Some(sel)) => match self.signals.iter().position(|m| m.name == sel.multiplexor) {
-                Some(p) if depth <= self.signals.len() => {
-                    if self.resolve(p, data, state, depth + 1)? {
-                        let m = self
-                            .signals
-                            .get(p)
-                            .ok_or_else(|| self.unknown(&sel.multiplexor))?;
-                        let bits = m
-                            .extract_bits(data)
-                            .ok_or_else(|| m.too_short(&self.name, data))?;
-                        m.int_from_bits(bits).is_some_and(|raw| sel.selects(raw))
-                    } else {
-                        false
-                    }
+                // The selecting multiplexor is carried itself: its raw value decides.
+                Some(p)
+                    if depth <= self.signals.len()
+                        && self.resolve(p, data, state, depth + 1)? =>
+                {
+                    let m = self
+                        .signals
+                        .get(p)
+                        .ok_or_else(|| self.unknown(&sel.multiplexor))?;
+                    let bits = m
+                        .extract_bits(data)
+                        .ok_or_else(|| m.too_short(&self.name, data))?;
+                    m.int_from_bits(bits).is_some_and(|raw| sel.selects(raw))
                 }
                 _ => false,
             },
