@@ -332,6 +332,8 @@ fn decimal(out: &mut Vec<u8>, scaled: i128, decimals: u32) {
 struct CompiledMessage {
     signals: Vec<Compiled>,
     mux: Option<usize>,
+    /// Extended multiplexing: which signals a frame carries is worked out by the codec.
+    extended_mux: bool,
     /// `,ID,Name` as written in a CSV row.
     csv_head: String,
     /// `,"id":N,"extended":B,"message":"Name","signals":{` for a JSON line.
@@ -377,6 +379,7 @@ impl Layout {
                     .signals
                     .iter()
                     .position(|s| s.multiplex == Multiplex::Multiplexor),
+                extended_mux: m.extended_multiplexing(),
                 csv_head: format!(",{},{}", format_id(m.id, m.extended), m.name),
                 json_head,
                 start: total,
@@ -660,11 +663,19 @@ impl<W: Write> Decoder<'_, W> {
             });
             return Ok(());
         }
+        // Extended multiplexing: the codec says which signals the frame carries (the
+        // frame length was checked above, so this does not fail).
+        let carried = if compiled.extended_mux {
+            message.carried(data).ok()
+        } else {
+            None
+        };
         write_row(
             &mut self.buf,
             &self.layout,
             compiled,
             &message.signals,
+            carried.as_deref(),
             stamp,
             interface,
             data,
@@ -788,6 +799,7 @@ fn write_row(
     layout: &Layout,
     m: &CompiledMessage,
     signals: &[Signal],
+    carried: Option<&[bool]>,
     stamp: &[u8],
     interface: &[u8],
     data: &[u8],
@@ -802,6 +814,10 @@ fn write_row(
         let (c, s) = (m.signals.get(i)?, signals.get(i)?);
         s.int_from_bits(c.bits(s, data, le, be)?)
     });
+    let active = |i: usize, s: &Signal| match carried {
+        Some(c) => c.get(i).copied().unwrap_or(false),
+        None => s.is_active(mux),
+    };
     if json {
         row.extend_from_slice(b"{\"t\":");
         row.extend_from_slice(stamp);
@@ -810,8 +826,8 @@ fn write_row(
         row.extend_from_slice(&m.json_head);
         let mut first = true;
         let mut labels: Vec<(&str, &str)> = Vec::new();
-        for (c, s) in m.signals.iter().zip(signals) {
-            if !s.is_active(mux) {
+        for (i, (c, s)) in m.signals.iter().zip(signals).enumerate() {
+            if !active(i, s) {
                 continue;
             }
             let Some(bits) = c.bits(s, data, le, be) else {
@@ -854,9 +870,9 @@ fn write_row(
         row.extend_from_slice(interface);
         row.extend_from_slice(m.csv_head.as_bytes());
         row.extend_from_slice(layout.commas.as_bytes().get(..m.start).unwrap_or_default());
-        for (c, s) in m.signals.iter().zip(signals) {
+        for (i, (c, s)) in m.signals.iter().zip(signals).enumerate() {
             row.push(b',');
-            if s.is_active(mux) {
+            if active(i, s) {
                 if let Some(bits) = c.bits(s, data, le, be) {
                     c.write(row, bits, false);
                 }
@@ -1032,8 +1048,18 @@ BO_ 5 FdMsg: 16 A
  SG_ Mux M : 0|4@1+ (1,0) [0|0] "" A
  SG_ Far m1 : 100|20@1+ (0.5,0) [0|0] "" A
  SG_ Near m2 : 15|12@0- (1,0) [0|0] "" A
+BO_ 6 Nested: 8 A
+ SG_ K M : 0|2@1+ (1,0) [0|3] "" A
+ SG_ P m1M : 2|3@1+ (1,0) [0|7] "" A
+ SG_ X m0 : 8|8@1+ (1,0) [0|0] "" A
+ SG_ Y m2 : 15|16@0- (0.5,0) [0|0] "" A
+ SG_ Z m5 : 8|8@1+ (1,0) [0|0] "" A
 SIG_VALTYPE_ 2 F : 1;
 SIG_VALTYPE_ 2 G : 1;
+SG_MUL_VAL_ 6 P K 1-1;
+SG_MUL_VAL_ 6 X K 0-0;
+SG_MUL_VAL_ 6 Y P 2-3;
+SG_MUL_VAL_ 6 Z P 5-7;
 "#;
 
     /// The fast decoder against the codec, over random frames of many layouts.
@@ -1053,7 +1079,18 @@ SIG_VALTYPE_ 2 G : 1;
             let c = &layout.messages[round % dbc.messages().len()];
             let data: Vec<u8> = (0..m.size).map(|_| next() as u8).collect();
             let mut row = Vec::new();
-            write_row(&mut row, &layout, c, &m.signals, b"0.0", b"x", &data, false);
+            let carried = c.extended_mux.then(|| m.carried(&data).unwrap());
+            write_row(
+                &mut row,
+                &layout,
+                c,
+                &m.signals,
+                carried.as_deref(),
+                b"0.0",
+                b"x",
+                &data,
+                false,
+            );
             let row = String::from_utf8(row).unwrap();
             let cells: Vec<&str> = row.trim_end().split(',').collect();
             let ours = &cells[4 + c.start..4 + c.start + m.signals.len()];

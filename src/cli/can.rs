@@ -96,6 +96,9 @@ fn load_dbc(path: &Path) -> Option<Dbc> {
             for note in dbc.notes() {
                 eprintln!("note: {note}");
             }
+            for warning in dbc.warnings() {
+                eprintln!("warning: {warning}");
+            }
             Some(dbc)
         }
         Err(e) => {

@@ -5,12 +5,15 @@ use std::path::PathBuf;
 use clap::Args;
 
 use crate::plan::load::relative;
-use crate::plan::{is_suite, load_plan, load_plan_with, load_rig, load_suite, InputError};
+use crate::plan::{
+    is_suite, load_plan, load_plan_with, load_rig, load_suite, signal_map, InputError,
+};
 
 /// Arguments of `hilrig validate`.
 #[derive(Debug, Args)]
 pub struct ValidateArgs {
-    /// Plan or rig files (a rig is recognised by its `station:` key).
+    /// Plan, suite, rig or DUT fixture files (a rig is recognised by its `station:` key, a
+    /// fixture by `dbc:` and `signals:`; a fixture's signal map is checked against its DBC).
     #[arg(required = true)]
     pub files: Vec<PathBuf>,
     /// Rig whose envelope the plans are checked against.
@@ -33,6 +36,14 @@ pub fn validate(a: ValidateArgs) -> i32 {
         let is_rig = text.lines().any(|l| l.starts_with("station:"));
         let errors: Vec<InputError> = if is_rig {
             load_rig(f).err().into_iter().collect()
+        } else if signal_map::is_fixture(&text) {
+            match signal_map::check_fixture_file(f) {
+                Ok(report) => {
+                    report.notes.iter().for_each(|n| eprintln!("{n}"));
+                    Vec::new()
+                }
+                Err(e) => e,
+            }
         } else if is_suite(f) {
             match load_suite(f) {
                 Err(e) => vec![e],

@@ -202,21 +202,96 @@ impl Message {
         Ok(mux.int_from_bits(bits))
     }
 
+    /// True when the message uses extended multiplexing (`SG_MUL_VAL_`, `mNM` signals).
+    pub fn extended_multiplexing(&self) -> bool {
+        self.signals.iter().any(|s| {
+            s.selector.is_some() || matches!(s.multiplex, Multiplex::MultiplexedMultiplexor(_))
+        })
+    }
+
+    /// Which signals a frame carries, in signal order: plain signals always, multiplexed
+    /// ones when their multiplexor is carried and its raw value selects them.
+    pub fn carried(&self, data: &[u8]) -> Result<Vec<bool>, DbcError> {
+        if !self.extended_multiplexing() {
+            let mux = self.mux_value(data)?;
+            return Ok(self.signals.iter().map(|s| s.is_active(mux)).collect());
+        }
+        let mut state: Vec<Option<bool>> = vec![None; self.signals.len()];
+        for i in 0..self.signals.len() {
+            self.resolve(i, data, &mut state, 0)?;
+        }
+        Ok(state.into_iter().map(|s| s.unwrap_or(false)).collect())
+    }
+
+    /// Whether signal `i` is carried (memoised in `state`); selector chains are checked
+    /// for cycles when the DBC is loaded, `depth` only bounds a malformed model.
+    fn resolve(
+        &self,
+        i: usize,
+        data: &[u8],
+        state: &mut [Option<bool>],
+        depth: usize,
+    ) -> Result<bool, DbcError> {
+        if let Some(Some(known)) = state.get(i) {
+            return Ok(*known);
+        }
+        let Some(s) = self.signals.get(i) else {
+            return Ok(false);
+        };
+        let carried = match (s.multiplex, &s.selector) {
+            (Multiplex::Plain | Multiplex::Multiplexor, _) => true,
+            (_, Some(sel)) => match self.signals.iter().position(|m| m.name == sel.multiplexor) {
+                // The selecting multiplexor is carried itself: its raw value decides.
+                Some(p)
+                    if depth <= self.signals.len()
+                        && self.resolve(p, data, state, depth + 1)? =>
+                {
+                    let m = self
+                        .signals
+                        .get(p)
+                        .ok_or_else(|| self.unknown(&sel.multiplexor))?;
+                    let bits = m
+                        .extract_bits(data)
+                        .ok_or_else(|| m.too_short(&self.name, data))?;
+                    m.int_from_bits(bits).is_some_and(|raw| sel.selects(raw))
+                }
+                _ => false,
+            },
+            (Multiplex::Multiplexed(_) | Multiplex::MultiplexedMultiplexor(_), None) => {
+                s.is_active(self.mux_value(data)?)
+            }
+        };
+        if let Some(slot) = state.get_mut(i) {
+            *slot = Some(carried);
+        }
+        Ok(carried)
+    }
+
     /// Decode every signal carried by the frame (those selected by the multiplexor value).
     pub fn decode(&self, data: &[u8]) -> Result<Vec<Decoded>, DbcError> {
-        let mux = self.mux_value(data)?;
+        let carried = self.carried(data)?;
         self.signals
             .iter()
-            .filter(|s| s.is_active(mux))
-            .map(|s| s.decode_from(&self.name, data))
+            .zip(carried)
+            .filter(|(_, c)| *c)
+            .map(|(s, _)| s.decode_from(&self.name, data))
             .collect()
     }
 
     /// Decode one signal; `Ok(None)` when the frame's multiplexor value does not carry it.
     pub fn decode_signal(&self, name: &str, data: &[u8]) -> Result<Option<Decoded>, DbcError> {
-        let signal = self.signal(name).ok_or_else(|| self.unknown(name))?;
-        let mux = self.mux_value(data)?;
-        if !signal.is_active(mux) {
+        let index = self
+            .signals
+            .iter()
+            .position(|s| s.name == name)
+            .ok_or_else(|| self.unknown(name))?;
+        let signal = self.signals.get(index).ok_or_else(|| self.unknown(name))?;
+        let carried = if self.extended_multiplexing() {
+            self.carried(data)?.get(index).copied().unwrap_or(false)
+        } else {
+            signal.is_active(self.mux_value(data)?)
+        };
+        if !carried {
             return Ok(None);
         }
         signal.decode_from(&self.name, data).map(Some)
@@ -245,6 +320,10 @@ impl Message {
         }
 
         let mut data = vec![0u8; self.size];
+        if self.extended_multiplexing() {
+            self.encode_extended(&given, &mut data)?;
+            return Ok(data);
+        }
         let mut mux_raw = None;
         if let Some(pos) = self
             .signals
@@ -278,6 +357,73 @@ impl Message {
         Ok(data)
     }
 
+    /// Encode with extended multiplexing: multiplexors first, parents before children (each
+    /// written only when carried), then every carried signal.
+    fn encode_extended(&self, given: &[Option<f64>], data: &mut [u8]) -> Result<(), DbcError> {
+        let mut written = vec![false; self.signals.len()];
+        loop {
+            let carried = self.carried(data)?;
+            let mut progress = false;
+            for (i, s) in self.signals.iter().enumerate() {
+                let due = s.is_multiplexor()
+                    && carried.get(i).copied().unwrap_or(false)
+                    && !written.get(i).copied().unwrap_or(true);
+                if !due {
+                    continue;
+                }
+                let bits = match given.get(i).copied().flatten() {
+                    Some(v) => s.bits_for(&self.name, v)?,
+                    None => 0,
+                };
+                s.insert_bits(data, bits)
+                    .ok_or_else(|| s.too_short(&self.name, data))?;
+                if let Some(w) = written.get_mut(i) {
+                    *w = true;
+                }
+                progress = true;
+            }
+            if !progress {
+                break;
+            }
+        }
+        let carried = self.carried(data)?;
+        for ((s, value), carried) in self.signals.iter().zip(given).zip(carried) {
+            if !carried {
+                if value.is_some() {
+                    return Err(self.not_selected_extended(s, data));
+                }
+                continue;
+            }
+            if s.is_multiplexor() {
+                continue;
+            }
+            let bits = match value {
+                Some(v) => s.bits_for(&self.name, *v)?,
+                None => 0,
+            };
+            s.insert_bits(data, bits)
+                .ok_or_else(|| s.too_short(&self.name, data))?;
+        }
+        Ok(())
+    }
+
+    fn not_selected_extended(&self, signal: &Signal, data: &[u8]) -> DbcError {
+        let Some(sel) = &signal.selector else {
+            return self.not_selected(signal, self.mux_value(data).ok().flatten());
+        };
+        let actual = self
+            .signal(&sel.multiplexor)
+            .and_then(|m| m.int_from_bits(m.extract_bits(data)?))
+            .unwrap_or_default();
+        DbcError::NotSelected {
+            message: self.name.clone(),
+            signal: signal.name.clone(),
+            multiplexor: sel.multiplexor.clone(),
+            wanted: sel.ranges.first().map_or(0, |r| r.0),
+            actual,
+        }
+    }
+
     fn unknown(&self, name: &str) -> DbcError {
         DbcError::UnknownSignal {
             message: self.name.clone(),
@@ -293,7 +439,7 @@ impl Message {
 
     fn not_selected(&self, signal: &Signal, actual: Option<i128>) -> DbcError {
         let wanted = match signal.multiplex {
-            Multiplex::Multiplexed(n) => n,
+            Multiplex::Multiplexed(n) | Multiplex::MultiplexedMultiplexor(n) => n,
             Multiplex::Plain | Multiplex::Multiplexor => 0,
         };
         DbcError::NotSelected {

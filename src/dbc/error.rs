@@ -24,6 +24,21 @@ impl fmt::Display for Location {
     }
 }
 
+/// A problem in a DBC file that does not stop loading, with its place.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Warning {
+    /// Where the problem is.
+    pub at: Location,
+    /// What is wrong and what was done about it.
+    pub message: String,
+}
+
+impl fmt::Display for Warning {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.at, self.message)
+    }
+}
+
 /// Everything that can go wrong loading a DBC file or encoding/decoding a frame with it.
 #[derive(Debug, thiserror::Error)]
 pub enum DbcError {
@@ -71,6 +86,12 @@ pub enum DbcError {
         signal: String,
         /// What is wrong with it and what to change.
         reason: String,
+    },
+    /// The file defines no message.
+    #[error("{at}: no messages (BO_) in this DBC file; a DBC for decoding defines at least one")]
+    Empty {
+        /// The file (line 0) or the pseudo-message it has.
+        at: Location,
     },
     /// A frame has fewer data bytes than a signal to decode needs.
     #[error("frame for {message} has {got} data bytes, but signal {signal} needs {needed}")]
@@ -141,9 +162,10 @@ impl DbcError {
     /// Where in the DBC text the error is, for errors that come from the text.
     pub fn location(&self) -> Option<&Location> {
         match self {
-            Self::Parse { at, .. } | Self::BadMessage { at, .. } | Self::BadSignal { at, .. } => {
-                Some(at)
-            }
+            Self::Parse { at, .. }
+            | Self::BadMessage { at, .. }
+            | Self::BadSignal { at, .. }
+            | Self::Empty { at } => Some(at),
             _ => None,
         }
     }

@@ -4,24 +4,44 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use can_dbc::{
-    AttributeValue, Comment, MessageId, MultiplexIndicator, NumericValue, SignalExtendedValueType,
-    ValueDescription,
+    AttributeDefinition, AttributeValue, AttributeValueType, Comment, MessageId,
+    MultiplexIndicator, NumericValue, SignalExtendedValueType, ValueDescription,
 };
 
-use super::error::{DbcError, Location};
-use super::model::{ByteOrder, Message, Multiplex, Signal, ValueType};
+use super::error::{DbcError, Location, Warning};
+use super::model::{ByteOrder, Message, Multiplex, MuxSelector, Signal, ValueType};
+use super::normalise::{join_continuations, leading_keyword};
 
 /// Pseudo-message that DBC editors use to hold signals not placed in any frame.
 const INDEPENDENT_SIGNALS: &str = "VECTOR__INDEPENDENT_SIG_MSG";
 
-/// Messages of a DBC text, plus notes about anything that was skipped.
-pub(super) fn load(text: &str, origin: &str) -> Result<(Vec<Message>, Vec<String>), DbcError> {
-    let ast = match parse_ast(text) {
+/// What loading produced: messages, notes and warnings.
+type Loaded = (Vec<Message>, Vec<String>, Vec<Warning>);
+
+/// Messages of a DBC text, plus notes about anything read differently and warnings.
+pub(super) fn load(text: &str, origin: &str) -> Result<Loaded, DbcError> {
+    // Statements written over several lines are joined (same byte offsets) for can-dbc.
+    let (normal, joined) = join_continuations(text);
+    let ast = match parse_ast(&normal) {
         Ok(ast) => ast,
-        Err(failure) => return Err(parse_error(text, origin, &failure)),
+        Err(failure) => return Err(parse_error(text, &normal, origin, &failure)),
     };
-    let scan = scan(text);
-    Converter::new(text, origin, &ast, &scan).run()
+    let scan = scan(&normal);
+    let (messages, mut notes, warnings) =
+        Converter::new(text, &normal, origin, &ast, &scan).run()?;
+    if let Some(first) = joined.first() {
+        let lines: usize = joined.iter().map(|j| j.lines).sum();
+        notes.insert(
+            0,
+            format!(
+                "{}: read {} statement(s) written over several lines ({lines} lines; \
+                 VAL_, CM_ and the like as DBC editors break long ones) as one statement each",
+                location(text, origin, Some(first.offset)),
+                joined.len()
+            ),
+        );
+    }
+    Ok((messages, notes, warnings))
 }
 
 /// What can-dbc reported: an error, or a panic inside it.
@@ -181,7 +201,8 @@ fn scan(text: &str) -> Scan {
 // Parse errors
 // ---------------------------------------------------------------------------------------
 
-fn parse_error(text: &str, origin: &str, failure: &Failure) -> DbcError {
+/// A located parse error; `text` is the original, `normal` what the parser read (same offsets).
+fn parse_error(text: &str, normal: &str, origin: &str, failure: &Failure) -> DbcError {
     if let Failure::Error(can_dbc::DbcError::Pest(pest)) = failure {
         // The pest location's Debug form is `Pos(offset)` or `Span((start, end))`.
         let offset = first_number(&format!("{:?}", pest.location));
@@ -200,8 +221,8 @@ fn parse_error(text: &str, origin: &str, failure: &Failure) -> DbcError {
 
     // Errors found while building the syntax tree carry no position. Find the first
     // statement whose inclusion makes the parse fail, then the offending token in it.
-    let (start, end) = failing_statement(text);
-    let statement = text.get(start..end).unwrap_or_default();
+    let (start, end) = failing_statement(normal);
+    let statement = normal.get(start..end).unwrap_or_default();
     let (token, message) = match failure {
         Failure::Panic => (None, "the DBC parser failed on this statement".to_string()),
         Failure::Error(e) => describe(e),
@@ -352,39 +373,163 @@ fn failing_statement(text: &str) -> (usize, usize) {
 
 type SignalKey = (MessageId, String);
 
+/// CAN FD data lengths above 8 bytes.
+const FD_LENGTHS: [usize; 7] = [12, 16, 20, 24, 32, 48, 64];
+
+/// A statement of the text, split into tokens with their byte offsets (for locations).
+struct Statement {
+    keyword: &'static str,
+    offset: usize,
+    tokens: Vec<(String, usize)>,
+}
+
+/// Statements that refer to messages and signals, for locating problems in them.
+fn statements(normal: &str) -> Vec<Statement> {
+    const WANTED: [&str; 5] = ["VAL_", "SIG_VALTYPE_", "SG_MUL_VAL_", "CM_", "BA_"];
+    let mut out = Vec::new();
+    let mut in_string = false;
+    let mut line_start = 0;
+    for raw_line in normal.split_inclusive('\n') {
+        let start = line_start;
+        line_start += raw_line.len();
+        let was_in_string = in_string;
+        for c in raw_line.chars() {
+            if c == '"' {
+                in_string = !in_string;
+            }
+        }
+        if raw_line.contains("\\\"") {
+            // Escaped quotes do not toggle: recount precisely.
+            in_string = was_in_string;
+            let mut chars = raw_line.chars().peekable();
+            while let Some(c) = chars.next() {
+                match (in_string, c) {
+                    (true, '\\') if chars.peek() == Some(&'"') => {
+                        chars.next();
+                    }
+                    (_, '"') => in_string = !in_string,
+                    _ => {}
+                }
+            }
+        }
+        if was_in_string {
+            continue;
+        }
+        let Some(keyword) = leading_keyword(raw_line).filter(|k| WANTED.contains(k)) else {
+            continue;
+        };
+        let indent = raw_line.len() - raw_line.trim_start().len();
+        out.push(Statement {
+            keyword,
+            offset: start + indent,
+            tokens: tokens(raw_line, start),
+        });
+    }
+    out
+}
+
+/// Tokens of one line: quoted strings whole, other tokens split at blanks and `:;,`.
+fn tokens(line: &str, base: usize) -> Vec<(String, usize)> {
+    let mut out = Vec::new();
+    let mut current: Option<(String, usize)> = None;
+    let mut chars = line.char_indices().peekable();
+    while let Some((i, c)) = chars.next() {
+        if c == '"' {
+            if let Some(t) = current.take() {
+                out.push(t);
+            }
+            let mut s = String::from('"');
+            while let Some((_, c)) = chars.next() {
+                if c == '\\' && chars.peek().map(|p| p.1) == Some('"') {
+                    chars.next();
+                    s.push('"');
+                    continue;
+                }
+                s.push(c);
+                if c == '"' {
+                    break;
+                }
+            }
+            out.push((s, base + i));
+        } else if c.is_whitespace() || matches!(c, ':' | ';' | ',') {
+            if let Some(t) = current.take() {
+                out.push(t);
+            }
+        } else {
+            match current.as_mut() {
+                Some((s, _)) => s.push(c),
+                None => current = Some((c.to_string(), base + i)),
+            }
+        }
+    }
+    if let Some(t) = current {
+        out.push(t);
+    }
+    out
+}
+
+/// The raw id text of a message id, as written in the DBC.
+fn raw_id(id: &MessageId) -> String {
+    match id {
+        MessageId::Standard(v) => v.to_string(),
+        MessageId::Extended(v) => (u64::from(*v) | 0x8000_0000).to_string(),
+    }
+}
+
 struct Converter<'a> {
     text: &'a str,
     origin: &'a str,
     ast: &'a can_dbc::Dbc,
     scan: &'a Scan,
+    statements: Vec<Statement>,
     comments_msg: HashMap<MessageId, String>,
     comments_sig: HashMap<SignalKey, String>,
     value_tables: HashMap<SignalKey, BTreeMap<i64, String>>,
     value_types: HashMap<SignalKey, SignalExtendedValueType>,
     cycle_times: HashMap<MessageId, AttributeValue>,
     notes: Vec<String>,
+    warnings: Vec<Warning>,
 }
 
 impl<'a> Converter<'a> {
-    fn new(text: &'a str, origin: &'a str, ast: &'a can_dbc::Dbc, scan: &'a Scan) -> Self {
-        let mut comments_msg = HashMap::new();
-        let mut comments_sig = HashMap::new();
+    fn new(
+        text: &'a str,
+        normal: &str,
+        origin: &'a str,
+        ast: &'a can_dbc::Dbc,
+        scan: &'a Scan,
+    ) -> Self {
+        let mut me = Self {
+            text,
+            origin,
+            ast,
+            scan,
+            statements: statements(normal),
+            comments_msg: HashMap::new(),
+            comments_sig: HashMap::new(),
+            value_tables: HashMap::new(),
+            value_types: HashMap::new(),
+            cycle_times: HashMap::new(),
+            notes: Vec::new(),
+            warnings: Vec::new(),
+        };
         for comment in &ast.comments {
             match comment {
                 Comment::Message { id, comment } => {
-                    comments_msg.insert(*id, unescape(comment));
+                    me.comments_msg.insert(*id, unescape(comment));
                 }
                 Comment::Signal {
                     message_id,
                     name,
                     comment,
                 } => {
-                    comments_sig.insert((*message_id, name.clone()), unescape(comment));
+                    me.comments_sig
+                        .insert((*message_id, name.clone()), unescape(comment));
                 }
                 _ => {}
             }
         }
-        let mut value_tables: HashMap<SignalKey, BTreeMap<i64, String>> = HashMap::new();
+        let mut seen_tables: HashMap<SignalKey, usize> = HashMap::new();
         for vd in &ast.value_descriptions {
             if let ValueDescription::Signal {
                 message_id,
@@ -392,13 +537,54 @@ impl<'a> Converter<'a> {
                 value_descriptions,
             } = vd
             {
-                let table = value_tables.entry((*message_id, name.clone())).or_default();
+                let key = (*message_id, name.clone());
+                let nth = seen_tables.entry(key.clone()).or_insert(0);
+                *nth += 1;
+                let nth = *nth;
+                let site = me.find_nth("VAL_", &[&raw_id(message_id), name], nth);
+                if nth > 1 {
+                    me.warn(
+                        site.as_ref().map(|s| s.0),
+                        format!(
+                            "a second VAL_ table for {} {name}; its entries are added to \
+                             the first (later labels win)",
+                            raw_id(message_id)
+                        ),
+                    );
+                }
+                let mut table = me.value_tables.remove(&key).unwrap_or_default();
+                let mut seen_here: HashSet<i64> = HashSet::new();
                 for d in value_descriptions {
+                    if !seen_here.insert(d.id) {
+                        let at = site
+                            .as_ref()
+                            .and_then(|(_, toks)| {
+                                let value = d.id.to_string();
+                                toks.iter()
+                                    .skip(3)
+                                    .step_by(2)
+                                    .filter(|(t, _)| *t == value)
+                                    .nth(1)
+                                    .map(|(_, o)| *o)
+                            })
+                            .or(site.as_ref().map(|s| s.0));
+                        me.warn(
+                            at,
+                            format!(
+                                "VAL_ {} {name}: value {} is labelled twice; the later label \
+                                 `{}` is used",
+                                raw_id(message_id),
+                                d.id,
+                                unescape(&d.description)
+                            ),
+                        );
+                    }
                     table.insert(d.id, unescape(&d.description));
                 }
+                me.value_tables.insert(key, table);
             }
         }
-        let value_types = ast
+        me.value_types = ast
             .signal_extended_value_type_list
             .iter()
             .map(|v| {
@@ -408,31 +594,53 @@ impl<'a> Converter<'a> {
                 )
             })
             .collect();
-        let cycle_times = ast
+        me.cycle_times = ast
             .attribute_values_message
             .iter()
             .filter(|a| a.name == "GenMsgCycleTime")
             .map(|a| (a.message_id, a.value.clone()))
             .collect();
-        Self {
-            text,
-            origin,
-            ast,
-            scan,
-            comments_msg,
-            comments_sig,
-            value_tables,
-            value_types,
-            cycle_times,
-            notes: Vec::new(),
-        }
+        me
+    }
+
+    /// The `nth` (1-based) statement with this keyword whose first tokens after the keyword
+    /// are `lead`: its offset and tokens.
+    fn find_nth(
+        &self,
+        keyword: &str,
+        lead: &[&str],
+        nth: usize,
+    ) -> Option<(usize, Vec<(String, usize)>)> {
+        self.statements
+            .iter()
+            .filter(|s| {
+                s.keyword == keyword
+                    && s.tokens.len() > lead.len()
+                    && s.tokens
+                        .iter()
+                        .skip(1)
+                        .zip(lead)
+                        .all(|((t, _), want)| t == want)
+            })
+            .nth(nth.saturating_sub(1))
+            .map(|s| (s.offset, s.tokens.clone()))
+    }
+
+    fn find(&self, keyword: &str, lead: &[&str]) -> Option<usize> {
+        self.find_nth(keyword, lead, 1).map(|s| s.0)
+    }
+
+    fn warn(&mut self, offset: Option<usize>, message: String) {
+        let at = self.at(offset);
+        self.warnings.push(Warning { at, message });
     }
 
     fn at(&self, offset: Option<usize>) -> Location {
         location(self.text, self.origin, offset)
     }
 
-    fn run(mut self) -> Result<(Vec<Message>, Vec<String>), DbcError> {
+    #[allow(clippy::type_complexity)]
+    fn run(mut self) -> Result<(Vec<Message>, Vec<String>, Vec<Warning>), DbcError> {
         let mut messages: Vec<Message> = Vec::new();
         let mut ids: HashMap<(u32, bool), String> = HashMap::new();
         let mut names: HashSet<String> = HashSet::new();
@@ -473,9 +681,54 @@ impl<'a> Converter<'a> {
             ids.insert((message.id, message.extended), message.name.clone());
             messages.push(message);
         }
+        if messages.is_empty() {
+            return Err(DbcError::Empty {
+                at: Location {
+                    origin: self.origin.to_string(),
+                    line: 1,
+                    column: 1,
+                },
+            });
+        }
 
-        self.note_dangling(&converted, &known_ids);
-        Ok((messages, self.notes))
+        self.warn_dangling(&converted, &known_ids);
+        self.warnings
+            .sort_by_key(|w| (w.at.line, w.at.column, w.message.clone()));
+        Ok((messages, self.notes, self.warnings))
+    }
+
+    /// `Some(true)` when `VFrameFormat` marks the message CAN FD, `Some(false)` classic,
+    /// `None` when the file does not say.
+    fn frame_format(&self, id: MessageId) -> Option<bool> {
+        let value = self
+            .ast
+            .attribute_values_message
+            .iter()
+            .find(|a| a.message_id == id && a.name == "VFrameFormat")
+            .map(|a| &a.value)
+            .or_else(|| self.ast.attribute_default("VFrameFormat"))?;
+        let name = match value {
+            AttributeValue::String(s) => s.clone(),
+            v => {
+                let index = usize::try_from(attribute_u32(v)?).ok()?;
+                self.ast
+                    .attribute_definitions
+                    .iter()
+                    .find_map(|d| match d {
+                        AttributeDefinition::Message(n, AttributeValueType::Enum(values))
+                            if n == "VFrameFormat" =>
+                        {
+                            values.get(index).cloned()
+                        }
+                        _ => None,
+                    })?
+            }
+        };
+        match name.as_str() {
+            "StandardCAN_FD" | "ExtendedCAN_FD" => Some(true),
+            "StandardCAN" | "ExtendedCAN" | "J1939PG" => Some(false),
+            _ => None,
+        }
     }
 
     /// Convert one message; `Ok(None)` for the pseudo-message of unplaced signals.
@@ -526,6 +779,34 @@ impl<'a> Converter<'a> {
                     m.size
                 ))
             })?;
+        let format = self.frame_format(m.id);
+        let fd = match (size > 8, format) {
+            (false, f) => f == Some(true),
+            (true, _) if !FD_LENGTHS.contains(&size) => {
+                return Err(bad(format!(
+                    "{size} bytes is not a CAN frame length: a classic frame carries 0 to 8 \
+                     bytes, a CAN FD frame 0 to 8, 12, 16, 20, 24, 32, 48 or 64"
+                )))
+            }
+            (true, Some(false)) => {
+                return Err(bad(format!(
+                    "a classic CAN message (VFrameFormat) of {size} bytes: classic frames carry \
+                     at most 8; mark it StandardCAN_FD or ExtendedCAN_FD, or shorten it"
+                )))
+            }
+            (true, Some(true)) => true,
+            (true, None) => {
+                self.warnings.push(Warning {
+                    at: at.clone(),
+                    message: format!(
+                        "message {}: {size} bytes needs CAN FD, but no VFrameFormat attribute \
+                         marks it CAN FD; read as a CAN FD message",
+                        m.name
+                    ),
+                });
+                true
+            }
+        };
 
         let mut signals: Vec<Signal> = Vec::with_capacity(m.signals.len());
         let mut sites: Vec<Location> = Vec::with_capacity(m.signals.len());
@@ -553,11 +834,22 @@ impl<'a> Converter<'a> {
                     reason: "defined twice in this message".into(),
                 });
             }
-            signals.push(self.signal(m, s, size, sig_at.clone())?);
+            let signal = self.signal(m, s, size, sig_at.clone())?;
+            if signal.min > signal.max {
+                self.warnings.push(Warning {
+                    at: sig_at.clone(),
+                    message: format!(
+                        "signal {}.{}: minimum {} is greater than maximum {}",
+                        m.name, s.name, signal.min, signal.max
+                    ),
+                });
+            }
+            signals.push(signal);
             sites.push(sig_at);
         }
 
-        self.check_multiplexing(m, &signals, &sites, at)?;
+        self.check_multiplexing(m, &mut signals, &sites, at)?;
+        check_overlaps(&m.name, size, &signals, &sites)?;
 
         let cycle_time_ms = self
             .cycle_times
@@ -571,6 +863,7 @@ impl<'a> Converter<'a> {
             extended,
             name: m.name.clone(),
             size,
+            fd,
             signals,
             cycle_time_ms,
             comment: self.comments_msg.get(&m.id).cloned(),
@@ -647,9 +940,7 @@ impl<'a> Converter<'a> {
             MultiplexIndicator::Multiplexor => Multiplex::Multiplexor,
             MultiplexIndicator::MultiplexedSignal(n) => Multiplex::Multiplexed(n),
             MultiplexIndicator::MultiplexorAndMultiplexedSignal(n) => {
-                return Err(bad(format!(
-                    "extended multiplexing (`m{n}M`, a multiplexed multiplexor) is not supported"
-                )))
+                Multiplex::MultiplexedMultiplexor(n)
             }
         };
 
@@ -665,6 +956,7 @@ impl<'a> Converter<'a> {
             max: numeric(s.max),
             unit: s.unit.clone(),
             multiplex,
+            selector: None,
             value_table: self.value_tables.get(&key).cloned().unwrap_or_default(),
             comment: self.comments_sig.get(&key).cloned(),
         };
@@ -684,125 +976,375 @@ impl<'a> Converter<'a> {
         }
     }
 
+    /// Multiplexor roles, `SG_MUL_VAL_` selectors (assigned here) and the values selected.
     fn check_multiplexing(
-        &self,
+        &mut self,
         m: &can_dbc::Message,
-        signals: &[Signal],
+        signals: &mut [Signal],
         sites: &[Location],
         at: Location,
     ) -> Result<(), DbcError> {
-        let signal_at = |s: &Signal| {
-            signals
-                .iter()
-                .position(|x| x.name == s.name)
-                .and_then(|i| sites.get(i))
-                .cloned()
-                .unwrap_or_else(|| at.clone())
-        };
-        let bad = |reason: String| DbcError::BadMessage {
-            at: at.clone(),
+        let site_of = |i: usize| sites.get(i).cloned().unwrap_or_else(|| at.clone());
+        let bad_signal = |i: usize, s: &Signal, reason: String| DbcError::BadSignal {
+            at: site_of(i),
             message: m.name.clone(),
+            signal: s.name.clone(),
             reason,
         };
-        let muxes: Vec<&Signal> = signals
+        let tops: Vec<usize> = signals
             .iter()
-            .filter(|s| s.multiplex == Multiplex::Multiplexor)
+            .enumerate()
+            .filter(|(_, s)| s.multiplex == Multiplex::Multiplexor)
+            .map(|(i, _)| i)
             .collect();
-        if muxes.len() > 1 {
-            return Err(bad(format!(
-                "{} multiplexor (M) signals; only one multiplexor per message is supported",
-                muxes.len()
-            )));
+        if tops.len() > 1 {
+            return Err(DbcError::BadMessage {
+                at: at.clone(),
+                message: m.name.clone(),
+                reason: format!(
+                    "{} multiplexor (M) signals; a message has one (nested multiplexors are \
+                     written mNM with SG_MUL_VAL_)",
+                    tops.len()
+                ),
+            });
         }
-        let mux = muxes.first();
-        if let Some(mux) = mux {
-            if matches!(mux.value_type, ValueType::Float32 | ValueType::Float64) {
-                return Err(DbcError::BadSignal {
-                    at: signal_at(mux),
-                    message: m.name.clone(),
-                    signal: mux.name.clone(),
-                    reason: "a multiplexor must be an integer signal, not a float".into(),
-                });
+        let top = tops.first().copied();
+        for (i, s) in signals.iter().enumerate() {
+            if s.is_multiplexor() && matches!(s.value_type, ValueType::Float32 | ValueType::Float64)
+            {
+                return Err(bad_signal(
+                    i,
+                    s,
+                    "a multiplexor must be an integer signal, not a float".into(),
+                ));
+            }
+            if let (Multiplex::Multiplexed(n) | Multiplex::MultiplexedMultiplexor(n), None) =
+                (s.multiplex, top)
+            {
+                return Err(bad_signal(
+                    i,
+                    s,
+                    format!("multiplexed (m{n}) but the message has no multiplexor (M) signal"),
+                ));
             }
         }
-        for s in signals {
-            if let (Multiplex::Multiplexed(n), None) = (s.multiplex, mux) {
-                return Err(DbcError::BadSignal {
-                    at: signal_at(s),
-                    message: m.name.clone(),
-                    signal: s.name.clone(),
-                    reason: format!(
-                        "multiplexed (m{n}) but the message has no multiplexor (M) signal"
-                    ),
-                });
-            }
-        }
+
+        // Extended multiplexing: SG_MUL_VAL_ says which multiplexor selects a signal.
+        let id_text = raw_id(&m.id);
         for ext in self
             .ast
             .extended_multiplex
             .iter()
             .filter(|e| e.message_id == m.id)
         {
-            let simple = match (signals.iter().find(|s| s.name == ext.signal_name), mux) {
-                (Some(s), Some(mux)) => match (s.multiplex, ext.mappings.as_slice()) {
-                    (Multiplex::Multiplexed(n), [only]) => {
-                        ext.multiplexor_signal_name == mux.name
-                            && only.min_value == n
-                            && only.max_value == n
-                    }
-                    _ => false,
-                },
-                _ => false,
+            let stmt = self.find(
+                "SG_MUL_VAL_",
+                &[&id_text, &ext.signal_name, &ext.multiplexor_signal_name],
+            );
+            let stmt_at = self.at(stmt);
+            let bad = |reason: String| DbcError::BadSignal {
+                at: stmt_at.clone(),
+                message: m.name.clone(),
+                signal: ext.signal_name.clone(),
+                reason,
             };
-            if !simple {
+            let Some(i) = signals.iter().position(|s| s.name == ext.signal_name) else {
+                self.warnings.push(Warning {
+                    at: stmt_at.clone(),
+                    message: format!(
+                        "SG_MUL_VAL_ {id_text} {}: message {} has no such signal; ignored",
+                        ext.signal_name, m.name
+                    ),
+                });
+                continue;
+            };
+            let Some(mux) = signals
+                .iter()
+                .find(|s| s.name == ext.multiplexor_signal_name)
+            else {
                 return Err(bad(format!(
-                    "SG_MUL_VAL_ for {} describes extended multiplexing, which is not supported",
-                    ext.signal_name
+                    "SG_MUL_VAL_ names multiplexor {}, which message {} does not have",
+                    ext.multiplexor_signal_name, m.name
                 )));
+            };
+            if !mux.is_multiplexor() {
+                return Err(bad(format!(
+                    "SG_MUL_VAL_ names {} as its multiplexor, but {} is not one (M or mNM)",
+                    mux.name, mux.name
+                )));
+            }
+            if ext.multiplexor_signal_name == ext.signal_name {
+                return Err(bad("a signal cannot select itself".into()));
+            }
+            let max = mux.raw_range().1;
+            let mut ranges = Vec::new();
+            for r in &ext.mappings {
+                if r.min_value > r.max_value {
+                    return Err(bad(format!(
+                        "SG_MUL_VAL_ range {}-{} runs backwards",
+                        r.min_value, r.max_value
+                    )));
+                }
+                if r.max_value as f64 > max {
+                    return Err(bad(format!(
+                        "SG_MUL_VAL_ value {} is beyond what multiplexor {} ({} bits) can hold \
+                         (at most {max})",
+                        r.max_value, mux.name, mux.size
+                    )));
+                }
+                ranges.push((r.min_value, r.max_value));
+            }
+            let Some(s) = signals.get_mut(i) else {
+                continue;
+            };
+            if !matches!(
+                s.multiplex,
+                Multiplex::Multiplexed(_) | Multiplex::MultiplexedMultiplexor(_)
+            ) {
+                return Err(bad(
+                    "SG_MUL_VAL_ for a signal that is not multiplexed (no mN in its SG_ line)"
+                        .into(),
+                ));
+            }
+            let multiplexor = ext.multiplexor_signal_name.clone();
+            match s.selector.as_mut() {
+                Some(sel) if sel.multiplexor == multiplexor => sel.ranges.extend(ranges),
+                Some(sel) => {
+                    return Err(bad(format!(
+                        "selected by both {} and {multiplexor} in SG_MUL_VAL_ statements",
+                        sel.multiplexor
+                    )))
+                }
+                None => {
+                    s.selector = Some(MuxSelector {
+                        multiplexor,
+                        ranges,
+                    })
+                }
+            }
+        }
+
+        let nested = signals
+            .iter()
+            .any(|s| matches!(s.multiplex, Multiplex::MultiplexedMultiplexor(_)));
+        for (i, s) in signals.iter().enumerate() {
+            match (s.multiplex, &s.selector) {
+                (Multiplex::Multiplexed(_) | Multiplex::MultiplexedMultiplexor(_), None)
+                    if nested =>
+                {
+                    return Err(bad_signal(
+                        i,
+                        s,
+                        "the message nests multiplexors (mNM), but no SG_MUL_VAL_ says which \
+                         multiplexor selects this signal"
+                            .into(),
+                    ))
+                }
+                (Multiplex::Multiplexed(n) | Multiplex::MultiplexedMultiplexor(n), None) => {
+                    if let Some(mux) = top.and_then(|t| signals.get(t)) {
+                        let max = mux.raw_range().1;
+                        if n as f64 > max {
+                            return Err(bad_signal(
+                                i,
+                                s,
+                                format!(
+                                    "m{n}: multiplexor {} ({} bits) never has the value {n} \
+                                     (at most {max}), so the signal is never sent",
+                                    mux.name, mux.size
+                                ),
+                            ));
+                        }
+                    }
+                }
+                _ => {}
+            }
+            // Selector chains end at the top multiplexor.
+            let mut current = s;
+            let mut steps = 0;
+            while let Some(sel) = &current.selector {
+                steps += 1;
+                let next = signals.iter().find(|x| x.name == sel.multiplexor);
+                match next {
+                    Some(n) if steps <= signals.len() => current = n,
+                    Some(_) => {
+                        return Err(bad_signal(
+                            i,
+                            s,
+                            "its SG_MUL_VAL_ multiplexors select each other in a circle".into(),
+                        ))
+                    }
+                    None => break,
+                }
             }
         }
         Ok(())
     }
 
-    fn note_dangling(&mut self, converted: &HashSet<SignalKey>, known_ids: &HashSet<MessageId>) {
-        let origin = self.origin;
-        let describe = |id: &MessageId| id.raw().to_string();
-        let mut notes = Vec::new();
+    fn warn_dangling(&mut self, converted: &HashSet<SignalKey>, known_ids: &HashSet<MessageId>) {
+        let mut found: Vec<(Option<usize>, String)> = Vec::new();
+        let what = |id: &MessageId, name: &str, kind: &str| {
+            if known_ids.contains(id) {
+                format!(
+                    "{kind} {} {name}: the message has no signal {name}; ignored",
+                    raw_id(id)
+                )
+            } else {
+                format!(
+                    "{kind} {} {name}: no message has id {}; ignored",
+                    raw_id(id),
+                    raw_id(id)
+                )
+            }
+        };
         for (id, name) in self.value_tables.keys() {
-            if !converted.contains(&(*id, name.clone())) && known_ids.contains(id) {
-                notes.push(format!(
-                    "{origin}: VAL_ {} {name} names no signal; ignored",
-                    describe(id)
+            if !converted.contains(&(*id, name.clone())) {
+                found.push((
+                    self.find("VAL_", &[&raw_id(id), name]),
+                    what(id, name, "VAL_"),
                 ));
             }
         }
         for (id, name) in self.value_types.keys() {
-            if !converted.contains(&(*id, name.clone())) && known_ids.contains(id) {
-                notes.push(format!(
-                    "{origin}: SIG_VALTYPE_ {} {name} names no signal; ignored",
-                    describe(id)
+            if !converted.contains(&(*id, name.clone())) {
+                found.push((
+                    self.find("SIG_VALTYPE_", &[&raw_id(id), name]),
+                    what(id, name, "SIG_VALTYPE_"),
                 ));
             }
         }
         for (id, name) in self.comments_sig.keys() {
             if !converted.contains(&(*id, name.clone())) {
-                notes.push(format!(
-                    "{origin}: CM_ SG_ {} {name} names no signal; ignored",
-                    describe(id)
+                found.push((
+                    self.find("CM_", &["SG_", &raw_id(id), name]),
+                    what(id, name, "CM_ SG_"),
                 ));
             }
         }
         for id in self.comments_msg.keys() {
             if !known_ids.contains(id) {
-                notes.push(format!(
-                    "{origin}: CM_ BO_ {} names no message; ignored",
-                    describe(id)
+                found.push((
+                    self.find("CM_", &["BO_", &raw_id(id)]),
+                    format!("CM_ BO_ {}: no message has this id; ignored", raw_id(id)),
                 ));
             }
         }
-        notes.sort();
-        self.notes.extend(notes);
+        for ext in &self.ast.extended_multiplex {
+            if !known_ids.contains(&ext.message_id) {
+                found.push((
+                    self.find("SG_MUL_VAL_", &[&raw_id(&ext.message_id), &ext.signal_name]),
+                    format!(
+                        "SG_MUL_VAL_ {} {}: no message has this id; ignored",
+                        raw_id(&ext.message_id),
+                        ext.signal_name
+                    ),
+                ));
+            }
+        }
+        for (offset, message) in found {
+            self.warn(offset, message);
+        }
     }
+}
+
+/// Byte masks of each signal's bits in a frame of `size` bytes.
+fn bit_mask(s: &Signal, size: usize) -> Vec<u8> {
+    let mut mask = vec![0u8; size];
+    // Layouts were checked against the frame size before; a failure leaves the mask empty.
+    let _ = s.insert_bits(&mut mask, u64::MAX);
+    mask
+}
+
+/// The multiplexor conditions under which a signal is sent: (multiplexor, ranges) up to the top.
+fn conditions<'s>(s: &'s Signal, signals: &'s [Signal]) -> Vec<(&'s str, Vec<(u64, u64)>)> {
+    let top = signals
+        .iter()
+        .find(|x| x.multiplex == Multiplex::Multiplexor)
+        .map(|x| x.name.as_str());
+    let mut out = Vec::new();
+    let mut current = s;
+    for _ in 0..=signals.len() {
+        match (&current.selector, current.multiplex, top) {
+            (Some(sel), _, _) => {
+                out.push((sel.multiplexor.as_str(), sel.ranges.clone()));
+                match signals.iter().find(|x| x.name == sel.multiplexor) {
+                    Some(next) => current = next,
+                    None => break,
+                }
+            }
+            (None, Multiplex::Multiplexed(n) | Multiplex::MultiplexedMultiplexor(n), Some(t)) => {
+                out.push((t, vec![(n, n)]));
+                break;
+            }
+            _ => break,
+        }
+    }
+    out
+}
+
+/// True when no frame can carry both signals: some multiplexor selects them with disjoint values.
+fn exclusive(a: &[(&str, Vec<(u64, u64)>)], b: &[(&str, Vec<(u64, u64)>)]) -> bool {
+    a.iter().any(|(mux_a, ra)| {
+        b.iter().any(|(mux_b, rb)| {
+            mux_a == mux_b
+                && !ra
+                    .iter()
+                    .any(|(lo_a, hi_a)| rb.iter().any(|(lo_b, hi_b)| lo_a <= hi_b && lo_b <= hi_a))
+        })
+    })
+}
+
+/// Signals that a frame can carry together must not share bits (cantools' strict mode).
+fn check_overlaps(
+    message: &str,
+    size: usize,
+    signals: &[Signal],
+    sites: &[Location],
+) -> Result<(), DbcError> {
+    let masks: Vec<Vec<u8>> = signals.iter().map(|s| bit_mask(s, size)).collect();
+    let conds: Vec<_> = signals.iter().map(|s| conditions(s, signals)).collect();
+    for (j, b) in signals.iter().enumerate() {
+        for (i, a) in signals.iter().enumerate().take(j) {
+            let (Some(ma), Some(mb)) = (masks.get(i), masks.get(j)) else {
+                continue;
+            };
+            let shared: Vec<usize> = ma
+                .iter()
+                .zip(mb)
+                .enumerate()
+                .filter(|(_, (x, y))| *x & *y != 0)
+                .map(|(k, _)| k)
+                .collect();
+            if shared.is_empty() {
+                continue;
+            }
+            let (Some(ca), Some(cb)) = (conds.get(i), conds.get(j)) else {
+                continue;
+            };
+            if exclusive(ca, cb) {
+                continue;
+            }
+            let bytes = shared
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", ");
+            return Err(DbcError::BadSignal {
+                at: sites.get(j).cloned().unwrap_or_else(|| Location {
+                    origin: String::new(),
+                    line: 0,
+                    column: 0,
+                }),
+                message: message.to_string(),
+                signal: b.name.clone(),
+                reason: format!(
+                    "overlaps signal {} (shared bits in byte {bytes}); signals sent in the same \
+                     frame must not share bits",
+                    a.name
+                ),
+            });
+        }
+    }
+    Ok(())
 }
 
 fn numeric(v: NumericValue) -> f64 {

@@ -9,12 +9,13 @@ mod codec;
 mod error;
 mod load;
 mod model;
+mod normalise;
 
 use std::collections::HashMap;
 use std::path::Path;
 
-pub use error::{DbcError, Location};
-pub use model::{ByteOrder, Decoded, Message, Multiplex, Signal, ValueType};
+pub use error::{DbcError, Location, Warning};
+pub use model::{ByteOrder, Decoded, Message, Multiplex, MuxSelector, Signal, ValueType};
 
 /// A loaded DBC file: its messages, indexed by id and by name.
 #[derive(Debug, Clone)]
@@ -24,6 +25,7 @@ pub struct Dbc {
     by_id: HashMap<(u32, bool), usize>,
     by_name: HashMap<String, usize>,
     notes: Vec<String>,
+    warnings: Vec<Warning>,
 }
 
 impl Dbc {
@@ -54,7 +56,7 @@ impl Dbc {
     /// Parse DBC text; `origin` (usually the file name) is used in error locations.
     pub fn parse(text: &str, origin: &str) -> Result<Dbc, DbcError> {
         let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-        let (messages, notes) = load::load(text, origin)?;
+        let (messages, notes, warnings) = load::load(text, origin)?;
         let by_id = messages
             .iter()
             .enumerate()
@@ -71,6 +73,7 @@ impl Dbc {
             by_id,
             by_name,
             notes,
+            warnings,
         })
     }
 
@@ -103,9 +106,16 @@ impl Dbc {
         Some((message, message.signal(signal)?))
     }
 
-    /// What loading skipped or read differently (dangling references, pseudo-messages).
+    /// What loading skipped or read differently (pseudo-messages, statements over lines).
     pub fn notes(&self) -> &[String] {
         &self.notes
+    }
+
+    /// Problems that do not stop loading (cantools' strict mode warns or refuses):
+    /// references to unknown messages or signals, duplicate `VAL_` entries, min > max, CAN
+    /// FD lengths without `VFrameFormat`; each located by line and column.
+    pub fn warnings(&self) -> &[Warning] {
+        &self.warnings
     }
 }
 

@@ -13,6 +13,9 @@ pub struct Message {
     pub name: String,
     /// Frame length in bytes (0..=64).
     pub size: usize,
+    /// True for a CAN FD message (`VFrameFormat` StandardCAN_FD/ExtendedCAN_FD, or longer
+    /// than 8 bytes).
+    pub fd: bool,
     /// Signals in the order the DBC lists them.
     pub signals: Vec<Signal>,
     /// Cycle time from the `GenMsgCycleTime` attribute, when set and non-zero.
@@ -52,6 +55,28 @@ pub enum Multiplex {
     Multiplexor,
     /// Present only when the multiplexor's raw value equals this (`mN`).
     Multiplexed(u64),
+    /// Extended multiplexing (`mNM`): present when its own multiplexor selects it (see
+    /// [`Signal::selector`]), and itself the multiplexor of other signals.
+    MultiplexedMultiplexor(u64),
+}
+
+/// Extended multiplexing (`SG_MUL_VAL_`): the multiplexor that selects a signal and the
+/// raw values (inclusive ranges) for which it does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MuxSelector {
+    /// Name of the selecting multiplexor (an `M` or `mNM` signal of the same message).
+    pub multiplexor: String,
+    /// Inclusive raw-value ranges of the multiplexor that carry the signal.
+    pub ranges: Vec<(u64, u64)>,
+}
+
+impl MuxSelector {
+    /// True when the multiplexor raw value `raw` selects the signal.
+    pub fn selects(&self, raw: i128) -> bool {
+        self.ranges
+            .iter()
+            .any(|&(lo, hi)| i128::from(lo) <= raw && raw <= i128::from(hi))
+    }
 }
 
 /// One signal of a message.
@@ -79,6 +104,9 @@ pub struct Signal {
     pub unit: String,
     /// Multiplexing role.
     pub multiplex: Multiplex,
+    /// Extended multiplexing: which multiplexor selects this signal, for which values
+    /// (`SG_MUL_VAL_`); `None` for plain multiplexing by the message's `M` signal.
+    pub selector: Option<MuxSelector>,
     /// Labels for raw values (`VAL_`).
     pub value_table: BTreeMap<i64, String>,
     /// Signal comment (`CM_ SG_`).
@@ -134,6 +162,14 @@ impl Signal {
         }
     }
 
+    /// True for a signal that selects others (`M` or `mNM`).
+    pub fn is_multiplexor(&self) -> bool {
+        matches!(
+            self.multiplex,
+            Multiplex::Multiplexor | Multiplex::MultiplexedMultiplexor(_)
+        )
+    }
+
     /// Lowest and highest raw values of the signal's type and length.
     pub fn raw_range(&self) -> (f64, f64) {
         match self.value_type {
@@ -147,11 +183,14 @@ impl Signal {
         }
     }
 
-    /// True when the signal is carried in a frame whose multiplexor raw value is `mux`.
+    /// True when the signal is carried in a frame whose multiplexor raw value is `mux`
+    /// (plain multiplexing; [`Message::carried`] also follows extended multiplexing).
     pub fn is_active(&self, mux: Option<i128>) -> bool {
         match self.multiplex {
             Multiplex::Plain | Multiplex::Multiplexor => true,
-            Multiplex::Multiplexed(n) => mux == Some(i128::from(n)),
+            Multiplex::Multiplexed(n) | Multiplex::MultiplexedMultiplexor(n) => {
+                mux == Some(i128::from(n))
+            }
         }
     }
 

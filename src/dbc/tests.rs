@@ -30,6 +30,7 @@ fn signal(
         max: 0.0,
         unit: "u".into(),
         multiplex: Multiplex::Plain,
+        selector: None,
         value_table: BTreeMap::new(),
         comment: None,
     }
@@ -41,6 +42,7 @@ fn message(signals: Vec<Signal>) -> Message {
         extended: false,
         name: "T".into(),
         size: 8,
+        fd: false,
         signals,
         cycle_time_ms: None,
         comment: None,
@@ -333,9 +335,11 @@ fn loads_the_model() {
         dbc.notes()
     );
     assert!(
-        dbc.notes().iter().any(|n| n.contains("Missing")),
+        dbc.warnings()
+            .iter()
+            .any(|w| w.message.contains("Missing") && w.at.line == 35),
         "{:?}",
-        dbc.notes()
+        dbc.warnings()
     );
 
     let j = dbc.message_by_id(0x18FE_F100, true).unwrap();
@@ -411,7 +415,7 @@ fn loads_the_model() {
 #[case::ext_mux(
     "BO_ 1 M: 8 X\n SG_ A M : 0|8@1+ (1,0) [0|0] \"\" X\n SG_ S m1M : 8|8@1+ (1,0) [0|0] \"\" X\n",
     3,
-    "extended multiplexing"
+    "no SG_MUL_VAL_ says which multiplexor"
 )]
 #[case::twice(
     "BO_ 1 M: 8 X\n SG_ S : 0|8@1+ (1,0) [0|0] \"\" X\n SG_ S : 8|8@1+ (1,0) [0|0] \"\" X\n",
@@ -482,4 +486,204 @@ fn missing_file_is_an_io_error_with_the_path() {
     let err = Dbc::from_file(std::path::Path::new("/nonexistent/x.dbc")).unwrap_err();
     assert!(matches!(err, DbcError::Io { .. }));
     assert!(err.to_string().contains("/nonexistent/x.dbc"), "{err}");
+}
+
+fn data_file(name: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data")
+        .join(name)
+}
+
+#[test]
+fn vendor_constructs_load() {
+    let dbc = Dbc::from_file(&data_file("vendor-constructs.dbc")).unwrap();
+    assert!(dbc.warnings().is_empty(), "{:?}", dbc.warnings());
+    // Four statements (VAL_TABLE_ and three VAL_) are written over several lines.
+    assert!(
+        dbc.notes()
+            .iter()
+            .any(|n| n.contains(":38:1:") && n.contains("4 statement")),
+        "{:?}",
+        dbc.notes()
+    );
+    let names: Vec<&str> = dbc.messages().iter().map(|m| m.name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "BMS_State",
+            "Charger_Limits",
+            "Cell_Data",
+            "FD_Cells",
+            "FD_Status",
+            "State_Request"
+        ]
+    );
+    // Multi-line VAL_ tables keep every entry.
+    let state = dbc.signal("BMS_State.State").unwrap().1;
+    assert_eq!(state.value_table.len(), 6);
+    assert_eq!(state.label_for(5.0), Some("Error"));
+    assert_eq!(
+        dbc.signal("BMS_State.Contactors").unwrap().1.label_for(3.0),
+        Some("welded")
+    );
+    // Multi-line comments with quotes and tabs.
+    let bms = dbc.message("BMS_State").unwrap();
+    assert_eq!(
+        bms.comment.as_deref(),
+        Some(
+            "State of the BMS, sent every 100 ms.\nA second line, with \"quotes\" of a sort and a tab\tinside."
+        )
+    );
+    assert_eq!(bms.cycle_time_ms, Some(100));
+    assert!(!bms.fd);
+    // Extended ids, the same number as a standard id, FD by VFrameFormat.
+    let ext = dbc.message_by_id(0x200, true).unwrap();
+    assert_eq!(
+        (ext.name.as_str(), ext.size, ext.fd),
+        ("FD_Cells", 64, true)
+    );
+    assert_eq!(dbc.message_by_id(0x200, false).unwrap().name, "Cell_Data");
+    assert!(dbc.message("FD_Status").unwrap().fd);
+    assert_eq!(
+        dbc.message_by_id(0x18FF_5010, true).unwrap().name,
+        "Charger_Limits"
+    );
+    let fd = dbc.message("FD_Cells").unwrap();
+    assert_eq!(fd.signal("Soc").unwrap().value_type, ValueType::Float32);
+    assert_eq!(fd.signal("Energy").unwrap().value_type, ValueType::Float64);
+    // Extended multiplexing.
+    let cells = dbc.message("Cell_Data").unwrap();
+    assert!(cells.extended_multiplexing());
+    let page = cells.signal("Page").unwrap();
+    assert_eq!(page.multiplex, Multiplex::MultiplexedMultiplexor(1));
+    assert_eq!(
+        cells.signal("Serial").unwrap().selector,
+        Some(MuxSelector {
+            multiplexor: "Page".into(),
+            ranges: vec![(8, 11), (14, 14)]
+        })
+    );
+}
+
+/// Signals a frame of Cell_Data carries, by the raw values of Kind and Page.
+#[rstest]
+#[case::kind0(0, 0, &["Kind", "Cell0", "Cell1", "Cell2", "Cell3"])]
+#[case::kind1_page4(1, 4, &["Kind", "Page", "TempHigh"])]
+#[case::kind1_page14(1, 14, &["Kind", "Page", "Serial"])]
+#[case::kind1_page12(1, 12, &["Kind", "Page", "Ratio"])]
+#[case::kind1_page15(1, 15, &["Kind", "Page"])]
+#[case::kind2(2, 9, &["Kind", "Status"])]
+#[case::kind6(6, 9, &["Kind", "TempLow"])]
+#[case::kind7(7, 9, &["Kind"])]
+fn extended_multiplexing_selects_by_nested_multiplexors(
+    #[case] kind: u8,
+    #[case] page: u8,
+    #[case] want: &[&str],
+) {
+    let dbc = Dbc::from_file(&data_file("vendor-constructs.dbc")).unwrap();
+    let m = dbc.message("Cell_Data").unwrap();
+    let data = [kind | (page << 4), 0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77];
+    let got: Vec<String> = m
+        .decode(&data)
+        .unwrap()
+        .into_iter()
+        .map(|d| d.name)
+        .collect();
+    assert_eq!(got, want);
+    for name in ["Cell0", "TempHigh", "Serial", "Status"] {
+        let one = m.decode_signal(name, &data).unwrap();
+        assert_eq!(one.is_some(), want.contains(&name), "{name}");
+    }
+}
+
+#[test]
+fn extended_multiplexing_encodes_parents_first() {
+    let dbc = Dbc::from_file(&data_file("vendor-constructs.dbc")).unwrap();
+    let m = dbc.message("Cell_Data").unwrap();
+    // Kind 1, Page 9 selects Serial (Intel, bytes 1..4).
+    let data = m
+        .encode(&[("Serial", 0x0403_0201 as f64), ("Page", 9.0), ("Kind", 1.0)])
+        .unwrap();
+    assert_eq!(data, vec![0x91, 0x01, 0x02, 0x03, 0x04, 0, 0, 0]);
+    let back = m.decode(&data).unwrap();
+    assert_eq!(back.len(), 3);
+    assert_eq!(back[2].physical, f64::from(0x0403_0201u32));
+    // Serial is not selected when Page is 4.
+    let err = m
+        .encode(&[("Serial", 1.0), ("Page", 4.0), ("Kind", 1.0)])
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("Page") && err.to_string().contains("Serial"),
+        "{err}"
+    );
+    // Page itself needs Kind 1.
+    assert!(m.encode(&[("Page", 4.0)]).is_err());
+}
+
+#[test]
+fn windows_1252_vendor_file_loads() {
+    let dbc = Dbc::from_file(&data_file("cp1252.dbc")).unwrap();
+    assert!(dbc.notes()[0].contains("Windows-1252"), "{:?}", dbc.notes());
+    let (m, t) = dbc.signal("Temperatures.CellTemp").unwrap();
+    assert_eq!(t.unit, "\u{b0}C");
+    assert_eq!(
+        m.comment.as_deref(),
+        Some("Zellentemperatur \u{2013} gemessen am P\u{f4}l, \u{b1}2 \u{b0}C")
+    );
+    assert_eq!(t.label_for(127.0), Some("\u{dc}berlauf"));
+}
+
+/// Each file under tests/data/strict reproduces one problem cantools' strict mode refuses
+/// or warns about; each gives an error or a warning at its line and column.
+#[rstest]
+#[case::overlap("overlap.dbc", true, "12:2", "overlaps signal Current")]
+#[case::mux_range("mux-range.dbc", true, "12:2", "never has the value 4")]
+#[case::classic_9("classic-9.dbc", true, "9:1", "9 bytes is not a CAN frame length")]
+#[case::classic_12(
+    "classic-12.dbc",
+    true,
+    "9:1",
+    "classic CAN message (VFrameFormat) of 12 bytes"
+)]
+#[case::empty("empty.dbc", true, "1:1", "no messages")]
+#[case::duplicate_val("duplicate-val.dbc", false, "13:12", "value 1 is labelled twice")]
+#[case::min_max(
+    "min-max.dbc",
+    false,
+    "10:2",
+    "minimum 100 is greater than maximum -40"
+)]
+#[case::valtype_unknown(
+    "valtype-unknown.dbc",
+    false,
+    "13:1",
+    "SIG_VALTYPE_ 999 Energy: no message"
+)]
+#[case::fd_unmarked("fd-unmarked.dbc", false, "9:1", "needs CAN FD, but no VFrameFormat")]
+#[case::mux_val_range("mux-val-range.dbc", true, "15:1", "beyond what multiplexor Page")]
+#[case::mux_val_unknown("mux-val-unknown.dbc", true, "14:1", "multiplexor Nope")]
+fn strict_problems_are_located(
+    #[case] file: &str,
+    #[case] error: bool,
+    #[case] at: &str,
+    #[case] why: &str,
+) {
+    let path = data_file("strict").join(file);
+    let origin = path.display().to_string();
+    let text = match Dbc::from_file(&path) {
+        Err(e) => {
+            assert!(error, "unexpected error: {e}");
+            assert!(e.location().is_some(), "{e}");
+            e.to_string()
+        }
+        Ok(dbc) => {
+            assert!(!error, "loaded, but should fail: {:?}", dbc.warnings());
+            assert_eq!(dbc.warnings().len(), 1, "{:?}", dbc.warnings());
+            dbc.warnings()[0].to_string()
+        }
+    };
+    assert!(
+        text.starts_with(&format!("{origin}:{at}:")) && text.contains(why),
+        "{text}"
+    );
 }

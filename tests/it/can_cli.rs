@@ -178,6 +178,70 @@ fn a_broken_dbc_names_file_and_line() {
 }
 
 #[test]
+fn decode_follows_extended_multiplexing_and_fd_frames() {
+    let log = temp_file(
+        "vendor.log",
+        "(1.000001) can0 200#9101020304000000\n\
+         (1.000002) can0 200#0088130000000000\n\
+         (1.000003) can0 310##100E80300000000000000AA55\n",
+    );
+    let out = hilrig(&[
+        "can",
+        "decode",
+        "--json",
+        "--dbc",
+        "tests/data/vendor-constructs.dbc",
+        log.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let lines: Vec<serde_json::Value> = text(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 3);
+    // Kind 1, Page 9: Serial (bytes 1..4, Intel).
+    assert_eq!(
+        lines[0]["signals"],
+        serde_json::json!({"Kind": 1, "Page": 9, "Serial": 67305985})
+    );
+    assert_eq!(lines[0]["labels"]["Kind"], "Paged");
+    // Kind 0: four cells; Cell0 = 0x1388 mV.
+    assert_eq!(lines[1]["signals"]["Cell0"], 5);
+    assert!(lines[1]["signals"].get("Serial").is_none());
+    // A 12-byte CAN FD frame: Mode 0 carries Uptime; Crc is Motorola in bytes 10-11.
+    assert_eq!(
+        lines[2]["signals"],
+        serde_json::json!({"Mode": 0, "Uptime": 1000, "Crc": 43605})
+    );
+}
+
+#[test]
+fn strict_problems_stop_or_warn_with_their_place() {
+    let log = temp_file("strict.log", LOG);
+    let log = log.to_str().unwrap();
+    let out = hilrig(&["can", "decode", "--dbc", "tests/data/strict/empty.dbc", log]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("tests/data/strict/empty.dbc:1:1: no messages"),
+        "{err}"
+    );
+    let out = hilrig(&[
+        "can",
+        "decode",
+        "--dbc",
+        "tests/data/strict/duplicate-val.dbc",
+        log,
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("warning: tests/data/strict/duplicate-val.dbc:13:12: VAL_ 256 State: value 1"),
+        "{err}"
+    );
+}
+
+#[test]
 fn missing_files_exit_2() {
     let out = hilrig(&["can", "decode", "--dbc", "no/such.dbc", "x.log"]);
     assert_eq!(out.status.code(), Some(2));

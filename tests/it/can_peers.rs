@@ -2,6 +2,9 @@
 //! - cantools decodes the same random frames to the same values as our codec, over DBC
 //!   files with Motorola, signed, float, double, 64-bit, multiplexed and CAN FD signals,
 //!   and what our codec encodes from those values decodes back to them in both codecs;
+//! - every file under tests/data/strict (one strict-mode problem each) gives an error or a
+//!   warning at file:line:column, and where cantools' strict mode refuses a file we refuse
+//!   or warn too;
 //! - python-can's slcan interface on one end of a pseudo-terminal and our SLCAN backend on
 //!   the other exchange frames both ways.
 
@@ -20,16 +23,20 @@ use hilrig::can::{Bus, Frame};
 use hilrig::dbc::Dbc;
 use serde_json::Value;
 
-const DBCS: [&str; 6] = [
+const DBCS: [&str; 8] = [
     "tests/data/motorola-signed.dbc",
     "tests/data/floats.dbc",
     "tests/data/multiplexed.dbc",
     "fixtures/dbc/sim-bms.dbc",
     "fixtures/dbc/debug-afe-style.dbc",
     "fixtures/dbc/bs1200-style.dbc",
+    // Multi-line VAL_ tables and comments, extended multiplexing, CAN FD (12 and 64 bytes),
+    // extended ids, floats and doubles; and a Windows-1252 file.
+    "tests/data/vendor-constructs.dbc",
+    "tests/data/cp1252.dbc",
 ];
 
-/// Frames per DBC file (6 files: 15,000 frames).
+/// Frames per DBC file (8 files: 20,000 frames).
 const FRAMES_PER_DBC: usize = 2500;
 
 fn python(args: &[&str], stdin: Option<&str>) -> String {
@@ -109,10 +116,18 @@ fn cantools_decodes_and_round_trips_like_our_codec() {
         "--seed",
         "20261121",
     ];
-    args.extend(DBCS);
+    // Files that may not be committed (a vendor's DBC) can be added locally:
+    // HILRIG_PEER_EXTRA_DBC=/path/a.dbc:/path/b.dbc
+    let extra = std::env::var("HILRIG_PEER_EXTRA_DBC").unwrap_or_default();
+    let paths: Vec<&str> = DBCS
+        .iter()
+        .copied()
+        .chain(extra.split(':').filter(|p| !p.is_empty()))
+        .collect();
+    args.extend(&paths);
     let generated = python(&args, None);
 
-    let dbcs: HashMap<&str, Dbc> = DBCS
+    let dbcs: HashMap<&str, Dbc> = paths
         .iter()
         .map(|p| {
             (
@@ -223,6 +238,86 @@ fn cantools_decodes_and_round_trips_like_our_codec() {
             .collect::<Vec<_>>()
             .join("\n")
     );
+}
+
+#[test]
+fn strict_problems_are_located_where_cantools_refuses_or_warns() {
+    if !peers_enabled("strict_problems_are_located_where_cantools_refuses_or_warns") {
+        return;
+    }
+    let mut files: Vec<String> = std::fs::read_dir(root().join("tests/data/strict"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "dbc"))
+        .map(|p| {
+            p.strip_prefix(root())
+                .unwrap()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect();
+    files.sort();
+    assert!(files.len() >= 8, "{files:?}");
+    let mut args = vec!["tests/peers/cantools_strict.py"];
+    args.extend(files.iter().map(String::as_str));
+    let answers = python(&args, None);
+    let answers: Vec<Value> = answers
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(answers.len(), files.len());
+    let mut problems = Vec::new();
+    let mut cantools_refused = 0;
+    for (file, answer) in files.iter().zip(&answers) {
+        let refused = answer["refused"].as_bool().unwrap();
+        cantools_refused += usize::from(refused);
+        let located = |text: &str| {
+            let rest = text.strip_prefix(&format!("{file}:")).unwrap_or_default();
+            let mut parts = rest.splitn(3, ':');
+            let line = parts.next().and_then(|l| l.parse::<usize>().ok());
+            let column = parts.next().and_then(|c| c.parse::<usize>().ok());
+            matches!((line, column), (Some(l), Some(c)) if l > 0 && c > 0)
+        };
+        let ours: Vec<String> = match Dbc::from_file(&root().join(file)) {
+            Err(e) => vec![format!("error: {e}")],
+            Ok(dbc) => dbc
+                .warnings()
+                .iter()
+                .map(|w| format!("warning: {w}"))
+                .collect(),
+        };
+        println!(
+            "{file}: cantools strict {}; hilrig: {}",
+            if refused {
+                format!(
+                    "refuses ({})",
+                    answer["message"].as_str().unwrap_or_default()
+                )
+            } else {
+                "loads".to_string()
+            },
+            ours.join(" | ")
+        );
+        if ours.is_empty() {
+            problems.push(format!("{file}: hilrig neither refuses nor warns"));
+        }
+        for o in &ours {
+            let text = o
+                .strip_prefix("error: ")
+                .or_else(|| o.strip_prefix("warning: "))
+                .unwrap_or(o);
+            // Dbc::from_file names the file as given to it (absolute here).
+            let text = text.replace(&format!("{}/", root().display()), "");
+            if !located(&text) {
+                problems.push(format!("{file}: not located: {o}"));
+            }
+        }
+    }
+    assert!(
+        cantools_refused >= 2,
+        "cantools refused {cantools_refused} files"
+    );
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
 
 #[tokio::test]

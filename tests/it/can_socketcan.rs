@@ -1,14 +1,20 @@
 //! The socketcan backend. Machines without kernel CAN (no AF_CAN, no vcan0) can only check
-//! the error for a missing interface; the frame tests run on `vcan0` when HILRIG_VCAN=1:
+//! the error for a missing interface; the frame tests run on `vcan0` when HILRIG_VCAN=1
+//! (`scripts/vcan-vm` runs them in a Linux VM at mtu 16 and 72, 50 times each):
 //!
 //! ```sh
 //! sudo modprobe vcan && sudo ip link add dev vcan0 type vcan && sudo ip link set up vcan0
 //! HILRIG_VCAN=1 cargo test --test it can_socketcan::
 //! ```
+//!
+//! The tests share `vcan0` and run in parallel, so each uses ids of its own and ignores every
+//! other frame it receives. Whether vcan0 takes CAN FD frames is read from its MTU (16:
+//! classic only, 72: CAN FD), and the test checks the behaviour that MTU must give.
 
 use std::time::Duration;
 
-use hilrig::can::{self, BusState, Frame};
+use hilrig::can::{self, BusState, Frame, Received};
+use tokio::sync::broadcast;
 
 fn vcan_enabled(test: &str) -> bool {
     if std::env::var("HILRIG_VCAN").as_deref() == Ok("1") {
@@ -36,6 +42,30 @@ async fn a_missing_interface_says_why() {
     assert!(err.contains("hilrig-nocan7"), "{err}");
 }
 
+/// The next frame whose id is in `ids` (frames of other tests on vcan0 are skipped).
+async fn next_of(rx: &mut broadcast::Receiver<Received>, ids: &[u32]) -> Received {
+    tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match rx.recv().await {
+                Ok(r) if ids.contains(&r.frame.id) => return r,
+                Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(e) => panic!("receiver closed: {e}"),
+            }
+        }
+    })
+    .await
+    .expect("frame within 10 s")
+}
+
+/// vcan0's MTU: 16 (classic CAN only) or 72 (CAN FD).
+fn vcan_mtu() -> u32 {
+    std::fs::read_to_string("/sys/class/net/vcan0/mtu")
+        .expect("vcan0 exists")
+        .trim()
+        .parse()
+        .expect("a number")
+}
+
 #[tokio::test]
 async fn vcan_frames_cross_between_two_sockets_with_timestamps() {
     if !vcan_enabled("vcan_frames_cross_between_two_sockets_with_timestamps") {
@@ -51,40 +81,52 @@ async fn vcan_frames_cross_between_two_sockets_with_timestamps() {
         Frame::new(0x1F33_4455, true, &[]).unwrap(),
         Frame::new(0x7FF, false, &[0xFF; 8]).unwrap(),
     ];
+    let ids: Vec<u32> = frames.iter().map(|f| f.id).collect();
     for f in &frames {
         a.send(f.clone()).await.unwrap();
     }
     for f in &frames {
-        let got = tokio::time::timeout(Duration::from_secs(5), rx.recv())
-            .await
-            .expect("frame within 5 s")
-            .unwrap();
+        let got = next_of(&mut rx, &ids).await;
         assert_eq!(&got.frame, f);
         assert!(got.at >= before && got.at <= tokio::time::Instant::now());
     }
     // The sender's own receivers do not see its frames (kernel default, like hardware).
-    assert!(own.try_recv().is_err());
+    while let Ok(r) = own.try_recv() {
+        assert!(!ids.contains(&r.frame.id), "own frame echoed: {r:?}");
+    }
     assert_eq!(b.state(), BusState::ErrorActive);
 }
 
 #[tokio::test]
-async fn vcan_carries_fd_frames_when_the_interface_allows() {
-    if !vcan_enabled("vcan_carries_fd_frames_when_the_interface_allows") {
+async fn vcan_carries_fd_frames_exactly_when_its_mtu_allows() {
+    if !vcan_enabled("vcan_carries_fd_frames_exactly_when_its_mtu_allows") {
         return;
     }
     let a = can::open("socketcan:vcan0").unwrap();
     let b = can::open("socketcan:vcan0").unwrap();
     let mut rx = b.subscribe();
     let data: Vec<u8> = (0..64).collect();
-    match a.send(Frame::new(0x100, false, &data).unwrap()).await {
-        Ok(()) => {
-            let got = tokio::time::timeout(Duration::from_secs(5), rx.recv())
-                .await
-                .expect("frame within 5 s")
-                .unwrap();
-            assert_eq!(got.frame.data, data);
+    let fd = Frame::new(0x100, false, &data).unwrap();
+    let short_fd = Frame::new(0x1AB_CDEF, true, &[0xA5; 12]).unwrap();
+    let classic = Frame::new(0x101, false, &[9; 8]).unwrap();
+    let ids = [0x100, 0x1AB_CDEF, 0x101];
+    match vcan_mtu() {
+        72 => {
+            for f in [&fd, &short_fd, &classic] {
+                a.send(f.clone()).await.unwrap();
+            }
+            for f in [&fd, &short_fd, &classic] {
+                assert_eq!(&next_of(&mut rx, &ids).await.frame, f);
+            }
         }
-        // vcan0 created without `mtu 72` takes classic frames only.
-        Err(e) => println!("vcan0 refused a CAN FD frame (set `mtu 72` to test FD): {e}"),
+        16 => {
+            // A classic-only interface refuses FD frames with an error, and still carries
+            // classic ones.
+            let err = a.send(fd).await.unwrap_err().to_string();
+            assert!(err.contains("vcan0"), "{err}");
+            a.send(classic.clone()).await.unwrap();
+            assert_eq!(next_of(&mut rx, &ids).await.frame, classic);
+        }
+        other => panic!("vcan0 has mtu {other}; set 16 or 72"),
     }
 }

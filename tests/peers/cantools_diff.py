@@ -7,7 +7,8 @@
 `generate` writes one JSON object per line:
     {"dbc": PATH, "message": NAME, "id": N, "extended": BOOL, "data": HEX, "values": {...}}
 Data bytes are random; a multiplexed message gets one of the multiplexor values its
-signals use, so every frame is decodable. `decode` reads lines with "dbc", "id",
+signals use (nested multiplexors: frames are drawn until cantools decodes one), so every
+frame is decodable. `decode` reads lines with "dbc", "id",
 "extended" and "data" and answers each with {"values": {...}} or {"error": TEXT}.
 Values are physical (scaling on, value tables off), each written as the 64 bits of the
 IEEE double it converts to, so that no decimal text stands between the two codecs.
@@ -42,12 +43,20 @@ def bit_positions(sig):
 
 
 def mux_bits(msg):
-    """(mask, {value: bits}) of the multiplexor of a multiplexed message, or None."""
+    """(mask, {value: bits}) of the multiplexor of a multiplexed message, or None.
+
+    Messages with nested multiplexors (extended multiplexing) return "retry": their frames
+    are drawn at random until cantools decodes one (every multiplexor on the path has a
+    value that selects signals)."""
     mux = [s for s in msg.signals if s.is_multiplexer]
     if not mux:
         return None
+    if len(mux) > 1:
+        return "retry"
     mux = mux[0]
     values = sorted({v for s in msg.signals for v in (s.multiplexer_ids or [])})
+    if not values:
+        return None  # a multiplexor that selects nothing: every value decodes
     zeros = {s.name: 0 for s in msg.signals}
     mask = bytearray(msg.length)
     for byte, bit in bit_positions(mux):
@@ -67,12 +76,25 @@ def generate(args):
         msgs = [(m, mux_bits(m)) for m in db.messages]
         for _ in range(frames):
             msg, mux = msgs[rng.randrange(len(msgs))]
-            data = rng.randbytes(msg.length)
-            if mux:
-                mask, by_value = mux
-                bits = by_value[rng.choice(sorted(by_value))]
-                data = bytes((d & ~m) | b for d, m, b in zip(data, mask, bits))
-            values = msg.decode(data, decode_choices=False, scaling=True)
+            for _ in range(10000):
+                data = rng.randbytes(msg.length)
+                if mux == "retry":
+                    try:
+                        values = msg.decode(data, decode_choices=False, scaling=True)
+                    except cantools.database.errors.DecodeError:
+                        continue
+                    break
+                if mux:
+                    mask, by_value = mux
+                    bits = by_value[rng.choice(sorted(by_value))]
+                    data = bytes((d & ~m) | b for d, m, b in zip(data, mask, bits))
+                try:
+                    values = msg.decode(data, decode_choices=False, scaling=True)
+                except cantools.database.errors.DecodeError:
+                    continue  # e.g. a plain signal sharing the multiplexor's bits
+                break
+            else:
+                sys.exit(f"{path}: no decodable frame of {msg.name} in 10000 draws")
             out.write(json.dumps({
                 "dbc": path,
                 "message": msg.name,
