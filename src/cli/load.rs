@@ -13,7 +13,7 @@ use serde_json::json;
 
 use super::instruments::{exit_for, parse_value, Session};
 use super::EXIT_ABORT;
-use crate::instrument::{InstrumentError, Load, ScpiLoad};
+use crate::instrument::{confirm_load_off, ConnectMode, InstrumentError, Load, ScpiLoad};
 use crate::rig::Role;
 use crate::units::Dimension;
 
@@ -110,14 +110,37 @@ pub async fn load(a: LoadArgs) -> i32 {
             return EXIT_ABORT;
         }
     };
-    let mut load =
-        match ScpiLoad::connect(&inst.id, &address, dialect, inst.timeout.duration()).await {
+    // Read-only actions send nothing at connect but `*IDN?` (no `*CLS`, no mode change);
+    // a switch-off goes ahead past the errors of the connect sequence.
+    let mode = match a.action {
+        LoadAction::Measure { .. } => ConnectMode::ReadOnly,
+        LoadAction::Off => ConnectMode::SwitchOff,
+        _ => ConnectMode::Settings,
+    };
+    let timeout = inst.timeout.duration();
+    let (mut load, passed) =
+        match ScpiLoad::connect_with(&inst.id, &address, dialect, timeout, mode).await {
             Ok(l) => l,
             Err(e) => {
                 eprintln!("error: {e}");
                 return exit_for(&e);
             }
         };
+    if let LoadAction::Off = a.action {
+        return match confirm_load_off(&mut load, passed).await {
+            Ok(errors) => {
+                for e in errors {
+                    eprintln!("warning: {e}");
+                }
+                println!("load `{}`: input off (read back)", inst.id);
+                0
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                EXIT_ABORT
+            }
+        };
+    }
     let result = async {
         if changes {
             match load
@@ -135,8 +158,10 @@ pub async fn load(a: LoadArgs) -> i32 {
                 }
                 println!("load `{}`: set", inst.id);
             }
-            LoadAction::On | LoadAction::Off => {
-                load.set_input(matches!(a.action, LoadAction::On)).await?;
+            // A switch-off has its own path above.
+            LoadAction::Off => {}
+            LoadAction::On => {
+                load.set_input(true).await?;
                 let on = load.input().await?;
                 println!("load `{}`: input {}", inst.id, if on { "on" } else { "off" });
             }
@@ -159,7 +184,10 @@ pub async fn load(a: LoadArgs) -> i32 {
                 }
             }
         }
-        load.check_errors().await
+        if mode == ConnectMode::Settings {
+            load.check_errors().await?;
+        }
+        Ok(())
     }
     .await;
     if changes {

@@ -12,7 +12,7 @@ use serde_json::json;
 
 use super::instruments::{exit_for, parse_value, Session};
 use super::EXIT_ABORT;
-use crate::instrument::{ScpiSupply, Supply};
+use crate::instrument::{confirm_supply_off, ConnectMode, ScpiSupply, Supply};
 use crate::rig::Role;
 use crate::units::Dimension;
 
@@ -129,14 +129,37 @@ pub async fn supply(a: SupplyArgs) -> i32 {
             return EXIT_ABORT;
         }
     };
-    let mut psu =
-        match ScpiSupply::connect(&inst.id, &address, dialect, inst.timeout.duration()).await {
+    // Read-only actions send nothing at connect but `*IDN?`; a switch-off goes ahead past
+    // the errors of the connect sequence.
+    let mode = match a.action {
+        SupplyAction::Measure { .. } => ConnectMode::ReadOnly,
+        SupplyAction::Off => ConnectMode::SwitchOff,
+        _ => ConnectMode::Settings,
+    };
+    let timeout = inst.timeout.duration();
+    let (mut psu, passed) =
+        match ScpiSupply::connect_with(&inst.id, &address, dialect, timeout, mode).await {
             Ok(p) => p,
             Err(e) => {
                 eprintln!("error: {e}");
                 return exit_for(&e);
             }
         };
+    if let SupplyAction::Off = a.action {
+        return match confirm_supply_off(&mut psu, passed).await {
+            Ok(errors) => {
+                for e in errors {
+                    eprintln!("warning: {e}");
+                }
+                println!("supply `{}`: output off (read back)", inst.id);
+                0
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                EXIT_ABORT
+            }
+        };
+    }
     let result = async {
         if changes {
             psu.program_protection(
@@ -159,10 +182,8 @@ pub async fn supply(a: SupplyArgs) -> i32 {
                 psu.set_output(true).await?;
                 println!("supply `{}`: output {}", inst.id, on_off(psu.output().await?));
             }
-            SupplyAction::Off => {
-                psu.set_output(false).await?;
-                println!("supply `{}`: output {}", inst.id, on_off(psu.output().await?));
-            }
+            // A switch-off has its own path above.
+            SupplyAction::Off => {}
             SupplyAction::Measure { json } => {
                 let m = psu.measure().await?;
                 let on = psu.output().await?;
@@ -182,7 +203,10 @@ pub async fn supply(a: SupplyArgs) -> i32 {
                 }
             }
         }
-        psu.check_errors().await
+        if mode == ConnectMode::Settings {
+            psu.check_errors().await?;
+        }
+        Ok(())
     }
     .await;
     if changes {

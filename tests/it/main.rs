@@ -12,6 +12,7 @@ mod can_cli;
 mod can_peers;
 mod can_slcan;
 mod can_socketcan;
+mod channel_ranges;
 mod dbc_codec;
 mod faults;
 mod flash_cli;

@@ -12,7 +12,7 @@ use super::{
     ScpiFault, Shared, Trip, CHROMA_LOW_RANGE, PROTECTION_HEADROOM, SIGLENT_RANGES,
 };
 use crate::scpi::reply::format_nr3;
-use crate::scpi::{BoolFormat, NumberFormat, Role};
+use crate::scpi::{BoolFormat, NumberFormat, Ranges, Role};
 use crate::sim::plant::PlantState;
 use std::time::Duration;
 use tokio::time::Instant;
@@ -341,6 +341,7 @@ impl Shared {
             .channel_ranges(ch)
             .ok_or_else(|| fault(-222, "Data out of range;no such channel"))?;
         let (max_v, max_i) = (ranges.max_voltage, ranges.max_current);
+        let (max_ovp, max_ocp) = (ovp_ceiling(&ranges), ocp_ceiling(&ranges));
         let supply = self.dialect.role == Role::Supply;
         let plant_ch = self.plant_channel();
         let master = &mut state.master;
@@ -391,14 +392,14 @@ impl Shared {
                 Ok(Some(self.format_number(self.current_range(x, ch), "A")))
             }
             (Action::Ovp, false) => {
-                x.ovp_level = Some(numeric(params, max_v * PROTECTION_HEADROOM, "V")?);
+                x.ovp_level = Some(numeric(params, max_ovp, "V")?);
                 if !self.family.protection_states() {
                     x.ovp_on = true;
                 }
                 Ok(None)
             }
             (Action::Ovp, true) => Ok(Some(
-                self.format_number(x.ovp_level.unwrap_or(max_v * PROTECTION_HEADROOM), "V"),
+                self.format_number(x.ovp_level.unwrap_or(max_ovp), "V"),
             )),
             (Action::OvpState, false) => {
                 x.ovp_on = boolean(params)?;
@@ -406,14 +407,14 @@ impl Shared {
             }
             (Action::OvpState, true) => Ok(Some(self.format_bool(x.ovp_on))),
             (Action::Ocp, false) => {
-                x.ocp_level = Some(numeric(params, max_i * PROTECTION_HEADROOM, "A")?);
+                x.ocp_level = Some(numeric(params, max_ocp, "A")?);
                 if !self.family.protection_states() {
                     x.ocp_on = true;
                 }
                 Ok(None)
             }
             (Action::Ocp, true) => Ok(Some(
-                self.format_number(x.ocp_level.unwrap_or(max_i * PROTECTION_HEADROOM), "A"),
+                self.format_number(x.ocp_level.unwrap_or(max_ocp), "A"),
             )),
             (Action::OcpState, false) => {
                 x.ocp_on = boolean(params)?;
@@ -616,14 +617,12 @@ impl Shared {
                         continue;
                     };
                     let Ch { sup, x, .. } = channel(&mut state.channels, plant, ch, plant_ch);
-                    sup.ovp = x.ovp_on.then(|| {
-                        x.ovp_level
-                            .unwrap_or(ranges.max_voltage * PROTECTION_HEADROOM)
-                    });
-                    sup.ocp = x.ocp_on.then(|| {
-                        x.ocp_level
-                            .unwrap_or(ranges.max_current * PROTECTION_HEADROOM)
-                    });
+                    sup.ovp = x
+                        .ovp_on
+                        .then(|| x.ovp_level.unwrap_or(ovp_ceiling(&ranges)));
+                    sup.ocp = x
+                        .ocp_on
+                        .then(|| x.ocp_level.unwrap_or(ocp_ceiling(&ranges)));
                     if self.family == Family::RsHmp {
                         sup.output = x.selected && master && !sup.protection_tripped;
                     }
@@ -738,4 +737,19 @@ impl Shared {
             NumberFormat::WithUnits => format!("{value:.*} {unit}", decimals.unwrap_or(2)),
         }
     }
+}
+
+/// The highest OVP level a channel takes: the model's own figure where the dialect gives
+/// one, else 110 % of the channel's rating.
+fn ovp_ceiling(ranges: &Ranges) -> f64 {
+    ranges
+        .max_ovp
+        .unwrap_or(ranges.max_voltage * PROTECTION_HEADROOM)
+}
+
+/// The highest OCP level a channel takes (as [`ovp_ceiling`]).
+fn ocp_ceiling(ranges: &Ranges) -> f64 {
+    ranges
+        .max_ocp
+        .unwrap_or(ranges.max_current * PROTECTION_HEADROOM)
 }
