@@ -322,6 +322,17 @@ async fn check_one(session: &Session, inst: &InstrumentConfig, today: &str) -> F
             return f;
         }
     };
+    let base = session.rig_path.parent().unwrap_or(Path::new("."));
+    for finding in crate::instrument::coverage::review(&session.rig, base)
+        .into_iter()
+        .filter(|finding| finding.instrument == inst.id)
+    {
+        let verdict = match finding.severity {
+            crate::instrument::coverage::Severity::Warning => Verdict::Warn,
+            crate::instrument::coverage::Severity::Error => Verdict::Fail,
+        };
+        f.add(verdict, format!("envelope: {}", finding.message));
+    }
     let timeout = inst.timeout.duration();
     let mut client = match Client::connect_for(&address, &dialect, timeout).await {
         Ok((client, _)) => client,

@@ -6,6 +6,7 @@
 //! before calling.
 
 pub mod cellsim;
+pub mod coverage;
 mod error;
 mod scpi;
 mod scpi_cellsim;

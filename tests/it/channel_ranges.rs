@@ -160,3 +160,31 @@ async fn the_simulated_instruments_refuse_out_of_range_values() {
         );
     }
 }
+
+/// `validate` reports a channel index the model does not have (exit 2), naming it.
+#[test]
+fn validate_refuses_a_channel_the_model_lacks() {
+    let root = crate::common::root();
+    let dir = crate::common::temp_dir("channel-ranges-validate");
+    let rig = std::fs::read_to_string(root.join("rig/lab-example.yaml"))
+        .unwrap()
+        .replace("dialect: ea-psb", "dialect: rigol-dp800")
+        .replace(
+            "tcp://192.168.10.21:5025",
+            "tcp://192.168.10.21:5555?channel=4",
+        )
+        .replace("../fixtures", &root.join("fixtures").display().to_string());
+    let path = dir.join("dp832.yaml");
+    std::fs::write(&path, rig).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_hilrig"))
+        .arg("validate")
+        .arg(&path)
+        .current_dir(&root)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("channel=4"), "{stderr}");
+    assert!(stderr.contains("[1, 2, 3]"), "{stderr}");
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("ok:"));
+}
