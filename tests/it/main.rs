@@ -19,6 +19,7 @@ mod flash_cli;
 mod flash_probe;
 mod flash_sim;
 mod fuzz_regressions;
+mod instrument_connect;
 mod lock_and_signals;
 mod nightly_defects;
 mod plan_validation;
