@@ -40,7 +40,7 @@ pub enum LoadAction {
     /// Program the sink current in constant-current mode (`5 A` or `5`).
     Set {
         /// Sink current.
-        #[arg(long)]
+        #[arg(long, allow_negative_numbers = true)]
         current: String,
     },
     /// Switch the input on.

@@ -39,10 +39,10 @@ pub enum SupplyAction {
     /// Program the output voltage and/or current limit (`58.4 V` or `58.4`).
     Set {
         /// Output voltage.
-        #[arg(long)]
+        #[arg(long, allow_negative_numbers = true)]
         voltage: Option<String>,
         /// Current limit.
-        #[arg(long)]
+        #[arg(long, allow_negative_numbers = true)]
         current: Option<String>,
     },
     /// Switch the output on.

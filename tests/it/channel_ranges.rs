@@ -188,3 +188,27 @@ fn validate_refuses_a_channel_the_model_lacks() {
     assert!(stderr.contains("[1, 2, 3]"), "{stderr}");
     assert!(!String::from_utf8_lossy(&out.stdout).contains("ok:"));
 }
+
+/// A negative setpoint reaches the envelope check (not the argument parser) and is refused
+/// there, with nothing sent.
+#[test]
+fn negative_setpoints_are_refused_by_the_envelope() {
+    let lock_dir = crate::common::temp_dir("negative-locks");
+    for args in [
+        ["supply", "set", "--voltage", "-1"],
+        ["load", "set", "--current", "-2"],
+    ] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_hilrig"))
+            .args(args)
+            .env("HILRIG_LOCK_DIR", &lock_dir)
+            .current_dir(crate::common::root())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains("outside the rig's safety envelope"),
+            "{args:?}: {stderr}"
+        );
+    }
+}
