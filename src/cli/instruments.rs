@@ -227,6 +227,50 @@ impl Session {
             .map_err(|e| e.to_string())
     }
 
+    /// Check the unit that answered (`idn`) is the rig file's: its serial, and for a
+    /// command that changes it, a calibration that has not expired (unless
+    /// `allow_expired`, the same override as `run`).
+    pub fn check_unit(
+        &self,
+        inst: &InstrumentConfig,
+        idn: &str,
+        changes: bool,
+        allow_expired: bool,
+    ) -> Result<(), String> {
+        let identity = InstrumentIdentity::parse(&inst.id, idn);
+        if let Some(expected) = &inst.serial {
+            if identity.other_serial_than(Some(expected)) {
+                return Err(format!(
+                    "instrument `{}`: serial {} is not the rig file's {expected}; another unit \
+                     is connected, or the rig file is out of date",
+                    inst.id, identity.serial
+                ));
+            }
+        }
+        let serial = inst
+            .serial
+            .clone()
+            .or(Some(identity.serial).filter(|s| !s.is_empty()));
+        if changes {
+            if let Calibration::Expired { due, days_over } =
+                calibration::judge(&self.rig.calibration, serial.as_deref(), &today())
+            {
+                if !allow_expired {
+                    return Err(format!(
+                        "instrument `{}`: calibration overdue since {due} ({days_over} days); \
+                         give --allow-expired-calibration to use it anyway",
+                        inst.id
+                    ));
+                }
+                eprintln!(
+                    "warning: instrument `{}`: calibration overdue since {due}",
+                    inst.id
+                );
+            }
+        }
+        Ok(())
+    }
+
     /// A note for people when settings do not outlive the command.
     pub fn note(&self) -> Option<&'static str> {
         self.simulated().then_some(

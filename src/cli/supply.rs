@@ -28,6 +28,9 @@ pub struct SupplyArgs {
     /// Wait this many seconds for the bench lock when a run holds it.
     #[arg(long, global = true, default_value_t = 0.0)]
     pub wait: f64,
+    /// Change an instrument whose calibration has expired (as for `run`).
+    #[arg(long, global = true)]
+    pub allow_expired_calibration: bool,
     /// What to do.
     #[command(subcommand)]
     pub action: SupplyAction,
@@ -138,13 +141,40 @@ pub async fn supply(a: SupplyArgs) -> i32 {
     };
     let timeout = inst.timeout.duration();
     let (mut psu, passed) =
-        match ScpiSupply::connect_with(&inst.id, &address, dialect, timeout, mode).await {
+        match ScpiSupply::connect_with(&inst.id, &address, dialect, timeout, ConnectMode::ReadOnly)
+            .await
+        {
             Ok(p) => p,
             Err(e) => {
                 eprintln!("error: {e}");
                 return exit_for(&e);
             }
         };
+    if let Err(e) = session.check_unit(
+        inst,
+        psu.identity(),
+        mode == ConnectMode::Settings,
+        a.allow_expired_calibration,
+    ) {
+        // A switch-off goes ahead whatever unit answers; anything else is refused.
+        if mode == ConnectMode::SwitchOff {
+            eprintln!("warning: {e}");
+        } else {
+            eprintln!("error: {e}");
+            return EXIT_ABORT;
+        }
+    }
+    // Only now, with the unit known, the connect sequence (none for read-only commands).
+    let passed = match psu.begin(mode).await {
+        Ok(mut more) => {
+            more.splice(0..0, passed);
+            more
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            return exit_for(&e);
+        }
+    };
     if let SupplyAction::Off = a.action {
         return match confirm_supply_off(&mut psu, passed).await {
             Ok(errors) => {

@@ -584,6 +584,15 @@ impl ScpiSupply {
         Ok((Self { core }, passed))
     }
 
+    /// After a [`ConnectMode::ReadOnly`] connection (identity only) and the caller's own
+    /// checks of the unit, send the connect sequence for `mode`; the errors let pass.
+    pub async fn begin(
+        &mut self,
+        mode: ConnectMode,
+    ) -> Result<Vec<InstrumentError>, InstrumentError> {
+        self.core.send_on_connect(mode).await
+    }
+
     /// Drive channel `channel` (the `{ch}` in templates); its ranges and accuracy apply.
     pub fn with_channel(mut self, channel: u32) -> Result<Self, InstrumentError> {
         self.core.select_channel(channel)?;
@@ -806,6 +815,15 @@ impl ScpiLoad {
         let (core, passed) =
             Core::open_mode(id, transport, dialect, timeout, Role::Load, mode).await?;
         Ok((Self { core }, passed))
+    }
+
+    /// After a [`ConnectMode::ReadOnly`] connection (identity only) and the caller's own
+    /// checks of the unit, send the connect sequence for `mode`; the errors let pass.
+    pub async fn begin(
+        &mut self,
+        mode: ConnectMode,
+    ) -> Result<Vec<InstrumentError>, InstrumentError> {
+        self.core.send_on_connect(mode).await
     }
 
     /// Drive channel `channel` (the `{ch}` in templates); its ranges and accuracy apply.

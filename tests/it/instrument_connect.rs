@@ -130,3 +130,43 @@ async fn instruments_scpi_refuses_reset_and_protection_off() {
     }
     assert!(psu.command_log().is_empty(), "{:?}", psu.command_log());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn supply_set_refuses_another_unit_and_an_expired_calibration() {
+    let psu = simulated("ea-psb").await;
+    let rig = rig_file("unit-check", "ea-psb", &psu.address());
+    let set = |rig: &std::path::Path, extra: Option<&str>| {
+        let mut args: Vec<String> = ["supply", "--rig"].map(String::from).to_vec();
+        args.push(rig.display().to_string());
+        args.extend(extra.map(String::from));
+        args.extend(["set", "--voltage", "10"].map(String::from));
+        args
+    };
+    // Another serial than the rig file's: refused, nothing but `*IDN?` sent.
+    psu.set_serial("PSB-9999999");
+    let out = hilrig(set(&rig, None)).await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("PSB-9999999"), "{stderr}");
+    assert_eq!(psu.command_log(), ["*IDN?"]);
+    // The right unit, calibration expired: refused unless allowed.
+    psu.set_serial("PSB-0000000");
+    psu.clear_command_log();
+    let text = std::fs::read_to_string(&rig)
+        .unwrap()
+        .replace("PSB-0000000: 2027-06-30", "PSB-0000000: 2020-01-01");
+    std::fs::write(&rig, text).unwrap();
+    let out = hilrig(set(&rig, None)).await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("--allow-expired-calibration"), "{stderr}");
+    assert!(
+        !psu.command_log().iter().any(|l| l.contains("VOLT")),
+        "{:?}",
+        psu.command_log()
+    );
+    let out = hilrig(set(&rig, Some("--allow-expired-calibration"))).await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(psu.command_log().contains(&"SOUR:VOLT 10".to_string()));
+}
