@@ -21,7 +21,7 @@ use crate::report::calibration::{self, Calibration};
 use crate::report::InstrumentIdentity;
 use crate::rig::{InstrumentConfig, Rig, Role};
 use crate::run::lock::BenchLock;
-use crate::scpi::guard::{check_line, only_queries};
+use crate::scpi::guard::{check_line_with, only_queries};
 use crate::scpi::ping::ping;
 use crate::scpi::{resolve_dialect, Client, Dialect, ScpiError};
 use crate::sim::{Bench, BenchOptions};
@@ -110,6 +110,9 @@ pub struct ScpiArgs {
     /// Allow commands that change the instrument (still checked against the envelope).
     #[arg(long)]
     pub allow_settings: bool,
+    /// Also allow resets (`*RST`, `*RCL`, `SYST:PRES`) and switching a protection off.
+    #[arg(long)]
+    pub allow_unprotected: bool,
     /// Wait this many seconds for the bench lock when a run holds it.
     #[arg(long, default_value_t = 0.0)]
     pub wait: f64,
@@ -224,6 +227,50 @@ impl Session {
             .map_err(|e| e.to_string())
     }
 
+    /// Check the unit that answered (`idn`) is the rig file's: its serial, and for a
+    /// command that changes it, a calibration that has not expired (unless
+    /// `allow_expired`, the same override as `run`).
+    pub fn check_unit(
+        &self,
+        inst: &InstrumentConfig,
+        idn: &str,
+        changes: bool,
+        allow_expired: bool,
+    ) -> Result<(), String> {
+        let identity = InstrumentIdentity::parse(&inst.id, idn);
+        if let Some(expected) = &inst.serial {
+            if identity.other_serial_than(Some(expected)) {
+                return Err(format!(
+                    "instrument `{}`: serial {} is not the rig file's {expected}; another unit \
+                     is connected, or the rig file is out of date",
+                    inst.id, identity.serial
+                ));
+            }
+        }
+        let serial = inst
+            .serial
+            .clone()
+            .or(Some(identity.serial).filter(|s| !s.is_empty()));
+        if changes {
+            if let Calibration::Expired { due, days_over } =
+                calibration::judge(&self.rig.calibration, serial.as_deref(), &today())
+            {
+                if !allow_expired {
+                    return Err(format!(
+                        "instrument `{}`: calibration overdue since {due} ({days_over} days); \
+                         give --allow-expired-calibration to use it anyway",
+                        inst.id
+                    ));
+                }
+                eprintln!(
+                    "warning: instrument `{}`: calibration overdue since {due}",
+                    inst.id
+                );
+            }
+        }
+        Ok(())
+    }
+
     /// A note for people when settings do not outlive the command.
     pub fn note(&self) -> Option<&'static str> {
         self.simulated().then_some(
@@ -322,6 +369,17 @@ async fn check_one(session: &Session, inst: &InstrumentConfig, today: &str) -> F
             return f;
         }
     };
+    let base = session.rig_path.parent().unwrap_or(Path::new("."));
+    for finding in crate::instrument::coverage::review(&session.rig, base)
+        .into_iter()
+        .filter(|finding| finding.instrument == inst.id)
+    {
+        let verdict = match finding.severity {
+            crate::instrument::coverage::Severity::Warning => Verdict::Warn,
+            crate::instrument::coverage::Severity::Error => Verdict::Fail,
+        };
+        f.add(verdict, format!("envelope: {}", finding.message));
+    }
     let timeout = inst.timeout.duration();
     let mut client = match Client::connect_for(&address, &dialect, timeout).await {
         Ok((client, _)) => client,
@@ -591,7 +649,13 @@ async fn scpi(a: ScpiArgs) -> i32 {
             return EXIT_ABORT;
         }
     };
-    let checks = match check_line(&a.line, inst.role, &session.rig.envelope, a.allow_settings) {
+    let checks = match check_line_with(
+        &a.line,
+        inst.role,
+        &session.rig.envelope,
+        a.allow_settings,
+        a.allow_unprotected,
+    ) {
         Ok(c) => c,
         Err(refusal) => {
             eprintln!("error: instrument `{}`: {refusal}", inst.id);
@@ -634,6 +698,38 @@ async fn scpi(a: ScpiArgs) -> i32 {
                 return EXIT_ABORT;
             }
         };
+    // Identity and serial first: a wrong instrument receives nothing but `*IDN?`.
+    match client.query("*IDN?").await {
+        Ok(idn) => {
+            let idn = idn.trim();
+            if !dialect.matches_identity(idn) {
+                eprintln!(
+                    "error: instrument `{}`: answers `*IDN?` with {idn:?}, but dialect `{}` is \
+                     for {} {}; nothing else was sent",
+                    inst.id,
+                    dialect.id,
+                    dialect.maker_text(),
+                    dialect.model_text()
+                );
+                return EXIT_ABORT;
+            }
+            let identity = InstrumentIdentity::parse(&inst.id, idn);
+            if let Some(expected) = &inst.serial {
+                if identity.other_serial_than(Some(expected)) {
+                    eprintln!(
+                        "error: instrument `{}`: serial {} is not the rig file's {expected}; \
+                         nothing else was sent",
+                        inst.id, identity.serial
+                    );
+                    return EXIT_ABORT;
+                }
+            }
+        }
+        Err(e) => {
+            eprintln!("error: instrument `{}`: {e}", inst.id);
+            return EXIT_ABORT;
+        }
+    }
     if settings {
         // Remote control first where the model needs it (e.g. EA's SYST:LOCK 1).
         for command in dialect.on_connect.clone() {

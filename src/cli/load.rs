@@ -13,7 +13,7 @@ use serde_json::json;
 
 use super::instruments::{exit_for, parse_value, Session};
 use super::EXIT_ABORT;
-use crate::instrument::{InstrumentError, Load, ScpiLoad};
+use crate::instrument::{confirm_load_off, ConnectMode, InstrumentError, Load, ScpiLoad};
 use crate::rig::Role;
 use crate::units::Dimension;
 
@@ -29,6 +29,9 @@ pub struct LoadArgs {
     /// Wait this many seconds for the bench lock when a run holds it.
     #[arg(long, global = true, default_value_t = 0.0)]
     pub wait: f64,
+    /// Change an instrument whose calibration has expired (as for `run`).
+    #[arg(long, global = true)]
+    pub allow_expired_calibration: bool,
     /// What to do.
     #[command(subcommand)]
     pub action: LoadAction,
@@ -40,7 +43,7 @@ pub enum LoadAction {
     /// Program the sink current in constant-current mode (`5 A` or `5`).
     Set {
         /// Sink current.
-        #[arg(long)]
+        #[arg(long, allow_negative_numbers = true)]
         current: String,
     },
     /// Switch the input on.
@@ -110,14 +113,64 @@ pub async fn load(a: LoadArgs) -> i32 {
             return EXIT_ABORT;
         }
     };
-    let mut load =
-        match ScpiLoad::connect(&inst.id, &address, dialect, inst.timeout.duration()).await {
+    // Read-only actions send nothing at connect but `*IDN?` (no `*CLS`, no mode change);
+    // a switch-off goes ahead past the errors of the connect sequence.
+    let mode = match a.action {
+        LoadAction::Measure { .. } => ConnectMode::ReadOnly,
+        LoadAction::Off => ConnectMode::SwitchOff,
+        _ => ConnectMode::Settings,
+    };
+    let timeout = inst.timeout.duration();
+    let (mut load, passed) =
+        match ScpiLoad::connect_with(&inst.id, &address, dialect, timeout, ConnectMode::ReadOnly)
+            .await
+        {
             Ok(l) => l,
             Err(e) => {
                 eprintln!("error: {e}");
                 return exit_for(&e);
             }
         };
+    if let Err(e) = session.check_unit(
+        inst,
+        load.identity(),
+        mode == ConnectMode::Settings,
+        a.allow_expired_calibration,
+    ) {
+        // A switch-off goes ahead whatever unit answers; anything else is refused.
+        if mode == ConnectMode::SwitchOff {
+            eprintln!("warning: {e}");
+        } else {
+            eprintln!("error: {e}");
+            return EXIT_ABORT;
+        }
+    }
+    // Only now, with the unit known, the connect sequence (none for read-only commands).
+    let passed = match load.begin(mode).await {
+        Ok(mut more) => {
+            more.splice(0..0, passed);
+            more
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            return exit_for(&e);
+        }
+    };
+    if let LoadAction::Off = a.action {
+        return match confirm_load_off(&mut load, passed).await {
+            Ok(errors) => {
+                for e in errors {
+                    eprintln!("warning: {e}");
+                }
+                println!("load `{}`: input off (read back)", inst.id);
+                0
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                EXIT_ABORT
+            }
+        };
+    }
     let result = async {
         if changes {
             match load
@@ -135,8 +188,10 @@ pub async fn load(a: LoadArgs) -> i32 {
                 }
                 println!("load `{}`: set", inst.id);
             }
-            LoadAction::On | LoadAction::Off => {
-                load.set_input(matches!(a.action, LoadAction::On)).await?;
+            // A switch-off has its own path above.
+            LoadAction::Off => {}
+            LoadAction::On => {
+                load.set_input(true).await?;
                 let on = load.input().await?;
                 println!("load `{}`: input {}", inst.id, if on { "on" } else { "off" });
             }
@@ -159,7 +214,10 @@ pub async fn load(a: LoadArgs) -> i32 {
                 }
             }
         }
-        load.check_errors().await
+        if mode == ConnectMode::Settings {
+            load.check_errors().await?;
+        }
+        Ok(())
     }
     .await;
     if changes {

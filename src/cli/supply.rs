@@ -12,7 +12,7 @@ use serde_json::json;
 
 use super::instruments::{exit_for, parse_value, Session};
 use super::EXIT_ABORT;
-use crate::instrument::{ScpiSupply, Supply};
+use crate::instrument::{confirm_supply_off, ConnectMode, ScpiSupply, Supply};
 use crate::rig::Role;
 use crate::units::Dimension;
 
@@ -28,6 +28,9 @@ pub struct SupplyArgs {
     /// Wait this many seconds for the bench lock when a run holds it.
     #[arg(long, global = true, default_value_t = 0.0)]
     pub wait: f64,
+    /// Change an instrument whose calibration has expired (as for `run`).
+    #[arg(long, global = true)]
+    pub allow_expired_calibration: bool,
     /// What to do.
     #[command(subcommand)]
     pub action: SupplyAction,
@@ -39,10 +42,10 @@ pub enum SupplyAction {
     /// Program the output voltage and/or current limit (`58.4 V` or `58.4`).
     Set {
         /// Output voltage.
-        #[arg(long)]
+        #[arg(long, allow_negative_numbers = true)]
         voltage: Option<String>,
         /// Current limit.
-        #[arg(long)]
+        #[arg(long, allow_negative_numbers = true)]
         current: Option<String>,
     },
     /// Switch the output on.
@@ -129,14 +132,64 @@ pub async fn supply(a: SupplyArgs) -> i32 {
             return EXIT_ABORT;
         }
     };
-    let mut psu =
-        match ScpiSupply::connect(&inst.id, &address, dialect, inst.timeout.duration()).await {
+    // Read-only actions send nothing at connect but `*IDN?`; a switch-off goes ahead past
+    // the errors of the connect sequence.
+    let mode = match a.action {
+        SupplyAction::Measure { .. } => ConnectMode::ReadOnly,
+        SupplyAction::Off => ConnectMode::SwitchOff,
+        _ => ConnectMode::Settings,
+    };
+    let timeout = inst.timeout.duration();
+    let (mut psu, passed) =
+        match ScpiSupply::connect_with(&inst.id, &address, dialect, timeout, ConnectMode::ReadOnly)
+            .await
+        {
             Ok(p) => p,
             Err(e) => {
                 eprintln!("error: {e}");
                 return exit_for(&e);
             }
         };
+    if let Err(e) = session.check_unit(
+        inst,
+        psu.identity(),
+        mode == ConnectMode::Settings,
+        a.allow_expired_calibration,
+    ) {
+        // A switch-off goes ahead whatever unit answers; anything else is refused.
+        if mode == ConnectMode::SwitchOff {
+            eprintln!("warning: {e}");
+        } else {
+            eprintln!("error: {e}");
+            return EXIT_ABORT;
+        }
+    }
+    // Only now, with the unit known, the connect sequence (none for read-only commands).
+    let passed = match psu.begin(mode).await {
+        Ok(mut more) => {
+            more.splice(0..0, passed);
+            more
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            return exit_for(&e);
+        }
+    };
+    if let SupplyAction::Off = a.action {
+        return match confirm_supply_off(&mut psu, passed).await {
+            Ok(errors) => {
+                for e in errors {
+                    eprintln!("warning: {e}");
+                }
+                println!("supply `{}`: output off (read back)", inst.id);
+                0
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                EXIT_ABORT
+            }
+        };
+    }
     let result = async {
         if changes {
             psu.program_protection(
@@ -159,10 +212,8 @@ pub async fn supply(a: SupplyArgs) -> i32 {
                 psu.set_output(true).await?;
                 println!("supply `{}`: output {}", inst.id, on_off(psu.output().await?));
             }
-            SupplyAction::Off => {
-                psu.set_output(false).await?;
-                println!("supply `{}`: output {}", inst.id, on_off(psu.output().await?));
-            }
+            // A switch-off has its own path above.
+            SupplyAction::Off => {}
             SupplyAction::Measure { json } => {
                 let m = psu.measure().await?;
                 let on = psu.output().await?;
@@ -182,7 +233,10 @@ pub async fn supply(a: SupplyArgs) -> i32 {
                 }
             }
         }
-        psu.check_errors().await
+        if mode == ConnectMode::Settings {
+            psu.check_errors().await?;
+        }
+        Ok(())
     }
     .await;
     if changes {

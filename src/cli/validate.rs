@@ -34,8 +34,15 @@ pub fn validate(a: ValidateArgs) -> i32 {
     for f in &a.files {
         let text = std::fs::read_to_string(f).unwrap_or_default();
         let is_rig = text.lines().any(|l| l.starts_with("station:"));
+        let mut coverage_ok = true;
         let errors: Vec<InputError> = if is_rig {
-            load_rig(f).err().into_iter().collect()
+            match load_rig(f) {
+                Ok(rig) => {
+                    coverage_ok = report_coverage(f, &rig.value);
+                    Vec::new()
+                }
+                Err(e) => vec![e],
+            }
         } else if signal_map::is_fixture(&text) {
             match signal_map::check_fixture_file(f) {
                 Ok(report) => {
@@ -67,7 +74,9 @@ pub fn validate(a: ValidateArgs) -> i32 {
                 .err()
                 .unwrap_or_default()
         };
-        if errors.is_empty() {
+        if !coverage_ok {
+            bad += 1;
+        } else if errors.is_empty() {
             println!("ok: {}", f.display());
         } else {
             bad += 1;
@@ -81,4 +90,28 @@ pub fn validate(a: ValidateArgs) -> i32 {
     } else {
         super::EXIT_ABORT
     }
+}
+
+/// Print what the rig's instruments cannot do for its envelope (per channel); false when
+/// something would refuse a run or leave the envelope unprotected.
+fn report_coverage(file: &std::path::Path, rig: &crate::rig::Rig) -> bool {
+    use crate::instrument::coverage::{review, Severity};
+    let base = file.parent().unwrap_or(std::path::Path::new("."));
+    let mut ok = true;
+    for finding in review(rig, base) {
+        let word = match finding.severity {
+            Severity::Warning => "warning",
+            Severity::Error => {
+                ok = false;
+                "error"
+            }
+        };
+        eprintln!(
+            "{word}: {}: instrument `{}`: {}",
+            file.display(),
+            finding.instrument,
+            finding.message
+        );
+    }
+    ok
 }

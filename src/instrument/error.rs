@@ -36,6 +36,25 @@ pub enum InstrumentError {
         /// The value given.
         value: f64,
     },
+    /// A setting is outside the range of the instrument's channel; nothing was sent.
+    #[error(
+        "instrument `{id}`: {what} {value} is outside channel {channel}'s range 0..={max} of \
+         dialect `{dialect}`; nothing was sent"
+    )]
+    OutOfRange {
+        /// Instrument id from the rig file.
+        id: String,
+        /// Dialect id.
+        dialect: String,
+        /// The channel.
+        channel: u32,
+        /// Which setting.
+        what: &'static str,
+        /// The value given.
+        value: f64,
+        /// The channel's highest value.
+        max: f64,
+    },
     /// The dialect is for another kind of instrument.
     #[error(
         "instrument `{id}`: dialect `{dialect}` is for a {actual}, but it is used as a \
@@ -100,6 +119,7 @@ impl InstrumentError {
             InstrumentError::Scpi { id, .. }
             | InstrumentError::Unsupported { id, .. }
             | InstrumentError::NotFinite { id, .. }
+            | InstrumentError::OutOfRange { id, .. }
             | InstrumentError::WrongRole { id, .. }
             | InstrumentError::NoSuchChannel { id, .. }
             | InstrumentError::WrongIdentity { id, .. } => id,

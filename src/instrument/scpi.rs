@@ -36,6 +36,23 @@ impl Core {
         timeout: Duration,
         role: Role,
     ) -> Result<Self, InstrumentError> {
+        Ok(
+            Self::connect_mode(id, address, dialect, timeout, role, ConnectMode::Settings)
+                .await?
+                .0,
+        )
+    }
+
+    /// As [`Core::connect`], with the connect sequence as `mode` says; the errors the
+    /// sequence reported where `mode` lets them pass.
+    pub(super) async fn connect_mode(
+        id: &str,
+        address: &str,
+        dialect: Dialect,
+        timeout: Duration,
+        role: Role,
+        mode: ConnectMode,
+    ) -> Result<(Self, Vec<InstrumentError>), InstrumentError> {
         check_role(id, &dialect, role)?;
         let (client, channel) = Client::connect_for(address, &dialect, timeout)
             .await
@@ -48,8 +65,8 @@ impl Core {
             core.select_channel(channel)?;
         }
         core.idn = core.verify_identity().await?;
-        core.send_on_connect().await?;
-        Ok(core)
+        let passed = core.send_on_connect(mode).await?;
+        Ok((core, passed))
     }
 
     /// Take over an open transport and send the dialect's connect sequence.
@@ -60,12 +77,28 @@ impl Core {
         timeout: Duration,
         role: Role,
     ) -> Result<Self, InstrumentError> {
+        Ok(
+            Self::open_mode(id, transport, dialect, timeout, role, ConnectMode::Settings)
+                .await?
+                .0,
+        )
+    }
+
+    /// As [`Core::open`], with the connect sequence as `mode` says.
+    pub(super) async fn open_mode(
+        id: &str,
+        transport: Box<dyn Transport>,
+        dialect: Dialect,
+        timeout: Duration,
+        role: Role,
+        mode: ConnectMode,
+    ) -> Result<(Self, Vec<InstrumentError>), InstrumentError> {
         check_role(id, &dialect, role)?;
         let client = Client::new(transport, dialect.client_options(timeout))
             .with_error_query(&dialect.error_query);
         let mut core = Self::start(id, client, dialect, role)?;
-        core.send_on_connect().await?;
-        Ok(core)
+        let passed = core.send_on_connect(mode).await?;
+        Ok((core, passed))
     }
 
     fn start(
@@ -91,15 +124,30 @@ impl Core {
         Ok(core)
     }
 
-    async fn send_on_connect(&mut self) -> Result<(), InstrumentError> {
+    /// Send the dialect's connect sequence as `mode` says; the errors let pass.
+    async fn send_on_connect(
+        &mut self,
+        mode: ConnectMode,
+    ) -> Result<Vec<InstrumentError>, InstrumentError> {
+        let mut passed = Vec::new();
+        if mode == ConnectMode::ReadOnly {
+            return Ok(passed);
+        }
         for command in self.dialect.on_connect.clone() {
             let command = crate::scpi::render(&command, None, self.channel);
-            self.client
-                .write_checked(&command)
-                .await
-                .map_err(|e| self.err(e))?;
+            if let Err(e) = self.client.write_checked(&command).await {
+                let e = self.err(e);
+                // A lost connection ends it in every mode; an instrument's own error
+                // does not stop a switch-off.
+                let instrument_error = matches!(e.scpi(), Some(ScpiError::Instrument { .. }));
+                if mode == ConnectMode::SwitchOff && instrument_error {
+                    passed.push(e);
+                } else {
+                    return Err(e);
+                }
+            }
         }
-        Ok(())
+        Ok(passed)
     }
 
     /// Drive `channel` from now on; ranges and accuracy become that channel's.
@@ -164,6 +212,62 @@ impl Core {
             .write_sequence_checked(&commands)
             .await
             .map_err(|e| self.err(e))
+    }
+
+    /// Refuse `value` for `what` unless it is within `0..=max` of this channel.
+    pub(super) fn check_range(
+        &self,
+        what: &'static str,
+        value: f64,
+        max: f64,
+    ) -> Result<(), InstrumentError> {
+        if !value.is_finite() {
+            return Err(InstrumentError::NotFinite {
+                id: self.id.clone(),
+                what,
+                value,
+            });
+        }
+        // Slack for a limit written with rounding (`30 V` vs 30.000000001).
+        if value < 0.0 || value > max * (1.0 + 1e-9) {
+            return Err(InstrumentError::OutOfRange {
+                id: self.id.clone(),
+                dialect: self.dialect.id.clone(),
+                channel: self.channel,
+                what,
+                value,
+                max,
+            });
+        }
+        Ok(())
+    }
+
+    /// Send a setting on this instrument's channel one command at a time, checking the error
+    /// queue after each, so that a later step (arming a protection) never follows a
+    /// refused one (its level).
+    pub(super) async fn set_stepwise(
+        &mut self,
+        name: &'static str,
+        field: Field,
+        value: f64,
+    ) -> Result<(), InstrumentError> {
+        if !value.is_finite() {
+            return Err(InstrumentError::NotFinite {
+                id: self.id.clone(),
+                what: name,
+                value,
+            });
+        }
+        let commands = self
+            .template(name, field)?
+            .render(Some(value), self.channel);
+        for command in commands {
+            self.client
+                .write_checked(&command)
+                .await
+                .map_err(|e| self.err(e))?;
+        }
+        Ok(())
     }
 
     /// Send a setting on this instrument's channel and check the error queue.
@@ -372,6 +476,33 @@ impl Core {
     }
 }
 
+/// The OVP and OCP levels to program on a channel for an envelope's limits: the tighter
+/// of the envelope and the channel's protection ceiling, rounded down to its resolution.
+pub fn protection_levels(channel: &Dialect, ovp_volts: f64, ocp_amps: f64) -> (f64, f64) {
+    let r = &channel.ranges;
+    let down = |value: f64, resolution: Option<f64>| match resolution {
+        Some(step) if step > 0.0 => ((value / step) + 1e-9).floor() * step,
+        _ => value,
+    };
+    (
+        down(ovp_volts.min(r.ovp_ceiling()), r.voltage_resolution),
+        down(ocp_amps.min(r.ocp_ceiling()), r.current_resolution),
+    )
+}
+
+/// What a connection is for, which decides the connect sequence (`on_connect`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConnectMode {
+    /// Settings follow: the whole sequence, any error it reports refuses the connection.
+    Settings,
+    /// Only queries follow: nothing but `*IDN?` is sent at connect (no `*CLS`, no mode
+    /// change), so the error queue and the instrument's mode stay as they were.
+    ReadOnly,
+    /// A switch-off follows: the whole sequence, and an error it reports (say, to the
+    /// remote lock) is kept for the caller instead of stopping the switch-off.
+    SwitchOff,
+}
+
 fn check_role(id: &str, dialect: &Dialect, expected: Role) -> Result<(), InstrumentError> {
     if dialect.role == expected {
         Ok(())
@@ -425,6 +556,41 @@ impl ScpiSupply {
         Ok(Self {
             core: Core::open(id, transport, dialect, timeout, Role::Supply).await?,
         })
+    }
+
+    /// Connect for `mode` (see [`ConnectMode`]); the connect-sequence errors let pass.
+    pub async fn connect_with(
+        id: &str,
+        address: &str,
+        dialect: Dialect,
+        timeout: Duration,
+        mode: ConnectMode,
+    ) -> Result<(Self, Vec<InstrumentError>), InstrumentError> {
+        let (core, passed) =
+            Core::connect_mode(id, address, dialect, timeout, Role::Supply, mode).await?;
+        Ok((Self { core }, passed))
+    }
+
+    /// Use an open transport for `mode` (see [`ConnectMode`]).
+    pub async fn open_with(
+        id: &str,
+        transport: Box<dyn Transport>,
+        dialect: Dialect,
+        timeout: Duration,
+        mode: ConnectMode,
+    ) -> Result<(Self, Vec<InstrumentError>), InstrumentError> {
+        let (core, passed) =
+            Core::open_mode(id, transport, dialect, timeout, Role::Supply, mode).await?;
+        Ok((Self { core }, passed))
+    }
+
+    /// After a [`ConnectMode::ReadOnly`] connection (identity only) and the caller's own
+    /// checks of the unit, send the connect sequence for `mode`; the errors let pass.
+    pub async fn begin(
+        &mut self,
+        mode: ConnectMode,
+    ) -> Result<Vec<InstrumentError>, InstrumentError> {
+        self.core.send_on_connect(mode).await
     }
 
     /// Drive channel `channel` (the `{ch}` in templates); its ranges and accuracy apply.
@@ -503,12 +669,16 @@ impl Supply for ScpiSupply {
     }
 
     async fn set_voltage(&mut self, v: f64) -> Result<(), InstrumentError> {
+        let max = self.core.dialect.ranges.max_voltage;
+        self.core.check_range("set_voltage", v, max)?;
         self.core
             .set("set_voltage", |d| &d.commands.set_voltage, v)
             .await
     }
 
     async fn set_current(&mut self, a: f64) -> Result<(), InstrumentError> {
+        let max = self.core.dialect.ranges.max_current;
+        self.core.check_range("set_current", a, max)?;
         self.core
             .set("set_current", |d| &d.commands.set_current, a)
             .await
@@ -526,21 +696,26 @@ impl Supply for ScpiSupply {
         self.core.measure().await
     }
 
-    /// OVP to `ovp_volts`; OCP to `ocp_amps` where the model has a trip level. Where OCP
-    /// trips at the current setting (`protection.ocp: at_current_limit`) it is left off,
-    /// and the current setting is the bound.
+    /// OVP to `ovp_volts`; OCP to `ocp_amps` where the model has a trip level, each
+    /// limited to what the channel accepts (the tighter of the two: an envelope beyond the
+    /// channel is protected by the channel's own ceiling, since the channel cannot go
+    /// further). Each step is checked before the next, so a protection is never armed
+    /// after its level was refused. Where OCP trips at the current setting
+    /// (`protection.ocp: at_current_limit`) it is left off, and the current setting is the
+    /// bound.
     async fn program_protection(
         &mut self,
         ovp_volts: f64,
         ocp_amps: f64,
     ) -> Result<(), InstrumentError> {
+        let (ovp_volts, ocp_amps) = protection_levels(&self.core.dialect, ovp_volts, ocp_amps);
         self.core
-            .set("set_ovp", |d| &d.commands.set_ovp, ovp_volts)
+            .set_stepwise("set_ovp", |d| &d.commands.set_ovp, ovp_volts)
             .await?;
         match self.core.dialect.protection.ocp {
             OcpKind::Level => {
                 self.core
-                    .set("set_ocp", |d| &d.commands.set_ocp, ocp_amps)
+                    .set_stepwise("set_ocp", |d| &d.commands.set_ocp, ocp_amps)
                     .await
             }
             OcpKind::AtCurrentLimit | OcpKind::None => {
@@ -616,6 +791,41 @@ impl ScpiLoad {
         })
     }
 
+    /// Connect for `mode` (see [`ConnectMode`]); the connect-sequence errors let pass.
+    pub async fn connect_with(
+        id: &str,
+        address: &str,
+        dialect: Dialect,
+        timeout: Duration,
+        mode: ConnectMode,
+    ) -> Result<(Self, Vec<InstrumentError>), InstrumentError> {
+        let (core, passed) =
+            Core::connect_mode(id, address, dialect, timeout, Role::Load, mode).await?;
+        Ok((Self { core }, passed))
+    }
+
+    /// Use an open transport for `mode` (see [`ConnectMode`]).
+    pub async fn open_with(
+        id: &str,
+        transport: Box<dyn Transport>,
+        dialect: Dialect,
+        timeout: Duration,
+        mode: ConnectMode,
+    ) -> Result<(Self, Vec<InstrumentError>), InstrumentError> {
+        let (core, passed) =
+            Core::open_mode(id, transport, dialect, timeout, Role::Load, mode).await?;
+        Ok((Self { core }, passed))
+    }
+
+    /// After a [`ConnectMode::ReadOnly`] connection (identity only) and the caller's own
+    /// checks of the unit, send the connect sequence for `mode`; the errors let pass.
+    pub async fn begin(
+        &mut self,
+        mode: ConnectMode,
+    ) -> Result<Vec<InstrumentError>, InstrumentError> {
+        self.core.send_on_connect(mode).await
+    }
+
     /// Drive channel `channel` (the `{ch}` in templates); its ranges and accuracy apply.
     pub fn with_channel(mut self, channel: u32) -> Result<Self, InstrumentError> {
         self.core.select_channel(channel)?;
@@ -639,8 +849,9 @@ impl ScpiLoad {
 
     /// Program the load's over-current protection (A), where the model has one.
     pub async fn program_protection(&mut self, ocp_amps: f64) -> Result<(), InstrumentError> {
+        let (_, ocp_amps) = protection_levels(&self.core.dialect, f64::INFINITY, ocp_amps);
         self.core
-            .set("set_ocp", |d| &d.commands.set_ocp, ocp_amps)
+            .set_stepwise("set_ocp", |d| &d.commands.set_ocp, ocp_amps)
             .await
     }
 
@@ -681,6 +892,8 @@ impl Load for ScpiLoad {
     }
 
     async fn set_current(&mut self, a: f64) -> Result<(), InstrumentError> {
+        let max = self.core.dialect.ranges.max_current;
+        self.core.check_range("set_current", a, max)?;
         self.core
             .set("set_current", |d| &d.commands.set_current, a)
             .await

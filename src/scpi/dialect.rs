@@ -219,6 +219,18 @@ pub struct Channel {
     /// Highest current of this channel.
     #[serde(deserialize_with = "de_amps")]
     pub max_current: f64,
+    /// Highest over-voltage protection level the channel accepts (default: `max_voltage`).
+    #[serde(default, deserialize_with = "de_opt_volts")]
+    pub max_ovp: Option<f64>,
+    /// Highest over-current protection level the channel accepts (default: `max_current`).
+    #[serde(default, deserialize_with = "de_opt_amps")]
+    pub max_ocp: Option<f64>,
+    /// Smallest voltage step the channel programs.
+    #[serde(default, deserialize_with = "de_opt_volts")]
+    pub voltage_resolution: Option<f64>,
+    /// Smallest current step the channel programs.
+    #[serde(default, deserialize_with = "de_opt_amps")]
+    pub current_resolution: Option<f64>,
     /// Accuracy of this channel, when it differs from the dialect's.
     #[serde(default)]
     pub accuracy: Option<Accuracy>,
@@ -384,6 +396,30 @@ pub struct Ranges {
     /// Highest current (`60 A`).
     #[serde(deserialize_with = "de_amps")]
     pub max_current: f64,
+    /// Highest over-voltage protection level (default: `max_voltage`).
+    #[serde(default, deserialize_with = "de_opt_volts")]
+    pub max_ovp: Option<f64>,
+    /// Highest over-current protection level (default: `max_current`).
+    #[serde(default, deserialize_with = "de_opt_amps")]
+    pub max_ocp: Option<f64>,
+    /// Smallest voltage step programmed.
+    #[serde(default, deserialize_with = "de_opt_volts")]
+    pub voltage_resolution: Option<f64>,
+    /// Smallest current step programmed.
+    #[serde(default, deserialize_with = "de_opt_amps")]
+    pub current_resolution: Option<f64>,
+}
+
+impl Ranges {
+    /// The highest OVP level this range accepts: `max_ovp`, else `max_voltage`.
+    pub fn ovp_ceiling(&self) -> f64 {
+        self.max_ovp.unwrap_or(self.max_voltage)
+    }
+
+    /// The highest OCP level this range accepts: `max_ocp`, else `max_current`.
+    pub fn ocp_ceiling(&self) -> f64 {
+        self.max_ocp.unwrap_or(self.max_current)
+    }
 }
 
 /// Accuracy of one quantity: `gain * |value| + offset`.
@@ -664,6 +700,10 @@ impl Dialect {
             .map(|c| Ranges {
                 max_voltage: c.max_voltage,
                 max_current: c.max_current,
+                max_ovp: c.max_ovp,
+                max_ocp: c.max_ocp,
+                voltage_resolution: c.voltage_resolution.or(self.ranges.voltage_resolution),
+                current_resolution: c.current_resolution.or(self.ranges.current_resolution),
             })
     }
 
@@ -1062,6 +1102,18 @@ fn de_volts<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
 
 fn de_amps<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
     quantity(Scalar::deserialize(d)?, "A")
+}
+
+fn de_opt_volts<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
+    Option::<Scalar>::deserialize(d)?
+        .map(|s| quantity(s, "V"))
+        .transpose()
+}
+
+fn de_opt_amps<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
+    Option::<Scalar>::deserialize(d)?
+        .map(|s| quantity(s, "A"))
+        .transpose()
 }
 
 /// A fraction: `0.001` or `0.1 %`.

@@ -55,6 +55,14 @@ pub enum Refusal {
         /// What left the envelope.
         violation: EnvelopeViolation,
     },
+    /// A protection switched off, or a reset, without the explicit flag.
+    #[error("`{command}` {what}; it is sent only with --allow-unprotected (and --allow-settings)")]
+    Unprotecting {
+        /// The command.
+        command: String,
+        /// What it would do, e.g. `switches over-voltage protection off`.
+        what: String,
+    },
     /// A recognised setting whose value cannot be checked.
     #[error("`{command}`: {reason}; nothing was sent")]
     Unchecked {
@@ -257,6 +265,53 @@ fn number(command: &RawCommand, text: &str, unit: &str) -> Result<f64, Refusal> 
     }
 }
 
+/// What a command would take away from the bench's protection: a reset or recall
+/// (`*RST`, `*RCL`, `SYST:PRES`) or a protection switched off (OVP, OCP, fuse, I/O
+/// watchdog); None for anything else.
+pub fn unprotecting(c: &RawCommand) -> Option<String> {
+    if c.query {
+        return None;
+    }
+    let core = core_header(&c.mnemonics);
+    let words: Vec<&str> = core.iter().map(String::as_str).collect();
+    match words.as_slice() {
+        ["*RST"] => return Some("resets the instrument (protection levels included)".into()),
+        ["*RCL"] => {
+            return Some("recalls a stored setup, which may carry other protection levels".into())
+        }
+        [s, p] if (*s == "SYST" || *s == "SYSTEM") && (*p == "PRES" || *p == "PRESET") => {
+            return Some("presets the instrument (protection levels included)".into())
+        }
+        _ => {}
+    }
+    let stat = |w: &str| w == "STAT" || w == "STATE";
+    let without_state: Vec<&str> = match words.split_last() {
+        Some((last, rest)) if stat(last) => rest.to_vec(),
+        _ => words.clone(),
+    };
+    let volt = |w: &str| w == "VOLT" || w == "VOLTAGE";
+    let curr = |w: &str| w == "CURR" || w == "CURRENT";
+    let prot = |w: &str| w == "PROT" || w == "PROTECTION";
+    let outp = |w: &str| w == "OUTP" || w == "OUTPUT";
+    let name = match without_state.as_slice() {
+        [o, "OVP"] if outp(o) => "over-voltage protection",
+        [o, "OCP"] if outp(o) => "over-current protection",
+        [v, p] if volt(v) && prot(p) && stat(words.last().copied().unwrap_or("")) => {
+            "over-voltage protection"
+        }
+        [c, p] if curr(c) && prot(p) && stat(words.last().copied().unwrap_or("")) => {
+            "over-current protection"
+        }
+        [o, p, "WDOG"] if outp(o) && prot(p) => "the I/O watchdog",
+        ["FUSE"] => "the fuse (over-current protection)",
+        _ => return None,
+    };
+    let off = values(c)
+        .last()
+        .is_some_and(|v| matches!(v.to_ascii_uppercase().as_str(), "OFF" | "0"));
+    off.then(|| format!("switches {name} off"))
+}
+
 /// Check a typed line before it is sent: queries pass; settings need `allow_settings`, and
 /// every recognised voltage or current (see the module documentation) must lie inside
 /// `envelope` for an instrument in `role`. Returns the checks made, for the operator.
@@ -266,6 +321,18 @@ pub fn check_line(
     envelope: &Envelope,
     allow_settings: bool,
 ) -> Result<Vec<String>, Refusal> {
+    check_line_with(line, role, envelope, allow_settings, false)
+}
+
+/// As [`check_line`]; resets and protections switched off (see [`unprotecting`]) are
+/// refused unless `allow_unprotected`.
+pub fn check_line_with(
+    line: &str,
+    role: Role,
+    envelope: &Envelope,
+    allow_settings: bool,
+    allow_unprotected: bool,
+) -> Result<Vec<String>, Refusal> {
     let mut checked = Vec::new();
     for c in split_commands(line) {
         if c.query {
@@ -273,6 +340,16 @@ pub fn check_line(
         }
         if !allow_settings {
             return Err(Refusal::Setting { command: c.text });
+        }
+        if let Some(what) = unprotecting(&c) {
+            if !allow_unprotected {
+                return Err(Refusal::Unprotecting {
+                    command: c.text,
+                    what,
+                });
+            }
+            checked.push(format!("{} {what} (--allow-unprotected)", c.text));
+            continue;
         }
         let Some(setting) = recognise(&c) else {
             continue;
@@ -419,5 +496,41 @@ mod tests {
         let commands = split_commands("SOUR:VOLT 12;CURR 3;:OUTP ON");
         let headers: Vec<String> = commands.iter().map(|c| c.mnemonics.join(":")).collect();
         assert_eq!(headers, ["SOUR:VOLT", "SOUR:CURR", "OUTP"]);
+    }
+
+    #[rstest::rstest]
+    #[case(":OUTP:OVP CH1,OFF", "switches over-voltage protection off")]
+    #[case(":OUTP:OCP CH1,OFF", "switches over-current protection off")]
+    #[case(":OUTPut:OVP:STATe CH2,0", "switches over-voltage protection off")]
+    #[case("VOLT:PROT:STAT OFF", "switches over-voltage protection off")]
+    #[case("CURR:PROT:STAT 0,(@1)", "switches over-current protection off")]
+    #[case(":SOUR:CURR:PROT:STAT OFF", "switches over-current protection off")]
+    #[case("OUTP:PROT:WDOG OFF", "switches the I/O watchdog off")]
+    #[case("FUSE OFF", "switches the fuse (over-current protection) off")]
+    #[case("*RST", "resets the instrument")]
+    #[case("*rcl 1", "recalls a stored setup")]
+    #[case("SYST:PRES", "presets the instrument")]
+    fn protection_off_and_resets_are_refused(#[case] line: &str, #[case] what: &str) {
+        let error = check_line(line, Role::Supply, &envelope(), true).unwrap_err();
+        match &error {
+            Refusal::Unprotecting { what: said, .. } => {
+                assert!(said.starts_with(what), "{line}: {said}")
+            }
+            other => panic!("{line}: {other}"),
+        }
+        assert!(error.to_string().contains("--allow-unprotected"));
+        assert!(check_line_with(line, Role::Supply, &envelope(), true, true).is_ok());
+    }
+
+    #[rstest::rstest]
+    #[case(":OUTP:OVP CH1,ON")]
+    #[case("VOLT:PROT:STAT ON")]
+    #[case("*CLS")]
+    #[case(":OUTP CH1,OFF")]
+    fn protection_on_and_output_off_pass(#[case] line: &str) {
+        assert!(
+            check_line(line, Role::Supply, &envelope(), true).is_ok(),
+            "{line}"
+        );
     }
 }

@@ -562,18 +562,43 @@ async fn errors_carry_the_instruments_own_code_and_text(
     }
     // The queue was emptied: the next setting goes through.
     instrument.set_main(1.0).await.unwrap();
-    // Out of range is the instrument's -222, with the instrument id in front.
+    // Out of range: supplies and loads refuse it before sending (the channel's range),
+    // naming the instrument; the instrument itself answers the raw command with -222.
     let error = instrument.set_main(1000.0).await.unwrap_err();
     let message = error.to_string();
-    assert!(
-        matches!(error.scpi(), Some(ScpiError::Instrument { code: -222, .. })),
-        "{message}"
-    );
     assert!(
         message.starts_with(&format!("instrument `{instrument_id}`: ")),
         "{message}"
     );
-    assert!(message.contains("-222,\"Data out of range\""), "{message}");
+    match &error {
+        InstrumentError::OutOfRange { .. } => {
+            assert!(message.contains("nothing was sent"), "{message}");
+            let d = sim.dialect();
+            let ch = d.channel_numbers()[0];
+            let raw = d
+                .commands
+                .set_current
+                .as_ref()
+                .unwrap()
+                .render(Some(1000.0), ch);
+            let error = instrument
+                .client()
+                .write_sequence_checked(&raw)
+                .await
+                .unwrap_err();
+            assert!(
+                matches!(&error, ScpiError::Instrument { code: -222, message, .. } if message == "Data out of range"),
+                "{error}"
+            );
+        }
+        _ => {
+            assert!(
+                matches!(error.scpi(), Some(ScpiError::Instrument { code: -222, .. })),
+                "{message}"
+            );
+            assert!(message.contains("-222,\"Data out of range\""), "{message}");
+        }
+    }
     let state = sim.plant().snapshot();
     assert!(
         state.supply.current_set <= 1.0 && state.load.current_set <= 1.0,
@@ -659,7 +684,7 @@ async fn a_second_channel_is_addressed_with_its_own_ranges(
     assert!(!plant.output && plant.voltage_set == 0.0, "{plant:?}");
     let error = psu.set_voltage(max_v + 1.0).await.unwrap_err();
     assert!(
-        matches!(error.scpi(), Some(ScpiError::Instrument { code: -222, .. })),
+        matches!(error, InstrumentError::OutOfRange { channel: c, .. } if c == channel),
         "{error}"
     );
 }
@@ -682,7 +707,17 @@ async fn the_first_channel_of_the_e36312a_refuses_more_than_6_volts() {
     let mut instrument = Instrument::connect(&sim).await;
     let error = instrument.supply().set_voltage(10.0).await.unwrap_err();
     assert!(
-        matches!(error.scpi(), Some(ScpiError::Instrument { code: -222, .. })),
+        matches!(error, InstrumentError::OutOfRange { max, .. } if max == 6.0),
+        "{error}"
+    );
+    // The instrument refuses it as well.
+    let error = instrument
+        .client()
+        .write_checked("VOLT 10,(@1)")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error, ScpiError::Instrument { code: -222, .. }),
         "{error}"
     );
     // The raw form with a channel list names the channel explicitly.
