@@ -60,6 +60,9 @@ pub enum Command {
     Supply(supply::SupplyArgs),
     /// Manual control of the electronic load (inside the rig's envelope).
     Load(load::LoadArgs),
+    /// The out-of-process safe-state guard that `hilrig run` starts (reads its pipe).
+    #[command(hide = true)]
+    Guard,
 }
 
 /// Default rig: the built-in simulated bench.
@@ -100,5 +103,6 @@ pub fn main(cli: Cli) -> i32 {
         Command::Instruments(a) => rt.block_on(instruments::instruments(a)),
         Command::Supply(a) => rt.block_on(supply::supply(a)),
         Command::Load(a) => rt.block_on(load::load(a)),
+        Command::Guard => rt.block_on(crate::guard::serve()),
     }
 }

@@ -334,7 +334,8 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
 
 /// Switch every supply output off when the armed I/O watchdog sees no traffic for its delay.
 fn start_watchdog(shared: &Arc<Shared>) {
-    if !shared.family.watchdog() || tokio::runtime::Handle::try_current().is_err() {
+    let has_watchdog = shared.family.watchdog() || shared.dialect.watchdog.is_some();
+    if !has_watchdog || tokio::runtime::Handle::try_current().is_err() {
         return;
     }
     let shared = shared.clone();
@@ -834,6 +835,12 @@ fn patterns(dialect: &Dialect, family: Family) -> Vec<Pattern> {
                     }
                     if dialect.settings_require_lock {
                         table.push(Pattern::new("SYSTem:LOCK", A::Lock));
+                    }
+                    if dialect.watchdog.is_some() {
+                        table.extend([
+                            Pattern::new("SYSTem:COMMunicate:WDOG[:STATe]", A::WatchdogState),
+                            Pattern::new("SYSTem:COMMunicate:WDOG:DELay", A::WatchdogDelay),
+                        ]);
                     }
                 }
                 Role::Load | Role::CellSim => {

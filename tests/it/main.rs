@@ -4,6 +4,7 @@
 
 mod can_common;
 mod common;
+mod external_bench;
 mod report_support;
 mod sim_support;
 
@@ -18,6 +19,7 @@ mod flash_cli;
 mod flash_probe;
 mod flash_sim;
 mod fuzz_regressions;
+mod guard;
 mod lock_and_signals;
 mod nightly_defects;
 mod plan_validation;
