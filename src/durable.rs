@@ -58,6 +58,57 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), WriteError> {
     Ok(())
 }
 
+/// [`write_atomic`] with the signature of `std::fs::write`: a drop-in for the report writers.
+pub fn write(path: impl AsRef<Path>, contents: impl AsRef<[u8]>) -> std::io::Result<()> {
+    write_atomic(path.as_ref(), contents.as_ref()).map_err(|e| e.source)
+}
+
+/// Space held back in a run directory, so that the results can still be written when the
+/// disk fills during the run: released (deleted) just before the results are written.
+#[derive(Debug)]
+pub struct Reserve {
+    path: PathBuf,
+}
+
+/// How much a run directory holds back for its results (results.json, junit.xml).
+pub const RESERVE_BYTES: usize = 256 * 1024;
+
+impl Reserve {
+    /// Hold `bytes` in `dir` (a hidden file of zeros, flushed to the device).
+    pub fn create(dir: &Path, bytes: usize) -> std::io::Result<Reserve> {
+        let path = dir.join(".hilrig-reserve");
+        let made = (|| {
+            let mut f = std::fs::File::create(&path)?;
+            let chunk = vec![0u8; 64 * 1024];
+            let mut left = bytes;
+            while left > 0 {
+                let n = left.min(chunk.len());
+                f.write_all(&chunk[..n])?;
+                left -= n;
+            }
+            f.sync_all()
+        })();
+        match made {
+            Ok(()) => Ok(Reserve { path }),
+            Err(e) => {
+                let _ = std::fs::remove_file(&path);
+                Err(e)
+            }
+        }
+    }
+
+    /// Give the space back.
+    pub fn release(self) {
+        drop(self);
+    }
+}
+
+impl Drop for Reserve {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -72,6 +72,13 @@ pub fn default_rig() -> PathBuf {
 
 /// Run the command and return the process exit code.
 pub fn main(cli: Cli) -> i32 {
+    // A file-size limit must not kill the process with the bench on: with SIGXFSZ ignored,
+    // a write beyond the limit fails (EFBIG) and is handled as every write error is.
+    #[cfg(unix)]
+    // SAFETY: setting a signal's disposition to SIG_IGN has no preconditions.
+    unsafe {
+        libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+    }
     let runtime = match &cli.command {
         // Virtual time: one thread, and a paused clock that jumps to the next timer.
         Command::Run(a) if a.virtual_time => tokio::runtime::Builder::new_current_thread()

@@ -337,7 +337,7 @@ pub async fn run(a: RunArgs) -> i32 {
         if let Some(b) = &bench {
             let truth = b.truth.events(clock.origin);
             if let Ok(text) = serde_json::to_string_pretty(&truth) {
-                if let Err(e) = std::fs::write(dir.join("truth.json"), text + "\n") {
+                if let Err(e) = crate::durable::write(dir.join("truth.json"), text + "\n") {
                     eprintln!("warning: cannot write truth.json: {e}");
                 }
             }

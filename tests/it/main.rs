@@ -38,3 +38,4 @@ mod sim_serve;
 mod sim_truth;
 mod sim_virtual_time;
 mod walking_skeleton;
+mod write_faults;
