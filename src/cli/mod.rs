@@ -12,6 +12,7 @@ mod report;
 mod run;
 mod schema;
 mod sim;
+mod stdio;
 mod supply;
 mod validate;
 
@@ -79,6 +80,7 @@ pub fn main(cli: Cli) -> i32 {
     unsafe {
         libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
     }
+    stdio::install_stdout_panic_hook();
     let runtime = match &cli.command {
         // Virtual time: one thread, and a paused clock that jumps to the next timer.
         Command::Run(a) if a.virtual_time => tokio::runtime::Builder::new_current_thread()

@@ -112,8 +112,25 @@ fn with_hint(mut e: InputError) -> InputError {
     e
 }
 
-/// Read a rig file; paths inside it become relative to the working directory.
+/// Read a rig file and run its pre-flight checks; the first problem found is returned
+/// (see [`load_rig_all`] for every one).
 pub fn load_rig(path: &Path) -> Result<Source<Rig>, InputError> {
+    load_rig_all(path).map_err(|mut e| e.remove(0))
+}
+
+/// Read a rig file (paths inside it become relative to the working directory) and run the
+/// pre-flight checks `hilrig run` makes before it connects anything; all problems found.
+pub fn load_rig_all(path: &Path) -> Result<Source<Rig>, Vec<InputError>> {
+    let rig = read_rig(path).map_err(|e| vec![e])?;
+    let errors = super::preflight::check_rig(&rig);
+    if errors.is_empty() {
+        Ok(rig)
+    } else {
+        Err(errors)
+    }
+}
+
+fn read_rig(path: &Path) -> Result<Source<Rig>, InputError> {
     let mut rig: Source<Rig> = read_yaml(path)?;
     if let Some(sim) = &mut rig.value.simulation {
         sim.firmware = relative(path, &sim.firmware);
@@ -275,12 +292,10 @@ pub fn load_plan_with(
             ),
         )]);
     }
-    let limits: Source<LimitProfile> = read_yaml(&limits_path).map_err(|e| vec![e])?;
-    let dbc_path = relative(&fixture_path, &fixture.value.dbc);
-    let dbc =
-        Dbc::from_file(&dbc_path).map_err(|e| vec![InputError::file(&dbc_path, e.to_string())])?;
+    let limits = load_limits(&limits_path)?;
+    let (dbc, dbc_path) = load_fixture_dbc(&fixture)?;
 
-    let mut errors = Vec::new();
+    let mut errors = super::preflight::check_fixture(&fixture);
     let signals = check_fixture(&fixture, &dbc, &mut errors);
     Checker {
         plan: &plan,
@@ -302,6 +317,48 @@ pub fn load_plan_with(
             signals,
             parameters,
         })
+    } else {
+        Err(errors)
+    }
+}
+
+/// The fixture's DBC (a missing file is reported at the fixture's `dbc:` line).
+fn load_fixture_dbc(fixture: &Source<Fixture>) -> Result<(Dbc, PathBuf), Vec<InputError>> {
+    let dbc_path = relative(&fixture.path, &fixture.value.dbc);
+    if !dbc_path.is_file() {
+        let (line, column) = super::preflight::locate(&fixture.text, "dbc", 0);
+        return Err(vec![InputError::at(
+            &fixture.path,
+            &fixture.text,
+            line,
+            column,
+            format!("DBC file {} not found", dbc_path.display()),
+        )]);
+    }
+    let dbc =
+        Dbc::from_file(&dbc_path).map_err(|e| vec![InputError::file(&dbc_path, e.to_string())])?;
+    Ok((dbc, dbc_path))
+}
+
+/// Read a DUT fixture on its own and check it with its DBC, as a plan's load would.
+pub fn load_fixture(path: &Path) -> Result<Source<Fixture>, Vec<InputError>> {
+    let fixture: Source<Fixture> = read_yaml(path).map_err(|e| vec![e])?;
+    let (dbc, _) = load_fixture_dbc(&fixture)?;
+    let mut errors = super::preflight::check_fixture(&fixture);
+    check_fixture(&fixture, &dbc, &mut errors);
+    if errors.is_empty() {
+        Ok(fixture)
+    } else {
+        Err(errors)
+    }
+}
+
+/// Read a limit profile on its own.
+pub fn load_limits(path: &Path) -> Result<Source<LimitProfile>, Vec<InputError>> {
+    let limits = read_yaml(path).map_err(|e| vec![e])?;
+    let errors = super::preflight::check_limits(&limits);
+    if errors.is_empty() {
+        Ok(limits)
     } else {
         Err(errors)
     }
@@ -624,7 +681,12 @@ impl<'a> Checker<'a> {
                     Some(_) => {}
                 }
             }
-            Step::WaitFor(w) => self.condition(&w.until),
+            Step::WaitFor(w) => {
+                self.condition(&w.until);
+                if w.timeout.0 <= 0.0 {
+                    self.err(at, "wait_for: the timeout must be above 0 s");
+                }
+            }
             Step::Ramp(r) => {
                 self.target(at, r.of);
                 let d = r.of.dimension();
@@ -685,6 +747,9 @@ impl<'a> Checker<'a> {
 
     fn trip(&mut self, t: &super::model::Trip, at: &Location) {
         self.condition(&t.detect);
+        if t.timeout.0 <= 0.0 {
+            self.err(at, "trip: the timeout must be above 0 s");
+        }
         let stim_at = &t.stimulus.referenced;
         let stim = &t.stimulus.value;
         let target = stim.target();

@@ -23,6 +23,7 @@ mod guard;
 mod lock_and_signals;
 mod nightly_defects;
 mod plan_validation;
+mod preflight_hostile;
 mod report_bundle;
 mod report_html;
 mod report_junit;
