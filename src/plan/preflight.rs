@@ -496,7 +496,7 @@ mod tests {
     fn locate_finds_the_value_of_the_nth_key() {
         let text = "a: 1\ninstruments:\n  - id: x\n  - {id: y, role: load}\n";
         assert_eq!(locate(text, "id", 0), (3, 9));
-        assert_eq!(locate(text, "id", 1), (4, 9));
+        assert_eq!(locate(text, "id", 1), (4, 10));
         assert_eq!(locate(text, "missing", 0), (0, 0));
     }
 

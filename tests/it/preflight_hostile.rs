@@ -172,3 +172,25 @@ fn validate_takes_fixtures_and_limit_profiles_on_their_own() {
     assert_eq!(code, Some(2), "{stderr}");
     assert!(points_at(&stderr, FIXTURE), "{stderr}");
 }
+
+/// Conditions nested 10,000 parentheses or 100,000 `not` deep once overflowed the stack
+/// (exit 134) in validate and run.
+#[rstest]
+#[case::parens_10000(format!("{}bms.chg_fet == open{}", "(".repeat(10_000), ")".repeat(10_000)))]
+#[case::nots_100000(format!("{}bms.chg_fet == open", "not ".repeat(100_000)))]
+fn condition_nesting_limit_in_validate(#[case] detect: String) {
+    let dir = inputs("nesting");
+    edit(
+        &dir,
+        PLAN,
+        "detect: bms.chg_fet == open",
+        &format!("detect: \"{detect}\""),
+    );
+    let (code, stderr) = validate(&dir, &[PLAN]);
+    assert_eq!(code, Some(2), "{}", &stderr[..stderr.len().min(500)]);
+    assert!(
+        points_at(&stderr, PLAN),
+        "{}",
+        &stderr[..stderr.len().min(500)]
+    );
+}
