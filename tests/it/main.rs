@@ -38,5 +38,6 @@ mod sim_pack;
 mod sim_serve;
 mod sim_truth;
 mod sim_virtual_time;
+mod stdout_faults;
 mod walking_skeleton;
 mod write_faults;
