@@ -76,9 +76,32 @@ pub const INSTRUMENT_SIGNALS: [(&str, Dimension); 4] = [
 
 /// Read and parse one YAML file.
 pub fn read_yaml<T: DeserializeOwned>(path: &Path) -> Result<Source<T>, InputError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| InputError::file(path, format!("cannot read file: {e}")))?;
+    let text = read_text(path)?;
     parse_yaml(path, text)
+}
+
+/// Read a text file; bytes that are not UTF-8 are reported at their line and column.
+pub fn read_text(path: &Path) -> Result<String, InputError> {
+    let bytes = std::fs::read(path)
+        .map_err(|e| InputError::file(path, format!("cannot read file: {e}")))?;
+    String::from_utf8(bytes).map_err(|e| {
+        let at = e.utf8_error().valid_up_to();
+        let bytes = e.as_bytes();
+        let good = String::from_utf8_lossy(&bytes[..at]);
+        let line = good.matches('\n').count() + 1;
+        let column = good.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+        let lossy = String::from_utf8_lossy(bytes).into_owned();
+        InputError::at(
+            path,
+            &lossy,
+            line,
+            column,
+            format!(
+                "byte 0x{:02X} is not UTF-8 text; save the file as UTF-8",
+                bytes[at]
+            ),
+        )
+    })
 }
 
 fn parse_yaml<T: DeserializeOwned>(path: &Path, text: String) -> Result<Source<T>, InputError> {
@@ -268,8 +291,7 @@ pub fn load_plan_with(
     rig: Option<&Rig>,
     overrides: &BTreeMap<String, String>,
 ) -> Result<LoadedPlan, Vec<InputError>> {
-    let raw = std::fs::read_to_string(path)
-        .map_err(|e| vec![InputError::file(path, format!("cannot read file: {e}"))])?;
+    let raw = read_text(path).map_err(|e| vec![e])?;
     let (text, parameters) = substitute(path, &raw, overrides).map_err(|e| vec![e])?;
     let plan: Source<Plan> = parse_yaml(path, text).map_err(|e| vec![e])?;
     let fixture_path = relative(path, &plan.value.dut);

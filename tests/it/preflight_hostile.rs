@@ -194,3 +194,17 @@ fn condition_nesting_limit_in_validate(#[case] detect: String) {
         &stderr[..stderr.len().min(500)]
     );
 }
+
+/// A byte that is not UTF-8 once gave "stream did not contain valid UTF-8" without a line.
+#[test]
+fn non_utf8_input_is_reported_with_its_line_number() {
+    let dir = inputs("non-utf8");
+    let p = dir.join(PLAN);
+    let mut bytes = std::fs::read(&p).unwrap();
+    let at = bytes.windows(5).position(|w| w == b"title").unwrap();
+    bytes.insert(at + 7, 0xFF);
+    std::fs::write(&p, bytes).unwrap();
+    let (code, stderr) = validate(&dir, &[PLAN]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains(&format!("{PLAN}:2:8")), "{stderr}");
+}
