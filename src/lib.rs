@@ -8,7 +8,9 @@
 pub mod can;
 pub mod cli;
 pub mod dbc;
+pub mod durable;
 pub mod flash;
+pub mod guard;
 pub mod instrument;
 pub mod plan;
 pub mod report;

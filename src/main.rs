@@ -3,12 +3,24 @@
 use clap::Parser;
 
 fn main() {
-    let cli = hilrig::cli::Cli::parse();
+    let cli = match hilrig::cli::Cli::try_parse() {
+        Ok(cli) => cli,
+        // Help, version and usage errors; a closed or full stdout is an error, not a pass.
+        Err(e) => {
+            if let Err(io) = e.print() {
+                eprintln!("error: cannot write to standard output: {io}");
+                std::process::exit(2);
+            }
+            std::process::exit(e.exit_code());
+        }
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("HILRIG_LOG")
                 .unwrap_or_else(|_| "warn".into()),
         )
+        // Colour codes only on a terminal: a pipe or a log file gets plain text.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr)
         .init();
     std::process::exit(hilrig::cli::main(cli));

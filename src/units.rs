@@ -106,6 +106,14 @@ pub enum UnitError {
         /// What the field needs.
         expected: Dimension,
     },
+    /// A value outside what any field of its kind accepts.
+    #[error("`{text}` {why}")]
+    OutOfBounds {
+        /// The text as written.
+        text: String,
+        /// Why it is refused.
+        why: String,
+    },
 }
 
 /// A value with its dimension, in SI base units.
@@ -271,7 +279,10 @@ macro_rules! typed_quantity {
         impl<'de> Deserialize<'de> for $name {
             fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
                 let text = QuantityText::deserialize(d)?;
-                Quantity::parse_as(&text.0, $dim).map($name).map_err(serde::de::Error::custom)
+                Quantity::parse_as(&text.0, $dim)
+                    .and_then(|v| check_bounds(v, $dim, &text.0))
+                    .map($name)
+                    .map_err(serde::de::Error::custom)
             }
         }
 
@@ -314,6 +325,33 @@ impl<'de> Deserialize<'de> for QuantityText {
             }
         }
         d.deserialize_str(V)
+    }
+}
+
+/// The longest duration a file may give (one day): longer ones are typing slips (`1e12 s`)
+/// that would hang a virtual-time run or overflow a timer.
+pub const MAX_DURATION_S: f64 = 86_400.0;
+
+/// Every value in a file is finite; durations are also not negative and at most a day.
+fn check_bounds(v: f64, dim: Dimension, text: &str) -> Result<f64, UnitError> {
+    let problem = if !v.is_finite() {
+        Some("is not a finite number".to_string())
+    } else if dim == Dimension::Time && v < 0.0 {
+        Some("is negative; a duration is 0 s or more".to_string())
+    } else if dim == Dimension::Time && v > MAX_DURATION_S {
+        Some(format!(
+            "is longer than {} h, the longest duration hilrig accepts",
+            MAX_DURATION_S / 3600.0
+        ))
+    } else {
+        None
+    };
+    match problem {
+        Some(why) => Err(UnitError::OutOfBounds {
+            text: text.trim().to_string(),
+            why,
+        }),
+        None => Ok(v),
     }
 }
 

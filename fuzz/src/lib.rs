@@ -11,7 +11,11 @@ use hilrig::can::slcan::{decode_line, encode_frame, Incoming};
 use hilrig::dbc::Dbc;
 use hilrig::plan::fixture::Fixture;
 use hilrig::plan::limits::LimitProfile;
-use hilrig::plan::load::{load_plan, load_rig, load_suite, read_yaml};
+use hilrig::plan::load::{
+    load_fixture, load_limits, load_plan, load_rig, load_rig_all, load_suite, read_yaml,
+};
+use hilrig::plan::preflight::FileKind;
+use hilrig::plan::Condition;
 use hilrig::scpi::reply::{
     find_reply_end, parse_block, parse_bool, parse_error_reply, parse_number, parse_quantity,
     split_fields, unquote, ReplyEnd,
@@ -64,6 +68,38 @@ pub fn plan_loader(work: &Workdir, data: &[u8]) {
     let _ = read_yaml::<Fixture>(&path);
     let _ = read_yaml::<LimitProfile>(&path);
     let _ = load_suite(&path);
+}
+
+/// The condition parser: a condition that parses prints as text that parses again to the
+/// same condition, and evaluates without panicking whatever the readings.
+pub fn condition(data: &[u8]) {
+    let text = String::from_utf8_lossy(data);
+    let Ok(c) = Condition::parse(&text) else {
+        return;
+    };
+    let printed = c.to_string();
+    match Condition::parse(&printed) {
+        Ok(again) => assert_eq!(again.to_string(), printed, "round trip of `{text}`"),
+        // Printing adds parentheses, so a condition near the limits may print past them.
+        Err(e) if e.contains("at most") || e.contains("nested more than") => {}
+        Err(e) => panic!("printed condition `{printed}` does not parse: {e}"),
+    }
+    let _ = c.signals();
+    for v in [0.0, 1.0, -1.0, f64::NAN, f64::INFINITY] {
+        let _ = c.eval(&|_| Some(hilrig::plan::condition::Reading { value: v }));
+    }
+    let _ = c.eval(&|_| None);
+}
+
+/// The rig, fixture and limit-profile loaders with their pre-flight checks, and the file
+/// kind recogniser, on one input file (written beside the repository's fixtures).
+pub fn rig_fixture_loader(work: &Workdir, data: &[u8]) {
+    let path = work.input_path();
+    std::fs::write(&path, data).unwrap();
+    let _ = FileKind::of_text(&String::from_utf8_lossy(data));
+    let _ = load_rig_all(&path);
+    let _ = load_fixture(&path);
+    let _ = load_limits(&path);
 }
 
 /// DBC parse, then decode and encode of every message. The first byte picks whether the

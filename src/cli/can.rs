@@ -190,6 +190,15 @@ fn report(s: &DecodeSummary, log: &Path, dbc: &Path, strict: bool) -> i32 {
             ids.join(", ")
         );
     }
+    if s.skipped > 0 {
+        // Not decoded, but not silently gone either: an 8-digit id with bit 29 set
+        // (0x20000000-0x3FFFFFFF) is candump's error-frame flag, `R` a remote frame.
+        eprintln!(
+            "note: {} not decoded: remote frames and error frames (ids 20000000-3FFFFFFF \
+             carry candump's error flag)",
+            plural(s.skipped, "frame")
+        );
+    }
     if s.clean() {
         0
     } else {

@@ -12,6 +12,7 @@ mod report;
 mod run;
 mod schema;
 mod sim;
+mod stdio;
 mod supply;
 mod validate;
 
@@ -60,6 +61,9 @@ pub enum Command {
     Supply(supply::SupplyArgs),
     /// Manual control of the electronic load (inside the rig's envelope).
     Load(load::LoadArgs),
+    /// The out-of-process safe-state guard that `hilrig run` starts (reads its pipe).
+    #[command(hide = true)]
+    Guard,
 }
 
 /// Default rig: the built-in simulated bench.
@@ -69,6 +73,14 @@ pub fn default_rig() -> PathBuf {
 
 /// Run the command and return the process exit code.
 pub fn main(cli: Cli) -> i32 {
+    // A file-size limit must not kill the process with the bench on: with SIGXFSZ ignored,
+    // a write beyond the limit fails (EFBIG) and is handled as every write error is.
+    #[cfg(unix)]
+    // SAFETY: setting a signal's disposition to SIG_IGN has no preconditions.
+    unsafe {
+        libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+    }
+    stdio::install_stdout_panic_hook();
     let runtime = match &cli.command {
         // Virtual time: one thread, and a paused clock that jumps to the next timer.
         Command::Run(a) if a.virtual_time => tokio::runtime::Builder::new_current_thread()
@@ -100,5 +112,6 @@ pub fn main(cli: Cli) -> i32 {
         Command::Instruments(a) => rt.block_on(instruments::instruments(a)),
         Command::Supply(a) => rt.block_on(supply::supply(a)),
         Command::Load(a) => rt.block_on(load::load(a)),
+        Command::Guard => rt.block_on(crate::guard::serve()),
     }
 }

@@ -11,6 +11,7 @@ use super::EXIT_ABORT;
 use std::collections::BTreeMap;
 
 use super::output::Output;
+use crate::guard::{Guard, GuardSpec};
 use crate::plan::load::relative;
 use crate::plan::{is_suite, load_plan_with, load_rig, load_suite, InputError, LoadedPlan};
 use crate::report::{FirmwareInfo, Outcome, RunResults};
@@ -296,7 +297,34 @@ pub async fn run(a: RunArgs) -> i32 {
         };
         // The evidence copies are the exact texts this run used (parameters substituted).
         let (inputs, missing) = crate::report::bundle::inputs_of(&plan, &rig_path);
-        let results = match execute(plan, &resolved, opts).await {
+        // The guard outside this process: it switches the bench off if this process dies
+        // before handing over. Instruments of a simulated rig live in this process and end
+        // with it, so they need none.
+        let guard = if rig.simulation.is_none() {
+            let spec = GuardSpec::of_rig(&resolved, &dir);
+            if spec.instruments.is_empty() {
+                None
+            } else {
+                match Guard::start(&spec) {
+                    Ok(g) => Some(g),
+                    Err(e) => {
+                        eprintln!("error: {e}; nothing is switched on without it");
+                        return EXIT_ABORT;
+                    }
+                }
+            }
+        } else {
+            None
+        };
+        let executed = execute(plan, &resolved, opts).await;
+        if let Some(g) = guard {
+            match &executed {
+                Ok(r) if r.safe_state_reached => g.release(),
+                // Not confirmed by the run: the guard tries on its own and writes guard.json.
+                _ => g.hand_over_unconfirmed(),
+            }
+        }
+        let results = match executed {
             Ok(r) => r,
             Err(e) => {
                 eprintln!(
@@ -309,7 +337,7 @@ pub async fn run(a: RunArgs) -> i32 {
         if let Some(b) = &bench {
             let truth = b.truth.events(clock.origin);
             if let Ok(text) = serde_json::to_string_pretty(&truth) {
-                if let Err(e) = std::fs::write(dir.join("truth.json"), text + "\n") {
+                if let Err(e) = crate::durable::write(dir.join("truth.json"), text + "\n") {
                     eprintln!("warning: cannot write truth.json: {e}");
                 }
             }

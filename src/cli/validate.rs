@@ -1,87 +1,112 @@
-//! `hilrig validate FILES...`
+//! `hilrig validate FILES... [--rig R]`: the run's own pre-flight, file by file.
+//!
+//! A plan or suite is checked exactly as `hilrig run` checks it before it switches anything
+//! on, against the rig run would use (`--rig`, else the default rig/sim.yaml), and the rig
+//! itself gets run's checks too. A rig, a DUT fixture or a limit profile given on its own
+//! is recognised by its top-level keys, and each `ok:` line says what the file was taken for.
 
 use std::path::PathBuf;
 
 use clap::Args;
 
-use crate::plan::load::relative;
-use crate::plan::{
-    is_suite, load_plan, load_plan_with, load_rig, load_suite, signal_map, InputError,
-};
+use crate::plan::load::{load_fixture, load_limits, load_rig_all, relative};
+use crate::plan::preflight::FileKind;
+use crate::plan::{load_plan, load_plan_with, load_suite, signal_map, InputError};
 
 /// Arguments of `hilrig validate`.
 #[derive(Debug, Args)]
 pub struct ValidateArgs {
-    /// Plan, suite, rig or DUT fixture files (a rig is recognised by its `station:` key, a
-    /// fixture by `dbc:` and `signals:`; a fixture's signal map is checked against its DBC).
+    /// Plans, suites, rigs, DUT fixtures or limit profiles (recognised by their keys; a
+    /// fixture's signal map is checked against its DBC, a rig's envelope against what its
+    /// instruments' channels can protect).
     #[arg(required = true)]
     pub files: Vec<PathBuf>,
-    /// Rig whose envelope the plans are checked against.
+    /// Rig whose envelope the plans are checked against (default: the rig `hilrig run`
+    /// would use, rig/sim.yaml).
     #[arg(long)]
     pub rig: Option<PathBuf>,
 }
 
 /// Validate every file; exit 0 when all are valid, 2 otherwise.
 pub fn validate(a: ValidateArgs) -> i32 {
-    let rig = match a.rig.as_deref().map(load_rig).transpose() {
+    let rig_path = a.rig.clone().unwrap_or_else(super::default_rig);
+    let rig = match load_rig_all(&rig_path) {
         Ok(r) => r,
-        Err(e) => {
-            eprintln!("{e}");
+        Err(errors) => {
+            for e in errors {
+                super::stdio::eprint(&format!("{e}\n"));
+            }
             return super::EXIT_ABORT;
         }
     };
     let mut bad = 0;
     for f in &a.files {
-        let text = std::fs::read_to_string(f).unwrap_or_default();
-        let is_rig = text.lines().any(|l| l.starts_with("station:"));
+        let text = match std::fs::read(f) {
+            Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+            Err(e) => {
+                bad += 1;
+                super::stdio::eprint(&format!(
+                    "{}\n",
+                    InputError::file(f, format!("cannot read file: {e}"))
+                ));
+                continue;
+            }
+        };
+        let kind = FileKind::of_text(&text).unwrap_or(FileKind::Plan);
         let mut coverage_ok = true;
-        let errors: Vec<InputError> = if is_rig {
-            match load_rig(f) {
+        let errors: Vec<InputError> = match kind {
+            FileKind::Rig => match load_rig_all(f) {
                 Ok(rig) => {
                     coverage_ok = report_coverage(f, &rig.value);
                     Vec::new()
                 }
-                Err(e) => vec![e],
-            }
-        } else if signal_map::is_fixture(&text) {
-            match signal_map::check_fixture_file(f) {
-                Ok(report) => {
-                    report.notes.iter().for_each(|n| eprintln!("{n}"));
-                    Vec::new()
-                }
                 Err(e) => e,
-            }
-        } else if is_suite(f) {
-            match load_suite(f) {
+            },
+            FileKind::Fixture => match load_fixture(f) {
+                Err(e) => e,
+                Ok(_) => match signal_map::check_fixture_file(f) {
+                    Ok(report) => {
+                        report
+                            .notes
+                            .iter()
+                            .for_each(|n| super::stdio::eprint(&format!("{n}\n")));
+                        Vec::new()
+                    }
+                    Err(e) => e,
+                },
+            },
+            FileKind::LimitProfile => load_limits(f).err().unwrap_or_default(),
+            FileKind::Suite => match load_suite(f) {
                 Err(e) => vec![e],
                 Ok(s) => s
                     .value
                     .plans
                     .iter()
                     .flat_map(|p| {
-                        load_plan_with(
-                            &relative(f, &p.plan),
-                            rig.as_ref().map(|r| &r.value),
-                            &p.parameters,
-                        )
-                        .err()
-                        .unwrap_or_default()
+                        load_plan_with(&relative(f, &p.plan), Some(&rig.value), &p.parameters)
+                            .err()
+                            .unwrap_or_default()
                     })
                     .collect(),
-            }
-        } else {
-            load_plan(f, rig.as_ref().map(|r| &r.value))
-                .err()
-                .unwrap_or_default()
+            },
+            FileKind::Plan => load_plan(f, Some(&rig.value)).err().unwrap_or_default(),
         };
         if !coverage_ok {
             bad += 1;
         } else if errors.is_empty() {
-            println!("ok: {}", f.display());
+            let against = match kind {
+                FileKind::Plan | FileKind::Suite => {
+                    format!(" (checked against rig {})", rig_path.display())
+                }
+                _ => String::new(),
+            };
+            if !super::stdio::print(&format!("ok: {} ({}){against}", f.display(), kind.name())) {
+                return super::EXIT_ABORT;
+            }
         } else {
             bad += 1;
             for e in errors {
-                eprintln!("{e}\n");
+                super::stdio::eprint(&format!("{e}\n"));
             }
         }
     }
@@ -106,12 +131,12 @@ fn report_coverage(file: &std::path::Path, rig: &crate::rig::Rig) -> bool {
                 "error"
             }
         };
-        eprintln!(
-            "{word}: {}: instrument `{}`: {}",
+        super::stdio::eprint(&format!(
+            "{word}: {}: instrument `{}`: {}\n",
             file.display(),
             finding.instrument,
             finding.message
-        );
+        ));
     }
     ok
 }

@@ -101,10 +101,19 @@ impl Condition {
     /// Parse a condition; the error says what was expected and at which character.
     pub fn parse(text: &str) -> Result<Condition, String> {
         let tokens = tokenize(text)?;
+        // Bounded size and nesting keep every recursive walk (parse, bind, eval, drop) far
+        // from the stack's end, whatever a file holds.
+        if tokens.len() > MAX_TOKENS {
+            return Err(format!(
+                "condition has {} words and symbols; at most {MAX_TOKENS} are accepted",
+                tokens.len()
+            ));
+        }
         let mut p = Parser {
             tokens,
             pos: 0,
             text,
+            depth: 0,
         };
         let c = p.or()?;
         if p.pos < p.tokens.len() {
@@ -236,10 +245,17 @@ fn tokenize(text: &str) -> Result<Vec<String>, String> {
     Ok(out)
 }
 
+/// The most words and symbols a condition may have.
+pub const MAX_TOKENS: usize = 1000;
+
+/// The deepest nesting of parentheses and `not` a condition may have.
+pub const MAX_NESTING: usize = 64;
+
 struct Parser<'a> {
     tokens: Vec<String>,
     pos: usize,
     text: &'a str,
+    depth: usize,
 }
 
 impl Parser<'_> {
@@ -271,19 +287,34 @@ impl Parser<'_> {
         Ok(left)
     }
 
+    fn paren(&mut self) -> Result<Condition, String> {
+        let c = self.or()?;
+        match self.next().as_deref() {
+            Some(")") => Ok(c),
+            _ => Err(format!("missing `)` in condition `{}`", self.text)),
+        }
+    }
+
     fn term(&mut self) -> Result<Condition, String> {
         let text = self.text;
         match self.next() {
             None => Err(format!(
                 "condition `{text}` ends where a signal was expected"
             )),
-            Some(t) if t == "not" => Ok(Condition::Not(Box::new(self.term()?))),
-            Some(t) if t == "(" => {
-                let c = self.or()?;
-                match self.next().as_deref() {
-                    Some(")") => Ok(c),
-                    _ => Err(format!("missing `)` in condition `{text}`")),
+            Some(t) if t == "not" || t == "(" => {
+                self.depth += 1;
+                if self.depth > MAX_NESTING {
+                    return Err(format!(
+                        "condition is nested more than {MAX_NESTING} deep (parentheses and `not`)"
+                    ));
                 }
+                let c = if t == "not" {
+                    self.term().map(|c| Condition::Not(Box::new(c)))
+                } else {
+                    self.paren()
+                };
+                self.depth -= 1;
+                c
             }
             Some(t) if is_signal_name(&t) => {
                 let op = match self.peek() {
@@ -398,5 +429,21 @@ mod tests {
             c.signals().into_iter().collect::<Vec<_>>(),
             vec!["bms.chg_fet", "bms.state"]
         );
+    }
+
+    #[test]
+    fn nesting_limit_refuses_10000_parentheses_and_100000_nots() {
+        let parens = format!("{}bms.chg_fet{}", "(".repeat(10_000), ")".repeat(10_000));
+        let e = Condition::parse(&parens).unwrap_err();
+        assert!(e.contains("at most"), "{}", &e[..e.len().min(200)]);
+        let nots = format!("{}bms.chg_fet", "not ".repeat(100_000));
+        assert!(Condition::parse(&nots).is_err());
+        let deep = format!("{}bms.chg_fet{}", "(".repeat(65), ")".repeat(65));
+        let e = Condition::parse(&deep).unwrap_err();
+        assert!(e.contains("nested more than 64"), "{e}");
+        let ok = format!("{}bms.chg_fet{}", "(".repeat(64), ")".repeat(64));
+        assert!(Condition::parse(&ok).is_ok());
+        let chain = vec!["bms.chg_fet"; 600].join(" and ");
+        assert!(Condition::parse(&chain).is_err(), "1199 tokens");
     }
 }

@@ -81,11 +81,17 @@ impl InputError {
 }
 
 fn strip_location_suffix(msg: &str) -> String {
-    // serde-saphyr appends " at line L, column C"; the location is printed separately.
-    let first = msg.lines().next().unwrap_or(msg);
-    match first.rfind(" at line ") {
-        Some(i) => first[..i].to_string(),
-        None => first.to_string(),
+    // serde-saphyr appends " at line L, column C"; the location is printed separately. A
+    // message that spans lines is kept whole (joined), not cut after its first line.
+    let joined = msg
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ");
+    match joined.rfind(" at line ") {
+        Some(i) if joined[i..].contains("column") => joined[..i].to_string(),
+        _ => joined,
     }
 }
 
@@ -172,5 +178,24 @@ mod tests {
             Some("timeout")
         );
         assert_eq!(did_you_mean("zzz", ["timeout"]), None);
+    }
+}
+
+#[cfg(test)]
+mod message_tests {
+    use super::strip_location_suffix;
+
+    #[test]
+    fn yaml_messages_are_not_cut_at_a_line_break() {
+        assert_eq!(
+            strip_location_suffix(
+                "budget exceeded (used\n  5000 of 4000 nodes) at line 3, column 1"
+            ),
+            "budget exceeded (used 5000 of 4000 nodes)"
+        );
+        assert_eq!(
+            strip_location_suffix("unknown field `x` at line 2, column 5"),
+            "unknown field `x`"
+        );
     }
 }

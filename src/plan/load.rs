@@ -76,9 +76,32 @@ pub const INSTRUMENT_SIGNALS: [(&str, Dimension); 4] = [
 
 /// Read and parse one YAML file.
 pub fn read_yaml<T: DeserializeOwned>(path: &Path) -> Result<Source<T>, InputError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| InputError::file(path, format!("cannot read file: {e}")))?;
+    let text = read_text(path)?;
     parse_yaml(path, text)
+}
+
+/// Read a text file; bytes that are not UTF-8 are reported at their line and column.
+pub fn read_text(path: &Path) -> Result<String, InputError> {
+    let bytes = std::fs::read(path)
+        .map_err(|e| InputError::file(path, format!("cannot read file: {e}")))?;
+    String::from_utf8(bytes).map_err(|e| {
+        let at = e.utf8_error().valid_up_to();
+        let bytes = e.as_bytes();
+        let good = String::from_utf8_lossy(&bytes[..at]);
+        let line = good.matches('\n').count() + 1;
+        let column = good.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+        let lossy = String::from_utf8_lossy(bytes).into_owned();
+        InputError::at(
+            path,
+            &lossy,
+            line,
+            column,
+            format!(
+                "byte 0x{:02X} is not UTF-8 text; save the file as UTF-8",
+                bytes[at]
+            ),
+        )
+    })
 }
 
 fn parse_yaml<T: DeserializeOwned>(path: &Path, text: String) -> Result<Source<T>, InputError> {
@@ -112,8 +135,25 @@ fn with_hint(mut e: InputError) -> InputError {
     e
 }
 
-/// Read a rig file; paths inside it become relative to the working directory.
+/// Read a rig file and run its pre-flight checks; the first problem found is returned
+/// (see [`load_rig_all`] for every one).
 pub fn load_rig(path: &Path) -> Result<Source<Rig>, InputError> {
+    load_rig_all(path).map_err(|mut e| e.remove(0))
+}
+
+/// Read a rig file (paths inside it become relative to the working directory) and run the
+/// pre-flight checks `hilrig run` makes before it connects anything; all problems found.
+pub fn load_rig_all(path: &Path) -> Result<Source<Rig>, Vec<InputError>> {
+    let rig = read_rig(path).map_err(|e| vec![e])?;
+    let errors = super::preflight::check_rig(&rig);
+    if errors.is_empty() {
+        Ok(rig)
+    } else {
+        Err(errors)
+    }
+}
+
+fn read_rig(path: &Path) -> Result<Source<Rig>, InputError> {
     let mut rig: Source<Rig> = read_yaml(path)?;
     if let Some(sim) = &mut rig.value.simulation {
         sim.firmware = relative(path, &sim.firmware);
@@ -251,8 +291,7 @@ pub fn load_plan_with(
     rig: Option<&Rig>,
     overrides: &BTreeMap<String, String>,
 ) -> Result<LoadedPlan, Vec<InputError>> {
-    let raw = std::fs::read_to_string(path)
-        .map_err(|e| vec![InputError::file(path, format!("cannot read file: {e}"))])?;
+    let raw = read_text(path).map_err(|e| vec![e])?;
     let (text, parameters) = substitute(path, &raw, overrides).map_err(|e| vec![e])?;
     let plan: Source<Plan> = parse_yaml(path, text).map_err(|e| vec![e])?;
     let fixture_path = relative(path, &plan.value.dut);
@@ -275,12 +314,10 @@ pub fn load_plan_with(
             ),
         )]);
     }
-    let limits: Source<LimitProfile> = read_yaml(&limits_path).map_err(|e| vec![e])?;
-    let dbc_path = relative(&fixture_path, &fixture.value.dbc);
-    let dbc =
-        Dbc::from_file(&dbc_path).map_err(|e| vec![InputError::file(&dbc_path, e.to_string())])?;
+    let limits = load_limits(&limits_path)?;
+    let (dbc, dbc_path) = load_fixture_dbc(&fixture)?;
 
-    let mut errors = Vec::new();
+    let mut errors = super::preflight::check_fixture(&fixture);
     let signals = check_fixture(&fixture, &dbc, &mut errors);
     Checker {
         plan: &plan,
@@ -302,6 +339,48 @@ pub fn load_plan_with(
             signals,
             parameters,
         })
+    } else {
+        Err(errors)
+    }
+}
+
+/// The fixture's DBC (a missing file is reported at the fixture's `dbc:` line).
+fn load_fixture_dbc(fixture: &Source<Fixture>) -> Result<(Dbc, PathBuf), Vec<InputError>> {
+    let dbc_path = relative(&fixture.path, &fixture.value.dbc);
+    if !dbc_path.is_file() {
+        let (line, column) = super::preflight::locate(&fixture.text, "dbc", 0);
+        return Err(vec![InputError::at(
+            &fixture.path,
+            &fixture.text,
+            line,
+            column,
+            format!("DBC file {} not found", dbc_path.display()),
+        )]);
+    }
+    let dbc =
+        Dbc::from_file(&dbc_path).map_err(|e| vec![InputError::file(&dbc_path, e.to_string())])?;
+    Ok((dbc, dbc_path))
+}
+
+/// Read a DUT fixture on its own and check it with its DBC, as a plan's load would.
+pub fn load_fixture(path: &Path) -> Result<Source<Fixture>, Vec<InputError>> {
+    let fixture: Source<Fixture> = read_yaml(path).map_err(|e| vec![e])?;
+    let (dbc, _) = load_fixture_dbc(&fixture)?;
+    let mut errors = super::preflight::check_fixture(&fixture);
+    check_fixture(&fixture, &dbc, &mut errors);
+    if errors.is_empty() {
+        Ok(fixture)
+    } else {
+        Err(errors)
+    }
+}
+
+/// Read a limit profile on its own.
+pub fn load_limits(path: &Path) -> Result<Source<LimitProfile>, Vec<InputError>> {
+    let limits = read_yaml(path).map_err(|e| vec![e])?;
+    let errors = super::preflight::check_limits(&limits);
+    if errors.is_empty() {
+        Ok(limits)
     } else {
         Err(errors)
     }
@@ -624,7 +703,12 @@ impl<'a> Checker<'a> {
                     Some(_) => {}
                 }
             }
-            Step::WaitFor(w) => self.condition(&w.until),
+            Step::WaitFor(w) => {
+                self.condition(&w.until);
+                if w.timeout.0 <= 0.0 {
+                    self.err(at, "wait_for: the timeout must be above 0 s");
+                }
+            }
             Step::Ramp(r) => {
                 self.target(at, r.of);
                 let d = r.of.dimension();
@@ -685,6 +769,9 @@ impl<'a> Checker<'a> {
 
     fn trip(&mut self, t: &super::model::Trip, at: &Location) {
         self.condition(&t.detect);
+        if t.timeout.0 <= 0.0 {
+            self.err(at, "trip: the timeout must be above 0 s");
+        }
         let stim_at = &t.stimulus.referenced;
         let stim = &t.stimulus.value;
         let target = stim.target();

@@ -14,6 +14,7 @@ pub mod limits;
 pub mod load;
 pub mod model;
 pub mod signal_map;
+pub mod preflight;
 
 pub use condition::Condition;
 pub use error::InputError;

@@ -221,7 +221,7 @@ pub fn seal(
     for f in inputs {
         let rel = bundle_name(f.role);
         let p = dir.join(&rel);
-        std::fs::write(&p, &f.bytes).map_err(|e| ReportError::io(&p, e))?;
+        crate::durable::write(&p, &f.bytes).map_err(|e| ReportError::io(&p, e))?;
         copies.push(InputCopy {
             role: f.role.into(),
             path: rel,
@@ -241,11 +241,11 @@ pub fn seal(
     let ipath = dir.join(BUNDLE_INFO);
     let text = serde_json::to_string_pretty(&info)
         .map_err(|e| ReportError::invalid(&ipath, e.to_string()))?;
-    std::fs::write(&ipath, text + "\n").map_err(|e| ReportError::io(&ipath, e))?;
+    crate::durable::write(&ipath, text + "\n").map_err(|e| ReportError::io(&ipath, e))?;
 
     let page = html::render_dir(dir)?;
     let hpath = dir.join(REPORT_HTML);
-    std::fs::write(&hpath, page).map_err(|e| ReportError::io(&hpath, e))?;
+    crate::durable::write(&hpath, page).map_err(|e| ReportError::io(&hpath, e))?;
 
     let key_path = key.as_ref().map(|k| k.path.clone());
     let manifest = manifest::write(

@@ -44,7 +44,7 @@ pub fn write_all(name: &str, runs: &[RunResults], path: &Path) -> std::io::Resul
     let xml = build_all(name, runs)
         .to_string()
         .map_err(std::io::Error::other)?;
-    std::fs::write(path, xml)
+    crate::durable::write(path, xml)
 }
 
 fn suite(r: &RunResults) -> TestSuite {
@@ -204,5 +204,5 @@ pub fn limit_text(l: &crate::verdict::Limit, unit: &str) -> String {
 /// Write `junit.xml` to `path`.
 pub fn write(r: &RunResults, path: &Path) -> std::io::Result<()> {
     let xml = build(r).to_string().map_err(std::io::Error::other)?;
-    std::fs::write(path, xml)
+    crate::durable::write(path, xml)
 }

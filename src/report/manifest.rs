@@ -225,10 +225,10 @@ pub fn write(
         message: e.to_string(),
     })? + "\n";
     let mpath = dir.join(MANIFEST);
-    std::fs::write(&mpath, &text).map_err(|e| ReportError::io(&mpath, e))?;
+    crate::durable::write(&mpath, &text).map_err(|e| ReportError::io(&mpath, e))?;
     let spath = dir.join(SIGNATURE);
     match key {
-        Some(k) => std::fs::write(&spath, k.sign_hex(text.as_bytes()) + "\n")
+        Some(k) => crate::durable::write(&spath, k.sign_hex(text.as_bytes()) + "\n")
             .map_err(|e| ReportError::io(&spath, e))?,
         None => {
             if spath.exists() {

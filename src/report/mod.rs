@@ -300,7 +300,7 @@ impl RunResults {
     /// Write `results.json` into `dir`.
     pub fn write(&self, dir: &Path) -> std::io::Result<()> {
         let text = serde_json::to_string_pretty(self).map_err(std::io::Error::other)?;
-        std::fs::write(dir.join("results.json"), text + "\n")
+        crate::durable::write(dir.join("results.json"), text + "\n")
     }
 
     /// Read `results.json` from a run directory.

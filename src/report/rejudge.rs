@@ -293,12 +293,12 @@ pub fn rejudge(dir: &Path, opts: RejudgeOptions) -> Result<Rejudged, RejudgeErro
     let rpath = out.join("results.json");
     let text = serde_json::to_string_pretty(&doc)
         .map_err(|e| ReportError::invalid(&rpath, e.to_string()))?;
-    std::fs::write(&rpath, text + "\n").map_err(|e| ReportError::io(&rpath, e))?;
+    crate::durable::write(&rpath, text + "\n").map_err(|e| ReportError::io(&rpath, e))?;
     let jpath = out.join("junit.xml");
     junit::write(&results, &jpath).map_err(|e| ReportError::io(&jpath, e))?;
     let lrel = format!("{INPUTS_DIR}/limits.yaml");
     let lpath = out.join(&lrel);
-    std::fs::write(&lpath, &strict.text).map_err(|e| ReportError::io(&lpath, e))?;
+    crate::durable::write(&lpath, &strict.text).map_err(|e| ReportError::io(&lpath, e))?;
     let binfo = BundleInfo {
         schema: BUNDLE_SCHEMA.into(),
         created: at.clone(),
@@ -315,10 +315,10 @@ pub fn rejudge(dir: &Path, opts: RejudgeOptions) -> Result<Rejudged, RejudgeErro
     let bpath = out.join(BUNDLE_INFO);
     let text = serde_json::to_string_pretty(&binfo)
         .map_err(|e| ReportError::invalid(&bpath, e.to_string()))?;
-    std::fs::write(&bpath, text + "\n").map_err(|e| ReportError::io(&bpath, e))?;
+    crate::durable::write(&bpath, text + "\n").map_err(|e| ReportError::io(&bpath, e))?;
     let page = html::render_dir(&out)?;
     let hpath = out.join(REPORT_HTML);
-    std::fs::write(&hpath, page).map_err(|e| ReportError::io(&hpath, e))?;
+    crate::durable::write(&hpath, page).map_err(|e| ReportError::io(&hpath, e))?;
     let key = match opts.key {
         KeyChoice::Default => keys::load_default()?,
         KeyChoice::Unsigned => None,

@@ -112,6 +112,19 @@ pub async fn execute(
     std::fs::create_dir_all(&opts.dir)?;
     let clock = opts.clock;
     let trace = Trace::create(&opts.dir.join("trace.csv"), clock)?;
+    // Space for the results, held back so that a disk that fills during the run still
+    // takes them (a file-size limit does not need it: each file has its own limit).
+    // Under a file-size limit below the reserve, none is held: each file has its own limit.
+    let reserve = match crate::durable::Reserve::create(&opts.dir, crate::durable::RESERVE_BYTES) {
+        Ok(r) => Some(r),
+        Err(e) if e.kind() == std::io::ErrorKind::FileTooLarge => None,
+        Err(e) => {
+            return Err(std::io::Error::new(
+                e.kind(),
+                format!("cannot hold back space for the results in the run directory: {e}"),
+            ))
+        }
+    };
     let signals = Signals::new(trace.clone());
     let rule = opts
         .decision_rule
@@ -175,6 +188,7 @@ pub async fn execute(
                 Err(e) => Some(Stop { cause: format!("internal error: {e}"), during: current() }),
             }},
             Some(fault) = faults.recv() => { body.abort(); Some(Stop { cause: fault, during: current() }) }
+            fault = write_failure(&trace) => { body.abort(); Some(Stop { cause: fault, during: current() }) }
             _ = opts.cancel.cancelled() => { body.abort(); Some(Stop { cause: "cancelled by the operator (interrupt or terminate signal)".into(), during: current() }) }
         };
         live.abort();
@@ -205,6 +219,15 @@ pub async fn execute(
     }
     let safe = station.safe_state().await;
     trace.flush();
+    // A write error after the steps (during teardown or the safe state) still aborts.
+    if stop.is_none() {
+        if let Some(e) = trace.error() {
+            stop = Some(Stop {
+                cause: trace_fault(&opts.dir, &e),
+                during: Some("teardown and safe state".into()),
+            });
+        }
+    }
 
     let tests = tests.lock().unwrap_or_else(|e| e.into_inner()).clone();
     let outcome = match &stop {
@@ -242,9 +265,36 @@ pub async fn execute(
         trace_rows: trace.rows(),
         parameters: plan.parameters.clone(),
     };
+    drop(reserve);
     results.write(&opts.dir)?;
     crate::report::junit::write(&results, &opts.dir.join("junit.xml"))?;
     Ok(results)
+}
+
+/// The cause recorded when the trace cannot be written (a full disk, a file-size limit).
+fn trace_fault(dir: &std::path::Path, error: &str) -> String {
+    format!(
+        "cannot write {}: {error}; the stimulus was stopped and the trace kept up to the \
+         fault",
+        dir.join("trace.csv").display()
+    )
+}
+
+/// Resolves with the abort cause once the trace has failed a write; checked every 100 ms
+/// (the trace flushes at least every few hundred rows and at every step boundary).
+async fn write_failure(trace: &Trace) -> String {
+    let mut tick = tokio::time::interval(Duration::from_millis(100));
+    let dir = trace
+        .path()
+        .parent()
+        .map(std::path::Path::to_path_buf)
+        .unwrap_or_default();
+    loop {
+        tick.tick().await;
+        if let Some(e) = trace.error() {
+            return trace_fault(&dir, &e);
+        }
+    }
 }
 
 fn panic_text(p: Box<dyn std::any::Any + Send>) -> String {

@@ -432,6 +432,17 @@ impl Station {
                 r,
             ));
         }
+        // A CAN frame is only sent: nothing on the bus acknowledges it to us. It counts as
+        // done only while the DUT's bus is alive (a frame from the DUT within the dead-bus
+        // time); otherwise it is recorded as sent but not confirmed.
+        let bus_alive = || match self.signals.last_bus_frame() {
+            Some(t) if t.elapsed() <= DEAD_BUS_AFTER => Ok(()),
+            Some(t) => Err(format!(
+                "sent, but not confirmed: no frame from the DUT for {:.1} s",
+                t.elapsed().as_secs_f64()
+            )),
+            None => Err("sent, but not confirmed: no frame from the DUT was ever received".into()),
+        };
         if let Some(c) = &self.cells {
             let v = self.nominal_cell_voltage;
             let n = self.cells_in_series;
@@ -446,7 +457,12 @@ impl Station {
             })
             .await;
             let id = c.lock().await.id().to_string();
-            out.push(action(&id, &format!("all cells to nominal {v:.3} V"), r));
+            let r = r.and_then(|_| bus_alive());
+            out.push(action(
+                &id,
+                &format!("all cells to nominal {v:.3} V (sent over CAN)"),
+                r,
+            ));
         }
         if let (Some(bus), Some(sr)) = (&self.dut_bus, &self.state_request) {
             let r = bounded(async {
@@ -455,7 +471,8 @@ impl Station {
                 bus.send(f).await.map_err(|e| e.to_string())
             })
             .await;
-            out.push(action("dut", "BMS standby request", r));
+            let r = r.and_then(|_| bus_alive());
+            out.push(action("dut", "BMS standby request (sent over CAN)", r));
         }
         out
     }

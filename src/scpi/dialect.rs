@@ -1246,7 +1246,11 @@ mod tests {
                 current: 1
             })
         );
-        assert!(d.watchdog.is_none());
+        let w = d
+            .watchdog
+            .as_ref()
+            .expect("the simulated bench's supply has a watchdog");
+        assert_eq!(w.arm.len(), 2);
         assert_eq!(d.origin, "builtin:ea-psb");
     }
 

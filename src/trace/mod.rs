@@ -55,11 +55,24 @@ struct Inner {
     error: Option<String>,
 }
 
+impl Inner {
+    /// Record the first write error and discard what is still buffered, so that nothing is
+    /// appended after the row the fault cut (not even when the buffer is dropped).
+    fn fail(&mut self, e: std::io::Error) {
+        self.error.get_or_insert_with(|| e.to_string());
+        if let Ok(f) = self.out.get_ref().try_clone() {
+            let old = std::mem::replace(&mut self.out, BufWriter::new(f));
+            let _ = old.into_parts();
+        }
+    }
+}
+
 /// The streaming trace writer, shared by every task of a run.
 #[derive(Clone)]
 pub struct Trace {
     clock: Clock,
     inner: Arc<Mutex<Inner>>,
+    path: Arc<Path>,
 }
 
 impl Trace {
@@ -70,6 +83,7 @@ impl Trace {
         out.flush()?;
         Ok(Self {
             clock,
+            path: Arc::from(path),
             inner: Arc::new(Mutex::new(Inner {
                 out,
                 since_flush: 0,
@@ -77,6 +91,11 @@ impl Trace {
                 error: None,
             })),
         })
+    }
+
+    /// The file the trace is written to.
+    pub fn path(&self) -> &Path {
+        &self.path
     }
 
     /// The run clock.
@@ -88,6 +107,11 @@ impl Trace {
     pub fn record(&self, at: Instant, channel: &str, value: f64, unit: &str) {
         let t = self.clock.t(at);
         let mut g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        if g.error.is_some() {
+            // After a failed write the file ends at the fault: appending later rows after
+            // a cut one would corrupt it (the run is aborting).
+            return;
+        }
         let r = writeln!(g.out, "{t:.6},{channel},{value},{unit}");
         g.rows += 1;
         g.since_flush += 1;
@@ -102,7 +126,7 @@ impl Trace {
             g.since_flush = 0;
         }
         if let Err(e) = r {
-            g.error.get_or_insert_with(|| e.to_string());
+            g.fail(e);
         }
     }
 
@@ -110,8 +134,11 @@ impl Trace {
     pub fn flush(&self) {
         let mut g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         g.since_flush = 0;
+        if g.error.is_some() {
+            return;
+        }
         if let Err(e) = g.out.flush() {
-            g.error.get_or_insert_with(|| e.to_string());
+            g.fail(e);
         }
     }
 

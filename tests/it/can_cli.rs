@@ -120,6 +120,19 @@ fn decode_reports_bad_lines_and_lengths_with_line_numbers_and_exits_2() {
     assert_eq!(text(&out.stdout).lines().count(), 3);
 }
 
+/// Ids 0x20000000-0x3FFFFFFF (candump's error flag) were neither decoded nor mentioned.
+#[test]
+fn candump_ids_with_the_error_flag_are_not_silently_dropped() {
+    let log = temp_file(
+        "error-flag.log",
+        "(1.000000) can0 20000080#0000000000000000\n(2.000000) can0 3FFFFFFF#00\n",
+    );
+    let out = hilrig(&["can", "decode", "--dbc", DBC, log.to_str().unwrap()]);
+    let err = text(&out.stderr);
+    assert_ne!(out.status.code(), Some(101), "{err}");
+    assert!(err.contains("2 frames not decoded"), "{err}");
+}
+
 #[test]
 fn unknown_ids_are_a_note_unless_strict() {
     let log = temp_file(

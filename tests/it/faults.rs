@@ -137,6 +137,27 @@ async fn dead_can_bus() {
     bench.halt_firmware();
     let r = run.await.unwrap();
     assert_aborted_safely(&bench, &r, &dir, "no frame from the DUT");
+    safe_state_can_steps_on_a_dead_bus_are_sent_not_confirmed(&r);
+}
+
+/// With the DUT silent, a standby request over CAN cannot be confirmed: it is recorded as
+/// sent, not as done, and the safe state is not claimed as reached.
+fn safe_state_can_steps_on_a_dead_bus_are_sent_not_confirmed(r: &RunResults) {
+    let standby = r
+        .safe_state
+        .iter()
+        .find(|a| a.action.contains("standby"))
+        .expect("a standby request");
+    assert!(!standby.ok, "{standby:?}");
+    assert!(
+        standby
+            .error
+            .as_deref()
+            .unwrap_or("")
+            .contains("not confirmed"),
+        "{standby:?}"
+    );
+    assert!(!r.safe_state_reached);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

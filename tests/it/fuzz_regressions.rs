@@ -53,6 +53,12 @@ impl Rng {
 
 /// Tokens that the parsers give meaning to, spliced in by the mutator.
 const TOKENS: &[&[u8]] = &[
+    b"not ",
+    b"(",
+    b")",
+    b" and ",
+    b" or ",
+    b" == ",
     b"#",
     b"##",
     b"#R",
@@ -261,4 +267,17 @@ fn slcan() {
 #[test]
 fn scpi_reply() {
     drive("scpi_reply", 1, &targets::scpi_reply);
+}
+
+#[test]
+fn condition() {
+    drive("condition", 1, &targets::condition);
+}
+
+#[test]
+fn rig_fixture_loader() {
+    let work = targets::Workdir::new(repo(), "rig-fixture-test");
+    drive("rig_fixture_loader", 4, &|d| {
+        targets::rig_fixture_loader(&work, d)
+    });
 }

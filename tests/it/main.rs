@@ -4,6 +4,7 @@
 
 mod can_common;
 mod common;
+mod external_bench;
 mod report_support;
 mod sim_support;
 
@@ -20,9 +21,11 @@ mod flash_probe;
 mod flash_sim;
 mod fuzz_regressions;
 mod instrument_connect;
+mod guard;
 mod lock_and_signals;
 mod nightly_defects;
 mod plan_validation;
+mod preflight_hostile;
 mod report_bundle;
 mod report_html;
 mod report_junit;
@@ -37,4 +40,6 @@ mod sim_pack;
 mod sim_serve;
 mod sim_truth;
 mod sim_virtual_time;
+mod stdout_faults;
 mod walking_skeleton;
+mod write_faults;

@@ -860,7 +860,7 @@ async fn bloomy_fault_injection_reaches_the_cell(
 #[rstest]
 #[case::keysight_n6700("keysight-n6700", true)]
 #[case::keysight_rp7900("keysight-rp7900", true)]
-#[case::ea_psb("ea-psb", false)]
+#[case::ea_psb("ea-psb", true)]
 #[case::keysight_e36300("keysight-e36300", false)]
 #[case::rigol_dp800("rigol-dp800", false)]
 #[case::rs_hmp4040("rs-hmp4040", false)]
@@ -898,8 +898,16 @@ async fn the_io_watchdog_switches_the_output_off_after_silence(
         sim.command_log()
             .iter()
             .filter(|c| c.contains("WDOG"))
+            .cloned()
             .collect::<Vec<_>>(),
-        ["OUTP:PROT:WDOG:DEL 2", "OUTP:PROT:WDOG ON"]
+        sim.dialect()
+            .watchdog
+            .as_ref()
+            .unwrap()
+            .arm
+            .iter()
+            .map(|c| c.replace("{v}", "2"))
+            .collect::<Vec<_>>()
     );
     // Traffic keeps it quiet.
     for _ in 0..5 {

@@ -102,7 +102,8 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
 
 /// Switch every supply output off when the armed I/O watchdog sees no traffic for its delay.
 fn start_watchdog(shared: &Arc<Shared>) {
-    if !shared.family.watchdog() || tokio::runtime::Handle::try_current().is_err() {
+    let has_watchdog = shared.family.watchdog() || shared.dialect.watchdog.is_some();
+    if !has_watchdog || tokio::runtime::Handle::try_current().is_err() {
         return;
     }
     let shared = shared.clone();

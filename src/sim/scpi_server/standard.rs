@@ -25,6 +25,12 @@ pub(super) fn patterns(dialect: &Dialect) -> Vec<Pattern> {
             if dialect.settings_require_lock {
                 table.push(Pattern::new("SYSTem:LOCK", A::Lock));
             }
+            if dialect.watchdog.is_some() {
+                table.extend([
+                    Pattern::new("SYSTem:COMMunicate:WDOG[:STATe]", A::WatchdogState),
+                    Pattern::new("SYSTem:COMMunicate:WDOG:DELay", A::WatchdogDelay),
+                ]);
+            }
         }
         Role::Load | Role::CellSim => {
             table.extend([

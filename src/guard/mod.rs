@@ -1,0 +1,350 @@
+//! The out-of-process guard: a second hilrig process (`hilrig guard`) that holds a pipe to
+//! the run and brings the bench to its safe state when the run dies without handing over.
+//!
+//! `hilrig run` starts the guard before anything is switched on and writes it one line of
+//! JSON on its standard input: the run directory and the SCPI supplies and loads of the rig
+//! (id, role, address, dialect, timeout). The guard answers `armed` and then waits on the
+//! pipe. A run that ends cleanly (its own safe state confirmed) writes `release` and closes
+//! the pipe; the guard then exits without touching anything. If the pipe closes without
+//! `release` (SIGKILL, the OOM killer, an abort, a power-cut of the process), the guard
+//! connects to each instrument itself, switches every load input and supply output off,
+//! confirms each by read-back (retrying until [`GUARD_DEADLINE`]), and records what it did
+//! in `guard.json` in the run directory.
+//!
+//! The guard runs in its own process group and ignores SIGINT, SIGHUP and SIGPIPE, so a
+//! Ctrl-C at the terminal reaches the run (which stops cleanly and releases the guard) but
+//! not the guard. Instruments of a simulated rig served inside the run's own process end
+//! with it, so `hilrig run` starts no guard for them (there is nothing left to switch off).
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::instrument::{Load, ScpiLoad, ScpiSupply, Supply};
+use crate::report::SafeStateAction;
+use crate::rig::{Rig, Role};
+
+/// How long the guard keeps trying to confirm the safe state before it gives up.
+pub const GUARD_DEADLINE: Duration = Duration::from_secs(4);
+
+/// The line a run writes for a clean hand-over.
+const RELEASE: &str = "release";
+/// The line the guard answers once it is watching.
+const ARMED: &str = "armed";
+
+/// Errors of starting or talking to the guard.
+#[derive(Debug, thiserror::Error)]
+pub enum GuardError {
+    /// The guard process could not be started or did not answer.
+    #[error("cannot start the safe-state guard process: {0}")]
+    Start(#[source] std::io::Error),
+    /// The guard did not confirm that it is watching.
+    #[error("the safe-state guard process did not confirm that it is watching (it said {0:?})")]
+    NotArmed(String),
+}
+
+/// One instrument the guard switches off.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct GuardedInstrument {
+    /// Instrument id from the rig file.
+    pub id: String,
+    /// `supply` or `load`.
+    pub role: Role,
+    /// Its address (`tcp://...`, `serial://...`).
+    pub address: String,
+    /// Its dialect id.
+    pub dialect: String,
+    /// Query timeout in seconds.
+    pub timeout_s: f64,
+}
+
+/// What the guard is told at start.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct GuardSpec {
+    /// Where `guard.json` goes (the run directory).
+    pub dir: PathBuf,
+    /// The run's process id (recorded in `guard.json`).
+    pub run_pid: u32,
+    /// The supplies and loads, loads first.
+    pub instruments: Vec<GuardedInstrument>,
+}
+
+impl GuardSpec {
+    /// The SCPI supplies and loads of `rig`, loads first (input off before output off).
+    pub fn of_rig(rig: &Rig, dir: &Path) -> GuardSpec {
+        let mut instruments: Vec<GuardedInstrument> = rig
+            .instruments
+            .iter()
+            .filter(|i| matches!(i.role, Role::Supply | Role::Load))
+            .filter_map(|i| {
+                Some(GuardedInstrument {
+                    id: i.id.clone(),
+                    role: i.role,
+                    address: i.address.clone()?,
+                    dialect: i.dialect.clone()?,
+                    timeout_s: i.timeout.0,
+                })
+            })
+            .collect();
+        instruments.sort_by_key(|i| i.role != Role::Load);
+        GuardSpec {
+            dir: dir.to_path_buf(),
+            run_pid: std::process::id(),
+            instruments,
+        }
+    }
+}
+
+/// What the guard did, as written to `guard.json`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct GuardRecord {
+    /// Why the guard acted.
+    pub trigger: String,
+    /// The run's process id.
+    pub run_pid: u32,
+    /// When the guard noticed (RFC 3339).
+    pub noticed_at: String,
+    /// Each action, with whether the read-back confirmed it.
+    pub actions: Vec<SafeStateAction>,
+    /// Whether every action was confirmed.
+    pub safe_state_reached: bool,
+}
+
+/// A running guard, owned by the run.
+pub struct Guard {
+    child: Child,
+    pipe: Option<ChildStdin>,
+}
+
+impl Guard {
+    /// Start `hilrig guard` (this executable) for `spec` and wait until it is watching.
+    pub fn start(spec: &GuardSpec) -> Result<Guard, GuardError> {
+        let exe = std::env::current_exe().map_err(GuardError::Start)?;
+        Self::start_with(&exe, spec)
+    }
+
+    /// Start the guard from the hilrig executable `exe`.
+    pub fn start_with(exe: &Path, spec: &GuardSpec) -> Result<Guard, GuardError> {
+        let mut cmd = Command::new(exe);
+        cmd.arg("guard")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null());
+        #[cfg(unix)]
+        {
+            use std::os::unix::process::CommandExt;
+            // Its own process group: a Ctrl-C at the terminal is for the run, not the guard.
+            cmd.process_group(0);
+        }
+        let mut child = cmd.spawn().map_err(GuardError::Start)?;
+        let mut pipe = child.stdin.take();
+        let stdout = child.stdout.take();
+        let line = serde_json::to_string(spec).map_err(|e| GuardError::Start(e.into()))?;
+        let sent = pipe
+            .as_mut()
+            .map(|p| writeln!(p, "{line}").and_then(|_| p.flush()))
+            .unwrap_or_else(|| Err(std::io::Error::other("no pipe to the guard")));
+        if let Err(e) = sent {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(GuardError::Start(e));
+        }
+        let mut answer = String::new();
+        if let Some(out) = stdout {
+            let _ = BufReader::new(out).read_line(&mut answer);
+        }
+        if answer.trim() != ARMED {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(GuardError::NotArmed(answer.trim().to_string()));
+        }
+        Ok(Guard { child, pipe })
+    }
+
+    /// Hand over cleanly: the run brought the bench to its safe state itself.
+    pub fn release(mut self) {
+        if let Some(mut p) = self.pipe.take() {
+            let _ = writeln!(p, "{RELEASE}").and_then(|_| p.flush());
+        }
+        let _ = self.child.wait();
+    }
+
+    /// Leave it to the guard: close the pipe without a hand-over, so that the guard drives
+    /// the safe state itself (used when the run could not confirm it); returns at once.
+    pub fn hand_over_unconfirmed(mut self) {
+        self.pipe.take();
+    }
+}
+
+/// `hilrig guard`: read the spec, answer `armed`, wait for the hand-over or the end of the
+/// pipe, and act on the latter. Returns the exit code (0 released or safe, 2 not confirmed).
+pub async fn serve() -> i32 {
+    ignore_terminal_signals();
+    let stdin = std::io::stdin();
+    let mut lines = stdin.lock().lines();
+    let spec: GuardSpec = match lines.next() {
+        Some(Ok(l)) => match serde_json::from_str(&l) {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("hilrig guard: the first line is not a guard specification: {e}");
+                return 2;
+            }
+        },
+        _ => return 2,
+    };
+    {
+        let mut out = std::io::stdout();
+        if writeln!(out, "{ARMED}").and_then(|_| out.flush()).is_err() {
+            // Nobody is listening: the run never started.
+            return 2;
+        }
+    }
+    // Wait on the pipe (a blocking read in this process is fine: it does nothing else).
+    let released = loop {
+        match lines.next() {
+            Some(Ok(l)) if l.trim() == RELEASE => break true,
+            Some(Ok(_)) => continue,
+            Some(Err(_)) | None => break false,
+        }
+    };
+    drop(lines);
+    if released {
+        return 0;
+    }
+    let noticed_at = crate::trace::rfc3339(std::time::SystemTime::now());
+    let actions = drive_safe_state(&spec.instruments, GUARD_DEADLINE).await;
+    let record = GuardRecord {
+        trigger: "the run process ended without handing over (its pipe to the guard closed)".into(),
+        run_pid: spec.run_pid,
+        noticed_at,
+        safe_state_reached: actions.iter().all(|a| a.ok),
+        actions,
+    };
+    let reached = record.safe_state_reached;
+    let _ = std::fs::create_dir_all(&spec.dir);
+    if let Ok(text) = serde_json::to_string_pretty(&record) {
+        let _ =
+            crate::durable::write_atomic(&spec.dir.join("guard.json"), (text + "\n").as_bytes());
+    }
+    if reached {
+        0
+    } else {
+        2
+    }
+}
+
+#[cfg(unix)]
+fn ignore_terminal_signals() {
+    // SAFETY: setting the disposition of signals to SIG_IGN has no preconditions.
+    unsafe {
+        libc::signal(libc::SIGINT, libc::SIG_IGN);
+        libc::signal(libc::SIGHUP, libc::SIG_IGN);
+        libc::signal(libc::SIGPIPE, libc::SIG_IGN);
+    }
+}
+
+#[cfg(not(unix))]
+fn ignore_terminal_signals() {}
+
+/// Switch every instrument off and confirm it by read-back, retrying each until `deadline`
+/// has passed since the start; loads first, then supplies (the order of `instruments`).
+pub async fn drive_safe_state(
+    instruments: &[GuardedInstrument],
+    deadline: Duration,
+) -> Vec<SafeStateAction> {
+    let until = tokio::time::Instant::now() + deadline;
+    let mut out = Vec::new();
+    for inst in instruments {
+        let what = match inst.role {
+            Role::Load => "input off (confirmed by read-back)",
+            _ => "output off (confirmed by read-back)",
+        };
+        let mut last: Result<(), String>;
+        loop {
+            let left = until.saturating_duration_since(tokio::time::Instant::now());
+            last =
+                match tokio::time::timeout(left.max(Duration::from_millis(500)), switch_off(inst))
+                    .await
+                {
+                    Ok(r) => r,
+                    Err(_) => Err("no confirmation before the guard's deadline".into()),
+                };
+            if last.is_ok() || tokio::time::Instant::now() >= until {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        out.push(SafeStateAction {
+            instrument: inst.id.clone(),
+            action: what.into(),
+            ok: last.is_ok(),
+            error: last.err(),
+        });
+    }
+    out
+}
+
+async fn switch_off(inst: &GuardedInstrument) -> Result<(), String> {
+    let dialect = crate::scpi::builtin_dialect(&inst.dialect)
+        .ok_or_else(|| format!("unknown dialect `{}`", inst.dialect))?;
+    let timeout = Duration::from_secs_f64(inst.timeout_s.clamp(0.1, 60.0));
+    let e = |e: crate::instrument::InstrumentError| e.to_string();
+    match inst.role {
+        Role::Load => {
+            let mut l = ScpiLoad::connect(&inst.id, &inst.address, dialect, timeout)
+                .await
+                .map_err(e)?;
+            l.set_input(false).await.map_err(e)?;
+            match l.input().await.map_err(e)? {
+                false => Ok(()),
+                true => Err("input still on after switching it off".into()),
+            }
+        }
+        _ => {
+            let mut s = ScpiSupply::connect(&inst.id, &inst.address, dialect, timeout)
+                .await
+                .map_err(e)?;
+            s.set_output(false).await.map_err(e)?;
+            match s.output().await.map_err(e)? {
+                false => Ok(()),
+                true => Err("output still on after switching it off".into()),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_spec_round_trips_and_lists_loads_first() {
+        let rig: Rig = serde_saphyr::from_str(
+            "station: s\ninstruments:\n  - {id: psu, role: supply, dialect: ea-psb, address: 'tcp://127.0.0.1:1'}\n  - {id: el, role: load, dialect: rigol-dl3000, address: 'tcp://127.0.0.1:2'}\nbuses: []\nenvelope: {max_pack_voltage: 60 V, max_charge_current: 30 A, max_discharge_current: 40 A, cell_voltage_min: 2 V, cell_voltage_max: 4 V, temperature_min: -30 °C, temperature_max: 80 °C}\nsample_period: 100 ms\n",
+        )
+        .unwrap();
+        let spec = GuardSpec::of_rig(&rig, Path::new("/tmp/x"));
+        assert_eq!(spec.instruments[0].id, "el");
+        assert_eq!(spec.instruments[1].id, "psu");
+        let text = serde_json::to_string(&spec).unwrap();
+        assert_eq!(serde_json::from_str::<GuardSpec>(&text).unwrap(), spec);
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_instrument_is_recorded_as_not_confirmed() {
+        let inst = GuardedInstrument {
+            id: "psu".into(),
+            role: Role::Supply,
+            address: "tcp://127.0.0.1:1".into(),
+            dialect: "ea-psb".into(),
+            timeout_s: 0.2,
+        };
+        let actions = drive_safe_state(&[inst], Duration::from_millis(300)).await;
+        assert_eq!(actions.len(), 1);
+        assert!(!actions[0].ok);
+        assert!(actions[0].error.is_some());
+    }
+}

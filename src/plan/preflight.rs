@@ -1,0 +1,525 @@
+//! The checks a run makes before it switches anything on, shared by `hilrig validate` and
+//! `hilrig run` (so "ok" means "run would start"): the rig's envelope, instruments, buses,
+//! references and calibration dates, and the fixture's periods, levels and chemistry.
+//! Values a file gives without a position of their own are located by their key in the
+//! file's text, so every error still has a line and column.
+
+use std::collections::BTreeSet;
+
+use super::error::InputError;
+use super::fixture::Fixture;
+use super::load::Source;
+use crate::rig::{Rig, Role};
+
+/// The shortest period hilrig accepts (sampling, setpoint updates, cyclic messages): a
+/// shorter one would flood the bus or hang a virtual-time run.
+pub const MIN_PERIOD_S: f64 = 0.001;
+
+/// The most cells in series a fixture may declare (hilrig keeps per-cell state).
+pub const MAX_CELLS_IN_SERIES: u32 = 1024;
+
+/// The most NTC sensors a fixture may declare.
+pub const MAX_NTCS: u32 = 256;
+
+/// Cell chemistries a fixture may name (case does not matter).
+pub const KNOWN_CHEMISTRIES: [&str; 9] = [
+    "LFP", "LiFePO4", "NMC", "NCM", "NCA", "LTO", "LCO", "LMO", "LMFP",
+];
+
+/// Line and column (1-based) of the value of the `nth` (0-based) `key:` in `text`;
+/// (0, 0) when the key is not written (a default).
+pub fn locate(text: &str, key: &str, nth: usize) -> (usize, usize) {
+    let needle = format!("{key}:");
+    let mut seen = 0;
+    for (i, line) in text.lines().enumerate() {
+        let mut from = 0;
+        while let Some(pos) = line[from..].find(&needle) {
+            let at = from + pos;
+            let before = line[..at].chars().next_back();
+            let starts_word = before.is_none_or(|c| !(c.is_alphanumeric() || c == '_'));
+            if starts_word {
+                if seen == nth {
+                    let rest = &line[at + needle.len()..];
+                    let value = rest.len() - rest.trim_start().len();
+                    let col = line[..at + needle.len() + value].chars().count() + 1;
+                    return (i + 1, col);
+                }
+                seen += 1;
+            }
+            from = at + needle.len();
+        }
+    }
+    (0, 0)
+}
+
+fn at<T>(src: &Source<T>, key: &str, nth: usize, message: impl Into<String>) -> InputError {
+    let (line, column) = locate(&src.text, key, nth);
+    if line == 0 {
+        InputError::file(&src.path, message)
+    } else {
+        InputError::at(&src.path, &src.text, line, column, message)
+    }
+}
+
+/// Everything wrong with a rig that would stop a run before it starts.
+pub fn check_rig(rig: &Source<Rig>) -> Vec<InputError> {
+    let r = &rig.value;
+    let mut errors = Vec::new();
+    let e = &r.envelope;
+    let positive = [
+        ("max_pack_voltage", e.max_pack_voltage.0, "V"),
+        ("max_charge_current", e.max_charge_current.0, "A"),
+        ("max_discharge_current", e.max_discharge_current.0, "A"),
+        ("cell_voltage_max", e.cell_voltage_max.0, "V"),
+    ];
+    for (key, v, unit) in positive {
+        if v <= 0.0 {
+            errors.push(at(
+                rig,
+                key,
+                0,
+                format!("envelope.{key} is {v} {unit}; it must be above zero"),
+            ));
+        }
+    }
+    if e.cell_voltage_min.0 < 0.0 {
+        errors.push(at(
+            rig,
+            "cell_voltage_min",
+            0,
+            "envelope.cell_voltage_min is negative; a cell voltage is 0 V or more",
+        ));
+    }
+    if e.cell_voltage_min.0 >= e.cell_voltage_max.0 {
+        errors.push(at(
+            rig,
+            "cell_voltage_min",
+            0,
+            format!(
+                "envelope.cell_voltage_min ({}) is not below cell_voltage_max ({})",
+                e.cell_voltage_min, e.cell_voltage_max
+            ),
+        ));
+    }
+    if e.temperature_min.0 >= e.temperature_max.0 {
+        errors.push(at(
+            rig,
+            "temperature_min",
+            0,
+            format!(
+                "envelope.temperature_min ({}) is not below temperature_max ({})",
+                e.temperature_min, e.temperature_max
+            ),
+        ));
+    }
+    if r.sample_period.0 < MIN_PERIOD_S {
+        errors.push(at(
+            rig,
+            "sample_period",
+            0,
+            format!(
+                "sample_period {} is shorter than {} ms",
+                r.sample_period,
+                MIN_PERIOD_S * 1e3
+            ),
+        ));
+    }
+    let mut ids = BTreeSet::new();
+    let bus_ids: BTreeSet<&str> = r.buses.iter().map(|b| b.id.as_str()).collect();
+    let mut update_periods = 0;
+    for (n, inst) in r.instruments.iter().enumerate() {
+        let id_at = |msg: String| at(rig, "id", n, msg);
+        if !ids.insert(inst.id.as_str()) {
+            errors.push(id_at(format!(
+                "instrument id `{}` is given twice; each instrument needs its own id",
+                inst.id
+            )));
+        }
+        match inst.role {
+            Role::Supply | Role::Load => {
+                match inst.dialect.as_deref() {
+                    None => {
+                        errors.push(id_at(format!("instrument `{}` has no `dialect:`", inst.id)))
+                    }
+                    Some(d) => match crate::scpi::builtin_dialect(d) {
+                        None => errors.push(at(
+                            rig,
+                            "dialect",
+                            dialect_index(r, n),
+                            format!(
+                                "instrument `{}`: unknown dialect `{d}` (known: {})",
+                                inst.id,
+                                crate::scpi::builtin_dialects()
+                                    .iter()
+                                    .map(|d| d.id.clone())
+                                    .collect::<Vec<_>>()
+                                    .join(", ")
+                            ),
+                        )),
+                        Some(dialect)
+                            if format!("{:?}", dialect.role) != format!("{:?}", inst.role) =>
+                        {
+                            errors.push(id_at(format!(
+                                "instrument `{}` is a {:?} but dialect `{d}` is for a {:?}",
+                                inst.id, inst.role, dialect.role
+                            )))
+                        }
+                        Some(_) => {}
+                    },
+                }
+                if inst.address.is_none() {
+                    errors.push(id_at(format!("instrument `{}` has no `address:`", inst.id)));
+                }
+            }
+            Role::CellSim => {
+                match inst.bus.as_deref() {
+                    None => {
+                        errors.push(id_at(format!("cell simulator `{}` has no `bus:`", inst.id)))
+                    }
+                    Some(b) if !bus_ids.contains(b) => errors.push(id_at(format!(
+                        "cell simulator `{}`: no bus `{b}` in the rig (buses: {})",
+                        inst.id,
+                        bus_ids.iter().copied().collect::<Vec<_>>().join(", ")
+                    ))),
+                    Some(_) => {}
+                }
+                match &inst.mapping {
+                    None => errors.push(id_at(format!(
+                        "cell simulator `{}` has no `mapping:`",
+                        inst.id
+                    ))),
+                    Some(m) => {
+                        if !m.dbc.is_file() {
+                            errors.push(at(
+                                rig,
+                                "dbc",
+                                0,
+                                format!(
+                                    "cell simulator `{}`: DBC {} not found",
+                                    inst.id,
+                                    m.dbc.display()
+                                ),
+                            ));
+                        }
+                        if m.update_period.0 < MIN_PERIOD_S {
+                            errors.push(at(
+                                rig,
+                                "update_period",
+                                update_periods,
+                                format!(
+                                    "cell simulator `{}`: update_period {} is shorter than {} ms",
+                                    inst.id,
+                                    m.update_period,
+                                    MIN_PERIOD_S * 1e3
+                                ),
+                            ));
+                        }
+                        update_periods += 1;
+                    }
+                }
+            }
+            Role::Chamber => errors.push(id_at(format!(
+                "instrument `{}`: thermal chambers are not supported yet",
+                inst.id
+            ))),
+        }
+    }
+    let mut bus_seen = BTreeSet::new();
+    for b in &r.buses {
+        if !bus_seen.insert(b.id.as_str()) {
+            errors.push(at(
+                rig,
+                "id",
+                r.instruments.len(),
+                format!("bus id `{}` is given twice", b.id),
+            ));
+        }
+        if b.bitrate == 0 || b.bitrate > 8_000_000 {
+            errors.push(at(
+                rig,
+                "bitrate",
+                0,
+                format!(
+                    "bus `{}`: bitrate {} bit/s is not a CAN bit rate",
+                    b.id, b.bitrate
+                ),
+            ));
+        }
+    }
+    if let Some(sim) = &r.simulation {
+        if !sim.firmware.is_file() {
+            errors.push(at(
+                rig,
+                "firmware",
+                0,
+                format!(
+                    "simulation: firmware image {} not found",
+                    sim.firmware.display()
+                ),
+            ));
+        }
+    }
+    for (serial, due) in &r.calibration {
+        if !is_date(due) {
+            errors.push(at(
+                rig,
+                serial,
+                0,
+                format!(
+                    "calibration due date `{due}` of serial {serial} is not a date (YYYY-MM-DD)"
+                ),
+            ));
+        }
+    }
+    errors
+}
+
+/// How many instruments before instrument `n` wrote a `dialect:` key.
+fn dialect_index(r: &Rig, n: usize) -> usize {
+    r.instruments[..n]
+        .iter()
+        .filter(|i| i.dialect.is_some())
+        .count()
+}
+
+/// Whether `s` is a real calendar date `YYYY-MM-DD`.
+pub fn is_date(s: &str) -> bool {
+    let parts: Vec<&str> = s.trim().split('-').collect();
+    let [y, m, d] = parts.as_slice() else {
+        return false;
+    };
+    if y.len() != 4 || m.len() != 2 || d.len() != 2 {
+        return false;
+    }
+    let (Ok(y), Ok(m), Ok(d)) = (y.parse::<u32>(), m.parse::<u32>(), d.parse::<u32>()) else {
+        return false;
+    };
+    let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    let days = match m {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        4 | 6 | 9 | 11 => 30,
+        2 if leap => 29,
+        2 => 28,
+        _ => return false,
+    };
+    (1..=days).contains(&d)
+}
+
+/// Everything wrong with a fixture's own values (its DBC references are checked with it).
+pub fn check_fixture(fx: &Source<Fixture>) -> Vec<InputError> {
+    let f = &fx.value;
+    let mut errors = Vec::new();
+    if f.cells_in_series == 0 || f.cells_in_series > MAX_CELLS_IN_SERIES {
+        errors.push(at(
+            fx,
+            "cells_in_series",
+            0,
+            format!(
+                "cells_in_series {} is outside 1 .. {MAX_CELLS_IN_SERIES}",
+                f.cells_in_series
+            ),
+        ));
+    }
+    if f.ntcs > MAX_NTCS {
+        errors.push(at(
+            fx,
+            "ntcs",
+            0,
+            format!("ntcs {} is more than {MAX_NTCS}", f.ntcs),
+        ));
+    }
+    if !KNOWN_CHEMISTRIES
+        .iter()
+        .any(|c| c.eq_ignore_ascii_case(f.chemistry.trim()))
+    {
+        errors.push(at(
+            fx,
+            "chemistry",
+            0,
+            format!(
+                "unknown cell chemistry `{}` (known: {})",
+                f.chemistry,
+                KNOWN_CHEMISTRIES.join(", ")
+            ),
+        ));
+    }
+    if f.nominal_cell_voltage.0 <= 0.0 {
+        errors.push(at(
+            fx,
+            "nominal_cell_voltage",
+            0,
+            "nominal_cell_voltage must be above zero",
+        ));
+    }
+    if let Some(p) = f.sampling_period {
+        if p.0 < MIN_PERIOD_S {
+            errors.push(at(
+                fx,
+                "sampling_period",
+                0,
+                format!(
+                    "sampling_period {p} is shorter than {} ms",
+                    MIN_PERIOD_S * 1e3
+                ),
+            ));
+        }
+    }
+    if let Some(sr) = &f.state_request {
+        if sr.cycle.0 < MIN_PERIOD_S {
+            errors.push(at(
+                fx,
+                "cycle",
+                0,
+                format!(
+                    "state_request.cycle {} is shorter than {} ms",
+                    sr.cycle,
+                    MIN_PERIOD_S * 1e3
+                ),
+            ));
+        }
+    }
+    for (key, p) in &f.protections {
+        let (trip, release) = (p.value.trip.0, p.value.release.0);
+        if trip.dim != release.dim {
+            continue; // reported with the dimensions
+        }
+        // Over-limits release below their trip level, under-limits above it.
+        let upward = matches!(key.as_str(), "ov" | "otc" | "otd" | "occ" | "ocd");
+        let wrong = if upward {
+            release.value > trip.value
+        } else {
+            release.value < trip.value
+        };
+        if wrong {
+            errors.push(InputError::at_location(
+                &fx.path,
+                &fx.text,
+                &p.referenced,
+                format!(
+                    "protection `{key}`: release {} is {} its trip level {}; a protection \
+                     releases on the safe side of where it trips",
+                    crate::units::display(release.value, release.dim),
+                    if upward { "above" } else { "below" },
+                    crate::units::display(trip.value, trip.dim),
+                ),
+            ));
+        }
+    }
+    errors
+}
+
+/// Everything wrong with a limit profile's own values: tolerances are not negative, and a
+/// window's minimum is below its maximum.
+pub fn check_limits(lp: &Source<super::limits::LimitProfile>) -> Vec<InputError> {
+    use super::limits::Check;
+    let mut errors = Vec::new();
+    for (name, c) in &lp.value.criteria {
+        let problem = match &c.value.check {
+            Check::Threshold { tolerance, .. } | Check::Release { tolerance, .. }
+                if tolerance.0.value < 0.0 =>
+            {
+                Some(format!("criterion `{name}`: the tolerance is negative"))
+            }
+            Check::ThresholdWindow { min, max } if min.0.value >= max.0.value => Some(format!(
+                "criterion `{name}`: the window's min is not below its max"
+            )),
+            _ => None,
+        };
+        if let Some(p) = problem {
+            errors.push(InputError::at_location(
+                &lp.path,
+                &lp.text,
+                &c.referenced,
+                p,
+            ));
+        }
+    }
+    errors
+}
+
+/// What kind of hilrig file `text` is, from its top-level keys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileKind {
+    /// A rig (`station:`).
+    Rig,
+    /// A suite (`suite:` and `plans:`).
+    Suite,
+    /// A test plan (`plan:`).
+    Plan,
+    /// A DUT fixture (`dut:` and `cells_in_series:`).
+    Fixture,
+    /// A limit profile (`profile:` and `criteria:`).
+    LimitProfile,
+}
+
+impl FileKind {
+    /// The kind of a file's text, by its top-level keys (`None`: none of them).
+    pub fn of_text(text: &str) -> Option<FileKind> {
+        let keys: BTreeSet<&str> = text
+            .lines()
+            .filter(|l| !l.starts_with([' ', '\t', '#', '-']))
+            .filter_map(|l| l.split_once(':').map(|(k, _)| k.trim()))
+            .collect();
+        let has = |k: &str| keys.contains(k);
+        Some(if has("station") {
+            FileKind::Rig
+        } else if has("suite") && has("plans") {
+            FileKind::Suite
+        } else if has("plan") {
+            FileKind::Plan
+        } else if has("profile") && has("criteria") {
+            FileKind::LimitProfile
+        } else if has("cells_in_series") || (has("dut") && has("protections")) {
+            FileKind::Fixture
+        } else {
+            return None;
+        })
+    }
+
+    /// Its name in messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            FileKind::Rig => "rig",
+            FileKind::Suite => "suite",
+            FileKind::Plan => "test plan",
+            FileKind::Fixture => "DUT fixture",
+            FileKind::LimitProfile => "limit profile",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn locate_finds_the_value_of_the_nth_key() {
+        let text = "a: 1\ninstruments:\n  - id: x\n  - {id: y, role: load}\n";
+        assert_eq!(locate(text, "id", 0), (3, 9));
+        assert_eq!(locate(text, "id", 1), (4, 10));
+        assert_eq!(locate(text, "missing", 0), (0, 0));
+    }
+
+    #[test]
+    fn calibration_dates_must_be_real_dates() {
+        assert!(is_date("2027-02-28"));
+        assert!(is_date("2028-02-29"));
+        assert!(!is_date("2027-02-29"));
+        assert!(!is_date("2027-13-45"));
+        assert!(!is_date("27-1-1"));
+    }
+
+    #[test]
+    fn files_are_recognised_by_their_keys() {
+        assert_eq!(FileKind::of_text("station: s\n"), Some(FileKind::Rig));
+        assert_eq!(
+            FileKind::of_text("dut: x\nchemistry: LFP\ncells_in_series: 16\n"),
+            Some(FileKind::Fixture)
+        );
+        assert_eq!(
+            FileKind::of_text("profile: p\ncriteria: {}\n"),
+            Some(FileKind::LimitProfile)
+        );
+        assert_eq!(FileKind::of_text("plan: p\ndut: x\n"), Some(FileKind::Plan));
+    }
+}
