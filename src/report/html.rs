@@ -315,10 +315,39 @@ pub fn render(d: &ReportData) -> String {
             esc(&o.original_outcome)
         );
     }
+    let ctx = &r.context;
+    let trace_mark = match ctx.traceable {
+        Some(false) => " <span class=\"badge big v-fail\">NOT TRACEABLE</span>",
+        _ => "",
+    };
     let _ = write!(
         h,
-        "<p>Overall verdict: <span class=\"badge big {oc}\">{ow}</span></p></header>"
+        "<p>Overall verdict: <span class=\"badge big {oc}\">{ow}</span>{trace_mark}</p>"
     );
+    if ctx.simulated || ctx.virtual_time {
+        let _ = write!(
+            h,
+            "<div class=\"flag\"><b>{}</b>{}</div>",
+            if ctx.simulated {
+                "SIMULATED BENCH: instruments and BMS are simulated; not evidence about a physical product."
+            } else {
+                ""
+            },
+            if ctx.virtual_time {
+                " <b>VIRTUAL TIME:</b> the run ran on a paused clock; its times are simulated seconds, so run start and end are not wall-clock times."
+            } else {
+                ""
+            }
+        );
+    }
+    if !ctx.not_traceable_because.is_empty() {
+        let _ = write!(
+            h,
+            "<div class=\"flag\"><b>Not traceable:</b> {}</div>",
+            esc(&ctx.not_traceable_because.join("; "))
+        );
+    }
+    h.push_str("</header>");
 
     // Calibration status, needed on the cover.
     let cal = calibration_rows(d, &run_date);
@@ -375,7 +404,7 @@ pub fn render(d: &ReportData) -> String {
                 .unwrap_or_default()
             ),
         ),
-        ("DUT serial number", "not recorded by this run".into()),
+        ("DUT serial number", esc(&ctx.dut_serial_text())),
         (
             "Firmware",
             match fw {
@@ -386,13 +415,22 @@ pub fn render(d: &ReportData) -> String {
                     esc(&f.sha256)
                 ),
                 None => "not recorded (the rig did not report the firmware image)".into(),
-            },
+            } + &ctx
+                .firmware_source
+                .as_ref()
+                .map(|s| format!("<br><span class=\"small\">{}</span>", esc(s)))
+                .unwrap_or_default(),
         ),
         ("Station", esc(&r.station)),
         (
-            "Operator",
-            esc(info.map(|i| i.operator.as_str()).unwrap_or("not recorded")),
+            "Operator (tested by)",
+            esc(&match (&ctx.operator, info) {
+                (None, Some(i)) if ctx.traceable.is_none() => i.operator.clone(),
+                _ => ctx.operator_text(),
+            }),
         ),
+        ("Ambient", esc(&ctx.ambient_text())),
+        ("Traceability", esc(ctx.traceable_text())),
         ("Test date (run start, UTC)", esc(&r.clock_anchor)),
         (
             "Run end",

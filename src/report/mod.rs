@@ -8,6 +8,7 @@
 
 pub mod bundle;
 pub mod calibration;
+pub mod context;
 pub mod html;
 pub mod inputs;
 pub mod junit;
@@ -103,6 +104,9 @@ pub struct RunResults {
     /// The parameter values in effect.
     #[serde(default)]
     pub parameters: std::collections::BTreeMap<String, String>,
+    /// The item, the people, the conditions and the instruments' calibration.
+    #[serde(flatten, default)]
+    pub context: context::RunContext,
 }
 
 /// Statistics of one criterion over the repeats of one test.

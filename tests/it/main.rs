@@ -22,6 +22,7 @@ mod lock_and_signals;
 mod nightly_defects;
 mod plan_validation;
 mod report_bundle;
+mod report_evidence;
 mod report_html;
 mod report_junit;
 mod scpi;

@@ -1,0 +1,195 @@
+//! What an auditor reads off a run: the item (DUT serial, firmware read back from the BMS),
+//! the people (operator), the conditions (ambient and its source), simulated / virtual-time
+//! marks and the calibration of every instrument, in results.json, junit.xml and the report.
+
+use std::path::{Path, PathBuf};
+
+use crate::common::{first_run_dir, read_json, root, temp_dir};
+use crate::report_support::hilrig;
+
+/// The simulated rig in `dir` with the cell simulator's calibration due on `cells_due`.
+fn rig_with_cells_due(dir: &Path, cells_due: &str) -> PathBuf {
+    let text = std::fs::read_to_string(root().join("rig/sim.yaml"))
+        .unwrap()
+        .replace("../", &format!("{}/", root().display()))
+        .replace(
+            "SIM-CELLS-0001: 2027-12-31",
+            &format!("SIM-CELLS-0001: {cells_due}"),
+        );
+    let path = dir.join("rig.yaml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn run(out: &Path, extra: &[&str]) -> (i32, String, String) {
+    let mut args = vec![
+        "run",
+        "test-plans/overcharge.yaml",
+        "--virtual-time",
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    hilrig(&args)
+}
+
+fn junit_property<'a>(doc: &'a roxmltree::Document, name: &str) -> Vec<&'a str> {
+    doc.descendants()
+        .filter(|n| n.has_tag_name("property") && n.attribute("name") == Some(name))
+        .filter_map(|n| n.attribute("value"))
+        .collect()
+}
+
+#[test]
+fn operator_serial_conditions_and_calibration_are_in_every_output() {
+    let out = temp_dir("evidence-item");
+    let (code, stdout, stderr) = run(
+        &out,
+        &["--operator", "Ann Example", "--dut-serial", "BMS-SN-0042"],
+    );
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert!(!stderr.contains("no operator"), "{stderr}");
+    let dir = first_run_dir(&out);
+
+    let r = read_json(&dir.join("results.json"));
+    assert_eq!(r["dut_serial"], "BMS-SN-0042");
+    assert_eq!(r["operator"], "Ann Example");
+    assert_eq!(r["operator_source"], "--operator");
+    assert_eq!(r["simulated"], true);
+    assert_eq!(r["virtual_time"], true);
+    assert_eq!(r["ambient"]["temperature_c"], 25.0);
+    assert!(r["ambient"]["source"]
+        .as_str()
+        .unwrap()
+        .contains("simulation.ambient"));
+    assert_eq!(r["traceable"], true, "{}", r["not_traceable_because"]);
+    let cal = r["calibration"].as_array().unwrap();
+    let cells = cal.iter().find(|c| c["role"] == "cell_sim").unwrap();
+    assert_eq!(cells["serial"], "SIM-CELLS-0001");
+    assert_eq!(cells["due"], "2027-12-31");
+    assert_eq!(cal.len(), 3);
+    // Not flashed by the plan: the firmware is what the BMS itself reported.
+    assert!(
+        r["firmware_source"]
+            .as_str()
+            .unwrap()
+            .contains("read back from the BMS's BMS_Version"),
+        "{}",
+        r["firmware_source"]
+    );
+    assert_eq!(r["firmware"]["version"], "1.0.0");
+
+    let xml = std::fs::read_to_string(dir.join("junit.xml")).unwrap();
+    let doc = roxmltree::Document::parse(&xml).unwrap();
+    assert_eq!(junit_property(&doc, "dut_serial"), ["BMS-SN-0042"]);
+    assert_eq!(
+        junit_property(&doc, "operator"),
+        ["Ann Example (from --operator)"]
+    );
+    assert_eq!(junit_property(&doc, "simulated"), ["true"]);
+    assert_eq!(junit_property(&doc, "virtual_time"), ["true"]);
+    assert_eq!(junit_property(&doc, "traceable"), ["true"]);
+    assert_eq!(
+        junit_property(&doc, "calibration.cells"),
+        ["serial SIM-CELLS-0001; due 2027-12-31; valid"]
+    );
+
+    let html = std::fs::read_to_string(dir.join("report.html")).unwrap();
+    for want in [
+        "BMS-SN-0042",
+        "Ann Example",
+        "SIMULATED BENCH",
+        "VIRTUAL TIME",
+        "25.0 °C, simulated bench",
+    ] {
+        assert!(html.contains(want), "report.html lacks {want}");
+    }
+}
+
+#[test]
+fn without_operator_or_serial_the_run_warns_and_records_their_absence() {
+    let out = temp_dir("evidence-absent");
+    let mut args = vec![
+        "run",
+        "test-plans/overcharge.yaml",
+        "--virtual-time",
+        "--out",
+    ];
+    let o = out.to_str().unwrap().to_string();
+    args.push(&o);
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_hilrig"))
+        .args(&args)
+        .current_dir(root())
+        .env_remove("HILRIG_OPERATOR")
+        .env(
+            "HILRIG_KEY",
+            std::env::temp_dir().join("hilrig-no-such-key"),
+        )
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains("no operator: give --operator NAME or set HILRIG_OPERATOR"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("no DUT serial number"), "{stderr}");
+    let dir = first_run_dir(&out);
+    let r = read_json(&dir.join("results.json"));
+    assert!(r["operator"].is_null() && r["dut_serial"].is_null());
+    let html = std::fs::read_to_string(dir.join("report.html")).unwrap();
+    assert!(html.contains("not recorded (give --operator or set HILRIG_OPERATOR)"));
+    assert!(!html.contains(">unknown<"));
+}
+
+#[test]
+fn an_expired_cell_simulator_makes_the_results_not_traceable_in_the_data() {
+    let out = temp_dir("evidence-expired");
+    let rig = rig_with_cells_due(&out, "2020-01-31");
+    let rig = rig.to_str().unwrap();
+    let (code, _, stderr) = run(&out.join("refused"), &["--rig", rig]);
+    assert_eq!(
+        code, 2,
+        "refused without --allow-expired-calibration: {stderr}"
+    );
+    assert!(
+        stderr.contains("instrument `cells` (serial SIM-CELLS-0001)"),
+        "{stderr}"
+    );
+
+    let reports = out.join("reports");
+    let (code, stdout, stderr) = run(
+        &reports,
+        &[
+            "--rig",
+            rig,
+            "--allow-expired-calibration",
+            "--operator",
+            "A",
+        ],
+    );
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    let dir = first_run_dir(&reports);
+    let r = read_json(&dir.join("results.json"));
+    assert_eq!(r["outcome"], "passed");
+    assert_eq!(r["traceable"], false);
+    let why = r["not_traceable_because"][0].as_str().unwrap();
+    assert!(
+        why.contains("cells (SIM-CELLS-0001): calibration expired on 2020-01-31"),
+        "{why}"
+    );
+    let cells = r["calibration"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == "cells")
+        .unwrap()
+        .clone();
+    assert_eq!(cells["status"], "expired");
+    let xml = std::fs::read_to_string(dir.join("junit.xml")).unwrap();
+    let doc = roxmltree::Document::parse(&xml).unwrap();
+    assert_eq!(junit_property(&doc, "traceable"), ["false"]);
+    assert_eq!(junit_property(&doc, "not_traceable").len(), 1);
+    let html = std::fs::read_to_string(dir.join("report.html")).unwrap();
+    assert!(html.contains("NOT TRACEABLE"));
+}
