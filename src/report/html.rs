@@ -76,6 +76,9 @@ pub struct ReportData {
     pub truth: Vec<TruthEvent>,
     /// Problems met while reading, shown in the report.
     pub notes: Vec<String>,
+    /// When this report was issued: its own bundle's sealing time (a re-judged result's,
+    /// not the original run's).
+    pub issued: Option<String>,
 }
 
 fn read_text(path: &Path, notes: &mut Vec<String>) -> Option<String> {
@@ -120,6 +123,10 @@ pub fn load(dir: &Path) -> Result<ReportData, ReportError> {
     } else {
         None
     };
+    d.issued = own_info
+        .as_ref()
+        .or(d.info.as_ref())
+        .map(|i| i.created.clone());
     let input = |role: &str, notes: &mut Vec<String>| -> Option<String> {
         let (root, info) = match (&own_info, role) {
             (Some(i), _) if i.input(role).is_some() => (dir, i),
@@ -442,7 +449,7 @@ pub fn render(d: &ReportData) -> String {
         ),
         (
             "Report issued",
-            esc(info.map(|i| i.created.as_str()).unwrap_or("not recorded")),
+            esc(d.issued.as_deref().unwrap_or("not recorded")),
         ),
         ("Requirements", esc(&r.requirements.join("; "))),
         (

@@ -193,3 +193,129 @@ fn an_expired_cell_simulator_makes_the_results_not_traceable_in_the_data() {
     let html = std::fs::read_to_string(dir.join("report.html")).unwrap();
     assert!(html.contains("NOT TRACEABLE"));
 }
+
+mod distrust {
+    use std::path::Path;
+
+    use crate::common::temp_dir;
+    use crate::report_support::{hilrig, sealed_run, test_key, LIMITS};
+    use hilrig::report::bundle::KeyChoice;
+    use hilrig::report::rejudge::{rejudge, RejudgeOptions};
+
+    fn verify(dir: &Path, extra: &[&str]) -> (i32, String) {
+        let mut args = vec!["report", "verify", dir.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        let (code, out, err) = hilrig(&args);
+        (code, format!("{out}{err}"))
+    }
+
+    #[test]
+    fn an_approval_is_signed_added_without_changing_the_bundle_and_verified() {
+        let base = temp_dir("approve");
+        let dir = base.join("run");
+        sealed_run(&dir, false, true, "");
+        let manifest = std::fs::read(dir.join("manifest.json")).unwrap();
+        let personal = base.join("personal.key");
+        let (code, out, err) = hilrig(&["keygen", "--out", personal.to_str().unwrap()]);
+        assert_eq!(code, 0, "{out}{err}");
+        let (code, out, err) = hilrig(&[
+            "report",
+            "approve",
+            dir.to_str().unwrap(),
+            "--by",
+            "Q. Manager",
+            "--key",
+            personal.to_str().unwrap(),
+        ]);
+        assert_eq!(code, 0, "{out}{err}");
+        assert_eq!(std::fs::read(dir.join("manifest.json")).unwrap(), manifest);
+        let approval = dir.join("approvals/1-q--manager.json");
+        assert!(approval.is_file(), "{out}");
+        let (code, out) = verify(&dir, &[]);
+        assert_eq!(code, 0, "{out}");
+        assert!(out.contains("approved by Q. Manager"), "{out}");
+
+        // A forged approval (name changed after signing) fails, naming the file.
+        let forged = std::fs::read_to_string(&approval)
+            .unwrap()
+            .replace("Q. Manager", "Q. Managed");
+        std::fs::write(&approval, forged).unwrap();
+        let (code, out) = verify(&dir, &[]);
+        assert_eq!(code, 1, "{out}");
+        assert!(out.contains("approvals/1-q--manager.json"), "{out}");
+        std::fs::remove_dir_all(&base).ok();
+
+        // An unsigned bundle is not approved.
+        let dir = base.join("unsigned");
+        sealed_run(&dir, false, false, "");
+        let key = base.join("k.key");
+        hilrig(&["keygen", "--out", key.to_str().unwrap()]);
+        let (code, _, err) = hilrig(&[
+            "report",
+            "approve",
+            dir.to_str().unwrap(),
+            "--by",
+            "X",
+            "--key",
+            key.to_str().unwrap(),
+        ]);
+        assert_eq!(code, 1, "{err}");
+        assert!(err.contains("unsigned"), "{err}");
+        std::fs::remove_dir_all(&base).ok();
+    }
+
+    #[test]
+    fn render_refuses_results_that_no_longer_match_the_manifest() {
+        let base = temp_dir("render-tampered");
+        let dir = base.join("run");
+        sealed_run(&dir, false, true, "");
+        let text = std::fs::read_to_string(dir.join("results.json"))
+            .unwrap()
+            .replacen("3.651", "3.650", 1);
+        std::fs::write(dir.join("results.json"), text).unwrap();
+        let out = base.join("elsewhere.html");
+        let (code, stdout, err) = hilrig(&[
+            "report",
+            "render",
+            dir.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        assert_eq!(code, 2, "{stdout}{err}");
+        assert!(
+            err.contains("refusing to render") && err.contains("results.json"),
+            "{err}"
+        );
+        assert!(!out.exists());
+        std::fs::remove_dir_all(&base).ok();
+    }
+
+    #[test]
+    fn a_rejudged_report_has_its_own_issue_time() {
+        let base = temp_dir("rejudge-issued");
+        let dir = base.join("run");
+        sealed_run(&dir, false, true, "");
+        let original = hilrig::report::bundle::BundleInfo::read(&dir).unwrap();
+        // Bundle creation times have millisecond resolution.
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        let limits = base.join("limits.yaml");
+        std::fs::write(&limits, LIMITS).unwrap();
+        let r = rejudge(
+            &dir,
+            RejudgeOptions {
+                limits,
+                decision_rule: None,
+                key: KeyChoice::Key(Box::new(test_key(&base))),
+                operator: Some("Auditor".into()),
+            },
+        )
+        .unwrap();
+        let own = hilrig::report::bundle::BundleInfo::read(&r.dir).unwrap();
+        assert_ne!(own.created, original.created);
+        let html = std::fs::read_to_string(r.dir.join("report.html")).unwrap();
+        let issued = html.split("Report issued").nth(1).unwrap();
+        let issued = &issued[..issued.find("</td>").unwrap()];
+        assert!(issued.contains(&own.created), "{issued}");
+        std::fs::remove_dir_all(&base).ok();
+    }
+}
