@@ -332,7 +332,10 @@ pub async fn run(a: RunArgs) -> i32 {
             Some(id) => format!("{id}/{}", plan.plan.value.plan),
             None => format!("{}-{}", &stamp[..15], plan.plan.value.plan),
         };
-        let dir = top.join(&run_id);
+        let dir = match &suite_run_id {
+            Some(_) => top.join(&plan.plan.value.plan),
+            None => top.join(&run_id),
+        };
         let clock = Clock::start();
         out.plan(
             &plan.plan.value.plan,
@@ -400,6 +403,22 @@ pub async fn run(a: RunArgs) -> i32 {
                 top.join("junit.xml").display()
             );
             return EXIT_ABORT;
+        }
+    }
+    if let Some(id) = &suite_run_id {
+        // The suite run is one bundle over every member.
+        match crate::report::suite::seal(&top, &name, id, &all, Default::default()) {
+            Ok(m) => out.line(&format!(
+                "suite evidence: {} files in {}, manifest {}",
+                m.files.len(),
+                top.display(),
+                if m.signature.is_some() {
+                    "signed"
+                } else {
+                    "UNSIGNED (no station key; run `hilrig keygen`)"
+                }
+            )),
+            Err(e) => eprintln!("warning: the suite evidence bundle is incomplete: {e}"),
         }
     }
     if let Some(j) = &a.junit {

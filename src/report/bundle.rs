@@ -93,9 +93,10 @@ pub struct InputFile {
 }
 
 /// Which key signs.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub enum KeyChoice {
     /// The station key at the default location, if there is one (see `keys`).
+    #[default]
     Default,
     /// Leave the bundle unsigned.
     Unsigned,

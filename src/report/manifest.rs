@@ -540,6 +540,21 @@ fn verify_inner(
             v.nested.push(verify_inner(&s, trusted, Some(&own_sha)));
         }
     }
+    // A suite run: each member bundle is also verified on its own.
+    if dir.join(super::suite::SUITE_INFO).is_file() {
+        let mut members: Vec<PathBuf> = std::fs::read_dir(dir)
+            .map(|rd| {
+                rd.filter_map(|e| e.ok())
+                    .map(|e| e.path())
+                    .filter(|p| p.is_dir() && p.join(MANIFEST).is_file())
+                    .collect()
+            })
+            .unwrap_or_default();
+        members.sort();
+        for m in members {
+            v.nested.push(verify_inner(&m, trusted, None));
+        }
+    }
     v
 }
 

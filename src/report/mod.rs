@@ -18,6 +18,7 @@ pub mod manifest;
 pub mod rejudge;
 pub mod schema;
 pub mod series;
+pub mod suite;
 pub mod svg;
 
 use std::path::{Path, PathBuf};

@@ -319,3 +319,94 @@ mod distrust {
         std::fs::remove_dir_all(&base).ok();
     }
 }
+
+mod suite_bundle {
+    use std::path::Path;
+    use std::process::Command;
+
+    use crate::common::{read_json, root, temp_dir};
+
+    fn hilrig_with_key(key: &Path, args: &[&str]) -> (i32, String) {
+        let out = Command::new(env!("CARGO_BIN_EXE_hilrig"))
+            .args(args)
+            .current_dir(root())
+            .env("HILRIG_KEY", key)
+            .output()
+            .unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        )
+    }
+
+    #[test]
+    fn a_nightly_run_is_one_signed_bundle_verified_as_a_whole() {
+        let base = temp_dir("suite-bundle");
+        let key = base.join("station.key");
+        let (code, out) = hilrig_with_key(&key, &["keygen"]);
+        assert_eq!(code, 0, "{out}");
+        let reports = base.join("reports");
+        let (code, out) = hilrig_with_key(
+            &key,
+            &[
+                "run",
+                "test-plans/nightly.yaml",
+                "--virtual-time",
+                "--operator",
+                "Night Shift",
+                "--dut-serial",
+                "BMS-SN-7",
+                "--out",
+                reports.to_str().unwrap(),
+            ],
+        );
+        assert!(code == 0 || code == 1, "{out}");
+        let top = std::fs::read_dir(&reports)
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap()
+            .path();
+        let suite_run_id = top.file_name().unwrap().to_str().unwrap().to_string();
+        assert!(suite_run_id.ends_with("-nightly"), "{suite_run_id}");
+
+        let s = read_json(&top.join("suite.json"));
+        let members = s["members"].as_array().unwrap();
+        assert_eq!(members.len(), 10, "{s}");
+        let html = std::fs::read_to_string(top.join("report.html")).unwrap();
+        for m in members {
+            let plan = m["plan"].as_str().unwrap();
+            assert_eq!(m["run_id"], format!("{suite_run_id}/{plan}"));
+            let r = read_json(&top.join(plan).join("results.json"));
+            assert_eq!(r["run_id"], m["run_id"]);
+            assert_eq!(r["suite_run_id"], suite_run_id.as_str());
+            assert_eq!(r["dut_serial"], "BMS-SN-7");
+            assert!(
+                html.contains(&format!("href=\"{plan}/report.html\"")),
+                "{plan}"
+            );
+        }
+        assert!(html.contains("Night Shift") && html.contains("BMS-SN-7"));
+
+        let t = top.to_str().unwrap();
+        let (code, out) = hilrig_with_key(&key, &["report", "verify", "--require-signature", t]);
+        assert_eq!(code, 0, "{out}");
+        assert!(out.contains("INTACT"), "{out}");
+
+        // Any member file that changes fails the suite, naming it.
+        let plan = members[3]["plan"].as_str().unwrap();
+        let victim = top.join(plan).join("trace.csv");
+        let mut bytes = std::fs::read(&victim).unwrap();
+        let mid = bytes.len() / 2;
+        bytes[mid] ^= 0x01;
+        std::fs::write(&victim, bytes).unwrap();
+        let (code, out) = hilrig_with_key(&key, &["report", "verify", "--require-signature", t]);
+        assert_eq!(code, 1, "{out}");
+        assert!(out.contains(&format!("{plan}/trace.csv")), "{out}");
+        std::fs::remove_dir_all(&base).ok();
+    }
+}
