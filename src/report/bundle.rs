@@ -7,7 +7,7 @@
 //! ```text
 //! results.json junit.xml trace.csv [truth.json]   written by the run
 //! inputs/{plan,rig,fixture,limits}.yaml inputs/dut.dbc
-//! bundle.json report.html
+//! bundle.json report.html report.pdf
 //! manifest.json [manifest.sig]
 //! [rejudge-<time>/ ...]                             re-judged results, bundles of their own
 //! ```
@@ -253,6 +253,7 @@ pub fn seal(
     let page = html::render_dir(dir)?;
     let hpath = dir.join(REPORT_HTML);
     std::fs::write(&hpath, page).map_err(|e| ReportError::io(&hpath, e))?;
+    super::pdf::write_dir(dir)?;
 
     let key_path = key.as_ref().map(|k| k.path.clone());
     let manifest = manifest::write(

@@ -15,6 +15,7 @@ pub mod inputs;
 pub mod junit;
 pub mod keys;
 pub mod manifest;
+pub mod pdf;
 pub mod rejudge;
 pub mod schema;
 pub mod series;

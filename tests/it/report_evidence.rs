@@ -410,3 +410,85 @@ mod suite_bundle {
         std::fs::remove_dir_all(&base).ok();
     }
 }
+
+mod pdf {
+    use std::process::Command;
+
+    use crate::common::{first_run_dir, temp_dir};
+    use crate::report_support::hilrig;
+
+    /// `pdftotext` from poppler-utils, when installed (the test is skipped otherwise).
+    fn pdftotext(pdf: &std::path::Path) -> Option<String> {
+        let out = Command::new("pdftotext")
+            .args(["-layout", pdf.to_str().unwrap(), "-"])
+            .output()
+            .ok()?;
+        assert!(
+            out.status.success(),
+            "pdftotext failed on {}",
+            pdf.display()
+        );
+        Some(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    #[test]
+    fn the_pdf_report_is_paginated_and_names_the_item_and_each_verdict() {
+        let out = temp_dir("evidence-pdf");
+        let (code, stdout, stderr) = hilrig(&[
+            "run",
+            "test-plans/overcharge.yaml",
+            "--virtual-time",
+            "--operator",
+            "Ann Example",
+            "--dut-serial",
+            "BMS-SN-0042",
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        assert_eq!(code, 0, "{stdout}{stderr}");
+        let dir = first_run_dir(&out);
+        let pdf = dir.join("report.pdf");
+        let bytes = std::fs::read(&pdf).unwrap();
+        assert!(bytes.starts_with(b"%PDF-"));
+        // Covered by the manifest like every other file.
+        let manifest = std::fs::read_to_string(dir.join("manifest.json")).unwrap();
+        assert!(manifest.contains("\"report.pdf\""));
+        let Some(text) = pdftotext(&pdf) else {
+            eprintln!("pdftotext not installed (apt-get install poppler-utils): text not checked");
+            return;
+        };
+        let pages = text.matches("Page ").count();
+        assert!(pages >= 2, "{text}");
+        let n = text
+            .split("Page 1 of ")
+            .nth(1)
+            .and_then(|s| s.split_whitespace().next())
+            .and_then(|s| s.parse::<usize>().ok())
+            .expect("Page 1 of N");
+        for k in 1..=n {
+            assert!(text.contains(&format!("Page {k} of {n}")), "page {k}");
+        }
+        let run_id = dir.file_name().unwrap().to_str().unwrap();
+        assert_eq!(text.matches(&format!("Report {run_id}")).count(), n);
+        for want in [
+            "BMS-SN-0042",
+            "Ann Example",
+            "Overall verdict: PASSED",
+            "SIMULATED BENCH",
+            "VIRTUAL TIME",
+            "25.0 °C",
+        ] {
+            assert!(text.contains(want), "the PDF lacks {want}:\n{text}");
+        }
+        let r = crate::common::read_json(&dir.join("results.json"));
+        for t in r["tests"].as_array().unwrap() {
+            let name = t["name"].as_str().unwrap();
+            let verdict = t["verdict"].as_str().unwrap().to_uppercase();
+            assert!(
+                text.lines()
+                    .any(|l| l.trim_start().starts_with(name) && l.contains(&verdict)),
+                "no {verdict} row for {name}:\n{text}"
+            );
+        }
+    }
+}
