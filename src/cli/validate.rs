@@ -41,20 +41,32 @@ pub fn validate(a: ValidateArgs) -> i32 {
                     .plans
                     .iter()
                     .flat_map(|p| {
-                        load_plan_with(
+                        match load_plan_with(
                             &relative(f, &p.plan),
                             rig.as_ref().map(|r| &r.value),
                             &p.parameters,
-                        )
-                        .err()
-                        .unwrap_or_default()
+                        ) {
+                            Ok(p) => {
+                                for w in crate::plan::warnings::unjudged_checks(&p) {
+                                    eprintln!("{w}");
+                                }
+                                Vec::new()
+                            }
+                            Err(e) => e,
+                        }
                     })
                     .collect(),
             }
         } else {
-            load_plan(f, rig.as_ref().map(|r| &r.value))
-                .err()
-                .unwrap_or_default()
+            match load_plan(f, rig.as_ref().map(|r| &r.value)) {
+                Ok(p) => {
+                    for w in crate::plan::warnings::unjudged_checks(&p) {
+                        eprintln!("{w}");
+                    }
+                    Vec::new()
+                }
+                Err(e) => e,
+            }
         };
         if errors.is_empty() {
             println!("ok: {}", f.display());

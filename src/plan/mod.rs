@@ -13,6 +13,7 @@ pub mod fixture;
 pub mod limits;
 pub mod load;
 pub mod model;
+pub mod warnings;
 
 pub use condition::Condition;
 pub use error::InputError;

@@ -2,7 +2,7 @@
 //! A4) holding what a statement of conformity needs: the item, firmware, station, operator,
 //! dates, overall verdict and decision rule on the cover; per test the plots, the measured
 //! values with uncertainty against each limit and the limit's provenance; the instruments
-//! with their calibration; a PAS 63100-style section.
+//! with their calibration; a PAS 63100-style section when the plan claims PAS 63100.
 //!
 //! Written with a small escaping writer rather than a template crate. The page is rebuilt
 //! from the stored data alone (`hilrig report render`), and the same data give the same
@@ -610,8 +610,10 @@ pub fn render(d: &ReportData) -> String {
         h.push_str("</table><p class=\"small\">Calibration is judged at the test date; records come from the rig file's <span class=\"mono\">calibration:</span> map (serial → due date). The identity is each SCPI instrument's own answer to <span class=\"mono\">*IDN?</span> at connect; a run refuses an instrument whose reported serial number is not the rig file's.</p>");
     }
 
-    // ---- PAS 63100 ----
-    pas_section(&mut h, d, r, &specs);
+    // ---- PAS 63100 (only when the plan claims it) ----
+    if claims_standard(r, "PAS 63100") {
+        pas_section(&mut h, d, r, &specs);
+    }
 
     // ---- Overview plot ----
     overview(&mut h, d, r, &specs);
@@ -757,6 +759,18 @@ fn calibration_rows(d: &ReportData, run_date: &str) -> Vec<CalRow> {
             }
         })
         .collect()
+}
+
+/// Whether the run claims `standard`: in the plan's requirements, a test's requirements,
+/// or a criterion's provenance.
+pub fn claims_standard(r: &RunResults, standard: &str) -> bool {
+    r.requirements.iter().any(|q| q.contains(standard))
+        || r.tests.iter().any(|t| {
+            t.requirements.iter().any(|q| q.contains(standard))
+                || t.measurements
+                    .iter()
+                    .any(|m| m.provenance.source.contains(standard))
+        })
 }
 
 fn pas_section(h: &mut String, d: &ReportData, r: &RunResults, specs: &[TestSpec]) {

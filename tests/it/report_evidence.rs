@@ -492,3 +492,62 @@ mod pdf {
         }
     }
 }
+
+mod texts {
+    use crate::common::root;
+    use crate::report_support::results;
+    use hilrig::report::html::{render, ReportData};
+
+    /// Every `threshold_window` criterion's basis states the window it checks.
+    #[test]
+    fn profile_basis_texts_state_their_windows() {
+        let mut checked = 0;
+        for e in std::fs::read_dir(root().join("fixtures/limits")).unwrap() {
+            let p = e.unwrap().path();
+            let text = std::fs::read_to_string(&p).unwrap();
+            let doc: serde_json::Value = serde_saphyr::from_str(&text).unwrap();
+            for (name, c) in doc["criteria"].as_object().unwrap() {
+                let w = &c["check"]["threshold_window"];
+                if w.is_null() {
+                    continue;
+                }
+                let basis = c["provenance"]["basis"].as_str().unwrap_or("");
+                for bound in [&w["min"], &w["max"]] {
+                    let b = bound.as_str().unwrap();
+                    assert!(
+                        basis.contains(&format!("{b} ")) || basis.contains(&format!("{b}.")),
+                        "{} {name}: the basis does not state {b}: {basis}",
+                        p.display()
+                    );
+                }
+                checked += 1;
+            }
+        }
+        assert!(checked >= 4, "{checked}");
+    }
+
+    #[test]
+    fn the_pas_63100_section_appears_only_when_the_plan_claims_it() {
+        let mut r = results(false);
+        let page = |r: &hilrig::report::RunResults| {
+            render(&ReportData {
+                results: Some(r.clone()),
+                ..Default::default()
+            })
+        };
+        assert!(!page(&r).contains("PAS 63100-style checks"));
+        r.requirements.push("PAS 63100:2024".into());
+        assert!(page(&r).contains("PAS 63100-style checks"));
+    }
+}
+
+#[test]
+fn validate_warns_about_a_check_without_a_criterion() {
+    let (code, out, err) = hilrig(&["validate", "test-plans/warning-output.yaml"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        err.contains("test-plans/warning-output.yaml:24:")
+            && err.contains("warning: expect `warning cleared after the fault` has no `judge:`"),
+        "{err}"
+    );
+}
