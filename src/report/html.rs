@@ -261,6 +261,7 @@ fn at_offset(anchor: &str, s: f64) -> String {
 
 const CSS: &str = r#"
 @page { size: A4; margin: 14mm 12mm; }
+h2, h3 { break-after: avoid; page-break-after: avoid; }
 * { box-sizing: border-box; }
 body { font: 10.5pt/1.35 "DejaVu Sans", Arial, Helvetica, sans-serif; color: #111; margin: 0 auto; max-width: 190mm; padding: 6mm; }
 h1 { font-size: 18pt; margin: 0 0 2mm; } h2 { font-size: 13.5pt; margin: 7mm 0 2mm; border-bottom: 1.5px solid #333; }
@@ -538,14 +539,7 @@ pub fn render(d: &ReportData) -> String {
         let ms: Vec<String> = t
             .measurements
             .iter()
-            .map(|m| {
-                format!(
-                    "{}: {} ± {}",
-                    esc(&m.criterion),
-                    esc(&display_unit(m.value, &m.unit)),
-                    esc(&display_unit(m.uncertainty, &m.unit))
-                )
-            })
+            .map(|m| format!("{}: {}", esc(&m.criterion), esc(&measured_text(m))))
             .collect();
         let _ = write!(
             h,
@@ -759,6 +753,19 @@ fn calibration_rows(d: &ReportData, run_date: &str) -> Vec<CalRow> {
             }
         })
         .collect()
+}
+
+/// A measured value with its uncertainty, or `yes`/`no` for a check that holds or not.
+fn measured_text(m: &MeasurementResult) -> String {
+    if super::pdf::is_yes_no(&m.quantity, &m.unit, m.value) {
+        if m.value == 1.0 { "yes" } else { "no" }.to_string()
+    } else {
+        format!(
+            "{} ± {}",
+            display_unit(m.value, &m.unit),
+            display_unit(m.uncertainty, &m.unit)
+        )
+    }
 }
 
 /// Whether the run claims `standard`: in the plan's requirements, a test's requirements,
@@ -1039,12 +1046,15 @@ fn test_section(
             let p = &m.provenance;
             let _ = write!(
                 h,
-                "<tr class=\"m\"><td>{}</td><td>{}</td><td class=\"num\">{} ± {}</td><td class=\"num\">{}</td><td class=\"v-{}\">{}</td></tr><tr><td colspan=\"5\" class=\"small\"><b>Limit from:</b> {}{}: {} <i>(confidence: {})</i><br><b>Uncertainty</b> (expanded, half-width): {}</td></tr>",
+                "<tr class=\"m\"><td>{}</td><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"v-{}\">{}</td></tr><tr><td colspan=\"5\" class=\"small\"><b>Limit from:</b> {}{}: {} <i>(confidence: {})</i><br><b>Uncertainty</b> (expanded, half-width): {}</td></tr>",
                 esc(&m.criterion),
                 esc(&m.quantity),
-                esc(&display_unit(m.value, &m.unit)),
-                esc(&display_unit(m.uncertainty, &m.unit)),
-                esc(&limit_text(&m.limit, &m.unit)),
+                esc(&measured_text(m)),
+                esc(&if super::pdf::is_yes_no(&m.quantity, &m.unit, m.value) {
+                    "must hold (yes)".to_string()
+                } else {
+                    limit_text(&m.limit, &m.unit)
+                }),
                 verdict_class(m.verdict),
                 m.verdict.word(),
                 esc(&p.source),
@@ -1063,7 +1073,11 @@ fn test_section(
     // Window.
     let x0 = t.started_s - PRE_S;
     let x1 = match t.detected_s {
-        Some(x) => x + POST_S,
+        // Never into the next repeat.
+        Some(x) => match next_start.filter(|n| *n > x) {
+            Some(n) => (x + POST_S).min(n),
+            None => x + POST_S,
+        },
         None => next_start.unwrap_or(r.duration_s).max(t.started_s + 1.0),
     };
     let mut markers = vec![VLine {

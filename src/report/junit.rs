@@ -148,7 +148,14 @@ fn suite(r: &RunResults) -> TestSuite {
         }
         for m in &t.measurements {
             let p = |k: &str, v: String| Property::new(format!("{}.{k}", m.criterion), v);
-            case.add_property(p("value", format!("{} {}", m.value, m.unit)));
+            case.add_property(p(
+                "value",
+                if super::pdf::is_yes_no(&m.quantity, &m.unit, m.value) {
+                    if m.value == 1.0 { "yes" } else { "no" }.to_string()
+                } else {
+                    format!("{} {}", m.value, m.unit)
+                },
+            ));
             case.add_property(p("uncertainty", format!("{} {}", m.uncertainty, m.unit)));
             case.add_property(p("limit", limit_text(&m.limit, &m.unit)));
             case.add_property(p("verdict", m.verdict.word().to_string()));

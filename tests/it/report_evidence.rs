@@ -527,6 +527,27 @@ mod texts {
     }
 
     #[test]
+    fn yes_no_checks_read_yes_or_no() {
+        let mut r = results(false);
+        let m: hilrig::report::MeasurementResult = serde_json::from_value(serde_json::json!({
+            "criterion": "warning_on_fault", "quantity": "holds", "value": 1.0,
+            "uncertainty": 0.0, "unit": "", "limit": {"low": 1.0, "high": null},
+            "verdict": "pass", "uncertainty_budget": "a yes/no observation",
+            "provenance": {"source": "PAS 63100:2024", "clause": null,
+                "basis": "a warning on a fault", "confidence": "medium"}
+        }))
+        .unwrap();
+        r.tests[0].measurements = vec![m];
+        let html = render(&ReportData {
+            results: Some(r),
+            ..Default::default()
+        });
+        assert!(html.contains("warning_on_fault: yes"), "summary");
+        assert!(html.contains(">yes</td>") && html.contains("must hold (yes)"));
+        assert!(!html.contains("1 ± 0"));
+    }
+
+    #[test]
     fn the_pas_63100_section_appears_only_when_the_plan_claims_it() {
         let mut r = results(false);
         let page = |r: &hilrig::report::RunResults| {
