@@ -968,20 +968,20 @@ fn limit_lines(ms: &[MeasurementResult], unit: &str, out: &mut Vec<HLine>) {
             "threshold" | "release" => {
                 if let Some(lo) = m.limit.low {
                     out.push(HLine {
-                        label: format!("{name} low"),
+                        label: format!("{} {name} low", display_unit(lo, &m.unit)),
                         y: lo,
                         color: "#c92a2a",
                     });
                 }
                 if let Some(hi) = m.limit.high {
                     out.push(HLine {
-                        label: format!("{name} high"),
+                        label: format!("{} {name} high", display_unit(hi, &m.unit)),
                         y: hi,
                         color: "#c92a2a",
                     });
                 }
                 out.push(HLine {
-                    label: format!("measured {}", m.quantity),
+                    label: format!("{} measured {}", display_unit(m.value, &m.unit), m.quantity),
                     y: m.value,
                     color: "#2b8a3e",
                 });
@@ -991,7 +991,7 @@ fn limit_lines(ms: &[MeasurementResult], unit: &str, out: &mut Vec<HLine>) {
                 for (b, which) in [(m.limit.low, "min"), (m.limit.high, "max")] {
                     if let Some(y) = b {
                         out.push(HLine {
-                            label: format!("{name} {which}"),
+                            label: format!("{} {name} {which}", display_unit(y, &m.unit)),
                             y,
                             color: "#862e9c",
                         });

@@ -71,6 +71,9 @@ fn report_is_self_contained_and_has_the_conformity_statement_items() {
     // Plots: inline SVG with threshold lines and the trip marked, one set per test.
     assert!(html.matches("<svg").count() >= 3 * 3, "too few plots");
     assert!(html.contains("trip observed") && html.contains("ov_threshold high"));
+    // Limit lines carry their values; long labels are fitted, not cut.
+    assert!(html.contains("3.7000 V ov_threshold high"));
+    assert!(!html.contains('…'));
     assert!(html.contains("truth: chg_fet_open"));
     // An IEC 62619 plan gets no PAS 63100 section.
     assert!(!html.contains("PAS 63100-style checks"));
