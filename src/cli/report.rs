@@ -31,9 +31,13 @@ pub enum ReportAction {
         /// Default: the station key's `.pub` file when one exists beside the station key.
         #[arg(long)]
         pubkey: Option<String>,
-        /// Fail on an unsigned bundle.
-        #[arg(long)]
+        /// Fail on an unsigned bundle (the default; kept for scripts that pass it).
+        #[arg(long, conflicts_with = "allow_unsigned")]
         require_signature: bool,
+        /// Accept an unsigned bundle whose files match its manifest (anyone could have
+        /// rewritten such a manifest, so by default it fails).
+        #[arg(long)]
+        allow_unsigned: bool,
         /// Print the result as JSON.
         #[arg(long)]
         json: bool,
@@ -49,12 +53,24 @@ pub enum ReportAction {
         /// Override the profile's decision rule.
         #[arg(long, value_enum)]
         decision_rule: Option<super::run::RuleArg>,
-        /// Operator name (default: $HILRIG_OPERATOR, $USER).
+        /// Operator name (default: $HILRIG_OPERATOR).
         #[arg(long)]
         operator: Option<String>,
         /// Leave the new result unsigned even when a station key exists.
         #[arg(long)]
         unsigned: bool,
+    },
+    /// Add a signed approval to a bundle without changing it (checked by `report verify`).
+    Approve {
+        /// The run (or suite run) directory.
+        dir: PathBuf,
+        /// Who approves.
+        #[arg(long)]
+        by: String,
+        /// The approver's own key (`hilrig keygen --out personal.key`); default: the
+        /// station key.
+        #[arg(long)]
+        key: Option<PathBuf>,
     },
     /// Rebuild report.html from the stored data.
     Render {
@@ -73,9 +89,11 @@ pub fn report(a: ReportArgs) -> i32 {
         ReportAction::Verify {
             dir,
             pubkey,
-            require_signature,
+            require_signature: _,
+            allow_unsigned,
             json,
-        } => verify(dir, pubkey, require_signature, json),
+        } => verify(dir, pubkey, !allow_unsigned, json),
+        ReportAction::Approve { dir, by, key } => approve(dir, &by, key),
         ReportAction::Rejudge {
             dir,
             limits,
@@ -173,7 +191,8 @@ fn verify(dir: PathBuf, pubkey: Option<String>, require_signature: bool, json: b
         let n = v.all_problems().len();
         if n == 0 && require_signature {
             println!(
-                "NOT VERIFIED: {} is unsigned (--require-signature)",
+                "NOT VERIFIED: {} is unsigned (pass --allow-unsigned to accept matching files \
+                 without a signature)",
                 dir.display()
             );
         } else {
@@ -207,9 +226,60 @@ fn print_one(v: &manifest::Verification, prefix: &str) {
         SignatureStatus::Unknown => format!("no readable {MANIFEST}"),
     };
     println!("{prefix}{MANIFEST}: {} file(s) match; {sig}", v.files_ok);
+    for a in &v.approvals {
+        println!(
+            "{prefix}{}: approved by {} on {} (key {})",
+            a.path, a.by, a.at, a.fingerprint
+        );
+    }
+}
+
+fn approve(dir: PathBuf, by: &str, key: Option<PathBuf>) -> i32 {
+    let key = match key {
+        Some(p) => keys::load(&p).map(Some),
+        None => keys::load_default(),
+    };
+    let key = match key {
+        Ok(Some(k)) => k,
+        Ok(None) => {
+            eprintln!(
+                "error: no key to sign the approval with: pass --key personal.key (make one with \
+                 `hilrig keygen --out personal.key`)"
+            );
+            return EXIT_ABORT;
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            return EXIT_ABORT;
+        }
+    };
+    match crate::report::approval::approve(&dir, by, &key) {
+        Ok(p) => {
+            println!(
+                "approved by {by}: {} (key {})",
+                p.display(),
+                keys::fingerprint(&key.verifying_key())
+            );
+            0
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            1
+        }
+    }
 }
 
 fn render(dir: PathBuf, out: Option<PathBuf>) -> i32 {
+    // Rendering distrusts its input: a bundle whose files no longer match the manifest is
+    // not rendered (the report would present tampered data as the run's).
+    if let Err(problems) = crate::report::render_check(&dir) {
+        eprintln!(
+            "error: {} does not match its manifest; refusing to render it:\n{}",
+            dir.display(),
+            problems.join("\n")
+        );
+        return EXIT_ABORT;
+    }
     let page = match html::render_dir(&dir) {
         Ok(p) => p,
         Err(e) => {

@@ -58,6 +58,20 @@ pub struct RunArgs {
     /// its results are not traceable).
     #[arg(long)]
     pub allow_expired_calibration: bool,
+    /// Serial number of the item tested (the BMS), recorded in every output.
+    #[arg(long)]
+    pub dut_serial: Option<String>,
+    /// Who runs the test, recorded in every output (default: $HILRIG_OPERATOR).
+    #[arg(long)]
+    pub operator: Option<String>,
+    /// Ambient temperature during the run (`23 °C`), when no sensor reports it.
+    #[arg(long, value_parser = parse_temperature)]
+    pub ambient: Option<f64>,
+}
+
+fn parse_temperature(s: &str) -> Result<f64, String> {
+    crate::units::Quantity::parse_as(s, crate::units::Dimension::Temperature)
+        .map_err(|e| e.to_string())
 }
 
 fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
@@ -221,6 +235,7 @@ pub async fn run(a: RunArgs) -> i32 {
     // A firmware that cannot be flashed or proven refuses the run: it is still recorded
     // (results.json, junit.xml) with the bench brought to its safe state.
     let mut refused = None;
+    let mut firmware_source = String::from("flashed by this run and read back from the BMS");
     let firmware = match (declared, plans.first()) {
         (Err(e), _) => {
             eprintln!("error: {e}");
@@ -245,14 +260,61 @@ pub async fn run(a: RunArgs) -> i32 {
                 None
             }
         },
+        (Ok(None), Some(first)) => {
+            // Not flashed: ask the BMS what it runs (the simulated bench's image must match).
+            match crate::flash::readback::read_on_rig(
+                &resolved,
+                &first.dbc,
+                first.fixture.value.version_message.as_deref(),
+                firmware.as_ref(),
+            )
+            .await
+            {
+                Ok(info) => {
+                    firmware_source = format!(
+                        "read back from the BMS's {} message",
+                        first
+                            .fixture
+                            .value
+                            .version_message
+                            .as_deref()
+                            .unwrap_or(crate::flash::readback::DEFAULT_VERSION_MESSAGE)
+                    );
+                    Some(info)
+                }
+                Err(e) => {
+                    eprintln!("warning: cannot read the firmware version from the BMS: {e}");
+                    firmware_source = format!("not confirmed by the BMS ({e})");
+                    firmware
+                }
+            }
+        }
         _ => firmware,
     };
+    let context = crate::report::context::RunContext::for_run(
+        &rig,
+        crate::report::context::ContextInput {
+            dut_serial: a.dut_serial.as_deref(),
+            operator: a.operator.as_deref(),
+            ambient_c: a.ambient,
+            virtual_time: a.virtual_time,
+            firmware_source: Some(firmware_source),
+            date: &crate::trace::today(),
+        },
+    );
+    for w in context.warnings() {
+        eprintln!("warning: {w}");
+    }
 
     let stamp = rfc3339(SystemTime::now())
         .replace([':', '-'], "")
         .replace('.', "-");
-    let top = match &suite {
-        Some(name) => a.out.join(format!("{}-{name}", &stamp[..15])),
+    // A suite run is one bundle: `<stamp>-<suite>/`, its members `<suite run id>/<plan>`.
+    let suite_run_id = suite
+        .as_ref()
+        .map(|name| format!("{}-{name}", &stamp[..15]));
+    let top = match &suite_run_id {
+        Some(id) => a.out.join(id),
         None => a.out.clone(),
     };
     let cancel = CancellationToken::new();
@@ -267,11 +329,14 @@ pub async fn run(a: RunArgs) -> i32 {
     }
     let mut all = Vec::new();
     for plan in plans {
-        let run_id = match &suite {
-            Some(_) => plan.plan.value.plan.clone(),
+        let run_id = match &suite_run_id {
+            Some(id) => format!("{id}/{}", plan.plan.value.plan),
             None => format!("{}-{}", &stamp[..15], plan.plan.value.plan),
         };
-        let dir = top.join(&run_id);
+        let dir = match &suite_run_id {
+            Some(_) => top.join(&plan.plan.value.plan),
+            None => top.join(&run_id),
+        };
         let clock = Clock::start();
         out.plan(
             &plan.plan.value.plan,
@@ -294,6 +359,7 @@ pub async fn run(a: RunArgs) -> i32 {
             clock,
             on_event: Arc::new(move |e: &Event| events.event(e)),
             refused: refused.clone(),
+            context: context.member_of(suite_run_id.as_deref()),
         };
         // The evidence copies are the exact texts this run used (parameters substituted).
         let (inputs, missing) = crate::report::bundle::inputs_of(&plan, &rig_path);
@@ -365,6 +431,22 @@ pub async fn run(a: RunArgs) -> i32 {
                 top.join("junit.xml").display()
             );
             return EXIT_ABORT;
+        }
+    }
+    if let Some(id) = &suite_run_id {
+        // The suite run is one bundle over every member.
+        match crate::report::suite::seal(&top, &name, id, &all, Default::default()) {
+            Ok(m) => out.line(&format!(
+                "suite evidence: {} files in {}, manifest {}",
+                m.files.len(),
+                top.display(),
+                if m.signature.is_some() {
+                    "signed"
+                } else {
+                    "UNSIGNED (no station key; run `hilrig keygen`)"
+                }
+            )),
+            Err(e) => eprintln!("warning: the suite evidence bundle is incomplete: {e}"),
         }
     }
     if let Some(j) = &a.junit {

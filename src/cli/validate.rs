@@ -83,13 +83,31 @@ pub fn validate(a: ValidateArgs) -> i32 {
                     .plans
                     .iter()
                     .flat_map(|p| {
-                        load_plan_with(&relative(f, &p.plan), Some(&rig.value), &p.parameters)
-                            .err()
-                            .unwrap_or_default()
+                        match load_plan_with(
+                            &relative(f, &p.plan),
+                            Some(&rig.value),
+                            &p.parameters,
+                        ) {
+                            Ok(p) => {
+                                for w in crate::plan::warnings::unjudged_checks(&p) {
+                                    super::stdio::eprint(&format!("{w}\n"));
+                                }
+                                Vec::new()
+                            }
+                            Err(e) => e,
+                        }
                     })
                     .collect(),
             },
-            FileKind::Plan => load_plan(f, Some(&rig.value)).err().unwrap_or_default(),
+            FileKind::Plan => match load_plan(f, Some(&rig.value)) {
+                Ok(p) => {
+                    for w in crate::plan::warnings::unjudged_checks(&p) {
+                        super::stdio::eprint(&format!("{w}\n"));
+                    }
+                    Vec::new()
+                }
+                Err(e) => e,
+            },
         };
         if !coverage_ok {
             bad += 1;

@@ -198,3 +198,44 @@ pub(crate) async fn verify_from(
     }
     Ok(got)
 }
+
+/// Read what the BMS on `rig`'s DUT bus runs (for a run whose plan flashes nothing): its
+/// version and, when the message carries it, the first four bytes of the image SHA-256.
+/// `expected`, when given (the simulated bench knows its image), must match.
+/// `rig` has its endpoints resolved; the bus is closed again before returning.
+pub async fn read_on_rig(
+    rig: &crate::rig::Rig,
+    dbc: &Dbc,
+    message: Option<&str>,
+    expected: Option<&FirmwareInfo>,
+) -> Result<FirmwareInfo, FlashError> {
+    let message = message.unwrap_or(DEFAULT_VERSION_MESSAGE);
+    let bus_cfg = rig.dut_bus().ok_or_else(|| {
+        FlashError::ReadbackSetup(format!(
+            "rig `{}` has no CAN bus with `dut: true` to read the firmware version from",
+            rig.station
+        ))
+    })?;
+    let bus = crate::can::open(&bus_cfg.endpoint()).map_err(|e| FlashError::Bus {
+        bus: bus_cfg.endpoint(),
+        detail: format!("cannot open it: {e}"),
+    })?;
+    let timeout = timeout_for(dbc, message);
+    match expected {
+        Some(want) => {
+            verify_from(bus.subscribe(), bus.name(), dbc, message, want, timeout).await?;
+            Ok(want.clone())
+        }
+        None => {
+            let got = read_running(bus.as_ref(), dbc, message, timeout).await?;
+            Ok(FirmwareInfo {
+                id: "as reported by the BMS".into(),
+                version: got.version.clone(),
+                sha256: got
+                    .image_hash
+                    .map(prefix_hex)
+                    .unwrap_or_else(|| "not reported".into()),
+            })
+        }
+    }
+}

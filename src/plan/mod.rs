@@ -15,6 +15,7 @@ pub mod load;
 pub mod model;
 pub mod signal_map;
 pub mod preflight;
+pub mod warnings;
 
 pub use condition::Condition;
 pub use error::InputError;

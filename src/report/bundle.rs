@@ -7,7 +7,7 @@
 //! ```text
 //! results.json junit.xml trace.csv [truth.json]   written by the run
 //! inputs/{plan,rig,fixture,limits}.yaml inputs/dut.dbc
-//! bundle.json report.html
+//! bundle.json report.html report.pdf
 //! manifest.json [manifest.sig]
 //! [rejudge-<time>/ ...]                             re-judged results, bundles of their own
 //! ```
@@ -40,7 +40,7 @@ pub struct BundleInfo {
     pub schema: String,
     /// When the bundle was sealed (RFC 3339, UTC): the report's issue date.
     pub created: String,
-    /// Who ran the test (`--operator`, `$HILRIG_OPERATOR`, `$USER`).
+    /// Who sealed the bundle (the run's `--operator` or `$HILRIG_OPERATOR`).
     pub operator: String,
     /// The tool.
     pub tool: ToolInfo,
@@ -93,9 +93,10 @@ pub struct InputFile {
 }
 
 /// Which key signs.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub enum KeyChoice {
     /// The station key at the default location, if there is one (see `keys`).
+    #[default]
     Default,
     /// Leave the bundle unsigned.
     Unsigned,
@@ -106,7 +107,7 @@ pub enum KeyChoice {
 /// How to seal.
 #[derive(Debug)]
 pub struct SealOptions {
-    /// Operator name; None: `$HILRIG_OPERATOR`, then `$USER`, then `$LOGNAME`.
+    /// Operator name; None: the run's operator (results.json), then `$HILRIG_OPERATOR`.
     pub operator: Option<String>,
     /// Signing key.
     pub key: KeyChoice,
@@ -121,13 +122,16 @@ impl Default for SealOptions {
     }
 }
 
-/// The operator from the environment: `$HILRIG_OPERATOR`, `$USER`, `$LOGNAME`, or `unknown`.
+/// The operator from the environment: `$HILRIG_OPERATOR`, or a "not recorded" text that
+/// says how to record one (a login name is not taken for the person responsible).
 pub fn operator_from_env() -> String {
-    ["HILRIG_OPERATOR", "USER", "LOGNAME"]
-        .iter()
-        .filter_map(|k| std::env::var(k).ok())
-        .find(|v| !v.trim().is_empty())
-        .unwrap_or_else(|| "unknown".into())
+    match super::context::operator(None) {
+        (Some(o), _) => o,
+        _ => format!(
+            "not recorded (give --operator or set {})",
+            super::context::OPERATOR_ENV
+        ),
+    }
 }
 
 /// What sealing produced.
@@ -233,7 +237,10 @@ pub fn seal(
     let info = BundleInfo {
         schema: BUNDLE_SCHEMA.into(),
         created: created.clone(),
-        operator: opts.operator.unwrap_or_else(operator_from_env),
+        operator: opts
+            .operator
+            .or_else(|| results.context.operator.clone())
+            .unwrap_or_else(operator_from_env),
         tool: ToolInfo::current(),
         inputs: copies,
         missing_inputs: missing.clone(),
@@ -246,6 +253,7 @@ pub fn seal(
     let page = html::render_dir(dir)?;
     let hpath = dir.join(REPORT_HTML);
     crate::durable::write(&hpath, page).map_err(|e| ReportError::io(&hpath, e))?;
+    super::pdf::write_dir(dir)?;
 
     let key_path = key.as_ref().map(|k| k.path.clone());
     let manifest = manifest::write(

@@ -2,7 +2,7 @@
 //! A4) holding what a statement of conformity needs: the item, firmware, station, operator,
 //! dates, overall verdict and decision rule on the cover; per test the plots, the measured
 //! values with uncertainty against each limit and the limit's provenance; the instruments
-//! with their calibration; a PAS 63100-style section.
+//! with their calibration; a PAS 63100-style section when the plan claims PAS 63100.
 //!
 //! Written with a small escaping writer rather than a template crate. The page is rebuilt
 //! from the stored data alone (`hilrig report render`), and the same data give the same
@@ -76,6 +76,9 @@ pub struct ReportData {
     pub truth: Vec<TruthEvent>,
     /// Problems met while reading, shown in the report.
     pub notes: Vec<String>,
+    /// When this report was issued: its own bundle's sealing time (a re-judged result's,
+    /// not the original run's).
+    pub issued: Option<String>,
 }
 
 fn read_text(path: &Path, notes: &mut Vec<String>) -> Option<String> {
@@ -120,6 +123,10 @@ pub fn load(dir: &Path) -> Result<ReportData, ReportError> {
     } else {
         None
     };
+    d.issued = own_info
+        .as_ref()
+        .or(d.info.as_ref())
+        .map(|i| i.created.clone());
     let input = |role: &str, notes: &mut Vec<String>| -> Option<String> {
         let (root, info) = match (&own_info, role) {
             (Some(i), _) if i.input(role).is_some() => (dir, i),
@@ -254,6 +261,7 @@ fn at_offset(anchor: &str, s: f64) -> String {
 
 const CSS: &str = r#"
 @page { size: A4; margin: 14mm 12mm; }
+h2, h3 { break-after: avoid; page-break-after: avoid; }
 * { box-sizing: border-box; }
 body { font: 10.5pt/1.35 "DejaVu Sans", Arial, Helvetica, sans-serif; color: #111; margin: 0 auto; max-width: 190mm; padding: 6mm; }
 h1 { font-size: 18pt; margin: 0 0 2mm; } h2 { font-size: 13.5pt; margin: 7mm 0 2mm; border-bottom: 1.5px solid #333; }
@@ -315,10 +323,39 @@ pub fn render(d: &ReportData) -> String {
             esc(&o.original_outcome)
         );
     }
+    let ctx = &r.context;
+    let trace_mark = match ctx.traceable {
+        Some(false) => " <span class=\"badge big v-fail\">NOT TRACEABLE</span>",
+        _ => "",
+    };
     let _ = write!(
         h,
-        "<p>Overall verdict: <span class=\"badge big {oc}\">{ow}</span></p></header>"
+        "<p>Overall verdict: <span class=\"badge big {oc}\">{ow}</span>{trace_mark}</p>"
     );
+    if ctx.simulated || ctx.virtual_time {
+        let _ = write!(
+            h,
+            "<div class=\"flag\"><b>{}</b>{}</div>",
+            if ctx.simulated {
+                "SIMULATED BENCH: instruments and BMS are simulated; not evidence about a physical product."
+            } else {
+                ""
+            },
+            if ctx.virtual_time {
+                " <b>VIRTUAL TIME:</b> the run ran on a paused clock; its times are simulated seconds, so run start and end are not wall-clock times."
+            } else {
+                ""
+            }
+        );
+    }
+    if !ctx.not_traceable_because.is_empty() {
+        let _ = write!(
+            h,
+            "<div class=\"flag\"><b>Not traceable:</b> {}</div>",
+            esc(&ctx.not_traceable_because.join("; "))
+        );
+    }
+    h.push_str("</header>");
 
     // Calibration status, needed on the cover.
     let cal = calibration_rows(d, &run_date);
@@ -375,7 +412,7 @@ pub fn render(d: &ReportData) -> String {
                 .unwrap_or_default()
             ),
         ),
-        ("DUT serial number", "not recorded by this run".into()),
+        ("DUT serial number", esc(&ctx.dut_serial_text())),
         (
             "Firmware",
             match fw {
@@ -386,13 +423,22 @@ pub fn render(d: &ReportData) -> String {
                     esc(&f.sha256)
                 ),
                 None => "not recorded (the rig did not report the firmware image)".into(),
-            },
+            } + &ctx
+                .firmware_source
+                .as_ref()
+                .map(|s| format!("<br><span class=\"small\">{}</span>", esc(s)))
+                .unwrap_or_default(),
         ),
         ("Station", esc(&r.station)),
         (
-            "Operator",
-            esc(info.map(|i| i.operator.as_str()).unwrap_or("not recorded")),
+            "Operator (tested by)",
+            esc(&match (&ctx.operator, info) {
+                (None, Some(i)) if ctx.traceable.is_none() => i.operator.clone(),
+                _ => ctx.operator_text(),
+            }),
         ),
+        ("Ambient", esc(&ctx.ambient_text())),
+        ("Traceability", esc(ctx.traceable_text())),
         ("Test date (run start, UTC)", esc(&r.clock_anchor)),
         (
             "Run end",
@@ -404,7 +450,7 @@ pub fn render(d: &ReportData) -> String {
         ),
         (
             "Report issued",
-            esc(info.map(|i| i.created.as_str()).unwrap_or("not recorded")),
+            esc(d.issued.as_deref().unwrap_or("not recorded")),
         ),
         ("Requirements", esc(&r.requirements.join("; "))),
         (
@@ -493,14 +539,7 @@ pub fn render(d: &ReportData) -> String {
         let ms: Vec<String> = t
             .measurements
             .iter()
-            .map(|m| {
-                format!(
-                    "{}: {} ± {}",
-                    esc(&m.criterion),
-                    esc(&display_unit(m.value, &m.unit)),
-                    esc(&display_unit(m.uncertainty, &m.unit))
-                )
-            })
+            .map(|m| format!("{}: {}", esc(&m.criterion), esc(&measured_text(m))))
             .collect();
         let _ = write!(
             h,
@@ -565,8 +604,10 @@ pub fn render(d: &ReportData) -> String {
         h.push_str("</table><p class=\"small\">Calibration is judged at the test date; records come from the rig file's <span class=\"mono\">calibration:</span> map (serial → due date). The identity is each SCPI instrument's own answer to <span class=\"mono\">*IDN?</span> at connect; a run refuses an instrument whose reported serial number is not the rig file's.</p>");
     }
 
-    // ---- PAS 63100 ----
-    pas_section(&mut h, d, r, &specs);
+    // ---- PAS 63100 (only when the plan claims it) ----
+    if claims_standard(r, "PAS 63100") {
+        pas_section(&mut h, d, r, &specs);
+    }
 
     // ---- Overview plot ----
     overview(&mut h, d, r, &specs);
@@ -712,6 +753,31 @@ fn calibration_rows(d: &ReportData, run_date: &str) -> Vec<CalRow> {
             }
         })
         .collect()
+}
+
+/// A measured value with its uncertainty, or `yes`/`no` for a check that holds or not.
+fn measured_text(m: &MeasurementResult) -> String {
+    if super::pdf::is_yes_no(&m.quantity, &m.unit, m.value) {
+        if m.value == 1.0 { "yes" } else { "no" }.to_string()
+    } else {
+        format!(
+            "{} ± {}",
+            display_unit(m.value, &m.unit),
+            display_unit(m.uncertainty, &m.unit)
+        )
+    }
+}
+
+/// Whether the run claims `standard`: in the plan's requirements, a test's requirements,
+/// or a criterion's provenance.
+pub fn claims_standard(r: &RunResults, standard: &str) -> bool {
+    r.requirements.iter().any(|q| q.contains(standard))
+        || r.tests.iter().any(|t| {
+            t.requirements.iter().any(|q| q.contains(standard))
+                || t.measurements
+                    .iter()
+                    .any(|m| m.provenance.source.contains(standard))
+        })
 }
 
 fn pas_section(h: &mut String, d: &ReportData, r: &RunResults, specs: &[TestSpec]) {
@@ -902,20 +968,20 @@ fn limit_lines(ms: &[MeasurementResult], unit: &str, out: &mut Vec<HLine>) {
             "threshold" | "release" => {
                 if let Some(lo) = m.limit.low {
                     out.push(HLine {
-                        label: format!("{name} low"),
+                        label: format!("{} {name} low", display_unit(lo, &m.unit)),
                         y: lo,
                         color: "#c92a2a",
                     });
                 }
                 if let Some(hi) = m.limit.high {
                     out.push(HLine {
-                        label: format!("{name} high"),
+                        label: format!("{} {name} high", display_unit(hi, &m.unit)),
                         y: hi,
                         color: "#c92a2a",
                     });
                 }
                 out.push(HLine {
-                    label: format!("measured {}", m.quantity),
+                    label: format!("{} measured {}", display_unit(m.value, &m.unit), m.quantity),
                     y: m.value,
                     color: "#2b8a3e",
                 });
@@ -925,7 +991,7 @@ fn limit_lines(ms: &[MeasurementResult], unit: &str, out: &mut Vec<HLine>) {
                 for (b, which) in [(m.limit.low, "min"), (m.limit.high, "max")] {
                     if let Some(y) = b {
                         out.push(HLine {
-                            label: format!("{name} {which}"),
+                            label: format!("{} {name} {which}", display_unit(y, &m.unit)),
                             y,
                             color: "#862e9c",
                         });
@@ -980,12 +1046,15 @@ fn test_section(
             let p = &m.provenance;
             let _ = write!(
                 h,
-                "<tr class=\"m\"><td>{}</td><td>{}</td><td class=\"num\">{} ± {}</td><td class=\"num\">{}</td><td class=\"v-{}\">{}</td></tr><tr><td colspan=\"5\" class=\"small\"><b>Limit from:</b> {}{}: {} <i>(confidence: {})</i><br><b>Uncertainty</b> (expanded, half-width): {}</td></tr>",
+                "<tr class=\"m\"><td>{}</td><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"v-{}\">{}</td></tr><tr><td colspan=\"5\" class=\"small\"><b>Limit from:</b> {}{}: {} <i>(confidence: {})</i><br><b>Uncertainty</b> (expanded, half-width): {}</td></tr>",
                 esc(&m.criterion),
                 esc(&m.quantity),
-                esc(&display_unit(m.value, &m.unit)),
-                esc(&display_unit(m.uncertainty, &m.unit)),
-                esc(&limit_text(&m.limit, &m.unit)),
+                esc(&measured_text(m)),
+                esc(&if super::pdf::is_yes_no(&m.quantity, &m.unit, m.value) {
+                    "must hold (yes)".to_string()
+                } else {
+                    limit_text(&m.limit, &m.unit)
+                }),
                 verdict_class(m.verdict),
                 m.verdict.word(),
                 esc(&p.source),
@@ -1004,7 +1073,11 @@ fn test_section(
     // Window.
     let x0 = t.started_s - PRE_S;
     let x1 = match t.detected_s {
-        Some(x) => x + POST_S,
+        // Never into the next repeat.
+        Some(x) => match next_start.filter(|n| *n > x) {
+            Some(n) => (x + POST_S).min(n),
+            None => x + POST_S,
+        },
         None => next_start.unwrap_or(r.duration_s).max(t.started_s + 1.0),
     };
     let mut markers = vec![VLine {

@@ -6,7 +6,9 @@
 //! `time`; a failed or inconclusive test has `<failure message=".." type="..">` whose text
 //! lists each broken criterion with value, uncertainty, limit, uncertainty budget and
 //! provenance. Suite properties: station, DUT, limit profile, decision rule, firmware, run
-//! id, clock anchor, and `instrument.<id>` with each SCPI instrument's `*IDN?` answer. Test
+//! id, clock anchor, and `instrument.<id>` with each SCPI instrument's `*IDN?` answer; the
+//! DUT serial, operator, `simulated`, `virtual_time`, ambient, `calibration.<id>` (serial,
+//! due date, status), `traceable` and each `not_traceable` reason. Test
 //! case properties: requirements, and per criterion
 //! `<criterion>.value|uncertainty|limit|verdict|provenance`, and the decision rule. An
 //! aborted run adds a `run` test case with an `<error>`.
@@ -47,6 +49,45 @@ pub fn write_all(name: &str, runs: &[RunResults], path: &Path) -> std::io::Resul
     crate::durable::write(path, xml)
 }
 
+/// The item, the people, the conditions and the calibration as suite properties.
+fn context_properties(suite: &mut TestSuite, c: &super::context::RunContext) {
+    let mut add = |k: &str, v: String| {
+        suite.add_property(Property::new(k.to_string(), v));
+    };
+    add("dut_serial", c.dut_serial_text());
+    add("operator", c.operator_text());
+    if let Some(s) = &c.suite_run_id {
+        add("suite_run_id", s.clone());
+    }
+    if let Some(f) = &c.firmware_source {
+        add("firmware_source", f.clone());
+    }
+    add("simulated", c.simulated.to_string());
+    add("virtual_time", c.virtual_time.to_string());
+    add("ambient", c.ambient_text());
+    for i in &c.calibration {
+        add(
+            &format!("calibration.{}", i.id),
+            format!(
+                "serial {}; due {}; {}",
+                i.serial.as_deref().unwrap_or("none"),
+                i.due.as_deref().unwrap_or("none"),
+                i.status.word()
+            ),
+        );
+    }
+    add(
+        "traceable",
+        match c.traceable {
+            Some(t) => t.to_string(),
+            None => "not assessed".into(),
+        },
+    );
+    for why in &c.not_traceable_because {
+        add("not_traceable", why.clone());
+    }
+}
+
 fn suite(r: &RunResults) -> TestSuite {
     let mut suite = TestSuite::new(r.plan.clone());
     suite.set_time(secs(r.duration_s));
@@ -68,6 +109,7 @@ fn suite(r: &RunResults) -> TestSuite {
     for i in &r.instruments {
         suite.add_property(Property::new(format!("instrument.{}", i.id), i.idn.clone()));
     }
+    context_properties(&mut suite, &r.context);
     let mut names = BTreeSet::new();
     for t in &r.tests {
         let status = match t.verdict {
@@ -106,7 +148,14 @@ fn suite(r: &RunResults) -> TestSuite {
         }
         for m in &t.measurements {
             let p = |k: &str, v: String| Property::new(format!("{}.{k}", m.criterion), v);
-            case.add_property(p("value", format!("{} {}", m.value, m.unit)));
+            case.add_property(p(
+                "value",
+                if super::pdf::is_yes_no(&m.quantity, &m.unit, m.value) {
+                    if m.value == 1.0 { "yes" } else { "no" }.to_string()
+                } else {
+                    format!("{} {}", m.value, m.unit)
+                },
+            ));
             case.add_property(p("uncertainty", format!("{} {}", m.uncertainty, m.unit)));
             case.add_property(p("limit", limit_text(&m.limit, &m.unit)));
             case.add_property(p("verdict", m.verdict.word().to_string()));

@@ -6,7 +6,8 @@
 //! verification reports it as unsigned (intact files, but anyone could have rewritten the
 //! manifest). Re-judged results live in `rejudge-*/` sub-directories: each is a bundle of
 //! its own, left out of the parent's file list, verified with it, and must name the
-//! parent's manifest hash.
+//! parent's manifest hash. `approvals/` holds signed approvals of the bundle (see
+//! `approval`), outside the file list and checked by `verify`.
 
 use std::fmt;
 use std::io::Read;
@@ -130,7 +131,9 @@ pub fn hash_bytes(bytes: &[u8]) -> String {
 
 /// Whether a top-level entry belongs to the manifest rather than the file list.
 fn excluded(rel: &str, is_dir: bool) -> bool {
-    rel == MANIFEST || rel == SIGNATURE || (is_dir && is_rejudge_dir(rel))
+    rel == MANIFEST
+        || rel == SIGNATURE
+        || (is_dir && (is_rejudge_dir(rel) || rel == super::approval::APPROVALS_DIR))
 }
 
 /// Whether a top-level directory name is a re-judged sub-bundle.
@@ -318,6 +321,8 @@ pub struct Verification {
     pub signature: SignatureStatus,
     /// Re-judged sub-bundles, verified the same way.
     pub nested: Vec<Verification>,
+    /// Approvals whose signature holds and that name the current manifest.
+    pub approvals: Vec<super::approval::ApprovalCheck>,
 }
 
 impl Verification {
@@ -364,6 +369,7 @@ fn verify_inner(
         problems: Vec::new(),
         signature: SignatureStatus::Unknown,
         nested: Vec::new(),
+        approvals: Vec::new(),
     };
     let ps = &mut v.problems;
     let mpath = dir.join(MANIFEST);
@@ -515,6 +521,7 @@ fn verify_inner(
         );
     }
     v.files_ok = files_ok;
+    v.approvals = super::approval::check_all(dir, &bytes, &mut v.problems);
 
     // Re-judged sub-bundles.
     let own_sha = hash_bytes(&bytes);
@@ -531,6 +538,21 @@ fn verify_inner(
         subs.sort();
         for s in subs {
             v.nested.push(verify_inner(&s, trusted, Some(&own_sha)));
+        }
+    }
+    // A suite run: each member bundle is also verified on its own.
+    if dir.join(super::suite::SUITE_INFO).is_file() {
+        let mut members: Vec<PathBuf> = std::fs::read_dir(dir)
+            .map(|rd| {
+                rd.filter_map(|e| e.ok())
+                    .map(|e| e.path())
+                    .filter(|p| p.is_dir() && p.join(MANIFEST).is_file())
+                    .collect()
+            })
+            .unwrap_or_default();
+        members.sort();
+        for m in members {
+            v.nested.push(verify_inner(&m, trusted, None));
         }
     }
     v

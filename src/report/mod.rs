@@ -6,16 +6,20 @@
 //! escaping writer (no template crate), which keeps the build light and the output fully
 //! under our control (one self-contained file, nothing fetched).
 
+pub mod approval;
 pub mod bundle;
 pub mod calibration;
+pub mod context;
 pub mod html;
 pub mod inputs;
 pub mod junit;
 pub mod keys;
 pub mod manifest;
+pub mod pdf;
 pub mod rejudge;
 pub mod schema;
 pub mod series;
+pub mod suite;
 pub mod svg;
 
 use std::path::{Path, PathBuf};
@@ -103,6 +107,9 @@ pub struct RunResults {
     /// The parameter values in effect.
     #[serde(default)]
     pub parameters: std::collections::BTreeMap<String, String>,
+    /// The item, the people, the conditions and the instruments' calibration.
+    #[serde(flatten, default)]
+    pub context: context::RunContext,
 }
 
 /// Statistics of one criterion over the repeats of one test.
@@ -311,6 +318,47 @@ impl RunResults {
             path,
             message: format!("not a hilrig results file ({e})"),
         })
+    }
+}
+
+/// The files rendering writes (their absence or difference does not stop a render).
+const RENDERED: [&str; 2] = [bundle::REPORT_HTML, "report.pdf"];
+
+/// Whether the data of the run (or re-judged result) in `dir` may be rendered: every
+/// manifest over it (its own, and the run's for a re-judged result) holds for the files the
+/// report is built from. A directory without a manifest is not sealed and passes. Returns
+/// the problems otherwise.
+pub fn render_check(dir: &Path) -> Result<(), Vec<String>> {
+    let rejudged = dir.join("results.json").is_file()
+        && html::data_dir(dir, true) != dir
+        && dir
+            .file_name()
+            .is_some_and(|n| manifest::is_rejudge_dir(&n.to_string_lossy()));
+    let mut problems = Vec::new();
+    let mut dirs = vec![dir.to_path_buf()];
+    if rejudged {
+        dirs.push(html::data_dir(dir, true));
+    }
+    for d in dirs {
+        if !d.join(manifest::MANIFEST).exists() {
+            continue;
+        }
+        let v = manifest::verify(&d, None);
+        for p in v.problems.iter().filter(|p| {
+            // The reports themselves are outputs of rendering.
+            !(RENDERED.contains(&p.path.as_str())
+                && matches!(
+                    p.kind,
+                    manifest::ProblemKind::Changed | manifest::ProblemKind::Missing
+                ))
+        }) {
+            problems.push(format!("  {}: {p}", d.display()));
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(problems)
     }
 }
 

@@ -319,6 +319,7 @@ pub fn rejudge(dir: &Path, opts: RejudgeOptions) -> Result<Rejudged, RejudgeErro
     let page = html::render_dir(&out)?;
     let hpath = out.join(REPORT_HTML);
     crate::durable::write(&hpath, page).map_err(|e| ReportError::io(&hpath, e))?;
+    super::pdf::write_dir(&out)?;
     let key = match opts.key {
         KeyChoice::Default => keys::load_default()?,
         KeyChoice::Unsigned => None,

@@ -262,11 +262,12 @@ impl Plot {
         for (y, hl) in labels {
             let _ = write!(
                 s,
-                r#"<text x="{:.1}" y="{:.1}" class="lb" fill="{}">{}</text>"#,
+                r#"<text x="{:.1}" y="{:.1}" class="lb" fill="{}"{}>{}</text>"#,
                 r + 4.0,
                 y + 3.5,
                 hl.color,
-                esc(&short(&hl.label))
+                fit(&hl.label, MARGIN_RIGHT as f64 - 8.0),
+                esc(&hl.label)
             );
         }
         let mut top = 0;
@@ -289,7 +290,7 @@ impl Plot {
             let y = b - 4.0 - 12.0 * (self.lines.len() - 1 - i) as f64;
             let _ = write!(
                 s,
-                r#"<line x1="{:.1}" x2="{:.1}" y1="{:.1}" y2="{:.1}" stroke="{}" stroke-width="2"/><text x="{:.1}" y="{:.1}" class="lb">{}</text>"#,
+                r#"<line x1="{:.1}" x2="{:.1}" y1="{:.1}" y2="{:.1}" stroke="{}" stroke-width="2"/><text x="{:.1}" y="{:.1}" class="lb"{}>{}</text>"#,
                 r + 4.0,
                 r + 16.0,
                 y - 3.0,
@@ -297,7 +298,8 @@ impl Plot {
                 PALETTE[i % PALETTE.len()],
                 r + 19.0,
                 y,
-                esc(&short(&ln.label))
+                fit(&ln.label, MARGIN_RIGHT as f64 - 23.0),
+                esc(&ln.label)
             );
         }
         s.push_str("</svg>");
@@ -305,15 +307,16 @@ impl Plot {
     }
 }
 
-/// A label cut to fit the right margin.
-fn short(s: &str) -> String {
-    const MAX: usize = 27;
-    if s.chars().count() <= MAX {
-        s.to_string()
+/// Characters that fit the right margin at the label size.
+const LABEL_CHARS: usize = 27;
+
+/// The attributes that fit a label into `avail` px: a long label is compressed
+/// (`textLength`), never cut, so names and values stay whole.
+fn fit(s: &str, avail: f64) -> String {
+    if s.chars().count() <= LABEL_CHARS {
+        String::new()
     } else {
-        let mut o: String = s.chars().take(MAX - 1).collect();
-        o.push('…');
-        o
+        format!(r#" textLength="{avail:.0}" lengthAdjust="spacingAndGlyphs""#)
     }
 }
 

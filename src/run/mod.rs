@@ -79,6 +79,8 @@ pub struct RunOptions {
     /// Why the plan must not start (the firmware could not be flashed, say): the bench is
     /// then connected only to bring it to its safe state, and the run is recorded as aborted.
     pub refused: Option<String>,
+    /// The item, the people, the conditions and the calibration, recorded in the results.
+    pub context: crate::report::context::RunContext,
 }
 
 /// `during` of an abort while connecting the bench (no step ran: no teardown).
@@ -264,6 +266,7 @@ pub async fn execute(
         tests,
         trace_rows: trace.rows(),
         parameters: plan.parameters.clone(),
+        context: opts.context.clone(),
     };
     drop(reserve);
     results.write(&opts.dir)?;

@@ -59,6 +59,7 @@ pub fn options(dir: &Path, cancel: CancellationToken) -> RunOptions {
         clock: Clock::start(),
         on_event: Arc::new(|_| {}),
         refused: None,
+        context: Default::default(),
     }
 }
 

@@ -27,6 +27,7 @@ mod nightly_defects;
 mod plan_validation;
 mod preflight_hostile;
 mod report_bundle;
+mod report_evidence;
 mod report_html;
 mod report_junit;
 mod scpi;

@@ -128,14 +128,20 @@ fn an_unsigned_bundle_says_so() {
     let dir = base.join("run");
     sealed_run(&dir, false, false, "");
     assert!(!dir.join("manifest.sig").exists());
+    // Unsigned fails by default; --allow-unsigned accepts matching files.
     let (code, out) = verify_cli(&dir, &[]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("UNSIGNED") && out.contains("--allow-unsigned"),
+        "{out}"
+    );
+    let (code, out) = verify_cli(&dir, &["--allow-unsigned"]);
     assert_eq!(code, 0, "{out}");
-    assert!(out.contains("UNSIGNED"), "{out}");
     let (code, out) = verify_cli(&dir, &["--require-signature"]);
     assert_eq!(code, 1, "{out}");
     // A changed file is still caught without a signature.
     std::fs::write(dir.join("junit.xml"), "<testsuites/>").unwrap();
-    let (code, out) = verify_cli(&dir, &[]);
+    let (code, out) = verify_cli(&dir, &["--allow-unsigned"]);
     assert_eq!(code, 1);
     assert!(out.contains("junit.xml"), "{out}");
     std::fs::remove_dir_all(base).ok();

@@ -54,6 +54,7 @@ pub async fn run_plan(
         clock,
         on_event: Arc::new(|_| {}),
         refused: None,
+        context: Default::default(),
     };
     let results = execute(plan, &bench.resolve(rig), options).await.unwrap();
     (results, clock)

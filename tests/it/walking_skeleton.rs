@@ -245,10 +245,11 @@ fn rig_calibrated_until(dir: &std::path::Path, due: &str) -> String {
     let text = std::fs::read_to_string(root().join("rig/sim.yaml"))
         .unwrap()
         .replace("../", &format!("{}/", root().display()));
+    let text = text.split("\n# Calibration records").next().unwrap();
     let path = dir.join("rig.yaml");
     std::fs::write(
         &path,
-        format!("{text}calibration:\n  SIM-PSB-0001: {due}\n  SIM-DL3-0001: 2999-12-31\n"),
+        format!("{text}\ncalibration:\n  SIM-PSB-0001: {due}\n  SIM-DL3-0001: 2999-12-31\n  SIM-CELLS-0001: 2999-12-31\n"),
     )
     .unwrap();
     path.display().to_string()
