@@ -353,6 +353,17 @@ pub fn render(d: &ReportData) -> String {
             );
         }
     }
+    if !r.not_run.is_empty() {
+        let _ = write!(
+            h,
+            "<div class=\"flag\"><b>{} test(s) did not run</b><ul>",
+            r.not_run.len()
+        );
+        for n in &r.not_run {
+            let _ = write!(h, "<li>{}: {}</li>", esc(&n.name), esc(&n.reason));
+        }
+        h.push_str("</ul></div>");
+    }
 
     let fx = d.fixture.as_ref();
     let info = d.info.as_ref();

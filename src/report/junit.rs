@@ -118,6 +118,14 @@ fn suite(r: &RunResults) -> TestSuite {
         ));
         suite.add_test_case(case);
     }
+    for n in &r.not_run {
+        let mut s = TestCaseStatus::skipped();
+        s.set_message(n.reason.clone());
+        s.set_type("not run");
+        let mut case = TestCase::new(unique_name(&mut names, &n.name), s);
+        case.set_classname(format!("{}.{}", r.plan, r.dut));
+        suite.add_test_case(case);
+    }
     if r.outcome == Outcome::Aborted {
         let cause = r
             .abort

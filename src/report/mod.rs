@@ -103,6 +103,19 @@ pub struct RunResults {
     /// The parameter values in effect.
     #[serde(default)]
     pub parameters: std::collections::BTreeMap<String, String>,
+    /// Tests of the plan that did not run (the plan stopped early or was not started), each
+    /// with the reason.
+    #[serde(default)]
+    pub not_run: Vec<NotRun>,
+}
+
+/// A test of the plan that did not run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct NotRun {
+    /// Name, unique within the run (`OV cell 5 #2`), as it would have been reported.
+    pub name: String,
+    /// Why it did not run.
+    pub reason: String,
 }
 
 /// Statistics of one criterion over the repeats of one test.

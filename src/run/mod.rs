@@ -6,6 +6,7 @@
 pub mod lock;
 pub mod signals;
 pub mod station;
+pub mod suite;
 pub mod trip;
 
 use std::path::PathBuf;
@@ -20,7 +21,7 @@ use self::station::Station;
 use self::trip::DetectionPath;
 use crate::plan::load::bind_condition;
 use crate::plan::{LoadedPlan, SignalSource, Step, Target};
-use crate::report::{Abort, FirmwareInfo, Outcome, RunResults, TestResult, RESULTS_SCHEMA};
+use crate::report::{Abort, FirmwareInfo, NotRun, Outcome, RunResults, TestResult, RESULTS_SCHEMA};
 use crate::rig::Rig;
 use crate::trace::{rfc3339, Clock, Trace};
 use crate::verdict::{DecisionRule, Limit, Verdict};
@@ -92,6 +93,43 @@ struct Stop {
     during: Option<String>,
 }
 
+/// Why a step could not go on.
+#[derive(Debug, Clone)]
+pub enum StepError {
+    /// The bench failed (instrument error, envelope, lost connection): the run aborts.
+    Bench(String),
+    /// The DUT did not behave as the plan needs (a precondition it never met, a trip that
+    /// already holds): a failed test is recorded and the plan stops, the bench being fine.
+    Dut(String),
+}
+
+impl StepError {
+    fn text(&self) -> &str {
+        match self {
+            StepError::Bench(s) | StepError::Dut(s) => s,
+        }
+    }
+
+    fn context(self, label: &str) -> Self {
+        match self {
+            StepError::Bench(s) => StepError::Bench(format!("{label}: {s}")),
+            StepError::Dut(s) => StepError::Dut(format!("{label}: {s}")),
+        }
+    }
+}
+
+impl From<String> for StepError {
+    fn from(s: String) -> Self {
+        StepError::Bench(s)
+    }
+}
+
+impl From<&str> for StepError {
+    fn from(s: &str) -> Self {
+        StepError::Bench(s.to_string())
+    }
+}
+
 struct Ctx {
     plan: Arc<LoadedPlan>,
     station: Arc<Station>,
@@ -149,6 +187,7 @@ pub async fn execute(
             });
         }
     }
+    let mut dut_stop: Option<String> = None;
     if stop.is_none() {
         let mut faults = station.start_background(rig.sample_period.duration());
         let ctx2 = ctx.clone();
@@ -170,12 +209,13 @@ pub async fn execute(
         stop = tokio::select! {
             r = &mut body => { body_done = true; match r {
                 Ok(Ok(())) => None,
-                Ok(Err(cause)) => Some(Stop { cause, during: current() }),
+                Ok(Err(StepError::Dut(cause))) => { dut_stop = Some(cause); None }
+                Ok(Err(StepError::Bench(cause))) => Some(Stop { cause, during: current() }),
                 Err(e) if e.is_panic() => Some(Stop { cause: format!("internal error (panic): {}", panic_text(e.into_panic())), during: current() }),
                 Err(e) => Some(Stop { cause: format!("internal error: {e}"), during: current() }),
             }},
             Some(fault) = faults.recv() => { body.abort(); Some(Stop { cause: fault, during: current() }) }
-            _ = opts.cancel.cancelled() => { body.abort(); Some(Stop { cause: "cancelled by the operator (interrupt or terminate signal)".into(), during: current() }) }
+            _ = opts.cancel.cancelled() => { body.abort(); Some(Stop { cause: format!("{} (interrupt or terminate signal)", suite::CANCELLED), during: current() }) }
         };
         live.abort();
         if !body_done {
@@ -196,17 +236,26 @@ pub async fn execute(
         .is_none_or(|s| !matches!(s.during.as_deref(), Some(CONNECTING | BEFORE_START)))
     {
         let teardown = run_phase(&ctx, "teardown", 0);
-        if let Ok(Err(e)) | Err(e) = timeout(TEARDOWN_TIMEOUT, teardown)
-            .await
-            .map_err(|_| "teardown timed out".to_string())
-        {
-            tracing::warn!("teardown: {e}");
+        match timeout(TEARDOWN_TIMEOUT, teardown).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!("teardown: {}", e.text()),
+            Err(_) => tracing::warn!("teardown: teardown timed out"),
         }
     }
     let safe = station.safe_state().await;
     trace.flush();
 
     let tests = tests.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    let reason = match (&stop, &dut_stop) {
+        (Some(s), _) => Some(format!("not run: the run aborted ({})", s.cause)),
+        (None, Some(cause)) => Some(format!(
+            "not run: the plan stopped after a failed test ({cause})"
+        )),
+        (None, None) => None,
+    };
+    let not_run = reason
+        .map(|reason| not_run_tests(&plan, &tests, &reason))
+        .unwrap_or_default();
     let outcome = match &stop {
         Some(_) => Outcome::Aborted,
         None => match tests.iter().map(|t| t.verdict).max() {
@@ -241,6 +290,7 @@ pub async fn execute(
         tests,
         trace_rows: trace.rows(),
         parameters: plan.parameters.clone(),
+        not_run,
     };
     results.write(&opts.dir)?;
     crate::report::junit::write(&results, &opts.dir.join("junit.xml"))?;
@@ -254,7 +304,52 @@ fn panic_text(p: Box<dyn std::any::Any + Send>) -> String {
         .unwrap_or_else(|| "unknown panic".into())
 }
 
-async fn run_body(ctx: &Ctx) -> Result<(), String> {
+/// Every test the plan would report, by unique name, in order.
+pub fn planned_tests(plan: &LoadedPlan) -> Vec<String> {
+    let p = &plan.plan.value;
+    let name = |step: &Step| match step {
+        Step::Expect(x) => Some(
+            x.name
+                .clone()
+                .unwrap_or_else(|| format!("expect {}", x.that.value)),
+        ),
+        Step::Measure(m) => Some(m.name.clone()),
+        Step::Declaration(d) => Some(d.name.clone()),
+        Step::Trip(t) => Some(t.name.clone()),
+        _ => None,
+    };
+    let unique = |base: String, repeat: u32| {
+        if p.repeat > 1 && repeat > 0 {
+            format!("{base} #{repeat}")
+        } else {
+            base
+        }
+    };
+    let mut out: Vec<String> = p.setup.iter().filter_map(|s| name(&s.value)).collect();
+    for repeat in 1..=p.repeat {
+        out.extend(
+            p.steps
+                .iter()
+                .filter_map(|s| name(&s.value))
+                .map(|n| unique(n, repeat)),
+        );
+    }
+    out
+}
+
+/// The planned tests that have no result, each with `reason`.
+fn not_run_tests(plan: &LoadedPlan, done: &[TestResult], reason: &str) -> Vec<NotRun> {
+    planned_tests(plan)
+        .into_iter()
+        .filter(|n| !done.iter().any(|t| &t.name == n))
+        .map(|name| NotRun {
+            name,
+            reason: reason.to_string(),
+        })
+        .collect()
+}
+
+async fn run_body(ctx: &Ctx) -> Result<(), StepError> {
     run_phase(ctx, "setup", 0).await?;
     for repeat in 1..=ctx.plan.plan.value.repeat {
         run_phase(ctx, "steps", repeat).await?;
@@ -262,7 +357,7 @@ async fn run_body(ctx: &Ctx) -> Result<(), String> {
     Ok(())
 }
 
-async fn run_phase(ctx: &Ctx, phase: &'static str, repeat: u32) -> Result<(), String> {
+async fn run_phase(ctx: &Ctx, phase: &'static str, repeat: u32) -> Result<(), StepError> {
     let p = &ctx.plan.plan.value;
     let steps = match phase {
         "setup" => &p.setup,
@@ -283,14 +378,19 @@ async fn run_phase(ctx: &Ctx, phase: &'static str, repeat: u32) -> Result<(), St
             repeat,
             kind: step.value.kind(),
         });
-        run_step(ctx, &step.value, repeat)
+        run_step(ctx, &step.value, phase, repeat)
             .await
-            .map_err(|e| format!("{label}: {e}"))?;
+            .map_err(|e| e.context(&label))?;
     }
     Ok(())
 }
 
-async fn run_step(ctx: &Ctx, step: &Step, repeat: u32) -> Result<(), String> {
+async fn run_step(
+    ctx: &Ctx,
+    step: &Step,
+    phase: &'static str,
+    repeat: u32,
+) -> Result<(), StepError> {
     let st = &ctx.station;
     let env = &st.envelope;
     let e = |x: &dyn std::fmt::Display| x.to_string();
@@ -354,10 +454,24 @@ async fn run_step(ctx: &Ctx, step: &Step, repeat: u32) -> Result<(), String> {
             match timeout(w.timeout.duration(), rx).await {
                 Ok(Ok(_)) => {}
                 _ => {
-                    return Err(format!(
-                        "`{}` did not hold within {}",
-                        w.until.value, w.timeout
-                    ))
+                    let message = format!("`{}` did not hold within {}", w.until.value, w.timeout);
+                    if phase == "teardown" {
+                        return Err(message.into());
+                    }
+                    // The bench did what it was told; the BMS never reached the state the
+                    // plan needs: a failed precondition test, and the plan stops.
+                    let base = format!("precondition {}", w.until.value);
+                    let mut result = trip::new_result(
+                        &base,
+                        &test_name(ctx, base.clone(), repeat),
+                        repeat,
+                        &ctx.plan.plan.value.requirements,
+                        ctx.clock.now(),
+                    );
+                    result.verdict = Verdict::Fail;
+                    result.message = Some(message.clone());
+                    record(ctx, result);
+                    return Err(StepError::Dut(message));
                 }
             }
         }
@@ -422,7 +536,7 @@ async fn run_step(ctx: &Ctx, step: &Step, repeat: u32) -> Result<(), String> {
                     .unwrap_or(0.0),
                 cycle: detect_cycle(&ctx.plan, &detect),
             };
-            let m = trip::drive(
+            let m = match trip::drive(
                 st,
                 t,
                 &detect,
@@ -430,7 +544,24 @@ async fn run_step(ctx: &Ctx, step: &Step, repeat: u32) -> Result<(), String> {
                 declared_delay,
                 path,
             )
-            .await?;
+            .await
+            {
+                Ok(m) => m,
+                Err(StepError::Dut(message)) => {
+                    let mut result = trip::new_result(
+                        &t.name,
+                        &test_name(ctx, t.name.clone(), repeat),
+                        repeat,
+                        &ctx.plan.plan.value.requirements,
+                        ctx.clock.now(),
+                    );
+                    result.verdict = Verdict::Fail;
+                    result.message = Some(message.clone());
+                    record(ctx, result);
+                    return Err(StepError::Dut(message));
+                }
+                Err(e) => return Err(e),
+            };
             let target = t.stimulus.value.target();
             let level = ctx
                 .plan

@@ -28,6 +28,7 @@ use std::time::Duration;
 use tokio::time::{sleep_until, timeout, Instant};
 
 use super::station::Station;
+use super::StepError;
 use crate::plan::limits::{Check, LimitProfile, Provenance};
 use crate::plan::model::{Release, Stimulus, Target, Trip};
 use crate::plan::{Condition, Fixture};
@@ -168,12 +169,12 @@ pub async fn drive(
     release_detect: Option<&Condition>,
     declared_delay: f64,
     path: DetectionPath,
-) -> Result<TripMeasurement, String> {
+) -> Result<TripMeasurement, StepError> {
     if st.signals.eval(detect) == Some(true) {
-        return Err(format!(
+        return Err(StepError::Dut(format!(
             "detect condition `{detect}` already holds before the stimulus of `{}` started",
             trip.name
-        ));
+        )));
     }
     let started = Instant::now();
     let limit = trip.timeout.duration();
@@ -229,13 +230,13 @@ pub async fn drive(
                 .cloned()
                 .unwrap_or_else(|| Condition::Not(Box::new(detect.clone())));
             let mut probes = Vec::new();
-            let mut probe = async |v: f64| -> Result<bool, String> {
+            let mut probe = async |v: f64| -> Result<bool, StepError> {
                 st.set_target(b.of, b.rest.0.value).await?;
                 if wait_detect(st, &release, limit).await.is_none() {
-                    return Err(format!(
+                    return Err(StepError::Dut(format!(
                         "the BMS did not release at the rest value {} within {}",
                         b.rest.0, trip.timeout
-                    ));
+                    )));
                 }
                 st.set_target(b.of, v).await?;
                 let tripped = wait_detect(st, detect, hold).await.is_some();
