@@ -107,6 +107,9 @@ pub struct RunResults {
     /// with the reason.
     #[serde(default)]
     pub not_run: Vec<NotRun>,
+    /// Warnings about the run's assumptions (a DBC message cycle the bus contradicts, ...).
+    #[serde(default)]
+    pub warnings: Vec<String>,
 }
 
 /// A test of the plan that did not run.
@@ -290,12 +293,19 @@ pub struct MeasurementResult {
     pub criterion: String,
     /// What was measured: `threshold`, `trip_time`, `stimulus_peak`.
     pub quantity: String,
-    /// Measured value (SI unit).
+    /// Measured value (SI unit); null when not determinable.
+    #[serde(deserialize_with = "null_as_nan")]
+    #[schemars(with = "Option<f64>")]
     pub value: f64,
     /// Expanded uncertainty, half-width (same unit).
     pub uncertainty: f64,
     /// Unit.
     pub unit: String,
+    /// Why the value could not be determined (an assumption of the method that the run could
+    /// not check, or that it contradicted); the value is then null and the verdict
+    /// inconclusive.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_determinable: Option<String>,
     /// Acceptance interval.
     #[schemars(with = "schema::LimitDef")]
     pub limit: Limit,
@@ -307,6 +317,11 @@ pub struct MeasurementResult {
     /// Where the criterion comes from.
     #[schemars(with = "schema::ProvenanceDef")]
     pub provenance: Provenance,
+}
+
+/// A number that may be null (not determinable): null reads as NaN.
+fn null_as_nan<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NAN))
 }
 
 impl RunResults {

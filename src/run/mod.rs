@@ -138,6 +138,10 @@ struct Ctx {
     tests: Arc<Mutex<Vec<TestResult>>>,
     during: Arc<Mutex<Option<String>>>,
     on_event: EventHook,
+    /// Warnings for the results (a DBC cycle the bus contradicts, ...).
+    warnings: Arc<Mutex<Vec<String>>>,
+    /// Assumed delays of ramp estimates and the delays step trips measured.
+    delays: Arc<Mutex<(Vec<trip::Assumption>, Vec<trip::DelayEvidence>)>>,
 }
 
 /// Run a plan. Never panics; every ending is reported in the results, which are also
@@ -166,6 +170,8 @@ pub async fn execute(
         tests: tests.clone(),
         during: during.clone(),
         on_event: opts.on_event.clone(),
+        delays: Arc::new(Mutex::new((Vec::new(), Vec::new()))),
+        warnings: Arc::new(Mutex::new(Vec::new())),
     });
 
     let mut stop: Option<Stop> = connect_err
@@ -245,7 +251,11 @@ pub async fn execute(
     let safe = station.safe_state().await;
     trace.flush();
 
-    let tests = tests.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    let mut tests = tests.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    {
+        let delays = ctx.delays.lock().unwrap_or_else(|e| e.into_inner());
+        trip::check_assumptions(&mut tests, &delays.0, &delays.1, rule);
+    }
     let reason = match (&stop, &dut_stop) {
         (Some(s), _) => Some(format!("not run: the run aborted ({})", s.cause)),
         (None, Some(cause)) => Some(format!(
@@ -291,6 +301,11 @@ pub async fn execute(
         trace_rows: trace.rows(),
         parameters: plan.parameters.clone(),
         not_run,
+        warnings: ctx
+            .warnings
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone(),
     };
     results.write(&opts.dir)?;
     crate::report::junit::write(&results, &opts.dir.join("junit.xml"))?;
@@ -534,7 +549,7 @@ async fn run_step(
                     .sampling_period
                     .map(|s| s.0)
                     .unwrap_or(0.0),
-                cycle: detect_cycle(&ctx.plan, &detect),
+                cycle: observed_cycle(ctx, &detect),
             };
             let m = match trip::drive(
                 st,
@@ -581,7 +596,13 @@ async fn run_step(
                 clock: &ctx.clock,
                 requirements: &ctx.plan.plan.value.requirements,
             };
-            let result = trip::judge(&test_name(ctx, t.name.clone(), repeat), repeat, t, &m, &cx);
+            let name = test_name(ctx, t.name.clone(), repeat);
+            let result = trip::judge(&name, repeat, t, &m, &cx);
+            {
+                let mut d = ctx.delays.lock().unwrap_or_else(|e| e.into_inner());
+                d.0.extend(trip::assumptions(&result, t, declared_delay));
+                d.1.extend(trip::delay_evidence(&name, t, &m, path));
+            }
             record(ctx, result);
         }
     }
@@ -867,6 +888,38 @@ fn detect_cycle(plan: &LoadedPlan, cond: &crate::plan::Condition) -> f64 {
         .max()
         .map(|ms| ms as f64 / 1000.0)
         .unwrap_or(0.0)
+}
+
+/// The detect message's cycle for the detection path: the longest of the DBC's
+/// `GenMsgCycleTime` and the longest interval observed between updates of the condition's
+/// CAN signals (receive timestamps). A DBC cycle that disagrees with the observed traffic
+/// (by more than a quarter, or missing) is recorded as a run warning.
+fn observed_cycle(ctx: &Ctx, cond: &crate::plan::Condition) -> f64 {
+    let declared = detect_cycle(&ctx.plan, cond);
+    let observed = cond
+        .signals()
+        .iter()
+        .filter(|s| matches!(ctx.plan.signals.get(**s), Some(SignalSource::Can { .. })))
+        .filter_map(|s| ctx.station.signals.longest_gap(s))
+        .fold(0.0, f64::max);
+    if observed > 0.0 && (declared <= 0.0 || (observed - declared).abs() > 0.25 * declared) {
+        let text = format!(
+            "the DBC declares a message cycle of {} for `{cond}`, but the bus showed updates up              to {:.0} ms apart: the detection path uses {:.0} ms",
+            if declared > 0.0 {
+                format!("{:.0} ms", declared * 1e3)
+            } else {
+                "none (no GenMsgCycleTime)".to_string()
+            },
+            observed * 1e3,
+            observed.max(declared) * 1e3
+        );
+        let mut w = ctx.warnings.lock().unwrap_or_else(|e| e.into_inner());
+        if !w.contains(&text) {
+            tracing::warn!("{text}");
+            w.push(text);
+        }
+    }
+    declared.max(observed)
 }
 
 /// Seconds since an instant, for messages.

@@ -96,6 +96,7 @@ pub fn not_started(
                 reason: format!("not run: {reason}"),
             })
             .collect(),
+        warnings: Vec::new(),
     };
     results.write(dir)?;
     crate::report::junit::write(&results, &dir.join("junit.xml"))?;

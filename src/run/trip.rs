@@ -388,6 +388,7 @@ pub fn judged(
         unit: m.unit.to_string(),
         limit: m.limit,
         verdict: decide(m.value, m.uncertainty, m.limit, rule),
+        not_determinable: None,
         uncertainty_budget: m.budget,
         provenance: provenance.clone(),
     }
@@ -546,7 +547,20 @@ pub fn judge(
                     Check::ThresholdWindow { min, max } => Limit::between(min.0.value, max.0.value),
                     _ => unreachable_limit(),
                 };
-                estimate.map(|(v, u, budget)| j("threshold", v, u, limit, unit, budget))
+                estimate.map(|(v, u, budget)| {
+                    let mut mr = j("threshold", v, u, limit, unit, budget);
+                    if !v.is_finite() {
+                        not_determinable(
+                            &mut mr,
+                            format!(
+                                "the estimated crossing (the detection less the declared delay \
+                                 {delay:.3} s and half the detection path) lies before the \
+                                 stimulus started"
+                            ),
+                        );
+                    }
+                    mr
+                })
             }
             (Check::TripTime { allowance }, Record::Ramp(r)) => {
                 let t_d = r.detected.unwrap_or(m.started);
@@ -560,11 +574,11 @@ pub fn judge(
                 let value = match crossed {
                     Some((t_c, _)) if *t_c <= t_d => (t_d - *t_c).as_secs_f64(),
                     Some((t_c, _)) => -(*t_c - t_d).as_secs_f64(),
-                    None => -1.0,
+                    None => f64::NAN,
                 };
                 // A setpoint error of `accuracy` moves the crossing by accuracy / rate.
                 let accuracy_time = if rate > 0.0 { cx.accuracy / rate } else { 0.0 };
-                Some(j(
+                let mut mr = j(
                     "trip_time",
                     value,
                     latency + cx.step + accuracy_time,
@@ -575,7 +589,17 @@ pub fn judge(
                         cx.step * 1e3,
                         accuracy_time * 1e3
                     ),
-                ))
+                );
+                if crossed.is_none() {
+                    not_determinable(
+                        &mut mr,
+                        format!(
+                            "the stimulus never went beyond the declared trip level {} before                              the trip was observed: there is no crossing to count from",
+                            declared.trip.0
+                        ),
+                    );
+                }
+                Some(mr)
             }
             (Check::TripTime { allowance }, Record::Step(r, t_s, accept)) => {
                 // The step took effect between issuing and acceptance: count from the middle.
@@ -670,4 +694,162 @@ pub fn judge(
         }
     }
     result
+}
+
+/// A ramp-derived value that rests on the declared delay: checked at the end of the plan
+/// against the delays the plan's step trips measured.
+#[derive(Debug, Clone)]
+pub struct Assumption {
+    /// The test's unique name.
+    pub test: String,
+    /// The criterion of the measurement.
+    pub criterion: String,
+    /// The protection whose delay is assumed.
+    pub protection: String,
+    /// The ramp rate (unit per second).
+    pub rate: f64,
+    /// The declared delay the estimate used (s).
+    pub delay: f64,
+}
+
+/// The interval one step trip puts the protection's real delay in (s).
+#[derive(Debug, Clone)]
+pub struct DelayEvidence {
+    /// The protection.
+    pub protection: String,
+    /// The step trip's unique name.
+    pub test: String,
+    /// The shortest delay consistent with the observation.
+    pub low: f64,
+    /// The longest delay consistent with the observation.
+    pub high: f64,
+}
+
+/// The assumptions a judged trip rests on (a ramp's threshold rests on the declared delay).
+pub fn assumptions(result: &TestResult, trip: &Trip, declared_delay: f64) -> Vec<Assumption> {
+    let Stimulus::Ramp(r) = &trip.stimulus.value else {
+        return Vec::new();
+    };
+    result
+        .measurements
+        .iter()
+        .filter(|m| m.quantity == "threshold" && m.value.is_finite())
+        .map(|m| Assumption {
+            test: result.name.clone(),
+            criterion: m.criterion.clone(),
+            protection: trip.protection.value.clone(),
+            rate: r.rate.0.value,
+            delay: declared_delay,
+        })
+        .collect()
+}
+
+/// What a step trip says about the protection's real delay: the detection came between
+/// `D` and `D + detection path` after the step took effect, which was between issuing the
+/// command and its acceptance.
+pub fn delay_evidence(
+    name: &str,
+    trip: &Trip,
+    m: &TripMeasurement,
+    path: DetectionPath,
+) -> Option<DelayEvidence> {
+    let Record::Step(r, t_s, accept) = &m.record else {
+        return None;
+    };
+    if m.problem.is_some() {
+        return None;
+    }
+    let total = r.detected?.checked_duration_since(*t_s)?.as_secs_f64();
+    Some(DelayEvidence {
+        protection: trip.protection.value.clone(),
+        test: name.to_string(),
+        low: total - path.latency() - accept.as_secs_f64(),
+        high: total,
+    })
+}
+
+/// Mark a measurement not determinable: no value, verdict inconclusive, the reason in words.
+pub fn not_determinable(m: &mut MeasurementResult, reason: String) {
+    m.value = f64::NAN;
+    m.verdict = Verdict::Inconclusive;
+    m.not_determinable = Some(reason);
+}
+
+/// Check every assumed delay against the delays the plan's step trips measured. Confirmed:
+/// the remaining doubt about the delay (rate x the largest distance from the declared delay
+/// to the measured interval's ends) joins the uncertainty and the value is judged again.
+/// Contradicted, or not checked by any step trip: the value is not determinable.
+pub fn check_assumptions(
+    tests: &mut [TestResult],
+    assumed: &[Assumption],
+    evidence: &[DelayEvidence],
+    rule: DecisionRule,
+) {
+    for a in assumed {
+        let Some(t) = tests.iter_mut().find(|t| t.name == a.test) else {
+            continue;
+        };
+        let Some(m) = t
+            .measurements
+            .iter_mut()
+            .find(|m| m.criterion == a.criterion)
+        else {
+            continue;
+        };
+        let ev: Vec<&DelayEvidence> = evidence
+            .iter()
+            .filter(|e| e.protection == a.protection)
+            .collect();
+        let lo = ev.iter().map(|e| e.low).fold(f64::NEG_INFINITY, f64::max);
+        let hi = ev.iter().map(|e| e.high).fold(f64::INFINITY, f64::min);
+        let tol = 1e-6;
+        if ev.is_empty() {
+            not_determinable(
+                m,
+                format!(
+                    "the ramp estimate rests on the declared delay {:.3} s of `{}`, which no \
+                     step trip of this plan checks (add a `step` trip of the same protection, \
+                     or measure the level by `bisect`)",
+                    a.delay, a.protection
+                ),
+            );
+        } else if lo > hi + tol {
+            not_determinable(
+                m,
+                format!(
+                    "the step trips of this plan disagree on the delay of `{}` (from {lo:.3} s \
+                     to {hi:.3} s): it is not constant, and a ramp cannot tell it from the level",
+                    a.protection
+                ),
+            );
+        } else if a.delay < lo - tol || a.delay > hi + tol {
+            not_determinable(
+                m,
+                format!(
+                    "the declared delay {:.3} s of `{}` is contradicted by the step trips of \
+                     this plan (the real delay lies between {lo:.3} s and {hi:.3} s): a ramp \
+                     cannot separate the level from the delay",
+                    a.delay, a.protection
+                ),
+            );
+        } else {
+            let dev = (a.delay - lo).max(hi - a.delay).max(0.0);
+            m.uncertainty += a.rate * dev;
+            m.uncertainty_budget.push_str(&format!(
+                "; declared delay checked by {} step trip(s): real delay {lo:.3} .. {hi:.3} s, \
+                 rate x {:.0} ms added",
+                ev.len(),
+                dev * 1e3
+            ));
+            m.verdict = decide(m.value, m.uncertainty, m.limit, rule);
+        }
+    }
+    for t in tests.iter_mut() {
+        let base = if t.message.is_some() {
+            Verdict::Fail
+        } else {
+            Verdict::Pass
+        };
+        t.verdict = t.measurements.iter().fold(base, |v, m| v.worst(m.verdict));
+    }
 }
