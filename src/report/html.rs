@@ -506,10 +506,13 @@ pub fn render(d: &ReportData) -> String {
             .iter()
             .map(|m| {
                 format!(
-                    "{}: {} ± {}",
+                    "{}: {}",
                     esc(&m.criterion),
-                    esc(&display_unit(m.value, &m.unit)),
-                    esc(&display_unit(m.uncertainty, &m.unit))
+                    esc(&crate::verdict::gum::stated(
+                        m.value,
+                        m.uncertainty,
+                        &m.unit
+                    ))
                 )
             })
             .collect();
@@ -903,6 +906,39 @@ fn overview(h: &mut String, d: &ReportData, r: &RunResults, specs: &[TestSpec]) 
     );
 }
 
+/// The GUM budget of a measurement as a small table: each contribution with its stated
+/// value, distribution and standard uncertainty, then `u_c`, `k` and `U`; or why the value
+/// is not determinable.
+fn budget_table(m: &MeasurementResult) -> String {
+    let mut h = String::new();
+    if let Some(r) = &m.not_determinable {
+        let _ = write!(h, "<br><b>Not determinable:</b> {}", esc(r));
+    }
+    if m.budget.is_empty() {
+        return h;
+    }
+    let g = |x: f64| format!("{x:.3e} {}", m.unit);
+    h.push_str("<table class=\"small\"><tr><th>contribution</th><th>value</th><th>distribution</th><th>standard uncertainty</th></tr>");
+    for c in &m.budget {
+        let _ = write!(
+            h,
+            "<tr><td>{}</td><td class=\"num\">{}</td><td>{:?}</td><td class=\"num\">{}</td></tr>",
+            esc(&c.name),
+            esc(&g(c.value)),
+            c.distribution,
+            esc(&g(c.standard_uncertainty))
+        );
+    }
+    let _ = write!(
+        h,
+        "<tr><td colspan=\"3\">combined standard uncertainty u<sub>c</sub> (root sum of squares); expanded U = k·u<sub>c</sub> with k = {}</td><td class=\"num\">{} ; U = {}</td></tr></table>",
+        m.coverage_factor,
+        esc(&g(m.combined_standard_uncertainty)),
+        esc(&g(m.uncertainty))
+    );
+    h
+}
+
 fn limit_lines(ms: &[MeasurementResult], unit: &str, out: &mut Vec<HLine>) {
     for m in ms {
         if unit_norm(&m.unit) != unit {
@@ -991,11 +1027,10 @@ fn test_section(
             let p = &m.provenance;
             let _ = write!(
                 h,
-                "<tr class=\"m\"><td>{}</td><td>{}</td><td class=\"num\">{} ± {}</td><td class=\"num\">{}</td><td class=\"v-{}\">{}</td></tr><tr><td colspan=\"5\" class=\"small\"><b>Limit from:</b> {}{}: {} <i>(confidence: {})</i><br><b>Uncertainty</b> (expanded, half-width): {}</td></tr>",
+                "<tr class=\"m\"><td>{}</td><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"v-{}\">{}</td></tr><tr><td colspan=\"5\" class=\"small\"><b>Limit from:</b> {}{}: {} <i>(confidence: {})</i><br><b>Uncertainty</b> (expanded, half-width): {}{}</td></tr>",
                 esc(&m.criterion),
                 esc(&m.quantity),
-                esc(&display_unit(m.value, &m.unit)),
-                esc(&display_unit(m.uncertainty, &m.unit)),
+                esc(&crate::verdict::gum::stated(m.value, m.uncertainty, &m.unit)),
                 esc(&limit_text(&m.limit, &m.unit)),
                 verdict_class(m.verdict),
                 m.verdict.word(),
@@ -1006,7 +1041,8 @@ fn test_section(
                     .unwrap_or_default(),
                 esc(&p.basis),
                 esc(&p.confidence),
-                esc(&m.uncertainty_budget)
+                esc(&m.uncertainty_budget),
+                budget_table(m)
             );
         }
         h.push_str("</table>");

@@ -284,6 +284,7 @@ pub async fn execute(
         dut: plan.fixture.value.dut.clone(),
         limit_profile: plan.limits.value.profile.clone(),
         decision_rule: rule,
+        coverage_factor: crate::verdict::gum::DEFAULT_COVERAGE_FACTOR,
         firmware: opts.firmware.clone(),
         instruments: station.identities.clone(),
         clock_anchor: rfc3339(clock.wall),
@@ -699,7 +700,7 @@ async fn expect(
                 trip::Measured {
                     quantity: "holds",
                     value: if held { 1.0 } else { 0.0 },
-                    uncertainty: 0.0,
+                    contributions: Vec::new(),
                     limit: Limit {
                         low: Some(1.0),
                         high: None,
@@ -788,7 +789,10 @@ async fn measure(
         trip::Measured {
             quantity: "value",
             value,
-            uncertainty: u,
+            contributions: vec![crate::verdict::gum::Contribution::rectangular(
+                budget.clone(),
+                u,
+            )],
             limit,
             unit,
             budget,
@@ -840,7 +844,7 @@ fn declaration(
                 trip::Measured {
                     quantity: "declared_energy",
                     value: e.0,
-                    uncertainty: 0.0,
+                    contributions: Vec::new(),
                     limit: Limit::at_most(cap),
                     unit: "Wh",
                     budget: basis,

@@ -73,6 +73,7 @@ pub fn not_started(
         dut: plan.fixture.value.dut.clone(),
         limit_profile: plan.limits.value.profile.clone(),
         decision_rule: plan.limits.value.decision_rule,
+        coverage_factor: crate::verdict::gum::DEFAULT_COVERAGE_FACTOR,
         firmware,
         instruments: Vec::new(),
         clock_anchor: rfc3339(clock.wall),

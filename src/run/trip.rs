@@ -33,6 +33,7 @@ use crate::plan::limits::{Check, LimitProfile, Provenance};
 use crate::plan::model::{Release, Stimulus, Target, Trip};
 use crate::plan::{Condition, Fixture};
 use crate::report::{MeasurementResult, TestResult};
+use crate::verdict::gum::{clean, combined, stated, Contribution, DEFAULT_COVERAGE_FACTOR};
 use crate::verdict::{decide, DecisionRule, Limit, Verdict};
 
 /// The detection path: how late the BMS's reaction can be seen.
@@ -326,6 +327,19 @@ fn ramp_at(
     })
 }
 
+/// The budget of a level read off a ramp: the detection path's phase and the setpoint step
+/// (the estimate sits in the middle of each), and the setpoint accuracy; rectangular bounds.
+fn ramp_budget(rate: f64, latency: f64, step: f64, accuracy: f64) -> Vec<Contribution> {
+    vec![
+        Contribution::rectangular(
+            "detection path phase: rate x (sampling + message cycle)/2",
+            rate * latency / 2.0,
+        ),
+        Contribution::rectangular("setpoint step: rate x update period/2", rate * step / 2.0),
+        Contribution::rectangular("setpoint accuracy", accuracy),
+    ]
+}
+
 fn secs_before(t: Instant, s: f64) -> Option<Instant> {
     t.checked_sub(Duration::from_secs_f64(s.max(0.0)))
 }
@@ -363,8 +377,8 @@ pub struct Measured<'a> {
     pub quantity: &'a str,
     /// Measured value (SI unit).
     pub value: f64,
-    /// Expanded uncertainty, half-width.
-    pub uncertainty: f64,
+    /// The uncertainty budget (standard uncertainties per contribution).
+    pub contributions: Vec<Contribution>,
     /// Acceptance interval.
     pub limit: Limit,
     /// Unit.
@@ -380,14 +394,24 @@ pub fn judged(
     provenance: &Provenance,
     rule: DecisionRule,
 ) -> MeasurementResult {
+    let k = DEFAULT_COVERAGE_FACTOR;
+    let u_c = combined(&m.contributions);
+    let limit = Limit {
+        low: m.limit.low.map(clean),
+        high: m.limit.high.map(clean),
+    };
     MeasurementResult {
         criterion: criterion.to_string(),
         quantity: m.quantity.to_string(),
         value: m.value,
-        uncertainty: m.uncertainty,
+        uncertainty: k * u_c,
+        coverage_factor: k,
+        combined_standard_uncertainty: u_c,
+        stated: stated(m.value, k * u_c, m.unit),
+        budget: m.contributions,
         unit: m.unit.to_string(),
-        limit: m.limit,
-        verdict: decide(m.value, m.uncertainty, m.limit, rule),
+        limit,
+        verdict: decide(m.value, k * u_c, limit, rule),
         not_determinable: None,
         uncertainty_budget: m.budget,
         provenance: provenance.clone(),
@@ -497,13 +521,18 @@ pub fn judge(
             continue;
         };
         let c = &c.value;
-        let j = |quantity: &str, value: f64, u: f64, limit: Limit, unit: &str, budget: String| {
+        let j = |quantity: &str,
+                 value: f64,
+                 u: Vec<Contribution>,
+                 limit: Limit,
+                 unit: &str,
+                 budget: String| {
             judged(
                 &crit_name.value,
                 Measured {
                     quantity,
                     value,
-                    uncertainty: u,
+                    contributions: u,
                     limit,
                     unit,
                     budget,
@@ -525,7 +554,7 @@ pub fn judge(
                         let v = ramp_at(&r.applied, t_est, sign * rate, cx.step, end)
                             .unwrap_or(f64::NAN)
                             - sign * rate * cx.step / 2.0;
-                        let u = rate * (latency + cx.step) / 2.0 + cx.accuracy;
+                        let u = ramp_budget(rate, latency, cx.step, cx.accuracy);
                         let budget = format!(
                             "ramp: rate x ({lat_text} + setpoint step {:.0} ms)/2 + setpoint accuracy; assumes the declared delay {delay:.3} s",
                             cx.step * 1e3
@@ -534,7 +563,10 @@ pub fn judge(
                     }
                     Record::Bisect { low, high, .. } => Some((
                         (low + high) / 2.0,
-                        (high - low).abs() / 2.0 + cx.accuracy,
+                        vec![
+                            Contribution::rectangular("half the final bracket", (high - low) / 2.0),
+                            Contribution::rectangular("setpoint accuracy", cx.accuracy),
+                        ],
                         "bisection: half the final bracket + setpoint accuracy".to_string(),
                     )),
                     Record::Step(..) => None,
@@ -581,7 +613,14 @@ pub fn judge(
                 let mut mr = j(
                     "trip_time",
                     value,
-                    latency + cx.step + accuracy_time,
+                    vec![
+                        Contribution::rectangular(
+                            "detection path (sampling + message cycle)",
+                            latency,
+                        ),
+                        Contribution::rectangular("setpoint step period", cx.step),
+                        Contribution::rectangular("setpoint accuracy / rate", accuracy_time),
+                    ],
                     Limit::between(0.0, delay + allowance.0),
                     "s",
                     format!(
@@ -608,7 +647,13 @@ pub fn judge(
                 Some(j(
                     "trip_time",
                     t_d.saturating_duration_since(*t_s).as_secs_f64() - half,
-                    latency + half,
+                    vec![
+                        Contribution::rectangular(
+                            "detection path (sampling + message cycle)",
+                            latency,
+                        ),
+                        Contribution::rectangular("half the command round trip", half),
+                    ],
                     Limit::between(0.0, delay + allowance.0),
                     "s",
                     format!(
@@ -646,7 +691,7 @@ pub fn judge(
                 Some(j(
                     "stimulus_peak",
                     peak,
-                    cx.accuracy,
+                    vec![Contribution::rectangular("setpoint accuracy", cx.accuracy)],
                     limit,
                     unit,
                     "setpoint accuracy".into(),
@@ -668,7 +713,7 @@ pub fn judge(
                             Some(j(
                                 "release",
                                 v,
-                                rate * (latency + cx.step) / 2.0 + cx.accuracy,
+                                ramp_budget(rate, latency, cx.step, cx.accuracy),
                                 limit,
                                 unit,
                                 format!("ramp back: rate x ({lat_text} + setpoint step {:.0} ms)/2 + setpoint accuracy; no release delay assumed", cx.step * 1e3),
@@ -771,6 +816,7 @@ pub fn delay_evidence(
 /// Mark a measurement not determinable: no value, verdict inconclusive, the reason in words.
 pub fn not_determinable(m: &mut MeasurementResult, reason: String) {
     m.value = f64::NAN;
+    m.stated = "not determinable".into();
     m.verdict = Verdict::Inconclusive;
     m.not_determinable = Some(reason);
 }
@@ -834,7 +880,13 @@ pub fn check_assumptions(
             );
         } else {
             let dev = (a.delay - lo).max(hi - a.delay).max(0.0);
-            m.uncertainty += a.rate * dev;
+            m.budget.push(Contribution::rectangular(
+                "delay as checked by the step trips: rate x largest distance to the measured interval",
+                a.rate * dev,
+            ));
+            m.combined_standard_uncertainty = combined(&m.budget);
+            m.uncertainty = m.coverage_factor * m.combined_standard_uncertainty;
+            m.stated = stated(m.value, m.uncertainty, &m.unit);
             m.uncertainty_budget.push_str(&format!(
                 "; declared delay checked by {} step trip(s): real delay {lo:.3} .. {hi:.3} s, \
                  rate x {:.0} ms added",

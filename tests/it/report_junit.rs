@@ -78,7 +78,7 @@ fn junit_has_the_shape_ci_consumers_read() {
     // requirement and decision rule.
     let c2 = cases[1];
     assert_eq!(prop(c2, "requirement"), ["IEC 62619:2022 8.2.2"]);
-    assert_eq!(prop(c2, "ov_threshold.value"), ["3.712 V"]);
+    assert_eq!(prop(c2, "ov_threshold.value"), ["3.7120 V"]);
     assert_eq!(prop(c2, "ov_threshold.uncertainty"), ["0.0035 V"]);
     assert_eq!(prop(c2, "ov_threshold.limit"), ["3.6000 V .. 3.7000 V"]);
     assert_eq!(prop(c2, "ov_threshold.verdict"), ["FAIL"]);
