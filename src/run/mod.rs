@@ -254,7 +254,14 @@ pub async fn execute(
     let mut tests = tests.lock().unwrap_or_else(|e| e.into_inner()).clone();
     {
         let delays = ctx.delays.lock().unwrap_or_else(|e| e.into_inner());
+        let before: Vec<Vec<(String, Verdict)>> = tests.iter().map(judgement).collect();
         trip::check_assumptions(&mut tests, &delays.0, &delays.1, rule);
+        // Tests whose values the end-of-plan check changed are reported again, as final.
+        for (t, b) in tests.iter().zip(&before) {
+            if judgement(t) != *b {
+                (opts.on_event)(&Event::Test(t.clone()));
+            }
+        }
     }
     let reason = match (&stop, &dut_stop) {
         (Some(s), _) => Some(format!("not run: the run aborted ({})", s.cause)),
@@ -318,6 +325,14 @@ fn panic_text(p: Box<dyn std::any::Any + Send>) -> String {
         .map(|s| s.to_string())
         .or_else(|| p.downcast_ref::<String>().cloned())
         .unwrap_or_else(|| "unknown panic".into())
+}
+
+/// What a test's measurements state, for telling whether a later check changed them.
+fn judgement(t: &TestResult) -> Vec<(String, Verdict)> {
+    t.measurements
+        .iter()
+        .map(|m| (m.stated.clone(), m.verdict))
+        .collect()
 }
 
 /// Every test the plan would report, by unique name, in order.
@@ -908,7 +923,7 @@ fn observed_cycle(ctx: &Ctx, cond: &crate::plan::Condition) -> f64 {
         .fold(0.0, f64::max);
     if observed > 0.0 && (declared <= 0.0 || (observed - declared).abs() > 0.25 * declared) {
         let text = format!(
-            "the DBC declares a message cycle of {} for `{cond}`, but the bus showed updates up              to {:.0} ms apart: the detection path uses {:.0} ms",
+            "the DBC declares a message cycle of {} for `{cond}`, but the bus showed updates up to {:.0} ms apart: the detection path uses {:.0} ms",
             if declared > 0.0 {
                 format!("{:.0} ms", declared * 1e3)
             } else {

@@ -633,7 +633,7 @@ pub fn judge(
                     not_determinable(
                         &mut mr,
                         format!(
-                            "the stimulus never went beyond the declared trip level {} before                              the trip was observed: there is no crossing to count from",
+                            "the stimulus never went beyond the declared trip level {} before the trip was observed: there is no crossing to count from",
                             declared.trip.0
                         ),
                     );

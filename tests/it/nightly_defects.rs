@@ -230,3 +230,44 @@ fn an_unmet_precondition_is_a_failed_test_and_the_rest_is_not_run() {
     let junit = std::fs::read_to_string(dir.join("junit.xml")).unwrap();
     assert_eq!(junit.matches("<skipped").count(), results.not_run.len());
 }
+
+/// The delay defect (real delay 6 s, declared 2 s) no longer yields a precise wrong
+/// threshold (3.6907 V ± 2.3 mV against a true 3.651 V): the plan's step trips contradict the
+/// declared delay, so the ramp's threshold is not determinable, with the reason. On the good
+/// image the same threshold is determined, with the checked delay in its budget, and lies
+/// within its expanded uncertainty of the firmware's level (3.65 V plus half the AFE's 1 mV).
+#[rstest]
+#[case::defect("sim-bms-1.0.0-defect-ov-delay.yaml", false)]
+#[case::good("sim-bms-1.0.0.yaml", true)]
+fn a_ramp_threshold_rests_on_a_checked_delay(#[case] image: &str, #[case] determinable: bool) {
+    let rig = sim_rig(Some(image));
+    let plan = plan("test-plans/ov-charge.yaml", &rig);
+    let dir = temp_dir("ov-delay-threshold");
+    let results = virtual_runtime().block_on(async {
+        let bench = memory_bench(&rig, &root().join("rig/sim.yaml")).await;
+        run_plan(&bench, &rig, plan, &dir).await.0
+    });
+    let thresholds: Vec<_> = results
+        .tests
+        .iter()
+        .flat_map(|t| &t.measurements)
+        .filter(|m| m.criterion == "ov_threshold")
+        .collect();
+    assert_eq!(thresholds.len(), 5);
+    for m in thresholds {
+        if determinable {
+            assert!(m.not_determinable.is_none(), "{m:?}");
+            assert!((m.value - 3.6505).abs() <= m.uncertainty, "{m:?}");
+            assert!(m.budget.iter().any(|c| c.name.contains("step trips")));
+        } else {
+            assert!(m.value.is_nan(), "{m:?}");
+            assert_eq!(m.verdict, Verdict::Inconclusive);
+            let why = m.not_determinable.as_deref().unwrap();
+            assert!(why.contains("contradicted"), "{why}");
+        }
+    }
+    // results.json states null for the value that could not be determined.
+    let json = read_json(&dir.join("results.json"));
+    let v = &json["tests"][0]["measurements"][0]["value"];
+    assert_eq!(v.is_null(), !determinable, "{v}");
+}

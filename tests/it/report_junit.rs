@@ -89,7 +89,7 @@ fn junit_has_the_shape_ci_consumers_read() {
     let failure = c2.children().find(|n| n.has_tag_name("failure")).unwrap();
     let msg = failure.attribute("message").unwrap();
     assert!(
-        msg.starts_with("FAIL: ov_threshold FAIL: measured 3.7120 V"),
+        msg.starts_with("FAIL: ov_threshold FAIL: measured 3.7120 ± 0.0035 V (k = 2)"),
         "{msg}"
     );
     assert!(msg.contains("limit 3.6000 V .. 3.7000 V"), "{msg}");

@@ -609,3 +609,67 @@ fn values_lie_within_their_uncertainty_or_are_not_determinable_when_assumptions_
         "truth-trials-broken",
     );
 }
+
+/// A DBC whose `GenMsgCycleTime` for the status message is missing or far too short does not
+/// shrink the stated uncertainty below what the observed traffic supports: the detection
+/// path uses the longest update interval seen on the bus, and the run warns about the DBC.
+#[test]
+fn a_wrong_or_missing_dbc_cycle_does_not_shrink_the_uncertainty() {
+    let base = temp_dir("dbc-cycle");
+    let trial = |n: usize, dbc_cycle_ms: Option<u32>| Trial {
+        n,
+        method: Method::Step,
+        trip_mv: 3650,
+        delay_ms: 2000,
+        declared_delay_ms: 2000,
+        declared_mv: 3650,
+        dbc_cycle_ms,
+        afe_ms: 50,
+        can_ms: 300,
+        update_ms: 100,
+        cell: 5,
+        a: 3.62,
+        b: 3.68,
+        c: 0.0,
+    };
+    let run = |t: Trial| {
+        let dir = base.join(format!("trial-{}", t.n));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (rig_path, plan_path) = write_files(&dir, &t);
+        let rig = load_rig(&rig_path).unwrap().value;
+        let plan = Arc::new(load_plan(&plan_path, Some(&rig)).unwrap());
+        virtual_runtime().block_on(async {
+            let bench = memory_bench(&rig, &rig_path).await;
+            run_plan(&bench, &rig, plan, &dir.join("run")).await.0
+        })
+    };
+    let u = |r: &hilrig::report::RunResults| {
+        let m = &r.tests[0].measurements[0];
+        assert_eq!(m.quantity, "trip_time");
+        m.uncertainty
+    };
+    let right = run(trial(1, Some(300)));
+    assert!(right.warnings.is_empty(), "{:?}", right.warnings);
+    for (n, cycle) in [(2, None), (3, Some(10)), (4, Some(100))] {
+        let r = run(trial(n, cycle));
+        assert!(
+            u(&r) >= u(&right) - 1e-9,
+            "DBC cycle {cycle:?}: ±{} s is below ±{} s with the right cycle",
+            u(&r),
+            u(&right)
+        );
+        assert!(
+            r.warnings
+                .iter()
+                .any(|w| w.contains("the bus showed updates")),
+            "{:?}",
+            r.warnings
+        );
+        println!(
+            "DBC cycle {cycle:?} (BMS sends every 300 ms): U = {:.3} s (right DBC: {:.3} s); {}",
+            u(&r),
+            u(&right),
+            r.warnings[0]
+        );
+    }
+}

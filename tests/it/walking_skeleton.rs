@@ -105,7 +105,10 @@ fn a_trip_delay_defect_fails_and_names_the_limit() {
         .expect("a trip-time line");
     assert!(line.contains("FAIL"), "{line}");
     // The measured trip time (about 6 s) is printed beside the limit (<= 3 s).
-    assert!(line.contains(" s ±") && line.contains("3.000 s"), "{line}");
+    assert!(
+        line.contains(" ± ") && line.contains(" s (k = 2)") && line.contains("3.000 s"),
+        "{line}"
+    );
     let run_dir = std::fs::read_dir(&reports)
         .unwrap()
         .next()
