@@ -105,6 +105,10 @@ impl Output {
                 }
             }
             Event::Test(t) => self.line(&test_lines(t)),
+            Event::TestRevised(t) => self.line(&format!(
+                "revised after the plan's delay check:\n{}",
+                test_lines(t)
+            )),
             Event::Aborting { cause } => match &self.bar {
                 Some(bar) => bar.println(format!("ABORT {cause}")),
                 None => eprintln!("ABORT {cause}"),

@@ -46,6 +46,8 @@ pub enum Event {
     },
     /// A test finished.
     Test(TestResult),
+    /// A test's values as revised by the end-of-plan check of assumed delays (final).
+    TestRevised(TestResult),
     /// Live values of the key signals (about once a second while steps run).
     Signals {
         /// (signal, value) in SI units.
@@ -259,7 +261,7 @@ pub async fn execute(
         // Tests whose values the end-of-plan check changed are reported again, as final.
         for (t, b) in tests.iter().zip(&before) {
             if judgement(t) != *b {
-                (opts.on_event)(&Event::Test(t.clone()));
+                (opts.on_event)(&Event::TestRevised(t.clone()));
             }
         }
     }
