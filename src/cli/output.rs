@@ -11,7 +11,6 @@ use serde_json::json;
 use crate::report::junit::limit_text;
 use crate::report::TestResult;
 use crate::run::Event;
-use crate::units::display_unit;
 
 /// Where operator output goes.
 pub struct Output {
@@ -106,6 +105,10 @@ impl Output {
                 }
             }
             Event::Test(t) => self.line(&test_lines(t)),
+            Event::TestRevised(t) => self.line(&format!(
+                "revised after the plan's delay check:\n{}",
+                test_lines(t)
+            )),
             Event::Aborting { cause } => match &self.bar {
                 Some(bar) => bar.println(format!("ABORT {cause}")),
                 None => eprintln!("ABORT {cause}"),
@@ -139,11 +142,11 @@ pub fn test_lines(t: &TestResult) -> String {
     }
     for m in &t.measurements {
         out.push_str(&format!(
-            "\n      {:<30} {:<14} {:>12} ± {:<9} limit {:<26} {}",
+            "\n      {:<30} {:<14} {:>24} (k = {}) limit {:<26} {}",
             m.criterion,
             m.quantity,
-            display_unit(m.value, &m.unit),
-            display_unit(m.uncertainty, &m.unit),
+            crate::verdict::gum::stated(m.value, m.uncertainty, &m.unit),
+            m.coverage_factor,
             limit_text(&m.limit, &m.unit),
             m.verdict.word()
         ));

@@ -328,6 +328,8 @@ pub async fn run(a: RunArgs) -> i32 {
         out.json(serde_json::json!({"event": "firmware", "id": fw.id, "version": fw.version, "sha256": fw.sha256}));
     }
     let mut all = Vec::new();
+    // Why the remaining plans of the suite do not run (the bench is not trustworthy).
+    let mut stopped: Option<String> = None;
     for plan in plans {
         let run_id = match &suite_run_id {
             Some(id) => format!("{id}/{}", plan.plan.value.plan),
@@ -337,6 +339,28 @@ pub async fn run(a: RunArgs) -> i32 {
             Some(_) => top.join(&plan.plan.value.plan),
             None => top.join(&run_id),
         };
+        if let Some(reason) = &stopped {
+            let r = crate::run::suite::not_started(
+                &plan,
+                &resolved,
+                &run_id,
+                reason,
+                firmware.clone(),
+                context.member_of(suite_run_id.as_deref()),
+                &dir,
+            );
+            match r {
+                Ok(r) => {
+                    out.line(&format!("NOT RUN {}: {reason}", r.plan));
+                    all.push(r);
+                }
+                Err(e) => {
+                    eprintln!("error: cannot write {}: {e}", dir.display());
+                    return EXIT_ABORT;
+                }
+            }
+            continue;
+        }
         let clock = Clock::start();
         out.plan(
             &plan.plan.value.plan,
@@ -414,12 +438,9 @@ pub async fn run(a: RunArgs) -> i32 {
         }
         out.line(&summary(&results, &dir));
         out.json(serde_json::json!({"event": "plan_finished", "plan": results.plan, "outcome": results.outcome, "dir": dir, "safe_state_reached": results.safe_state_reached}));
-        let aborted = results.outcome == Outcome::Aborted;
+        // An aborted plan left the bench in its confirmed safe state: the suite goes on.
+        stopped = crate::run::suite::stop_after(&results);
         all.push(results);
-        if aborted {
-            // The bench is in its safe state; the remaining plans do not run.
-            break;
-        }
     }
     let name = suite
         .clone()
@@ -550,6 +571,9 @@ fn summary(r: &RunResults, dir: &std::path::Path) -> String {
             .map(|d| format!(" (during {d})"))
             .unwrap_or_default();
         lines.push(format!("aborted: {}{during}", a.cause));
+    }
+    if let Some(first) = r.not_run.first() {
+        lines.push(format!("{} test(s) {}", r.not_run.len(), first.reason));
     }
     for s in r.safe_state.iter().filter(|s| !s.ok) {
         lines.push(format!(

@@ -390,6 +390,17 @@ pub fn render(d: &ReportData) -> String {
             );
         }
     }
+    if !r.not_run.is_empty() {
+        let _ = write!(
+            h,
+            "<div class=\"flag\"><b>{} test(s) did not run</b><ul>",
+            r.not_run.len()
+        );
+        for n in &r.not_run {
+            let _ = write!(h, "<li>{}: {}</li>", esc(&n.name), esc(&n.reason));
+        }
+        h.push_str("</ul></div>");
+    }
 
     let fx = d.fixture.as_ref();
     let info = d.info.as_ref();
@@ -760,11 +771,7 @@ fn measured_text(m: &MeasurementResult) -> String {
     if super::pdf::is_yes_no(&m.quantity, &m.unit, m.value) {
         if m.value == 1.0 { "yes" } else { "no" }.to_string()
     } else {
-        format!(
-            "{} ± {}",
-            display_unit(m.value, &m.unit),
-            display_unit(m.uncertainty, &m.unit)
-        )
+        crate::verdict::gum::stated(m.value, m.uncertainty, &m.unit)
     }
 }
 
@@ -958,6 +965,39 @@ fn overview(h: &mut String, d: &ReportData, r: &RunResults, specs: &[TestSpec]) 
     );
 }
 
+/// The GUM budget of a measurement as a small table: each contribution with its stated
+/// value, distribution and standard uncertainty, then `u_c`, `k` and `U`; or why the value
+/// is not determinable.
+fn budget_table(m: &MeasurementResult) -> String {
+    let mut h = String::new();
+    if let Some(r) = &m.not_determinable {
+        let _ = write!(h, "<br><b>Not determinable:</b> {}", esc(r));
+    }
+    if m.budget.is_empty() {
+        return h;
+    }
+    let g = |x: f64| format!("{x:.3e} {}", m.unit);
+    h.push_str("<table class=\"small\"><tr><th>contribution</th><th>value</th><th>distribution</th><th>standard uncertainty</th></tr>");
+    for c in &m.budget {
+        let _ = write!(
+            h,
+            "<tr><td>{}</td><td class=\"num\">{}</td><td>{:?}</td><td class=\"num\">{}</td></tr>",
+            esc(&c.name),
+            esc(&g(c.value)),
+            c.distribution,
+            esc(&g(c.standard_uncertainty))
+        );
+    }
+    let _ = write!(
+        h,
+        "<tr><td colspan=\"3\">combined standard uncertainty u<sub>c</sub> (root sum of squares); expanded U = k·u<sub>c</sub> with k = {}</td><td class=\"num\">{} ; U = {}</td></tr></table>",
+        m.coverage_factor,
+        esc(&g(m.combined_standard_uncertainty)),
+        esc(&g(m.uncertainty))
+    );
+    h
+}
+
 fn limit_lines(ms: &[MeasurementResult], unit: &str, out: &mut Vec<HLine>) {
     for m in ms {
         if unit_norm(&m.unit) != unit {
@@ -1046,7 +1086,7 @@ fn test_section(
             let p = &m.provenance;
             let _ = write!(
                 h,
-                "<tr class=\"m\"><td>{}</td><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"v-{}\">{}</td></tr><tr><td colspan=\"5\" class=\"small\"><b>Limit from:</b> {}{}: {} <i>(confidence: {})</i><br><b>Uncertainty</b> (expanded, half-width): {}</td></tr>",
+                "<tr class=\"m\"><td>{}</td><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"v-{}\">{}</td></tr><tr><td colspan=\"5\" class=\"small\"><b>Limit from:</b> {}{}: {} <i>(confidence: {})</i><br><b>Uncertainty</b> (expanded, half-width): {}{}</td></tr>",
                 esc(&m.criterion),
                 esc(&m.quantity),
                 esc(&measured_text(m)),
@@ -1064,7 +1104,8 @@ fn test_section(
                     .unwrap_or_default(),
                 esc(&p.basis),
                 esc(&p.confidence),
-                esc(&m.uncertainty_budget)
+                esc(&m.uncertainty_budget),
+                budget_table(m)
             );
         }
         h.push_str("</table>");

@@ -21,6 +21,7 @@ use quick_junit::{NonSuccessKind, Property, Report, TestCase, TestCaseStatus, Te
 
 use super::{Outcome, RunResults};
 use crate::units::display_unit;
+use crate::verdict::gum::{clean, round_stated, stated};
 use crate::verdict::Verdict;
 
 /// Build the JUnit report for a run.
@@ -122,12 +123,16 @@ fn suite(r: &RunResults) -> TestSuite {
                     .filter(|m| m.verdict != Verdict::Pass)
                     .map(|m| {
                         format!(
-                            "{} {}: measured {} ± {}, limit {}",
+                            "{} {}: measured {} (k = {}), limit {}{}",
                             m.criterion,
                             m.verdict.word(),
-                            display_unit(m.value, &m.unit),
-                            display_unit(m.uncertainty, &m.unit),
-                            limit_text(&m.limit, &m.unit)
+                            stated(m.value, m.uncertainty, &m.unit),
+                            m.coverage_factor,
+                            limit_text(&m.limit, &m.unit),
+                            m.not_determinable
+                                .as_ref()
+                                .map(|r| format!(" (not determinable: {r})"))
+                                .unwrap_or_default()
                         )
                     })
                     .collect();
@@ -148,15 +153,19 @@ fn suite(r: &RunResults) -> TestSuite {
         }
         for m in &t.measurements {
             let p = |k: &str, v: String| Property::new(format!("{}.{k}", m.criterion), v);
-            case.add_property(p(
-                "value",
-                if super::pdf::is_yes_no(&m.quantity, &m.unit, m.value) {
-                    if m.value == 1.0 { "yes" } else { "no" }.to_string()
-                } else {
-                    format!("{} {}", m.value, m.unit)
-                },
-            ));
-            case.add_property(p("uncertainty", format!("{} {}", m.uncertainty, m.unit)));
+            let (v, u, d) = round_stated(m.value, m.uncertainty);
+            let value = if super::pdf::is_yes_no(&m.quantity, &m.unit, m.value) {
+                if m.value == 1.0 { "yes" } else { "no" }.to_string()
+            } else if !v.is_finite() {
+                "not determinable".to_string()
+            } else if u > 0.0 {
+                format!("{v:.d$} {}", m.unit)
+            } else {
+                format!("{} {}", clean(v), m.unit)
+            };
+            case.add_property(p("value", value));
+            case.add_property(p("uncertainty", format!("{u:.d$} {}", m.unit)));
+            case.add_property(p("coverage_factor", m.coverage_factor.to_string()));
             case.add_property(p("limit", limit_text(&m.limit, &m.unit)));
             case.add_property(p("verdict", m.verdict.word().to_string()));
             case.add_property(p("provenance", provenance_text(m)));
@@ -165,6 +174,14 @@ fn suite(r: &RunResults) -> TestSuite {
             "decision_rule",
             format!("{:?}", r.decision_rule).to_lowercase(),
         ));
+        suite.add_test_case(case);
+    }
+    for n in &r.not_run {
+        let mut s = TestCaseStatus::skipped();
+        s.set_message(n.reason.clone());
+        s.set_type("not run");
+        let mut case = TestCase::new(unique_name(&mut names, &n.name), s);
+        case.set_classname(format!("{}.{}", r.plan, r.dut));
         suite.add_test_case(case);
     }
     if r.outcome == Outcome::Aborted {
@@ -213,12 +230,12 @@ fn failure_text(r: &RunResults, t: &super::TestResult) -> String {
     }
     for m in &t.measurements {
         out.push_str(&format!(
-            "{} [{}] {}: measured {} ± {} (expanded), limit {}\n  uncertainty: {}\n  limit from: {}\n",
+            "{} [{}] {}: measured {} (expanded, k = {}), limit {}\n  uncertainty: {}\n  limit from: {}\n",
             m.criterion,
             m.quantity,
             m.verdict.word(),
-            display_unit(m.value, &m.unit),
-            display_unit(m.uncertainty, &m.unit),
+            stated(m.value, m.uncertainty, &m.unit),
+            m.coverage_factor,
             limit_text(&m.limit, &m.unit),
             m.uncertainty_budget,
             provenance_text(m)

@@ -80,6 +80,9 @@ pub struct RunResults {
     /// The decision rule used for every verdict.
     #[schemars(with = "schema::DecisionRuleDef")]
     pub decision_rule: DecisionRule,
+    /// The coverage factor `k` of every expanded uncertainty in the run (`U = k·u_c`).
+    #[serde(default = "default_k")]
+    pub coverage_factor: f64,
     /// Firmware the DUT ran, when known.
     pub firmware: Option<FirmwareInfo>,
     /// The SCPI instruments as they identified themselves (`*IDN?`) when connected.
@@ -110,6 +113,22 @@ pub struct RunResults {
     /// The item, the people, the conditions and the instruments' calibration.
     #[serde(flatten, default)]
     pub context: context::RunContext,
+    /// Tests of the plan that did not run (the plan stopped early or was not started), each
+    /// with the reason.
+    #[serde(default)]
+    pub not_run: Vec<NotRun>,
+    /// Warnings about the run's assumptions (a DBC message cycle the bus contradicts, ...).
+    #[serde(default)]
+    pub warnings: Vec<String>,
+}
+
+/// A test of the plan that did not run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct NotRun {
+    /// Name, unique within the run (`OV cell 5 #2`), as it would have been reported.
+    pub name: String,
+    /// Why it did not run.
+    pub reason: String,
 }
 
 /// Statistics of one criterion over the repeats of one test.
@@ -129,11 +148,19 @@ pub struct RepeatStatistics {
     pub mean: f64,
     /// Largest value.
     pub max: f64,
+    /// Type A standard uncertainty of the mean: the spread of the repeats, `s/√n`.
+    #[serde(default)]
+    pub type_a: f64,
+    /// Expanded uncertainty of the mean, `k·√(type_a² + mean u_c²)`: the Type A part with
+    /// the repeats' own (Type B) budgets.
+    #[serde(default)]
+    pub expanded_uncertainty: f64,
 }
 
 /// Min / mean / max per (test, criterion) over all repeats, in order of first appearance.
 pub fn repeat_statistics(tests: &[TestResult]) -> Vec<RepeatStatistics> {
     let mut out: Vec<(RepeatStatistics, f64)> = Vec::new();
+    let mut samples: Vec<(Vec<f64>, Vec<f64>, f64)> = Vec::new();
     for t in tests {
         for m in &t.measurements {
             if !m.value.is_finite() {
@@ -141,32 +168,48 @@ pub fn repeat_statistics(tests: &[TestResult]) -> Vec<RepeatStatistics> {
             }
             match out
                 .iter_mut()
-                .find(|(s, _)| s.test == t.test && s.criterion == m.criterion)
+                .position(|(s, _)| s.test == t.test && s.criterion == m.criterion)
             {
-                Some((s, sum)) => {
+                Some(i) => {
+                    let (s, sum) = &mut out[i];
+                    samples[i].0.push(m.value);
+                    samples[i].1.push(m.combined_standard_uncertainty);
                     s.n += 1;
                     s.min = s.min.min(m.value);
                     s.max = s.max.max(m.value);
                     *sum += m.value;
                 }
-                None => out.push((
-                    RepeatStatistics {
-                        test: t.test.clone(),
-                        criterion: m.criterion.clone(),
-                        unit: m.unit.clone(),
-                        n: 1,
-                        min: m.value,
-                        mean: 0.0,
-                        max: m.value,
-                    },
-                    m.value,
-                )),
+                None => {
+                    samples.push((
+                        vec![m.value],
+                        vec![m.combined_standard_uncertainty],
+                        m.coverage_factor,
+                    ));
+                    out.push((
+                        RepeatStatistics {
+                            test: t.test.clone(),
+                            criterion: m.criterion.clone(),
+                            unit: m.unit.clone(),
+                            n: 1,
+                            min: m.value,
+                            mean: 0.0,
+                            max: m.value,
+                            type_a: 0.0,
+                            expanded_uncertainty: 0.0,
+                        },
+                        m.value,
+                    ))
+                }
             }
         }
     }
     out.into_iter()
-        .map(|(mut s, sum)| {
+        .zip(samples)
+        .map(|((mut s, sum), (values, u_b, k))| {
             s.mean = sum / s.n as f64;
+            s.type_a = crate::verdict::gum::type_a(&values);
+            let u_b2 = u_b.iter().map(|u| u * u).sum::<f64>() / u_b.len() as f64;
+            s.expanded_uncertainty = k * (s.type_a.powi(2) + u_b2).sqrt();
             s
         })
         .collect()
@@ -284,12 +327,33 @@ pub struct MeasurementResult {
     pub criterion: String,
     /// What was measured: `threshold`, `trip_time`, `stimulus_peak`.
     pub quantity: String,
-    /// Measured value (SI unit).
+    /// Measured value (SI unit); null when not determinable.
+    #[serde(deserialize_with = "null_as_nan")]
+    #[schemars(with = "Option<f64>")]
     pub value: f64,
-    /// Expanded uncertainty, half-width (same unit).
+    /// Expanded uncertainty `U = k·u_c`, half-width (same unit).
     pub uncertainty: f64,
+    /// The coverage factor `k` of the expanded uncertainty.
+    #[serde(default = "default_k")]
+    pub coverage_factor: f64,
+    /// The combined standard uncertainty `u_c` (root sum of squares of the budget).
+    #[serde(default)]
+    pub combined_standard_uncertainty: f64,
+    /// The uncertainty budget: each contribution with its value, distribution and standard
+    /// uncertainty.
+    #[serde(default)]
+    pub budget: Vec<crate::verdict::gum::Contribution>,
+    /// The value and expanded uncertainty as stated (`3.6515 ± 0.0023 V`: `U` to two
+    /// significant digits, the value to the same decimal).
+    #[serde(default)]
+    pub stated: String,
     /// Unit.
     pub unit: String,
+    /// Why the value could not be determined (an assumption of the method that the run could
+    /// not check, or that it contradicted); the value is then null and the verdict
+    /// inconclusive.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_determinable: Option<String>,
     /// Acceptance interval.
     #[schemars(with = "schema::LimitDef")]
     pub limit: Limit,
@@ -301,6 +365,15 @@ pub struct MeasurementResult {
     /// Where the criterion comes from.
     #[schemars(with = "schema::ProvenanceDef")]
     pub provenance: Provenance,
+}
+
+fn default_k() -> f64 {
+    crate::verdict::gum::DEFAULT_COVERAGE_FACTOR
+}
+
+/// A number that may be null (not determinable): null reads as NaN.
+fn null_as_nan<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NAN))
 }
 
 impl RunResults {

@@ -224,7 +224,11 @@ pub fn rejudge(dir: &Path, opts: RejudgeOptions) -> Result<Rejudged, RejudgeErro
                 &fixture,
             ) {
                 Ok(limit) => {
-                    let new = decide(m.value, m.uncertainty, limit, rule);
+                    let new = if m.not_determinable.is_some() {
+                        Verdict::Inconclusive
+                    } else {
+                        decide(m.value, m.uncertainty, limit, rule)
+                    };
                     changes.push(Change {
                         test: t.name.clone(),
                         criterion: m.criterion.clone(),

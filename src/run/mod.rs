@@ -6,6 +6,7 @@
 pub mod lock;
 pub mod signals;
 pub mod station;
+pub mod suite;
 pub mod trip;
 
 use std::path::PathBuf;
@@ -20,7 +21,7 @@ use self::station::Station;
 use self::trip::DetectionPath;
 use crate::plan::load::bind_condition;
 use crate::plan::{LoadedPlan, SignalSource, Step, Target};
-use crate::report::{Abort, FirmwareInfo, Outcome, RunResults, TestResult, RESULTS_SCHEMA};
+use crate::report::{Abort, FirmwareInfo, NotRun, Outcome, RunResults, TestResult, RESULTS_SCHEMA};
 use crate::rig::Rig;
 use crate::trace::{rfc3339, Clock, Trace};
 use crate::verdict::{DecisionRule, Limit, Verdict};
@@ -45,6 +46,8 @@ pub enum Event {
     },
     /// A test finished.
     Test(TestResult),
+    /// A test's values as revised by the end-of-plan check of assumed delays (final).
+    TestRevised(TestResult),
     /// Live values of the key signals (about once a second while steps run).
     Signals {
         /// (signal, value) in SI units.
@@ -94,6 +97,43 @@ struct Stop {
     during: Option<String>,
 }
 
+/// Why a step could not go on.
+#[derive(Debug, Clone)]
+pub enum StepError {
+    /// The bench failed (instrument error, envelope, lost connection): the run aborts.
+    Bench(String),
+    /// The DUT did not behave as the plan needs (a precondition it never met, a trip that
+    /// already holds): a failed test is recorded and the plan stops, the bench being fine.
+    Dut(String),
+}
+
+impl StepError {
+    fn text(&self) -> &str {
+        match self {
+            StepError::Bench(s) | StepError::Dut(s) => s,
+        }
+    }
+
+    fn context(self, label: &str) -> Self {
+        match self {
+            StepError::Bench(s) => StepError::Bench(format!("{label}: {s}")),
+            StepError::Dut(s) => StepError::Dut(format!("{label}: {s}")),
+        }
+    }
+}
+
+impl From<String> for StepError {
+    fn from(s: String) -> Self {
+        StepError::Bench(s)
+    }
+}
+
+impl From<&str> for StepError {
+    fn from(s: &str) -> Self {
+        StepError::Bench(s.to_string())
+    }
+}
+
 struct Ctx {
     plan: Arc<LoadedPlan>,
     station: Arc<Station>,
@@ -102,6 +142,10 @@ struct Ctx {
     tests: Arc<Mutex<Vec<TestResult>>>,
     during: Arc<Mutex<Option<String>>>,
     on_event: EventHook,
+    /// Warnings for the results (a DBC cycle the bus contradicts, ...).
+    warnings: Arc<Mutex<Vec<String>>>,
+    /// Assumed delays of ramp estimates and the delays step trips measured.
+    delays: Arc<Mutex<(Vec<trip::Assumption>, Vec<trip::DelayEvidence>)>>,
 }
 
 /// Run a plan. Never panics; every ending is reported in the results, which are also
@@ -143,6 +187,8 @@ pub async fn execute(
         tests: tests.clone(),
         during: during.clone(),
         on_event: opts.on_event.clone(),
+        delays: Arc::new(Mutex::new((Vec::new(), Vec::new()))),
+        warnings: Arc::new(Mutex::new(Vec::new())),
     });
 
     let mut stop: Option<Stop> = connect_err
@@ -164,6 +210,7 @@ pub async fn execute(
             });
         }
     }
+    let mut dut_stop: Option<String> = None;
     if stop.is_none() {
         let mut faults = station.start_background(rig.sample_period.duration());
         let ctx2 = ctx.clone();
@@ -185,13 +232,14 @@ pub async fn execute(
         stop = tokio::select! {
             r = &mut body => { body_done = true; match r {
                 Ok(Ok(())) => None,
-                Ok(Err(cause)) => Some(Stop { cause, during: current() }),
+                Ok(Err(StepError::Dut(cause))) => { dut_stop = Some(cause); None }
+                Ok(Err(StepError::Bench(cause))) => Some(Stop { cause, during: current() }),
                 Err(e) if e.is_panic() => Some(Stop { cause: format!("internal error (panic): {}", panic_text(e.into_panic())), during: current() }),
                 Err(e) => Some(Stop { cause: format!("internal error: {e}"), during: current() }),
             }},
             Some(fault) = faults.recv() => { body.abort(); Some(Stop { cause: fault, during: current() }) }
             fault = write_failure(&trace) => { body.abort(); Some(Stop { cause: fault, during: current() }) }
-            _ = opts.cancel.cancelled() => { body.abort(); Some(Stop { cause: "cancelled by the operator (interrupt or terminate signal)".into(), during: current() }) }
+            _ = opts.cancel.cancelled() => { body.abort(); Some(Stop { cause: format!("{} (interrupt or terminate signal)", suite::CANCELLED), during: current() }) }
         };
         live.abort();
         if !body_done {
@@ -212,11 +260,10 @@ pub async fn execute(
         .is_none_or(|s| !matches!(s.during.as_deref(), Some(CONNECTING | BEFORE_START)))
     {
         let teardown = run_phase(&ctx, "teardown", 0);
-        if let Ok(Err(e)) | Err(e) = timeout(TEARDOWN_TIMEOUT, teardown)
-            .await
-            .map_err(|_| "teardown timed out".to_string())
-        {
-            tracing::warn!("teardown: {e}");
+        match timeout(TEARDOWN_TIMEOUT, teardown).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!("teardown: {}", e.text()),
+            Err(_) => tracing::warn!("teardown: teardown timed out"),
         }
     }
     let safe = station.safe_state().await;
@@ -231,7 +278,28 @@ pub async fn execute(
         }
     }
 
-    let tests = tests.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    let mut tests = tests.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    {
+        let delays = ctx.delays.lock().unwrap_or_else(|e| e.into_inner());
+        let before: Vec<Vec<(String, Verdict)>> = tests.iter().map(judgement).collect();
+        trip::check_assumptions(&mut tests, &delays.0, &delays.1, rule);
+        // Tests whose values the end-of-plan check changed are reported again, as final.
+        for (t, b) in tests.iter().zip(&before) {
+            if judgement(t) != *b {
+                (opts.on_event)(&Event::TestRevised(t.clone()));
+            }
+        }
+    }
+    let reason = match (&stop, &dut_stop) {
+        (Some(s), _) => Some(format!("not run: the run aborted ({})", s.cause)),
+        (None, Some(cause)) => Some(format!(
+            "not run: the plan stopped after a failed test ({cause})"
+        )),
+        (None, None) => None,
+    };
+    let not_run = reason
+        .map(|reason| not_run_tests(&plan, &tests, &reason))
+        .unwrap_or_default();
     let outcome = match &stop {
         Some(_) => Outcome::Aborted,
         None => match tests.iter().map(|t| t.verdict).max() {
@@ -250,6 +318,7 @@ pub async fn execute(
         dut: plan.fixture.value.dut.clone(),
         limit_profile: plan.limits.value.profile.clone(),
         decision_rule: rule,
+        coverage_factor: crate::verdict::gum::DEFAULT_COVERAGE_FACTOR,
         firmware: opts.firmware.clone(),
         instruments: station.identities.clone(),
         clock_anchor: rfc3339(clock.wall),
@@ -267,6 +336,12 @@ pub async fn execute(
         trace_rows: trace.rows(),
         parameters: plan.parameters.clone(),
         context: opts.context.clone(),
+        not_run,
+        warnings: ctx
+            .warnings
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone(),
     };
     drop(reserve);
     results.write(&opts.dir)?;
@@ -307,7 +382,60 @@ fn panic_text(p: Box<dyn std::any::Any + Send>) -> String {
         .unwrap_or_else(|| "unknown panic".into())
 }
 
-async fn run_body(ctx: &Ctx) -> Result<(), String> {
+/// What a test's measurements state, for telling whether a later check changed them.
+fn judgement(t: &TestResult) -> Vec<(String, Verdict)> {
+    t.measurements
+        .iter()
+        .map(|m| (m.stated.clone(), m.verdict))
+        .collect()
+}
+
+/// Every test the plan would report, by unique name, in order.
+pub fn planned_tests(plan: &LoadedPlan) -> Vec<String> {
+    let p = &plan.plan.value;
+    let name = |step: &Step| match step {
+        Step::Expect(x) => Some(
+            x.name
+                .clone()
+                .unwrap_or_else(|| format!("expect {}", x.that.value)),
+        ),
+        Step::Measure(m) => Some(m.name.clone()),
+        Step::Declaration(d) => Some(d.name.clone()),
+        Step::Trip(t) => Some(t.name.clone()),
+        _ => None,
+    };
+    let unique = |base: String, repeat: u32| {
+        if p.repeat > 1 && repeat > 0 {
+            format!("{base} #{repeat}")
+        } else {
+            base
+        }
+    };
+    let mut out: Vec<String> = p.setup.iter().filter_map(|s| name(&s.value)).collect();
+    for repeat in 1..=p.repeat {
+        out.extend(
+            p.steps
+                .iter()
+                .filter_map(|s| name(&s.value))
+                .map(|n| unique(n, repeat)),
+        );
+    }
+    out
+}
+
+/// The planned tests that have no result, each with `reason`.
+fn not_run_tests(plan: &LoadedPlan, done: &[TestResult], reason: &str) -> Vec<NotRun> {
+    planned_tests(plan)
+        .into_iter()
+        .filter(|n| !done.iter().any(|t| &t.name == n))
+        .map(|name| NotRun {
+            name,
+            reason: reason.to_string(),
+        })
+        .collect()
+}
+
+async fn run_body(ctx: &Ctx) -> Result<(), StepError> {
     run_phase(ctx, "setup", 0).await?;
     for repeat in 1..=ctx.plan.plan.value.repeat {
         run_phase(ctx, "steps", repeat).await?;
@@ -315,7 +443,7 @@ async fn run_body(ctx: &Ctx) -> Result<(), String> {
     Ok(())
 }
 
-async fn run_phase(ctx: &Ctx, phase: &'static str, repeat: u32) -> Result<(), String> {
+async fn run_phase(ctx: &Ctx, phase: &'static str, repeat: u32) -> Result<(), StepError> {
     let p = &ctx.plan.plan.value;
     let steps = match phase {
         "setup" => &p.setup,
@@ -336,14 +464,19 @@ async fn run_phase(ctx: &Ctx, phase: &'static str, repeat: u32) -> Result<(), St
             repeat,
             kind: step.value.kind(),
         });
-        run_step(ctx, &step.value, repeat)
+        run_step(ctx, &step.value, phase, repeat)
             .await
-            .map_err(|e| format!("{label}: {e}"))?;
+            .map_err(|e| e.context(&label))?;
     }
     Ok(())
 }
 
-async fn run_step(ctx: &Ctx, step: &Step, repeat: u32) -> Result<(), String> {
+async fn run_step(
+    ctx: &Ctx,
+    step: &Step,
+    phase: &'static str,
+    repeat: u32,
+) -> Result<(), StepError> {
     let st = &ctx.station;
     let env = &st.envelope;
     let e = |x: &dyn std::fmt::Display| x.to_string();
@@ -407,10 +540,24 @@ async fn run_step(ctx: &Ctx, step: &Step, repeat: u32) -> Result<(), String> {
             match timeout(w.timeout.duration(), rx).await {
                 Ok(Ok(_)) => {}
                 _ => {
-                    return Err(format!(
-                        "`{}` did not hold within {}",
-                        w.until.value, w.timeout
-                    ))
+                    let message = format!("`{}` did not hold within {}", w.until.value, w.timeout);
+                    if phase == "teardown" {
+                        return Err(message.into());
+                    }
+                    // The bench did what it was told; the BMS never reached the state the
+                    // plan needs: a failed precondition test, and the plan stops.
+                    let base = format!("precondition {}", w.until.value);
+                    let mut result = trip::new_result(
+                        &base,
+                        &test_name(ctx, base.clone(), repeat),
+                        repeat,
+                        &ctx.plan.plan.value.requirements,
+                        ctx.clock.now(),
+                    );
+                    result.verdict = Verdict::Fail;
+                    result.message = Some(message.clone());
+                    record(ctx, result);
+                    return Err(StepError::Dut(message));
                 }
             }
         }
@@ -473,9 +620,9 @@ async fn run_step(ctx: &Ctx, step: &Step, repeat: u32) -> Result<(), String> {
                     .sampling_period
                     .map(|s| s.0)
                     .unwrap_or(0.0),
-                cycle: detect_cycle(&ctx.plan, &detect),
+                cycle: observed_cycle(ctx, &detect),
             };
-            let m = trip::drive(
+            let m = match trip::drive(
                 st,
                 t,
                 &detect,
@@ -483,7 +630,24 @@ async fn run_step(ctx: &Ctx, step: &Step, repeat: u32) -> Result<(), String> {
                 declared_delay,
                 path,
             )
-            .await?;
+            .await
+            {
+                Ok(m) => m,
+                Err(StepError::Dut(message)) => {
+                    let mut result = trip::new_result(
+                        &t.name,
+                        &test_name(ctx, t.name.clone(), repeat),
+                        repeat,
+                        &ctx.plan.plan.value.requirements,
+                        ctx.clock.now(),
+                    );
+                    result.verdict = Verdict::Fail;
+                    result.message = Some(message.clone());
+                    record(ctx, result);
+                    return Err(StepError::Dut(message));
+                }
+                Err(e) => return Err(e),
+            };
             let target = t.stimulus.value.target();
             let level = ctx
                 .plan
@@ -503,7 +667,13 @@ async fn run_step(ctx: &Ctx, step: &Step, repeat: u32) -> Result<(), String> {
                 clock: &ctx.clock,
                 requirements: &ctx.plan.plan.value.requirements,
             };
-            let result = trip::judge(&test_name(ctx, t.name.clone(), repeat), repeat, t, &m, &cx);
+            let name = test_name(ctx, t.name.clone(), repeat);
+            let result = trip::judge(&name, repeat, t, &m, &cx);
+            {
+                let mut d = ctx.delays.lock().unwrap_or_else(|e| e.into_inner());
+                d.0.extend(trip::assumptions(&result, t, declared_delay));
+                d.1.extend(trip::delay_evidence(&name, t, &m, path));
+            }
             record(ctx, result);
         }
     }
@@ -600,7 +770,7 @@ async fn expect(
                 trip::Measured {
                     quantity: "holds",
                     value: if held { 1.0 } else { 0.0 },
-                    uncertainty: 0.0,
+                    contributions: Vec::new(),
                     limit: Limit {
                         low: Some(1.0),
                         high: None,
@@ -689,7 +859,10 @@ async fn measure(
         trip::Measured {
             quantity: "value",
             value,
-            uncertainty: u,
+            contributions: vec![crate::verdict::gum::Contribution::rectangular(
+                budget.clone(),
+                u,
+            )],
             limit,
             unit,
             budget,
@@ -741,7 +914,7 @@ fn declaration(
                 trip::Measured {
                     quantity: "declared_energy",
                     value: e.0,
-                    uncertainty: 0.0,
+                    contributions: Vec::new(),
                     limit: Limit::at_most(cap),
                     unit: "Wh",
                     budget: basis,
@@ -789,6 +962,38 @@ fn detect_cycle(plan: &LoadedPlan, cond: &crate::plan::Condition) -> f64 {
         .max()
         .map(|ms| ms as f64 / 1000.0)
         .unwrap_or(0.0)
+}
+
+/// The detect message's cycle for the detection path: the longest of the DBC's
+/// `GenMsgCycleTime` and the longest interval observed between updates of the condition's
+/// CAN signals (receive timestamps). A DBC cycle that disagrees with the observed traffic
+/// (by more than a quarter, or missing) is recorded as a run warning.
+fn observed_cycle(ctx: &Ctx, cond: &crate::plan::Condition) -> f64 {
+    let declared = detect_cycle(&ctx.plan, cond);
+    let observed = cond
+        .signals()
+        .iter()
+        .filter(|s| matches!(ctx.plan.signals.get(**s), Some(SignalSource::Can { .. })))
+        .filter_map(|s| ctx.station.signals.longest_gap(s))
+        .fold(0.0, f64::max);
+    if observed > 0.0 && (declared <= 0.0 || (observed - declared).abs() > 0.25 * declared) {
+        let text = format!(
+            "the DBC declares a message cycle of {} for `{cond}`, but the bus showed updates up to {:.0} ms apart: the detection path uses {:.0} ms",
+            if declared > 0.0 {
+                format!("{:.0} ms", declared * 1e3)
+            } else {
+                "none (no GenMsgCycleTime)".to_string()
+            },
+            observed * 1e3,
+            observed.max(declared) * 1e3
+        );
+        let mut w = ctx.warnings.lock().unwrap_or_else(|e| e.into_inner());
+        if !w.contains(&text) {
+            tracing::warn!("{text}");
+            w.push(text);
+        }
+    }
+    declared.max(observed)
 }
 
 /// Seconds since an instant, for messages.

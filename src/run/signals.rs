@@ -30,6 +30,8 @@ struct Table {
     watchers: Vec<Watcher>,
     last_bus_frame: Option<Instant>,
     last_setpoint: Option<String>,
+    /// Per signal: the longest interval seen between two updates (s).
+    longest_gap: HashMap<String, f64>,
 }
 
 /// Signals shown live to the operator, when the DUT fixture and rig provide them.
@@ -69,6 +71,11 @@ impl Signals {
         }
         let mut t = self.lock();
         for (name, v, _) in values {
+            if let Some((_, before)) = t.values.get(*name) {
+                let gap = at.saturating_duration_since(*before).as_secs_f64();
+                let longest = t.longest_gap.entry((*name).to_string()).or_insert(0.0);
+                *longest = longest.max(gap);
+            }
             t.values.insert((*name).to_string(), (*v, at));
             if name.ends_with("_set") {
                 t.last_setpoint = Some((*name).to_string());
@@ -103,6 +110,12 @@ impl Signals {
             .iter()
             .filter_map(|n| t.values.get(*n).map(|(v, _)| (n.to_string(), *v)))
             .collect()
+    }
+
+    /// The longest interval seen so far between two updates of a signal (its observed
+    /// message cycle, jitter included), from the receive timestamps; `None` before two updates.
+    pub fn longest_gap(&self, name: &str) -> Option<f64> {
+        self.lock().longest_gap.get(name).copied()
     }
 
     /// The latest value of a signal.

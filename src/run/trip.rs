@@ -28,10 +28,12 @@ use std::time::Duration;
 use tokio::time::{sleep_until, timeout, Instant};
 
 use super::station::Station;
+use super::StepError;
 use crate::plan::limits::{Check, LimitProfile, Provenance};
 use crate::plan::model::{Release, Stimulus, Target, Trip};
 use crate::plan::{Condition, Fixture};
 use crate::report::{MeasurementResult, TestResult};
+use crate::verdict::gum::{clean, combined, stated, Contribution, DEFAULT_COVERAGE_FACTOR};
 use crate::verdict::{decide, DecisionRule, Limit, Verdict};
 
 /// The detection path: how late the BMS's reaction can be seen.
@@ -168,12 +170,12 @@ pub async fn drive(
     release_detect: Option<&Condition>,
     declared_delay: f64,
     path: DetectionPath,
-) -> Result<TripMeasurement, String> {
+) -> Result<TripMeasurement, StepError> {
     if st.signals.eval(detect) == Some(true) {
-        return Err(format!(
+        return Err(StepError::Dut(format!(
             "detect condition `{detect}` already holds before the stimulus of `{}` started",
             trip.name
-        ));
+        )));
     }
     let started = Instant::now();
     let limit = trip.timeout.duration();
@@ -229,13 +231,13 @@ pub async fn drive(
                 .cloned()
                 .unwrap_or_else(|| Condition::Not(Box::new(detect.clone())));
             let mut probes = Vec::new();
-            let mut probe = async |v: f64| -> Result<bool, String> {
+            let mut probe = async |v: f64| -> Result<bool, StepError> {
                 st.set_target(b.of, b.rest.0.value).await?;
                 if wait_detect(st, &release, limit).await.is_none() {
-                    return Err(format!(
+                    return Err(StepError::Dut(format!(
                         "the BMS did not release at the rest value {} within {}",
                         b.rest.0, trip.timeout
-                    ));
+                    )));
                 }
                 st.set_target(b.of, v).await?;
                 let tripped = wait_detect(st, detect, hold).await.is_some();
@@ -325,6 +327,19 @@ fn ramp_at(
     })
 }
 
+/// The budget of a level read off a ramp: the detection path's phase and the setpoint step
+/// (the estimate sits in the middle of each), and the setpoint accuracy; rectangular bounds.
+fn ramp_budget(rate: f64, latency: f64, step: f64, accuracy: f64) -> Vec<Contribution> {
+    vec![
+        Contribution::rectangular(
+            "detection path phase: rate x (sampling + message cycle)/2",
+            rate * latency / 2.0,
+        ),
+        Contribution::rectangular("setpoint step: rate x update period/2", rate * step / 2.0),
+        Contribution::rectangular("setpoint accuracy", accuracy),
+    ]
+}
+
 fn secs_before(t: Instant, s: f64) -> Option<Instant> {
     t.checked_sub(Duration::from_secs_f64(s.max(0.0)))
 }
@@ -362,8 +377,8 @@ pub struct Measured<'a> {
     pub quantity: &'a str,
     /// Measured value (SI unit).
     pub value: f64,
-    /// Expanded uncertainty, half-width.
-    pub uncertainty: f64,
+    /// The uncertainty budget (standard uncertainties per contribution).
+    pub contributions: Vec<Contribution>,
     /// Acceptance interval.
     pub limit: Limit,
     /// Unit.
@@ -379,14 +394,25 @@ pub fn judged(
     provenance: &Provenance,
     rule: DecisionRule,
 ) -> MeasurementResult {
+    let k = DEFAULT_COVERAGE_FACTOR;
+    let u_c = combined(&m.contributions);
+    let limit = Limit {
+        low: m.limit.low.map(clean),
+        high: m.limit.high.map(clean),
+    };
     MeasurementResult {
         criterion: criterion.to_string(),
         quantity: m.quantity.to_string(),
         value: m.value,
-        uncertainty: m.uncertainty,
+        uncertainty: k * u_c,
+        coverage_factor: k,
+        combined_standard_uncertainty: u_c,
+        stated: stated(m.value, k * u_c, m.unit),
+        budget: m.contributions,
         unit: m.unit.to_string(),
-        limit: m.limit,
-        verdict: decide(m.value, m.uncertainty, m.limit, rule),
+        limit,
+        verdict: decide(m.value, k * u_c, limit, rule),
+        not_determinable: None,
         uncertainty_budget: m.budget,
         provenance: provenance.clone(),
     }
@@ -495,13 +521,18 @@ pub fn judge(
             continue;
         };
         let c = &c.value;
-        let j = |quantity: &str, value: f64, u: f64, limit: Limit, unit: &str, budget: String| {
+        let j = |quantity: &str,
+                 value: f64,
+                 u: Vec<Contribution>,
+                 limit: Limit,
+                 unit: &str,
+                 budget: String| {
             judged(
                 &crit_name.value,
                 Measured {
                     quantity,
                     value,
-                    uncertainty: u,
+                    contributions: u,
                     limit,
                     unit,
                     budget,
@@ -523,7 +554,7 @@ pub fn judge(
                         let v = ramp_at(&r.applied, t_est, sign * rate, cx.step, end)
                             .unwrap_or(f64::NAN)
                             - sign * rate * cx.step / 2.0;
-                        let u = rate * (latency + cx.step) / 2.0 + cx.accuracy;
+                        let u = ramp_budget(rate, latency, cx.step, cx.accuracy);
                         let budget = format!(
                             "ramp: rate x ({lat_text} + setpoint step {:.0} ms)/2 + setpoint accuracy; assumes the declared delay {delay:.3} s",
                             cx.step * 1e3
@@ -532,7 +563,10 @@ pub fn judge(
                     }
                     Record::Bisect { low, high, .. } => Some((
                         (low + high) / 2.0,
-                        (high - low).abs() / 2.0 + cx.accuracy,
+                        vec![
+                            Contribution::rectangular("half the final bracket", (high - low) / 2.0),
+                            Contribution::rectangular("setpoint accuracy", cx.accuracy),
+                        ],
                         "bisection: half the final bracket + setpoint accuracy".to_string(),
                     )),
                     Record::Step(..) => None,
@@ -545,7 +579,20 @@ pub fn judge(
                     Check::ThresholdWindow { min, max } => Limit::between(min.0.value, max.0.value),
                     _ => unreachable_limit(),
                 };
-                estimate.map(|(v, u, budget)| j("threshold", v, u, limit, unit, budget))
+                estimate.map(|(v, u, budget)| {
+                    let mut mr = j("threshold", v, u, limit, unit, budget);
+                    if !v.is_finite() {
+                        not_determinable(
+                            &mut mr,
+                            format!(
+                                "the estimated crossing (the detection less the declared delay \
+                                 {delay:.3} s and half the detection path) lies before the \
+                                 stimulus started"
+                            ),
+                        );
+                    }
+                    mr
+                })
             }
             (Check::TripTime { allowance }, Record::Ramp(r)) => {
                 let t_d = r.detected.unwrap_or(m.started);
@@ -559,14 +606,21 @@ pub fn judge(
                 let value = match crossed {
                     Some((t_c, _)) if *t_c <= t_d => (t_d - *t_c).as_secs_f64(),
                     Some((t_c, _)) => -(*t_c - t_d).as_secs_f64(),
-                    None => -1.0,
+                    None => f64::NAN,
                 };
                 // A setpoint error of `accuracy` moves the crossing by accuracy / rate.
                 let accuracy_time = if rate > 0.0 { cx.accuracy / rate } else { 0.0 };
-                Some(j(
+                let mut mr = j(
                     "trip_time",
                     value,
-                    latency + cx.step + accuracy_time,
+                    vec![
+                        Contribution::rectangular(
+                            "detection path (sampling + message cycle)",
+                            latency,
+                        ),
+                        Contribution::rectangular("setpoint step period", cx.step),
+                        Contribution::rectangular("setpoint accuracy / rate", accuracy_time),
+                    ],
                     Limit::between(0.0, delay + allowance.0),
                     "s",
                     format!(
@@ -574,7 +628,17 @@ pub fn judge(
                         cx.step * 1e3,
                         accuracy_time * 1e3
                     ),
-                ))
+                );
+                if crossed.is_none() {
+                    not_determinable(
+                        &mut mr,
+                        format!(
+                            "the stimulus never went beyond the declared trip level {} before the trip was observed: there is no crossing to count from",
+                            declared.trip.0
+                        ),
+                    );
+                }
+                Some(mr)
             }
             (Check::TripTime { allowance }, Record::Step(r, t_s, accept)) => {
                 // The step took effect between issuing and acceptance: count from the middle.
@@ -583,7 +647,13 @@ pub fn judge(
                 Some(j(
                     "trip_time",
                     t_d.saturating_duration_since(*t_s).as_secs_f64() - half,
-                    latency + half,
+                    vec![
+                        Contribution::rectangular(
+                            "detection path (sampling + message cycle)",
+                            latency,
+                        ),
+                        Contribution::rectangular("half the command round trip", half),
+                    ],
                     Limit::between(0.0, delay + allowance.0),
                     "s",
                     format!(
@@ -621,7 +691,7 @@ pub fn judge(
                 Some(j(
                     "stimulus_peak",
                     peak,
-                    cx.accuracy,
+                    vec![Contribution::rectangular("setpoint accuracy", cx.accuracy)],
                     limit,
                     unit,
                     "setpoint accuracy".into(),
@@ -643,7 +713,7 @@ pub fn judge(
                             Some(j(
                                 "release",
                                 v,
-                                rate * (latency + cx.step) / 2.0 + cx.accuracy,
+                                ramp_budget(rate, latency, cx.step, cx.accuracy),
                                 limit,
                                 unit,
                                 format!("ramp back: rate x ({lat_text} + setpoint step {:.0} ms)/2 + setpoint accuracy; no release delay assumed", cx.step * 1e3),
@@ -669,4 +739,169 @@ pub fn judge(
         }
     }
     result
+}
+
+/// A ramp-derived value that rests on the declared delay: checked at the end of the plan
+/// against the delays the plan's step trips measured.
+#[derive(Debug, Clone)]
+pub struct Assumption {
+    /// The test's unique name.
+    pub test: String,
+    /// The criterion of the measurement.
+    pub criterion: String,
+    /// The protection whose delay is assumed.
+    pub protection: String,
+    /// The ramp rate (unit per second).
+    pub rate: f64,
+    /// The declared delay the estimate used (s).
+    pub delay: f64,
+}
+
+/// The interval one step trip puts the protection's real delay in (s).
+#[derive(Debug, Clone)]
+pub struct DelayEvidence {
+    /// The protection.
+    pub protection: String,
+    /// The step trip's unique name.
+    pub test: String,
+    /// The shortest delay consistent with the observation.
+    pub low: f64,
+    /// The longest delay consistent with the observation.
+    pub high: f64,
+}
+
+/// The assumptions a judged trip rests on (a ramp's threshold rests on the declared delay).
+pub fn assumptions(result: &TestResult, trip: &Trip, declared_delay: f64) -> Vec<Assumption> {
+    let Stimulus::Ramp(r) = &trip.stimulus.value else {
+        return Vec::new();
+    };
+    result
+        .measurements
+        .iter()
+        .filter(|m| m.quantity == "threshold" && m.value.is_finite())
+        .map(|m| Assumption {
+            test: result.name.clone(),
+            criterion: m.criterion.clone(),
+            protection: trip.protection.value.clone(),
+            rate: r.rate.0.value,
+            delay: declared_delay,
+        })
+        .collect()
+}
+
+/// What a step trip says about the protection's real delay: the detection came between
+/// `D` and `D + detection path` after the step took effect, which was between issuing the
+/// command and its acceptance.
+pub fn delay_evidence(
+    name: &str,
+    trip: &Trip,
+    m: &TripMeasurement,
+    path: DetectionPath,
+) -> Option<DelayEvidence> {
+    let Record::Step(r, t_s, accept) = &m.record else {
+        return None;
+    };
+    if m.problem.is_some() {
+        return None;
+    }
+    let total = r.detected?.checked_duration_since(*t_s)?.as_secs_f64();
+    Some(DelayEvidence {
+        protection: trip.protection.value.clone(),
+        test: name.to_string(),
+        low: total - path.latency() - accept.as_secs_f64(),
+        high: total,
+    })
+}
+
+/// Mark a measurement not determinable: no value, verdict inconclusive, the reason in words.
+pub fn not_determinable(m: &mut MeasurementResult, reason: String) {
+    m.value = f64::NAN;
+    m.stated = "not determinable".into();
+    m.verdict = Verdict::Inconclusive;
+    m.not_determinable = Some(reason);
+}
+
+/// Check every assumed delay against the delays the plan's step trips measured. Confirmed:
+/// the remaining doubt about the delay (rate x the largest distance from the declared delay
+/// to the measured interval's ends) joins the uncertainty and the value is judged again.
+/// Contradicted, or not checked by any step trip: the value is not determinable.
+pub fn check_assumptions(
+    tests: &mut [TestResult],
+    assumed: &[Assumption],
+    evidence: &[DelayEvidence],
+    rule: DecisionRule,
+) {
+    for a in assumed {
+        let Some(t) = tests.iter_mut().find(|t| t.name == a.test) else {
+            continue;
+        };
+        let Some(m) = t
+            .measurements
+            .iter_mut()
+            .find(|m| m.criterion == a.criterion)
+        else {
+            continue;
+        };
+        let ev: Vec<&DelayEvidence> = evidence
+            .iter()
+            .filter(|e| e.protection == a.protection)
+            .collect();
+        let lo = ev.iter().map(|e| e.low).fold(f64::NEG_INFINITY, f64::max);
+        let hi = ev.iter().map(|e| e.high).fold(f64::INFINITY, f64::min);
+        let tol = 1e-6;
+        if ev.is_empty() {
+            not_determinable(
+                m,
+                format!(
+                    "the ramp estimate rests on the declared delay {:.3} s of `{}`, which no \
+                     step trip of this plan checks (add a `step` trip of the same protection, \
+                     or measure the level by `bisect`)",
+                    a.delay, a.protection
+                ),
+            );
+        } else if lo > hi + tol {
+            not_determinable(
+                m,
+                format!(
+                    "the step trips of this plan disagree on the delay of `{}` (from {lo:.3} s \
+                     to {hi:.3} s): it is not constant, and a ramp cannot tell it from the level",
+                    a.protection
+                ),
+            );
+        } else if a.delay < lo - tol || a.delay > hi + tol {
+            not_determinable(
+                m,
+                format!(
+                    "the declared delay {:.3} s of `{}` is contradicted by the step trips of \
+                     this plan (the real delay lies between {lo:.3} s and {hi:.3} s): a ramp \
+                     cannot separate the level from the delay",
+                    a.delay, a.protection
+                ),
+            );
+        } else {
+            let dev = (a.delay - lo).max(hi - a.delay).max(0.0);
+            m.budget.push(Contribution::rectangular(
+                "delay as checked by the step trips: rate x largest distance to the measured interval",
+                a.rate * dev,
+            ));
+            m.combined_standard_uncertainty = combined(&m.budget);
+            m.uncertainty = m.coverage_factor * m.combined_standard_uncertainty;
+            m.stated = stated(m.value, m.uncertainty, &m.unit);
+            m.uncertainty_budget.push_str(&format!(
+                "; declared delay checked by {} step trip(s): real delay {lo:.3} .. {hi:.3} s, \
+                 rate x {:.0} ms added",
+                ev.len(),
+                dev * 1e3
+            ));
+            m.verdict = decide(m.value, m.uncertainty, m.limit, rule);
+        }
+    }
+    for t in tests.iter_mut() {
+        let base = if t.message.is_some() {
+            Verdict::Fail
+        } else {
+            Verdict::Pass
+        };
+        t.verdict = t.measurements.iter().fold(base, |v, m| v.worst(m.verdict));
+    }
 }

@@ -1,5 +1,7 @@
 //! Limits, measurement uncertainty and decision rules (ILAC-G8 simple and guarded acceptance).
 
+pub mod gum;
+
 use serde::{Deserialize, Serialize};
 
 pub use crate::plan::DecisionRule;

@@ -108,8 +108,8 @@ async fn panic_in_the_executor() {
     let r = run.await.unwrap();
     assert_aborted_safely(&bench, &r, &dir, "internal error (panic): injected fault");
     assert!(r.safe_state_reached, "{:?}", r.safe_state);
-    // The test before the panic was recorded.
-    assert_eq!(r.tests.len(), 1);
+    // The tests before the panic were recorded (the setup's step trip and the first ramp).
+    assert_eq!(r.tests.len(), 2);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -174,7 +174,7 @@ async fn instrument_error_mid_step() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn step_timeout() {
+async fn a_wait_for_the_bms_never_meets_is_a_failed_precondition() {
     let rig = sim_rig(None);
     let bench = bench(&rig).await;
     let dir = temp_dir("timeout");
@@ -194,8 +194,24 @@ async fn step_timeout() {
     )
     .await
     .unwrap();
-    assert_aborted_safely(&bench, &r, &dir.join("run"), "did not hold within 1.000 s");
-    assert!(r.abort.unwrap().during.unwrap().contains("wait_for"));
+    // The BMS never reached the state the plan needs while the bench was fine: a failed
+    // precondition test, not an aborted run; the bench still ends in its safe state.
+    assert_eq!(r.outcome, Outcome::Failed, "{r:#?}");
+    assert!(r.abort.is_none());
+    let pre = r
+        .tests
+        .iter()
+        .find(|t| t.name.starts_with("precondition "))
+        .expect("a precondition test");
+    assert!(pre
+        .message
+        .as_deref()
+        .unwrap()
+        .contains("did not hold within 1.000 s"));
+    assert!(!r.not_run.is_empty(), "{:?}", r.not_run);
+    assert!(r.safe_state_reached, "{:?}", r.safe_state);
+    let s = bench.plant.snapshot();
+    assert!(!s.supply.output && !s.load.input);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

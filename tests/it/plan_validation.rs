@@ -27,14 +27,14 @@ fn load_mutated(name: &str, from: &str, to: &str) -> Vec<InputError> {
 #[case::unknown_key("unknown", "repeat: 3", "repaet: 3", 6, &["unknown field `repaet`", "did you mean `repeat`"])]
 #[case::wrong_type("type", "repeat: 3", "repeat: three", 6, &["repeat"])]
 #[case::missing_unit("unit", "voltage: 56.0 V", "voltage: 56.0", 9, &["`56.0` has no unit", "a voltage"])]
-#[case::wrong_dimension("dimension", "rate: 20 mV/s", "rate: 20 mV", 15, &["is a voltage, but a voltage rate is expected"])]
-#[case::undefined_signal("signal", "detect: bms.chg_fet == open", "detect: bms.chg_fett == open", 16, &["signal `bms.chg_fett` is not defined", "did you mean `bms.chg_fet`"])]
-#[case::undefined_enum("enum", "detect: bms.chg_fet == open", "detect: bms.chg_fet == opened", 16, &["`opened` is not a value of `bms.chg_fet`", "open, closed"])]
-#[case::undefined_limit("limit", "ov_trip_time,", "ov_trip_tme,", 18, &["limit `ov_trip_tme` is not defined in profile `iec62619-bms`", "did you mean `ov_trip_time`"])]
+#[case::wrong_dimension("dimension", "rate: 20 mV/s", "rate: 20 mV", 26, &["is a voltage, but a voltage rate is expected"])]
+#[case::undefined_signal("signal", "detect: bms.chg_fet == open", "detect: bms.chg_fett == open", 17, &["signal `bms.chg_fett` is not defined", "did you mean `bms.chg_fet`"])]
+#[case::undefined_enum("enum", "detect: bms.chg_fet == open", "detect: bms.chg_fet == opened", 17, &["`opened` is not a value of `bms.chg_fet`", "open, closed"])]
+#[case::undefined_limit("limit", "ov_trip_time,", "ov_trip_tme,", 29, &["limit `ov_trip_tme` is not defined in profile `iec62619-bms`", "did you mean `ov_trip_time`"])]
 #[case::outside_envelope("envelope", "voltage: 56.0 V", "voltage: 65.0 V", 9, &["supply voltage 65.0000 V is outside the rig's safety envelope", "nothing was sent"])]
 #[case::third_step("third", "until: bms.state == charge", "until: bms.state == charging", 10, &["`charging` is not a value of `bms.state`"])]
-#[case::unknown_protection("protection", "protection: ov", "protection: oov", 14, &["protection `oov` is not declared", "did you mean `ov`"])]
-#[case::bad_condition("condition", "detect: bms.chg_fet == open", "detect: bms.chg_fet = open", 16, &["use `==`"])]
+#[case::unknown_protection("protection", "protection: ov", "protection: oov", 15, &["protection `oov` is not declared", "did you mean `ov`"])]
+#[case::bad_condition("condition", "detect: bms.chg_fet == open", "detect: bms.chg_fet = open", 17, &["use `==`"])]
 fn broken_plans_are_located(
     #[case] name: &str,
     #[case] from: &str,

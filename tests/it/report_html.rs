@@ -58,7 +58,7 @@ fn report_is_self_contained_and_has_the_conformity_statement_items() {
         "FAILED",                                                           // overall verdict
         "guarded acceptance",                                               // decision rule
         "ILAC-G8",
-        "3.7120 V ± 3.5 mV",           // value with uncertainty
+        "3.7120 ± 0.0035 V",           // value with expanded uncertainty
         "3.6000 V .. 3.7000 V",        // limit
         "DUT maker&#39;s declaration", // provenance
         "IEC 62619:2022 8.2.2",

@@ -78,7 +78,7 @@ fn junit_has_the_shape_ci_consumers_read() {
     // requirement and decision rule.
     let c2 = cases[1];
     assert_eq!(prop(c2, "requirement"), ["IEC 62619:2022 8.2.2"]);
-    assert_eq!(prop(c2, "ov_threshold.value"), ["3.712 V"]);
+    assert_eq!(prop(c2, "ov_threshold.value"), ["3.7120 V"]);
     assert_eq!(prop(c2, "ov_threshold.uncertainty"), ["0.0035 V"]);
     assert_eq!(prop(c2, "ov_threshold.limit"), ["3.6000 V .. 3.7000 V"]);
     assert_eq!(prop(c2, "ov_threshold.verdict"), ["FAIL"]);
@@ -89,7 +89,7 @@ fn junit_has_the_shape_ci_consumers_read() {
     let failure = c2.children().find(|n| n.has_tag_name("failure")).unwrap();
     let msg = failure.attribute("message").unwrap();
     assert!(
-        msg.starts_with("FAIL: ov_threshold FAIL: measured 3.7120 V"),
+        msg.starts_with("FAIL: ov_threshold FAIL: measured 3.7120 ± 0.0035 V (k = 2)"),
         "{msg}"
     );
     assert!(msg.contains("limit 3.6000 V .. 3.7000 V"), "{msg}");

@@ -37,9 +37,10 @@ fn an_over_charge_run_records_each_crossing_and_fet_opening() {
         let started = of(&ev, "condition_start", Some("ov"));
         let set = of(&ev, "fault_set", Some("ov"));
         let opened = of(&ev, "chg_fet_open", Some("ov"));
-        assert_eq!(crossed.len(), 3, "{ev:#?}");
-        assert_eq!((started.len(), set.len(), opened.len()), (3, 3, 3));
-        for k in 0..3 {
+        // The setup's step trip, then the three ramps.
+        assert_eq!(crossed.len(), 4, "{ev:#?}");
+        assert_eq!((started.len(), set.len(), opened.len()), (4, 4, 4));
+        for k in 0..4 {
             // The plant crossed first; the AFE (50 ms period) saw it within one period.
             let seen = started[k].t - crossed[k].t;
             assert!((0.0..0.05 + 1e-9).contains(&seen), "AFE latency {seen}");

@@ -75,8 +75,14 @@ struct Trial {
     method: Method,
     /// Firmware OV trip level, mV (declared the same).
     trip_mv: u32,
-    /// Debounce delay, ms (a whole number of AFE periods; declared the same).
+    /// Debounce delay, ms (a whole number of AFE periods).
     delay_ms: u32,
+    /// The delay the fixture declares, ms (the firmware's, unless the trial breaks it).
+    declared_delay_ms: u32,
+    /// The trip level the fixture declares, mV (the firmware's, unless the trial breaks it).
+    declared_mv: u32,
+    /// The message cycle the DBC declares, ms (`None`: no GenMsgCycleTime).
+    dbc_cycle_ms: Option<u32>,
     afe_ms: u32,
     can_ms: u32,
     update_ms: u32,
@@ -94,13 +100,16 @@ enum Regime {
     Broad,
     /// Fast ramps with coarse setpoint steps: rates 20..50 mV/s, update period 200 ms.
     CoarseSteps,
+    /// The BMS breaks the plan's assumptions: its delay is not the declared one, its trip
+    /// level is far from the declared one, or the DBC's message cycle is wrong or missing.
+    Broken,
 }
 
 fn generate(n: usize, method: Method, regime: Regime, rng: &mut Rng) -> Trial {
     let afe_ms = rng.pick(&[10, 20, 25, 40, 50, 100]);
     let can_ms = 10 * rng.int(2, 50) as u32;
     let update_ms = match regime {
-        Regime::Broad => rng.pick(&[20, 50, 100, 200]),
+        Regime::Broad | Regime::Broken => rng.pick(&[20, 50, 100, 200]),
         Regime::CoarseSteps => 200,
     };
     let trip_mv = rng.int(3550, 3750) as u32;
@@ -109,7 +118,7 @@ fn generate(n: usize, method: Method, regime: Regime, rng: &mut Rng) -> Trial {
     let (a, b, c) = match method {
         Method::Ramp => {
             let rate = match regime {
-                Regime::Broad => rng.uniform(2f64.ln(), 50f64.ln()).exp() / 1000.0,
+                Regime::Broad | Regime::Broken => rng.uniform(2f64.ln(), 50f64.ln()).exp() / 1000.0,
                 Regime::CoarseSteps => rng.uniform(20.0, 50.0) / 1000.0,
             };
             let from = trip - rate * rng.uniform(1.5, 6.0);
@@ -130,11 +139,24 @@ fn generate(n: usize, method: Method, regime: Regime, rng: &mut Rng) -> Trial {
             round4(rng.uniform(0.001, 0.008)),
         ),
     };
+    let (mut declared_delay_ms, mut declared_mv, mut dbc_cycle_ms) =
+        (delay_ms, trip_mv, Some(can_ms));
+    if regime == Regime::Broken {
+        match rng.int(0, 3) {
+            0 => declared_delay_ms = (delay_ms as f64 * rng.uniform(0.2, 0.7)) as u32 + 1,
+            1 => declared_delay_ms = (delay_ms as f64 * rng.uniform(1.5, 4.0)) as u32,
+            2 => declared_mv = (trip_mv as f64 + rng.uniform(-40.0, 40.0)) as u32,
+            _ => dbc_cycle_ms = rng.pick(&[None, Some(10), Some(can_ms * 3)]),
+        }
+    }
     Trial {
         n,
         method,
         trip_mv,
         delay_ms,
+        declared_delay_ms,
+        declared_mv,
+        dbc_cycle_ms,
         afe_ms,
         can_ms,
         update_ms,
@@ -176,6 +198,12 @@ fn write_files(dir: &Path, t: &Trial) -> (PathBuf, PathBuf) {
         trip - 0.2,
         t.delay_ms
     );
+    let declared = t.declared_mv as f64 / 1000.0;
+    let declared_ov = format!(
+        "  ov:  {{trip: {declared:.3} V, release: {:.3} V, delay: {} ms}}",
+        declared - 0.2,
+        t.declared_delay_ms
+    );
 
     let image =
         std::fs::read_to_string(root.join("firmware-under-test/sim-bms-1.0.0.yaml")).unwrap();
@@ -193,7 +221,9 @@ fn write_files(dir: &Path, t: &Trial) -> (PathBuf, PathBuf) {
     let dbc = replace_line(
         &dbc,
         "BA_ \"GenMsgCycleTime\" BO_ 256 ",
-        &format!("BA_ \"GenMsgCycleTime\" BO_ 256 {};", t.can_ms),
+        &t.dbc_cycle_ms
+            .map(|ms| format!("BA_ \"GenMsgCycleTime\" BO_ 256 {ms};"))
+            .unwrap_or_default(),
     );
     std::fs::write(dir.join("bms.dbc"), dbc).unwrap();
 
@@ -208,7 +238,7 @@ fn write_files(dir: &Path, t: &Trial) -> (PathBuf, PathBuf) {
         "dbc:",
         &format!("dbc: {}", dir.join("bms.dbc").display()),
     );
-    let fixture = replace_line(&fixture, "ov:", &ov);
+    let fixture = replace_line(&fixture, "ov:", &declared_ov);
     std::fs::write(dir.join("fixture.yaml"), fixture).unwrap();
 
     let rig = std::fs::read_to_string(root.join("rig/sim.yaml")).unwrap();
@@ -267,10 +297,30 @@ steps:
       detect: bms.chg_fet == open
       timeout: 60 s
       judge: {judge}
-teardown:
+{check}teardown:
   - supply: {{output: off}}
 ",
         n = t.n,
+        check = if t.method == Method::Ramp {
+            // A step trip of the same protection checks the delay the ramp's level rests on.
+            format!(
+                "  - cells: {{all: 3.30 V}}
+  - wait_for: {{until: bms.chg_fet == closed, timeout: 20 s}}
+  - trip:
+      name: trial {n} step
+      protection: ov
+      stimulus: {{step: {{of: {of}, from: {:.4} V, to: {:.4} V}}}}
+      detect: bms.chg_fet == open
+      timeout: 60 s
+      judge: [ov_trip_time]
+",
+                trip - 0.03,
+                trip.max(declared) + 0.03,
+                n = t.n,
+            )
+        } else {
+            String::new()
+        },
         fixture = dir.join("fixture.yaml").display(),
         limits = abs("fixtures/limits/iec62619-bms.yaml"),
     );
@@ -305,7 +355,7 @@ impl Check {
 }
 
 /// Run one trial; its checks and the simulated duration of the run (s).
-async fn run_trial(t: &Trial, base: &Path) -> (Vec<Check>, f64) {
+async fn run_trial(t: &Trial, base: &Path) -> (Vec<Check>, usize, f64) {
     let dir = base.join(format!("trial-{}", t.n));
     std::fs::create_dir_all(&dir).unwrap();
     let (rig_path, plan_path) = write_files(&dir, t);
@@ -317,7 +367,7 @@ async fn run_trial(t: &Trial, base: &Path) -> (Vec<Check>, f64) {
     );
     let bench = memory_bench(&rig, &rig_path).await;
     // When the plant's cell really went beyond the declared trip level (first time only).
-    let declared = t.trip_mv as f64 / 1000.0;
+    let declared = t.declared_mv as f64 / 1000.0;
     let crossed_declared = Arc::new(Mutex::new(None));
     {
         let slot = crossed_declared.clone();
@@ -336,12 +386,20 @@ async fn run_trial(t: &Trial, base: &Path) -> (Vec<Check>, f64) {
             t.n, results.abort
         )
     });
+    let broken = (t.declared_delay_ms, t.declared_mv, t.dbc_cycle_ms)
+        != (t.delay_ms, t.trip_mv, Some(t.can_ms));
     assert!(
-        test.message.is_none(),
+        test.message.is_none() || broken,
         "trial {} ({t:?}): {:?}",
         t.n,
         test.message
     );
+    if test.message.is_some() && test.measurements.is_empty() {
+        // The method could not measure under the broken assumption and said why (a
+        // bisection held shorter than the real delay finds no trip, say): no value reported.
+        let expected = if t.method == Method::Ramp { 2 } else { 1 };
+        return (Vec::new(), expected, results.duration_s);
+    }
     let truth = bench.truth.events(clock.origin);
     let after = |kind: &str, from: f64| {
         truth
@@ -352,7 +410,13 @@ async fn run_trial(t: &Trial, base: &Path) -> (Vec<Check>, f64) {
     let truth_level = (t.trip_mv as f64 + 0.5) / 1000.0;
     let crossed_declared = crossed_declared.lock().unwrap().map(|at| clock.t(at));
     let mut checks = Vec::new();
+    let mut undetermined = 0;
     for m in &test.measurements {
+        if m.not_determinable.is_some() {
+            assert!(m.value.is_nan(), "trial {}: {m:?}", t.n);
+            undetermined += 1;
+            continue;
+        }
         let (truth_value, reaction) = match m.quantity.as_str() {
             "threshold" => (truth_level, None),
             "trip_time" => {
@@ -385,13 +449,13 @@ async fn run_trial(t: &Trial, base: &Path) -> (Vec<Check>, f64) {
         Method::Step | Method::Bisect => 1,
     };
     assert_eq!(
-        checks.len(),
+        checks.len() + undetermined,
         expected,
         "trial {} ({t:?}): {:?}",
         t.n,
         test.measurements
     );
-    (checks, results.duration_s)
+    (checks, undetermined, results.duration_s)
 }
 
 /// Run every trial in virtual time and check each measurement against the truth.
@@ -406,15 +470,17 @@ fn run_and_check(seed: u64, plan: &[(Method, usize)], regime: Regime, label: &st
     }
     let base = temp_dir(label);
     let started = std::time::Instant::now();
-    let (checks, simulated) = virtual_runtime().block_on(async {
+    let (checks, undetermined, simulated) = virtual_runtime().block_on(async {
         let mut all = Vec::new();
+        let mut undetermined = 0;
         let mut simulated = 0.0;
         for t in &trials {
-            let (checks, duration) = run_trial(t, &base).await;
+            let (checks, nd, duration) = run_trial(t, &base).await;
             all.extend(checks);
+            undetermined += nd;
             simulated += duration;
         }
-        (all, simulated)
+        (all, undetermined, simulated)
     });
 
     let mut report = String::new();
@@ -471,8 +537,10 @@ fn run_and_check(seed: u64, plan: &[(Method, usize)], regime: Regime, label: &st
             );
         }
     }
+    let violations = checks.iter().filter(|c| !c.within()).count();
     println!(
-        "{} trials, {} checks, {simulated:.0} s simulated in {:.1} s wall\n{report}",
+        "{label}: {} trials, {} measurements checked against the truth, {undetermined} reported \
+         not determinable, {violations} violations; {simulated:.0} s simulated in {:.1} s wall\n{report}",
         trials.len(),
         checks.len(),
         started.elapsed().as_secs_f64()
@@ -527,4 +595,81 @@ fn ramp_thresholds_with_coarse_setpoint_steps_lie_within_their_uncertainty() {
         Regime::CoarseSteps,
         "truth-trials-coarse",
     );
+}
+
+/// A BMS that breaks the plan's assumptions: a delay shorter or longer than declared, a trip
+/// level far from the declared one, a DBC message cycle that is wrong or missing. Every value
+/// reported lies within its uncertainty of the truth, or is reported not determinable.
+#[test]
+fn values_lie_within_their_uncertainty_or_are_not_determinable_when_assumptions_break() {
+    run_and_check(
+        0x0B0E_4B1D_2026_0014,
+        &[(Method::Ramp, 60), (Method::Step, 20), (Method::Bisect, 10)],
+        Regime::Broken,
+        "truth-trials-broken",
+    );
+}
+
+/// A DBC whose `GenMsgCycleTime` for the status message is missing or far too short does not
+/// shrink the stated uncertainty below what the observed traffic supports: the detection
+/// path uses the longest update interval seen on the bus, and the run warns about the DBC.
+#[test]
+fn a_wrong_or_missing_dbc_cycle_does_not_shrink_the_uncertainty() {
+    let base = temp_dir("dbc-cycle");
+    let trial = |n: usize, dbc_cycle_ms: Option<u32>| Trial {
+        n,
+        method: Method::Step,
+        trip_mv: 3650,
+        delay_ms: 2000,
+        declared_delay_ms: 2000,
+        declared_mv: 3650,
+        dbc_cycle_ms,
+        afe_ms: 50,
+        can_ms: 300,
+        update_ms: 100,
+        cell: 5,
+        a: 3.62,
+        b: 3.68,
+        c: 0.0,
+    };
+    let run = |t: Trial| {
+        let dir = base.join(format!("trial-{}", t.n));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (rig_path, plan_path) = write_files(&dir, &t);
+        let rig = load_rig(&rig_path).unwrap().value;
+        let plan = Arc::new(load_plan(&plan_path, Some(&rig)).unwrap());
+        virtual_runtime().block_on(async {
+            let bench = memory_bench(&rig, &rig_path).await;
+            run_plan(&bench, &rig, plan, &dir.join("run")).await.0
+        })
+    };
+    let u = |r: &hilrig::report::RunResults| {
+        let m = &r.tests[0].measurements[0];
+        assert_eq!(m.quantity, "trip_time");
+        m.uncertainty
+    };
+    let right = run(trial(1, Some(300)));
+    assert!(right.warnings.is_empty(), "{:?}", right.warnings);
+    for (n, cycle) in [(2, None), (3, Some(10)), (4, Some(100))] {
+        let r = run(trial(n, cycle));
+        assert!(
+            u(&r) >= u(&right) - 1e-9,
+            "DBC cycle {cycle:?}: ±{} s is below ±{} s with the right cycle",
+            u(&r),
+            u(&right)
+        );
+        assert!(
+            r.warnings
+                .iter()
+                .any(|w| w.contains("the bus showed updates")),
+            "{:?}",
+            r.warnings
+        );
+        println!(
+            "DBC cycle {cycle:?} (BMS sends every 300 ms): U = {:.3} s (right DBC: {:.3} s); {}",
+            u(&r),
+            u(&right),
+            r.warnings[0]
+        );
+    }
 }

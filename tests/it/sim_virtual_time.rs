@@ -82,7 +82,7 @@ fn the_over_charge_plan_gives_the_same_verdicts_in_virtual_and_real_time() {
     assert_eq!(virtual_results["outcome"], real_results["outcome"]);
     assert_eq!(virtual_results["safe_state_reached"], true);
     assert_eq!(verdicts(&virtual_results), verdicts(&real_results));
-    assert_eq!(verdicts(&virtual_results).len(), 3);
+    assert_eq!(verdicts(&virtual_results).len(), 4);
     // The run took the same simulated time, to within the real run's scheduling jitter.
     let real_simulated = real_results["duration_s"].as_f64().unwrap();
     assert!(

@@ -61,7 +61,7 @@ fn overcharge_plan_passes_on_the_simulated_bench() {
     let results = read_json(&run_dir.join("results.json"));
     assert_eq!(results["outcome"], "passed");
     assert_eq!(results["safe_state_reached"], true);
-    assert_eq!(results["tests"].as_array().unwrap().len(), 3);
+    assert_eq!(results["tests"].as_array().unwrap().len(), 4);
     // Each SCPI instrument as it identified itself, with the rig file's serial numbers.
     let idn: Vec<(&str, &str)> = results["instruments"]
         .as_array()
@@ -105,7 +105,10 @@ fn a_trip_delay_defect_fails_and_names_the_limit() {
         .expect("a trip-time line");
     assert!(line.contains("FAIL"), "{line}");
     // The measured trip time (about 6 s) is printed beside the limit (<= 3 s).
-    assert!(line.contains(" s ±") && line.contains("3.000 s"), "{line}");
+    assert!(
+        line.contains(" ± ") && line.contains(" s (k = 2)") && line.contains("3.000 s"),
+        "{line}"
+    );
     let run_dir = std::fs::read_dir(&reports)
         .unwrap()
         .next()
@@ -230,7 +233,7 @@ fn json_output_is_one_event_per_line() {
         assert!(kinds.contains(&k), "no `{k}` event in {kinds:?}");
     }
     let tests: Vec<&serde_json::Value> = events.iter().filter(|e| e["event"] == "test").collect();
-    assert_eq!(tests.len(), 3);
+    assert_eq!(tests.len(), 4);
     assert_eq!(tests[0]["verdict"], "pass");
     assert!(tests[0]["measurements"]
         .as_array()

@@ -1,0 +1,164 @@
+//! Suites run whole: after a plan ends (passed, failed, or aborted with the bench brought to
+//! its safe state) the next plan runs. Only a bench that cannot be trusted stops the suite:
+//! a safe state that was not confirmed, an instrument that could not be connected, a firmware
+//! that was refused, or the operator's cancel. The plans that then do not run are recorded
+//! (results.json, junit.xml) with every test they would have reported and the reason.
+
+use std::path::Path;
+
+use super::{planned_tests, BEFORE_START, CONNECTING};
+use crate::plan::LoadedPlan;
+use crate::report::{Abort, FirmwareInfo, NotRun, Outcome, RunResults, RESULTS_SCHEMA};
+use crate::rig::Rig;
+use crate::trace::{rfc3339, Clock};
+
+/// `during` of a plan that a suite did not start.
+pub const NOT_STARTED: &str = "not started";
+
+/// Why the plans after `r` must not run, when they must not: the bench is not trustworthy
+/// after it (or the operator stopped the run). `None`: the suite goes on.
+pub fn stop_after(r: &RunResults) -> Option<String> {
+    if r.outcome != Outcome::Aborted {
+        return None;
+    }
+    let abort = r.abort.as_ref();
+    let cause = abort.map(|a| a.cause.as_str()).unwrap_or("unknown cause");
+    if !r.safe_state_reached {
+        return Some(format!(
+            "the bench's safe state was not confirmed after plan `{}` ({cause})",
+            r.plan
+        ));
+    }
+    match abort.and_then(|a| a.during.as_deref()) {
+        Some(CONNECTING) => Some(format!(
+            "the bench could not be connected for plan `{}` ({cause})",
+            r.plan
+        )),
+        Some(BEFORE_START) => Some(format!(
+            "plan `{}` was refused before its first step ({cause})",
+            r.plan
+        )),
+        Some(NOT_STARTED) => Some(cause.to_string()),
+        _ if cause.starts_with(CANCELLED) => Some(format!(
+            "the operator stopped the run during plan `{}`",
+            r.plan
+        )),
+        _ => None,
+    }
+}
+
+/// The abort cause of an operator's cancel.
+pub(crate) const CANCELLED: &str = "cancelled by the operator";
+
+/// The results of a plan the suite did not start: aborted before it began, with every test
+/// it would have reported listed as not run with `reason`. Written to `dir` (results.json
+/// and junit.xml).
+pub fn not_started(
+    plan: &LoadedPlan,
+    rig: &Rig,
+    run_id: &str,
+    reason: &str,
+    firmware: Option<FirmwareInfo>,
+    context: crate::report::context::RunContext,
+    dir: &Path,
+) -> std::io::Result<RunResults> {
+    std::fs::create_dir_all(dir)?;
+    let clock = Clock::start();
+    let results = RunResults {
+        schema: RESULTS_SCHEMA.into(),
+        run_id: run_id.to_string(),
+        plan: plan.plan.value.plan.clone(),
+        title: plan.plan.value.title.clone(),
+        requirements: plan.plan.value.requirements.clone(),
+        station: rig.station.clone(),
+        dut: plan.fixture.value.dut.clone(),
+        limit_profile: plan.limits.value.profile.clone(),
+        decision_rule: plan.limits.value.decision_rule,
+        coverage_factor: crate::verdict::gum::DEFAULT_COVERAGE_FACTOR,
+        firmware,
+        instruments: Vec::new(),
+        clock_anchor: rfc3339(clock.wall),
+        duration_s: 0.0,
+        outcome: Outcome::Aborted,
+        abort: Some(Abort {
+            cause: reason.to_string(),
+            during: Some(NOT_STARTED.into()),
+            at_s: 0.0,
+        }),
+        safe_state_reached: false,
+        safe_state: Vec::new(),
+        tests: Vec::new(),
+        trace_rows: 0,
+        statistics: Vec::new(),
+        parameters: plan.parameters.clone(),
+        not_run: planned_tests(plan)
+            .into_iter()
+            .map(|name| NotRun {
+                name,
+                reason: format!("not run: {reason}"),
+            })
+            .collect(),
+        warnings: Vec::new(),
+        context,
+    };
+    results.write(dir)?;
+    crate::report::junit::write(&results, &dir.join("junit.xml"))?;
+    Ok(results)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::SafeStateAction;
+    use rstest::rstest;
+
+    fn results(outcome: Outcome, cause: &str, during: Option<&str>, safe: bool) -> RunResults {
+        serde_json::from_value(serde_json::json!({
+            "schema": RESULTS_SCHEMA, "run_id": "r", "plan": "p", "title": "t",
+            "requirements": [], "station": "s", "dut": "d", "limit_profile": "l",
+            "decision_rule": "guarded", "firmware": null, "clock_anchor": "x",
+            "duration_s": 1.0, "outcome": outcome,
+            "abort": (outcome == Outcome::Aborted).then(|| serde_json::json!({"cause": cause, "during": during, "at_s": 0.5})),
+            "safe_state_reached": safe, "safe_state": [SafeStateAction { instrument: "supply".into(), action: "off".into(), ok: safe, error: None }],
+            "tests": [], "trace_rows": 0
+        }))
+        .unwrap()
+    }
+
+    #[rstest]
+    #[case(Outcome::Passed, "", None, true, false)]
+    #[case(Outcome::Failed, "", None, true, false)]
+    #[case(
+        Outcome::Aborted,
+        "supply: no reply",
+        Some("steps[0] trip (p.yaml:3)"),
+        true,
+        false
+    )]
+    #[case(
+        Outcome::Aborted,
+        "supply: no reply",
+        Some("steps[0] trip (p.yaml:3)"),
+        false,
+        true
+    )]
+    #[case(Outcome::Aborted, "connection refused", Some(CONNECTING), true, true)]
+    #[case(Outcome::Aborted, "firmware x: hash", Some(BEFORE_START), true, true)]
+    #[case(
+        Outcome::Aborted,
+        "cancelled by the operator (interrupt or terminate signal)",
+        Some("steps[1] wait (p.yaml:9)"),
+        true,
+        true
+    )]
+    fn which_endings_stop_the_suite(
+        #[case] outcome: Outcome,
+        #[case] cause: &str,
+        #[case] during: Option<&str>,
+        #[case] safe: bool,
+        #[case] stops: bool,
+    ) {
+        let r = results(outcome, cause, during, safe);
+        assert_eq!(stop_after(&r).is_some(), stops, "{:?}", stop_after(&r));
+    }
+}
