@@ -83,11 +83,8 @@ pub fn validate(a: ValidateArgs) -> i32 {
                     .plans
                     .iter()
                     .flat_map(|p| {
-                        match load_plan_with(
-                            &relative(f, &p.plan),
-                            Some(&rig.value),
-                            &p.parameters,
-                        ) {
+                        match load_plan_with(&relative(f, &p.plan), Some(&rig.value), &p.parameters)
+                        {
                             Ok(p) => {
                                 for w in crate::plan::warnings::unjudged_checks(&p) {
                                     super::stdio::eprint(&format!("{w}\n"));

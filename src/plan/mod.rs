@@ -13,8 +13,8 @@ pub mod fixture;
 pub mod limits;
 pub mod load;
 pub mod model;
-pub mod signal_map;
 pub mod preflight;
+pub mod signal_map;
 pub mod warnings;
 
 pub use condition::Condition;
