@@ -145,6 +145,8 @@ fn the_nightly_suite_runs_whole_on_every_image_of_the_manifest() {
         .filter(|i| i.is_simulated())
         .collect();
     assert!(images.len() >= 8, "{} simulated images", images.len());
+    let mut tally = TruthTally::default();
+    let image_count = images.len();
     for image in images {
         let dir = temp_dir(&format!("suite-{}", image.id));
         let rig = rig_with_image(&dir, &manifest.file_of(image));
@@ -168,6 +170,8 @@ fn the_nightly_suite_runs_whole_on_every_image_of_the_manifest() {
             String::from_utf8_lossy(&run.stderr)
         );
         let top = first_run_dir(&out);
+        let firmware = hilrig::sim::firmware::FirmwareImage::load(&manifest.file_of(image))
+            .unwrap_or_else(|e| panic!("{}: {e}", image.id));
         let mut skipped_listed = 0;
         for entry in &suite.value.plans {
             let text =
@@ -186,6 +190,7 @@ fn the_nightly_suite_runs_whole_on_every_image_of_the_manifest() {
             );
             assert!(results["tests"].as_array().is_some_and(|t| !t.is_empty()));
             skipped_listed += results["not_run"].as_array().map_or(0, |n| n.len());
+            tally.check(&image.id, &firmware.config, &id, &results, &top.join(&id));
         }
         let junit = std::fs::read_to_string(top.join("junit.xml")).unwrap();
         let skipped = junit.matches("<skipped").count();
@@ -195,6 +200,82 @@ fn the_nightly_suite_runs_whole_on_every_image_of_the_manifest() {
             image.id,
             suite.value.plans.len()
         );
+    }
+    println!(
+        "against the truth: {image_count} images x {} plans, {} thresholds, trip times and \
+         releases checked, {} reported not determinable, {} violations",
+        suite.value.plans.len(),
+        tally.checked,
+        tally.not_determinable,
+        tally.violations.len()
+    );
+    assert!(tally.checked > 0);
+    assert!(
+        tally.violations.is_empty(),
+        "{} of {} measurements lie outside their expanded uncertainty of the truth:\n{}",
+        tally.violations.len(),
+        tally.checked,
+        tally.violations.join("\n")
+    );
+}
+
+/// Thresholds, trip times and releases of member results compared with the simulated
+/// firmware's truth (its image configuration and the member's truth.json).
+#[derive(Default)]
+struct TruthTally {
+    checked: usize,
+    not_determinable: usize,
+    violations: Vec<String>,
+}
+
+impl TruthTally {
+    /// Check every threshold, trip time and release of one member's `results`.
+    fn check(
+        &mut self,
+        image: &str,
+        config: &sim_bms::Config,
+        plan: &str,
+        results: &serde_json::Value,
+        dir: &std::path::Path,
+    ) {
+        let events: Vec<sim_support::TruthEvent> =
+            serde_json::from_value(read_json(&dir.join("truth.json"))).unwrap();
+        for test in results["tests"].as_array().unwrap() {
+            let started = test["started_s"].as_f64().unwrap();
+            for m in test["measurements"].as_array().unwrap() {
+                let quantity = m["quantity"].as_str().unwrap();
+                if !matches!(quantity, "threshold" | "trip_time" | "release") {
+                    continue;
+                }
+                let what = format!("{image} {plan} `{}` {}", test["name"], m["criterion"]);
+                if m["value"].is_null() {
+                    assert_eq!(m["verdict"], "inconclusive", "{what}: {m}");
+                    assert!(m["not_determinable"].is_string(), "{what}: {m}");
+                    self.not_determinable += 1;
+                    continue;
+                }
+                let criterion = m["criterion"].as_str().unwrap();
+                let protection = criterion.split('_').next().unwrap();
+                let truth = match quantity {
+                    "threshold" => sim_support::level_truth(config, protection, false),
+                    "release" => sim_support::level_truth(config, protection, true),
+                    _ => sim_support::trip_time_truth(&events, protection, started),
+                };
+                let value = m["value"].as_f64().unwrap();
+                let u = m["uncertainty"].as_f64().unwrap();
+                self.checked += 1;
+                match truth {
+                    Some(truth) if (value - truth).abs() <= u + 1e-9 => {}
+                    Some(truth) => self.violations.push(format!(
+                        "{what}: {value:.6} ± {u:.6}, truth {truth:.6}, error {:+.6}",
+                        value - truth
+                    )),
+                    None => self
+                        .violations
+                        .push(format!("{what}: {value:.6} ± {u:.6}, no truth found")),
+                }
+            }
+        }
     }
 }
 

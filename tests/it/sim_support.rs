@@ -70,3 +70,87 @@ pub fn frame(dbc: &Dbc, message: &str, values: &[(&str, f64)]) -> Frame {
     let m = dbc.message(message).unwrap();
     Frame::new(m.id, m.extended, &m.encode(values).unwrap()).unwrap()
 }
+
+/// A protection of the simulated firmware's configuration by its name in criteria (`ov`,
+/// `uv`, `otc`, `otd`, `utc`, `occ`, `ocd`); with the scale from SI units to the AFE's
+/// resolution (1 mV, 0.1 °C, 1 mA) and whether it trips above its level.
+pub fn protection(
+    config: &sim_bms::Config,
+    name: &str,
+) -> Option<(sim_bms::Protection, f64, bool)> {
+    Some(match name {
+        "ov" => (config.ov, 1000.0, true),
+        "uv" => (config.uv, 1000.0, false),
+        "otc" => (config.otc, 10.0, true),
+        "otd" => (config.otd, 10.0, true),
+        "utc" => (config.utc, 10.0, false),
+        "occ" => (config.occ, 1000.0, true),
+        "ocd" => (config.ocd, 1000.0, true),
+        _ => return None,
+    })
+}
+
+/// The physical level at which the firmware trips (`release`: false) or releases: it compares
+/// the AFE's rounded reading strictly with its level, so the physical value acts half a
+/// resolution step beyond it (the lowest cell voltage an OV trip acts on is trip + 0.5 mV).
+pub fn level_truth(config: &sim_bms::Config, name: &str, release: bool) -> Option<f64> {
+    let (p, scale, upper) = protection(config, name)?;
+    let (level, beyond_upward) = if release {
+        let level = if name == "ov" && config.defects.no_hysteresis {
+            p.trip
+        } else {
+            p.release
+        };
+        (level, !upper)
+    } else {
+        (p.trip, upper)
+    };
+    let half = if beyond_upward { 0.5 } else { -0.5 };
+    Some((level as f64 + half) / scale)
+}
+
+/// One event of the bench's ground truth (`truth.json`, or `Truth::events`), on the run's clock.
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct TruthEvent {
+    /// Seconds since the run started.
+    pub t: f64,
+    /// `plant_crossed`, `chg_fet_open`, ...
+    pub kind: String,
+    /// The protection concerned, if any.
+    pub protection: Option<String>,
+}
+
+/// The first event of `kind` for `protection` at or after `from` (s).
+pub fn truth_after(events: &[TruthEvent], kind: &str, protection: &str, from: f64) -> Option<f64> {
+    events
+        .iter()
+        .find(|e| {
+            e.kind == kind && e.protection.as_deref() == Some(protection) && e.t >= from - 1e-9
+        })
+        .map(|e| e.t)
+}
+
+/// The real trip time of `protection` in a test that started at `started_s`: the first FET
+/// opening it caused minus the last moment before it that the plant went beyond the
+/// firmware's own level (the bench's ground truth).
+pub fn trip_time_truth(events: &[TruthEvent], protection: &str, started_s: f64) -> Option<f64> {
+    let opened = events
+        .iter()
+        .find(|e| {
+            e.kind.ends_with("_fet_open")
+                && e.protection.as_deref() == Some(protection)
+                && e.t >= started_s - 1e-9
+        })?
+        .t;
+    let crossed = events
+        .iter()
+        .filter(|e| {
+            e.kind == "plant_crossed"
+                && e.protection.as_deref() == Some(protection)
+                && e.t >= started_s - 1e-9
+                && e.t <= opened + 1e-9
+        })
+        .last()?
+        .t;
+    Some(opened - crossed)
+}
