@@ -144,13 +144,13 @@ pub fn trip_time_truth(events: &[TruthEvent], protection: &str, started_s: f64) 
         .t;
     let crossed = events
         .iter()
-        .filter(|e| {
+        .rev()
+        .find(|e| {
             e.kind == "plant_crossed"
                 && e.protection.as_deref() == Some(protection)
                 && e.t >= started_s - 1e-9
                 && e.t <= opened + 1e-9
-        })
-        .last()?
+        })?
         .t;
     Some(opened - crossed)
 }

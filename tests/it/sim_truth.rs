@@ -400,14 +400,12 @@ async fn run_trial(t: &Trial, base: &Path) -> (Vec<Check>, usize, f64) {
         let expected = if t.method == Method::Ramp { 2 } else { 1 };
         return (Vec::new(), expected, results.duration_s);
     }
-    let truth = bench.truth.events(clock.origin);
-    let after = |kind: &str, from: f64| {
-        truth
-            .iter()
-            .find(|e| e.kind == kind && e.protection.as_deref() == Some("ov") && e.t >= from - 1e-9)
-            .map(|e| e.t)
-    };
-    let truth_level = (t.trip_mv as f64 + 0.5) / 1000.0;
+    let truth: Vec<TruthEvent> =
+        serde_json::from_value(serde_json::to_value(bench.truth.events(clock.origin)).unwrap())
+            .unwrap();
+    let after = |kind: &str, from: f64| truth_after(&truth, kind, "ov", from);
+    let image = hilrig::sim::firmware::FirmwareImage::load(&dir.join("image.yaml")).unwrap();
+    let truth_level = level_truth(&image.config, "ov", false).unwrap();
     let crossed_declared = crossed_declared.lock().unwrap().map(|at| clock.t(at));
     let mut checks = Vec::new();
     let mut undetermined = 0;
