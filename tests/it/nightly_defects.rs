@@ -132,7 +132,14 @@ fn rig_with_image(dir: &std::path::Path, image: &std::path::Path) -> std::path::
 /// `hilrig run test-plans/nightly.yaml --virtual-time` on every simulated image of the
 /// manifest: every plan runs (a results.json per plan, none of them "not started"), the good
 /// image exits 0, each defect image exits 1 (a failing test, not an aborted run), and tests
-/// that did not run are listed in results.json and skipped in junit.xml.
+/// that did not run are listed in results.json and skipped in junit.xml. Every threshold,
+/// trip time and release in every member results.json lies within its expanded uncertainty
+/// of the simulated firmware's truth, or is reported not determinable (value null, verdict
+/// inconclusive, a reason): levels from the image's configuration (half the AFE resolution
+/// beyond the level, see `sim_support::level_truth`), trip times from the member's
+/// truth.json (the FET opening minus the plant's crossing of the firmware's own level: the
+/// trip time as the rig defines it wherever that level is the declared one; on the image
+/// whose OV level is not, the plan's OV step trips do not trip and report no trip time).
 #[test]
 fn the_nightly_suite_runs_whole_on_every_image_of_the_manifest() {
     let manifest =
@@ -209,6 +216,9 @@ fn the_nightly_suite_runs_whole_on_every_image_of_the_manifest() {
         tally.not_determinable,
         tally.violations.len()
     );
+    for (quantity, (checked, nd)) in &tally.by_quantity {
+        println!("  {quantity}: {checked} checked, {nd} not determinable");
+    }
     assert!(tally.checked > 0);
     assert!(
         tally.violations.is_empty(),
@@ -223,6 +233,8 @@ fn the_nightly_suite_runs_whole_on_every_image_of_the_manifest() {
 /// firmware's truth (its image configuration and the member's truth.json).
 #[derive(Default)]
 struct TruthTally {
+    /// Per quantity: (checked, not determinable).
+    by_quantity: std::collections::BTreeMap<String, (usize, usize)>,
     checked: usize,
     not_determinable: usize,
     violations: Vec<String>,
@@ -252,6 +264,7 @@ impl TruthTally {
                     assert_eq!(m["verdict"], "inconclusive", "{what}: {m}");
                     assert!(m["not_determinable"].is_string(), "{what}: {m}");
                     self.not_determinable += 1;
+                    self.by_quantity.entry(quantity.to_string()).or_default().1 += 1;
                     continue;
                 }
                 let criterion = m["criterion"].as_str().unwrap();
@@ -264,6 +277,7 @@ impl TruthTally {
                 let value = m["value"].as_f64().unwrap();
                 let u = m["uncertainty"].as_f64().unwrap();
                 self.checked += 1;
+                self.by_quantity.entry(quantity.to_string()).or_default().0 += 1;
                 match truth {
                     Some(truth) if (value - truth).abs() <= u + 1e-9 => {}
                     Some(truth) => self.violations.push(format!(
