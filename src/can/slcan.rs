@@ -678,7 +678,25 @@ struct Shared {
     counters: Counters,
     replies: Mutex<Option<mpsc::Sender<Reply>>>,
     frames: broadcast::Sender<Received>,
+    /// How many of the two port threads have ended (and so closed their handle on the port).
+    ended: Mutex<u8>,
+    /// Signalled when a port thread ends.
+    ended_cv: std::sync::Condvar,
 }
+
+impl Shared {
+    /// A port thread has ended: its handle on the port is closed.
+    fn thread_ended(&self) {
+        if let Ok(mut n) = self.ended.lock() {
+            *n += 1;
+        }
+        self.ended_cv.notify_all();
+    }
+}
+
+/// How long dropping a bus waits for its port threads to close the port, so that the same
+/// process can open the port again at once (serial ports are opened exclusively).
+const CLOSE_WAIT: Duration = Duration::from_secs(1);
 
 struct Job {
     bytes: Vec<u8>,
@@ -728,13 +746,18 @@ impl SlcanBus {
             counters: Counters::default(),
             replies: Mutex::new(Some(reply_tx)),
             frames,
+            ended: Mutex::new(0),
+            ended_cv: std::sync::Condvar::new(),
         });
         let (jobs, job_rx) = mpsc::channel::<Job>();
 
         let reader_shared = Arc::clone(&shared);
         thread::Builder::new()
             .name("slcan-read".into())
-            .spawn(move || read_loop(reader, &reader_shared))
+            .spawn(move || {
+                read_loop(reader, &reader_shared);
+                reader_shared.thread_ended();
+            })
             .map_err(|source| CanError::Io {
                 bus: name.to_string(),
                 context: "cannot start the reader thread".into(),
@@ -744,7 +767,10 @@ impl SlcanBus {
         let poll = config.status_poll;
         thread::Builder::new()
             .name("slcan-write".into())
-            .spawn(move || write_loop(writer, &job_rx, poll, &writer_shared))
+            .spawn(move || {
+                write_loop(writer, &job_rx, poll, &writer_shared);
+                writer_shared.thread_ended();
+            })
             .map_err(|source| CanError::Io {
                 bus: name.to_string(),
                 context: "cannot start the writer thread".into(),
@@ -848,6 +874,16 @@ impl Drop for SlcanBus {
             done: None,
         });
         self.shared.stop.store(true, Ordering::Relaxed);
+        // Disconnect the job queue so the writer ends after the close command, then wait
+        // (bounded) for both threads to release the port: a bus opened again right after
+        // (the firmware read-back, then the run) must not find the port still locked.
+        drop(std::mem::replace(&mut self.jobs, mpsc::channel().0));
+        if let Ok(ended) = self.shared.ended.lock() {
+            let _ = self
+                .shared
+                .ended_cv
+                .wait_timeout_while(ended, CLOSE_WAIT, |n| *n < 2);
+        }
     }
 }
 
