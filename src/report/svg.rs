@@ -272,20 +272,14 @@ impl Plot {
                 esc(&hl.label)
             );
         }
-        let mut top = 0;
-        for vl in &self.vlines {
-            if vl.x < x0 || vl.x > x1 {
-                continue;
-            }
+        for (x, y, end, vl) in marker_labels(&self.vlines, x0, x1, &sx, l, r, t) {
             let _ = write!(
                 s,
-                r#"<text x="{:.1}" y="{:.1}" class="lb" fill="{}">{}</text>"#,
-                sx(vl.x) + 3.0,
-                t + 10.0 + 10.0 * (top % 3) as f64,
+                r#"<text x="{x:.1}" y="{y:.1}" class="lb" fill="{}"{}>{}</text>"#,
                 vl.color,
+                if end { r#" text-anchor="end""# } else { "" },
                 esc(&vl.label)
             );
-            top += 1;
         }
         // Legend under the threshold labels.
         for (i, ln) in self.lines.iter().enumerate() {
@@ -307,6 +301,58 @@ impl Plot {
         s.push_str("</svg>");
         s
     }
+}
+
+/// Approximate width of a label at the 10 px label size, px.
+fn label_width(s: &str) -> f64 {
+    s.chars().count() as f64 * 5.6
+}
+
+/// Where marker labels go: beside their line (to the left when they would run past the plot
+/// area into the threshold labels), each in the highest row where it overlaps no label
+/// already placed, so close markers ("trip observed" beside a "truth" event) stay readable.
+/// Returns (x, baseline y, anchored at the end, marker).
+fn marker_labels<'a>(
+    vlines: &'a [VLine],
+    x0: f64,
+    x1: f64,
+    sx: &dyn Fn(f64) -> f64,
+    l: f64,
+    r: f64,
+    t: f64,
+) -> Vec<(f64, f64, bool, &'a VLine)> {
+    let mut shown: Vec<&VLine> = vlines
+        .iter()
+        .filter(|vl| vl.x >= x0 && vl.x <= x1 && !vl.label.is_empty())
+        .collect();
+    shown.sort_by(|a, b| a.x.total_cmp(&b.x));
+    let mut rows: Vec<Vec<(f64, f64)>> = Vec::new();
+    let mut out = Vec::new();
+    for vl in shown {
+        let px = sx(vl.x);
+        let w = label_width(&vl.label);
+        let end = px + 3.0 + w > r && px - 3.0 - w >= l;
+        let (a, b) = if end {
+            (px - 3.0 - w, px - 3.0)
+        } else {
+            (px + 3.0, px + 3.0 + w)
+        };
+        let row = rows
+            .iter()
+            .position(|row| row.iter().all(|&(c, d)| b + 4.0 <= c || a >= d + 4.0))
+            .unwrap_or(rows.len());
+        if row == rows.len() {
+            rows.push(Vec::new());
+        }
+        rows[row].push((a, b));
+        out.push((
+            if end { px - 3.0 } else { px + 3.0 },
+            t + 10.0 + 11.0 * row as f64,
+            end,
+            vl,
+        ));
+    }
+    out
 }
 
 /// Characters that fit the right margin at the label size.
@@ -555,6 +601,66 @@ mod tests {
             }],
             hlines: vec![],
             vlines: vec![],
+        }
+    }
+
+    #[test]
+    fn close_marker_labels_do_not_overlap_each_other_or_the_threshold_labels() {
+        let mut p = plot(5.3, 14.0, vec![(5.3, 3.6), (14.0, 3.7)]);
+        p.hlines.push(HLine {
+            label: "3.7000 V ov_threshold high".into(),
+            y: 3.7,
+            color: "#c00",
+        });
+        for (label, x) in [
+            ("stimulus", 6.3),
+            ("trip observed", 13.9),
+            ("truth: chg_fet_open", 13.85),
+            ("truth: dsg_fet_open", 13.95),
+        ] {
+            p.vlines.push(VLine {
+                label: label.into(),
+                x,
+                color: "#0b7285",
+                dashed: false,
+            });
+        }
+        let svg = p.render();
+        let r = 760.0 - MARGIN_RIGHT as f64;
+        // Boxes of the marker labels: [left, right] x and baseline y.
+        let boxes: Vec<(f64, f64, f64, String)> = svg
+            .split("<text x=\"")
+            .skip(1)
+            .filter(|q| q.contains(r##"fill="#0b7285""##))
+            .map(|q| {
+                let num = |key: &str| -> f64 {
+                    let i = q.find(key).unwrap() + key.len();
+                    q[i..i + q[i..].find('"').unwrap()].parse().unwrap()
+                };
+                let x: f64 = q[..q.find('"').unwrap()].parse().unwrap();
+                let y = num("y=\"");
+                let label = q[q.find('>').unwrap() + 1..q.find('<').unwrap()].to_string();
+                let w = label_width(&label);
+                let head = &q[..q.find('>').unwrap()];
+                let (a, b) = if head.contains("text-anchor=\"end\"") {
+                    (x - w, x)
+                } else {
+                    (x, x + w)
+                };
+                (a, b, y, label)
+            })
+            .collect();
+        assert_eq!(boxes.len(), 4, "{boxes:?}");
+        for (i, p) in boxes.iter().enumerate() {
+            assert!(
+                p.1 <= r,
+                "{} runs into the threshold labels: {boxes:?}",
+                p.3
+            );
+            for q in &boxes[i + 1..] {
+                let apart = p.1 <= q.0 || q.1 <= p.0 || (p.2 - q.2).abs() >= 10.0;
+                assert!(apart, "{} overlaps {}: {boxes:?}", p.3, q.3);
+            }
         }
     }
 
