@@ -135,6 +135,8 @@ pub struct TestSpec {
     pub protection: Option<String>,
     /// Trace channel of the stimulus setpoint.
     pub stimulus_channel: Option<String>,
+    /// Stimulus kind as written (`step`, `ramp`, ...).
+    pub stimulus_kind: Option<String>,
     /// Signals the detect condition (or expectation) reads.
     pub detect_signals: Vec<String>,
     /// The condition as written.
@@ -179,7 +181,8 @@ impl PlanView {
                         spec.protection = body.get("protection").and_then(text);
                         spec.condition = body.get("detect").and_then(text);
                         if let Some(stim) = body.get("stimulus").and_then(|s| s.as_object()) {
-                            for params in stim.values() {
+                            for (skind, params) in stim {
+                                spec.stimulus_kind = Some(skind.clone());
                                 spec.stimulus_channel = params
                                     .get("of")
                                     .and_then(text)
