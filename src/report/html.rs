@@ -936,6 +936,7 @@ fn overview(h: &mut String, d: &ReportData, r: &RunResults, specs: &[TestSpec]) 
         lines: Vec::new(),
         hlines: Vec::new(),
         vlines: Vec::new(),
+        yes_no: false,
     };
     let cols = plot.columns();
     for c in chans.iter().take(6) {
@@ -1249,6 +1250,17 @@ fn test_section(
             x1,
             markers.clone(),
         );
+        // Flags only: a no/yes axis rather than fractional ticks between 0 and 1.
+        plot.yes_no = det.iter().all(|c| {
+            d.traces.get(c).is_some_and(|ch| {
+                ch.v[ch.window(x0, x1)]
+                    .iter()
+                    .all(|v| *v == 0.0 || *v == 1.0)
+            })
+        });
+        if plot.yes_no {
+            plot.unit = "no/yes".into();
+        }
         let cols = plot.columns();
         for c in &det {
             if let Some(ch) = d.traces.get(c) {
@@ -1368,6 +1380,7 @@ fn new_plot(title: &str, unit: &str, x0: f64, x1: f64, vlines: Vec<VLine>) -> Pl
         lines: Vec::new(),
         hlines: Vec::new(),
         vlines,
+        yes_no: false,
     }
 }
 

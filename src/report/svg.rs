@@ -72,6 +72,9 @@ pub struct Plot {
     pub hlines: Vec<HLine>,
     /// Event markers.
     pub vlines: Vec<VLine>,
+    /// Every series is a yes/no flag (0 or 1): the y axis is fixed and labelled no and yes
+    /// instead of spanning the data with fractional ticks.
+    pub yes_no: bool,
 }
 
 /// Left and right margins of the plot area, px.
@@ -117,11 +120,14 @@ impl Plot {
                 hi = hi.max(hl.y);
             }
         }
-        if !lo.is_finite() || !hi.is_finite() {
+        if !lo.is_finite() || !hi.is_finite() || self.yes_no {
             lo = 0.0;
             hi = 1.0;
         }
-        if hi - lo < 1e-9 {
+        if self.yes_no {
+            lo = -0.15;
+            hi = 1.15;
+        } else if hi - lo < 1e-9 {
             let pad = if hi.abs() > 1e-9 {
                 hi.abs() * 0.05
             } else {
@@ -157,14 +163,22 @@ impl Plot {
         );
         // Ticks.
         let yd = tick_step(lo, hi, 5).map_or(0, tick_decimals);
-        for v in nice_ticks(lo, hi, 5) {
+        let yticks: Vec<(f64, String)> = if self.yes_no {
+            vec![(0.0, "no".into()), (1.0, "yes".into())]
+        } else {
+            nice_ticks(lo, hi, 5)
+                .into_iter()
+                .map(|v| (v, fmt_tick(v, yd)))
+                .collect()
+        };
+        for (v, label) in yticks {
             let y = sy(v);
             let _ = write!(
                 s,
                 r##"<line x1="{l}" x2="{r:.1}" y1="{y:.1}" y2="{y:.1}" stroke="#e3e3e3"/><text x="{:.1}" y="{:.1}" class="tk" text-anchor="end">{}</text>"##,
                 l - 4.0,
                 y + 3.5,
-                fmt_tick(v, yd)
+                label
             );
         }
         let (xt, xd) = time_ticks(x0, x1, r - l);
@@ -601,6 +615,7 @@ mod tests {
             }],
             hlines: vec![],
             vlines: vec![],
+            yes_no: false,
         }
     }
 
@@ -664,6 +679,26 @@ mod tests {
         }
     }
 
+    /// The labels of the value axis.
+    fn value_labels(svg: &str) -> Vec<String> {
+        svg.split(r#"class="tk" text-anchor="end">"#)
+            .skip(1)
+            .map(|p| p[..p.find('<').unwrap()].to_string())
+            .filter(|l| l != "t [s]")
+            .collect()
+    }
+
+    #[test]
+    fn yes_no_flags_get_a_no_yes_axis() {
+        let mut p = plot(0.0, 2.0, vec![(0.0, 0.0), (1.0, 1.0), (2.0, 1.0)]);
+        p.unit = "no/yes".into();
+        p.yes_no = true;
+        assert_eq!(value_labels(&p.render()), vec!["no", "yes"]);
+        // The same data as numbers keeps a numeric axis.
+        p.yes_no = false;
+        assert!(value_labels(&p.render()).len() > 2);
+    }
+
     #[rstest::rstest]
     #[case::short_window_late_in_a_run(1000.0, 1000.06)]
     #[case::tenths_past_ten_seconds(10.0, 10.6)]
@@ -717,6 +752,7 @@ mod tests {
                 color: "#c00",
             }],
             vlines: vec![],
+            yes_no: false,
         };
         let s = p.render();
         assert!(s.starts_with("<svg") && s.ends_with("</svg>"));
