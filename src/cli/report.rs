@@ -7,6 +7,7 @@ use clap::{Args, Subcommand};
 use super::EXIT_ABORT;
 use crate::report::bundle::{KeyChoice, REPORT_HTML};
 use crate::report::manifest::{self, SignatureStatus, MANIFEST};
+use crate::report::pdf::REPORT_PDF;
 use crate::report::rejudge::{rejudge, RejudgeOptions};
 use crate::report::{html, keys};
 use crate::verdict::DecisionRule;
@@ -72,7 +73,7 @@ pub enum ReportAction {
         #[arg(long)]
         key: Option<PathBuf>,
     },
-    /// Rebuild report.html from the stored data.
+    /// Rebuild report.html and report.pdf from the stored data.
     Render {
         /// The run (or rejudge-*) directory.
         dir: PathBuf,
@@ -287,32 +288,54 @@ fn render(dir: PathBuf, out: Option<PathBuf>) -> i32 {
             return EXIT_ABORT;
         }
     };
-    let target = out.clone().unwrap_or_else(|| dir.join(REPORT_HTML));
+    let pdf = match crate::report::pdf::render_dir(&dir) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return EXIT_ABORT;
+        }
+    };
+    // With --out FILE the PDF goes beside it as FILE with the extension `.pdf`.
+    let targets = [
+        (
+            REPORT_HTML,
+            out.clone().unwrap_or_else(|| dir.join(REPORT_HTML)),
+            page.into_bytes(),
+        ),
+        (
+            REPORT_PDF,
+            out.as_ref()
+                .map(|o| o.with_extension("pdf"))
+                .unwrap_or_else(|| dir.join(REPORT_PDF)),
+            pdf,
+        ),
+    ];
     if out.is_none() && dir.join(MANIFEST).exists() {
-        // The report is covered by the manifest: only write what still matches it.
+        // The reports are covered by the manifest: only write what still matches it.
         let listed = std::fs::read_to_string(dir.join(MANIFEST))
             .ok()
             .and_then(|t| serde_json::from_str::<manifest::Manifest>(&t).ok())
-            .and_then(|m| m.files.into_iter().find(|f| f.path == REPORT_HTML));
-        if let Some(f) = listed {
-            if manifest::hash_bytes(page.as_bytes()) != f.sha256 {
-                eprintln!(
-                    "error: the rebuilt report differs from the {REPORT_HTML} this bundle's manifest covers \
-                     (written by another hilrig version?); replacing it would break `hilrig report verify`. \
-                     Pass --out FILE to write the rebuilt report elsewhere."
-                );
-                return EXIT_ABORT;
+            .map(|m| m.files)
+            .unwrap_or_default();
+        for (name, _, bytes) in &targets {
+            if let Some(f) = listed.iter().find(|f| f.path == *name) {
+                if manifest::hash_bytes(bytes) != f.sha256 {
+                    eprintln!(
+                        "error: the rebuilt report differs from the {name} this bundle's manifest covers \
+                         (written by another hilrig version?); replacing it would break `hilrig report verify`. \
+                         Pass --out FILE to write the rebuilt report elsewhere."
+                    );
+                    return EXIT_ABORT;
+                }
             }
         }
     }
-    match std::fs::write(&target, page) {
-        Ok(()) => {
-            println!("wrote {}", target.display());
-            0
-        }
-        Err(e) => {
+    for (_, target, bytes) in targets {
+        if let Err(e) = std::fs::write(&target, bytes) {
             eprintln!("error: cannot write {}: {e}", target.display());
-            EXIT_ABORT
+            return EXIT_ABORT;
         }
+        println!("wrote {}", target.display());
     }
+    0
 }

@@ -936,6 +936,7 @@ fn overview(h: &mut String, d: &ReportData, r: &RunResults, specs: &[TestSpec]) 
         lines: Vec::new(),
         hlines: Vec::new(),
         vlines: Vec::new(),
+        yes_no: false,
     };
     let cols = plot.columns();
     for c in chans.iter().take(6) {
@@ -1123,7 +1124,13 @@ fn test_section(
     };
     let mut markers = vec![VLine {
         label: "stimulus".into(),
-        x: t.started_s,
+        x: stimulus_marker_time(
+            spec.and_then(|s| s.stimulus_kind.as_deref()),
+            spec.and_then(|s| s.stimulus_channel.as_deref())
+                .and_then(|c| d.traces.get(c)),
+            t.started_s,
+            t.detected_s.unwrap_or(x1),
+        ),
         color: "#495057",
         dashed: true,
     }];
@@ -1243,6 +1250,17 @@ fn test_section(
             x1,
             markers.clone(),
         );
+        // Flags only: a no/yes axis rather than fractional ticks between 0 and 1.
+        plot.yes_no = det.iter().all(|c| {
+            d.traces.get(c).is_some_and(|ch| {
+                ch.v[ch.window(x0, x1)]
+                    .iter()
+                    .all(|v| *v == 0.0 || *v == 1.0)
+            })
+        });
+        if plot.yes_no {
+            plot.unit = "no/yes".into();
+        }
         let cols = plot.columns();
         for c in &det {
             if let Some(ch) = d.traces.get(c) {
@@ -1313,6 +1331,30 @@ fn test_section(
     h.push_str("</section>");
 }
 
+/// Where the stimulus marker goes: for a step stimulus, at the step itself (the first change
+/// of the setpoint after the pre-step hold that starts the test, before `until`); for other
+/// stimuli (and when the trace does not show the step) at the test's start.
+fn stimulus_marker_time(
+    kind: Option<&str>,
+    channel: Option<&super::series::Channel>,
+    started: f64,
+    until: f64,
+) -> f64 {
+    let (Some("step"), Some(ch)) = (kind, channel) else {
+        return started;
+    };
+    let at = ch.t.partition_point(|&x| x <= started);
+    let Some(hold) = at.checked_sub(1).map(|i| ch.v[i]) else {
+        return started;
+    };
+    ch.t[at..]
+        .iter()
+        .zip(&ch.v[at..])
+        .take_while(|(x, _)| **x <= until)
+        .find(|(_, v)| **v != hold)
+        .map_or(started, |(x, _)| *x)
+}
+
 fn add_declared(plot: &mut Plot, declared: &Option<super::inputs::ProtectionView>, unit: &str) {
     if let Some(p) = declared {
         if let Some(q) = quantity(p.trip.as_deref()) {
@@ -1338,5 +1380,41 @@ fn new_plot(title: &str, unit: &str, x0: f64, x1: f64, vlines: Vec<VLine>) -> Pl
         lines: Vec::new(),
         hlines: Vec::new(),
         vlines,
+        yes_no: false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::series::Channel;
+
+    /// The setpoint of the overcharge plan's step test: 3.3 V before the test, the pre-step
+    /// hold at 3.6 V from the test's start (0.1 s), the step to 3.7 V at 4.1 s.
+    fn step_setpoint() -> Channel {
+        Channel {
+            unit: "V".into(),
+            t: vec![0.04, 0.1, 4.1, 6.2],
+            v: vec![3.3, 3.6, 3.7, 3.3],
+        }
+    }
+
+    #[rstest::rstest]
+    #[case::step_marker_at_the_step(Some("step"), 4.1)]
+    #[case::ramp_marker_at_the_start(Some("ramp"), 0.1)]
+    #[case::unknown_kind_at_the_start(None, 0.1)]
+    fn stimulus_marker_is_at_the_step_not_the_pre_step_hold(
+        #[case] kind: Option<&str>,
+        #[case] want: f64,
+    ) {
+        let ch = step_setpoint();
+        assert_eq!(stimulus_marker_time(kind, Some(&ch), 0.1, 6.2), want);
+    }
+
+    #[test]
+    fn step_marker_without_a_step_before_detection_stays_at_the_start() {
+        let ch = step_setpoint();
+        assert_eq!(stimulus_marker_time(Some("step"), Some(&ch), 0.1, 3.0), 0.1);
+        assert_eq!(stimulus_marker_time(Some("step"), None, 0.1, 6.2), 0.1);
     }
 }

@@ -122,6 +122,9 @@ pub struct PlanView {
     /// Test steps.
     #[serde(default)]
     pub steps: Vec<serde_json::Value>,
+    /// Setup steps (a trip run once before the repeats is a test too).
+    #[serde(default)]
+    pub setup: Vec<serde_json::Value>,
 }
 
 /// What the plan says about one test step.
@@ -135,6 +138,8 @@ pub struct TestSpec {
     pub protection: Option<String>,
     /// Trace channel of the stimulus setpoint.
     pub stimulus_channel: Option<String>,
+    /// Stimulus kind as written (`step`, `ramp`, ...).
+    pub stimulus_kind: Option<String>,
     /// Signals the detect condition (or expectation) reads.
     pub detect_signals: Vec<String>,
     /// The condition as written.
@@ -164,7 +169,7 @@ impl PlanView {
             }
         };
         let mut out = Vec::new();
-        for step in &self.steps {
+        for step in self.setup.iter().chain(&self.steps) {
             let Some(obj) = step.as_object() else {
                 continue;
             };
@@ -179,7 +184,8 @@ impl PlanView {
                         spec.protection = body.get("protection").and_then(text);
                         spec.condition = body.get("detect").and_then(text);
                         if let Some(stim) = body.get("stimulus").and_then(|s| s.as_object()) {
-                            for params in stim.values() {
+                            for (skind, params) in stim {
+                                spec.stimulus_kind = Some(skind.clone());
                                 spec.stimulus_channel = params
                                     .get("of")
                                     .and_then(text)
@@ -333,6 +339,19 @@ mod tests {
         assert_eq!(t[0].stimulus_channel.as_deref(), Some("cells.ntc[7].t_set"));
         assert_eq!(t[1].kind, "expect");
         assert_eq!(t[1].detect_signals, vec!["bms.warning".to_string()]);
+    }
+
+    #[test]
+    fn a_trip_in_the_setup_is_a_test_with_its_stimulus_kind() {
+        let v: PlanView = parse_yaml(
+            "setup:\n  - trip: {name: once, stimulus: {step: {of: cell 5, from: 3.6 V, to: 3.7 V}}}\nsteps:\n  - trip: {name: a, stimulus: {ramp: {of: cell 5}}}\n",
+        )
+        .unwrap();
+        let t = v.tests();
+        assert_eq!(t.len(), 2);
+        assert_eq!(t[0].name, "once");
+        assert_eq!(t[0].stimulus_kind.as_deref(), Some("step"));
+        assert_eq!(t[1].stimulus_kind.as_deref(), Some("ramp"));
     }
 
     #[test]

@@ -72,6 +72,9 @@ pub struct Plot {
     pub hlines: Vec<HLine>,
     /// Event markers.
     pub vlines: Vec<VLine>,
+    /// Every series is a yes/no flag (0 or 1): the y axis is fixed and labelled no and yes
+    /// instead of spanning the data with fractional ticks.
+    pub yes_no: bool,
 }
 
 /// Left and right margins of the plot area, px.
@@ -117,11 +120,14 @@ impl Plot {
                 hi = hi.max(hl.y);
             }
         }
-        if !lo.is_finite() || !hi.is_finite() {
+        if !lo.is_finite() || !hi.is_finite() || self.yes_no {
             lo = 0.0;
             hi = 1.0;
         }
-        if hi - lo < 1e-9 {
+        if self.yes_no {
+            lo = -0.15;
+            hi = 1.15;
+        } else if hi - lo < 1e-9 {
             let pad = if hi.abs() > 1e-9 {
                 hi.abs() * 0.05
             } else {
@@ -156,23 +162,33 @@ impl Plot {
             b - t
         );
         // Ticks.
-        for v in nice_ticks(lo, hi, 5) {
+        let yd = tick_step(lo, hi, 5).map_or(0, tick_decimals);
+        let yticks: Vec<(f64, String)> = if self.yes_no {
+            vec![(0.0, "no".into()), (1.0, "yes".into())]
+        } else {
+            nice_ticks(lo, hi, 5)
+                .into_iter()
+                .map(|v| (v, fmt_tick(v, yd)))
+                .collect()
+        };
+        for (v, label) in yticks {
             let y = sy(v);
             let _ = write!(
                 s,
                 r##"<line x1="{l}" x2="{r:.1}" y1="{y:.1}" y2="{y:.1}" stroke="#e3e3e3"/><text x="{:.1}" y="{:.1}" class="tk" text-anchor="end">{}</text>"##,
                 l - 4.0,
                 y + 3.5,
-                fmt_tick(v)
+                label
             );
         }
-        for v in nice_ticks(x0, x1, 8) {
+        let (xt, xd) = time_ticks(x0, x1, r - l);
+        for v in xt {
             let x = sx(v);
             let _ = write!(
                 s,
                 r##"<line x1="{x:.1}" x2="{x:.1}" y1="{t}" y2="{b:.1}" stroke="#eeeeee"/><text x="{x:.1}" y="{:.1}" class="tk" text-anchor="middle">{}</text>"##,
                 b + 13.0,
-                fmt_tick(v)
+                fmt_tick(v, xd)
             );
         }
         let _ = write!(
@@ -270,20 +286,14 @@ impl Plot {
                 esc(&hl.label)
             );
         }
-        let mut top = 0;
-        for vl in &self.vlines {
-            if vl.x < x0 || vl.x > x1 {
-                continue;
-            }
+        for (x, y, end, vl) in marker_labels(&self.vlines, x0, x1, &sx, l, r, t) {
             let _ = write!(
                 s,
-                r#"<text x="{:.1}" y="{:.1}" class="lb" fill="{}">{}</text>"#,
-                sx(vl.x) + 3.0,
-                t + 10.0 + 10.0 * (top % 3) as f64,
+                r#"<text x="{x:.1}" y="{y:.1}" class="lb" fill="{}"{}>{}</text>"#,
                 vl.color,
+                if end { r#" text-anchor="end""# } else { "" },
                 esc(&vl.label)
             );
-            top += 1;
         }
         // Legend under the threshold labels.
         for (i, ln) in self.lines.iter().enumerate() {
@@ -305,6 +315,58 @@ impl Plot {
         s.push_str("</svg>");
         s
     }
+}
+
+/// Approximate width of a label at the 10 px label size, px.
+fn label_width(s: &str) -> f64 {
+    s.chars().count() as f64 * 5.6
+}
+
+/// Where marker labels go: beside their line (to the left when they would run past the plot
+/// area into the threshold labels), each in the highest row where it overlaps no label
+/// already placed, so close markers ("trip observed" beside a "truth" event) stay readable.
+/// Returns (x, baseline y, anchored at the end, marker).
+fn marker_labels<'a>(
+    vlines: &'a [VLine],
+    x0: f64,
+    x1: f64,
+    sx: &dyn Fn(f64) -> f64,
+    l: f64,
+    r: f64,
+    t: f64,
+) -> Vec<(f64, f64, bool, &'a VLine)> {
+    let mut shown: Vec<&VLine> = vlines
+        .iter()
+        .filter(|vl| vl.x >= x0 && vl.x <= x1 && !vl.label.is_empty())
+        .collect();
+    shown.sort_by(|a, b| a.x.total_cmp(&b.x));
+    let mut rows: Vec<Vec<(f64, f64)>> = Vec::new();
+    let mut out = Vec::new();
+    for vl in shown {
+        let px = sx(vl.x);
+        let w = label_width(&vl.label);
+        let end = px + 3.0 + w > r && px - 3.0 - w >= l;
+        let (a, b) = if end {
+            (px - 3.0 - w, px - 3.0)
+        } else {
+            (px + 3.0, px + 3.0 + w)
+        };
+        let row = rows
+            .iter()
+            .position(|row| row.iter().all(|&(c, d)| b + 4.0 <= c || a >= d + 4.0))
+            .unwrap_or(rows.len());
+        if row == rows.len() {
+            rows.push(Vec::new());
+        }
+        rows[row].push((a, b));
+        out.push((
+            if end { px - 3.0 } else { px + 3.0 },
+            t + 10.0 + 11.0 * row as f64,
+            end,
+            vl,
+        ));
+    }
+    out
 }
 
 /// Characters that fit the right margin at the label size.
@@ -392,46 +454,96 @@ pub fn decimate_steps(t: &[f64], v: &[f64], x0: f64, x1: f64, columns: usize) ->
     decimate(&tt, &vv, x0, x1, columns)
 }
 
-/// About `n` round tick values covering `[lo, hi]`.
+/// About `n` round tick values covering `[lo, hi]`: of the round steps (1, 2, 2.5 and 5
+/// times a power of ten) the one whose tick count comes closest to `n`, so a narrow range
+/// still gets several labelled ticks rather than two.
 pub fn nice_ticks(lo: f64, hi: f64, n: usize) -> Vec<f64> {
+    match tick_step(lo, hi, n) {
+        Some(step) => ticks_at(lo, hi, step),
+        None => Vec::new(),
+    }
+}
+
+/// The round step `nice_ticks` uses, if the range can carry ticks.
+fn tick_step(lo: f64, hi: f64, n: usize) -> Option<f64> {
     if hi.partial_cmp(&lo) != Some(std::cmp::Ordering::Greater)
         || !lo.is_finite()
         || !hi.is_finite()
         || n == 0
     {
-        return Vec::new();
+        return None;
     }
     let raw = (hi - lo) / n as f64;
     let mag = 10f64.powf(raw.log10().floor());
-    let step = [1.0, 2.0, 2.5, 5.0, 10.0]
+    let count = |step: f64| ((hi / step).floor() - (lo / step).ceil() + 1.0).max(0.0);
+    // Steps of 2.5 read less easily than 1, 2 and 5: taken only when clearly closer to `n`.
+    let score =
+        |(m, step): (f64, f64)| (count(step) - n as f64).abs() + if m == 2.5 { 1.5 } else { 0.0 };
+    [0.1, 1.0, 10.0]
         .iter()
-        .map(|m| m * mag)
-        .find(|s| *s >= raw)
-        .unwrap_or(10.0 * mag);
-    let mut v = (lo / step).ceil() * step;
-    let mut out = Vec::new();
-    while v <= hi + step * 1e-9 && out.len() < 50 {
-        out.push(if v.abs() < step * 1e-9 { 0.0 } else { v });
-        v += step;
-    }
-    out
+        .flat_map(|p| [1.0, 2.0, 2.5, 5.0].map(|m| (m, m * p * mag)))
+        .filter(|(_, s)| count(*s) >= 2.0 && count(*s) <= 50.0)
+        .min_by(|a, b| {
+            // Ties go to the coarser step.
+            score(*a).total_cmp(&score(*b)).then(b.1.total_cmp(&a.1))
+        })
+        .map(|(_, s)| s)
 }
 
-fn fmt_tick(v: f64) -> String {
-    let a = v.abs();
-    if a == 0.0 {
-        "0".into()
-    } else if a >= 1000.0 {
-        format!("{v:.0}")
-    } else if a >= 10.0 {
-        format!("{v:.1}")
-            .trim_end_matches('0')
-            .trim_end_matches('.')
-            .into()
-    } else {
-        let s = format!("{v:.4}");
-        s.trim_end_matches('0').trim_end_matches('.').into()
+fn ticks_at(lo: f64, hi: f64, step: f64) -> Vec<f64> {
+    let first = (lo / step).ceil() as i64;
+    let last = (hi / step + 1e-9).floor() as i64;
+    (first..=last)
+        .take(50)
+        .map(|k| {
+            let v = k as f64 * step;
+            if v.abs() < step * 1e-9 {
+                0.0
+            } else {
+                v
+            }
+        })
+        .collect()
+}
+
+/// Decimals that show every multiple of `step` exactly (and so tell neighbouring ticks apart).
+fn tick_decimals(step: f64) -> usize {
+    (0..=9usize)
+        .find(|d| {
+            let scaled = step * 10f64.powi(*d as i32);
+            (scaled - scaled.round()).abs() < 1e-6 * scaled.max(1.0)
+        })
+        .unwrap_or(9)
+}
+
+/// Tick labels at `decimals`, trailing zeros kept so one axis reads evenly.
+fn fmt_tick(v: f64, decimals: usize) -> String {
+    if v == 0.0 {
+        return "0".into();
     }
+    format!("{v:.decimals$}")
+}
+
+/// Ticks of the time axis whose labels (about 6 px per character at the tick font size, plus
+/// a gap) fit between their neighbours: fewer ticks rather than overlapping labels.
+fn time_ticks(x0: f64, x1: f64, px: f64) -> (Vec<f64>, usize) {
+    for n in (2..=8).rev() {
+        let Some(step) = tick_step(x0, x1, n) else {
+            return (Vec::new(), 0);
+        };
+        let d = tick_decimals(step);
+        let ticks = ticks_at(x0, x1, step);
+        let widest = ticks
+            .iter()
+            .map(|v| fmt_tick(*v, d).chars().count())
+            .max()
+            .unwrap_or(0) as f64;
+        let spacing = step / (x1 - x0) * px;
+        if spacing >= widest * 6.0 + 8.0 || n == 2 {
+            return (ticks, d);
+        }
+    }
+    (Vec::new(), 0)
 }
 
 #[cfg(test)]
@@ -474,6 +586,151 @@ mod tests {
         assert!(nice_ticks(1.0, 1.0, 5).is_empty());
     }
 
+    /// The `class="tk"` labels of a rendered plot with their x positions.
+    fn tick_labels(svg: &str) -> Vec<(f64, String)> {
+        svg.split("<text x=\"")
+            .skip(1)
+            .filter(|p| p.contains(r#"class="tk" text-anchor="middle""#))
+            .map(|p| {
+                let x: f64 = p[..p.find('"').unwrap()].parse().unwrap();
+                let label = p[p.find('>').unwrap() + 1..p.find('<').unwrap()].to_string();
+                (x, label)
+            })
+            .collect()
+    }
+
+    fn plot(x0: f64, x1: f64, points: Vec<(f64, f64)>) -> Plot {
+        Plot {
+            title: "Stimulus".into(),
+            unit: "V".into(),
+            width: 760,
+            height: 210,
+            x0,
+            x1,
+            lines: vec![Line {
+                label: "cells.cell[5].v_set".into(),
+                points,
+                step: true,
+                dashed: false,
+            }],
+            hlines: vec![],
+            vlines: vec![],
+            yes_no: false,
+        }
+    }
+
+    #[test]
+    fn close_marker_labels_do_not_overlap_each_other_or_the_threshold_labels() {
+        let mut p = plot(5.3, 14.0, vec![(5.3, 3.6), (14.0, 3.7)]);
+        p.hlines.push(HLine {
+            label: "3.7000 V ov_threshold high".into(),
+            y: 3.7,
+            color: "#c00",
+        });
+        for (label, x) in [
+            ("stimulus", 6.3),
+            ("trip observed", 13.9),
+            ("truth: chg_fet_open", 13.85),
+            ("truth: dsg_fet_open", 13.95),
+        ] {
+            p.vlines.push(VLine {
+                label: label.into(),
+                x,
+                color: "#0b7285",
+                dashed: false,
+            });
+        }
+        let svg = p.render();
+        let r = 760.0 - MARGIN_RIGHT as f64;
+        // Boxes of the marker labels: [left, right] x and baseline y.
+        let boxes: Vec<(f64, f64, f64, String)> = svg
+            .split("<text x=\"")
+            .skip(1)
+            .filter(|q| q.contains(r##"fill="#0b7285""##))
+            .map(|q| {
+                let num = |key: &str| -> f64 {
+                    let i = q.find(key).unwrap() + key.len();
+                    q[i..i + q[i..].find('"').unwrap()].parse().unwrap()
+                };
+                let x: f64 = q[..q.find('"').unwrap()].parse().unwrap();
+                let y = num("y=\"");
+                let label = q[q.find('>').unwrap() + 1..q.find('<').unwrap()].to_string();
+                let w = label_width(&label);
+                let head = &q[..q.find('>').unwrap()];
+                let (a, b) = if head.contains("text-anchor=\"end\"") {
+                    (x - w, x)
+                } else {
+                    (x, x + w)
+                };
+                (a, b, y, label)
+            })
+            .collect();
+        assert_eq!(boxes.len(), 4, "{boxes:?}");
+        for (i, p) in boxes.iter().enumerate() {
+            assert!(
+                p.1 <= r,
+                "{} runs into the threshold labels: {boxes:?}",
+                p.3
+            );
+            for q in &boxes[i + 1..] {
+                let apart = p.1 <= q.0 || q.1 <= p.0 || (p.2 - q.2).abs() >= 10.0;
+                assert!(apart, "{} overlaps {}: {boxes:?}", p.3, q.3);
+            }
+        }
+    }
+
+    /// The labels of the value axis.
+    fn value_labels(svg: &str) -> Vec<String> {
+        svg.split(r#"class="tk" text-anchor="end">"#)
+            .skip(1)
+            .map(|p| p[..p.find('<').unwrap()].to_string())
+            .filter(|l| l != "t [s]")
+            .collect()
+    }
+
+    #[test]
+    fn yes_no_flags_get_a_no_yes_axis() {
+        let mut p = plot(0.0, 2.0, vec![(0.0, 0.0), (1.0, 1.0), (2.0, 1.0)]);
+        p.unit = "no/yes".into();
+        p.yes_no = true;
+        assert_eq!(value_labels(&p.render()), vec!["no", "yes"]);
+        // The same data as numbers keeps a numeric axis.
+        p.yes_no = false;
+        assert!(value_labels(&p.render()).len() > 2);
+    }
+
+    #[rstest::rstest]
+    #[case::short_window_late_in_a_run(1000.0, 1000.06)]
+    #[case::tenths_past_ten_seconds(10.0, 10.6)]
+    #[case::long_run(0.0, 7300.0)]
+    #[case::pre_step_hold(5.3, 14.0)]
+    fn stimulus_axis_tick_labels_are_distinct_and_do_not_overlap(#[case] x0: f64, #[case] x1: f64) {
+        let svg = plot(x0, x1, vec![(x0, 3.6), (x1, 3.7)]).render();
+        let ticks = tick_labels(&svg);
+        assert!(ticks.len() >= 2, "{ticks:?}");
+        for w in ticks.windows(2) {
+            assert_ne!(w[0].1, w[1].1, "duplicate tick label in {ticks:?}");
+            // Half of each centred label (6 px a character) must fit between the two.
+            let need = 3.0 * (w[0].1.len() + w[1].1.len()) as f64;
+            assert!(w[1].0 - w[0].0 > need, "overlapping tick labels {ticks:?}");
+        }
+    }
+
+    #[test]
+    fn narrow_value_axis_gets_more_than_two_distinct_ticks() {
+        let svg = plot(0.0, 1.0, vec![(0.0, 3.65101), (1.0, 3.65108)]).render();
+        let labels: Vec<&str> = svg
+            .split(r#"class="tk" text-anchor="end">"#)
+            .skip(1)
+            .map(|p| &p[..p.find('<').unwrap()])
+            .filter(|l| *l != "t [s]")
+            .collect();
+        assert!(labels.len() >= 3, "{labels:?}");
+        let mut distinct = labels.clone();
+        distinct.dedup();
+        assert_eq!(distinct.len(), labels.len(), "{labels:?}");
+    }
+
     #[test]
     fn svg_has_no_namespace_or_external_reference() {
         let p = Plot {
@@ -495,6 +752,7 @@ mod tests {
                 color: "#c00",
             }],
             vlines: vec![],
+            yes_no: false,
         };
         let s = p.render();
         assert!(s.starts_with("<svg") && s.ends_with("</svg>"));

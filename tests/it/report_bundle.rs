@@ -225,6 +225,35 @@ fn rejudging_against_tighter_limits_writes_a_signed_result_tied_to_the_original(
 }
 
 #[test]
+fn report_render_rebuilds_the_pdf_too() {
+    let base = temp_dir("render-pdf");
+    let dir = base.join("run");
+    sealed_run(&dir, true, true, "");
+    let pdf = std::fs::read(dir.join("report.pdf")).unwrap();
+    assert!(pdf.starts_with(b"%PDF"));
+    std::fs::remove_file(dir.join("report.pdf")).unwrap();
+    std::fs::remove_file(dir.join("report.html")).unwrap();
+    let (code, out, err) = hilrig(&["report", "render", dir.to_str().unwrap()]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("report.pdf"), "{out}");
+    assert_eq!(std::fs::read(dir.join("report.pdf")).unwrap(), pdf);
+    assert_eq!(verify_cli(&dir, &[]).0, 0);
+
+    // With --out the PDF goes beside the HTML.
+    let elsewhere = base.join("copy.html");
+    let (code, out, err) = hilrig(&[
+        "report",
+        "render",
+        dir.to_str().unwrap(),
+        "--out",
+        elsewhere.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(std::fs::read(base.join("copy.pdf")).unwrap(), pdf);
+    std::fs::remove_dir_all(base).ok();
+}
+
+#[test]
 fn rejudge_refuses_a_tampered_bundle_and_render_rebuilds_the_same_report() {
     let base = temp_dir("render");
     let dir = base.join("run");

@@ -110,6 +110,7 @@ fn plots_are_decimated_to_the_pixel_columns() {
         lines: vec![],
         hlines: vec![],
         vlines: vec![],
+        yes_no: false,
     }
     .columns();
     for poly in html.split("<polyline").skip(1) {
