@@ -51,18 +51,8 @@ pub async fn confirm_supply_off(
         earlier.push(e);
     }
     let id = psu.id().to_string();
-    match psu.output().await {
-        Ok(false) => Ok(earlier),
-        Ok(true) => Err(SwitchOff::StillOn {
-            id,
-            errors: earlier,
-        }),
-        Err(source) => Err(SwitchOff::Unconfirmed {
-            id,
-            source,
-            errors: earlier,
-        }),
-    }
+    let read_back = psu.output().await;
+    judge_read_back(id, read_back, earlier)
 }
 
 /// As [`confirm_supply_off`], for a load's input.
@@ -74,17 +64,21 @@ pub async fn confirm_load_off(
         earlier.push(e);
     }
     let id = load.id().to_string();
-    match load.input().await {
-        Ok(false) => Ok(earlier),
-        Ok(true) => Err(SwitchOff::StillOn {
-            id,
-            errors: earlier,
-        }),
-        Err(source) => Err(SwitchOff::Unconfirmed {
-            id,
-            source,
-            errors: earlier,
-        }),
+    let read_back = load.input().await;
+    judge_read_back(id, read_back, earlier)
+}
+
+/// Ok with the errors seen on the way when the read-back says off; otherwise why not.
+#[allow(clippy::result_large_err)]
+fn judge_read_back(
+    id: String,
+    read_back: Result<bool, InstrumentError>,
+    errors: Vec<InstrumentError>,
+) -> Result<Vec<InstrumentError>, SwitchOff> {
+    match read_back {
+        Ok(false) => Ok(errors),
+        Ok(true) => Err(SwitchOff::StillOn { id, errors }),
+        Err(source) => Err(SwitchOff::Unconfirmed { id, source, errors }),
     }
 }
 
