@@ -206,10 +206,17 @@ impl Quantity {
             text: text.to_string(),
             unit: unit.to_string(),
         })?;
-        Ok(Quantity {
-            value: number * scale + offset,
-            dim,
-        })
+        let value = number * scale + offset;
+        if !value.is_finite() {
+            return Err(UnitError::OutOfBounds {
+                text: text.to_string(),
+                why: format!(
+                    "is out of range: in {} it is not a finite number",
+                    dim.unit()
+                ),
+            });
+        }
+        Ok(Quantity { value, dim })
     }
 
     /// Parse and require a dimension.

@@ -190,7 +190,10 @@ impl fmt::Display for Condition {
                 write!(f, "{signal} {} ", op.symbol())?;
                 match value {
                     Value::Number(n) => write!(f, "{n}"),
-                    Value::Quantity(q) => write!(f, "{q}"),
+                    // Exactly as parsed (SI value, shortest form that reads back to the same
+                    // number), not rounded for display: a printed condition means what the
+                    // parsed one does. `+ 0.0` prints -0 as 0, as the parser reads it back.
+                    Value::Quantity(q) => write!(f, "{} {}", q.value + 0.0, q.dim.unit()),
                     Value::Name(n) => write!(f, "{n}"),
                 }
             }
@@ -332,6 +335,11 @@ impl Parser<'_> {
                     .ok_or_else(|| format!("condition `{text}` ends after `{}`", op.symbol()))?;
                 // A quantity may be written with a space: `3.6 V`.
                 let value = if let Ok(n) = v.parse::<f64>() {
+                    if !n.is_finite() {
+                        return Err(format!(
+                            "`{v}` in condition `{text}` is not a finite number"
+                        ));
+                    }
                     match self.peek() {
                         Some(unit) if !matches!(unit, "and" | "or" | ")") => {
                             let joined = format!("{v} {unit}");
@@ -405,9 +413,24 @@ mod tests {
     #[case("(bms.chg_fet == 1", "missing `)`")]
     #[case("3 == bms.x", "not a signal name")]
     #[case("cell[5].v > 3.6 furlong", "not a known unit")]
+    #[case("bms.x == NaN", "not a finite number")]
+    #[case("bms.x < 1e400", "not a finite number")]
+    #[case("bms.x < 1e308 kV", "out of range")]
     fn rejects(#[case] text: &str, #[case] msg: &str) {
         let err = Condition::parse(text).unwrap_err();
         assert!(err.contains(msg), "{err}");
+    }
+
+    #[rstest]
+    #[case("supply.i < 200 mA", "supply.i < 0.2 A")]
+    #[case("a == 0.99996 V", "a == 0.99996 V")]
+    #[case("x == 0.00001 s", "x == 0.00001 s")]
+    #[case("a >= -0 V and b", "(a >= 0 V) and (b)")]
+    #[case("not a == -0", "not (a == -0)")]
+    fn prints_exactly_what_was_parsed(#[case] text: &str, #[case] printed: &str) {
+        let c = Condition::parse(text).unwrap();
+        assert_eq!(c.to_string(), printed);
+        assert_eq!(Condition::parse(printed).unwrap(), c);
     }
 
     #[test]
