@@ -10,6 +10,15 @@
 //! 0.1, -40, ...) are written as exact decimals (`3.4`, not `3.4000000000000004`); others
 //! as the shortest text that reads back to the same double.
 //!
+//! Statistics (`stats`): instead of a row per frame, one row per DBC signal once the log
+//! has been read: `message,id,signal,unit,frames,values,min,max,mean,last` (CSV), or one
+//! JSON document with `--json`. Every signal of every frame is decoded to its physical
+//! value exactly as for the rows; min, max and last are written to the decimals of the
+//! signal's factor and offset, the mean as the shortest text that reads back (it is a
+//! plain sum divided by the count). A float signal's NaN and infinities count as values
+//! but not in min, max and mean (left empty, or `null`, when nothing finite was seen).
+//! Messages that never appeared are listed with 0 frames.
+//!
 //! Bad input does not stop the stream: a malformed line or a frame whose length differs from
 //! its DBC message is reported with its line number and skipped. Frames with ids the DBC
 //! does not have are counted (or reported as errors when `strict`). Remote and error frames
@@ -40,6 +49,8 @@ pub struct DecodeOptions {
     pub format: Format,
     /// Treat frames with ids not in the DBC as errors.
     pub strict: bool,
+    /// One row per signal (frames, values, min, max, mean, last) instead of one per frame.
+    pub stats: bool,
     /// How many line errors to keep in the summary (all are counted).
     pub keep_errors: usize,
 }
@@ -49,6 +60,7 @@ impl Default for DecodeOptions {
         Self {
             format: Format::Csv,
             strict: false,
+            stats: false,
             keep_errors: 20,
         }
     }
@@ -211,6 +223,17 @@ impl Compiled {
             }
             _ => signal.extract_bits(data),
         }
+    }
+
+    /// The physical value of raw bits, as a double.
+    fn physical(&self, bits: u64) -> f64 {
+        let raw = match self.value_type {
+            ValueType::Unsigned => bits as f64,
+            ValueType::Signed => sign_extend(bits, self.size) as f64,
+            ValueType::Float32 => f64::from(f32::from_bits(bits as u32)),
+            ValueType::Float64 => f64::from_bits(bits),
+        };
+        raw * self.factor + self.offset
     }
 
     /// Write the physical value of raw bits.
@@ -562,6 +585,52 @@ struct Decoder<'d, W: Write> {
     data: [u8; 64],
     stamp_text: String,
     line_no: usize,
+    /// Per-column statistics and per-message frame counts, in `stats` mode.
+    stats: Option<Stats>,
+}
+
+/// What `stats` mode gathers: one entry per signal column, one count per message.
+struct Stats {
+    signals: Vec<SignalStats>,
+    frames: Vec<u64>,
+}
+
+/// The values one signal took.
+#[derive(Debug, Clone, Copy)]
+struct SignalStats {
+    values: u64,
+    finite: u64,
+    min: f64,
+    max: f64,
+    sum: f64,
+    last: f64,
+}
+
+impl Default for SignalStats {
+    fn default() -> Self {
+        Self {
+            values: 0,
+            finite: 0,
+            min: f64::INFINITY,
+            max: f64::NEG_INFINITY,
+            sum: 0.0,
+            last: f64::NAN,
+        }
+    }
+}
+
+impl SignalStats {
+    /// Count a value; only finite ones enter min, max and mean.
+    fn add(&mut self, v: f64) {
+        self.values += 1;
+        self.last = v;
+        if v.is_finite() {
+            self.finite += 1;
+            self.min = self.min.min(v);
+            self.max = self.max.max(v);
+            self.sum += v;
+        }
+    }
 }
 
 impl<W: Write> Decoder<'_, W> {
@@ -670,6 +739,28 @@ impl<W: Write> Decoder<'_, W> {
         } else {
             None
         };
+        if let Some(stats) = &mut self.stats {
+            let view = FrameView::new(compiled, &message.signals, carried.as_deref(), data);
+            if let Some(n) = stats.frames.get_mut(index) {
+                *n += 1;
+            }
+            let columns = stats.signals.iter_mut().skip(compiled.start);
+            for (i, ((c, s), st)) in compiled
+                .signals
+                .iter()
+                .zip(&message.signals)
+                .zip(columns)
+                .enumerate()
+            {
+                if view.active(i, s) {
+                    if let Some(bits) = c.bits(s, data, view.le, view.be) {
+                        st.add(c.physical(bits));
+                    }
+                }
+            }
+            self.summary.decoded += 1;
+            return Ok(());
+        }
         write_row(
             &mut self.buf,
             &self.layout,
@@ -737,8 +828,14 @@ pub fn decode_log<R: BufRead, W: Write>(
         data: [0; 64],
         stamp_text: String::new(),
         line_no: 0,
+        stats: None,
     };
-    if !json {
+    if options.stats {
+        d.stats = Some(Stats {
+            signals: vec![SignalStats::default(); d.layout.total],
+            frames: vec![0; dbc.messages().len()],
+        });
+    } else if !json {
         writeln!(d.out, "{}", csv_header(dbc))?;
     }
     // Lines are decoded where they lie in the reader's buffer; only a line that straddles
@@ -786,10 +883,147 @@ pub fn decode_log<R: BufRead, W: Write>(
         let n = chunk.len();
         input.consume(n);
     }
+    d.summary.lines = d.line_no;
+    if let Some(stats) = &d.stats {
+        write_stats(&mut d.buf, dbc, stats, &d.summary, json);
+    }
     d.out.write_all(&d.buf)?;
     d.out.flush()?;
-    d.summary.lines = d.line_no;
     Ok(d.summary)
+}
+
+/// A value of a signal rounded to the decimals of its factor and offset (so that it prints
+/// as the exact decimal), unchanged for other scalings; `None` when not finite.
+fn stat_value(v: f64, s: &Signal) -> Option<f64> {
+    if !v.is_finite() {
+        return None;
+    }
+    Some(match decimal_scaling(s.factor, s.offset) {
+        Some((_, _, decimals)) => {
+            let scale = 10f64.powi(decimals as i32);
+            let r = (v * scale).round() / scale;
+            if r.is_finite() {
+                r
+            } else {
+                v
+            }
+        }
+        None => v,
+    })
+}
+
+/// The statistics table (CSV) or document (JSON), after the whole log.
+fn write_stats(out: &mut Vec<u8>, dbc: &Dbc, stats: &Stats, summary: &DecodeSummary, json: bool) {
+    let mut column = 0;
+    let mut messages = Vec::new();
+    if !json {
+        out.extend_from_slice(b"message,id,signal,unit,frames,values,min,max,mean,last\n");
+    }
+    for (m, &frames) in dbc.messages().iter().zip(&stats.frames) {
+        let mut signals = Vec::new();
+        for s in &m.signals {
+            let st = stats.signals.get(column).copied().unwrap_or_default();
+            column += 1;
+            let seen = st.finite > 0;
+            let min = seen.then(|| stat_value(st.min, s)).flatten();
+            let max = seen.then(|| stat_value(st.max, s)).flatten();
+            let last = stat_value(st.last, s);
+            let mean = seen
+                .then(|| st.sum / st.finite as f64)
+                .filter(|v| v.is_finite());
+            if json {
+                signals.push(serde_json::json!({
+                    "signal": s.name, "unit": s.unit, "values": st.values,
+                    "min": min, "max": max, "mean": mean, "last": last,
+                }));
+            } else {
+                let _ = write!(
+                    out,
+                    "{},{},{},{},{frames},{},",
+                    csv_field(&m.name),
+                    format_id(m.id, m.extended),
+                    csv_field(&s.name),
+                    csv_field(&s.unit),
+                    st.values
+                );
+                for (i, v) in [min, max, mean, last].into_iter().enumerate() {
+                    if i > 0 {
+                        out.push(b',');
+                    }
+                    if let Some(v) = v {
+                        number(out, v, false);
+                    }
+                }
+                out.push(b'\n');
+            }
+        }
+        if json {
+            messages.push(serde_json::json!({
+                "message": m.name, "id": m.id, "extended": m.extended,
+                "frames": frames, "signals": signals,
+            }));
+        }
+    }
+    if json {
+        let unknown: Vec<_> = summary
+            .unknown
+            .iter()
+            .map(|((id, ext), u)| {
+                serde_json::json!({"id": id, "extended": ext, "frames": u.frames, "first_line": u.first_line})
+            })
+            .collect();
+        let doc = serde_json::json!({
+            "lines": summary.lines,
+            "decoded": summary.decoded,
+            "skipped": summary.skipped,
+            "problems": summary.problems,
+            "unknown": unknown,
+            "messages": messages,
+        });
+        let _ = serde_json::to_writer(&mut *out, &doc);
+        out.push(b'\n');
+    }
+}
+
+/// A frame's data as little- and big-endian words and its multiplexor value.
+struct FrameView<'a> {
+    le: u64,
+    be: u64,
+    mux: Option<i128>,
+    carried: Option<&'a [bool]>,
+}
+
+impl<'a> FrameView<'a> {
+    fn new(
+        m: &CompiledMessage,
+        signals: &[Signal],
+        carried: Option<&'a [bool]>,
+        data: &[u8],
+    ) -> Self {
+        let mut padded = [0u8; 8];
+        if let Some(head) = padded.get_mut(..data.len()) {
+            head.copy_from_slice(data);
+        }
+        let (le, be) = (u64::from_le_bytes(padded), u64::from_be_bytes(padded));
+        let mux = m.mux.and_then(|i| {
+            let (c, s) = (m.signals.get(i)?, signals.get(i)?);
+            s.int_from_bits(c.bits(s, data, le, be)?)
+        });
+        Self {
+            le,
+            be,
+            mux,
+            carried,
+        }
+    }
+
+    /// Whether the frame carries signal `i` (its multiplexor selects it).
+    fn active(&self, i: usize, s: &Signal) -> bool {
+        match self.carried {
+            Some(c) => c.get(i).copied().unwrap_or(false),
+            None => s.is_active(self.mux),
+        }
+    }
 }
 
 /// Append one CSV row or JSON line (with its newline) for a frame of a known message.
@@ -805,19 +1039,9 @@ fn write_row(
     data: &[u8],
     json: bool,
 ) {
-    let mut padded = [0u8; 8];
-    if let Some(head) = padded.get_mut(..data.len()) {
-        head.copy_from_slice(data);
-    }
-    let (le, be) = (u64::from_le_bytes(padded), u64::from_be_bytes(padded));
-    let mux = m.mux.and_then(|i| {
-        let (c, s) = (m.signals.get(i)?, signals.get(i)?);
-        s.int_from_bits(c.bits(s, data, le, be)?)
-    });
-    let active = |i: usize, s: &Signal| match carried {
-        Some(c) => c.get(i).copied().unwrap_or(false),
-        None => s.is_active(mux),
-    };
+    let view = FrameView::new(m, signals, carried, data);
+    let (le, be) = (view.le, view.be);
+    let active = |i: usize, s: &Signal| view.active(i, s);
     if json {
         row.extend_from_slice(b"{\"t\":");
         row.extend_from_slice(stamp);
@@ -906,10 +1130,14 @@ VAL_ 256 State 1 "on" 2 "off" ;
         Dbc::parse(DBC, "t.dbc").unwrap()
     }
 
-    fn run(log: &str, options: DecodeOptions) -> (String, DecodeSummary) {
+    fn run_with(dbc: &Dbc, log: &str, options: DecodeOptions) -> (String, DecodeSummary) {
         let mut out = Vec::new();
-        let summary = decode_log(log.as_bytes(), &mut out, &dbc(), options).unwrap();
+        let summary = decode_log(log.as_bytes(), &mut out, dbc, options).unwrap();
         (String::from_utf8(out).unwrap(), summary)
+    }
+
+    fn run(log: &str, options: DecodeOptions) -> (String, DecodeSummary) {
+        run_with(&dbc(), log, options)
     }
 
     #[test]
@@ -942,6 +1170,123 @@ VAL_ 256 State 1 "on" 2 "off" ;
         );
         let v: serde_json::Value = serde_json::from_str(out.trim_end()).unwrap();
         assert_eq!(v["signals"]["Volt"], 2.5);
+    }
+
+    const STATS_LOG: &str = "(1.0) can0 100#1103\n(2.0) can0 100#0509\n(3.0) can0 100#0200\n\
+        (4.0) can0 00000100#01\n(5.0) can0 00000100#0D\n(6.0) can0 00000100#FC\n\
+        (7.0) can0 7FF#00\n";
+
+    #[test]
+    fn stats_give_one_row_per_signal() {
+        let (out, summary) = run(
+            STATS_LOG,
+            DecodeOptions {
+                stats: true,
+                ..DecodeOptions::default()
+            },
+        );
+        assert_eq!(
+            out,
+            "message,id,signal,unit,frames,values,min,max,mean,last\n\
+             Status,100,State,,3,3,1,5,2.6666666666666665,2\n\
+             Status,100,Volt,V,3,3,1,5.5,3,1\n\
+             Ext,00000100,Mux,,3,3,0,1,0.6666666666666666,0\n\
+             Ext,00000100,A,,3,1,-1,-1,-1,-1\n\
+             Ext,00000100,B,\"deg,C\",3,2,0,6,3,6\n"
+        );
+        assert_eq!(summary.decoded, 6);
+        assert_eq!(summary.unknown_frames(), 1);
+    }
+
+    #[test]
+    fn stats_as_json_name_unknown_ids_and_unseen_signals() {
+        let (out, _) = run(
+            "(1.0) can0 00000100#01\n(2.0) can0 7FF#00\n",
+            DecodeOptions {
+                stats: true,
+                format: Format::Json,
+                ..DecodeOptions::default()
+            },
+        );
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(v["decoded"], 1);
+        assert_eq!(v["unknown"][0]["id"], 0x7FF);
+        assert_eq!(v["messages"][0]["message"], "Status");
+        assert_eq!(v["messages"][0]["frames"], 0);
+        assert_eq!(
+            v["messages"][0]["signals"][0]["min"],
+            serde_json::Value::Null
+        );
+        assert_eq!(v["messages"][1]["frames"], 1);
+        assert_eq!(v["messages"][1]["signals"][2]["signal"], "B");
+        assert_eq!(v["messages"][1]["signals"][2]["max"], 0.0);
+        assert_eq!(v["messages"][1]["signals"][1]["values"], 0);
+    }
+
+    #[test]
+    fn stats_agree_with_the_codec() {
+        let dbc = Dbc::parse(LAYOUTS, "layouts.dbc").unwrap();
+        let mut state: u64 = 0x2545_F491_4F6C_DD1D;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let mut log = String::new();
+        let mut want: BTreeMap<(String, String), (u64, f64, f64)> = BTreeMap::new();
+        for round in 0..3000 {
+            let m = &dbc.messages()[round % dbc.messages().len()];
+            let data: Vec<u8> = (0..m.size).map(|_| next() as u8).collect();
+            let hex: String = data.iter().map(|b| format!("{b:02X}")).collect();
+            let sep = if m.size > 8 { "##0" } else { "#" };
+            let _ = writeln!(log, "(1.0) can0 {}{sep}{hex}", format_id(m.id, m.extended));
+            for d in m.decode(&data).unwrap() {
+                let e = want.entry((m.name.clone(), d.name.clone())).or_insert((
+                    0,
+                    f64::INFINITY,
+                    f64::NEG_INFINITY,
+                ));
+                e.0 += 1;
+                if d.physical.is_finite() {
+                    e.1 = e.1.min(d.physical);
+                    e.2 = e.2.max(d.physical);
+                }
+            }
+        }
+        let (out, summary) = run_with(
+            &dbc,
+            &log,
+            DecodeOptions {
+                stats: true,
+                format: Format::Json,
+                ..DecodeOptions::default()
+            },
+        );
+        assert_eq!(summary.problems, 0);
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        let mut checked = 0;
+        for m in v["messages"].as_array().unwrap() {
+            for s in m["signals"].as_array().unwrap() {
+                let key = (
+                    m["message"].as_str().unwrap().to_string(),
+                    s["signal"].as_str().unwrap().to_string(),
+                );
+                let Some(&(n, lo, hi)) = want.get(&key) else {
+                    continue;
+                };
+                assert_eq!(s["values"].as_u64(), Some(n), "{key:?}");
+                for (got, w) in [(&s["min"], lo), (&s["max"], hi)] {
+                    let got = got.as_f64().unwrap();
+                    assert!(
+                        (got - w).abs() <= 1e-9 * w.abs().max(1.0),
+                        "{key:?}: {got} vs {w}"
+                    );
+                }
+                checked += 1;
+            }
+        }
+        assert!(checked >= 10, "only {checked} signals checked");
     }
 
     #[test]

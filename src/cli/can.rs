@@ -48,6 +48,10 @@ pub struct DecodeArgs {
     /// Treat frames whose ids are not in the DBC as errors.
     #[arg(long)]
     pub strict: bool,
+    /// One row per signal once the log is read (frames, values, min, max, mean, last)
+    /// instead of one row per frame; with `--json`, one JSON document.
+    #[arg(long)]
+    pub stats: bool,
     /// Write to this file instead of standard output.
     #[arg(long, short)]
     pub output: Option<PathBuf>,
@@ -136,6 +140,7 @@ fn decode(a: &DecodeArgs) -> i32 {
     let options = DecodeOptions {
         format: if a.json { Format::Json } else { Format::Csv },
         strict: a.strict,
+        stats: a.stats,
         ..DecodeOptions::default()
     };
     let summary = match decode_log(
