@@ -366,3 +366,85 @@ fn a_ramp_threshold_rests_on_a_checked_delay(#[case] image: &str, #[case] determ
     let v = &json["tests"][0]["measurements"][0]["value"];
     assert_eq!(v.is_null(), !determinable, "{v}");
 }
+
+/// The release level read off the ramp back rests on a release delay (the fixture declares
+/// none: 0 s). The shipped over-voltage plan checks it with a step trip that steps back to
+/// rest: the release is determined, with the checked interval in its budget, and lies within
+/// its expanded uncertainty of the firmware's release level. Without that step back nothing
+/// checks it, and the release is not determinable, with what was assumed and what to add.
+#[rstest]
+#[case::checked(true)]
+#[case::unchecked(false)]
+fn a_release_level_rests_on_a_checked_release_delay(#[case] step_back: bool) {
+    let rig = sim_rig(Some("sim-bms-1.0.0.yaml"));
+    let text = std::fs::read_to_string(root().join("test-plans/ov-charge.yaml")).unwrap();
+    // Without the step trip that steps back to rest (the last step of the plan).
+    let (start, end) = (
+        text.find("  # The release level read off").unwrap(),
+        text.find("teardown:").unwrap(),
+    );
+    assert!(text[start..end].contains(", rest: 3.30 V}}"));
+    let text = if step_back {
+        text
+    } else {
+        format!("{}{}", &text[..start], &text[end..])
+    };
+    let dir = temp_dir(&format!("ov-release-delay-{step_back}"));
+    let path = dir.join("ov-charge.yaml");
+    let fixture = root().join("fixtures/sim-bms-16s-lfp.yaml");
+    let text = text.replace(
+        "../fixtures/sim-bms-16s-lfp.yaml",
+        fixture.to_str().unwrap(),
+    );
+    std::fs::write(&path, text).unwrap();
+    let plan = std::sync::Arc::new(
+        hilrig::plan::load_plan(&path, Some(&rig)).unwrap_or_else(|e| panic!("{e:#?}")),
+    );
+    let results = virtual_runtime().block_on(async {
+        let bench = memory_bench(&rig, &root().join("rig/sim.yaml")).await;
+        run_plan(&bench, &rig, plan, &dir).await.0
+    });
+    let releases: Vec<_> = results
+        .tests
+        .iter()
+        .flat_map(|t| &t.measurements)
+        .filter(|m| m.quantity == "release")
+        .collect();
+    assert_eq!(releases.len(), 5);
+    let firmware = hilrig::sim::firmware::FirmwareImage::load(
+        &root().join("firmware-under-test/sim-bms-1.0.0.yaml"),
+    )
+    .unwrap();
+    let truth = sim_support::level_truth(&firmware.config, "ov", true).unwrap();
+    for m in releases {
+        if step_back {
+            assert!(m.not_determinable.is_none(), "{m:?}");
+            assert_eq!(m.verdict, Verdict::Pass, "{m:?}");
+            assert!((m.value - truth).abs() <= m.uncertainty, "{m:?}");
+            assert!(
+                m.uncertainty_budget
+                    .contains("release delay checked by 5 step(s) back to rest"),
+                "{}",
+                m.uncertainty_budget
+            );
+        } else {
+            assert!(m.value.is_nan(), "{m:?}");
+            assert_eq!(m.verdict, Verdict::Inconclusive);
+            let why = m.not_determinable.as_deref().unwrap();
+            assert!(
+                why.contains("release delay of 0.000 s") && why.contains("`rest`"),
+                "{why}"
+            );
+        }
+    }
+    assert_eq!(
+        results.outcome,
+        if step_back {
+            Outcome::Passed
+        } else {
+            Outcome::Inconclusive
+        },
+        "{:?}",
+        results.abort
+    );
+}
