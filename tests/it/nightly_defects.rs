@@ -448,3 +448,109 @@ fn a_release_level_rests_on_a_checked_release_delay(#[case] step_back: bool) {
         results.abort
     );
 }
+
+/// A suite stops when a plan leaves the bench's safe state unconfirmed, even a plan whose
+/// tests all passed: the simulated supply's output sticks on once switched on (the rig's
+/// `faults: [supply_output_stuck_on]`), so after the first plan the read-back says it is
+/// still on. The remaining plans are not started: their results.json lists every test as
+/// not run with the reason (naming the plan and the unconfirmed action), and junit.xml shows
+/// them as skipped with that reason; the run exits 2.
+#[test]
+fn a_suite_stops_when_the_safe_state_is_not_confirmed() {
+    let dir = temp_dir("suite-stuck-supply");
+    let text = std::fs::read_to_string(root().join("rig/sim.yaml")).unwrap();
+    assert!(text.contains("  ambient: 25 °C"));
+    let text = text
+        .replace(
+            "  ambient: 25 °C",
+            "  faults: [supply_output_stuck_on]\n  ambient: 25 °C",
+        )
+        .replace("../", &format!("{}/", root().display()));
+    let rig = dir.join("rig.yaml");
+    std::fs::write(&rig, text).unwrap();
+    let plans = [
+        "overcharge.yaml",
+        "ut-charge-inhibit.yaml",
+        "oc-discharge.yaml",
+    ];
+    let mut suite =
+        "suite: stuck-supply\ntitle: A supply that does not switch off\nplans:\n".to_string();
+    for p in plans {
+        let path = root().join("test-plans").join(p);
+        suite.push_str(&format!("  - plan: {}\n", path.display()));
+    }
+    let suite_path = dir.join("suite.yaml");
+    std::fs::write(&suite_path, suite).unwrap();
+    let out = dir.join("reports");
+    let run = std::process::Command::new(env!("CARGO_BIN_EXE_hilrig"))
+        .arg("run")
+        .arg(&suite_path)
+        .args(["--virtual-time", "--rig"])
+        .arg(&rig)
+        .arg("--out")
+        .arg(&out)
+        .current_dir(root())
+        .env("HILRIG_LOCK_DIR", &dir)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert_eq!(
+        run.status.code(),
+        Some(2),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let top = first_run_dir(&out);
+    // The first plan ran to its end and passed, but the supply did not switch off.
+    let first = read_json(&top.join("cell-overvoltage-charge").join("results.json"));
+    assert_eq!(first["outcome"], "passed", "{first}");
+    assert_eq!(first["safe_state_reached"], false);
+    let supply = first["safe_state"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["instrument"] == "supply")
+        .unwrap();
+    assert_eq!(supply["ok"], false, "{supply}");
+    assert!(
+        supply["error"]
+            .as_str()
+            .unwrap()
+            .contains("output still on"),
+        "{supply}"
+    );
+    // The others were not started, with the reason.
+    let junit = std::fs::read_to_string(top.join("junit.xml")).unwrap();
+    let mut not_run = 0;
+    for id in ["ut-charge-inhibit", "oc-discharge"] {
+        let r = read_json(&top.join(id).join("results.json"));
+        assert_eq!(r["outcome"], "aborted", "{id}: {r}");
+        assert_eq!(r["abort"]["during"], "not started", "{id}: {r}");
+        let cause = r["abort"]["cause"].as_str().unwrap();
+        assert!(
+            cause.contains("safe state was not confirmed after plan `cell-overvoltage-charge`")
+                && cause.contains("output still on"),
+            "{id}: {cause}"
+        );
+        assert!(r["tests"].as_array().unwrap().is_empty(), "{id}: {r}");
+        let listed = r["not_run"].as_array().unwrap();
+        assert!(!listed.is_empty(), "{id}: {r}");
+        for n in listed {
+            assert!(
+                n["reason"]
+                    .as_str()
+                    .unwrap()
+                    .contains("safe state was not confirmed"),
+                "{n}"
+            );
+            assert!(
+                junit.contains(n["name"].as_str().unwrap()),
+                "{n} not in {junit}"
+            );
+        }
+        not_run += listed.len();
+        assert!(stdout.contains(&format!("NOT RUN {id}")), "{stdout}");
+    }
+    assert_eq!(junit.matches("<skipped").count(), not_run, "{junit}");
+    assert!(junit.contains("safe state was not confirmed"), "{junit}");
+}
