@@ -1028,8 +1028,8 @@ pub fn check_assumptions(
                 ),
                 DelayKind::Release => format!(
                     "the release level read off the ramp back rests on {}, which no step back \
-                     of this plan checks (add a `step` trip of `{p}` with a `rest` value beyond \
-                     the declared release level)",
+                     to rest of this plan checked (add a `step` trip of `{p}` with a `rest` \
+                     value beyond the declared release level; it checks when it trips)",
                     assumed_release_delay(a)
                 ),
             })
