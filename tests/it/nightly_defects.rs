@@ -554,3 +554,92 @@ fn a_suite_stops_when_the_safe_state_is_not_confirmed() {
     assert_eq!(junit.matches("<skipped").count(), not_run, "{junit}");
     assert!(junit.contains("safe state was not confirmed"), "{junit}");
 }
+
+/// A BMS that releases only after the value stayed back past the release level for 1 s (an
+/// image with `release_delay: 1 s` for OV). Read off the ramp back at 50 mV/s, its release
+/// level would be 50 mV low. A fixture that declares no release delay: the plan's step back
+/// to rest contradicts the assumed 0 s, and the release is not determinable, with the
+/// observed interval and what to declare. A fixture that declares the 1 s: the estimate uses
+/// it, the step back confirms it, and the release lies within its expanded uncertainty of
+/// the firmware's release level.
+#[rstest]
+#[case::undeclared(false)]
+#[case::declared(true)]
+fn a_real_release_delay_is_caught_unless_declared(#[case] declared: bool) {
+    let dir = temp_dir(&format!("release-delay-declared-{declared}"));
+    let line = "  ov:  {trip: 3.65 V, release: 3.38 V, delay: 2 s}";
+    let delayed = "  ov:  {trip: 3.65 V, release: 3.38 V, delay: 2 s, release_delay: 1 s}";
+    let image_text =
+        std::fs::read_to_string(root().join("firmware-under-test/sim-bms-1.0.0.yaml")).unwrap();
+    assert!(image_text.contains(line));
+    let image = dir.join("sim-bms-release-delay.yaml");
+    std::fs::write(&image, image_text.replace(line, delayed)).unwrap();
+    let fixture_text =
+        std::fs::read_to_string(root().join("fixtures/sim-bms-16s-lfp.yaml")).unwrap();
+    assert!(fixture_text.contains(line) && fixture_text.contains("dbc: dbc/sim-bms.dbc"));
+    let mut fixture_text = fixture_text.replace(
+        "dbc: dbc/sim-bms.dbc",
+        &format!("dbc: {}", root().join("fixtures/dbc/sim-bms.dbc").display()),
+    );
+    if declared {
+        fixture_text = fixture_text.replace(line, delayed);
+    }
+    let fixture = dir.join("fixture.yaml");
+    std::fs::write(&fixture, fixture_text).unwrap();
+    let plan_text = std::fs::read_to_string(root().join("test-plans/ov-charge.yaml"))
+        .unwrap()
+        .replace(
+            "../fixtures/sim-bms-16s-lfp.yaml",
+            fixture.to_str().unwrap(),
+        )
+        .replace(
+            "limits: iec62619-bms",
+            &format!(
+                "limits: {}",
+                root().join("fixtures/limits/iec62619-bms.yaml").display()
+            ),
+        );
+    let path = dir.join("ov-charge.yaml");
+    std::fs::write(&path, plan_text).unwrap();
+    let rig = sim_rig(Some(image.to_str().unwrap()));
+    let plan = std::sync::Arc::new(
+        hilrig::plan::load_plan(&path, Some(&rig)).unwrap_or_else(|e| panic!("{e:#?}")),
+    );
+    let results = virtual_runtime().block_on(async {
+        let bench = memory_bench(&rig, &root().join("rig/sim.yaml")).await;
+        run_plan(&bench, &rig, plan, &dir).await.0
+    });
+    assert!(results.abort.is_none(), "{:?}", results.abort);
+    let releases: Vec<_> = results
+        .tests
+        .iter()
+        .flat_map(|t| &t.measurements)
+        .filter(|m| m.quantity == "release")
+        .collect();
+    assert_eq!(releases.len(), 5);
+    let firmware = hilrig::sim::firmware::FirmwareImage::load(&image).unwrap();
+    assert_eq!(firmware.config.ov.release_delay_ms, 1000);
+    let truth = sim_support::level_truth(&firmware.config, "ov", true).unwrap();
+    for m in releases {
+        if declared {
+            assert!(m.not_determinable.is_none(), "{m:?}");
+            assert!((m.value - truth).abs() <= m.uncertainty, "{m:?}");
+            assert!(
+                m.uncertainty_budget
+                    .contains("declared release delay checked by 5 step(s) back to rest"),
+                "{}",
+                m.uncertainty_budget
+            );
+        } else {
+            assert!(m.value.is_nan(), "{m:?}");
+            assert_eq!(m.verdict, Verdict::Inconclusive);
+            let why = m.not_determinable.as_deref().unwrap();
+            assert!(
+                why.contains("release delay of 0.000 s")
+                    && why.contains("put the real release delay between")
+                    && why.contains("declare `release_delay`"),
+                "{why}"
+            );
+        }
+    }
+}
