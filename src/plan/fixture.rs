@@ -64,7 +64,7 @@ pub struct StateRequest {
     pub cycle: Seconds,
 }
 
-/// One declared protection: trip level, release level, delay.
+/// One declared protection: trip level, release level, delays.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DeclaredProtection {
@@ -74,6 +74,10 @@ pub struct DeclaredProtection {
     pub release: QuantityValue,
     /// Debounce delay before the BMS acts.
     pub delay: Seconds,
+    /// Debounce delay before the BMS releases (default 0 s); release levels read off a ramp
+    /// back rest on it, and step trips with a `rest` value check it.
+    #[serde(default)]
+    pub release_delay: Option<Seconds>,
     /// The fault stays latched until the BMS is reset (a standby request).
     #[serde(default)]
     pub latching: bool,

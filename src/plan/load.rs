@@ -767,6 +767,30 @@ impl<'a> Checker<'a> {
         }
     }
 
+    /// A step trip's `rest` must lie beyond the declared release level of a protection that
+    /// releases by itself: the BMS is then due to release at the step back.
+    fn step_rest(&mut self, at: &Location, protection: &str, from: f64, to: f64, rest: f64) {
+        let Some(p) = self.fx.value.protections.get(protection) else {
+            return;
+        };
+        let release = p.value.release.0;
+        if p.value.latching {
+            let msg = format!(
+                "`rest`: protection `{protection}` is latching, so the BMS does not release at a \
+                 rest value; leave `rest` out"
+            );
+            self.err(at, msg);
+        } else if (to >= from && rest >= release.value) || (to < from && rest <= release.value) {
+            let msg = format!(
+                "`rest` {} does not lie beyond the declared release level {} of `{protection}`: \
+                 the BMS is not due to release there",
+                crate::units::display(rest, release.dim),
+                crate::units::display(release.value, release.dim),
+            );
+            self.err(at, msg);
+        }
+    }
+
     fn trip(&mut self, t: &super::model::Trip, at: &Location) {
         self.condition(&t.detect);
         if t.timeout.0 <= 0.0 {
@@ -796,6 +820,18 @@ impl<'a> Checker<'a> {
                 let to = self.quantity(stim_at, "to", &s.to, d);
                 self.envelope(stim_at, target, from);
                 self.envelope(stim_at, target, to);
+                if let Some(rest) = &s.rest {
+                    let rest = self.quantity(stim_at, "rest", rest, d);
+                    self.envelope(stim_at, target, rest);
+                    if t.release.is_some() {
+                        self.err(
+                            stim_at,
+                            "a step trip steps back to `rest` or ramps back with `release:`, \
+                             not both",
+                        );
+                    }
+                    self.step_rest(stim_at, &t.protection.value, from, to, rest);
+                }
             }
             Stimulus::Bisect(b) => {
                 let low = self.quantity(stim_at, "no_trip", &b.no_trip, d);

@@ -469,6 +469,10 @@ pub struct StepStimulus {
     pub to: QuantityValue,
     /// How long `from` is held first (default: twice the declared delay).
     pub settle: Option<Seconds>,
+    /// After the trip, step back to this value (beyond the declared release level) and wait
+    /// for the release: the time it takes bounds the release delay that release levels read
+    /// off a ramp back rest on.
+    pub rest: Option<QuantityValue>,
 }
 
 /// A threshold search by bisection of held steps.

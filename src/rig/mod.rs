@@ -127,6 +127,19 @@ pub struct Simulation {
     /// Room ambient of the simulated pack (default 25 °C).
     #[serde(default = "room_temperature")]
     pub ambient: Celsius,
+    /// Faults the simulated bench injects from the start (default none), to exercise how
+    /// a run and a suite end when the bench misbehaves.
+    #[serde(default)]
+    pub faults: Vec<SimulatedFault>,
+}
+
+/// A fault of the simulated bench a rig can ask for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SimulatedFault {
+    /// Every simulated supply, once its output is on, ignores `OUTP OFF`: the safe state
+    /// cannot be confirmed.
+    SupplyOutputStuckOn,
 }
 
 /// Cell chemistries the simulated pack can model.

@@ -671,7 +671,16 @@ async fn run_step(
             let result = trip::judge(&name, repeat, t, &m, &cx);
             {
                 let mut d = ctx.delays.lock().unwrap_or_else(|e| e.into_inner());
-                d.0.extend(trip::assumptions(&result, t, declared_delay));
+                if let Some(p) = ctx.plan.fixture.value.protections.get(&t.protection.value) {
+                    d.0.extend(trip::assumptions(&result, t, &p.value));
+                    d.1.extend(trip::release_evidence(
+                        &name,
+                        t,
+                        &m,
+                        path,
+                        p.value.release.0.value,
+                    ));
+                }
                 d.1.extend(trip::delay_evidence(&name, t, &m, path));
             }
             record(ctx, result);

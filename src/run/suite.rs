@@ -18,17 +18,23 @@ pub const NOT_STARTED: &str = "not started";
 /// Why the plans after `r` must not run, when they must not: the bench is not trustworthy
 /// after it (or the operator stopped the run). `None`: the suite goes on.
 pub fn stop_after(r: &RunResults) -> Option<String> {
-    if r.outcome != Outcome::Aborted {
-        return None;
-    }
     let abort = r.abort.as_ref();
-    let cause = abort.map(|a| a.cause.as_str()).unwrap_or("unknown cause");
+    // A plan that ran to its end can still leave the bench unconfirmed (an output that
+    // would not switch off): that stops the suite as much as an aborted plan does.
     if !r.safe_state_reached {
+        let cause = match abort {
+            Some(a) => a.cause.clone(),
+            None => unconfirmed(r),
+        };
         return Some(format!(
             "the bench's safe state was not confirmed after plan `{}` ({cause})",
             r.plan
         ));
     }
+    if r.outcome != Outcome::Aborted {
+        return None;
+    }
+    let cause = abort.map(|a| a.cause.as_str()).unwrap_or("unknown cause");
     match abort.and_then(|a| a.during.as_deref()) {
         Some(CONNECTING) => Some(format!(
             "the bench could not be connected for plan `{}` ({cause})",
@@ -44,6 +50,28 @@ pub fn stop_after(r: &RunResults) -> Option<String> {
             r.plan
         )),
         _ => None,
+    }
+}
+
+/// The safe-state actions that were not confirmed, in words.
+fn unconfirmed(r: &RunResults) -> String {
+    let failed: Vec<String> = r
+        .safe_state
+        .iter()
+        .filter(|a| !a.ok)
+        .map(|a| {
+            format!(
+                "{} {}: {}",
+                a.instrument,
+                a.action,
+                a.error.as_deref().unwrap_or("not confirmed")
+            )
+        })
+        .collect();
+    if failed.is_empty() {
+        "no safe-state action was taken".into()
+    } else {
+        failed.join("; ")
     }
 }
 
@@ -128,6 +156,8 @@ mod tests {
     #[rstest]
     #[case(Outcome::Passed, "", None, true, false)]
     #[case(Outcome::Failed, "", None, true, false)]
+    #[case::passed_but_unconfirmed(Outcome::Passed, "", None, false, true)]
+    #[case::failed_but_unconfirmed(Outcome::Failed, "", None, false, true)]
     #[case(
         Outcome::Aborted,
         "supply: no reply",

@@ -18,9 +18,12 @@
 //! - Bisection, trip level: the middle of the final bracket; uncertainty half its width plus
 //!   the accuracy. Each probe is held at least twice the declared delay plus the detection
 //!   path, so the result does not depend on the delay.
-//! - Release level (ramping back): the applied value at `t_r - (sampling + cycle)/2`, plus
-//!   half a setpoint step back; same uncertainty as the ramp trip level (no release delay is
-//!   assumed).
+//! - Release level (ramping back): the applied value at `t_r - R - (sampling + cycle)/2`,
+//!   plus half a setpoint step back, where `R` is the declared release delay (`release_delay`,
+//!   0 s when the fixture declares none); same uncertainty as the ramp trip level. It rests on
+//!   `R`, which is checked like the trip delay: every step back to a rest value beyond the
+//!   declared release level while the protection was tripped (a step trip's `rest`, a
+//!   bisection's rest after a tripped probe) bounds the real release delay.
 //! - Stimulus peak: the furthest value applied before detection.
 
 use std::time::Duration;
@@ -29,6 +32,7 @@ use tokio::time::{sleep_until, timeout, Instant};
 
 use super::station::Station;
 use super::StepError;
+use crate::plan::fixture::{DeclaredProtection, QuantityValue};
 use crate::plan::limits::{Check, LimitProfile, Provenance};
 use crate::plan::model::{Release, Stimulus, Target, Trip};
 use crate::plan::{Condition, Fixture};
@@ -89,6 +93,19 @@ pub enum Record {
     },
 }
 
+/// A step back to a rest value while the protection was tripped, and the release it brought.
+#[derive(Debug, Clone)]
+pub struct ReleaseStep {
+    /// The rest value stepped back to.
+    pub rest: f64,
+    /// When the step back was issued.
+    pub issued: Instant,
+    /// How long the instrument took to accept it (the step took effect in between).
+    pub accepted: Duration,
+    /// First observation of the release.
+    pub released: Instant,
+}
+
 /// Everything measured in one trip.
 #[derive(Debug, Clone)]
 pub struct TripMeasurement {
@@ -98,6 +115,9 @@ pub struct TripMeasurement {
     pub record: Record,
     /// The release ramp, when the plan asks for one.
     pub release: Option<RampRecord>,
+    /// Steps back to a rest value from a tripped state (a step trip's `rest`, a bisection's
+    /// rest after a tripped probe): evidence on the release delay.
+    pub release_steps: Vec<ReleaseStep>,
     /// Why the trip could not be measured, when it could not.
     pub problem: Option<String>,
 }
@@ -180,6 +200,10 @@ pub async fn drive(
     let started = Instant::now();
     let limit = trip.timeout.duration();
     let mut problem = None;
+    let mut release_steps = Vec::new();
+    let released = release_detect
+        .cloned()
+        .unwrap_or_else(|| Condition::Not(Box::new(detect.clone())));
     let record = match &trip.stimulus.value {
         Stimulus::Ramp(r) => Record::Ramp(
             ramp(
@@ -216,6 +240,9 @@ pub async fn drive(
                 let (t_step, accepted) = st.set_target(s.of, s.to.0.value).await?;
                 rec.applied.push((t_step, s.to.0.value));
                 rec.detected = wait_detect(st, detect, limit).await;
+                if let (Some(rest), Some(_)) = (s.rest, rec.detected) {
+                    release_steps.push(step_back(st, trip, s.of, rest, &released).await?);
+                }
                 Record::Step(rec, t_step, accepted - t_step)
             }
         }
@@ -227,17 +254,16 @@ pub async fn drive(
                     .max(2.0 * declared_delay + path.latency()),
             );
             let (mut low, mut high) = (b.no_trip.0.value, b.trips.0.value);
-            let release = release_detect
-                .cloned()
-                .unwrap_or_else(|| Condition::Not(Box::new(detect.clone())));
-            let mut probes = Vec::new();
+            let mut probes: Vec<Probe> = Vec::new();
             let mut probe = async |v: f64| -> Result<bool, StepError> {
-                st.set_target(b.of, b.rest.0.value).await?;
-                if wait_detect(st, &release, limit).await.is_none() {
-                    return Err(StepError::Dut(format!(
-                        "the BMS did not release at the rest value {} within {}",
-                        b.rest.0, trip.timeout
-                    )));
+                if probes.last().is_some_and(|p| p.tripped) {
+                    // The BMS is tripped: the step back to rest is evidence on the release delay.
+                    release_steps.push(step_back(st, trip, b.of, b.rest, &released).await?);
+                } else {
+                    st.set_target(b.of, b.rest.0.value).await?;
+                    if wait_detect(st, &released, limit).await.is_none() {
+                        return Err(not_released(b.rest, trip));
+                    }
                 }
                 st.set_target(b.of, v).await?;
                 let tripped = wait_detect(st, detect, hold).await.is_some();
@@ -273,12 +299,41 @@ pub async fn drive(
         started,
         record,
         release: None,
+        release_steps,
         problem,
     };
     if let (Some(rel), Some(rdet), Some(_)) = (&trip.release, release_detect, m.detected()) {
         m.release = Some(release_ramp(st, trip, rel, rdet, &m).await?);
     }
     Ok(m)
+}
+
+fn not_released(rest: QuantityValue, trip: &Trip) -> StepError {
+    StepError::Dut(format!(
+        "the BMS did not release at the rest value {} within {}",
+        rest.0, trip.timeout
+    ))
+}
+
+/// Step back to `rest` from a tripped state and wait (up to the trip's timeout) for the
+/// release; not releasing there is a DUT failure.
+async fn step_back(
+    st: &Station,
+    trip: &Trip,
+    target: Target,
+    rest: QuantityValue,
+    released: &Condition,
+) -> Result<ReleaseStep, StepError> {
+    let (issued, accepted) = st.set_target(target, rest.0.value).await?;
+    match wait_detect(st, released, trip.timeout.duration()).await {
+        Some(at) => Ok(ReleaseStep {
+            rest: rest.0.value,
+            issued,
+            accepted: accepted.saturating_duration_since(issued),
+            released: at,
+        }),
+        None => Err(not_released(rest, trip)),
+    }
 }
 
 async fn release_ramp(
@@ -705,19 +760,38 @@ pub fn judge(
                     (Some(rec), Some(rel)) => match rec.detected {
                         Some(t_r) => {
                             let rate = rel.rate.0.value;
-                            let t_est = secs_before(t_r, latency / 2.0).unwrap_or(t_r);
+                            let release_delay = declared_release_delay(declared);
+                            let t_est =
+                                secs_before(t_r, release_delay + latency / 2.0).unwrap_or(t_r);
                             let v =
                                 ramp_at(&rec.applied, t_est, -sign * rate, cx.step, rel.to.0.value)
                                     .unwrap_or(f64::NAN)
                                     + sign * rate * cx.step / 2.0;
-                            Some(j(
+                            let assumed = match declared.release_delay {
+                                Some(_) => {
+                                    format!("the declared release delay {release_delay:.3} s")
+                                }
+                                None => "a release delay of 0 s (the fixture declares none)".into(),
+                            };
+                            let mut mr = j(
                                 "release",
                                 v,
                                 ramp_budget(rate, latency, cx.step, cx.accuracy),
                                 limit,
                                 unit,
-                                format!("ramp back: rate x ({lat_text} + setpoint step {:.0} ms)/2 + setpoint accuracy; no release delay assumed", cx.step * 1e3),
-                            ))
+                                format!("ramp back: rate x ({lat_text} + setpoint step {:.0} ms)/2 + setpoint accuracy; assumes {assumed}", cx.step * 1e3),
+                            );
+                            if !v.is_finite() {
+                                not_determinable(
+                                    &mut mr,
+                                    format!(
+                                        "the estimated release (the observation less {assumed} \
+                                         and half the detection path) lies before the ramp \
+                                         back started"
+                                    ),
+                                );
+                            }
+                            Some(mr)
                         }
                         None => {
                             result.message = Some(format!(
@@ -741,8 +815,22 @@ pub fn judge(
     result
 }
 
-/// A ramp-derived value that rests on the declared delay: checked at the end of the plan
-/// against the delays the plan's step trips measured.
+/// Which of a protection's delays: before it trips, or before it releases.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DelayKind {
+    /// The debounce before the BMS acts (`delay`).
+    Trip,
+    /// The debounce before the BMS releases (`release_delay`, 0 s when not declared).
+    Release,
+}
+
+/// The declared release delay of a protection (s); 0 when the fixture declares none.
+pub fn declared_release_delay(p: &DeclaredProtection) -> f64 {
+    p.release_delay.map_or(0.0, |d| d.0)
+}
+
+/// A ramp-derived value that rests on an assumed delay: checked at the end of the plan
+/// against the delays the plan's steps measured.
 #[derive(Debug, Clone)]
 pub struct Assumption {
     /// The test's unique name.
@@ -751,18 +839,24 @@ pub struct Assumption {
     pub criterion: String,
     /// The protection whose delay is assumed.
     pub protection: String,
+    /// Which delay is assumed.
+    pub kind: DelayKind,
     /// The ramp rate (unit per second).
     pub rate: f64,
-    /// The declared delay the estimate used (s).
+    /// The delay the estimate used (s).
     pub delay: f64,
+    /// Whether the fixture declares that delay (a release delay may be left out: then 0 s).
+    pub declared: bool,
 }
 
-/// The interval one step trip puts the protection's real delay in (s).
+/// The interval one step puts the protection's real delay in (s).
 #[derive(Debug, Clone)]
 pub struct DelayEvidence {
     /// The protection.
     pub protection: String,
-    /// The step trip's unique name.
+    /// Which delay the step bounds.
+    pub kind: DelayKind,
+    /// The unique name of the test that stepped.
     pub test: String,
     /// The shortest delay consistent with the observation.
     pub low: f64,
@@ -770,21 +864,40 @@ pub struct DelayEvidence {
     pub high: f64,
 }
 
-/// The assumptions a judged trip rests on (a ramp's threshold rests on the declared delay).
-pub fn assumptions(result: &TestResult, trip: &Trip, declared_delay: f64) -> Vec<Assumption> {
-    let Stimulus::Ramp(r) = &trip.stimulus.value else {
-        return Vec::new();
-    };
+/// The assumptions a judged trip rests on: a ramp's threshold rests on the declared delay, a
+/// release level read off the ramp back on the release delay (declared, or 0 s).
+pub fn assumptions(
+    result: &TestResult,
+    trip: &Trip,
+    declared: &DeclaredProtection,
+) -> Vec<Assumption> {
     result
         .measurements
         .iter()
-        .filter(|m| m.quantity == "threshold" && m.value.is_finite())
-        .map(|m| Assumption {
-            test: result.name.clone(),
-            criterion: m.criterion.clone(),
-            protection: trip.protection.value.clone(),
-            rate: r.rate.0.value,
-            delay: declared_delay,
+        .filter(|m| m.value.is_finite())
+        .filter_map(|m| {
+            let (kind, rate, delay, is_declared) = match (m.quantity.as_str(), &trip.stimulus.value)
+            {
+                ("threshold", Stimulus::Ramp(r)) => {
+                    (DelayKind::Trip, r.rate.0.value, declared.delay.0, true)
+                }
+                ("release", _) => (
+                    DelayKind::Release,
+                    trip.release.as_ref()?.rate.0.value,
+                    declared_release_delay(declared),
+                    declared.release_delay.is_some(),
+                ),
+                _ => return None,
+            };
+            Some(Assumption {
+                test: result.name.clone(),
+                criterion: m.criterion.clone(),
+                protection: trip.protection.value.clone(),
+                kind,
+                rate,
+                delay,
+                declared: is_declared,
+            })
         })
         .collect()
 }
@@ -807,10 +920,65 @@ pub fn delay_evidence(
     let total = r.detected?.checked_duration_since(*t_s)?.as_secs_f64();
     Some(DelayEvidence {
         protection: trip.protection.value.clone(),
+        kind: DelayKind::Trip,
         test: name.to_string(),
         low: total - path.latency() - accept.as_secs_f64(),
         high: total,
     })
+}
+
+/// What a trip's steps back to a rest value say about the protection's real release delay,
+/// with the same model as [`delay_evidence`]: the release was seen between `R` and
+/// `R + detection path` after the step back took effect, which was between issuing the
+/// command and its acceptance. Only steps to a rest value beyond the declared release level
+/// count (the release is then due at the step); rising trips release below that level.
+pub fn release_evidence(
+    name: &str,
+    trip: &Trip,
+    m: &TripMeasurement,
+    path: DetectionPath,
+    declared_release: f64,
+) -> Vec<DelayEvidence> {
+    let rising = match &trip.stimulus.value {
+        Stimulus::Ramp(r) => r.to.0.value >= r.from.0.value,
+        Stimulus::Step(s) => s.to.0.value >= s.from.0.value,
+        Stimulus::Bisect(b) => b.trips.0.value >= b.no_trip.0.value,
+    };
+    m.release_steps
+        .iter()
+        .filter(|s| {
+            if rising {
+                s.rest < declared_release
+            } else {
+                s.rest > declared_release
+            }
+        })
+        .filter_map(|s| {
+            let total = s.released.checked_duration_since(s.issued)?.as_secs_f64();
+            Some(DelayEvidence {
+                protection: trip.protection.value.clone(),
+                kind: DelayKind::Release,
+                test: name.to_string(),
+                low: total - path.latency() - s.accepted.as_secs_f64(),
+                high: total,
+            })
+        })
+        .collect()
+}
+
+/// The release delay an assumption used, in words.
+fn assumed_release_delay(a: &Assumption) -> String {
+    if a.declared {
+        format!(
+            "the declared release delay {:.3} s of `{}`",
+            a.delay, a.protection
+        )
+    } else {
+        format!(
+            "a release delay of {:.3} s (`{}` declares no `release_delay`)",
+            a.delay, a.protection
+        )
+    }
 }
 
 /// Mark a measurement not determinable: no value, verdict inconclusive, the reason in words.
@@ -821,10 +989,11 @@ pub fn not_determinable(m: &mut MeasurementResult, reason: String) {
     m.not_determinable = Some(reason);
 }
 
-/// Check every assumed delay against the delays the plan's step trips measured. Confirmed:
-/// the remaining doubt about the delay (rate x the largest distance from the declared delay
-/// to the measured interval's ends) joins the uncertainty and the value is judged again.
-/// Contradicted, or not checked by any step trip: the value is not determinable.
+/// Check every assumed delay against the delays the plan's steps measured (trip delays by
+/// step trips, release delays by steps back to rest). Confirmed: the remaining doubt about
+/// the delay (rate x the largest distance from the assumed delay to the measured interval's
+/// ends) joins the uncertainty and the value is judged again. Contradicted, or not checked by
+/// any step of the plan: the value is not determinable.
 pub fn check_assumptions(
     tests: &mut [TestResult],
     assumed: &[Assumption],
@@ -844,51 +1013,82 @@ pub fn check_assumptions(
         };
         let ev: Vec<&DelayEvidence> = evidence
             .iter()
-            .filter(|e| e.protection == a.protection)
+            .filter(|e| e.protection == a.protection && e.kind == a.kind)
             .collect();
         let lo = ev.iter().map(|e| e.low).fold(f64::NEG_INFINITY, f64::max);
         let hi = ev.iter().map(|e| e.high).fold(f64::INFINITY, f64::min);
         let tol = 1e-6;
-        if ev.is_empty() {
-            not_determinable(
-                m,
-                format!(
-                    "the ramp estimate rests on the declared delay {:.3} s of `{}`, which no \
+        let (p, d) = (&a.protection, a.delay);
+        let problem = if ev.is_empty() {
+            Some(match a.kind {
+                DelayKind::Trip => format!(
+                    "the ramp estimate rests on the declared delay {d:.3} s of `{p}`, which no \
                      step trip of this plan checks (add a `step` trip of the same protection, \
-                     or measure the level by `bisect`)",
-                    a.delay, a.protection
+                     or measure the level by `bisect`)"
                 ),
-            );
+                DelayKind::Release => format!(
+                    "the release level read off the ramp back rests on {}, which no step back \
+                     to rest of this plan checked (add a `step` trip of `{p}` with a `rest` \
+                     value beyond the declared release level; it checks when it trips)",
+                    assumed_release_delay(a)
+                ),
+            })
         } else if lo > hi + tol {
-            not_determinable(
-                m,
-                format!(
-                    "the step trips of this plan disagree on the delay of `{}` (from {lo:.3} s \
-                     to {hi:.3} s): it is not constant, and a ramp cannot tell it from the level",
-                    a.protection
+            Some(match a.kind {
+                DelayKind::Trip => format!(
+                    "the step trips of this plan disagree on the delay of `{p}` (from {lo:.3} s \
+                     to {hi:.3} s): it is not constant, and a ramp cannot tell it from the level"
                 ),
-            );
-        } else if a.delay < lo - tol || a.delay > hi + tol {
-            not_determinable(
-                m,
-                format!(
-                    "the declared delay {:.3} s of `{}` is contradicted by the step trips of \
+                DelayKind::Release => format!(
+                    "the release level read off the ramp back rests on {}, but the steps back \
+                     to rest of this plan disagree on the real release delay (from {lo:.3} s to \
+                     {hi:.3} s): it is not constant, and a ramp back cannot tell it from the \
+                     release level",
+                    assumed_release_delay(a)
+                ),
+            })
+        } else if d < lo - tol || d > hi + tol {
+            Some(match a.kind {
+                DelayKind::Trip => format!(
+                    "the declared delay {d:.3} s of `{p}` is contradicted by the step trips of \
                      this plan (the real delay lies between {lo:.3} s and {hi:.3} s): a ramp \
-                     cannot separate the level from the delay",
-                    a.delay, a.protection
+                     cannot separate the level from the delay"
                 ),
-            );
+                DelayKind::Release => format!(
+                    "the release level read off the ramp back assumes {}, but the steps back to \
+                     rest of this plan put the real release delay between {lo:.3} s and \
+                     {hi:.3} s: the level would be off by the rate times the difference \
+                     (declare `release_delay` for `{p}` in the fixture)",
+                    assumed_release_delay(a)
+                ),
+            })
         } else {
-            let dev = (a.delay - lo).max(hi - a.delay).max(0.0);
+            None
+        };
+        if let Some(reason) = problem {
+            not_determinable(m, reason);
+        } else {
+            let dev = (d - lo).max(hi - d).max(0.0);
+            let (what, by) = match a.kind {
+                DelayKind::Trip => ("delay", "step trip(s)"),
+                DelayKind::Release => ("release delay", "step(s) back to rest"),
+            };
             m.budget.push(Contribution::rectangular(
-                "delay as checked by the step trips: rate x largest distance to the measured interval",
+                format!(
+                    "{what} as checked by the {}: rate x largest distance to the measured interval",
+                    match a.kind {
+                        DelayKind::Trip => "step trips",
+                        DelayKind::Release => "step trips' steps back to rest",
+                    }
+                ),
                 a.rate * dev,
             ));
             m.combined_standard_uncertainty = combined(&m.budget);
             m.uncertainty = m.coverage_factor * m.combined_standard_uncertainty;
             m.stated = stated(m.value, m.uncertainty, &m.unit);
+            let assumed = if a.declared { "declared" } else { "assumed" };
             m.uncertainty_budget.push_str(&format!(
-                "; declared delay checked by {} step trip(s): real delay {lo:.3} .. {hi:.3} s, \
+                "; {assumed} {what} checked by {} {by}: real {what} {lo:.3} .. {hi:.3} s, \
                  rate x {:.0} ms added",
                 ev.len(),
                 dev * 1e3
@@ -903,5 +1103,160 @@ pub fn check_assumptions(
             Verdict::Pass
         };
         t.verdict = t.measurements.iter().fold(base, |v, m| v.worst(m.verdict));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rstest::rstest;
+
+    /// One test with one release measurement of 3.380 V ± (2 x 1 mV/√3), limit 3.38 ± 0.05 V.
+    fn release_result() -> TestResult {
+        let mut t = new_result("OV threshold", "OV threshold", 0, &[], 0.0);
+        t.measurements.push(judged(
+            "ov_release",
+            Measured {
+                quantity: "release",
+                value: 3.380,
+                contributions: vec![Contribution::rectangular("setpoint accuracy", 0.001)],
+                limit: Limit::between(3.33, 3.43),
+                unit: "V",
+                budget: "ramp back".into(),
+            },
+            &Provenance {
+                source: "test".into(),
+                clause: None,
+                basis: "test".into(),
+                confidence: "high".into(),
+            },
+            DecisionRule::Simple,
+        ));
+        t
+    }
+
+    fn assumed(kind: DelayKind, delay: f64) -> Assumption {
+        Assumption {
+            test: "OV threshold".into(),
+            criterion: "ov_release".into(),
+            protection: "ov".into(),
+            kind,
+            rate: 0.05,
+            delay,
+            declared: false,
+        }
+    }
+
+    fn evidence(protection: &str, kind: DelayKind, low: f64, high: f64) -> DelayEvidence {
+        DelayEvidence {
+            protection: protection.into(),
+            kind,
+            test: "OV trip time".into(),
+            low,
+            high,
+        }
+    }
+
+    /// The release level rests on the assumed release delay: kept when the steps back to rest
+    /// bound the real release delay around it (the bound in the budget), not determinable
+    /// without such evidence (evidence on the trip delay or on another protection does not
+    /// count) or when the evidence excludes it.
+    #[rstest]
+    #[case::no_evidence(vec![], Some("no step back"))]
+    #[case::only_trip_delay_evidence(
+        vec![evidence("ov", DelayKind::Trip, -0.1, 0.05)],
+        Some("no step back")
+    )]
+    #[case::other_protection(
+        vec![evidence("uv", DelayKind::Release, -0.1, 0.05)],
+        Some("no step back")
+    )]
+    #[case::consistent(vec![evidence("ov", DelayKind::Release, -0.12, 0.03)], None)]
+    #[case::consistent_intersection(
+        vec![
+            evidence("ov", DelayKind::Release, -0.12, 0.03),
+            evidence("ov", DelayKind::Release, -0.05, 0.10),
+        ],
+        None
+    )]
+    #[case::contradicted(
+        vec![evidence("ov", DelayKind::Release, 0.85, 1.0)],
+        Some("real release delay between 0.850 s and 1.000 s")
+    )]
+    #[case::disagreeing(
+        vec![
+            evidence("ov", DelayKind::Release, -0.1, 0.05),
+            evidence("ov", DelayKind::Release, 0.9, 1.0),
+        ],
+        Some("disagree")
+    )]
+    fn a_release_level_rests_on_a_checked_release_delay(
+        #[case] ev: Vec<DelayEvidence>,
+        #[case] reason: Option<&str>,
+    ) {
+        let mut tests = vec![release_result()];
+        let before = tests[0].measurements[0].uncertainty;
+        check_assumptions(
+            &mut tests,
+            &[assumed(DelayKind::Release, 0.0)],
+            &ev,
+            DecisionRule::Simple,
+        );
+        let m = &tests[0].measurements[0];
+        match reason {
+            Some(part) => {
+                assert!(m.value.is_nan(), "{m:?}");
+                assert_eq!(m.verdict, Verdict::Inconclusive);
+                assert_eq!(tests[0].verdict, Verdict::Inconclusive);
+                let why = m.not_determinable.as_deref().unwrap();
+                assert!(why.contains(part), "{why}");
+                assert!(why.contains("release delay of 0.000 s"), "{why}");
+            }
+            None => {
+                assert_eq!(m.value, 3.380);
+                assert!(m.not_determinable.is_none(), "{m:?}");
+                assert_eq!(m.verdict, Verdict::Pass);
+                assert!(m.uncertainty > before, "{m:?}");
+                assert!(
+                    m.budget
+                        .iter()
+                        .any(|c| c.name.contains("release delay as checked")),
+                    "{:?}",
+                    m.budget
+                );
+                assert!(
+                    m.uncertainty_budget
+                        .contains("assumed release delay checked by"),
+                    "{}",
+                    m.uncertainty_budget
+                );
+            }
+        }
+    }
+
+    /// The trip delay and the release delay are checked by their own evidence: release
+    /// evidence neither confirms nor contradicts a declared trip delay.
+    #[rstest]
+    #[case::trip_evidence(DelayKind::Trip, true)]
+    #[case::release_evidence_only(DelayKind::Release, false)]
+    fn a_ramp_threshold_is_checked_by_trip_delay_evidence_only(
+        #[case] kind: DelayKind,
+        #[case] determinable: bool,
+    ) {
+        let mut tests = vec![release_result()];
+        let mut a = assumed(DelayKind::Trip, 2.0);
+        a.declared = true;
+        check_assumptions(
+            &mut tests,
+            &[a],
+            &[evidence("ov", kind, 1.9, 2.05)],
+            DecisionRule::Simple,
+        );
+        let m = &tests[0].measurements[0];
+        assert_eq!(m.not_determinable.is_none(), determinable, "{m:?}");
+        if !determinable {
+            let why = m.not_determinable.as_deref().unwrap();
+            assert!(why.contains("no step trip"), "{why}");
+        }
     }
 }

@@ -19,7 +19,7 @@ use super::scpi_server::{self, SimInstrument};
 use crate::can::VirtualBus;
 use crate::dbc::Dbc;
 use crate::plan::InputError;
-use crate::rig::{Backend, Rig, Role};
+use crate::rig::{Backend, Rig, Role, SimulatedFault};
 use crate::scpi::builtin_dialect;
 use crate::scpi::{register_memory, MemoryEndpoint};
 
@@ -219,6 +219,11 @@ impl Bench {
             };
             if let Some(serial) = &inst.serial {
                 server.set_serial(serial);
+            }
+            if inst.role == Role::Supply
+                && sim.faults.contains(&SimulatedFault::SupplyOutputStuckOn)
+            {
+                server.stick_output_on();
             }
             instruments.insert(inst.id.clone(), server);
         }

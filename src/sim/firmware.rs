@@ -33,6 +33,10 @@ struct ImageProtection {
     trip: QuantityValue,
     release: QuantityValue,
     delay: Seconds,
+    /// How long the value must stay back past the release level before the fault clears
+    /// (default 0 s).
+    #[serde(default)]
+    release_delay: Option<Seconds>,
     #[serde(default)]
     latching: bool,
 }
@@ -94,6 +98,7 @@ impl FirmwareImage {
                     trip: (p.trip.0.value * scale).round() as i32,
                     release: (p.release.0.value * scale).round() as i32,
                     delay_ms: ms(p.delay),
+                    release_delay_ms: p.release_delay.map_or(0, ms),
                     latching: p.latching,
                 })
             };

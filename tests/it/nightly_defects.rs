@@ -366,3 +366,280 @@ fn a_ramp_threshold_rests_on_a_checked_delay(#[case] image: &str, #[case] determ
     let v = &json["tests"][0]["measurements"][0]["value"];
     assert_eq!(v.is_null(), !determinable, "{v}");
 }
+
+/// The release level read off the ramp back rests on a release delay (the fixture declares
+/// none: 0 s). The shipped over-voltage plan checks it with a step trip that steps back to
+/// rest: the release is determined, with the checked interval in its budget, and lies within
+/// its expanded uncertainty of the firmware's release level. Without that step back nothing
+/// checks it, and the release is not determinable, with what was assumed and what to add.
+#[rstest]
+#[case::checked(true)]
+#[case::unchecked(false)]
+fn a_release_level_rests_on_a_checked_release_delay(#[case] step_back: bool) {
+    let rig = sim_rig(Some("sim-bms-1.0.0.yaml"));
+    let text = std::fs::read_to_string(root().join("test-plans/ov-charge.yaml")).unwrap();
+    // Without the step trip that steps back to rest (the last step of the plan).
+    let (start, end) = (
+        text.find("  # The release level read off").unwrap(),
+        text.find("teardown:").unwrap(),
+    );
+    assert!(text[start..end].contains(", rest: 3.30 V}}"));
+    let text = if step_back {
+        text
+    } else {
+        format!("{}{}", &text[..start], &text[end..])
+    };
+    let dir = temp_dir(&format!("ov-release-delay-{step_back}"));
+    let path = dir.join("ov-charge.yaml");
+    let fixture = root().join("fixtures/sim-bms-16s-lfp.yaml");
+    let text = text.replace(
+        "../fixtures/sim-bms-16s-lfp.yaml",
+        fixture.to_str().unwrap(),
+    );
+    std::fs::write(&path, text).unwrap();
+    let plan = std::sync::Arc::new(
+        hilrig::plan::load_plan(&path, Some(&rig)).unwrap_or_else(|e| panic!("{e:#?}")),
+    );
+    let results = virtual_runtime().block_on(async {
+        let bench = memory_bench(&rig, &root().join("rig/sim.yaml")).await;
+        run_plan(&bench, &rig, plan, &dir).await.0
+    });
+    let releases: Vec<_> = results
+        .tests
+        .iter()
+        .flat_map(|t| &t.measurements)
+        .filter(|m| m.quantity == "release")
+        .collect();
+    assert_eq!(releases.len(), 5);
+    let firmware = hilrig::sim::firmware::FirmwareImage::load(
+        &root().join("firmware-under-test/sim-bms-1.0.0.yaml"),
+    )
+    .unwrap();
+    let truth = sim_support::level_truth(&firmware.config, "ov", true).unwrap();
+    for m in releases {
+        if step_back {
+            assert!(m.not_determinable.is_none(), "{m:?}");
+            assert_eq!(m.verdict, Verdict::Pass, "{m:?}");
+            assert!((m.value - truth).abs() <= m.uncertainty, "{m:?}");
+            assert!(
+                m.uncertainty_budget
+                    .contains("release delay checked by 5 step(s) back to rest"),
+                "{}",
+                m.uncertainty_budget
+            );
+        } else {
+            assert!(m.value.is_nan(), "{m:?}");
+            assert_eq!(m.verdict, Verdict::Inconclusive);
+            let why = m.not_determinable.as_deref().unwrap();
+            assert!(
+                why.contains("release delay of 0.000 s") && why.contains("`rest`"),
+                "{why}"
+            );
+        }
+    }
+    assert_eq!(
+        results.outcome,
+        if step_back {
+            Outcome::Passed
+        } else {
+            Outcome::Inconclusive
+        },
+        "{:?}",
+        results.abort
+    );
+}
+
+/// A suite stops when a plan leaves the bench's safe state unconfirmed, even a plan whose
+/// tests all passed: the simulated supply's output sticks on once switched on (the rig's
+/// `faults: [supply_output_stuck_on]`), so after the first plan the read-back says it is
+/// still on. The remaining plans are not started: their results.json lists every test as
+/// not run with the reason (naming the plan and the unconfirmed action), and junit.xml shows
+/// them as skipped with that reason; the run exits 2.
+#[test]
+fn a_suite_stops_when_the_safe_state_is_not_confirmed() {
+    let dir = temp_dir("suite-stuck-supply");
+    let text = std::fs::read_to_string(root().join("rig/sim.yaml")).unwrap();
+    assert!(text.contains("  ambient: 25 °C"));
+    let text = text
+        .replace(
+            "  ambient: 25 °C",
+            "  faults: [supply_output_stuck_on]\n  ambient: 25 °C",
+        )
+        .replace("../", &format!("{}/", root().display()));
+    let rig = dir.join("rig.yaml");
+    std::fs::write(&rig, text).unwrap();
+    let plans = [
+        "overcharge.yaml",
+        "ut-charge-inhibit.yaml",
+        "oc-discharge.yaml",
+    ];
+    let mut suite =
+        "suite: stuck-supply\ntitle: A supply that does not switch off\nplans:\n".to_string();
+    for p in plans {
+        let path = root().join("test-plans").join(p);
+        suite.push_str(&format!("  - plan: {}\n", path.display()));
+    }
+    let suite_path = dir.join("suite.yaml");
+    std::fs::write(&suite_path, suite).unwrap();
+    let out = dir.join("reports");
+    let run = std::process::Command::new(env!("CARGO_BIN_EXE_hilrig"))
+        .arg("run")
+        .arg(&suite_path)
+        .args(["--virtual-time", "--rig"])
+        .arg(&rig)
+        .arg("--out")
+        .arg(&out)
+        .current_dir(root())
+        .env("HILRIG_LOCK_DIR", &dir)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert_eq!(
+        run.status.code(),
+        Some(2),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let top = first_run_dir(&out);
+    // The first plan ran to its end and passed, but the supply did not switch off.
+    let first = read_json(&top.join("cell-overvoltage-charge").join("results.json"));
+    assert_eq!(first["outcome"], "passed", "{first}");
+    assert_eq!(first["safe_state_reached"], false);
+    let supply = first["safe_state"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["instrument"] == "supply")
+        .unwrap();
+    assert_eq!(supply["ok"], false, "{supply}");
+    assert!(
+        supply["error"]
+            .as_str()
+            .unwrap()
+            .contains("output still on"),
+        "{supply}"
+    );
+    // The others were not started, with the reason.
+    let junit = std::fs::read_to_string(top.join("junit.xml")).unwrap();
+    let mut not_run = 0;
+    for id in ["ut-charge-inhibit", "oc-discharge"] {
+        let r = read_json(&top.join(id).join("results.json"));
+        assert_eq!(r["outcome"], "aborted", "{id}: {r}");
+        assert_eq!(r["abort"]["during"], "not started", "{id}: {r}");
+        let cause = r["abort"]["cause"].as_str().unwrap();
+        assert!(
+            cause.contains("safe state was not confirmed after plan `cell-overvoltage-charge`")
+                && cause.contains("output still on"),
+            "{id}: {cause}"
+        );
+        assert!(r["tests"].as_array().unwrap().is_empty(), "{id}: {r}");
+        let listed = r["not_run"].as_array().unwrap();
+        assert!(!listed.is_empty(), "{id}: {r}");
+        for n in listed {
+            assert!(
+                n["reason"]
+                    .as_str()
+                    .unwrap()
+                    .contains("safe state was not confirmed"),
+                "{n}"
+            );
+            assert!(
+                junit.contains(n["name"].as_str().unwrap()),
+                "{n} not in {junit}"
+            );
+        }
+        not_run += listed.len();
+        assert!(stdout.contains(&format!("NOT RUN {id}")), "{stdout}");
+    }
+    assert_eq!(junit.matches("<skipped").count(), not_run, "{junit}");
+    assert!(junit.contains("safe state was not confirmed"), "{junit}");
+}
+
+/// A BMS that releases only after the value stayed back past the release level for 1 s (an
+/// image with `release_delay: 1 s` for OV). Read off the ramp back at 50 mV/s, its release
+/// level would be 50 mV low. A fixture that declares no release delay: the plan's step back
+/// to rest contradicts the assumed 0 s, and the release is not determinable, with the
+/// observed interval and what to declare. A fixture that declares the 1 s: the estimate uses
+/// it, the step back confirms it, and the release lies within its expanded uncertainty of
+/// the firmware's release level.
+#[rstest]
+#[case::undeclared(false)]
+#[case::declared(true)]
+fn a_real_release_delay_is_caught_unless_declared(#[case] declared: bool) {
+    let dir = temp_dir(&format!("release-delay-declared-{declared}"));
+    let line = "  ov:  {trip: 3.65 V, release: 3.38 V, delay: 2 s}";
+    let delayed = "  ov:  {trip: 3.65 V, release: 3.38 V, delay: 2 s, release_delay: 1 s}";
+    let image_text =
+        std::fs::read_to_string(root().join("firmware-under-test/sim-bms-1.0.0.yaml")).unwrap();
+    assert!(image_text.contains(line));
+    let image = dir.join("sim-bms-release-delay.yaml");
+    std::fs::write(&image, image_text.replace(line, delayed)).unwrap();
+    let fixture_text =
+        std::fs::read_to_string(root().join("fixtures/sim-bms-16s-lfp.yaml")).unwrap();
+    assert!(fixture_text.contains(line) && fixture_text.contains("dbc: dbc/sim-bms.dbc"));
+    let mut fixture_text = fixture_text.replace(
+        "dbc: dbc/sim-bms.dbc",
+        &format!("dbc: {}", root().join("fixtures/dbc/sim-bms.dbc").display()),
+    );
+    if declared {
+        fixture_text = fixture_text.replace(line, delayed);
+    }
+    let fixture = dir.join("fixture.yaml");
+    std::fs::write(&fixture, fixture_text).unwrap();
+    let plan_text = std::fs::read_to_string(root().join("test-plans/ov-charge.yaml"))
+        .unwrap()
+        .replace(
+            "../fixtures/sim-bms-16s-lfp.yaml",
+            fixture.to_str().unwrap(),
+        )
+        .replace(
+            "limits: iec62619-bms",
+            &format!(
+                "limits: {}",
+                root().join("fixtures/limits/iec62619-bms.yaml").display()
+            ),
+        );
+    let path = dir.join("ov-charge.yaml");
+    std::fs::write(&path, plan_text).unwrap();
+    let rig = sim_rig(Some(image.to_str().unwrap()));
+    let plan = std::sync::Arc::new(
+        hilrig::plan::load_plan(&path, Some(&rig)).unwrap_or_else(|e| panic!("{e:#?}")),
+    );
+    let results = virtual_runtime().block_on(async {
+        let bench = memory_bench(&rig, &root().join("rig/sim.yaml")).await;
+        run_plan(&bench, &rig, plan, &dir).await.0
+    });
+    assert!(results.abort.is_none(), "{:?}", results.abort);
+    let releases: Vec<_> = results
+        .tests
+        .iter()
+        .flat_map(|t| &t.measurements)
+        .filter(|m| m.quantity == "release")
+        .collect();
+    assert_eq!(releases.len(), 5);
+    let firmware = hilrig::sim::firmware::FirmwareImage::load(&image).unwrap();
+    assert_eq!(firmware.config.ov.release_delay_ms, 1000);
+    let truth = sim_support::level_truth(&firmware.config, "ov", true).unwrap();
+    for m in releases {
+        if declared {
+            assert!(m.not_determinable.is_none(), "{m:?}");
+            assert!((m.value - truth).abs() <= m.uncertainty, "{m:?}");
+            assert!(
+                m.uncertainty_budget
+                    .contains("declared release delay checked by 5 step(s) back to rest"),
+                "{}",
+                m.uncertainty_budget
+            );
+        } else {
+            assert!(m.value.is_nan(), "{m:?}");
+            assert_eq!(m.verdict, Verdict::Inconclusive);
+            let why = m.not_determinable.as_deref().unwrap();
+            assert!(
+                why.contains("release delay of 0.000 s")
+                    && why.contains("put the real release delay between")
+                    && why.contains("declare `release_delay`"),
+                "{why}"
+            );
+        }
+    }
+}

@@ -129,6 +129,8 @@ fn the_nightly_suite_lists_valid_plans() {
 #[case::missing_cell("stimulus: {ramp: {of: cell 5,", "stimulus: {ramp: {of: cell 17,", &["cell[17] does not exist: the DUT has cells 1..16"])]
 #[case::criterion_misfit("judge: [ov_threshold, ov_trip_time, cell_never_above_upper_limit]", "judge: [ov_threshold, fault_cell_reported]", &["limit `fault_cell_reported` (`holds`) cannot be judged from a `ramp` stimulus"])]
 #[case::release_needed("judge: [ov_threshold, ov_trip_time, cell_never_above_upper_limit]", "judge: [ov_release]", &["add `release:` to the trip"])]
+#[case::rest_not_beyond_release("stimulus: {step: {of: cell 5, from: 3.60 V, to: 3.70 V}}", "stimulus: {step: {of: cell 5, from: 3.60 V, to: 3.70 V, rest: 3.50 V}}", &["`rest` 3.5000 V does not lie beyond the declared release level 3.3800 V of `ov`"])]
+#[case::rest_and_release("to: 3.70 V}}\n      detect: bms.chg_fet == open", "to: 3.70 V, rest: 3.30 V}}\n      release: {to: 3.30 V, rate: 50 mV/s, detect: bms.chg_fet == closed, timeout: 20 s}\n      detect: bms.chg_fet == open", &["steps back to `rest` or ramps back with `release:`, not both"])]
 #[case::bad_request("  - cells: {all: 3.30 V}\n  - wait_for: {until: bms.chg_fet == closed", "  - bms_request: sleep\n  - wait_for: {until: bms.chg_fet == closed", &["`sleep` is not a state request (known: standby, run)"])]
 fn semantic_errors_in_steps(#[case] from: &str, #[case] to: &str, #[case] needles: &[&str]) {
     let errors = load_mutated(

@@ -20,6 +20,9 @@ pub struct Protection {
     pub release: i32,
     /// How long the condition must hold before the fault is set, in ms.
     pub delay_ms: u32,
+    /// How long the value must stay back past the release level before the fault clears,
+    /// in ms (0: at the first sample back).
+    pub release_delay_ms: u32,
     /// A latched fault never clears by itself; only a standby request resets it.
     pub latching: bool,
 }
@@ -170,6 +173,9 @@ pub struct Outputs {
 struct Debounce {
     /// Time of the first sample of the current run of over-limit samples.
     since_ms: Option<u32>,
+    /// Time of the first sample of the current run of samples back past the release level
+    /// while the fault is set.
+    back_since_ms: Option<u32>,
     active: bool,
 }
 
@@ -283,7 +289,12 @@ impl Bms {
             let mut next = d;
             if d.active {
                 if back && !p.latching {
-                    next = Debounce::default();
+                    let since = *next.back_since_ms.get_or_insert(now_ms);
+                    if now_ms.wrapping_sub(since) >= p.release_delay_ms {
+                        next = Debounce::default();
+                    }
+                } else {
+                    next.back_since_ms = None;
                 }
             } else if over {
                 let since = *next.since_ms.get_or_insert(now_ms);
@@ -349,6 +360,7 @@ mod tests {
             trip,
             release,
             delay_ms,
+            release_delay_ms: 0,
             latching: false,
         };
         Config {
@@ -406,6 +418,43 @@ mod tests {
         assert!(!run(&mut bms, t + 50, &[3300, 3300, 3500, 3300]).chg_fet);
         // Below release: closes again.
         assert!(run(&mut bms, t + 100, &ok).chg_fet);
+    }
+
+    #[test]
+    fn a_release_delay_keeps_the_fault_until_the_value_stayed_back_that_long() {
+        let mut c = cfg();
+        c.ov.release_delay_ms = 1000;
+        let mut bms = Bms::new(c);
+        let ok = [3300, 3300, 3300, 3300];
+        let high = [3300, 3300, 3700, 3300];
+        let mut t = 0;
+        while t < 2500 {
+            t += 50;
+            run(&mut bms, t, &high);
+        }
+        assert!(!run(&mut bms, t, &high).chg_fet);
+        // Back below release from t + 50: still open until 1000 ms of samples back.
+        let back = t + 50;
+        let mut closed_at = None;
+        let mut now = back;
+        while now <= back + 2000 {
+            if run(&mut bms, now, &ok).chg_fet && closed_at.is_none() {
+                closed_at = Some(now);
+            }
+            now += 50;
+        }
+        assert_eq!(closed_at, Some(back + 1000));
+        // A run back that is interrupted starts again.
+        let mut bms = Bms::new(c);
+        let mut t = 0;
+        while t < 2500 {
+            t += 50;
+            run(&mut bms, t, &high);
+        }
+        run(&mut bms, t + 50, &ok);
+        run(&mut bms, t + 600, &[3300, 3300, 3500, 3300]);
+        assert!(!run(&mut bms, t + 1100, &ok).chg_fet);
+        assert!(run(&mut bms, t + 2100, &ok).chg_fet);
     }
 
     #[test]

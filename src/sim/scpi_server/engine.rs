@@ -264,7 +264,8 @@ impl Shared {
             }
             (Action::SelectNumber, true) => Ok(Some(state.selected.to_string())),
             (Action::Master, false) => {
-                state.master = boolean(params)?;
+                let on = boolean(params)?;
+                state.master = on || (state.output_stuck_on && state.master);
                 Ok(None)
             }
             (Action::Master, true) => Ok(Some(self.format_bool(state.master))),
@@ -344,6 +345,7 @@ impl Shared {
         let (max_ovp, max_ocp) = (ovp_ceiling(&ranges), ocp_ceiling(&ranges));
         let supply = self.dialect.role == Role::Supply;
         let plant_ch = self.plant_channel();
+        let stuck_on = state.output_stuck_on;
         let master = &mut state.master;
         let Ch { sup, load, x } = channel(&mut state.channels, plant, ch, plant_ch);
         match (action, query) {
@@ -458,12 +460,12 @@ impl Shared {
                     }
                     if self.family == Family::RsHmp {
                         // `OUTP ON` selects the channel and switches the master output on.
-                        x.selected = on;
+                        x.selected = on || (stuck_on && x.selected);
                         if on {
                             *master = true;
                         }
                     } else {
-                        sup.output = on;
+                        sup.output = on || (stuck_on && sup.output);
                     }
                 } else {
                     if on && x.trip.is_some() {
@@ -496,7 +498,7 @@ impl Shared {
                         "Settings conflict;protection tripped, clear it first",
                     ));
                 }
-                x.selected = on;
+                x.selected = on || (stuck_on && x.selected);
                 Ok(None)
             }
             (Action::OutputSelect, true) => Ok(Some(self.format_bool(x.selected))),

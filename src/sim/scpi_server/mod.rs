@@ -218,6 +218,8 @@ struct InstrumentState {
     watchdog_on: bool,
     watchdog_delay: Duration,
     last_io: Instant,
+    /// Simulated fault: once on, the output ignores `OUTP OFF` (accepted, not obeyed).
+    output_stuck_on: bool,
 }
 
 impl InstrumentState {
@@ -232,6 +234,7 @@ impl InstrumentState {
             watchdog_on: false,
             watchdog_delay: Duration::from_secs(60),
             last_io: Instant::now(),
+            output_stuck_on: false,
         }
     }
 }

@@ -175,6 +175,12 @@ impl SimInstrument {
         push_error(&mut lock(&self.shared.state), code, message);
     }
 
+    /// Simulated fault: once switched on, the output ignores `OUTP OFF` (the command is
+    /// accepted, the output stays on and reads back on), as a supply whose output stage hangs.
+    pub fn stick_output_on(&self) {
+        lock(&self.shared.state).output_stuck_on = true;
+    }
+
     /// Close every current connection, as if the instrument dropped off the network; new
     /// connections are still accepted.
     pub fn drop_connections(&self) {

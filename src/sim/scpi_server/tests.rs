@@ -159,3 +159,42 @@ fn numeric_parameters(
     let got = numeric(&names(params), max, "V").map_err(|(code, _)| code);
     assert_eq!(got, expected);
 }
+
+/// The simulated fault `stick_output_on`: once on, a supply's output ignores every command
+/// that switches it off (in each supply dialect's own command set) and reads back on; without
+/// the fault the same commands switch it off.
+#[rstest]
+fn a_stuck_output_ignores_switching_off(#[values(false, true)] stuck: bool) {
+    for dialect in builtin_dialects()
+        .into_iter()
+        .filter(|d| d.role == crate::scpi::Role::Supply)
+    {
+        let shared = shared(&dialect);
+        lock(&shared.state).output_stuck_on = stuck;
+        let template = |name: &str| {
+            dialect
+                .templates()
+                .into_iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, t)| t.render(None, 1))
+                .unwrap_or_else(|| panic!("{}: no `{name}`", dialect.id))
+        };
+        let connect = dialect.on_connect.clone();
+        for command in connect
+            .iter()
+            .chain(&template("output_on"))
+            .chain(&template("output_off"))
+        {
+            shared.handle_line(command);
+        }
+        let replies: Vec<String> = template("output_query")
+            .iter()
+            .filter_map(|q| shared.handle_line(q))
+            .collect();
+        let on = replies
+            .iter()
+            .all(|r| matches!(r.trim(), "1" | "ON" | "on"));
+        assert_eq!(on, stuck, "{}: {replies:?}", dialect.id);
+        assert!(lock(&shared.state).errors.is_empty(), "{}", dialect.id);
+    }
+}
