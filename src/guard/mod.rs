@@ -281,6 +281,7 @@ pub async fn drive_safe_state(
             instrument: inst.id.clone(),
             action: what.into(),
             ok: last.is_ok(),
+            confirmed: last.is_ok(),
             error: last.err(),
         });
     }
