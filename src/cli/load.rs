@@ -52,7 +52,7 @@ pub enum LoadAction {
     On {
         /// Keep the input on this long (`10 min`, at most 24 h), then switch it off; a guard
         /// process switches it off if hilrig is killed first.
-        #[arg(long = "for", value_parser = super::instruments::parse_on_for)]
+        #[arg(long = "for", value_name = "DURATION", value_parser = super::instruments::parse_on_for)]
         for_: Option<std::time::Duration>,
     },
     /// Switch the input off.
@@ -68,8 +68,7 @@ pub enum LoadAction {
 const LOAD_ON_HELP: &str = "Switch the input on.
 
 Without --for the input stays on after the command ends: that is what was asked, and no
-process watches it (no guard; an I/O watchdog armed by an earlier run may still switch a
-supply off when the host falls silent). Switch it off with `hilrig load off`.
+process watches it (no guard). Switch it off with `hilrig load off`.
 
 With --for D (`90 s`, `10 min`, at most 24 h) the command stays in the foreground holding
 the bench lock, reads the input back once a second, and switches it off (confirmed by

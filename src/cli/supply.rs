@@ -56,7 +56,7 @@ pub enum SupplyAction {
     On {
         /// Keep the output on this long (`10 min`, at most 24 h), then switch it off; a guard
         /// process switches it off if hilrig is killed first.
-        #[arg(long = "for", value_parser = super::instruments::parse_on_for)]
+        #[arg(long = "for", value_name = "DURATION", value_parser = super::instruments::parse_on_for)]
         for_: Option<std::time::Duration>,
     },
     /// Switch the output off.
