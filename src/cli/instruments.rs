@@ -16,6 +16,7 @@ use clap::{Args, Subcommand};
 use serde_json::json;
 
 use super::EXIT_ABORT;
+use crate::guard::{Guard, GuardSpec};
 use crate::plan::load_rig;
 use crate::report::calibration::{self, Calibration};
 use crate::report::InstrumentIdentity;
@@ -277,6 +278,100 @@ impl Session {
             "note: simulated bench started for this command; its settings end with it \
              (`hilrig sim serve` keeps one running)",
         )
+    }
+}
+
+/// The longest `on --for` of a manual switch-on.
+pub(super) const MAX_ON_FOR: Duration = Duration::from_secs(24 * 3600);
+
+/// `--for` of `supply on` / `load on`: a duration above zero and at most 24 h (`10 min`).
+pub(super) fn parse_on_for(text: &str) -> Result<Duration, String> {
+    let s = crate::units::Quantity::parse_as(text, crate::units::Dimension::Time)
+        .map_err(|e| e.to_string())?;
+    if !(s > 0.0 && s <= MAX_ON_FOR.as_secs_f64()) {
+        return Err(format!("`{text}` is not above 0 s and at most 24 h"));
+    }
+    Ok(Duration::from_secs_f64(s))
+}
+
+impl Session {
+    /// For `on --for`: start the out-of-process guard of `inst`, which switches it off if
+    /// this process dies before it does. None on a simulated rig (its instruments end with
+    /// this process) and for a dialect the guard cannot drive.
+    pub fn guard_timed_on(&self, inst: &InstrumentConfig) -> Result<Option<Guard>, String> {
+        if self.simulated() {
+            return Ok(None);
+        }
+        let dir = std::env::temp_dir().join(format!(
+            "hilrig-{}-on-{}",
+            role_name(inst.role),
+            std::process::id()
+        ));
+        let Some(spec) = GuardSpec::of_instrument(inst, &dir) else {
+            return Ok(None);
+        };
+        if spec
+            .instruments
+            .iter()
+            .any(|i| crate::scpi::builtin_dialect(&i.dialect).is_none())
+        {
+            return Err(format!(
+                "instrument `{}`: the guard process knows only the built-in dialects, so                  nothing switches `{}` off if hilrig is killed; use `on` without --for",
+                inst.id,
+                inst.dialect.as_deref().unwrap_or_default()
+            ));
+        }
+        Guard::start(&spec)
+            .map(Some)
+            .map_err(|e| format!("{e}; nothing is switched on without it"))
+    }
+}
+
+/// Keep an output on until `duration` has passed or Ctrl-C or SIGTERM arrives (Ok, why),
+/// or the once-a-second read-back `still_on` says off or fails (Err, why).
+pub(super) async fn hold_on(
+    duration: Duration,
+    mut still_on: impl AsyncFnMut() -> Result<bool, crate::instrument::InstrumentError>,
+) -> Result<String, String> {
+    let end = tokio::time::Instant::now() + duration;
+    let interrupt = tokio::signal::ctrl_c();
+    tokio::pin!(interrupt);
+    #[cfg(unix)]
+    let terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    let terminated = async move {
+        #[cfg(unix)]
+        if let Some(mut t) = terminate {
+            t.recv().await;
+            return;
+        }
+        std::future::pending::<()>().await
+    };
+    tokio::pin!(terminated);
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep_until(end) => {
+                return Ok(format!("{} s passed", duration.as_secs_f64()));
+            }
+            _ = &mut interrupt => return Ok("interrupted".into()),
+            _ = &mut terminated => return Ok("terminate signal".into()),
+            _ = tick.tick() => match still_on().await {
+                Ok(true) => {}
+                Ok(false) => return Err("it went off by itself (read back off)".into()),
+                Err(e) => return Err(format!("the read-back failed: {e}")),
+            },
+        }
+    }
+}
+
+/// After the switch-off of a timed switch-on: release the guard when the read-back confirmed
+/// it, otherwise leave it to the guard to try on its own.
+pub(super) fn end_guard(guard: Option<Guard>, confirmed_off: bool) {
+    match guard {
+        Some(g) if confirmed_off => g.release(),
+        Some(g) => g.hand_over_unconfirmed(),
+        None => {}
     }
 }
 
@@ -785,4 +880,29 @@ async fn scpi(a: ScpiArgs) -> i32 {
         }
     }
     code
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rstest::rstest;
+
+    #[rstest]
+    #[case("90 s", Ok(90.0))]
+    #[case("10min", Ok(600.0))]
+    #[case("24 h", Ok(86_400.0))]
+    #[case("0 s", Err("is not above 0 s and at most 24 h"))]
+    #[case("-5 s", Err("is not above 0 s and at most 24 h"))]
+    #[case("25 h", Err("is not above 0 s and at most 24 h"))]
+    #[case("5 V", Err(""))]
+    fn on_for_is_a_duration_above_zero_and_at_most_a_day(
+        #[case] text: &str,
+        #[case] want: Result<f64, &str>,
+    ) {
+        match (parse_on_for(text), want) {
+            (Ok(d), Ok(s)) => assert_eq!(d.as_secs_f64(), s),
+            (Err(e), Err(part)) => assert!(e.contains(part), "{e}"),
+            (got, want) => panic!("{text}: {got:?}, expected {want:?}"),
+        }
+    }
 }

@@ -3,7 +3,8 @@
 //!
 //! The current is checked against the rig's envelope before anything is sent. `set` and `on`
 //! take the bench lock and program the load's OCP to the envelope where the model has one;
-//! `off` is always allowed, even while a run holds the lock. Exit codes as for
+//! `off` is always allowed, even while a run holds the lock. `on` and `on --for D` behave as
+//! for `hilrig supply` (a timed switch-on with its guard). Exit codes as for
 //! `hilrig instruments`.
 
 use std::path::PathBuf;
@@ -11,7 +12,7 @@ use std::path::PathBuf;
 use clap::{Args, Subcommand};
 use serde_json::json;
 
-use super::instruments::{exit_for, parse_value, Session};
+use super::instruments::{end_guard, exit_for, hold_on, parse_value, Session};
 use super::EXIT_ABORT;
 use crate::instrument::{confirm_load_off, ConnectMode, InstrumentError, Load, ScpiLoad};
 use crate::rig::Role;
@@ -46,8 +47,14 @@ pub enum LoadAction {
         #[arg(long, allow_negative_numbers = true)]
         current: String,
     },
-    /// Switch the input on.
-    On,
+    /// Switch the input on; it stays on after the command ends (see --for).
+    #[command(long_about = LOAD_ON_HELP)]
+    On {
+        /// Keep the input on this long (`10 min`, at most 24 h), then switch it off; a guard
+        /// process switches it off if hilrig is killed first.
+        #[arg(long = "for", value_name = "DURATION", value_parser = super::instruments::parse_on_for)]
+        for_: Option<std::time::Duration>,
+    },
     /// Switch the input off.
     Off,
     /// Read terminal voltage, current and input state.
@@ -57,6 +64,19 @@ pub enum LoadAction {
         json: bool,
     },
 }
+
+const LOAD_ON_HELP: &str = "Switch the input on.
+
+Without --for the input stays on after the command ends: that is what was asked, and no
+process watches it (no guard). Switch it off with `hilrig load off`.
+
+With --for D (`90 s`, `10 min`, at most 24 h) the command stays in the foreground holding
+the bench lock, reads the input back once a second, and switches it off (confirmed by
+read-back) when D has passed, on Ctrl-C or SIGTERM, or when the input went off by itself.
+On a lab rig it first starts the out-of-process guard (`hilrig guard`, as `hilrig run`
+does): if hilrig is killed (SIGKILL, the OOM killer) the guard switches the input off and
+writes guard.json into a `hilrig-load-on-PID` directory of the system's temporary
+directory.";
 
 /// Run `hilrig load ...` and return the exit code.
 pub async fn load(a: LoadArgs) -> i32 {
@@ -91,7 +111,7 @@ pub async fn load(a: LoadArgs) -> i32 {
             }
         }
     }
-    let changes = matches!(a.action, LoadAction::Set { .. } | LoadAction::On);
+    let changes = matches!(a.action, LoadAction::Set { .. } | LoadAction::On { .. });
     let _lock = if changes {
         match session
             .lock(&format!("hilrig load --id {}", inst.id), a.wait)
@@ -171,6 +191,21 @@ pub async fn load(a: LoadArgs) -> i32 {
             }
         };
     }
+    // A timed switch-on starts its guard before anything is switched on.
+    let timed = match a.action {
+        LoadAction::On { for_ } => for_,
+        _ => None,
+    };
+    let guard = match timed {
+        Some(_) => match session.guard_timed_on(inst) {
+            Ok(g) => g,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return EXIT_ABORT;
+            }
+        },
+        None => None,
+    };
     let result = async {
         if changes {
             match load
@@ -190,10 +225,17 @@ pub async fn load(a: LoadArgs) -> i32 {
             }
             // A switch-off has its own path above.
             LoadAction::Off => {}
-            LoadAction::On => {
+            LoadAction::On { .. } => {
                 load.set_input(true).await?;
                 let on = load.input().await?;
                 println!("load `{}`: input {}", inst.id, if on { "on" } else { "off" });
+                if let Some(d) = timed {
+                    eprintln!(
+                        "load `{}`: held on for {} s; Ctrl-C switches it off now",
+                        inst.id,
+                        d.as_secs_f64()
+                    );
+                }
             }
             LoadAction::Measure { json } => {
                 let m = load.measure().await?;
@@ -225,11 +267,43 @@ pub async fn load(a: LoadArgs) -> i32 {
             eprintln!("{note}");
         }
     }
-    match result {
+    let code = match &result {
         Ok(()) => 0,
         Err(e) => {
             eprintln!("error: {e}");
-            exit_for(&e)
+            exit_for(e)
+        }
+    };
+    let Some(duration) = timed else {
+        return code;
+    };
+    // The timed switch-on ends with the input off, read back, whatever happened.
+    let code = match result {
+        Ok(()) => match hold_on(duration, async || load.input().await).await {
+            Ok(why) => {
+                eprintln!("load `{}`: {why}; switching the input off", inst.id);
+                code
+            }
+            Err(why) => {
+                eprintln!("error: load `{}`: {why}; switching the input off", inst.id);
+                EXIT_ABORT
+            }
+        },
+        Err(_) => code,
+    };
+    match confirm_load_off(&mut load, Vec::new()).await {
+        Ok(errors) => {
+            for e in errors {
+                eprintln!("warning: {e}");
+            }
+            println!("load `{}`: input off (read back)", inst.id);
+            end_guard(guard, true);
+            code
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            end_guard(guard, false);
+            EXIT_ABORT
         }
     }
 }

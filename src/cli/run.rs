@@ -583,6 +583,14 @@ fn summary(r: &RunResults, dir: &std::path::Path) -> String {
             s.error.as_deref().unwrap_or("")
         ));
     }
+    for s in r.safe_state.iter().filter(|s| s.sent_not_confirmed()) {
+        let tail = if s.action.contains("not confirmed") {
+            ""
+        } else {
+            ": sent, not confirmed"
+        };
+        lines.push(format!("safe state: {} {}{tail}", s.instrument, s.action));
+    }
     for st in &r.statistics {
         if st.n > 1 && !st.unit.is_empty() {
             let (min, mean, max) = (
@@ -602,4 +610,64 @@ fn summary(r: &RunResults, dir: &std::path::Path) -> String {
         dir.display()
     ));
     lines.join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::{SafeStateAction, RESULTS_SCHEMA};
+
+    fn step(instrument: &str, action: &str, ok: bool, confirmed: bool) -> SafeStateAction {
+        SafeStateAction {
+            instrument: instrument.into(),
+            action: action.into(),
+            ok,
+            confirmed,
+            error: (!ok).then(|| "no answer".into()),
+        }
+    }
+
+    #[test]
+    fn the_summary_names_safe_state_steps_that_were_sent_not_confirmed() {
+        let safe = [
+            step("supply", "output off (confirmed by read-back)", true, true),
+            step("cells", "all cells to nominal 3.300 V", true, false),
+            step(
+                "dut",
+                "BMS standby request over CAN: sent, not confirmed (the fixture declares no \
+                 `confirm`)",
+                true,
+                false,
+            ),
+            step("load", "input off (confirmed by read-back)", false, false),
+        ];
+        let r: RunResults = serde_json::from_value(serde_json::json!({
+            "schema": RESULTS_SCHEMA, "run_id": "r", "plan": "p", "title": "t",
+            "requirements": [], "station": "s", "dut": "d", "limit_profile": "l",
+            "decision_rule": "guarded", "firmware": null, "clock_anchor": "x",
+            "duration_s": 1.0, "outcome": "passed", "abort": null,
+            "safe_state_reached": false, "safe_state": safe, "tests": [], "trace_rows": 0
+        }))
+        .unwrap();
+        let text = summary(&r, std::path::Path::new("/tmp/run"));
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(
+            lines.contains(&"safe state: cells all cells to nominal 3.300 V: sent, not confirmed"),
+            "{text}"
+        );
+        assert!(
+            lines.contains(
+                &"safe state: dut BMS standby request over CAN: sent, not confirmed (the fixture \
+                  declares no `confirm`)"
+            ),
+            "{text}"
+        );
+        assert!(
+            lines.contains(
+                &"SAFE STATE NOT CONFIRMED: load input off (confirmed by read-back): no answer"
+            ),
+            "{text}"
+        );
+        assert!(!text.contains("safe state: supply"), "{text}");
+    }
 }

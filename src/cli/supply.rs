@@ -3,14 +3,17 @@
 //!
 //! Every setting is checked against the rig's envelope before anything is sent. `set` and
 //! `on` take the bench lock and program OVP/OCP to the envelope first; `off` is always
-//! allowed, even while a run holds the lock. Exit codes as for `hilrig instruments`.
+//! allowed, even while a run holds the lock. `on` leaves the output on when the command
+//! ends, as asked; `on --for D` stays in the foreground, switches it off after `D` (or on
+//! Ctrl-C), and starts the out-of-process guard so that a killed hilrig still leaves it off
+//! (see `crate::guard`). Exit codes as for `hilrig instruments`.
 
 use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
 use serde_json::json;
 
-use super::instruments::{exit_for, parse_value, Session};
+use super::instruments::{end_guard, exit_for, hold_on, parse_value, Session};
 use super::EXIT_ABORT;
 use crate::instrument::{confirm_supply_off, ConnectMode, ScpiSupply, Supply};
 use crate::rig::Role;
@@ -48,8 +51,14 @@ pub enum SupplyAction {
         #[arg(long, allow_negative_numbers = true)]
         current: Option<String>,
     },
-    /// Switch the output on.
-    On,
+    /// Switch the output on; it stays on after the command ends (see --for).
+    #[command(long_about = SUPPLY_ON_HELP)]
+    On {
+        /// Keep the output on this long (`10 min`, at most 24 h), then switch it off; a guard
+        /// process switches it off if hilrig is killed first.
+        #[arg(long = "for", value_name = "DURATION", value_parser = super::instruments::parse_on_for)]
+        for_: Option<std::time::Duration>,
+    },
     /// Switch the output off.
     Off,
     /// Read terminal voltage, current and output state.
@@ -59,6 +68,20 @@ pub enum SupplyAction {
         json: bool,
     },
 }
+
+const SUPPLY_ON_HELP: &str = "Switch the output on.
+
+Without --for the output stays on after the command ends: that is what was asked, and no
+process watches it (no guard; an I/O watchdog armed by an earlier run may still switch a
+supply off when the host falls silent). Switch it off with `hilrig supply off`.
+
+With --for D (`90 s`, `10 min`, at most 24 h) the command stays in the foreground holding
+the bench lock, reads the output back once a second, and switches it off (confirmed by
+read-back) when D has passed, on Ctrl-C or SIGTERM, or when the output went off by itself.
+On a lab rig it first starts the out-of-process guard (`hilrig guard`, as `hilrig run`
+does): if hilrig is killed (SIGKILL, the OOM killer) the guard switches the output off and
+writes guard.json into a `hilrig-supply-on-PID` directory of the system's temporary
+directory.";
 
 /// Run `hilrig supply ...` and return the exit code.
 pub async fn supply(a: SupplyArgs) -> i32 {
@@ -110,7 +133,7 @@ pub async fn supply(a: SupplyArgs) -> i32 {
             }
         };
     }
-    let changes = matches!(a.action, SupplyAction::Set { .. } | SupplyAction::On);
+    let changes = matches!(a.action, SupplyAction::Set { .. } | SupplyAction::On { .. });
     let _lock = if changes {
         match session
             .lock(&format!("hilrig supply --id {}", inst.id), a.wait)
@@ -190,6 +213,21 @@ pub async fn supply(a: SupplyArgs) -> i32 {
             }
         };
     }
+    // A timed switch-on starts its guard before anything is switched on.
+    let timed = match a.action {
+        SupplyAction::On { for_ } => for_,
+        _ => None,
+    };
+    let guard = match timed {
+        Some(_) => match session.guard_timed_on(inst) {
+            Ok(g) => g,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return EXIT_ABORT;
+            }
+        },
+        None => None,
+    };
     let result = async {
         if changes {
             psu.program_protection(
@@ -208,9 +246,16 @@ pub async fn supply(a: SupplyArgs) -> i32 {
                 }
                 println!("supply `{}`: set", inst.id);
             }
-            SupplyAction::On => {
+            SupplyAction::On { .. } => {
                 psu.set_output(true).await?;
                 println!("supply `{}`: output {}", inst.id, on_off(psu.output().await?));
+                if let Some(d) = timed {
+                    eprintln!(
+                        "supply `{}`: held on for {} s; Ctrl-C switches it off now",
+                        inst.id,
+                        d.as_secs_f64()
+                    );
+                }
             }
             // A switch-off has its own path above.
             SupplyAction::Off => {}
@@ -244,11 +289,46 @@ pub async fn supply(a: SupplyArgs) -> i32 {
             eprintln!("{note}");
         }
     }
-    match result {
+    let code = match &result {
         Ok(()) => 0,
         Err(e) => {
             eprintln!("error: {e}");
-            exit_for(&e)
+            exit_for(e)
+        }
+    };
+    let Some(duration) = timed else {
+        return code;
+    };
+    // The timed switch-on ends with the output off, read back, whatever happened.
+    let code = match result {
+        Ok(()) => match hold_on(duration, async || psu.output().await).await {
+            Ok(why) => {
+                eprintln!("supply `{}`: {why}; switching the output off", inst.id);
+                code
+            }
+            Err(why) => {
+                eprintln!(
+                    "error: supply `{}`: {why}; switching the output off",
+                    inst.id
+                );
+                EXIT_ABORT
+            }
+        },
+        Err(_) => code,
+    };
+    match confirm_supply_off(&mut psu, Vec::new()).await {
+        Ok(errors) => {
+            for e in errors {
+                eprintln!("warning: {e}");
+            }
+            println!("supply `{}`: output off (read back)", inst.id);
+            end_guard(guard, true);
+            code
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            end_guard(guard, false);
+            EXIT_ABORT
         }
     }
 }

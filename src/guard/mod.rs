@@ -25,7 +25,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::instrument::{Load, ScpiLoad, ScpiSupply, Supply};
 use crate::report::SafeStateAction;
-use crate::rig::{Rig, Role};
+use crate::rig::{InstrumentConfig, Rig, Role};
 
 /// How long the guard keeps trying to confirm the safe state before it gives up.
 pub const GUARD_DEADLINE: Duration = Duration::from_secs(4);
@@ -72,22 +72,27 @@ pub struct GuardSpec {
     pub instruments: Vec<GuardedInstrument>,
 }
 
+impl GuardedInstrument {
+    /// A SCPI supply or load of a rig file; `None` for anything else.
+    pub fn of(i: &InstrumentConfig) -> Option<GuardedInstrument> {
+        matches!(i.role, Role::Supply | Role::Load).then_some(())?;
+        Some(GuardedInstrument {
+            id: i.id.clone(),
+            role: i.role,
+            address: i.address.clone()?,
+            dialect: i.dialect.clone()?,
+            timeout_s: i.timeout.0,
+        })
+    }
+}
+
 impl GuardSpec {
     /// The SCPI supplies and loads of `rig`, loads first (input off before output off).
     pub fn of_rig(rig: &Rig, dir: &Path) -> GuardSpec {
         let mut instruments: Vec<GuardedInstrument> = rig
             .instruments
             .iter()
-            .filter(|i| matches!(i.role, Role::Supply | Role::Load))
-            .filter_map(|i| {
-                Some(GuardedInstrument {
-                    id: i.id.clone(),
-                    role: i.role,
-                    address: i.address.clone()?,
-                    dialect: i.dialect.clone()?,
-                    timeout_s: i.timeout.0,
-                })
-            })
+            .filter_map(GuardedInstrument::of)
             .collect();
         instruments.sort_by_key(|i| i.role != Role::Load);
         GuardSpec {
@@ -95,6 +100,15 @@ impl GuardSpec {
             run_pid: std::process::id(),
             instruments,
         }
+    }
+
+    /// One SCPI supply or load (a timed manual switch-on); `None` for anything else.
+    pub fn of_instrument(inst: &InstrumentConfig, dir: &Path) -> Option<GuardSpec> {
+        Some(GuardSpec {
+            dir: dir.to_path_buf(),
+            run_pid: std::process::id(),
+            instruments: vec![GuardedInstrument::of(inst)?],
+        })
     }
 }
 
@@ -281,6 +295,7 @@ pub async fn drive_safe_state(
             instrument: inst.id.clone(),
             action: what.into(),
             ok: last.is_ok(),
+            confirmed: last.is_ok(),
             error: last.err(),
         });
     }

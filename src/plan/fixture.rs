@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 
+use super::condition::Condition;
 use crate::units::{Dimension, Quantity, Seconds, Volts, WattHours};
 
 /// A DUT fixture file.
@@ -62,6 +63,12 @@ pub struct StateRequest {
     pub standby: String,
     /// Send period.
     pub cycle: Seconds,
+    /// Condition over the BMS's signals that confirms the standby (`bms.state == standby`).
+    ///
+    /// Enum names are bound from the DBC's value tables; without it, the safe state records
+    /// the standby request as sent, not confirmed.
+    #[serde(default)]
+    pub confirm: Option<Spanned<Condition>>,
 }
 
 /// One declared protection: trip level, release level, delays.

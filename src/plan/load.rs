@@ -485,8 +485,50 @@ fn check_fixture(
                 }
             }
         }
+        if let Some(confirm) = &sr.confirm {
+            // The BMS's answer is read from its own CAN signals: the instrument readings are
+            // no longer sampled in the safe state.
+            let bms: BTreeMap<String, SignalSource> = signals
+                .iter()
+                .filter(|(_, src)| matches!(src, SignalSource::Can { .. }))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            for msg in condition_problems(&bms, dbc, &confirm.value) {
+                errors.push(fx.error(
+                    &confirm.referenced,
+                    format!(
+                        "state_request.confirm: {msg} (it reads the BMS's CAN signals of the \
+                         `signals:` map)"
+                    ),
+                ));
+            }
+        }
     }
     signals
+}
+
+/// What is wrong with a condition over `signals`: each signal it names that is not there
+/// (with a "did you mean"); when all are, an enum name their DBC value tables lack.
+fn condition_problems(
+    signals: &BTreeMap<String, SignalSource>,
+    dbc: &Dbc,
+    cond: &Condition,
+) -> Vec<String> {
+    let mut problems: Vec<String> = cond
+        .signals()
+        .into_iter()
+        .filter(|s| !signals.contains_key(*s))
+        .map(|s| {
+            let h = hint(s, signals.keys().map(String::as_str));
+            format!("signal `{s}` is not defined in the DUT fixture{h}")
+        })
+        .collect();
+    if problems.is_empty() {
+        if let Err(msg) = bind_with(signals, dbc, &mut cond.clone()) {
+            problems.push(msg);
+        }
+    }
+    problems
 }
 
 fn bind_with(
@@ -581,19 +623,7 @@ impl<'a> Checker<'a> {
     }
 
     fn condition(&mut self, cond: &Spanned<Condition>) {
-        let mut unknown = false;
-        for s in cond.value.signals() {
-            if !self.signals.contains_key(s) {
-                unknown = true;
-                let h = hint(s, self.signals.keys().map(String::as_str));
-                self.err(
-                    &cond.referenced,
-                    format!("signal `{s}` is not defined in the DUT fixture{h}"),
-                );
-            }
-        }
-        let mut c = cond.value.clone();
-        if let (Err(msg), false) = (bind_with(self.signals, self.dbc, &mut c), unknown) {
+        for msg in condition_problems(self.signals, self.dbc, &cond.value) {
             self.err(&cond.referenced, msg);
         }
     }
@@ -949,6 +979,88 @@ impl<'a> Checker<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rstest::rstest;
+
+    /// The shipped simulated fixture with its `confirm:` line replaced (`None`: removed),
+    /// written beside its absolute DBC path and loaded.
+    fn fixture_with_confirm(
+        name: &str,
+        confirm: Option<&str>,
+    ) -> Result<Source<Fixture>, Vec<InputError>> {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let text = std::fs::read_to_string(root.join("fixtures/sim-bms-16s-lfp.yaml")).unwrap();
+        let line = "  confirm: bms.state == standby\n";
+        assert!(
+            text.contains(line),
+            "the shipped fixture declares its confirm"
+        );
+        let text = text
+            .replace(
+                line,
+                &confirm
+                    .map(|c| format!("  confirm: {c}\n"))
+                    .unwrap_or_default(),
+            )
+            .replace(
+                "dbc: dbc/sim-bms.dbc",
+                &format!("dbc: {}", root.join("fixtures/dbc/sim-bms.dbc").display()),
+            );
+        let dir =
+            std::env::temp_dir().join(format!("hilrig-confirm-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("fixture.yaml");
+        std::fs::write(&path, text).unwrap();
+        let r = load_fixture(&path);
+        std::fs::remove_dir_all(&dir).unwrap();
+        r
+    }
+
+    #[rstest]
+    #[case::shipped("shipped", Some("bms.state == standby"), "")]
+    #[case::none("none", None, "")]
+    #[case::two_signals("two", Some("bms.state == standby and not bms.chg_fet"), "")]
+    #[case::unknown_signal(
+        "unknown",
+        Some("bms.stat == standby"),
+        "signal `bms.stat` is not defined in the DUT fixture; did you mean `bms.state`?"
+    )]
+    #[case::instrument_reading(
+        "instrument",
+        Some("supply.v < 1 V"),
+        "signal `supply.v` is not defined"
+    )]
+    #[case::unknown_name(
+        "name",
+        Some("bms.state == asleep"),
+        "`asleep` is not a value of `bms.state` (known: standby, charge, discharge, idle, fault)"
+    )]
+    fn a_state_request_confirm_names_the_fixtures_bms_signals(
+        #[case] name: &str,
+        #[case] confirm: Option<&str>,
+        #[case] error: &str,
+    ) {
+        match fixture_with_confirm(name, confirm) {
+            Ok(fx) => {
+                assert!(error.is_empty(), "accepted, but `{error}` was expected");
+                let parsed = fx.value.state_request.unwrap().confirm;
+                assert_eq!(
+                    parsed.map(|c| c.value),
+                    confirm.map(|c| Condition::parse(c).unwrap())
+                );
+            }
+            Err(errors) => {
+                let text: Vec<String> = errors.iter().map(ToString::to_string).collect();
+                assert!(!error.is_empty(), "refused: {text:?}");
+                assert_eq!(text.len(), 1, "{text:?}");
+                assert!(
+                    text[0].contains("state_request.confirm: ") && text[0].contains(error),
+                    "{text:?}"
+                );
+                // Reported at the `confirm:` line of the fixture.
+                assert!(text[0].contains("fixture.yaml:57:"), "{text:?}");
+            }
+        }
+    }
 
     #[test]
     fn substitution_keeps_lines_and_reports_undefined_names() {

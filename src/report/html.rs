@@ -648,12 +648,12 @@ pub fn render(d: &ReportData) -> String {
                 "<tr><td>{}</td><td>{}</td><td class=\"{}\">{}</td></tr>",
                 esc(&s.instrument),
                 esc(&s.action),
-                if s.ok { "v-pass" } else { "v-fail" },
-                if s.ok {
-                    "done".to_string()
-                } else {
-                    format!("FAILED: {}", esc(s.error.as_deref().unwrap_or("")))
-                }
+                match (s.ok, s.confirmed) {
+                    (true, true) => "v-pass",
+                    (true, false) => "v-inc",
+                    (false, _) => "v-fail",
+                },
+                esc(&s.outcome_text())
             );
         }
         h.push_str("</table>");

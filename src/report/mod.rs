@@ -289,10 +289,30 @@ pub struct SafeStateAction {
     pub instrument: String,
     /// What was done.
     pub action: String,
-    /// Whether it was done and confirmed.
+    /// Whether it was done: confirmed, or sent (over CAN) while the DUT's bus was alive.
     pub ok: bool,
+    /// Confirmed by an answer: a read-back from the instrument or the BMS's own state.
+    #[serde(default)]
+    pub confirmed: bool,
     /// The error, when not.
     pub error: Option<String>,
+}
+
+impl SafeStateAction {
+    /// Done, but only sent: no answer confirmed it.
+    pub fn sent_not_confirmed(&self) -> bool {
+        self.ok && !self.confirmed
+    }
+
+    /// Its outcome in words, as the report's safe-state table shows it: `confirmed`,
+    /// `sent, not confirmed`, or `FAILED: ` and the error.
+    pub fn outcome_text(&self) -> String {
+        match (self.ok, self.confirmed) {
+            (true, true) => "confirmed".into(),
+            (true, false) => "sent, not confirmed".into(),
+            (false, _) => format!("FAILED: {}", self.error.as_deref().unwrap_or("")),
+        }
+    }
 }
 
 /// One test (one repeat of one trip step).

@@ -287,11 +287,12 @@ impl Doc {
 
 fn verdict_rgb(word: &str) -> Rgb {
     let w = word.to_ascii_lowercase();
-    if w.starts_with("pass") || w == "valid" || w == "done" || w == "yes" {
+    if w.starts_with("pass") || w == "valid" || w == "done" || w == "confirmed" || w == "yes" {
         GREEN
     } else if w.starts_with("fail") || w.contains("expired") || w.starts_with("no record") {
         RED
-    } else if w.starts_with("inconclusive") || w.contains("due soon") {
+    } else if w.starts_with("inconclusive") || w.contains("due soon") || w.contains("not confirmed")
+    {
         AMBER
     } else {
         BLACK
@@ -815,17 +816,7 @@ fn safe_state(doc: &mut Doc, r: &RunResults) {
     let rows: Vec<Vec<String>> = r
         .safe_state
         .iter()
-        .map(|s| {
-            vec![
-                s.instrument.clone(),
-                s.action.clone(),
-                if s.ok {
-                    "done".into()
-                } else {
-                    format!("FAILED: {}", s.error.as_deref().unwrap_or(""))
-                },
-            ]
-        })
+        .map(|s| vec![s.instrument.clone(), s.action.clone(), s.outcome_text()])
         .collect();
     doc.table(
         &[80.0, 300.0, 131.0],

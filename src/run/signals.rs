@@ -133,6 +133,18 @@ impl Signals {
         })
     }
 
+    /// Evaluate a condition on values received at or after `since` only: `None` while a
+    /// signal it names has no value that fresh.
+    pub fn eval_since(&self, cond: &Condition, since: Instant) -> Option<bool> {
+        let t = self.lock();
+        cond.eval(&|s: &str| {
+            t.values
+                .get(s)
+                .filter(|(_, at)| *at >= since)
+                .map(|(v, _)| Reading { value: *v })
+        })
+    }
+
     /// Resolve when the condition becomes true; immediately (with now) if it already is.
     pub fn watch(&self, cond: Condition) -> oneshot::Receiver<Instant> {
         let (tx, rx) = oneshot::channel();
@@ -216,4 +228,43 @@ pub fn spawn_monitor(
             }
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::trace::Clock;
+    use std::time::Duration;
+
+    #[test]
+    fn eval_since_reads_only_values_received_at_or_after_the_instant() {
+        let dir = std::env::temp_dir().join(format!("hilrig-signals-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let trace = Trace::create(&dir.join("trace.csv"), Clock::start()).unwrap();
+        let signals = Signals::new(trace);
+        let standby = Condition::parse("bms.state == 0").unwrap();
+        let t0 = Instant::now();
+        let (before, request, after) = (
+            t0,
+            t0 + Duration::from_millis(10),
+            t0 + Duration::from_millis(20),
+        );
+        signals.update(before, &[("bms.state", 0.0, "")]);
+        assert_eq!(signals.eval(&standby), Some(true));
+        assert_eq!(
+            signals.eval_since(&standby, request),
+            None,
+            "a stale value counts for nothing"
+        );
+        signals.update(after, &[("bms.state", 3.0, "")]);
+        assert_eq!(signals.eval_since(&standby, request), Some(false));
+        signals.update(after, &[("bms.state", 0.0, "")]);
+        assert_eq!(signals.eval_since(&standby, request), Some(true));
+        assert_eq!(
+            signals.eval_since(&standby, after),
+            Some(true),
+            "at the instant counts"
+        );
+        std::fs::remove_dir_all(&dir).ok();
+    }
 }

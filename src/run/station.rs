@@ -14,7 +14,9 @@ use crate::can::{self, Bus, Frame};
 use crate::dbc::{Dbc, Message};
 use crate::instrument::cellsim::{CanCellSim, CellSim};
 use crate::instrument::{InstrumentError, Load, Measurement, ScpiLoad, ScpiSupply, Supply};
-use crate::plan::{LoadedPlan, Target};
+use crate::plan::condition::Op;
+use crate::plan::load::bind_condition;
+use crate::plan::{Condition, LoadedPlan, SignalSource, Target};
 use crate::report::{InstrumentIdentity, SafeStateAction};
 use crate::rig::{Envelope, Rig, Role};
 use crate::scpi::builtin_dialect;
@@ -34,6 +36,13 @@ pub const DEFAULT_UPDATE_PERIOD: Duration = Duration::from_millis(100);
 /// The supply's I/O watchdog delay, where the model has one.
 pub const SUPPLY_WATCHDOG: Duration = Duration::from_secs(5);
 
+/// How long the safe state waits for the BMS's answer to its standby request (a few cycles
+/// of a status message; within [`SAFE_STEP_TIMEOUT`]).
+pub const STANDBY_CONFIRM_WITHIN: Duration = Duration::from_secs(2);
+
+/// How often the safe state looks for the BMS's answer while it waits.
+const CONFIRM_POLL: Duration = Duration::from_millis(10);
+
 /// Sample the error queue of SCPI instruments every this many samples.
 const ERROR_CHECK_EVERY: u32 = 10;
 
@@ -45,6 +54,17 @@ struct StateRequest {
     run: f64,
     standby: f64,
     cycle: Duration,
+    confirm: Option<Confirm>,
+}
+
+/// The fixture's `confirm:` of the standby request, bound to the DBC.
+struct Confirm {
+    /// As written in the fixture (enum names kept), for the record.
+    text: String,
+    /// With enum names replaced by numbers.
+    cond: Condition,
+    /// Per signal it names: the DBC's value-table names by physical value.
+    labels: BTreeMap<String, Vec<(f64, String)>>,
 }
 
 /// The connected bench.
@@ -67,6 +87,9 @@ pub struct Station {
     pub nominal_cell_voltage: f64,
     state_request: Option<StateRequest>,
     tasks: std::sync::Mutex<Vec<JoinHandle<()>>>,
+    /// The DUT bus monitor: it outlives the other background tasks, so that the safe state
+    /// reads the BMS's answer to its standby request.
+    monitor: std::sync::Mutex<Option<JoinHandle<()>>>,
     supply_config: Option<ConnectConfig>,
     load_config: Option<ConnectConfig>,
     /// The SCPI instruments' `*IDN?` answers, in connect order.
@@ -121,6 +144,7 @@ impl Station {
             nominal_cell_voltage: fx.nominal_cell_voltage.0,
             state_request: None,
             tasks: std::sync::Mutex::new(Vec::new()),
+            monitor: std::sync::Mutex::new(None),
             supply_config: None,
             load_config: None,
             identities: Vec::new(),
@@ -170,12 +194,15 @@ impl Station {
         if let Some(b) = rig.dut_bus() {
             let bus = open_bus(b)?;
             let dbc = Arc::new(plan.dbc.clone());
-            self.spawn(spawn_monitor(
-                bus.as_ref(),
-                dbc,
-                &plan.signals,
-                self.signals.clone(),
-            ));
+            let monitor = spawn_monitor(bus.as_ref(), dbc, &plan.signals, self.signals.clone());
+            if let Some(old) = self
+                .monitor
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .replace(monitor)
+            {
+                old.abort();
+            }
             if let Some(sr) = &plan.fixture.value.state_request {
                 let m = plan
                     .dbc
@@ -199,6 +226,11 @@ impl Station {
                         .label_value(&sr.standby)
                         .ok_or("state request standby value missing")?,
                     cycle: sr.cycle.duration(),
+                    confirm: sr
+                        .confirm
+                        .as_ref()
+                        .map(|c| bind_confirm(plan, &c.value))
+                        .transpose()?,
                 });
             }
             self.dut_bus = Some(bus);
@@ -362,7 +394,9 @@ impl Station {
         rx
     }
 
-    /// Stop every background task (samplers, keep-alive, monitor, watchdog).
+    /// Stop the background tasks (samplers, keep-alive, dead-bus watchdog). The DUT bus
+    /// monitor keeps running until the end of [`Station::safe_state`], which reads the BMS's
+    /// answer from it.
     pub fn stop_background(&self) {
         for t in self
             .tasks
@@ -376,8 +410,26 @@ impl Station {
 
     /// Drive every instrument to its safe state: load input off, supply output off, cells to
     /// nominal, BMS standby request. Each action is bounded in time, failures do not stop
-    /// the sequence, and each outcome is recorded.
+    /// the sequence, and each outcome is recorded: confirmed when an answer shows it took
+    /// effect (the instrument's read-back, the BMS's own state), otherwise sent only.
     pub async fn safe_state(&self) -> Vec<SafeStateAction> {
+        let out = self.drive_safe_state().await;
+        self.stop_monitor();
+        out
+    }
+
+    fn stop_monitor(&self) {
+        if let Some(m) = self
+            .monitor
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+        {
+            m.abort();
+        }
+    }
+
+    async fn drive_safe_state(&self) -> Vec<SafeStateAction> {
         self.stop_background();
         let mut out = Vec::new();
         if let Some(l) = &self.load {
@@ -401,7 +453,7 @@ impl Station {
                 .await;
                 r = again.map_err(|e| format!("{first}; after reconnecting: {e}"));
             }
-            out.push(action(
+            out.push(confirmed_action(
                 l.lock().await.id(),
                 "input off (confirmed by read-back)",
                 r,
@@ -426,22 +478,18 @@ impl Station {
                 .await;
                 r = again.map_err(|e| format!("{first}; after reconnecting: {e}"));
             }
-            out.push(action(
+            out.push(confirmed_action(
                 s.lock().await.id(),
                 "output off (confirmed by read-back)",
                 r,
             ));
         }
-        // A CAN frame is only sent: nothing on the bus acknowledges it to us. It counts as
-        // done only while the DUT's bus is alive (a frame from the DUT within the dead-bus
-        // time); otherwise it is recorded as sent but not confirmed.
-        let bus_alive = || match self.signals.last_bus_frame() {
-            Some(t) if t.elapsed() <= DEAD_BUS_AFTER => Ok(()),
-            Some(t) => Err(format!(
-                "sent, but not confirmed: no frame from the DUT for {:.1} s",
-                t.elapsed().as_secs_f64()
-            )),
-            None => Err("sent, but not confirmed: no frame from the DUT was ever received".into()),
+        // A CAN frame is only sent: nothing on the bus acknowledges it to us. Unless an
+        // answer confirms it, it counts as done (sent, not confirmed) only while the DUT's
+        // bus is alive (a frame from the DUT within the dead-bus time).
+        let bus_alive = || {
+            self.bus_alive()
+                .map_err(|e| format!("sent, but not confirmed: {e}"))
         };
         if let Some(c) = &self.cells {
             let v = self.nominal_cell_voltage;
@@ -460,21 +508,124 @@ impl Station {
             let r = r.and_then(|_| bus_alive());
             out.push(action(
                 &id,
-                &format!("all cells to nominal {v:.3} V (sent over CAN)"),
+                &format!(
+                    "all cells to nominal {v:.3} V over CAN: sent, not confirmed (the cell \
+                     simulator gives no read-back)"
+                ),
                 r,
             ));
         }
         if let (Some(bus), Some(sr)) = (&self.dut_bus, &self.state_request) {
-            let r = bounded(async {
-                let f =
-                    encode_request(sr, sr.standby).ok_or("cannot encode the standby request")?;
-                bus.send(f).await.map_err(|e| e.to_string())
-            })
-            .await;
-            let r = r.and_then(|_| bus_alive());
-            out.push(action("dut", "BMS standby request (sent over CAN)", r));
+            out.push(self.request_standby(bus.as_ref(), sr).await);
         }
         out
+    }
+
+    /// Whether the DUT's bus is alive: a frame from the DUT within the dead-bus time.
+    fn bus_alive(&self) -> Result<(), String> {
+        match self.signals.last_bus_frame() {
+            Some(t) if t.elapsed() <= DEAD_BUS_AFTER => Ok(()),
+            Some(t) => Err(format!(
+                "no frame from the DUT for {:.1} s",
+                t.elapsed().as_secs_f64()
+            )),
+            None => Err("no frame from the DUT was ever received".into()),
+        }
+    }
+
+    /// Send the standby request. With the fixture's `confirm`, repeat it every cycle until
+    /// the condition holds on values received after the first request, for at most
+    /// [`STANDBY_CONFIRM_WITHIN`]; without one, it is sent, not confirmed.
+    async fn request_standby(&self, bus: &dyn Bus, sr: &StateRequest) -> SafeStateAction {
+        let send = async || -> Result<(), String> {
+            let f = encode_request(sr, sr.standby).ok_or("cannot encode the standby request")?;
+            bounded(async { bus.send(f).await.map_err(|e| e.to_string()) }).await
+        };
+        let sent_at = Instant::now();
+        let sent = send().await;
+        let Some(confirm) = &sr.confirm else {
+            let r = sent.and_then(|_| {
+                self.bus_alive()
+                    .map_err(|e| format!("sent, but not confirmed: {e}"))
+            });
+            return action(
+                "dut",
+                "BMS standby request over CAN: sent, not confirmed (the fixture declares no \
+                 `confirm`)",
+                r,
+            );
+        };
+        let what = format!(
+            "BMS standby request over CAN (confirmed by `{}`)",
+            confirm.text
+        );
+        if let Err(e) = sent {
+            return action("dut", &what, Err(e));
+        }
+        let deadline = sent_at + STANDBY_CONFIRM_WITHIN;
+        let mut next_send = sent_at + sr.cycle;
+        loop {
+            if self.signals.eval_since(&confirm.cond, sent_at) == Some(true) {
+                return confirmed_action("dut", &what, Ok(()));
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                break;
+            }
+            if now >= next_send {
+                // Repeated as the BMS expects its request every cycle; a failure to send
+                // shows as the missing answer.
+                if let Err(e) = send().await {
+                    tracing::warn!("safe state: repeating the standby request: {e}");
+                }
+                next_send += sr.cycle;
+            }
+            tokio::time::sleep(CONFIRM_POLL.min(deadline.saturating_duration_since(now))).await;
+        }
+        let dead = self
+            .bus_alive()
+            .err()
+            .map(|e| format!("; {e}"))
+            .unwrap_or_default();
+        action(
+            "dut",
+            &what,
+            Err(format!(
+                "sent, but not confirmed: `{}` did not hold within {} s of the request; last \
+                 seen: {}{dead}",
+                confirm.text,
+                STANDBY_CONFIRM_WITHIN.as_secs_f64(),
+                self.last_seen(confirm, sent_at)
+            )),
+        )
+    }
+
+    /// The latest value of each signal of a confirm condition, with its value-table name
+    /// and whether it arrived before `since`.
+    fn last_seen(&self, confirm: &Confirm, since: Instant) -> String {
+        let seen: Vec<String> = confirm
+            .cond
+            .signals()
+            .into_iter()
+            .map(|name| match self.signals.get(name) {
+                None => format!("{name}: nothing received"),
+                Some((v, at)) => {
+                    let label = confirm
+                        .labels
+                        .get(name)
+                        .and_then(|ls| ls.iter().find(|(x, _)| Op::Eq.apply(*x, v)))
+                        .map(|(_, l)| format!(" ({l})"))
+                        .unwrap_or_default();
+                    let stale = if at < since {
+                        ", received before the request"
+                    } else {
+                        ""
+                    };
+                    format!("{name} = {v}{label}{stale}")
+                }
+            })
+            .collect();
+        seen.join(", ")
     }
 
     /// Set any stimulus target, checked against the envelope first; recorded in the trace.
@@ -701,11 +852,49 @@ async fn bounded<F: std::future::Future<Output = Result<(), String>>>(f: F) -> R
     }
 }
 
+/// The fixture's standby confirmation, bound to the plan's DBC, with the value-table names
+/// of the signals it reads.
+fn bind_confirm(plan: &LoadedPlan, written: &Condition) -> Result<Confirm, String> {
+    let cond = bind_condition(plan, written)
+        .map_err(|e| format!("state_request.confirm `{written}`: {e}"))?;
+    let labels = cond
+        .signals()
+        .into_iter()
+        .filter_map(|name| match plan.signals.get(name) {
+            Some(SignalSource::Can { message, signal }) => {
+                let s = plan.dbc.message(message)?.signal(signal)?;
+                let names = s
+                    .value_table
+                    .values()
+                    .filter_map(|l| s.label_value(l).map(|v| (v, l.clone())))
+                    .collect();
+                Some((name.to_string(), names))
+            }
+            _ => None,
+        })
+        .collect();
+    Ok(Confirm {
+        text: written.to_string(),
+        cond,
+        labels,
+    })
+}
+
+/// A step that is done when `r` is Ok, without an answer confirming it.
 fn action(instrument: &str, what: &str, r: Result<(), String>) -> SafeStateAction {
     SafeStateAction {
         instrument: instrument.to_string(),
         action: what.to_string(),
         ok: r.is_ok(),
+        confirmed: false,
         error: r.err(),
+    }
+}
+
+/// A step whose Ok `r` comes from an answer (a read-back, the BMS's own state).
+fn confirmed_action(instrument: &str, what: &str, r: Result<(), String>) -> SafeStateAction {
+    SafeStateAction {
+        confirmed: r.is_ok(),
+        ..action(instrument, what, r)
     }
 }

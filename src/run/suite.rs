@@ -147,7 +147,7 @@ mod tests {
             "decision_rule": "guarded", "firmware": null, "clock_anchor": "x",
             "duration_s": 1.0, "outcome": outcome,
             "abort": (outcome == Outcome::Aborted).then(|| serde_json::json!({"cause": cause, "during": during, "at_s": 0.5})),
-            "safe_state_reached": safe, "safe_state": [SafeStateAction { instrument: "supply".into(), action: "off".into(), ok: safe, error: None }],
+            "safe_state_reached": safe, "safe_state": [SafeStateAction { instrument: "supply".into(), action: "off".into(), ok: safe, confirmed: safe, error: None }],
             "tests": [], "trace_rows": 0
         }))
         .unwrap()

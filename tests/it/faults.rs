@@ -67,10 +67,27 @@ async fn start(
     std::path::PathBuf,
     tokio::task::JoinHandle<RunResults>,
 ) {
+    start_with(name, on_event, |rig| {
+        plan("test-plans/overcharge.yaml", rig)
+    })
+    .await
+}
+
+/// As [`start`], with the plan `load` gives for the simulated rig.
+async fn start_with(
+    name: &str,
+    on_event: Option<EventHook>,
+    load: impl FnOnce(&hilrig::rig::Rig) -> Arc<hilrig::plan::LoadedPlan>,
+) -> (
+    Bench,
+    CancellationToken,
+    std::path::PathBuf,
+    tokio::task::JoinHandle<RunResults>,
+) {
     let rig = sim_rig(None);
     let bench = bench(&rig).await;
     bench.plant.lock().load.input = true;
-    let plan = plan("test-plans/overcharge.yaml", &rig);
+    let plan = load(&rig);
     let dir = temp_dir(name);
     let cancel = CancellationToken::new();
     let mut opts = options(&dir, cancel.clone());
@@ -89,6 +106,110 @@ async fn operator_cancel_mid_step() {
     cancel.cancel();
     let r = run.await.unwrap();
     assert_aborted_safely(&bench, &r, &dir, "cancelled by the operator");
+    assert!(r.safe_state_reached, "{:?}", r.safe_state);
+}
+
+/// The over-charge plan on a copy of the simulated fixture whose state request confirms
+/// its standby with `confirm` (`None`: declares no `confirm`).
+fn overcharge_confirmed_by(
+    name: &str,
+    confirm: Option<&str>,
+    rig: &hilrig::rig::Rig,
+) -> Arc<hilrig::plan::LoadedPlan> {
+    let dir = temp_dir(name);
+    let fixtures = root().join("fixtures");
+    let shipped = "  confirm: bms.state == standby\n";
+    let fixture = std::fs::read_to_string(fixtures.join("sim-bms-16s-lfp.yaml"))
+        .unwrap()
+        .replace(
+            shipped,
+            &confirm
+                .map(|c| format!("  confirm: {c}\n"))
+                .unwrap_or_default(),
+        )
+        .replace(
+            "dbc: dbc/",
+            &format!("dbc: {}/", fixtures.join("dbc").display()),
+        );
+    std::fs::write(dir.join("fixture.yaml"), fixture).unwrap();
+    let plan = std::fs::read_to_string(root().join("test-plans/overcharge.yaml"))
+        .unwrap()
+        .replace("../fixtures/sim-bms-16s-lfp.yaml", "fixture.yaml")
+        .replace(
+            "limits: iec62619-bms",
+            &format!(
+                "limits: {}",
+                fixtures.join("limits/iec62619-bms.yaml").display()
+            ),
+        );
+    std::fs::write(dir.join("plan.yaml"), plan).unwrap();
+    Arc::new(load_plan(&dir.join("plan.yaml"), Some(rig)).unwrap_or_else(|e| panic!("{e:?}")))
+}
+
+/// Cancel the over-charge plan mid-ramp and return its standby action.
+async fn standby_after_cancel(
+    name: &str,
+    confirm: Option<&'static str>,
+) -> (RunResults, hilrig::report::SafeStateAction) {
+    let (bench, cancel, dir, run) = start_with(name, None, |rig| match confirm {
+        Some("shipped") => plan("test-plans/overcharge.yaml", rig),
+        c => overcharge_confirmed_by(name, c, rig),
+    })
+    .await;
+    wait_for_ramp(&bench).await;
+    cancel.cancel();
+    let r = run.await.unwrap();
+    assert_aborted_safely(&bench, &r, &dir, "cancelled by the operator");
+    for off in r.safe_state.iter().filter(|a| a.action.contains("off")) {
+        assert!(off.ok && off.confirmed, "read back: {off:?}");
+    }
+    let standby = r
+        .safe_state
+        .iter()
+        .find(|a| a.action.contains("standby"))
+        .expect("a standby request")
+        .clone();
+    (r, standby)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_bms_confirms_the_standby_request_with_its_state() {
+    let (r, standby) = standby_after_cancel("standby-confirmed", Some("shipped")).await;
+    assert!(standby.ok && standby.confirmed, "{standby:?}");
+    assert!(
+        standby
+            .action
+            .contains("confirmed by `bms.state == standby`"),
+        "{standby:?}"
+    );
+    assert!(r.safe_state_reached, "{:?}", r.safe_state);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_standby_confirm_that_never_holds_fails_with_the_last_values_seen() {
+    let (r, standby) = standby_after_cancel("standby-never", Some("bms.state == fault")).await;
+    assert!(!standby.ok && !standby.confirmed, "{standby:?}");
+    let error = standby.error.as_deref().unwrap_or("");
+    assert!(
+        error.contains("`bms.state == fault` did not hold within 2 s of the request")
+            && error.contains("last seen: bms.state = 0 (standby)")
+            && !error.contains("before the request"),
+        "{error}"
+    );
+    assert!(!r.safe_state_reached);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_standby_request_without_a_confirm_is_sent_not_confirmed() {
+    let (r, standby) = standby_after_cancel("standby-unconfirmed", None).await;
+    assert!(standby.ok && !standby.confirmed, "{standby:?}");
+    assert!(
+        standby
+            .action
+            .contains("sent, not confirmed (the fixture declares no `confirm`)"),
+        "{standby:?}"
+    );
+    assert!(standby.sent_not_confirmed());
     assert!(r.safe_state_reached, "{:?}", r.safe_state);
 }
 

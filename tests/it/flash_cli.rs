@@ -1,7 +1,8 @@
 //! `hilrig probe list` and `hilrig flash` through the binary: no probes is not an error for
 //! listing, but is for flashing a real rig (exit 2, with advice); the simulated rig is
 //! flashed and its readback proven; a manipulated image is refused; a run whose firmware
-//! cannot be flashed is recorded as aborted before its first step.
+//! cannot be flashed is recorded as aborted before its first step. Its log warnings reach a
+//! piped stderr as plain text.
 
 use crate::common;
 
@@ -253,4 +254,51 @@ fn a_run_flashes_the_declared_image_first_and_records_it() {
         junit.contains("<error") && junit.contains("no-such-image"),
         "{junit}"
     );
+}
+
+/// A log warning (a DBC whose version message has no `ImageHash`) on a stderr that is a
+/// pipe, not a terminal: plain text, no colour codes.
+#[test]
+fn a_warning_on_a_piped_stderr_has_no_colour_codes() {
+    let dir = temp_dir("flash-cli-no-hash");
+    let dbc = std::fs::read_to_string(root().join("fixtures/dbc/sim-bms.dbc")).unwrap();
+    let without: String = dbc
+        .lines()
+        .filter(|l| !l.contains("SG_ ImageHash"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    assert_ne!(dbc.lines().count(), without.lines().count());
+    std::fs::write(dir.join("bms.dbc"), without).unwrap();
+    let fixture = std::fs::read_to_string(root().join("fixtures/sim-bms-16s-lfp.yaml"))
+        .unwrap()
+        .replace(
+            "dbc: dbc/sim-bms.dbc",
+            &format!("dbc: {}", dir.join("bms.dbc").display()),
+        );
+    std::fs::write(dir.join("fixture.yaml"), fixture).unwrap();
+    // `output()` connects stderr to a pipe.
+    let out = Command::new(env!("CARGO_BIN_EXE_hilrig"))
+        .args([
+            "flash",
+            "--image",
+            "sim-bms-1.0.0-defect-ot-charge",
+            "--fixture",
+        ])
+        .arg(dir.join("fixture.yaml"))
+        .env_remove("HILRIG_LOG")
+        .current_dir(root())
+        .output()
+        .unwrap();
+    let (code, stdout, stderr) = text(&out);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    let warning = stderr
+        .lines()
+        .find(|l| l.contains("has no ImageHash signal"))
+        .unwrap_or_else(|| panic!("no warning in {stderr:?}"));
+    assert!(warning.contains(" WARN "), "{warning:?}");
+    assert!(
+        !stderr.contains("\x1b["),
+        "colour codes on a pipe: {stderr:?}"
+    );
+    std::fs::remove_dir_all(dir).ok();
 }

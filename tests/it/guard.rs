@@ -119,3 +119,86 @@ fn a_clean_run_releases_the_guard() {
     );
     assert!(!supply_on(&server) && !load_on(&server));
 }
+
+/// `hilrig supply --rig RIG ARGS...` on the external bench, with its own lock directory.
+fn supply_cmd(
+    rig: &std::path::Path,
+    dir: &std::path::Path,
+    args: &[&str],
+) -> std::process::Command {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_hilrig"));
+    cmd.arg("supply")
+        .arg("--rig")
+        .arg(rig)
+        .args(args)
+        .env("HILRIG_LOCK_DIR", dir.join("locks"))
+        .current_dir(crate::common::root());
+    cmd
+}
+
+/// A plain `supply on` leaves the output on when the command ends (what was asked);
+/// `on --for` switches it off itself when the time is up, confirmed by read-back.
+#[test]
+fn a_plain_on_stays_on_and_a_timed_on_ends_off() {
+    let server = Server::start();
+    let dir = temp_dir("supply-on-for");
+    let rig = server.write_rig(&dir, "supply-on-for-bench");
+    let plain = supply_cmd(&rig, &dir, &["on"]).output().unwrap();
+    assert!(plain.status.success(), "{plain:?}");
+    assert!(supply_on(&server), "a plain on stays on");
+    let off = supply_cmd(&rig, &dir, &["off"]).output().unwrap();
+    assert!(off.status.success(), "{off:?}");
+    assert!(!supply_on(&server));
+
+    let timed = supply_cmd(&rig, &dir, &["on", "--for", "1 s"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&timed.stdout);
+    let stderr = String::from_utf8_lossy(&timed.stderr);
+    assert!(timed.status.success(), "{stdout}{stderr}");
+    assert!(
+        stdout.contains("supply `supply`: output on")
+            && stdout.contains("supply `supply`: output off (read back)"),
+        "{stdout}"
+    );
+    assert!(
+        stderr.contains("1 s passed; switching the output off"),
+        "{stderr}"
+    );
+    assert!(
+        !supply_on(&server),
+        "the timed on ended with the output off"
+    );
+}
+
+/// `supply on --for` killed with SIGKILL: its guard switches the output off and says so.
+#[test]
+fn a_killed_timed_on_is_switched_off_by_its_guard() {
+    let server = Server::start();
+    let dir = temp_dir("supply-on-kill");
+    let rig = server.write_rig(&dir, "supply-on-kill-bench");
+    let mut child = supply_cmd(&rig, &dir, &["on", "--for", "10min"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = lines.next().expect("a line").unwrap();
+    assert_eq!(first, "supply `supply`: output on");
+    assert!(supply_on(&server));
+    let record_dir = std::env::temp_dir().join(format!("hilrig-supply-on-{}", child.id()));
+    // SAFETY: kill with the id of our own child process.
+    unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
+    assert_eq!(child.wait().unwrap().code(), None, "killed by a signal");
+    let guard_json = record_dir.join("guard.json");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !guard_json.exists() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let record = read_json(&guard_json);
+    assert_eq!(record["safe_state_reached"], true, "{record:#}");
+    assert_eq!(record["actions"][0]["instrument"], "supply", "{record:#}");
+    assert_eq!(record["actions"][0]["confirmed"], true, "{record:#}");
+    assert!(!supply_on(&server), "the guard switched the output off");
+    std::fs::remove_dir_all(record_dir).ok();
+}

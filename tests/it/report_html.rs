@@ -78,6 +78,11 @@ fn report_is_self_contained_and_has_the_conformity_statement_items() {
     // An IEC 62619 plan gets no PAS 63100 section.
     assert!(!html.contains("PAS 63100-style checks"));
     assert!(!html.contains("Calibration expired"));
+    // The safe-state table tells a read-back from a CAN frame only sent.
+    assert!(html.contains(
+        "<td>supply</td><td>output off (confirmed by read-back)</td><td class=\"v-pass\">confirmed</td>"
+    ));
+    assert!(html.contains("<td class=\"v-inc\">sent, not confirmed</td>"));
     std::fs::remove_dir_all(base).ok();
 }
 

@@ -77,7 +77,9 @@ pub fn results(fail_second: bool) -> RunResults {
         "outcome": if fail_second { "failed" } else { "passed" },
         "abort": null, "safe_state_reached": true,
         "safe_state": [{"instrument": "supply", "action": "output off (confirmed by read-back)",
-            "ok": true, "error": null}],
+            "ok": true, "confirmed": true, "error": null},
+            {"instrument": "dut", "action": "BMS standby request over CAN: sent, not confirmed \
+            (the fixture declares no `confirm`)", "ok": true, "confirmed": false, "error": null}],
         "tests": tests, "trace_rows": 0
     }))
     .unwrap()
