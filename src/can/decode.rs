@@ -1130,6 +1130,16 @@ VAL_ 256 State 1 "on" 2 "off" ;
         Dbc::parse(DBC, "t.dbc").unwrap()
     }
 
+    /// xorshift64: reproducible random bytes for frames.
+    fn xorshift(mut state: u64) -> impl FnMut() -> u64 {
+        move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        }
+    }
+
     fn run_with(dbc: &Dbc, log: &str, options: DecodeOptions) -> (String, DecodeSummary) {
         let mut out = Vec::new();
         let summary = decode_log(log.as_bytes(), &mut out, dbc, options).unwrap();
@@ -1226,13 +1236,7 @@ VAL_ 256 State 1 "on" 2 "off" ;
     #[test]
     fn stats_agree_with_the_codec() {
         let dbc = Dbc::parse(LAYOUTS, "layouts.dbc").unwrap();
-        let mut state: u64 = 0x2545_F491_4F6C_DD1D;
-        let mut next = move || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        };
+        let mut next = xorshift(0x2545_F491_4F6C_DD1D);
         let mut log = String::new();
         let mut want: BTreeMap<(String, String), (u64, f64, f64)> = BTreeMap::new();
         for round in 0..3000 {
@@ -1412,13 +1416,7 @@ SG_MUL_VAL_ 6 Z P 5-7;
     fn fast_path_agrees_with_the_codec() {
         let dbc = Dbc::parse(LAYOUTS, "layouts.dbc").unwrap();
         let layout = Layout::new(&dbc);
-        let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
-        let mut next = move || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        };
+        let mut next = xorshift(0x9E37_79B9_7F4A_7C15);
         for round in 0..4000 {
             let m = &dbc.messages()[round % dbc.messages().len()];
             let c = &layout.messages[round % dbc.messages().len()];

@@ -295,11 +295,16 @@ pub(super) fn parse_on_for(text: &str) -> Result<Duration, String> {
 }
 
 impl Session {
-    /// For `on --for`: start the out-of-process guard of `inst`, which switches it off if
-    /// this process dies before it does. None on a simulated rig (its instruments end with
-    /// this process) and for a dialect the guard cannot drive.
-    pub fn guard_timed_on(&self, inst: &InstrumentConfig) -> Result<Option<Guard>, String> {
-        if self.simulated() {
+    /// For `on --for` (`timed` set): start the out-of-process guard of `inst`, which
+    /// switches it off if this process dies before it does. None without `--for`, on a
+    /// simulated rig (its instruments end with this process) and for a dialect the guard
+    /// cannot drive.
+    pub fn guard_timed_on(
+        &self,
+        inst: &InstrumentConfig,
+        timed: Option<Duration>,
+    ) -> Result<Option<Guard>, String> {
+        if timed.is_none() || self.simulated() {
             return Ok(None);
         }
         let dir = std::env::temp_dir().join(format!(
@@ -329,7 +334,7 @@ impl Session {
 
 /// Keep an output on until `duration` has passed or Ctrl-C or SIGTERM arrives (Ok, why),
 /// or the once-a-second read-back `still_on` says off or fails (Err, why).
-pub(super) async fn hold_on(
+async fn hold_on(
     duration: Duration,
     mut still_on: impl AsyncFnMut() -> Result<bool, crate::instrument::InstrumentError>,
 ) -> Result<String, String> {
@@ -365,13 +370,68 @@ pub(super) async fn hold_on(
     }
 }
 
-/// After the switch-off of a timed switch-on: release the guard when the read-back confirmed
-/// it, otherwise leave it to the guard to try on its own.
-pub(super) fn end_guard(guard: Option<Guard>, confirmed_off: bool) {
+/// The end of a timed switch-on (`--for`): hold the output on (unless the switch-on failed
+/// with exit code `failed`), then switch it off and read it back whatever happened; release
+/// the guard when the read-back confirmed it, otherwise leave it to the guard to try on its
+/// own. `label` names the instrument (``supply `psu` ``), `part` what was switched
+/// (`output`, `input`). Returns the exit code.
+#[allow(clippy::too_many_arguments)]
+pub(super) async fn end_timed_on<T: ?Sized>(
+    inst: &mut T,
+    label: &str,
+    part: &str,
+    duration: Duration,
+    failed: Option<i32>,
+    guard: Option<Guard>,
+    mut still_on: impl AsyncFnMut(&mut T) -> Result<bool, crate::instrument::InstrumentError>,
+    switch_off: impl AsyncFnOnce(
+        &mut T,
+    ) -> Result<
+        Vec<crate::instrument::InstrumentError>,
+        crate::instrument::SwitchOff,
+    >,
+) -> i32 {
+    let code = match failed {
+        Some(code) => code,
+        None => {
+            eprintln!(
+                "{label}: held on for {} s; Ctrl-C switches it off now",
+                duration.as_secs_f64()
+            );
+            match hold_on(duration, async || still_on(&mut *inst).await).await {
+                Ok(why) => {
+                    eprintln!("{label}: {why}; switching the {part} off");
+                    0
+                }
+                Err(why) => {
+                    eprintln!("error: {label}: {why}; switching the {part} off");
+                    EXIT_ABORT
+                }
+            }
+        }
+    };
+    let confirmed_off = match switch_off(inst).await {
+        Ok(errors) => {
+            for e in errors {
+                eprintln!("warning: {e}");
+            }
+            println!("{label}: {part} off (read back)");
+            true
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            false
+        }
+    };
     match guard {
         Some(g) if confirmed_off => g.release(),
         Some(g) => g.hand_over_unconfirmed(),
         None => {}
+    }
+    if confirmed_off {
+        code
+    } else {
+        EXIT_ABORT
     }
 }
 

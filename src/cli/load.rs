@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use clap::{Args, Subcommand};
 use serde_json::json;
 
-use super::instruments::{end_guard, exit_for, hold_on, parse_value, Session};
+use super::instruments::{end_timed_on, exit_for, parse_value, Session};
 use super::EXIT_ABORT;
 use crate::instrument::{confirm_load_off, ConnectMode, InstrumentError, Load, ScpiLoad};
 use crate::rig::Role;
@@ -196,15 +196,12 @@ pub async fn load(a: LoadArgs) -> i32 {
         LoadAction::On { for_ } => for_,
         _ => None,
     };
-    let guard = match timed {
-        Some(_) => match session.guard_timed_on(inst) {
-            Ok(g) => g,
-            Err(e) => {
-                eprintln!("error: {e}");
-                return EXIT_ABORT;
-            }
-        },
-        None => None,
+    let guard = match session.guard_timed_on(inst, timed) {
+        Ok(g) => g,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return EXIT_ABORT;
+        }
     };
     let result = async {
         if changes {
@@ -229,13 +226,6 @@ pub async fn load(a: LoadArgs) -> i32 {
                 load.set_input(true).await?;
                 let on = load.input().await?;
                 println!("load `{}`: input {}", inst.id, if on { "on" } else { "off" });
-                if let Some(d) = timed {
-                    eprintln!(
-                        "load `{}`: held on for {} s; Ctrl-C switches it off now",
-                        inst.id,
-                        d.as_secs_f64()
-                    );
-                }
             }
             LoadAction::Measure { json } => {
                 let m = load.measure().await?;
@@ -278,32 +268,15 @@ pub async fn load(a: LoadArgs) -> i32 {
         return code;
     };
     // The timed switch-on ends with the input off, read back, whatever happened.
-    let code = match result {
-        Ok(()) => match hold_on(duration, async || load.input().await).await {
-            Ok(why) => {
-                eprintln!("load `{}`: {why}; switching the input off", inst.id);
-                code
-            }
-            Err(why) => {
-                eprintln!("error: load `{}`: {why}; switching the input off", inst.id);
-                EXIT_ABORT
-            }
-        },
-        Err(_) => code,
-    };
-    match confirm_load_off(&mut load, Vec::new()).await {
-        Ok(errors) => {
-            for e in errors {
-                eprintln!("warning: {e}");
-            }
-            println!("load `{}`: input off (read back)", inst.id);
-            end_guard(guard, true);
-            code
-        }
-        Err(e) => {
-            eprintln!("error: {e}");
-            end_guard(guard, false);
-            EXIT_ABORT
-        }
-    }
+    end_timed_on(
+        &mut load,
+        &format!("load `{}`", inst.id),
+        "input",
+        duration,
+        result.is_err().then_some(code),
+        guard,
+        async |i| i.input().await,
+        async |i| confirm_load_off(i, Vec::new()).await,
+    )
+    .await
 }

@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use clap::{Args, Subcommand};
 use serde_json::json;
 
-use super::instruments::{end_guard, exit_for, hold_on, parse_value, Session};
+use super::instruments::{end_timed_on, exit_for, parse_value, Session};
 use super::EXIT_ABORT;
 use crate::instrument::{confirm_supply_off, ConnectMode, ScpiSupply, Supply};
 use crate::rig::Role;
@@ -218,15 +218,12 @@ pub async fn supply(a: SupplyArgs) -> i32 {
         SupplyAction::On { for_ } => for_,
         _ => None,
     };
-    let guard = match timed {
-        Some(_) => match session.guard_timed_on(inst) {
-            Ok(g) => g,
-            Err(e) => {
-                eprintln!("error: {e}");
-                return EXIT_ABORT;
-            }
-        },
-        None => None,
+    let guard = match session.guard_timed_on(inst, timed) {
+        Ok(g) => g,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return EXIT_ABORT;
+        }
     };
     let result = async {
         if changes {
@@ -249,13 +246,6 @@ pub async fn supply(a: SupplyArgs) -> i32 {
             SupplyAction::On { .. } => {
                 psu.set_output(true).await?;
                 println!("supply `{}`: output {}", inst.id, on_off(psu.output().await?));
-                if let Some(d) = timed {
-                    eprintln!(
-                        "supply `{}`: held on for {} s; Ctrl-C switches it off now",
-                        inst.id,
-                        d.as_secs_f64()
-                    );
-                }
             }
             // A switch-off has its own path above.
             SupplyAction::Off => {}
@@ -300,37 +290,17 @@ pub async fn supply(a: SupplyArgs) -> i32 {
         return code;
     };
     // The timed switch-on ends with the output off, read back, whatever happened.
-    let code = match result {
-        Ok(()) => match hold_on(duration, async || psu.output().await).await {
-            Ok(why) => {
-                eprintln!("supply `{}`: {why}; switching the output off", inst.id);
-                code
-            }
-            Err(why) => {
-                eprintln!(
-                    "error: supply `{}`: {why}; switching the output off",
-                    inst.id
-                );
-                EXIT_ABORT
-            }
-        },
-        Err(_) => code,
-    };
-    match confirm_supply_off(&mut psu, Vec::new()).await {
-        Ok(errors) => {
-            for e in errors {
-                eprintln!("warning: {e}");
-            }
-            println!("supply `{}`: output off (read back)", inst.id);
-            end_guard(guard, true);
-            code
-        }
-        Err(e) => {
-            eprintln!("error: {e}");
-            end_guard(guard, false);
-            EXIT_ABORT
-        }
-    }
+    end_timed_on(
+        &mut psu,
+        &format!("supply `{}`", inst.id),
+        "output",
+        duration,
+        result.is_err().then_some(code),
+        guard,
+        async |i| i.output().await,
+        async |i| confirm_supply_off(i, Vec::new()).await,
+    )
+    .await
 }
 
 fn on_off(on: bool) -> &'static str {

@@ -397,45 +397,19 @@ fn a_release_level_rests_on_a_checked_release_delay(#[case] step_back: bool) {
         fixture.to_str().unwrap(),
     );
     std::fs::write(&path, text).unwrap();
-    let plan = std::sync::Arc::new(
-        hilrig::plan::load_plan(&path, Some(&rig)).unwrap_or_else(|e| panic!("{e:#?}")),
-    );
-    let results = virtual_runtime().block_on(async {
-        let bench = memory_bench(&rig, &root().join("rig/sim.yaml")).await;
-        run_plan(&bench, &rig, plan, &dir).await.0
-    });
-    let releases: Vec<_> = results
-        .tests
-        .iter()
-        .flat_map(|t| &t.measurements)
-        .filter(|m| m.quantity == "release")
-        .collect();
-    assert_eq!(releases.len(), 5);
-    let firmware = hilrig::sim::firmware::FirmwareImage::load(
-        &root().join("firmware-under-test/sim-bms-1.0.0.yaml"),
-    )
-    .unwrap();
-    let truth = sim_support::level_truth(&firmware.config, "ov", true).unwrap();
-    for m in releases {
+    let results = run_in_memory(&rig, &path, &dir);
+    let truth = ov_release_truth(&root().join("firmware-under-test/sim-bms-1.0.0.yaml"));
+    for m in releases(&results) {
         if step_back {
-            assert!(m.not_determinable.is_none(), "{m:?}");
             assert_eq!(m.verdict, Verdict::Pass, "{m:?}");
-            assert!((m.value - truth).abs() <= m.uncertainty, "{m:?}");
-            assert!(
-                m.uncertainty_budget
-                    .contains("release delay checked by 5 step(s) back to rest"),
-                "{}",
-                m.uncertainty_budget
-            );
-        } else {
-            assert!(m.value.is_nan(), "{m:?}");
-            assert_eq!(m.verdict, Verdict::Inconclusive);
-            let why = m.not_determinable.as_deref().unwrap();
-            assert!(
-                why.contains("release delay of 0.000 s") && why.contains("`rest`"),
-                "{why}"
-            );
         }
+        assert_release(
+            m,
+            truth,
+            step_back,
+            "release delay checked by 5 step(s) back to rest",
+            &["release delay of 0.000 s", "`rest`"],
+        );
     }
     assert_eq!(
         results.outcome,
@@ -602,14 +576,43 @@ fn a_real_release_delay_is_caught_unless_declared(#[case] declared: bool) {
     let path = dir.join("ov-charge.yaml");
     std::fs::write(&path, plan_text).unwrap();
     let rig = sim_rig(Some(image.to_str().unwrap()));
-    let plan = std::sync::Arc::new(
-        hilrig::plan::load_plan(&path, Some(&rig)).unwrap_or_else(|e| panic!("{e:#?}")),
-    );
-    let results = virtual_runtime().block_on(async {
-        let bench = memory_bench(&rig, &root().join("rig/sim.yaml")).await;
-        run_plan(&bench, &rig, plan, &dir).await.0
-    });
+    let results = run_in_memory(&rig, &path, &dir);
     assert!(results.abort.is_none(), "{:?}", results.abort);
+    let firmware = hilrig::sim::firmware::FirmwareImage::load(&image).unwrap();
+    assert_eq!(firmware.config.ov.release_delay_ms, 1000);
+    let truth = sim_support::level_truth(&firmware.config, "ov", true).unwrap();
+    for m in releases(&results) {
+        assert_release(
+            m,
+            truth,
+            declared,
+            "declared release delay checked by 5 step(s) back to rest",
+            &[
+                "release delay of 0.000 s",
+                "put the real release delay between",
+                "declare `release_delay`",
+            ],
+        );
+    }
+}
+
+/// Load a plan file and run it on a fresh in-memory simulated bench, in virtual time.
+fn run_in_memory(
+    rig: &hilrig::rig::Rig,
+    path: &std::path::Path,
+    dir: &std::path::Path,
+) -> hilrig::report::RunResults {
+    let plan = std::sync::Arc::new(
+        hilrig::plan::load_plan(path, Some(rig)).unwrap_or_else(|e| panic!("{e:#?}")),
+    );
+    virtual_runtime().block_on(async {
+        let bench = memory_bench(rig, &root().join("rig/sim.yaml")).await;
+        run_plan(&bench, rig, plan, dir).await.0
+    })
+}
+
+/// The release measurements of a run of the over-voltage plan (five repeats).
+fn releases(results: &hilrig::report::RunResults) -> Vec<&hilrig::report::MeasurementResult> {
     let releases: Vec<_> = results
         .tests
         .iter()
@@ -617,29 +620,37 @@ fn a_real_release_delay_is_caught_unless_declared(#[case] declared: bool) {
         .filter(|m| m.quantity == "release")
         .collect();
     assert_eq!(releases.len(), 5);
-    let firmware = hilrig::sim::firmware::FirmwareImage::load(&image).unwrap();
-    assert_eq!(firmware.config.ov.release_delay_ms, 1000);
-    let truth = sim_support::level_truth(&firmware.config, "ov", true).unwrap();
-    for m in releases {
-        if declared {
-            assert!(m.not_determinable.is_none(), "{m:?}");
-            assert!((m.value - truth).abs() <= m.uncertainty, "{m:?}");
-            assert!(
-                m.uncertainty_budget
-                    .contains("declared release delay checked by 5 step(s) back to rest"),
-                "{}",
-                m.uncertainty_budget
-            );
-        } else {
-            assert!(m.value.is_nan(), "{m:?}");
-            assert_eq!(m.verdict, Verdict::Inconclusive);
-            let why = m.not_determinable.as_deref().unwrap();
-            assert!(
-                why.contains("release delay of 0.000 s")
-                    && why.contains("put the real release delay between")
-                    && why.contains("declare `release_delay`"),
-                "{why}"
-            );
-        }
+    releases
+}
+
+/// The over-voltage release level of the firmware image at `image`.
+fn ov_release_truth(image: &std::path::Path) -> f64 {
+    let firmware = hilrig::sim::firmware::FirmwareImage::load(image).unwrap();
+    sim_support::level_truth(&firmware.config, "ov", true).unwrap()
+}
+
+/// A release is either determined, within its expanded uncertainty of `truth` and with
+/// `budget` in its budget text, or not determinable (inconclusive, no value) with every
+/// part of `why` in its reason.
+fn assert_release(
+    m: &hilrig::report::MeasurementResult,
+    truth: f64,
+    determined: bool,
+    budget: &str,
+    why: &[&str],
+) {
+    if determined {
+        assert!(m.not_determinable.is_none(), "{m:?}");
+        assert!((m.value - truth).abs() <= m.uncertainty, "{m:?}");
+        assert!(
+            m.uncertainty_budget.contains(budget),
+            "{}",
+            m.uncertainty_budget
+        );
+    } else {
+        assert!(m.value.is_nan(), "{m:?}");
+        assert_eq!(m.verdict, Verdict::Inconclusive);
+        let reason = m.not_determinable.as_deref().unwrap();
+        assert!(why.iter().all(|w| reason.contains(w)), "{reason}");
     }
 }
