@@ -670,7 +670,7 @@ impl<W: Write> Decoder<'_, W> {
                 return Ok(());
             }
         };
-        if entry.remote || entry.error_frame {
+        if !entry.frame.kind.carries_data() {
             self.summary.skipped += 1;
             return Ok(());
         }

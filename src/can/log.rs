@@ -5,6 +5,8 @@
 //! (1700000000.123456) can0 1F334455#0011       classic, 29-bit id (8 hex digits)
 //! (1700000000.123456) can0 123#R               remote frame (optionally `R<len>`)
 //! (1700000000.123456) can0 123##1AABB          CAN FD: flags nibble after `##`, then data
+//!                                                (1 = bit-rate switch, 2 = error state
+//!                                                indicator; 4, FDF, and 8 are read and ignored)
 //! (1700000000.123456) can0 20000080#00...      error frame: error flag 0x20000000 in the id
 //! ```
 //!
@@ -15,13 +17,14 @@ use std::io::{self, BufRead, Write};
 
 use thiserror::Error;
 
-use super::Frame;
+use super::{Frame, FrameKind, FD_LENGTHS};
 
 /// The error-frame flag in a logged id (`CAN_ERR_FLAG`).
 const ERR_FLAG: u32 = 0x2000_0000;
-
-/// Data lengths a CAN FD frame can have.
-const FD_LENGTHS: [usize; 16] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 12, 16, 20, 24, 32, 48, 64];
+/// Bit-rate switch in the CAN FD flags nibble (`CANFD_BRS`).
+const FD_BRS: u32 = 0x1;
+/// Error state indicator in the CAN FD flags nibble (`CANFD_ESI`).
+const FD_ESI: u32 = 0x2;
 
 /// One line of a candump log.
 #[derive(Debug, Clone, PartialEq)]
@@ -30,14 +33,8 @@ pub struct LogEntry {
     pub timestamp: f64,
     /// Interface name, e.g. `can0`.
     pub interface: String,
-    /// The frame; for a remote frame `data` holds the requested length as zero bytes.
+    /// The frame, with its kind (classic, CAN FD, remote, error).
     pub frame: Frame,
-    /// Remote transmission request (`#R`).
-    pub remote: bool,
-    /// CAN FD flags nibble (`##<flags>`: 1 = BRS, 2 = ESI); `None` for classic CAN.
-    pub fd_flags: Option<u8>,
-    /// Error frame: `frame.id` holds the error class bits, `frame.data` the error details.
-    pub error_frame: bool,
 }
 
 /// What is wrong with one log line.
@@ -175,15 +172,21 @@ pub fn parse_frame(frame: &str) -> Result<LogEntry, LineError> {
         .ok_or_else(|| LineError::NoSeparator(frame.to_string()))?;
     let (id, extended, error_frame) = parse_id(id_text)?;
 
-    let mut remote = false;
-    let mut fd_flags = None;
+    let mut kind = if error_frame {
+        FrameKind::Error
+    } else {
+        FrameKind::Classic
+    };
     let data = if let Some(fd) = rest.strip_prefix('#') {
         let mut chars = fd.chars();
         let flags = chars
             .next()
             .and_then(|c| c.to_digit(16))
             .ok_or_else(|| LineError::BadFdFlags(frame.to_string()))?;
-        fd_flags = Some(flags as u8);
+        kind = FrameKind::Fd {
+            brs: flags & FD_BRS != 0,
+            esi: flags & FD_ESI != 0,
+        };
         let data = parse_data(chars.as_str())?;
         if data.len() > 64 {
             return Err(LineError::FdTooLong(data.len()));
@@ -193,7 +196,7 @@ pub fn parse_frame(frame: &str) -> Result<LogEntry, LineError> {
         }
         data
     } else if let Some(len) = rest.strip_prefix(['R', 'r']) {
-        remote = true;
+        kind = FrameKind::Remote;
         let len = match len {
             "" => 0,
             digit => digit
@@ -211,13 +214,20 @@ pub fn parse_frame(frame: &str) -> Result<LogEntry, LineError> {
         data
     };
 
+    if error_frame && kind != FrameKind::Error {
+        return Err(LineError::Unsupported(
+            "an error frame (id flag 20000000) written as a CAN FD or remote frame",
+        ));
+    }
     Ok(LogEntry {
         timestamp: 0.0,
         interface: String::new(),
-        frame: Frame { id, extended, data },
-        remote,
-        fd_flags,
-        error_frame,
+        frame: Frame {
+            id,
+            extended,
+            data,
+            kind,
+        },
     })
 }
 
@@ -297,8 +307,7 @@ fn parse_data(text: &str) -> Result<Vec<u8>, LineError> {
 
 /// Format an entry as a candump line (no newline): 3- or 8-digit id, uppercase hex.
 ///
-/// The timestamp is written with microsecond resolution (negative or non-finite as 0);
-/// only the low nibble of `fd_flags` is written.
+/// The timestamp is written with microsecond resolution (negative or non-finite as 0).
 pub fn format_entry(entry: &LogEntry) -> String {
     let micros = (entry.timestamp * 1e6).round();
     let micros = if micros.is_finite() && micros > 0.0 {
@@ -309,24 +318,23 @@ pub fn format_entry(entry: &LogEntry) -> String {
     let (secs, frac) = (micros / 1_000_000, micros % 1_000_000);
 
     let frame = &entry.frame;
-    let id = if entry.error_frame {
+    let id = if frame.kind == FrameKind::Error {
         format!("{:08X}", (frame.id & 0x1FFF_FFFF) | ERR_FLAG)
     } else if frame.extended {
         format!("{:08X}", frame.id & 0x1FFF_FFFF)
     } else {
         format!("{:03X}", frame.id & 0x7FF)
     };
-    let body = if entry.remote {
-        match frame.data.len() {
+    let hex = || -> String { frame.data.iter().map(|b| format!("{b:02X}")).collect() };
+    let body = match frame.kind {
+        FrameKind::Remote => match frame.data.len() {
             0 => "R".to_string(),
             n => format!("R{}", n.min(8)),
+        },
+        FrameKind::Fd { brs, esi } => {
+            format!("#{:X}{}", u8::from(brs) | (u8::from(esi) << 1), hex())
         }
-    } else {
-        let hex: String = frame.data.iter().map(|b| format!("{b:02X}")).collect();
-        match entry.fd_flags {
-            Some(flags) => format!("#{:X}{hex}", flags & 0xF),
-            None => hex,
-        }
+        FrameKind::Classic | FrameKind::Error => hex(),
     };
     format!("({secs:010}.{frac:06}) {} {id}#{body}", entry.interface)
 }
@@ -454,31 +462,25 @@ mod tests {
             Frame {
                 id,
                 extended,
-                data: data.to_vec()
+                data: data.to_vec(),
+                kind: FrameKind::Classic,
             }
         );
-        assert!(!e.remote && !e.error_frame && e.fd_flags.is_none());
         assert!(e.interface.contains("can"));
     }
 
     #[rstest]
-    #[case::remote("(1.0) can0 123#R", true, None, 0)]
-    #[case::remote_len("(1.0) can0 123#R5", true, None, 5)]
-    #[case::remote_extended("(1.0) can0 1F334455#R8", true, None, 8)]
-    #[case::fd("(1.0) can0 123##1AABB", false, Some(1), 2)]
-    #[case::fd_no_data("(1.0) can0 123##0", false, Some(0), 0)]
-    #[case::fd_flags_f("(1.0) can0 1F334455##F00112233445566778899AABB", false, Some(15), 12)]
-    fn remote_and_fd_lines(
-        #[case] line: &str,
-        #[case] remote: bool,
-        #[case] flags: Option<u8>,
-        #[case] len: usize,
-    ) {
+    #[case::remote("(1.0) can0 123#R", FrameKind::Remote, 0)]
+    #[case::remote_len("(1.0) can0 123#R5", FrameKind::Remote, 5)]
+    #[case::remote_extended("(1.0) can0 1F334455#R8", FrameKind::Remote, 8)]
+    #[case::fd_brs("(1.0) can0 123##1AABB", FrameKind::Fd { brs: true, esi: false }, 2)]
+    #[case::fd_esi("(1.0) can0 123##2AABB", FrameKind::Fd { brs: false, esi: true }, 2)]
+    #[case::fd_no_data("(1.0) can0 123##0", FrameKind::Fd { brs: false, esi: false }, 0)]
+    #[case::fd_fdf_bit("(1.0) can0 123##4AA", FrameKind::Fd { brs: false, esi: false }, 1)]
+    #[case::fd_flags_f("(1.0) can0 1F334455##F00112233445566778899AABB", FrameKind::Fd { brs: true, esi: true }, 12)]
+    fn remote_and_fd_lines(#[case] line: &str, #[case] kind: FrameKind, #[case] len: usize) {
         let e = entry(line);
-        assert_eq!(
-            (e.remote, e.fd_flags, e.frame.data.len()),
-            (remote, flags, len)
-        );
+        assert_eq!((e.frame.kind, e.frame.data.len()), (kind, len));
     }
 
     #[test]
@@ -495,7 +497,7 @@ mod tests {
     #[test]
     fn error_frame() {
         let e = entry("(1.0) can0 20000080#0000000000000000");
-        assert!(e.error_frame);
+        assert_eq!(e.frame.kind, FrameKind::Error);
         assert_eq!(
             (e.frame.id, e.frame.extended, e.frame.data.len()),
             (0x80, false, 8)
@@ -530,6 +532,18 @@ mod tests {
     #[case::fd_no_flags("(1.0) can0 123##", LineError::BadFdFlags("123##".into()))]
     #[case::fd_bad_flags("(1.0) can0 123##G00", LineError::BadFdFlags("123##G00".into()))]
     #[case::remote_nine("(1.0) can0 123#R9", LineError::BadRemote("9".into()))]
+    #[case::error_as_fd(
+        "(1.0) can0 20000080##100",
+        LineError::Unsupported(
+            "an error frame (id flag 20000000) written as a CAN FD or remote frame"
+        )
+    )]
+    #[case::error_as_remote(
+        "(1.0) can0 20000080#R",
+        LineError::Unsupported(
+            "an error frame (id flag 20000000) written as a CAN FD or remote frame"
+        )
+    )]
     #[case::remote_junk("(1.0) can0 123#R05", LineError::BadRemote("05".into()))]
     #[case::len8_dlc(
         "(1.0) can0 123#1122334455667788_9",
@@ -543,20 +557,25 @@ mod tests {
     }
 
     #[rstest]
-    #[case::classic("123#DEADBEEF", 0x123, false, 4, None)]
-    #[case::extended("1F334455#11", 0x1F33_4455, true, 1, None)]
-    #[case::fd("123##1AABB", 0x123, false, 2, Some(1))]
+    #[case::classic("123#DEADBEEF", 0x123, false, 4, FrameKind::Classic)]
+    #[case::extended("1F334455#11", 0x1F33_4455, true, 1, FrameKind::Classic)]
+    #[case::fd("123##1AABB", 0x123, false, 2, FrameKind::Fd { brs: true, esi: false })]
     fn frame_fields(
         #[case] text: &str,
         #[case] id: u32,
         #[case] extended: bool,
         #[case] len: usize,
-        #[case] fd: Option<u8>,
+        #[case] kind: FrameKind,
     ) {
         let e = parse_frame(text).unwrap();
         assert_eq!(
-            (e.frame.id, e.frame.extended, e.frame.data.len(), e.fd_flags),
-            (id, extended, len, fd)
+            (
+                e.frame.id,
+                e.frame.extended,
+                e.frame.data.len(),
+                e.frame.kind
+            ),
+            (id, extended, len, kind)
         );
         assert_eq!(
             parse_frame("123#ZZ").unwrap_err(),
@@ -583,6 +602,7 @@ mod tests {
     #[case("(1700000000.000000) can1 00000001#R8")]
     #[case("(1700000000.500000) can0 123##1AABB")]
     #[case("(1700000000.500000) can0 1F334455##3")]
+    #[case("(1700000000.500000) can0 1F334455##2")]
     #[case("(1700000000.500000) can0 20000004#0000080000000000")]
     fn canonical_lines_round_trip(#[case] line: &str) {
         assert_eq!(format_entry(&entry(line)), line);
@@ -605,16 +625,18 @@ mod tests {
                 (next() as u32) & 0x7FF
             };
             let kind = next() % 3;
-            let (len, fd_flags, remote) = match kind {
-                0 => ((next() % 9) as usize, None, false),
+            let (len, kind) = match kind {
+                0 => ((next() % 9) as usize, FrameKind::Classic),
                 1 => (
                     FD_LENGTHS[(next() % 16) as usize],
-                    Some((next() % 16) as u8),
-                    false,
+                    FrameKind::Fd {
+                        brs: next() % 2 == 0,
+                        esi: next() % 2 == 0,
+                    },
                 ),
-                _ => ((next() % 9) as usize, None, true),
+                _ => ((next() % 9) as usize, FrameKind::Remote),
             };
-            let data = if remote {
+            let data = if kind == FrameKind::Remote {
                 vec![0; len]
             } else {
                 (0..len).map(|_| next() as u8).collect()
@@ -622,18 +644,12 @@ mod tests {
             let e = LogEntry {
                 timestamp: (next() % 2_000_000_000) as f64 + (next() % 1_000_000) as f64 / 1e6,
                 interface: format!("can{}", next() % 4),
-                frame: Frame { id, extended, data },
-                remote,
-                fd_flags,
-                error_frame: false,
+                frame: Frame::with_kind(id, extended, data, kind).unwrap(),
             };
             let line = format_entry(&e);
             let back = parse_line(&line, 1).unwrap_or_else(|err| panic!("{line}: {err}"));
             assert_eq!(back.frame, e.frame, "{line}");
-            assert_eq!(
-                (back.remote, back.fd_flags, &back.interface),
-                (e.remote, e.fd_flags, &e.interface)
-            );
+            assert_eq!(back.interface, e.interface);
             assert!((back.timestamp - e.timestamp).abs() < 1e-6, "{line}");
             assert_eq!(format_entry(&back), line);
         }

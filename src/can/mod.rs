@@ -87,7 +87,53 @@ pub enum CanError {
     Closed(String),
 }
 
-/// One classic CAN or CAN FD data frame.
+/// Payload length of each CAN FD data length code (0-15); classic frames use codes 0-8.
+pub const FD_LENGTHS: [usize; 16] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 12, 16, 20, 24, 32, 48, 64];
+
+/// What a frame is besides its id and payload (SocketCAN's flags, candump's and SLCAN's syntax).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash)]
+pub enum FrameKind {
+    /// Classic CAN data frame, 0-8 bytes.
+    #[default]
+    Classic,
+    /// CAN FD data frame: 0-8, 12, 16, 20, 24, 32, 48 or 64 bytes.
+    Fd {
+        /// Bit-rate switch: the data phase went at the data bit rate.
+        brs: bool,
+        /// Error state indicator: the sender was error-passive.
+        esi: bool,
+    },
+    /// Remote transmission request (classic CAN only); `data` holds the requested length as
+    /// zero bytes.
+    Remote,
+    /// Error frame (SocketCAN `CAN_ERR_FLAG`): `id` holds the error class bits, `data` the
+    /// details. Never sent; backends turn received ones into a [`BusState`].
+    Error,
+}
+
+impl FrameKind {
+    /// True for classic and CAN FD data frames: the frames a DBC decodes.
+    pub fn carries_data(self) -> bool {
+        matches!(self, Self::Classic | Self::Fd { .. })
+    }
+
+    /// True for CAN FD frames.
+    pub fn is_fd(self) -> bool {
+        matches!(self, Self::Fd { .. })
+    }
+
+    /// Lowercase name: `classic`, `fd`, `remote` or `error`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Classic => "classic",
+            Self::Fd { .. } => "fd",
+            Self::Remote => "remote",
+            Self::Error => "error",
+        }
+    }
+}
+
+/// One CAN frame: a classic or CAN FD data frame, a remote request or an error frame.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Frame {
     /// Identifier (11 or 29 bit).
@@ -96,25 +142,78 @@ pub struct Frame {
     pub extended: bool,
     /// Payload (0..=8 bytes classic, up to 64 for FD).
     pub data: Vec<u8>,
+    /// Classic, CAN FD, remote or error frame.
+    pub kind: FrameKind,
 }
 
 impl Frame {
-    /// A classic data frame, checked for id range and length.
+    /// A data frame, checked for id range and length: classic up to 8 bytes, CAN FD (no
+    /// bit-rate switch) for the longer FD lengths.
     pub fn new(id: u32, extended: bool, data: &[u8]) -> Result<Self, CanError> {
-        let max_id = if extended { 0x1FFF_FFFF } else { 0x7FF };
-        if id > max_id {
-            return Err(CanError::InvalidFrame(format!(
-                "id {id:#x} exceeds {max_id:#x}"
-            )));
-        }
-        if data.len() > 64 {
-            return Err(CanError::InvalidFrame(format!("{} data bytes", data.len())));
-        }
-        Ok(Self {
+        let kind = if data.len() <= 8 {
+            FrameKind::Classic
+        } else {
+            FrameKind::Fd {
+                brs: false,
+                esi: false,
+            }
+        };
+        Self::with_kind(id, extended, data.to_vec(), kind)
+    }
+
+    /// A frame of the given kind, checked as [`Frame::check`] does.
+    pub fn with_kind(
+        id: u32,
+        extended: bool,
+        data: Vec<u8>,
+        kind: FrameKind,
+    ) -> Result<Self, CanError> {
+        let frame = Self {
             id,
             extended,
-            data: data.to_vec(),
-        })
+            data,
+            kind,
+        };
+        frame.check()?;
+        Ok(frame)
+    }
+
+    /// True for a data frame (classic or CAN FD) with this id: one a DBC message decodes.
+    pub fn is_data(&self, id: u32, extended: bool) -> bool {
+        self.id == id && self.extended == extended && self.kind.carries_data()
+    }
+
+    /// Check the id range and the lengths the kind allows (a remote frame's `data` is its
+    /// requested length in zero bytes, at most 8).
+    pub fn check(&self) -> Result<(), CanError> {
+        let max_id = if self.extended || self.kind == FrameKind::Error {
+            0x1FFF_FFFF
+        } else {
+            0x7FF
+        };
+        if self.id > max_id {
+            return Err(CanError::InvalidFrame(format!(
+                "id {:#x} exceeds {max_id:#x}",
+                self.id
+            )));
+        }
+        let len = self.data.len();
+        match self.kind {
+            FrameKind::Fd { .. } if !FD_LENGTHS.contains(&len) => {
+                Err(CanError::InvalidFrame(format!(
+                    "{len} data bytes: a CAN FD frame carries 0-8, 12, 16, 20, 24, 32, 48 or 64"
+                )))
+            }
+            FrameKind::Classic | FrameKind::Remote | FrameKind::Error if len > 8 => {
+                Err(CanError::InvalidFrame(format!(
+                    "{len} data bytes: a classic frame carries at most 8"
+                )))
+            }
+            FrameKind::Remote if self.data.iter().any(|&b| b != 0) => Err(CanError::InvalidFrame(
+                "a remote frame carries no data (only a requested length)".into(),
+            )),
+            _ => Ok(()),
+        }
     }
 }
 

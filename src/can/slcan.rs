@@ -17,9 +17,11 @@
 //! burst keep their spacing on the wire. Without it, frames carry the host time at which
 //! their bytes were read.
 //!
-//! Remote frames are counted and not passed on ([`Frame`] carries data frames only). A CAN FD
-//! frame of 8 bytes or fewer arrives as an ordinary frame; frames longer than 8 bytes are
-//! sent as CAN FD (`d`, or `b` with bit-rate switch when `brs=1`).
+//! Every received frame is passed on with its kind ([`FrameKind`]): classic (`t`/`T`), remote
+//! (`r`/`R`, also counted) or CAN FD (`d`/`D`, `b`/`B` with bit-rate switch). A frame is sent
+//! as its kind says; a CAN FD frame gets the bit-rate switch when it asks for one or the
+//! endpoint says `brs=1`. SLCAN has no error state indicator: an FD frame's ESI flag is not
+//! sent, and received FD frames have it clear. Error frames cannot be sent.
 
 use std::io::{self, Read, Write};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -32,15 +34,14 @@ use thiserror::Error;
 use tokio::sync::{broadcast, oneshot};
 use tokio::time::Instant;
 
-use super::{Bus, BusFuture, BusState, CanError, Frame, Received, StateCell};
+use super::{
+    Bus, BusFuture, BusState, CanError, Frame, FrameKind, Received, StateCell, FD_LENGTHS,
+};
 
 const CAPACITY: usize = 4096;
 
 /// Longest line an adapter can send: `T` + 8 id digits + DLC + 64 bytes + timestamp.
 const MAX_LINE: usize = 1 + 8 + 1 + 128 + 4;
-
-/// Data lengths of the CAN FD DLC codes 0..=15.
-const FD_LENGTHS: [usize; 16] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 12, 16, 20, 24, 32, 48, 64];
 
 /// The adapter timestamp counter wraps at this many milliseconds.
 pub const TIMESTAMP_WRAP_MS: u16 = 60_000;
@@ -207,14 +208,9 @@ impl SlcanConfig {
 /// One frame line: the frame and how it travelled.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SlcanFrame {
-    /// The frame; for a remote frame `data` holds the requested length as zero bytes.
+    /// The frame and its kind; for a remote frame `data` holds the requested length as zero
+    /// bytes.
     pub frame: Frame,
-    /// Remote transmission request (`r`/`R`).
-    pub remote: bool,
-    /// CAN FD (`d`/`D`/`b`/`B`).
-    pub fd: bool,
-    /// CAN FD with bit-rate switch (`b`/`B`).
-    pub brs: bool,
     /// Adapter timestamp in milliseconds (0..60000), when timestamps are on.
     pub timestamp_ms: Option<u16>,
 }
@@ -471,11 +467,20 @@ fn decode_frame(kind: u8, rest: &[u8], line: &[u8]) -> Result<SlcanFrame, SlcanL
         ),
         None => None,
     };
+    let kind = if remote {
+        FrameKind::Remote
+    } else if fd {
+        FrameKind::Fd { brs, esi: false }
+    } else {
+        FrameKind::Classic
+    };
     Ok(SlcanFrame {
-        frame: Frame { id, extended, data },
-        remote,
-        fd,
-        brs,
+        frame: Frame {
+            id,
+            extended,
+            data,
+            kind,
+        },
         timestamp_ms,
     })
 }
@@ -485,13 +490,13 @@ pub fn encode_frame(f: &SlcanFrame) -> Result<String, SlcanLineError> {
     let frame = &f.frame;
     let len = frame.data.len();
     let err = |m: String| Err(SlcanLineError::Encode(m));
-    if f.remote && f.fd {
-        return err("CAN FD has no remote frames".into());
-    }
-    if f.brs && !f.fd {
-        return err("bit-rate switch is only for CAN FD frames".into());
-    }
-    let dlc = if f.fd {
+    let (remote, fd, brs) = match frame.kind {
+        FrameKind::Classic => (false, false, false),
+        FrameKind::Remote => (true, false, false),
+        FrameKind::Fd { brs, .. } => (false, true, brs),
+        FrameKind::Error => return err("error frames cannot be sent".into()),
+    };
+    let dlc = if fd {
         match FD_LENGTHS.iter().position(|&l| l == len) {
             Some(code) => code,
             None => {
@@ -507,7 +512,7 @@ pub fn encode_frame(f: &SlcanFrame) -> Result<String, SlcanLineError> {
             "{len} data bytes: a classic frame carries at most 8"
         ));
     };
-    let kind = match (f.remote, f.fd, f.brs, frame.extended) {
+    let kind = match (remote, fd, brs, frame.extended) {
         (true, _, _, false) => 'r',
         (true, _, _, true) => 'R',
         (false, true, true, false) => 'b',
@@ -531,7 +536,7 @@ pub fn encode_frame(f: &SlcanFrame) -> Result<String, SlcanLineError> {
         out.push_str(&format!("{:03X}", frame.id));
     }
     out.push_str(&format!("{dlc:X}"));
-    if !f.remote {
+    if !remote {
         for b in &frame.data {
             out.push_str(&format!("{b:02X}"));
         }
@@ -897,12 +902,15 @@ impl Bus for SlcanBus {
             if self.shared.closed.load(Ordering::Relaxed) {
                 return Err(CanError::Closed(self.shared.name.clone()));
             }
-            let fd = frame.data.len() > 8;
+            let mut frame = frame;
+            if let FrameKind::Fd { brs, esi } = frame.kind {
+                frame.kind = FrameKind::Fd {
+                    brs: brs || self.config.brs,
+                    esi,
+                };
+            }
             let line = encode_frame(&SlcanFrame {
                 frame,
-                remote: false,
-                fd,
-                brs: fd && self.config.brs,
                 timestamp_ms: None,
             })
             .map_err(|e| CanError::InvalidFrame(e.to_string()))?;
@@ -1027,12 +1035,12 @@ fn handle_error_reply(shared: &Shared) {
 fn handle_line(line: &[u8], at: Instant, clock: &mut AdapterClock, shared: &Shared) {
     match decode_line(line) {
         Ok(Incoming::Frame(f)) => {
-            if f.remote {
+            if f.frame.kind == FrameKind::Remote {
                 shared.counters.rx_remote.fetch_add(1, Ordering::Relaxed);
-                return;
+            } else {
+                shared.counters.rx_frames.fetch_add(1, Ordering::Relaxed);
             }
             let at = f.timestamp_ms.map_or(at, |ms| clock.map(ms, at));
-            shared.counters.rx_frames.fetch_add(1, Ordering::Relaxed);
             // No receiver is not an error: frames on a wire with no listener are lost too.
             let _ = shared.frames.send(Received { frame: f.frame, at });
         }
@@ -1118,18 +1126,30 @@ mod tests {
             id,
             extended,
             data: data.to_vec(),
+            kind: FrameKind::Classic,
         }
+    }
+
+    fn kind(frame: Frame, kind: FrameKind) -> Frame {
+        Frame { kind, ..frame }
     }
 
     fn data_frame(id: u32, extended: bool, data: &[u8], ts: Option<u16>) -> Incoming {
         Incoming::Frame(SlcanFrame {
             frame: frame(id, extended, data),
-            remote: false,
-            fd: false,
-            brs: false,
             timestamp_ms: ts,
         })
     }
+
+    const REMOTE: FrameKind = FrameKind::Remote;
+    const FD: FrameKind = FrameKind::Fd {
+        brs: false,
+        esi: false,
+    };
+    const BRS: FrameKind = FrameKind::Fd {
+        brs: true,
+        esi: false,
+    };
 
     #[rstest]
     #[case::standard("t1232AABB", data_frame(0x123, false, &[0xAA, 0xBB], None))]
@@ -1166,8 +1186,7 @@ mod tests {
         let Ok(Incoming::Frame(f)) = decode_line(line.as_bytes()) else {
             panic!("{line}")
         };
-        assert!(f.remote && !f.fd);
-        assert_eq!(f.frame, frame(id, extended, &vec![0; len]));
+        assert_eq!(f.frame, kind(frame(id, extended, &vec![0; len]), REMOTE));
         assert_eq!(f.timestamp_ms, ts);
     }
 
@@ -1195,8 +1214,10 @@ mod tests {
         let Ok(Incoming::Frame(f)) = decode_line(line.as_bytes()) else {
             panic!("{line}")
         };
-        assert!(f.fd && !f.remote);
-        assert_eq!((f.brs, f.frame.extended), (brs, extended));
+        assert_eq!(
+            (f.frame.kind, f.frame.extended),
+            (FrameKind::Fd { brs, esi: false }, extended)
+        );
         assert_eq!(f.frame.data, data);
         // And back, byte for byte.
         assert_eq!(encode_frame(&f).unwrap(), format!("{line}\r"));
@@ -1236,26 +1257,16 @@ mod tests {
     }
 
     #[rstest]
-    #[case::classic(frame(0x123, false, &[0xAA, 0xBB]), false, false, false, None, "t1232AABB\r")]
-    #[case::extended(frame(0x1F33_4455, true, &[]), false, false, false, None, "T1F3344550\r")]
-    #[case::remote(frame(0x123, false, &[0; 3]), true, false, false, None, "r1233\r")]
-    #[case::remote_ext(frame(0x1, true, &[0; 8]), true, false, false, None, "R000000018\r")]
-    #[case::fd_small(frame(0x10, false, &[1]), false, true, false, None, "d010101\r")]
-    #[case::brs_ext(frame(0x10, true, &[0; 12]), false, true, true, None, "B000000109000000000000000000000000\r")]
-    #[case::timestamp(frame(0x7FF, false, &[0xFF]), false, false, false, Some(59_999), "t7FF1FFEA5F\r")]
-    fn encodes(
-        #[case] frame: Frame,
-        #[case] remote: bool,
-        #[case] fd: bool,
-        #[case] brs: bool,
-        #[case] ts: Option<u16>,
-        #[case] want: &str,
-    ) {
+    #[case::classic(frame(0x123, false, &[0xAA, 0xBB]), None, "t1232AABB\r")]
+    #[case::extended(frame(0x1F33_4455, true, &[]), None, "T1F3344550\r")]
+    #[case::remote(kind(frame(0x123, false, &[0; 3]), REMOTE), None, "r1233\r")]
+    #[case::remote_ext(kind(frame(0x1, true, &[0; 8]), REMOTE), None, "R000000018\r")]
+    #[case::fd_small(kind(frame(0x10, false, &[1]), FD), None, "d010101\r")]
+    #[case::brs_ext(kind(frame(0x10, true, &[0; 12]), BRS), None, "B000000109000000000000000000000000\r")]
+    #[case::timestamp(frame(0x7FF, false, &[0xFF]), Some(59_999), "t7FF1FFEA5F\r")]
+    fn encodes(#[case] frame: Frame, #[case] ts: Option<u16>, #[case] want: &str) {
         let f = SlcanFrame {
             frame,
-            remote,
-            fd,
-            brs,
             timestamp_ms: ts,
         };
         let line = encode_frame(&f).unwrap();
@@ -1266,23 +1277,14 @@ mod tests {
     }
 
     #[rstest]
-    #[case::classic_nine(frame(0x1, false, &[0; 9]), false, false, false)]
-    #[case::fd_nine(frame(0x1, false, &[0; 9]), false, true, false)]
-    #[case::fd_remote(frame(0x1, false, &[]), true, true, false)]
-    #[case::brs_classic(frame(0x1, false, &[]), false, false, true)]
-    #[case::std_range(frame(0x800, false, &[]), false, false, false)]
-    #[case::ext_range(frame(0x2000_0000, true, &[]), false, false, false)]
-    fn refuses_to_encode(
-        #[case] frame: Frame,
-        #[case] remote: bool,
-        #[case] fd: bool,
-        #[case] brs: bool,
-    ) {
+    #[case::classic_nine(frame(0x1, false, &[0; 9]))]
+    #[case::fd_nine(kind(frame(0x1, false, &[0; 9]), FD))]
+    #[case::error_frame(kind(frame(0x4, false, &[0; 8]), FrameKind::Error))]
+    #[case::std_range(frame(0x800, false, &[]))]
+    #[case::ext_range(frame(0x2000_0000, true, &[]))]
+    fn refuses_to_encode(#[case] frame: Frame) {
         let f = SlcanFrame {
             frame,
-            remote,
-            fd,
-            brs,
             timestamp_ms: None,
         };
         assert!(matches!(encode_frame(&f), Err(SlcanLineError::Encode(_))));

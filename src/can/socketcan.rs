@@ -1,8 +1,11 @@
 //! Linux SocketCAN interfaces (`can0`, `vcan0`, PEAK, Kvaser, candleLight, ...).
 //!
 //! The socket is opened in CAN FD mode (it receives classic and FD frames), with kernel
-//! receive timestamps on and every error class subscribed. Error frames are not passed on
-//! as frames; they update the bus state (error-warning, error-passive, bus-off, restarted).
+//! receive timestamps on and every error class subscribed. Data and remote frames are passed
+//! on with their kind ([`FrameKind`]: classic, CAN FD with its BRS/ESI flags, remote). Error
+//! frames are not passed on as frames; they update the bus state (error-warning,
+//! error-passive, bus-off, restarted). Frames are sent as their kind says; error frames
+//! cannot be sent.
 //! The kernel timestamp (wall clock) is mapped onto the monotonic clock by its age, so a
 //! frame that waited in the socket buffer keeps the time it arrived.
 //!
@@ -22,13 +25,13 @@ mod imp {
     use std::time::{Duration, SystemTime};
 
     use socketcan::{
-        tokio::CanFdSocket, CanAnyFrame, CanDataFrame, CanFdFrame, EmbeddedFrame, ExtendedId, Id,
-        SocketOptions, StandardId,
+        id::FdFlags, tokio::CanFdSocket, CanAnyFrame, CanDataFrame, CanFdFrame, CanRemoteFrame,
+        EmbeddedFrame, ExtendedId, Id, SocketOptions, StandardId,
     };
     use tokio::sync::broadcast;
     use tokio::time::Instant;
 
-    use crate::can::{Bus, BusFuture, BusState, CanError, Frame, Received, StateCell};
+    use crate::can::{Bus, BusFuture, BusState, CanError, Frame, FrameKind, Received, StateCell};
 
     const CAPACITY: usize = 4096;
 
@@ -151,19 +154,34 @@ mod imp {
         }
     }
 
-    fn to_frame(id: Id, data: &[u8]) -> Frame {
-        match id {
-            Id::Standard(s) => Frame {
-                id: u32::from(s.as_raw()),
-                extended: false,
-                data: data.to_vec(),
-            },
-            Id::Extended(e) => Frame {
-                id: e.as_raw(),
-                extended: true,
-                data: data.to_vec(),
-            },
+    fn to_frame(id: Id, data: Vec<u8>, kind: FrameKind) -> Frame {
+        let (id, extended) = match id {
+            Id::Standard(s) => (u32::from(s.as_raw()), false),
+            Id::Extended(e) => (e.as_raw(), true),
+        };
+        Frame {
+            id,
+            extended,
+            data,
+            kind,
         }
+    }
+
+    /// The frame a socket frame carries; `None` for an error frame.
+    fn from_socket_frame(frame: &CanAnyFrame) -> Option<Frame> {
+        Some(match frame {
+            CanAnyFrame::Normal(f) => to_frame(f.id(), f.data().to_vec(), FrameKind::Classic),
+            CanAnyFrame::Fd(f) => to_frame(
+                f.id(),
+                f.data().to_vec(),
+                FrameKind::Fd {
+                    brs: f.is_brs(),
+                    esi: f.is_esi(),
+                },
+            ),
+            CanAnyFrame::Remote(f) => to_frame(f.id(), vec![0; f.dlc()], FrameKind::Remote),
+            CanAnyFrame::Error(_) => return None,
+        })
     }
 
     async fn receive(
@@ -182,25 +200,23 @@ mod imp {
                 }
             };
             let at = to_instant(stamp);
-            let frame = match frame {
-                CanAnyFrame::Normal(f) => to_frame(f.id(), f.data()),
-                CanAnyFrame::Fd(f) => to_frame(f.id(), f.data()),
-                CanAnyFrame::Remote(_) => continue,
-                CanAnyFrame::Error(e) => {
-                    if let Some(state) = BusState::from_error_frame(e.error_bits(), e.data()) {
-                        let before = shared.state.set(state);
-                        if before != state {
-                            tracing::warn!(bus = %name, "bus state {before} -> {state}");
-                        }
+            if let CanAnyFrame::Error(e) = &frame {
+                if let Some(state) = BusState::from_error_frame(e.error_bits(), e.data()) {
+                    let before = shared.state.set(state);
+                    if before != state {
+                        tracing::warn!(bus = %name, "bus state {before} -> {state}");
                     }
-                    continue;
                 }
+            }
+            let Some(frame) = from_socket_frame(&frame) else {
+                continue;
             };
             let _ = frames.send(Received { frame, at });
         }
     }
 
     fn to_socket_frame(frame: &Frame) -> Result<CanAnyFrame, CanError> {
+        frame.check()?;
         let bad = || CanError::InvalidFrame(format!("{frame:?}"));
         let id: Id = if frame.extended {
             ExtendedId::new(frame.id).ok_or_else(bad)?.into()
@@ -211,20 +227,22 @@ mod imp {
                 .ok_or_else(bad)?
                 .into()
         };
-        const FD_LENGTHS: [usize; 7] = [12, 16, 20, 24, 32, 48, 64];
-        if frame.data.len() <= 8 {
-            Ok(CanAnyFrame::Normal(
+        match frame.kind {
+            FrameKind::Classic => Ok(CanAnyFrame::Normal(
                 CanDataFrame::new(id, &frame.data).ok_or_else(bad)?,
-            ))
-        } else if FD_LENGTHS.contains(&frame.data.len()) {
-            Ok(CanAnyFrame::Fd(
-                CanFdFrame::new(id, &frame.data).ok_or_else(bad)?,
-            ))
-        } else {
-            Err(CanError::InvalidFrame(format!(
-                "{} data bytes: a CAN FD frame carries 0-8, 12, 16, 20, 24, 32, 48 or 64",
-                frame.data.len()
-            )))
+            )),
+            FrameKind::Fd { brs, esi } => {
+                let mut flags = FdFlags::empty();
+                flags.set(FdFlags::BRS, brs);
+                flags.set(FdFlags::ESI, esi);
+                Ok(CanAnyFrame::Fd(
+                    CanFdFrame::with_flags(id, &frame.data, flags).ok_or_else(bad)?,
+                ))
+            }
+            FrameKind::Remote => Ok(CanAnyFrame::Remote(
+                CanRemoteFrame::new_remote(id, frame.data.len()).ok_or_else(bad)?,
+            )),
+            FrameKind::Error => Err(CanError::InvalidFrame("error frames cannot be sent".into())),
         }
     }
 
@@ -288,16 +306,47 @@ mod imp {
             assert!(err.contains("hilrig-nocan9"), "{err}");
         }
 
-        #[test]
-        fn frames_convert_for_the_socket() {
-            let f = Frame::new(0x123, false, &[1, 2]).unwrap();
-            assert!(matches!(to_socket_frame(&f), Ok(CanAnyFrame::Normal(_))));
-            let f = Frame::new(0x1F33_4455, true, &[0; 12]).unwrap();
-            assert!(matches!(to_socket_frame(&f), Ok(CanAnyFrame::Fd(_))));
-            let f = Frame::new(0x1, false, &[0; 9]).unwrap();
-            assert!(to_socket_frame(&f).is_err(), "9 bytes is no FD length");
-            let back = to_frame(Id::Extended(ExtendedId::new(0x1F33_4455).unwrap()), &[7]);
-            assert_eq!(back, Frame::new(0x1F33_4455, true, &[7]).unwrap());
+        fn fd(brs: bool, esi: bool) -> FrameKind {
+            FrameKind::Fd { brs, esi }
+        }
+
+        #[rstest::rstest]
+        #[case::classic(0x123, false, vec![1, 2], FrameKind::Classic)]
+        #[case::classic_ext(0x1F33_4455, true, vec![7], FrameKind::Classic)]
+        #[case::fd_long(0x1F33_4455, true, vec![0xA5; 12], fd(false, false))]
+        #[case::fd_short_brs(0x10, false, vec![1, 2, 3], fd(true, false))]
+        #[case::fd_esi(0x10, false, vec![9; 64], fd(false, true))]
+        #[case::fd_both(0x10, true, vec![], fd(true, true))]
+        #[case::remote(0x7FF, false, vec![0; 5], FrameKind::Remote)]
+        #[case::remote_ext(0x1, true, vec![0; 8], FrameKind::Remote)]
+        fn frames_convert_for_the_socket_and_back(
+            #[case] id: u32,
+            #[case] extended: bool,
+            #[case] data: Vec<u8>,
+            #[case] kind: FrameKind,
+        ) {
+            let f = Frame::with_kind(id, extended, data, kind).unwrap();
+            let out = to_socket_frame(&f).unwrap();
+            assert_eq!(out.is_remote_frame(), kind == FrameKind::Remote);
+            assert_eq!(matches!(out, CanAnyFrame::Fd(_)), kind.is_fd());
+            assert_eq!(from_socket_frame(&out), Some(f));
+        }
+
+        #[rstest::rstest]
+        #[case::classic_nine(vec![0; 9], FrameKind::Classic)]
+        #[case::fd_nine(vec![0; 9], fd(false, false))]
+        #[case::error(vec![0; 8], FrameKind::Error)]
+        fn frames_the_socket_cannot_take(#[case] data: Vec<u8>, #[case] kind: FrameKind) {
+            let f = Frame {
+                id: 0x1,
+                extended: false,
+                data,
+                kind,
+            };
+            assert!(matches!(
+                to_socket_frame(&f),
+                Err(CanError::InvalidFrame(_))
+            ));
         }
 
         #[test]

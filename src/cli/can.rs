@@ -10,7 +10,7 @@ use tokio::sync::broadcast::error::RecvError;
 
 use crate::can::decode::{decode_log, format_id, DecodeOptions, DecodeSummary, Format};
 use crate::can::log::{format_entry, parse_frame, LogEntry};
-use crate::can::{self, Bus, BusState};
+use crate::can::{self, Bus, BusState, FrameKind};
 use crate::dbc::Dbc;
 
 use super::EXIT_ABORT;
@@ -80,7 +80,8 @@ pub struct SendArgs {
     /// Bus endpoint: `socketcan:can0`, `slcan:/dev/ttyACM0?bitrate=500000`, `virtual:NAME`.
     #[arg(long)]
     pub bus: String,
-    /// Frames, sent in order.
+    /// Frames, sent in order, as `cansend` writes them: `123#DEADBEEF`, `1F334455#11`,
+    /// `123#R` or `123#R4` (remote), `123##1AABB` (CAN FD; flags digit 1 = bit-rate switch).
     #[arg(required = true)]
     pub frames: Vec<String>,
 }
@@ -288,10 +289,7 @@ async fn dump(a: DumpArgs) -> i32 {
         let entry = LogEntry {
             timestamp: t,
             interface: interface.clone(),
-            fd_flags: (received.frame.data.len() > 8).then_some(0),
             frame: received.frame,
-            remote: false,
-            error_frame: false,
         };
         let line = match (&dbc, a.json) {
             (Some(dbc), true) => json_line(dbc, &entry),
@@ -360,43 +358,40 @@ fn json_line(dbc: &Dbc, entry: &LogEntry) -> String {
 fn json_line_raw(entry: &LogEntry) -> String {
     let f = &entry.frame;
     let data: String = f.data.iter().map(|b| format!("{b:02X}")).collect();
-    serde_json::json!({
+    let mut line = serde_json::json!({
         "t": entry.timestamp,
         "interface": entry.interface,
         "id": f.id,
         "extended": f.extended,
+        "kind": f.kind.as_str(),
         "data": data,
-    })
-    .to_string()
+    });
+    match f.kind {
+        FrameKind::Fd { brs, esi } => {
+            line["brs"] = brs.into();
+            line["esi"] = esi.into();
+        }
+        FrameKind::Remote => {
+            line["data"] = "".into();
+            line["requested_len"] = f.data.len().into();
+        }
+        FrameKind::Classic | FrameKind::Error => {}
+    }
+    line.to_string()
 }
 
 async fn send(a: SendArgs) -> i32 {
     let mut frames = Vec::new();
     for (i, text) in a.frames.iter().enumerate() {
         match parse_frame(text) {
-            Ok(e) if e.remote => {
-                eprintln!(
-                    "error: frame {} `{text}`: remote frames cannot be sent",
-                    i + 1
-                );
-                return EXIT_ABORT;
-            }
-            Ok(e) if e.error_frame => {
+            Ok(e) if e.frame.kind == FrameKind::Error => {
                 eprintln!(
                     "error: frame {} `{text}`: error frames cannot be sent",
                     i + 1
                 );
                 return EXIT_ABORT;
             }
-            Ok(e) => {
-                if e.fd_flags.is_some() && e.frame.data.len() <= 8 {
-                    eprintln!(
-                        "note: frame {} `{text}` has 8 bytes or fewer and goes out as a classic frame",
-                        i + 1
-                    );
-                }
-                frames.push(e.frame);
-            }
+            Ok(e) => frames.push(e.frame),
             Err(e) => {
                 eprintln!("error: frame {} `{text}`: {e}", i + 1);
                 return EXIT_ABORT;

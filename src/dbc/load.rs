@@ -11,6 +11,7 @@ use can_dbc::{
 use super::error::{DbcError, Location, Warning};
 use super::model::{ByteOrder, Message, Multiplex, MuxSelector, Signal, ValueType};
 use super::normalise::{join_continuations, leading_keyword};
+use crate::can::FD_LENGTHS;
 
 /// Pseudo-message that DBC editors use to hold signals not placed in any frame.
 const INDEPENDENT_SIGNALS: &str = "VECTOR__INDEPENDENT_SIG_MSG";
@@ -372,9 +373,6 @@ fn failing_statement(text: &str) -> (usize, usize) {
 // ---------------------------------------------------------------------------------------
 
 type SignalKey = (MessageId, String);
-
-/// CAN FD data lengths above 8 bytes.
-const FD_LENGTHS: [usize; 7] = [12, 16, 20, 24, 32, 48, 64];
 
 /// A statement of the text, split into tokens with their byte offsets (for locations).
 struct Statement {

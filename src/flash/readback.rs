@@ -96,7 +96,7 @@ async fn first_version(
     let wait = async {
         loop {
             match rx.recv().await {
-                Ok(r) if r.frame.id == msg.id && r.frame.extended == msg.extended => {
+                Ok(r) if r.frame.is_data(msg.id, msg.extended) => {
                     match decode(msg, &r.frame.data) {
                         Some(v) => return Ok(v),
                         None => tracing::warn!(

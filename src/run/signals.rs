@@ -200,6 +200,9 @@ pub fn spawn_monitor(
                 Err(RecvError::Closed) => return,
             };
             let key = (r.frame.id, r.frame.extended);
+            if !r.frame.kind.carries_data() {
+                continue;
+            }
             let Some(wanted) = by_msg.get(&key) else {
                 continue;
             };

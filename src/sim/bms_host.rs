@@ -274,7 +274,7 @@ pub fn spawn(
         };
         loop {
             match rx.recv().await {
-                Ok(r) if r.frame.id == msg.id && r.frame.extended == msg.extended => {
+                Ok(r) if r.frame.is_data(msg.id, msg.extended) => {
                     let Ok(values) = msg.decode(&r.frame.data) else {
                         continue;
                     };
@@ -573,9 +573,9 @@ pub fn spawn_cell_simulator(plant: Plant, bus: &VirtualBus, dbc: Arc<Dbc>) -> Jo
                 Err(RecvError::Closed) => return,
             };
             let (msg, index_sig, value_sig, is_voltage) =
-                if r.frame.id == set_v.id && r.frame.extended == set_v.extended {
+                if r.frame.is_data(set_v.id, set_v.extended) {
                     (&set_v, "CellIndex", "Voltage", true)
-                } else if r.frame.id == set_t.id && r.frame.extended == set_t.extended {
+                } else if r.frame.is_data(set_t.id, set_t.extended) {
                     (&set_t, "SensorIndex", "Temperature", false)
                 } else {
                     continue;

@@ -15,8 +15,9 @@
 //!   (answered `z`/`Z` + CR, as Lawicel adapters do); remote (`r`/`R`) and CAN FD frames
 //!   are refused with BEL.
 //!
-//! While open, every frame on the bus that the host did not send itself goes to the host as
-//! `tIIIL<data>[TTTT]` + CR (or `T...` for extended ids).
+//! While open, every classic data or remote frame on the bus that the host did not send
+//! itself goes to the host as `tIIIL<data>[TTTT]` + CR (`T...` for extended ids, `r`/`R` for
+//! remote frames); CAN FD frames are not passed on, as on a classic adapter.
 
 use super::pty::{open_pty, read_fd, set_nonblocking, tty_name, write_fd};
 use std::collections::VecDeque;
@@ -29,7 +30,8 @@ use tokio::sync::broadcast::error::RecvError;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use crate::can::{Bus, Frame, VirtualBus};
+use crate::can::slcan::{encode_frame, SlcanFrame};
+use crate::can::{Bus, Frame, FrameKind, VirtualBus};
 
 const BEL: u8 = 0x07;
 const CR: u8 = b'\r';
@@ -163,23 +165,14 @@ impl Adapter {
     /// cannot be written in SLCAN (more than 8 data bytes). `ms` is the adapter's
     /// millisecond clock, used when timestamps are on.
     pub fn frame_line(&self, frame: &Frame, ms: u64) -> Option<Vec<u8>> {
-        if !self.open || frame.data.len() > 8 {
+        if !self.open || !matches!(frame.kind, FrameKind::Classic | FrameKind::Remote) {
             return None;
         }
-        let mut s = if frame.extended {
-            format!("T{:08X}{}", frame.id, frame.data.len())
-        } else {
-            format!("t{:03X}{}", frame.id, frame.data.len())
-        };
-        for b in &frame.data {
-            s.push_str(&format!("{b:02X}"));
-        }
-        if self.timestamps {
-            s.push_str(&format!("{:04X}", ms % 60_000));
-        }
-        let mut line = s.into_bytes();
-        line.push(CR);
-        Some(line)
+        let line = encode_frame(&SlcanFrame {
+            frame: frame.clone(),
+            timestamp_ms: self.timestamps.then_some((ms % 60_000) as u16),
+        });
+        line.ok().map(String::into_bytes)
     }
 }
 
@@ -431,6 +424,22 @@ mod tests {
         assert_eq!(a.frame_line(&x, 0).unwrap(), b"T18FF000100000\r");
         let fd = Frame::new(0x100, false, &[0; 12]).unwrap();
         assert_eq!(a.frame_line(&fd, 0), None);
+        let short_fd = Frame::with_kind(
+            0x100,
+            false,
+            vec![1],
+            FrameKind::Fd {
+                brs: false,
+                esi: false,
+            },
+        );
+        assert_eq!(
+            a.frame_line(&short_fd.unwrap(), 0),
+            None,
+            "no CAN FD on a classic adapter"
+        );
+        let remote = Frame::with_kind(0x7FF, false, vec![0; 2], FrameKind::Remote).unwrap();
+        assert_eq!(a.frame_line(&remote, 0x10).unwrap(), b"r7FF20010\r");
     }
 
     #[test]

@@ -268,7 +268,7 @@ fn missing_files_exit_2() {
 fn send_rejects_bad_frames_before_opening_the_bus() {
     for (frame, says) in [
         ("123#ZZ", "not hexadecimal"),
-        ("123#R", "remote frames cannot be sent"),
+        ("20000080#0000000000000000", "error frames cannot be sent"),
         ("1234#00", "3 hex digits"),
         ("123#001122334455667788", "at most 8"),
     ] {
@@ -348,12 +348,59 @@ fn send_writes_slcan_lines() {
     let mut pty = Pty::open();
     let fake = adapter(pty.master.try_clone().unwrap(), "");
     let bus = slcan(&pty);
-    let out = hilrig(&["can", "send", "--bus", &bus, "123#DEADBEEF", "1F334455#00"]);
+    let frames = [
+        "123#DEADBEEF",
+        "1F334455#00",
+        "124#R3",
+        "125##1AA",
+        "126##0",
+    ];
+    let out = hilrig(&[&["can", "send", "--bus", &bus][..], &frames].concat());
     pty.release_slave();
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let seen = fake.join().unwrap();
-    assert!(seen.contains(&"t1234DEADBEEF".to_string()), "{seen:?}");
-    assert!(seen.contains(&"T1F334455100".to_string()), "{seen:?}");
+    // Classic, extended, remote, CAN FD with bit-rate switch, CAN FD without: each as its kind.
+    for line in ["t1234DEADBEEF", "T1F334455100", "r1243", "b1251AA", "d1260"] {
+        assert!(seen.contains(&line.to_string()), "{line}: {seen:?}");
+    }
+}
+
+#[test]
+fn dump_keeps_remote_and_fd_frames() {
+    let mut pty = Pty::open();
+    let _fake = adapter(pty.master.try_clone().unwrap(), "r1232\rb1251AA\rd1260\r");
+    let bus = slcan(&pty);
+    let out = hilrig(&["can", "dump", "--bus", &bus, "--count", "3"]);
+    pty.release_slave();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    let bodies: Vec<&str> = stdout
+        .lines()
+        .map(|l| l.rsplit(' ').next().unwrap())
+        .collect();
+    assert_eq!(bodies, ["123#R2", "125##1AA", "126##0"], "{stdout}");
+
+    let mut pty = Pty::open();
+    let _fake = adapter(pty.master.try_clone().unwrap(), "r1232\rb1251AA\r");
+    let bus = slcan(&pty);
+    let out = hilrig(&["can", "dump", "--bus", &bus, "--json", "--count", "2"]);
+    pty.release_slave();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let lines: Vec<serde_json::Value> = text(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines[0]["kind"], "remote", "{lines:?}");
+    assert_eq!(
+        (&lines[0]["data"], &lines[0]["requested_len"]),
+        (&"".into(), &2.into()),
+        "{lines:?}"
+    );
+    assert_eq!(
+        (&lines[1]["kind"], &lines[1]["brs"], &lines[1]["esi"]),
+        (&"fd".into(), &true.into(), &false.into()),
+        "{lines:?}"
+    );
 }
 
 #[test]

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant as StdInstant};
 
 use can_common::Pty;
 use hilrig::can::slcan::{SlcanBus, SlcanConfig};
-use hilrig::can::{self, Bus, BusState, Frame, Received};
+use hilrig::can::{self, Bus, BusState, Frame, FrameKind, Received};
 use tokio::sync::broadcast;
 
 /// How the fake adapter answers.
@@ -149,17 +149,19 @@ async fn lawicel_with_timestamps_frames_both_ways() {
     let fd64: Vec<u8> = (0..64).map(|i| 255 - i).collect();
     adapter.emit("t1232AABB0064\r"); // ts 100 ms
     adapter.emit("T1F3344551FF00C8\r"); // ts 200 ms
-    adapter.emit("r1230012C\r"); // remote: counted, not passed on
+    adapter.emit("r1230012C\r"); // remote, requesting 0 bytes: counted and passed on
     adapter.emit(&format!("d3219{}0190\r", hex(&fd))); // FD, 12 bytes, ts 400
     adapter.emit(&format!("B0000ABCDF{}01F4\r", hex(&fd64))); // FD+BRS, 64 bytes
     adapter.emit("garbage\r");
     adapter.emit("t7FF0EA5F\r"); // ts 59999
 
+    let fd_kind = |brs| FrameKind::Fd { brs, esi: false };
     let want = [
         Frame::new(0x123, false, &[0xAA, 0xBB]).unwrap(),
         Frame::new(0x1F33_4455, true, &[0xFF]).unwrap(),
-        Frame::new(0x321, false, &fd).unwrap(),
-        Frame::new(0xABCD, true, &fd64).unwrap(),
+        Frame::with_kind(0x123, false, vec![], FrameKind::Remote).unwrap(),
+        Frame::with_kind(0x321, false, fd.clone(), fd_kind(false)).unwrap(),
+        Frame::with_kind(0xABCD, true, fd64.clone(), fd_kind(true)).unwrap(),
         Frame::new(0x7FF, false, &[]).unwrap(),
     ];
     let mut last = None;
@@ -188,16 +190,24 @@ async fn lawicel_with_timestamps_frames_both_ways() {
     bus.send(Frame::new(0x10, false, &fd).unwrap())
         .await
         .unwrap();
+    bus.send(Frame::with_kind(0x11, false, vec![7], fd_kind(true)).unwrap())
+        .await
+        .unwrap();
+    bus.send(Frame::with_kind(0x12, true, vec![0; 3], FrameKind::Remote).unwrap())
+        .await
+        .unwrap();
     assert_eq!(
-        &adapter.wait_lines(7)[4..],
+        &adapter.wait_lines(9)[4..],
         [
             "t3213010203".to_string(),
             "T1ABCDEF00".to_string(),
             format!("d0109{}", hex(&fd)),
+            "b011107".to_string(),
+            "R000000123".to_string(),
         ]
     );
-    eventually("three acknowledgements", || bus.stats().tx_acks == 3).await;
-    assert_eq!(bus.stats().tx_frames, 3);
+    eventually("five acknowledgements", || bus.stats().tx_acks == 5).await;
+    assert_eq!(bus.stats().tx_frames, 5);
 
     // Status flags and state lines move the bus state.
     adapter.emit("F20\r");
@@ -215,7 +225,7 @@ async fn lawicel_with_timestamps_frames_both_ways() {
 
     // Dropping the bus closes the channel on the adapter.
     drop(bus);
-    assert_eq!(adapter.wait_lines(8).last().map(String::as_str), Some("C"));
+    assert_eq!(adapter.wait_lines(10).last().map(String::as_str), Some("C"));
 }
 
 #[tokio::test]

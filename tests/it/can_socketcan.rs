@@ -13,7 +13,7 @@
 
 use std::time::Duration;
 
-use hilrig::can::{self, BusState, Frame, Received};
+use hilrig::can::{self, BusState, Frame, FrameKind, Received};
 use tokio::sync::broadcast;
 
 fn vcan_enabled(test: &str) -> bool {
@@ -80,6 +80,8 @@ async fn vcan_frames_cross_between_two_sockets_with_timestamps() {
         Frame::new(0x123, false, &[1, 2, 3]).unwrap(),
         Frame::new(0x1F33_4455, true, &[]).unwrap(),
         Frame::new(0x7FF, false, &[0xFF; 8]).unwrap(),
+        Frame::with_kind(0x124, false, vec![0; 4], FrameKind::Remote).unwrap(),
+        Frame::with_kind(0x1F33_4456, true, vec![], FrameKind::Remote).unwrap(),
     ];
     let ids: Vec<u32> = frames.iter().map(|f| f.id).collect();
     for f in &frames {
@@ -109,21 +111,35 @@ async fn vcan_carries_fd_frames_exactly_when_its_mtu_allows() {
     let fd = Frame::new(0x100, false, &data).unwrap();
     let short_fd = Frame::new(0x1AB_CDEF, true, &[0xA5; 12]).unwrap();
     let classic = Frame::new(0x101, false, &[9; 8]).unwrap();
-    let ids = [0x100, 0x1AB_CDEF, 0x101];
+    // CAN FD of 8 bytes or fewer stays CAN FD, and its flags cross the kernel.
+    let brs = FrameKind::Fd {
+        brs: true,
+        esi: false,
+    };
+    let esi = FrameKind::Fd {
+        brs: false,
+        esi: true,
+    };
+    let tiny_brs = Frame::with_kind(0x102, false, vec![1, 2, 3], brs).unwrap();
+    let esi_16 = Frame::with_kind(0x103, false, vec![0x5A; 16], esi).unwrap();
+    let ids = [0x100, 0x1AB_CDEF, 0x101, 0x102, 0x103];
     match vcan_mtu() {
         72 => {
-            for f in [&fd, &short_fd, &classic] {
+            let all = [&fd, &short_fd, &classic, &tiny_brs, &esi_16];
+            for f in all {
                 a.send(f.clone()).await.unwrap();
             }
-            for f in [&fd, &short_fd, &classic] {
+            for f in all {
                 assert_eq!(&next_of(&mut rx, &ids).await.frame, f);
             }
         }
         16 => {
             // A classic-only interface refuses FD frames with an error, and still carries
             // classic ones.
-            let err = a.send(fd).await.unwrap_err().to_string();
-            assert!(err.contains("vcan0"), "{err}");
+            for f in [fd, tiny_brs] {
+                let err = a.send(f).await.unwrap_err().to_string();
+                assert!(err.contains("vcan0"), "{err}");
+            }
             a.send(classic.clone()).await.unwrap();
             assert_eq!(next_of(&mut rx, &ids).await.frame, classic);
         }
