@@ -492,9 +492,16 @@ pub async fn run(a: RunArgs) -> i32 {
             "virtual time: {simulated:.1} s simulated in {wall:.3} s of wall time"
         ));
     }
-    out.json(serde_json::json!({"event": "finished", "outcome": outcome, "exit_code": outcome.exit_code(), "simulated_s": simulated, "wall_s": wall}));
+    let code = crate::run::suite::exit_code(outcome, &all);
+    if code != outcome.exit_code() {
+        out.line(&format!(
+            "exit {code}: the bench's safe state was not confirmed after a plan (see SAFE STATE \
+             NOT CONFIRMED above); check the instruments before the next run"
+        ));
+    }
+    out.json(serde_json::json!({"event": "finished", "outcome": outcome, "exit_code": code, "simulated_s": simulated, "wall_s": wall}));
     out.finish();
-    outcome.exit_code()
+    code
 }
 
 /// The worst outcome of several runs (aborted > failed > inconclusive > passed).

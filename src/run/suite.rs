@@ -53,6 +53,18 @@ pub fn stop_after(r: &RunResults) -> Option<String> {
     }
 }
 
+/// The process exit code of a run of `all` (one plan or a suite) whose worst outcome is
+/// `outcome`: the outcome's code, or 2 (a bench fault) when any plan ended with its safe
+/// state not confirmed, even if every test passed.
+pub fn exit_code(outcome: Outcome, all: &[RunResults]) -> i32 {
+    let bench_fault = 2;
+    if all.iter().any(|r| !r.safe_state_reached) {
+        outcome.exit_code().max(bench_fault)
+    } else {
+        outcome.exit_code()
+    }
+}
+
 /// The safe-state actions that were not confirmed, in words.
 fn unconfirmed(r: &RunResults) -> String {
     let failed: Vec<String> = r
@@ -151,6 +163,26 @@ mod tests {
             "tests": [], "trace_rows": 0
         }))
         .unwrap()
+    }
+
+    #[rstest]
+    #[case::passed(&[(Outcome::Passed, true)], Outcome::Passed, 0)]
+    #[case::failed(&[(Outcome::Failed, true)], Outcome::Failed, 1)]
+    #[case::inconclusive(&[(Outcome::Inconclusive, true)], Outcome::Inconclusive, 1)]
+    #[case::passed_but_unconfirmed(&[(Outcome::Passed, false)], Outcome::Passed, 2)]
+    #[case::failed_but_unconfirmed(&[(Outcome::Failed, false)], Outcome::Failed, 2)]
+    #[case::aborted(&[(Outcome::Aborted, true)], Outcome::Aborted, 2)]
+    #[case::one_of_a_suite(&[(Outcome::Passed, true), (Outcome::Passed, false)], Outcome::Passed, 2)]
+    fn a_run_that_leaves_the_bench_unconfirmed_exits_2(
+        #[case] plans: &[(Outcome, bool)],
+        #[case] worst: Outcome,
+        #[case] code: i32,
+    ) {
+        let all: Vec<RunResults> = plans
+            .iter()
+            .map(|&(o, safe)| results(o, "cause", None, safe))
+            .collect();
+        assert_eq!(exit_code(worst, &all), code);
     }
 
     #[rstest]

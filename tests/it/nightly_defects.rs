@@ -6,6 +6,7 @@ use crate::common;
 use crate::sim_support;
 
 use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
 
 use common::*;
 use hilrig::plan::load::relative;
@@ -429,9 +430,9 @@ fn a_release_level_rests_on_a_checked_release_delay(#[case] step_back: bool) {
 /// still on. The remaining plans are not started: their results.json lists every test as
 /// not run with the reason (naming the plan and the unconfirmed action), and junit.xml shows
 /// them as skipped with that reason; the run exits 2.
-#[test]
-fn a_suite_stops_when_the_safe_state_is_not_confirmed() {
-    let dir = temp_dir("suite-stuck-supply");
+
+/// The simulated rig with a supply whose output does not switch off.
+fn stuck_supply_rig(dir: &Path) -> PathBuf {
     let text = std::fs::read_to_string(root().join("rig/sim.yaml")).unwrap();
     assert!(text.contains("  ambient: 25 °C"));
     let text = text
@@ -442,6 +443,50 @@ fn a_suite_stops_when_the_safe_state_is_not_confirmed() {
         .replace("../", &format!("{}/", root().display()));
     let rig = dir.join("rig.yaml");
     std::fs::write(&rig, text).unwrap();
+    rig
+}
+
+#[test]
+fn a_single_plan_that_leaves_the_supply_on_exits_2_though_its_tests_passed() {
+    let dir = temp_dir("plan-stuck-supply");
+    let rig = stuck_supply_rig(&dir);
+    let out = dir.join("reports");
+    let run = std::process::Command::new(env!("CARGO_BIN_EXE_hilrig"))
+        .args([
+            "run",
+            "test-plans/overcharge.yaml",
+            "--virtual-time",
+            "--rig",
+        ])
+        .arg(&rig)
+        .arg("--out")
+        .arg(&out)
+        .current_dir(root())
+        .env("HILRIG_LOCK_DIR", &dir)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert_eq!(run.status.code(), Some(2), "{stdout}");
+    assert!(stdout.contains("PASSED: "), "{stdout}");
+    assert!(
+        stdout.contains("SAFE STATE NOT CONFIRMED: supply"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("exit 2: the bench's safe state was not confirmed"),
+        "{stdout}"
+    );
+    let r = read_json(&first_run_dir(&out).join("results.json"));
+    assert_eq!(
+        (&r["outcome"], &r["safe_state_reached"]),
+        (&"passed".into(), &false.into())
+    );
+}
+
+#[test]
+fn a_suite_stops_when_the_safe_state_is_not_confirmed() {
+    let dir = temp_dir("suite-stuck-supply");
+    let rig = stuck_supply_rig(&dir);
     let plans = [
         "overcharge.yaml",
         "ut-charge-inhibit.yaml",
