@@ -304,15 +304,20 @@ impl Session {
         inst: &InstrumentConfig,
         timed: Option<Duration>,
     ) -> Result<Option<Guard>, String> {
-        if timed.is_none() || self.simulated() {
+        let Some(duration) = timed.filter(|_| !self.simulated()) else {
             return Ok(None);
-        }
+        };
         let dir = std::env::temp_dir().join(format!(
             "hilrig-{}-on-{}",
             role_name(inst.role),
             std::process::id()
         ));
-        let Some(spec) = GuardSpec::of_instrument(inst, &dir) else {
+        let command = format!(
+            "{} on --for {} s",
+            role_name(inst.role),
+            duration.as_secs_f64()
+        );
+        let Some(spec) = GuardSpec::of_instrument(inst, &dir, &command) else {
             return Ok(None);
         };
         if spec
@@ -321,7 +326,8 @@ impl Session {
             .any(|i| crate::scpi::builtin_dialect(&i.dialect).is_none())
         {
             return Err(format!(
-                "instrument `{}`: the guard process knows only the built-in dialects, so                  nothing switches `{}` off if hilrig is killed; use `on` without --for",
+                "instrument `{}`: the guard process knows only the built-in dialects, so \
+                 nothing switches `{}` off if hilrig is killed; use `on` without --for",
                 inst.id,
                 inst.dialect.as_deref().unwrap_or_default()
             ));

@@ -598,6 +598,14 @@ fn summary(r: &RunResults, dir: &std::path::Path) -> String {
         };
         lines.push(format!("safe state: {} {}{tail}", s.instrument, s.action));
     }
+    if let Some(w) = &r.watchdog {
+        if let Some(why) = &w.left_armed {
+            lines.push(format!(
+                "watchdog: the I/O watchdog of supply `{}` is left armed ({} s): {why}",
+                w.instrument, w.armed_s
+            ));
+        }
+    }
     for st in &r.statistics {
         if st.n > 1 && !st.unit.is_empty() {
             let (min, mean, max) = (
@@ -676,5 +684,34 @@ mod tests {
             "{text}"
         );
         assert!(!text.contains("safe state: supply"), "{text}");
+    }
+
+    /// A watchdog left armed is named in the summary; a disarmed one is not.
+    #[rstest::rstest]
+    #[case::left_armed(
+        Some("disarming it failed: no reply"),
+        Some("watchdog: the I/O watchdog of supply `psu` is left armed (5 s): disarming it failed: no reply")
+    )]
+    #[case::disarmed(None, None)]
+    fn the_summary_names_a_watchdog_left_armed(
+        #[case] left_armed: Option<&str>,
+        #[case] line: Option<&str>,
+    ) {
+        let r: RunResults = serde_json::from_value(serde_json::json!({
+            "schema": RESULTS_SCHEMA, "run_id": "r", "plan": "p", "title": "t",
+            "requirements": [], "station": "s", "dut": "d", "limit_profile": "l",
+            "decision_rule": "guarded", "firmware": null, "clock_anchor": "x",
+            "duration_s": 1.0, "outcome": "passed", "abort": null,
+            "safe_state_reached": true, "safe_state": [], "tests": [], "trace_rows": 0,
+            "watchdog": {"instrument": "psu", "armed_s": 5.0, "disarmed": left_armed.is_none(),
+                         "left_armed": left_armed}
+        }))
+        .unwrap();
+        let text = summary(&r, std::path::Path::new("/tmp/run"));
+        let found: Vec<&str> = text
+            .lines()
+            .filter(|l| l.starts_with("watchdog:"))
+            .collect();
+        assert_eq!(found, line.into_iter().collect::<Vec<_>>(), "{text}");
     }
 }

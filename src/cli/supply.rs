@@ -72,8 +72,9 @@ pub enum SupplyAction {
 const SUPPLY_ON_HELP: &str = "Switch the output on.
 
 Without --for the output stays on after the command ends: that is what was asked, and no
-process watches it (no guard; an I/O watchdog armed by an earlier run may still switch a
-supply off when the host falls silent). Switch it off with `hilrig supply off`.
+process watches it (no guard; a run disarms the I/O watchdog it armed when it ends cleanly,
+but one left armed by a run that did not, or was killed, may still switch the supply off
+when the host falls silent). Switch it off with `hilrig supply off`.
 
 With --for D (`90 s`, `10 min`, at most 24 h) the command stays in the foreground holding
 the bench lock, reads the output back once a second, and switches it off (confirmed by

@@ -9,7 +9,10 @@
 //! `release` (SIGKILL, the OOM killer, an abort, a power-cut of the process), the guard
 //! connects to each instrument itself, switches every load input and supply output off,
 //! confirms each by read-back (retrying until [`GUARD_DEADLINE`]), and records what it did
-//! in `guard.json` in the run directory.
+//! in `guard.json` in the run directory. `hilrig supply on --for` and `hilrig load on --for`
+//! start one for their instrument in the same way (`guard.json` in a temporary directory);
+//! the record's trigger names what was guarded: the run process, or the manual command
+//! (``the manual command `hilrig supply on --for 600 s` ended without handing over``).
 //!
 //! The guard runs in its own process group and ignores SIGINT, SIGHUP and SIGPIPE, so a
 //! Ctrl-C at the terminal reaches the run (which stops cleanly and releases the guard) but
@@ -34,6 +37,13 @@ pub const GUARD_DEADLINE: Duration = Duration::from_secs(4);
 const RELEASE: &str = "release";
 /// The line the guard answers once it is watching.
 const ARMED: &str = "armed";
+
+/// How the guard names a run it watches.
+pub const RUN_PROCESS: &str = "the run process";
+
+fn run_process() -> String {
+    RUN_PROCESS.into()
+}
 
 /// Errors of starting or talking to the guard.
 #[derive(Debug, thiserror::Error)]
@@ -66,8 +76,12 @@ pub struct GuardedInstrument {
 pub struct GuardSpec {
     /// Where `guard.json` goes (the run directory).
     pub dir: PathBuf,
-    /// The run's process id (recorded in `guard.json`).
+    /// The guarded process's id (recorded in `guard.json`).
     pub run_pid: u32,
+    /// The guarded process in words, for `guard.json`'s trigger: [`RUN_PROCESS`], or the
+    /// manual command (``the manual command `hilrig supply on --for 30 s` ``).
+    #[serde(default = "run_process")]
+    pub guarded: String,
     /// The supplies and loads, loads first.
     pub instruments: Vec<GuardedInstrument>,
 }
@@ -98,17 +112,28 @@ impl GuardSpec {
         GuardSpec {
             dir: dir.to_path_buf(),
             run_pid: std::process::id(),
+            guarded: run_process(),
             instruments,
         }
     }
 
-    /// One SCPI supply or load (a timed manual switch-on); `None` for anything else.
-    pub fn of_instrument(inst: &InstrumentConfig, dir: &Path) -> Option<GuardSpec> {
+    /// One SCPI supply or load switched on by the manual `command` (as typed, without
+    /// `hilrig`: `supply on --for 30 s`); `None` for anything else.
+    pub fn of_instrument(inst: &InstrumentConfig, dir: &Path, command: &str) -> Option<GuardSpec> {
         Some(GuardSpec {
             dir: dir.to_path_buf(),
             run_pid: std::process::id(),
+            guarded: format!("the manual command `hilrig {command}`"),
             instruments: vec![GuardedInstrument::of(inst)?],
         })
+    }
+
+    /// Why the guard acts when the pipe closed without a hand-over (`guard.json`'s trigger).
+    pub fn trigger(&self) -> String {
+        format!(
+            "{} ended without handing over (its pipe to the guard closed)",
+            self.guarded
+        )
     }
 }
 
@@ -117,7 +142,7 @@ impl GuardSpec {
 pub struct GuardRecord {
     /// Why the guard acted.
     pub trigger: String,
-    /// The run's process id.
+    /// The guarded process's id.
     pub run_pid: u32,
     /// When the guard noticed (RFC 3339).
     pub noticed_at: String,
@@ -231,7 +256,7 @@ pub async fn serve() -> i32 {
     let noticed_at = crate::trace::rfc3339(std::time::SystemTime::now());
     let actions = drive_safe_state(&spec.instruments, GUARD_DEADLINE).await;
     let record = GuardRecord {
-        trigger: "the run process ended without handing over (its pipe to the guard closed)".into(),
+        trigger: spec.trigger(),
         run_pid: spec.run_pid,
         noticed_at,
         safe_state_reached: actions.iter().all(|a| a.ok),
@@ -346,6 +371,46 @@ mod tests {
         assert_eq!(spec.instruments[1].id, "psu");
         let text = serde_json::to_string(&spec).unwrap();
         assert_eq!(serde_json::from_str::<GuardSpec>(&text).unwrap(), spec);
+    }
+
+    /// guard.json's trigger names what was guarded: the run, or the manual command.
+    #[rstest::rstest]
+    #[case::a_run(
+        None,
+        "the run process ended without handing over (its pipe to the guard closed)"
+    )]
+    #[case::a_timed_supply_on(
+        Some("supply on --for 30 s"),
+        "the manual command `hilrig supply on --for 30 s` ended without handing over (its pipe \
+         to the guard closed)"
+    )]
+    #[case::a_timed_load_on(
+        Some("load on --for 600 s"),
+        "the manual command `hilrig load on --for 600 s` ended without handing over (its pipe \
+         to the guard closed)"
+    )]
+    fn the_trigger_names_the_guarded_process(#[case] command: Option<&str>, #[case] want: &str) {
+        let rig: Rig = serde_saphyr::from_str(
+            "station: s\ninstruments:\n  - {id: psu, role: supply, dialect: ea-psb, address: 'tcp://127.0.0.1:1'}\nbuses: []\nenvelope: {max_pack_voltage: 60 V, max_charge_current: 30 A, max_discharge_current: 40 A, cell_voltage_min: 2 V, cell_voltage_max: 4 V, temperature_min: -30 °C, temperature_max: 80 °C}\nsample_period: 100 ms\n",
+        )
+        .unwrap();
+        let dir = Path::new("/tmp/x");
+        let spec = match command {
+            None => GuardSpec::of_rig(&rig, dir),
+            Some(c) => GuardSpec::of_instrument(&rig.instruments[0], dir, c).unwrap(),
+        };
+        assert_eq!(spec.trigger(), want);
+        // The guard reads it back from the pipe.
+        let text = serde_json::to_string(&spec).unwrap();
+        let read: GuardSpec = serde_json::from_str(&text).unwrap();
+        assert_eq!(read.trigger(), want);
+    }
+
+    #[test]
+    fn a_spec_without_the_guarded_process_is_a_run() {
+        let spec: GuardSpec =
+            serde_json::from_str(r#"{"dir": "/tmp/x", "run_pid": 1, "instruments": []}"#).unwrap();
+        assert_eq!(spec.guarded, RUN_PROCESS);
     }
 
     #[tokio::test]

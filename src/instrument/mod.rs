@@ -63,6 +63,11 @@ pub trait Supply: Send {
         let _ = timeout;
         Ok(false)
     }
+    /// Switch the hardware I/O watchdog off again; returns whether the model has one (the
+    /// default: it has none, nothing is sent).
+    async fn disarm_watchdog(&mut self) -> Result<bool, InstrumentError> {
+        Ok(false)
+    }
 }
 
 /// An electronic load in constant-current mode.

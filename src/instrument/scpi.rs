@@ -626,16 +626,28 @@ impl ScpiSupply {
         self.core.tripped_on(self.core.channel).await
     }
 
-    /// Switch the hardware I/O watchdog off; Ok(false) when the model has none.
-    pub async fn disarm_watchdog(&mut self) -> Result<bool, InstrumentError> {
-        let Some(watchdog) = self.core.dialect.watchdog.clone() else {
+    /// Send the I/O watchdog's commands, each checked: arm it with the delay for `arm`,
+    /// or disarm it (`None`). Ok(false) when the model has none (nothing is sent).
+    async fn watchdog_commands(&mut self, arm: Option<Duration>) -> Result<bool, InstrumentError> {
+        let Some(watchdog) = &self.core.dialect.watchdog else {
             return Ok(false);
         };
-        let commands: Vec<String> = watchdog
-            .disarm
-            .iter()
-            .map(|c| crate::scpi::render(c, None, self.core.channel))
-            .collect();
+        let channel = self.core.channel;
+        let commands: Vec<String> = match arm {
+            Some(timeout) => {
+                let delay = watchdog.delay_for(timeout).as_secs_f64();
+                watchdog
+                    .arm
+                    .iter()
+                    .map(|c| crate::scpi::render(c, Some(delay), channel))
+                    .collect()
+            }
+            None => watchdog
+                .disarm
+                .iter()
+                .map(|c| crate::scpi::render(c, None, channel))
+                .collect(),
+        };
         self.core
             .client
             .write_sequence_checked(&commands)
@@ -732,21 +744,11 @@ impl Supply for ScpiSupply {
     }
 
     async fn arm_watchdog(&mut self, timeout: Duration) -> Result<bool, InstrumentError> {
-        let Some(watchdog) = self.core.dialect.watchdog.clone() else {
-            return Ok(false);
-        };
-        let delay = watchdog.delay_for(timeout).as_secs_f64();
-        let commands: Vec<String> = watchdog
-            .arm
-            .iter()
-            .map(|c| crate::scpi::render(c, Some(delay), self.core.channel))
-            .collect();
-        self.core
-            .client
-            .write_sequence_checked(&commands)
-            .await
-            .map_err(|e| self.core.err(e))?;
-        Ok(true)
+        self.watchdog_commands(Some(timeout)).await
+    }
+
+    async fn disarm_watchdog(&mut self) -> Result<bool, InstrumentError> {
+        self.watchdog_commands(None).await
     }
 }
 

@@ -658,6 +658,9 @@ pub fn render(d: &ReportData) -> String {
         }
         h.push_str("</table>");
     }
+    if let Some(w) = &r.watchdog {
+        h.push_str(&watchdog_paragraph(w));
+    }
 
     // ---- Inputs ----
     if let Some(i) = info {
@@ -1384,10 +1387,45 @@ fn new_plot(title: &str, unit: &str, x0: f64, x1: f64, vlines: Vec<VLine>) -> Pl
     }
 }
 
+/// The supply's I/O watchdog over the run, under the safe-state table.
+fn watchdog_paragraph(w: &crate::report::WatchdogRecord) -> String {
+    format!(
+        "<p>I/O watchdog of supply <span class=\"mono\">{}</span>: armed ({} s) for the run; {}</p>",
+        esc(&w.instrument),
+        w.armed_s,
+        match &w.left_armed {
+            None => "disarmed at the end.".to_string(),
+            Some(why) => format!("<span class=\"v-inc\">left armed</span>: {}.", esc(why)),
+        }
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::report::series::Channel;
+
+    #[rstest::rstest]
+    #[case::disarmed(None, "armed (5 s) for the run; disarmed at the end.</p>")]
+    #[case::left_armed(
+        Some("disarming it failed: <no reply>"),
+        "armed (5 s) for the run; <span class=\"v-inc\">left armed</span>: disarming it \
+         failed: &lt;no reply&gt;.</p>"
+    )]
+    fn the_watchdog_is_reported_under_the_safe_state(
+        #[case] left_armed: Option<&str>,
+        #[case] tail: &str,
+    ) {
+        let w = crate::report::WatchdogRecord {
+            instrument: "psu".into(),
+            armed_s: 5.0,
+            disarmed: left_armed.is_none(),
+            left_armed: left_armed.map(str::to_string),
+        };
+        let p = watchdog_paragraph(&w);
+        assert!(p.ends_with(tail), "{p}");
+        assert!(p.contains("<span class=\"mono\">psu</span>"), "{p}");
+    }
 
     /// The setpoint of the overcharge plan's step test: 3.3 V before the test, the pre-step
     /// hold at 3.6 V from the test's start (0.1 s), the step to 3.7 V at 4.1 s.

@@ -100,6 +100,10 @@ pub struct RunResults {
     pub safe_state_reached: bool,
     /// Each safe-state action and whether it succeeded.
     pub safe_state: Vec<SafeStateAction>,
+    /// The supply's I/O watchdog, when the run armed one: armed at the start, disarmed after
+    /// a confirmed safe state.
+    #[serde(default)]
+    pub watchdog: Option<WatchdogRecord>,
     /// The tests, one entry per test and repeat.
     pub tests: Vec<TestResult>,
     /// Rows in trace.csv.
@@ -117,7 +121,8 @@ pub struct RunResults {
     /// with the reason.
     #[serde(default)]
     pub not_run: Vec<NotRun>,
-    /// Warnings about the run's assumptions (a DBC message cycle the bus contradicts, ...).
+    /// Warnings about the run and its assumptions (a DBC message cycle the bus contradicts,
+    /// a supply watchdog that could not be disarmed, ...).
     #[serde(default)]
     pub warnings: Vec<String>,
 }
@@ -313,6 +318,20 @@ impl SafeStateAction {
             (false, _) => format!("FAILED: {}", self.error.as_deref().unwrap_or("")),
         }
     }
+}
+
+/// The supply's hardware I/O watchdog over one run (where its model has one).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct WatchdogRecord {
+    /// Instrument id.
+    pub instrument: String,
+    /// The delay it was armed with at the start, in seconds.
+    pub armed_s: f64,
+    /// Whether it was switched off at the end (its commands accepted without an error).
+    pub disarmed: bool,
+    /// Why it was left armed, when it was: the safe state was not confirmed (the watchdog
+    /// stays as a second line of defence), or disarming it failed (then also a warning).
+    pub left_armed: Option<String>,
 }
 
 /// One test (one repeat of one trip step).

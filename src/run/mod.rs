@@ -267,6 +267,21 @@ pub async fn execute(
         }
     }
     let safe = station.safe_state().await;
+    let safe_state_reached = !safe.is_empty() && safe.iter().all(|a| a.ok);
+    // A clean end: the watchdog armed for the run is switched off before the instruments
+    // are released; a failure to do so is a warning, not a safe-state failure (the outputs
+    // are off either way).
+    let watchdog = station.end_watchdog(safe_state_reached).await;
+    if let Some(text) = watchdog
+        .as_ref()
+        .and_then(|w| watchdog_warning(w, safe_state_reached))
+    {
+        tracing::warn!("{text}");
+        ctx.warnings
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(text);
+    }
     trace.flush();
     // A write error after the steps (during teardown or the safe state) still aborts.
     if stop.is_none() {
@@ -329,8 +344,9 @@ pub async fn execute(
             during: s.during,
             at_s: abort_at,
         }),
-        safe_state_reached: !safe.is_empty() && safe.iter().all(|a| a.ok),
+        safe_state_reached,
         safe_state: safe,
+        watchdog,
         statistics: crate::report::repeat_statistics(&tests),
         tests,
         trace_rows: trace.rows(),
@@ -347,6 +363,18 @@ pub async fn execute(
     results.write(&opts.dir)?;
     crate::report::junit::write(&results, &opts.dir.join("junit.xml"))?;
     Ok(results)
+}
+
+/// The warning for a watchdog left armed after a confirmed safe state (its disarm failed);
+/// None when it was disarmed, or deliberately left armed because the safe state was not
+/// confirmed.
+fn watchdog_warning(w: &crate::report::WatchdogRecord, safe_state_reached: bool) -> Option<String> {
+    let why = w.left_armed.as_deref().filter(|_| safe_state_reached)?;
+    Some(format!(
+        "the I/O watchdog of supply `{}` is still armed ({} s) after the run: {why}; it \
+         switches the output off after {} s without commands until it is disarmed",
+        w.instrument, w.armed_s, w.armed_s
+    ))
 }
 
 /// The cause recorded when the trace cannot be written (a full disk, a file-size limit).
@@ -1008,4 +1036,41 @@ fn observed_cycle(ctx: &Ctx, cond: &crate::plan::Condition) -> f64 {
 /// Seconds since an instant, for messages.
 pub fn since(t: Instant) -> f64 {
     t.elapsed().as_secs_f64()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::WatchdogRecord;
+
+    /// A watchdog left armed is a warning only when a disarm was due (the safe state was
+    /// confirmed) and failed.
+    #[rstest::rstest]
+    #[case::disarmed(true, None, false)]
+    #[case::the_disarm_failed(true, Some("disarming it failed: no reply"), true)]
+    #[case::kept_armed_without_a_confirmed_safe_state(
+        false,
+        Some("the safe state was not confirmed"),
+        false
+    )]
+    fn a_watchdog_left_armed_after_a_clean_end_is_a_warning(
+        #[case] safe_state_reached: bool,
+        #[case] left_armed: Option<&str>,
+        #[case] warned: bool,
+    ) {
+        let w = WatchdogRecord {
+            instrument: "psu".into(),
+            armed_s: 5.0,
+            disarmed: left_armed.is_none(),
+            left_armed: left_armed.map(str::to_string),
+        };
+        let text = watchdog_warning(&w, safe_state_reached);
+        assert_eq!(text.is_some(), warned, "{text:?}");
+        if let Some(text) = text {
+            assert!(
+                text.starts_with("the I/O watchdog of supply `psu` is still armed (5 s) after the run: disarming it failed: no reply;"),
+                "{text}"
+            );
+        }
+    }
 }

@@ -17,7 +17,7 @@ use crate::instrument::{InstrumentError, Load, Measurement, ScpiLoad, ScpiSupply
 use crate::plan::condition::Op;
 use crate::plan::load::bind_condition;
 use crate::plan::{Condition, LoadedPlan, SignalSource, Target};
-use crate::report::{InstrumentIdentity, SafeStateAction};
+use crate::report::{InstrumentIdentity, SafeStateAction, WatchdogRecord};
 use crate::rig::{Envelope, Rig, Role};
 use crate::scpi::builtin_dialect;
 
@@ -94,6 +94,8 @@ pub struct Station {
     load_config: Option<ConnectConfig>,
     /// The SCPI instruments' `*IDN?` answers, in connect order.
     pub identities: Vec<InstrumentIdentity>,
+    /// The supply's I/O watchdog, once armed: the supply's id and the delay programmed.
+    watchdog: std::sync::Mutex<Option<(String, Duration)>>,
 }
 
 /// How an SCPI instrument was reached, for reconnecting.
@@ -148,6 +150,7 @@ impl Station {
             supply_config: None,
             load_config: None,
             identities: Vec::new(),
+            watchdog: std::sync::Mutex::new(None),
         };
         let err = st.connect_all(rig, plan).await.err();
         (st, err)
@@ -323,7 +326,14 @@ impl Station {
                 .await
                 .map_err(|e| format!("arming the supply's watchdog: {e}"))?;
             if armed {
-                tracing::info!("supply watchdog armed ({} s)", SUPPLY_WATCHDOG.as_secs());
+                let delay = s
+                    .dialect()
+                    .watchdog
+                    .as_ref()
+                    .map_or(SUPPLY_WATCHDOG, |w| w.delay_for(SUPPLY_WATCHDOG));
+                tracing::info!("supply watchdog armed ({} s)", delay.as_secs());
+                *self.watchdog.lock().unwrap_or_else(|e| e.into_inner()) =
+                    Some((s.id().to_string(), delay));
             }
         }
         Ok(())
@@ -519,6 +529,21 @@ impl Station {
             out.push(self.request_standby(bus.as_ref(), sr).await);
         }
         out
+    }
+
+    /// At the end of the run, after [`Station::safe_state`]: the supply's I/O watchdog,
+    /// when [`Station::program_protection`] armed one. Disarmed (bounded in time) when the
+    /// safe state was confirmed (`safe_state_reached`), so that an idle bench or the next
+    /// manual command is not switched off by it; otherwise left armed, as a second line of
+    /// defence. None when no watchdog was armed.
+    pub async fn end_watchdog(&self, safe_state_reached: bool) -> Option<WatchdogRecord> {
+        let (id, delay) = self
+            .watchdog
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()?;
+        let supply = self.supply.as_ref()?;
+        Some(end_watchdog(supply, &id, delay, safe_state_reached).await)
     }
 
     /// Whether the DUT's bus is alive: a frame from the DUT within the dead-bus time.
@@ -880,6 +905,38 @@ fn bind_confirm(plan: &LoadedPlan, written: &Condition) -> Result<Confirm, Strin
     })
 }
 
+/// Disarm `supply`'s I/O watchdog (armed as `id` with `delay`) when the safe state was
+/// confirmed, and say what became of it.
+async fn end_watchdog(
+    supply: &Shared<dyn Supply>,
+    id: &str,
+    delay: Duration,
+    safe_state_reached: bool,
+) -> WatchdogRecord {
+    let left_armed = if safe_state_reached {
+        let r = bounded(async {
+            match supply.lock().await.disarm_watchdog().await {
+                Ok(true) => Ok(()),
+                Ok(false) => Err("the instrument has no watchdog to disarm".to_string()),
+                Err(e) => Err(e.to_string()),
+            }
+        })
+        .await;
+        r.err().map(|e| format!("disarming it failed: {e}"))
+    } else {
+        Some(
+            "the safe state was not confirmed, so it stays armed as a second line of defence"
+                .to_string(),
+        )
+    };
+    WatchdogRecord {
+        instrument: id.to_string(),
+        armed_s: delay.as_secs_f64(),
+        disarmed: left_armed.is_none(),
+        left_armed,
+    }
+}
+
 /// A step that is done when `r` is Ok, without an answer confirming it.
 fn action(instrument: &str, what: &str, r: Result<(), String>) -> SafeStateAction {
     SafeStateAction {
@@ -896,5 +953,126 @@ fn confirmed_action(instrument: &str, what: &str, r: Result<(), String>) -> Safe
     SafeStateAction {
         confirmed: r.is_ok(),
         ..action(instrument, what, r)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scpi::{Dialect, ScpiError};
+
+    /// The fake's watchdog as the instrument sees it.
+    #[derive(Debug)]
+    struct WatchdogState {
+        armed: bool,
+        disarms: u32,
+    }
+
+    /// A supply whose watchdog is a flag: armed until a disarm succeeds.
+    struct FakeSupply {
+        dialect: Dialect,
+        watchdog: Arc<std::sync::Mutex<WatchdogState>>,
+        disarm_fails: bool,
+    }
+
+    #[async_trait::async_trait]
+    impl Supply for FakeSupply {
+        fn id(&self) -> &str {
+            "psu"
+        }
+        fn dialect(&self) -> &Dialect {
+            &self.dialect
+        }
+        async fn identify(&mut self) -> Result<String, InstrumentError> {
+            Ok("EA,PSB,1,1".into())
+        }
+        async fn set_voltage(&mut self, _: f64) -> Result<(), InstrumentError> {
+            Ok(())
+        }
+        async fn set_current(&mut self, _: f64) -> Result<(), InstrumentError> {
+            Ok(())
+        }
+        async fn set_output(&mut self, _: bool) -> Result<(), InstrumentError> {
+            Ok(())
+        }
+        async fn output(&mut self) -> Result<bool, InstrumentError> {
+            Ok(false)
+        }
+        async fn measure(&mut self) -> Result<Measurement, InstrumentError> {
+            Ok(Measurement {
+                voltage: 0.0,
+                current: 0.0,
+            })
+        }
+        async fn program_protection(&mut self, _: f64, _: f64) -> Result<(), InstrumentError> {
+            Ok(())
+        }
+        async fn check_errors(&mut self) -> Result<(), InstrumentError> {
+            Ok(())
+        }
+        async fn disarm_watchdog(&mut self) -> Result<bool, InstrumentError> {
+            let mut w = self.watchdog.lock().unwrap();
+            w.disarms += 1;
+            if self.disarm_fails {
+                return Err(InstrumentError::Scpi {
+                    id: "psu".into(),
+                    error: ScpiError::Instrument {
+                        code: -113,
+                        message: "Undefined header".into(),
+                        after: "SYST:COMM:WDOG OFF".into(),
+                    },
+                });
+            }
+            w.armed = false;
+            Ok(true)
+        }
+    }
+
+    /// After a confirmed safe state the watchdog is disarmed, or the failure is recorded;
+    /// without one it is left armed and nothing is sent.
+    #[rstest::rstest]
+    #[case::disarmed_after_a_confirmed_safe_state(true, false, 1, None)]
+    #[case::a_failed_disarm_is_recorded(
+        true,
+        true,
+        1,
+        Some("disarming it failed: instrument `psu`: instrument reported error -113")
+    )]
+    #[case::left_armed_without_a_confirmed_safe_state(
+        false,
+        false,
+        0,
+        Some("the safe state was not confirmed")
+    )]
+    #[tokio::test]
+    async fn the_watchdog_is_disarmed_only_after_a_confirmed_safe_state(
+        #[case] safe_state_reached: bool,
+        #[case] disarm_fails: bool,
+        #[case] disarms: u32,
+        #[case] left_armed: Option<&str>,
+    ) {
+        let watchdog = Arc::new(std::sync::Mutex::new(WatchdogState {
+            armed: true,
+            disarms: 0,
+        }));
+        let fake = FakeSupply {
+            dialect: builtin_dialect("ea-psb").unwrap(),
+            watchdog: watchdog.clone(),
+            disarm_fails,
+        };
+        let supply: Shared<dyn Supply> = shared(Box::new(fake) as Box<dyn Supply>);
+        let record = end_watchdog(&supply, "psu", SUPPLY_WATCHDOG, safe_state_reached).await;
+        assert_eq!(record.instrument, "psu");
+        assert_eq!(record.armed_s, 5.0);
+        assert_eq!(record.disarmed, left_armed.is_none(), "{record:?}");
+        match (left_armed, &record.left_armed) {
+            (None, None) => {}
+            (Some(start), Some(why)) => assert!(why.starts_with(start), "{why}"),
+            (want, got) => panic!("left_armed: want {want:?}, got {got:?}"),
+        }
+        // The instrument's side: armed unless a disarm succeeded.
+        let w = watchdog.lock().unwrap();
+        assert_eq!(w.disarms, disarms, "{w:?}");
+        assert_eq!(w.armed, left_armed.is_some(), "{w:?}");
     }
 }

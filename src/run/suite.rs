@@ -127,6 +127,7 @@ pub fn not_started(
         }),
         safe_state_reached: false,
         safe_state: Vec::new(),
+        watchdog: None,
         tests: Vec::new(),
         trace_rows: 0,
         statistics: Vec::new(),

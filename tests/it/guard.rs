@@ -9,6 +9,22 @@ use std::time::{Duration, Instant};
 use crate::common::{read_json, temp_dir};
 use crate::external_bench::*;
 
+/// Read the run's JSON events until its trip step starts.
+fn wait_for_trip_step(lines: &mut impl Iterator<Item = std::io::Result<String>>) {
+    let mut seen = Vec::new();
+    loop {
+        let line = lines
+            .next()
+            .unwrap_or_else(|| panic!("the run ended before its trip step: {seen:#?}"))
+            .unwrap();
+        let trip = line.contains("\"event\":\"step\"") && line.contains("\"kind\":\"trip\"");
+        seen.push(line);
+        if trip {
+            return;
+        }
+    }
+}
+
 #[test]
 fn sigkill_mid_trip_leaves_supply_and_load_off_within_5_s() {
     let server = Server::start();
@@ -21,21 +37,8 @@ fn sigkill_mid_trip_leaves_supply_and_load_off_within_5_s() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let mut lines = BufReader::new(stdout).lines();
-    // Wait for the trip step to start.
-    let mut seen = Vec::new();
-    loop {
-        let line = lines
-            .next()
-            .unwrap_or_else(|| panic!("the run ended before its trip step: {seen:#?}"))
-            .unwrap();
-        let trip = line.contains("\"event\":\"step\"") && line.contains("\"kind\":\"trip\"");
-        seen.push(line);
-        if trip {
-            break;
-        }
-    }
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    wait_for_trip_step(&mut lines);
     // Mid-trip: the stimulus is running with the supply and the load on.
     std::thread::sleep(Duration::from_millis(500));
     assert!(supply_on(&server), "the supply is on during the trip");
@@ -83,6 +86,15 @@ fn sigkill_mid_trip_leaves_supply_and_load_off_within_5_s() {
     }
     let record = read_json(&guard_json);
     assert_eq!(record["safe_state_reached"], true, "{record:#}");
+    assert!(
+        record["trigger"]
+            .as_str()
+            .unwrap()
+            .starts_with("the run process ended without handing over"),
+        "{record:#}"
+    );
+    // No clean end: nothing disarmed the watchdog, which stays as the second line of defence.
+    assert_eq!(query(&server.tcp("supply"), "SYST:COMM:WDOG?"), "ON");
     let actions = record["actions"].as_array().unwrap();
     assert_eq!(actions.len(), 2, "{record:#}");
     assert_eq!(actions[0]["instrument"], "load");
@@ -92,19 +104,26 @@ fn sigkill_mid_trip_leaves_supply_and_load_off_within_5_s() {
     assert!(run_dir.join("trace.csv").exists());
 }
 
-/// A run that ends by itself hands over cleanly: the guard does nothing and writes nothing.
+/// A run that ends by itself hands over cleanly: the guard does nothing and writes nothing,
+/// and the supply's I/O watchdog armed for the run is disarmed before the hand-over.
 #[test]
-fn a_clean_run_releases_the_guard() {
+fn a_clean_run_releases_the_guard_and_disarms_the_watchdog() {
     let server = Server::start();
     let dir = temp_dir("guard-clean");
     let rig = server.write_rig(&dir, "guard-clean-bench");
     let plan = write_trip_plan(&dir);
     let out = dir.join("reports");
-    let status = spawn_run(&plan, &rig, &out, &dir.join("locks"))
-        .stdout(Stdio::null())
+    let mut child = spawn_run(&plan, &rig, &out, &dir.join("locks"))
+        .stdout(Stdio::piped())
         .stderr(Stdio::null())
-        .status()
+        .spawn()
         .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    wait_for_trip_step(&mut lines);
+    // Armed while the run lives, as the instrument sees it.
+    assert_eq!(query(&server.tcp("supply"), "SYST:COMM:WDOG?"), "ON");
+    lines.for_each(drop);
+    let status = child.wait().unwrap();
     assert!(status.code().is_some(), "{status:?}");
     let run_dir = std::fs::read_dir(&out)
         .unwrap()
@@ -118,16 +137,25 @@ fn a_clean_run_releases_the_guard() {
         "the guard did not act"
     );
     assert!(!supply_on(&server) && !load_on(&server));
+    // Disarmed after the clean end, as the instrument sees it, and recorded.
+    assert_eq!(query(&server.tcp("supply"), "SYST:COMM:WDOG?"), "OFF");
+    assert_eq!(
+        results["watchdog"],
+        serde_json::json!({"instrument": "supply", "armed_s": 5.0, "disarmed": true, "left_armed": null}),
+        "{results:#}"
+    );
 }
 
-/// `hilrig supply --rig RIG ARGS...` on the external bench, with its own lock directory.
-fn supply_cmd(
+/// `hilrig ROLE --rig RIG ARGS...` (`supply` or `load`) on the external bench, with its own
+/// lock directory.
+fn manual_cmd(
+    role: &str,
     rig: &std::path::Path,
     dir: &std::path::Path,
     args: &[&str],
 ) -> std::process::Command {
     let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_hilrig"));
-    cmd.arg("supply")
+    cmd.arg(role)
         .arg("--rig")
         .arg(rig)
         .args(args)
@@ -136,57 +164,70 @@ fn supply_cmd(
     cmd
 }
 
-/// A plain `supply on` leaves the output on when the command ends (what was asked);
-/// `on --for` switches it off itself when the time is up, confirmed by read-back.
-#[test]
-fn a_plain_on_stays_on_and_a_timed_on_ends_off() {
-    let server = Server::start();
-    let dir = temp_dir("supply-on-for");
-    let rig = server.write_rig(&dir, "supply-on-for-bench");
-    let plain = supply_cmd(&rig, &dir, &["on"]).output().unwrap();
-    assert!(plain.status.success(), "{plain:?}");
-    assert!(supply_on(&server), "a plain on stays on");
-    let off = supply_cmd(&rig, &dir, &["off"]).output().unwrap();
-    assert!(off.status.success(), "{off:?}");
-    assert!(!supply_on(&server));
+/// Whether the supply's output (`supply`) or the load's input (`load`) is on.
+fn is_on(server: &Server, role: &str) -> bool {
+    match role {
+        "supply" => supply_on(server),
+        _ => load_on(server),
+    }
+}
 
-    let timed = supply_cmd(&rig, &dir, &["on", "--for", "1 s"])
+/// A plain `on` leaves the output (input) on when the command ends (what was asked);
+/// `on --for` switches it off itself when the time is up, confirmed by read-back.
+#[rstest::rstest]
+#[case::supply("supply", "output")]
+#[case::load("load", "input")]
+fn a_plain_on_stays_on_and_a_timed_on_ends_off(#[case] role: &str, #[case] part: &str) {
+    let server = Server::start();
+    let dir = temp_dir(&format!("{role}-on-for"));
+    let rig = server.write_rig(&dir, &format!("{role}-on-for-bench"));
+    let plain = manual_cmd(role, &rig, &dir, &["on"]).output().unwrap();
+    assert!(plain.status.success(), "{plain:?}");
+    assert!(is_on(&server, role), "a plain on stays on");
+    let off = manual_cmd(role, &rig, &dir, &["off"]).output().unwrap();
+    assert!(off.status.success(), "{off:?}");
+    assert!(!is_on(&server, role));
+
+    let timed = manual_cmd(role, &rig, &dir, &["on", "--for", "1 s"])
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&timed.stdout);
     let stderr = String::from_utf8_lossy(&timed.stderr);
     assert!(timed.status.success(), "{stdout}{stderr}");
     assert!(
-        stdout.contains("supply `supply`: output on")
-            && stdout.contains("supply `supply`: output off (read back)"),
+        stdout.contains(&format!("{role} `{role}`: {part} on"))
+            && stdout.contains(&format!("{role} `{role}`: {part} off (read back)")),
         "{stdout}"
     );
     assert!(
-        stderr.contains("1 s passed; switching the output off"),
+        stderr.contains(&format!("1 s passed; switching the {part} off")),
         "{stderr}"
     );
     assert!(
-        !supply_on(&server),
-        "the timed on ended with the output off"
+        !is_on(&server, role),
+        "the timed on ended with the {part} off"
     );
 }
 
-/// `supply on --for` killed with SIGKILL: its guard switches the output off and says so.
-#[test]
-fn a_killed_timed_on_is_switched_off_by_its_guard() {
+/// `on --for` killed with SIGKILL: its guard switches the output (input) off and says so,
+/// naming the command it guarded.
+#[rstest::rstest]
+#[case::supply("supply", "output")]
+#[case::load("load", "input")]
+fn a_killed_timed_on_is_switched_off_by_its_guard(#[case] role: &str, #[case] part: &str) {
     let server = Server::start();
-    let dir = temp_dir("supply-on-kill");
-    let rig = server.write_rig(&dir, "supply-on-kill-bench");
-    let mut child = supply_cmd(&rig, &dir, &["on", "--for", "10min"])
+    let dir = temp_dir(&format!("{role}-on-kill"));
+    let rig = server.write_rig(&dir, &format!("{role}-on-kill-bench"));
+    let mut child = manual_cmd(role, &rig, &dir, &["on", "--for", "10min"])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let first = lines.next().expect("a line").unwrap();
-    assert_eq!(first, "supply `supply`: output on");
-    assert!(supply_on(&server));
-    let record_dir = std::env::temp_dir().join(format!("hilrig-supply-on-{}", child.id()));
+    assert_eq!(first, format!("{role} `{role}`: {part} on"));
+    assert!(is_on(&server, role));
+    let record_dir = std::env::temp_dir().join(format!("hilrig-{role}-on-{}", child.id()));
     // SAFETY: kill with the id of our own child process.
     unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
     assert_eq!(child.wait().unwrap().code(), None, "killed by a signal");
@@ -197,8 +238,16 @@ fn a_killed_timed_on_is_switched_off_by_its_guard() {
     }
     let record = read_json(&guard_json);
     assert_eq!(record["safe_state_reached"], true, "{record:#}");
-    assert_eq!(record["actions"][0]["instrument"], "supply", "{record:#}");
+    assert_eq!(
+        record["trigger"],
+        format!(
+            "the manual command `hilrig {role} on --for 600 s` ended without handing over (its \
+             pipe to the guard closed)"
+        ),
+        "{record:#}"
+    );
+    assert_eq!(record["actions"][0]["instrument"], role, "{record:#}");
     assert_eq!(record["actions"][0]["confirmed"], true, "{record:#}");
-    assert!(!supply_on(&server), "the guard switched the output off");
+    assert!(!is_on(&server, role), "the guard switched the {part} off");
     std::fs::remove_dir_all(record_dir).ok();
 }
