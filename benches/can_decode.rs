@@ -4,6 +4,9 @@
 //! `cargo bench --bench can_decode`. The log is built in memory: 100,000 random frames of
 //! the DBC's messages (valid multiplexor values), 1 ms apart.
 
+// criterion_group! makes a public function without a doc comment.
+#![allow(missing_docs)]
+
 use std::hint::black_box;
 use std::io;
 use std::path::PathBuf;

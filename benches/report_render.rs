@@ -5,6 +5,9 @@
 //! (reading the trace back and writing the page) and the page size. Set
 //! `HILRIG_BENCH_SECONDS` to synthesise a shorter run.
 
+// criterion_group! makes a public function without a doc comment.
+#![allow(missing_docs)]
+
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};

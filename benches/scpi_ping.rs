@@ -7,6 +7,9 @@
 //! with `hilrig instruments ping` and `tests/peers/pyvisa_ping.py` against `hilrig sim
 //! serve`, are in BENCHMARKS.md.
 
+// criterion_group! makes a public function without a doc comment.
+#![allow(missing_docs)]
+
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion};

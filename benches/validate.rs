@@ -1,6 +1,9 @@
 //! How long validating every shipped plan (with its fixture, limit profile, DBC and the
 //! simulated rig's envelope) takes.
 
+// criterion_group! makes a public function without a doc comment.
+#![allow(missing_docs)]
+
 use std::path::{Path, PathBuf};
 
 use criterion::{criterion_group, criterion_main, Criterion};

@@ -424,13 +424,6 @@ fn a_release_level_rests_on_a_checked_release_delay(#[case] step_back: bool) {
     );
 }
 
-/// A suite stops when a plan leaves the bench's safe state unconfirmed, even a plan whose
-/// tests all passed: the simulated supply's output sticks on once switched on (the rig's
-/// `faults: [supply_output_stuck_on]`), so after the first plan the read-back says it is
-/// still on. The remaining plans are not started: their results.json lists every test as
-/// not run with the reason (naming the plan and the unconfirmed action), and junit.xml shows
-/// them as skipped with that reason; the run exits 2.
-
 /// The simulated rig with a supply whose output does not switch off.
 fn stuck_supply_rig(dir: &Path) -> PathBuf {
     let text = std::fs::read_to_string(root().join("rig/sim.yaml")).unwrap();
@@ -483,6 +476,12 @@ fn a_single_plan_that_leaves_the_supply_on_exits_2_though_its_tests_passed() {
     );
 }
 
+/// A suite stops when a plan leaves the bench's safe state unconfirmed, even a plan whose
+/// tests all passed: the simulated supply's output sticks on once switched on (the rig's
+/// `faults: [supply_output_stuck_on]`), so after the first plan the read-back says it is
+/// still on. The remaining plans are not started: their results.json lists every test as
+/// not run with the reason (naming the plan and the unconfirmed action), and junit.xml shows
+/// them as skipped with that reason; the run exits 2.
 #[test]
 fn a_suite_stops_when_the_safe_state_is_not_confirmed() {
     let dir = temp_dir("suite-stuck-supply");
