@@ -162,13 +162,15 @@ fn a_manipulated_image_is_refused_by_the_command() {
     );
 }
 
+/// A plan that declares `firmware` and lasts long enough (2 s) for the BMS to be heard on
+/// the bus, so the safe state over CAN can be confirmed at its end.
 fn plan_declaring(dir: &Path, firmware: &str) -> String {
     let path = dir.join("plan.yaml");
     std::fs::write(
         &path,
         format!(
             "plan: firmware-declared\ntitle: The declared image runs\nfirmware: {firmware}\n\
-             dut: {}\nlimits: pas63100\nsteps:\n  - declaration:\n      \
+             dut: {}\nlimits: pas63100\nsteps:\n  - wait: 2 s\n  - declaration:\n      \
              name: declared energy within the cap for its location\n      judge: energy_cap\n",
             root().join("fixtures/sim-bms-16s-lfp.yaml").display()
         ),
