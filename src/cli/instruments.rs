@@ -114,9 +114,9 @@ pub struct ScpiArgs {
     /// Also allow resets (`*RST`, `*RCL`, `SYST:PRES`) and switching a protection off.
     #[arg(long)]
     pub allow_unprotected: bool,
-    /// Wait this many seconds for the bench lock when a run holds it.
-    #[arg(long, default_value_t = 0.0)]
-    pub wait: f64,
+    /// Wait this long for the bench lock when a run holds it (e.g. `30 s`, `10 min`).
+    #[arg(long, value_name = "DURATION", allow_hyphen_values = true, value_parser = super::parse_duration)]
+    pub wait: Option<Duration>,
 }
 
 /// Run `hilrig instruments ...` and return the exit code.
@@ -221,8 +221,8 @@ impl Session {
     }
 
     /// Take the bench lock for a command that changes an instrument.
-    pub async fn lock(&self, what: &str, wait: f64) -> Result<BenchLock, String> {
-        let wait = Duration::try_from_secs_f64(wait.max(0.0)).unwrap_or_default();
+    pub async fn lock(&self, what: &str, wait: Option<Duration>) -> Result<BenchLock, String> {
+        let wait = wait.unwrap_or_default();
         BenchLock::acquire(&self.rig.station, self.simulated(), what, wait)
             .await
             .map_err(|e| e.to_string())
@@ -286,12 +286,11 @@ pub(super) const MAX_ON_FOR: Duration = Duration::from_secs(24 * 3600);
 
 /// `--for` of `supply on` / `load on`: a duration above zero and at most 24 h (`10 min`).
 pub(super) fn parse_on_for(text: &str) -> Result<Duration, String> {
-    let s = crate::units::Quantity::parse_as(text, crate::units::Dimension::Time)
-        .map_err(|e| e.to_string())?;
-    if !(s > 0.0 && s <= MAX_ON_FOR.as_secs_f64()) {
+    let d = super::parse_duration(text)?;
+    if d.is_zero() || d > MAX_ON_FOR {
         return Err(format!("`{text}` is not above 0 s and at most 24 h"));
     }
-    Ok(Duration::from_secs_f64(s))
+    Ok(d)
 }
 
 impl Session {
@@ -958,7 +957,7 @@ mod tests {
     #[case("10min", Ok(600.0))]
     #[case("24 h", Ok(86_400.0))]
     #[case("0 s", Err("is not above 0 s and at most 24 h"))]
-    #[case("-5 s", Err("is not above 0 s and at most 24 h"))]
+    #[case("-5 s", Err("negative"))]
     #[case("25 h", Err("is not above 0 s and at most 24 h"))]
     #[case("5 V", Err(""))]
     fn on_for_is_a_duration_above_zero_and_at_most_a_day(

@@ -46,7 +46,7 @@ pub struct RunArgs {
     pub virtual_time: bool,
     /// Wait this long for the bench lock when another run holds it (e.g. `30 min`);
     /// without it, a busy bench is an error (exit 2) naming the holder.
-    #[arg(long, value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", allow_hyphen_values = true, value_parser = super::parse_duration)]
     pub wait: Option<std::time::Duration>,
     /// Print progress and results as JSON lines (one object per event) instead of text.
     #[arg(long)]
@@ -71,12 +71,6 @@ pub struct RunArgs {
 
 fn parse_temperature(s: &str) -> Result<f64, String> {
     crate::units::Quantity::parse_as(s, crate::units::Dimension::Temperature)
-        .map_err(|e| e.to_string())
-}
-
-fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
-    crate::units::Quantity::parse_as(s, crate::units::Dimension::Time)
-        .map(|v| std::time::Duration::from_secs_f64(v.max(0.0)))
         .map_err(|e| e.to_string())
 }
 

@@ -28,9 +28,9 @@ pub struct SupplyArgs {
     /// Supply id from the rig file (default: the rig's first supply).
     #[arg(long, global = true)]
     pub id: Option<String>,
-    /// Wait this many seconds for the bench lock when a run holds it.
-    #[arg(long, global = true, default_value_t = 0.0)]
-    pub wait: f64,
+    /// Wait this long for the bench lock when a run holds it (e.g. `30 s`, `10 min`).
+    #[arg(long, global = true, value_name = "DURATION", allow_hyphen_values = true, value_parser = super::parse_duration)]
+    pub wait: Option<std::time::Duration>,
     /// Change an instrument whose calibration has expired (as for `run`).
     #[arg(long, global = true)]
     pub allow_expired_calibration: bool,

@@ -213,6 +213,18 @@ impl Client {
         }
     }
 
+    /// Wait until the next command may be sent: the dialect's pause after the last one
+    /// (`inter_command_delay`) has passed. `send` does this itself; a caller timing the
+    /// instrument (`ping`) waits first, so the pause is not counted as latency.
+    pub async fn wait_ready(&mut self) {
+        if let Some(last) = self.last_write {
+            let ready = last + self.options.inter_command_delay;
+            if Instant::now() < ready {
+                tokio::time::sleep_until(ready).await;
+            }
+        }
+    }
+
     async fn send(&mut self, cmd: &str) -> Result<(), ScpiError> {
         if cmd.contains(['\n', '\r']) {
             return Err(ScpiError::InvalidCommand {
@@ -222,12 +234,7 @@ impl Client {
         if self.stale {
             self.discard_pending().await;
         }
-        if let Some(last) = self.last_write {
-            let ready = last + self.options.inter_command_delay;
-            if Instant::now() < ready {
-                tokio::time::sleep_until(ready).await;
-            }
-        }
+        self.wait_ready().await;
         self.last_write = Some(Instant::now());
         let mut message = Vec::with_capacity(cmd.len() + self.options.terminator.len());
         message.extend_from_slice(cmd.as_bytes());

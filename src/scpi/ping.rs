@@ -1,6 +1,8 @@
 //! Round-trip latency of a query (`hilrig instruments ping`).
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use serde::Serialize;
 
@@ -58,10 +60,14 @@ impl Latency {
     }
 }
 
-/// Send `query` `count` times, one after the other, and time each round trip.
+/// Send `query` `count` times, one after the other, and time each round trip: from the
+/// write to the end of the reply. The client's pause between commands (the dialect's
+/// `inter_command_delay`) is waited out before the clock starts: it is hilrig's, not the
+/// instrument's.
 pub async fn ping(client: &mut Client, query: &str, count: usize) -> Result<Latency, ScpiError> {
     let mut samples = Vec::with_capacity(count);
     for _ in 0..count {
+        client.wait_ready().await;
         let started = Instant::now();
         client.query(query).await?;
         samples.push(started.elapsed());
@@ -95,6 +101,33 @@ mod tests {
             )
         );
         assert_eq!(l.mean, Duration::from_millis(3));
+    }
+
+    /// An instrument that answers 2 ms after each query, behind a client that pauses
+    /// 50 ms between commands (paused clock): every round trip is the 2 ms, not 52 ms.
+    #[tokio::test(start_paused = true)]
+    async fn the_pause_between_commands_is_not_latency() {
+        use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+        let (near, far) = tokio::io::duplex(1 << 12);
+        let options = crate::scpi::ClientOptions {
+            inter_command_delay: Duration::from_millis(50),
+            ..Default::default()
+        };
+        let mut client = Client::new(Box::new(near), options);
+        tokio::spawn(async move {
+            let (read, mut write) = tokio::io::split(far);
+            let mut lines = BufReader::new(read).lines();
+            while let Ok(Some(_)) = lines.next_line().await {
+                tokio::time::sleep(Duration::from_millis(2)).await;
+                if write.write_all(b"1\n").await.is_err() {
+                    return;
+                }
+            }
+        });
+        let l = ping(&mut client, "*OPC?", 5).await.unwrap();
+        assert_eq!(l.count, 5);
+        assert!(l.max < Duration::from_millis(10), "{l:?}");
+        assert!(l.min >= Duration::from_millis(2), "{l:?}");
     }
 
     #[test]

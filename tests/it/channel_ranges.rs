@@ -212,3 +212,24 @@ fn negative_setpoints_are_refused_by_the_envelope() {
         );
     }
 }
+
+/// Every command that waits for the bench lock takes `--wait` as a duration with its unit,
+/// as `run` does; a bare number, a negative or an absurd duration is refused by the argument
+/// parser (exit 2) with the reason.
+#[rstest::rstest]
+#[case::supply_bare(&["supply", "--wait", "30", "off"], "unit")]
+#[case::load_negative(&["load", "--wait", "-5 s", "off"], "negative")]
+#[case::scpi_huge(&["instruments", "scpi", "supply", "*IDN?", "--wait", "1e300 s"], "too long")]
+#[case::run_bare(&["run", "test-plans/overcharge.yaml", "--wait", "30"], "unit")]
+fn wait_takes_one_duration_syntax(#[case] args: &[&str], #[case] says: &str) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_hilrig"))
+        .args(args)
+        .env("HILRIG_LOCK_DIR", crate::common::temp_dir("wait-syntax"))
+        .current_dir(crate::common::root())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+    assert!(stderr.contains("--wait"), "{args:?}: {stderr}");
+    assert!(stderr.contains(says), "{args:?}: {stderr}");
+}
