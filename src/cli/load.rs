@@ -1,38 +1,23 @@
 //! `hilrig load [--rig R] [--id ID] set --current A | on | off | measure`: manual control of
-//! an electronic load.
-//!
-//! The current is checked against the rig's envelope before anything is sent. `set` and `on`
-//! take the bench lock and program the load's OCP to the envelope where the model has one;
-//! `off` is always allowed, even while a run holds the lock. `on` and `on --for D` behave as
-//! for `hilrig supply` (a timed switch-on with its guard). Exit codes as for
-//! `hilrig instruments`.
+//! an electronic load through the engine of [`super::manual`].
 
-use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Args, Subcommand};
-use serde_json::json;
 
-use super::instruments::{end_timed_on, exit_for, parse_value, Session};
-use super::EXIT_ABORT;
-use crate::instrument::{confirm_load_off, ConnectMode, InstrumentError, Load, ScpiLoad};
-use crate::rig::Role;
-use crate::units::Dimension;
+use super::manual::{self, Action, Manual, ManualOptions};
+use crate::instrument::{
+    confirm_load_off, ConnectMode, InstrumentError, Load, Measurement, ScpiLoad, SwitchOff,
+};
+use crate::rig::{Envelope, Role};
+use crate::scpi::Dialect;
 
 /// Arguments of `hilrig load`.
 #[derive(Debug, Args)]
 pub struct LoadArgs {
-    /// Rig file (default: rig/sim.yaml, the built-in simulated bench).
-    #[arg(long, global = true)]
-    pub rig: Option<PathBuf>,
-    /// Load id from the rig file (default: the rig's first load).
-    #[arg(long, global = true)]
-    pub id: Option<String>,
-    /// Wait this long for the bench lock when a run holds it (e.g. `30 s`, `10 min`).
-    #[arg(long, global = true, value_name = "DURATION", allow_hyphen_values = true, value_parser = super::parse_duration)]
-    pub wait: Option<std::time::Duration>,
-    /// Change an instrument whose calibration has expired (as for `run`).
-    #[arg(long, global = true)]
-    pub allow_expired_calibration: bool,
+    /// Rig, instrument, lock and calibration options.
+    #[command(flatten)]
+    pub options: ManualOptions,
     /// What to do.
     #[command(subcommand)]
     pub action: LoadAction,
@@ -80,203 +65,93 @@ directory.";
 
 /// Run `hilrig load ...` and return the exit code.
 pub async fn load(a: LoadArgs) -> i32 {
-    let session = match Session::start(a.rig.clone()).await {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return EXIT_ABORT;
-        }
+    let action = match a.action {
+        LoadAction::Set { current } => Action::Set {
+            voltage: None,
+            current: Some(current),
+        },
+        LoadAction::On { for_ } => Action::On { for_ },
+        LoadAction::Off => Action::Off,
+        LoadAction::Measure { json } => Action::Measure { json },
     };
-    let inst = match session.by_role(Role::Load, a.id.as_deref()) {
-        Ok(i) => i,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return EXIT_ABORT;
-        }
-    };
-    let envelope = &session.rig.envelope;
-    let mut setpoint = None;
-    if let LoadAction::Set { current } = &a.action {
-        let checked = parse_value(current, Dimension::Current).and_then(|v| {
-            envelope
-                .check_load_current(v)
-                .map(|()| v)
-                .map_err(|e| e.to_string())
-        });
-        match checked {
-            Ok(v) => setpoint = Some(v),
-            Err(e) => {
-                eprintln!("error: load `{}`: {e}", inst.id);
-                return EXIT_ABORT;
-            }
+    manual::run::<ScpiLoad>(a.options, action).await
+}
+
+impl Manual for ScpiLoad {
+    const ROLE: Role = Role::Load;
+    const NAME: &'static str = "load";
+    const PORT: &'static str = "input";
+
+    async fn connect(
+        id: &str,
+        address: &str,
+        dialect: Dialect,
+        timeout: Duration,
+    ) -> Result<(Self, Vec<InstrumentError>), InstrumentError> {
+        ScpiLoad::connect_with(id, address, dialect, timeout, ConnectMode::ReadOnly).await
+    }
+
+    fn identity(&self) -> &str {
+        ScpiLoad::identity(self)
+    }
+
+    async fn begin(&mut self, mode: ConnectMode) -> Result<Vec<InstrumentError>, InstrumentError> {
+        ScpiLoad::begin(self, mode).await
+    }
+
+    fn check(
+        envelope: &Envelope,
+        _voltage: Option<f64>,
+        current: Option<f64>,
+    ) -> Result<(), String> {
+        match current {
+            Some(i) => envelope.check_load_current(i).map_err(|e| e.to_string()),
+            None => Ok(()),
         }
     }
-    let changes = matches!(a.action, LoadAction::Set { .. } | LoadAction::On { .. });
-    let _lock = if changes {
-        match session
-            .lock(&format!("hilrig load --id {}", inst.id), a.wait)
+
+    async fn protect(&mut self, envelope: &Envelope) -> Result<(), InstrumentError> {
+        // A load without an OCP command is programmed nothing.
+        match self
+            .program_protection(envelope.max_discharge_current.0)
             .await
         {
-            Ok(l) => Some(l),
-            Err(e) => {
-                eprintln!("error: {e}");
-                return EXIT_ABORT;
-            }
-        }
-    } else {
-        None
-    };
-    let (dialect, address) = match session.scpi_endpoint(inst) {
-        Ok(e) => e,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return EXIT_ABORT;
-        }
-    };
-    // Read-only actions send nothing at connect but `*IDN?` (no `*CLS`, no mode change);
-    // a switch-off goes ahead past the errors of the connect sequence.
-    let mode = match a.action {
-        LoadAction::Measure { .. } => ConnectMode::ReadOnly,
-        LoadAction::Off => ConnectMode::SwitchOff,
-        _ => ConnectMode::Settings,
-    };
-    let timeout = inst.timeout.duration();
-    let (mut load, passed) =
-        match ScpiLoad::connect_with(&inst.id, &address, dialect, timeout, ConnectMode::ReadOnly)
-            .await
-        {
-            Ok(l) => l,
-            Err(e) => {
-                eprintln!("error: {e}");
-                return exit_for(&e);
-            }
-        };
-    if let Err(e) = session.check_unit(
-        inst,
-        load.identity(),
-        mode == ConnectMode::Settings,
-        a.allow_expired_calibration,
-    ) {
-        // A switch-off goes ahead whatever unit answers; anything else is refused.
-        if mode == ConnectMode::SwitchOff {
-            eprintln!("warning: {e}");
-        } else {
-            eprintln!("error: {e}");
-            return EXIT_ABORT;
+            Ok(()) | Err(InstrumentError::Unsupported { .. }) => Ok(()),
+            Err(e) => Err(e),
         }
     }
-    // Only now, with the unit known, the connect sequence (none for read-only commands).
-    let passed = match load.begin(mode).await {
-        Ok(mut more) => {
-            more.splice(0..0, passed);
-            more
-        }
-        Err(e) => {
-            eprintln!("error: {e}");
-            return exit_for(&e);
-        }
-    };
-    if let LoadAction::Off = a.action {
-        return match confirm_load_off(&mut load, passed).await {
-            Ok(errors) => {
-                for e in errors {
-                    eprintln!("warning: {e}");
-                }
-                println!("load `{}`: input off (read back)", inst.id);
-                0
-            }
-            Err(e) => {
-                eprintln!("error: {e}");
-                EXIT_ABORT
-            }
-        };
-    }
-    // A timed switch-on starts its guard before anything is switched on.
-    let timed = match a.action {
-        LoadAction::On { for_ } => for_,
-        _ => None,
-    };
-    let guard = match session.guard_timed_on(inst, timed) {
-        Ok(g) => g,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return EXIT_ABORT;
-        }
-    };
-    let result = async {
-        if changes {
-            match load
-                .program_protection(envelope.max_discharge_current.0)
-                .await
-            {
-                Ok(()) | Err(InstrumentError::Unsupported { .. }) => {}
-                Err(e) => return Err(e),
-            }
-        }
-        match &a.action {
-            LoadAction::Set { .. } => {
-                if let Some(i) = setpoint {
-                    load.set_current(i).await?;
-                }
-                println!("load `{}`: set", inst.id);
-            }
-            // A switch-off has its own path above.
-            LoadAction::Off => {}
-            LoadAction::On { .. } => {
-                load.set_input(true).await?;
-                let on = load.input().await?;
-                println!("load `{}`: input {}", inst.id, if on { "on" } else { "off" });
-            }
-            LoadAction::Measure { json } => {
-                let m = load.measure().await?;
-                let on = load.input().await?;
-                if *json {
-                    println!(
-                        "{}",
-                        json!({"id": inst.id, "voltage_v": m.voltage, "current_a": m.current, "input": on})
-                    );
-                } else {
-                    println!(
-                        "load `{}`: {:.4} V, {:.4} A, input {}",
-                        inst.id,
-                        m.voltage,
-                        m.current,
-                        if on { "on" } else { "off" }
-                    );
-                }
-            }
-        }
-        if mode == ConnectMode::Settings {
-            load.check_errors().await?;
-        }
-        Ok(())
-    }
-    .await;
-    if changes {
-        if let Some(note) = session.note() {
-            eprintln!("{note}");
+
+    async fn set(
+        &mut self,
+        _voltage: Option<f64>,
+        current: Option<f64>,
+    ) -> Result<(), InstrumentError> {
+        match current {
+            Some(i) => self.set_current(i).await,
+            None => Ok(()),
         }
     }
-    let code = match &result {
-        Ok(()) => 0,
-        Err(e) => {
-            eprintln!("error: {e}");
-            exit_for(e)
-        }
-    };
-    let Some(duration) = timed else {
-        return code;
-    };
-    // The timed switch-on ends with the input off, read back, whatever happened.
-    end_timed_on(
-        &mut load,
-        &format!("load `{}`", inst.id),
-        "input",
-        duration,
-        result.is_err().then_some(code),
-        guard,
-        async |i| i.input().await,
-        async |i| confirm_load_off(i, Vec::new()).await,
-    )
-    .await
+
+    async fn switch(&mut self, on: bool) -> Result<(), InstrumentError> {
+        self.set_input(on).await
+    }
+
+    async fn is_on(&mut self) -> Result<bool, InstrumentError> {
+        self.input().await
+    }
+
+    async fn measure(&mut self) -> Result<Measurement, InstrumentError> {
+        Load::measure(self).await
+    }
+
+    async fn check_errors(&mut self) -> Result<(), InstrumentError> {
+        Load::check_errors(self).await
+    }
+
+    async fn confirm_off(
+        &mut self,
+        earlier: Vec<InstrumentError>,
+    ) -> Result<Vec<InstrumentError>, SwitchOff> {
+        confirm_load_off(self, earlier).await
+    }
 }

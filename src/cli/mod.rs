@@ -6,6 +6,7 @@ mod instruments;
 mod keygen;
 mod load;
 mod lock;
+mod manual;
 mod output;
 mod probe;
 mod report;

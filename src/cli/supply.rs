@@ -1,39 +1,24 @@
 //! `hilrig supply [--rig R] [--id ID] set --voltage V --current A | on | off | measure`:
-//! manual control of a DC supply.
-//!
-//! Every setting is checked against the rig's envelope before anything is sent. `set` and
-//! `on` take the bench lock and program OVP/OCP to the envelope first; `off` is always
-//! allowed, even while a run holds the lock. `on` leaves the output on when the command
-//! ends, as asked; `on --for D` stays in the foreground, switches it off after `D` (or on
-//! Ctrl-C), and starts the out-of-process guard so that a killed hilrig still leaves it off
-//! (see `crate::guard`). Exit codes as for `hilrig instruments`.
+//! manual control of a DC supply through the engine of [`super::manual`].
 
-use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Args, Subcommand};
-use serde_json::json;
 
-use super::instruments::{end_timed_on, exit_for, parse_value, Session};
+use super::manual::{self, Action, Manual, ManualOptions};
 use super::EXIT_ABORT;
-use crate::instrument::{confirm_supply_off, ConnectMode, ScpiSupply, Supply};
-use crate::rig::Role;
-use crate::units::Dimension;
+use crate::instrument::{
+    confirm_supply_off, ConnectMode, InstrumentError, Measurement, ScpiSupply, Supply, SwitchOff,
+};
+use crate::rig::{Envelope, Role};
+use crate::scpi::Dialect;
 
 /// Arguments of `hilrig supply`.
 #[derive(Debug, Args)]
 pub struct SupplyArgs {
-    /// Rig file (default: rig/sim.yaml, the built-in simulated bench).
-    #[arg(long, global = true)]
-    pub rig: Option<PathBuf>,
-    /// Supply id from the rig file (default: the rig's first supply).
-    #[arg(long, global = true)]
-    pub id: Option<String>,
-    /// Wait this long for the bench lock when a run holds it (e.g. `30 s`, `10 min`).
-    #[arg(long, global = true, value_name = "DURATION", allow_hyphen_values = true, value_parser = super::parse_duration)]
-    pub wait: Option<std::time::Duration>,
-    /// Change an instrument whose calibration has expired (as for `run`).
-    #[arg(long, global = true)]
-    pub allow_expired_calibration: bool,
+    /// Rig, instrument, lock and calibration options.
+    #[command(flatten)]
+    pub options: ManualOptions,
     /// What to do.
     #[command(subcommand)]
     pub action: SupplyAction,
@@ -86,228 +71,100 @@ directory.";
 
 /// Run `hilrig supply ...` and return the exit code.
 pub async fn supply(a: SupplyArgs) -> i32 {
-    let session = match Session::start(a.rig.clone()).await {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return EXIT_ABORT;
-        }
-    };
-    let inst = match session.by_role(Role::Supply, a.id.as_deref()) {
-        Ok(i) => i,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return EXIT_ABORT;
-        }
-    };
-    let envelope = &session.rig.envelope;
-    // Every value is checked before anything is sent.
-    let mut setpoints = (None, None);
-    if let SupplyAction::Set { voltage, current } = &a.action {
-        if voltage.is_none() && current.is_none() {
-            eprintln!("error: give --voltage, --current or both");
-            return EXIT_ABORT;
-        }
-        let checked = || -> Result<(Option<f64>, Option<f64>), String> {
-            let parse = |text: &Option<String>, dim| {
-                text.as_deref().map(|t| parse_value(t, dim)).transpose()
-            };
-            let v = parse(voltage, Dimension::Voltage)?;
-            let i = parse(current, Dimension::Current)?;
-            if let Some(v) = v {
-                envelope
-                    .check_supply_voltage(v)
-                    .map_err(|e| e.to_string())?;
-            }
-            if let Some(i) = i {
-                envelope
-                    .check_supply_current(i)
-                    .map_err(|e| e.to_string())?;
-            }
-            Ok((v, i))
-        };
-        setpoints = match checked() {
-            Ok(s) => s,
-            Err(e) => {
-                eprintln!("error: supply `{}`: {e}", inst.id);
+    let action = match a.action {
+        SupplyAction::Set { voltage, current } => {
+            if voltage.is_none() && current.is_none() {
+                eprintln!("error: give --voltage, --current or both");
                 return EXIT_ABORT;
             }
-        };
+            Action::Set { voltage, current }
+        }
+        SupplyAction::On { for_ } => Action::On { for_ },
+        SupplyAction::Off => Action::Off,
+        SupplyAction::Measure { json } => Action::Measure { json },
+    };
+    manual::run::<ScpiSupply>(a.options, action).await
+}
+
+impl Manual for ScpiSupply {
+    const ROLE: Role = Role::Supply;
+    const NAME: &'static str = "supply";
+    const PORT: &'static str = "output";
+
+    async fn connect(
+        id: &str,
+        address: &str,
+        dialect: Dialect,
+        timeout: Duration,
+    ) -> Result<(Self, Vec<InstrumentError>), InstrumentError> {
+        ScpiSupply::connect_with(id, address, dialect, timeout, ConnectMode::ReadOnly).await
     }
-    let changes = matches!(a.action, SupplyAction::Set { .. } | SupplyAction::On { .. });
-    let _lock = if changes {
-        match session
-            .lock(&format!("hilrig supply --id {}", inst.id), a.wait)
-            .await
-        {
-            Ok(l) => Some(l),
-            Err(e) => {
-                eprintln!("error: {e}");
-                return EXIT_ABORT;
-            }
-        }
-    } else {
-        None
-    };
-    let (dialect, address) = match session.scpi_endpoint(inst) {
-        Ok(e) => e,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return EXIT_ABORT;
-        }
-    };
-    // Read-only actions send nothing at connect but `*IDN?`; a switch-off goes ahead past
-    // the errors of the connect sequence.
-    let mode = match a.action {
-        SupplyAction::Measure { .. } => ConnectMode::ReadOnly,
-        SupplyAction::Off => ConnectMode::SwitchOff,
-        _ => ConnectMode::Settings,
-    };
-    let timeout = inst.timeout.duration();
-    let (mut psu, passed) =
-        match ScpiSupply::connect_with(&inst.id, &address, dialect, timeout, ConnectMode::ReadOnly)
-            .await
-        {
-            Ok(p) => p,
-            Err(e) => {
-                eprintln!("error: {e}");
-                return exit_for(&e);
-            }
-        };
-    if let Err(e) = session.check_unit(
-        inst,
-        psu.identity(),
-        mode == ConnectMode::Settings,
-        a.allow_expired_calibration,
-    ) {
-        // A switch-off goes ahead whatever unit answers; anything else is refused.
-        if mode == ConnectMode::SwitchOff {
-            eprintln!("warning: {e}");
-        } else {
-            eprintln!("error: {e}");
-            return EXIT_ABORT;
-        }
+
+    fn identity(&self) -> &str {
+        ScpiSupply::identity(self)
     }
-    // Only now, with the unit known, the connect sequence (none for read-only commands).
-    let passed = match psu.begin(mode).await {
-        Ok(mut more) => {
-            more.splice(0..0, passed);
-            more
-        }
-        Err(e) => {
-            eprintln!("error: {e}");
-            return exit_for(&e);
-        }
-    };
-    if let SupplyAction::Off = a.action {
-        return match confirm_supply_off(&mut psu, passed).await {
-            Ok(errors) => {
-                for e in errors {
-                    eprintln!("warning: {e}");
-                }
-                println!("supply `{}`: output off (read back)", inst.id);
-                0
-            }
-            Err(e) => {
-                eprintln!("error: {e}");
-                EXIT_ABORT
-            }
-        };
+
+    async fn begin(&mut self, mode: ConnectMode) -> Result<Vec<InstrumentError>, InstrumentError> {
+        ScpiSupply::begin(self, mode).await
     }
-    // A timed switch-on starts its guard before anything is switched on.
-    let timed = match a.action {
-        SupplyAction::On { for_ } => for_,
-        _ => None,
-    };
-    let guard = match session.guard_timed_on(inst, timed) {
-        Ok(g) => g,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return EXIT_ABORT;
+
+    fn check(
+        envelope: &Envelope,
+        voltage: Option<f64>,
+        current: Option<f64>,
+    ) -> Result<(), String> {
+        if let Some(v) = voltage {
+            envelope
+                .check_supply_voltage(v)
+                .map_err(|e| e.to_string())?;
         }
-    };
-    let result = async {
-        if changes {
-            psu.program_protection(
-                envelope.max_pack_voltage.0,
-                envelope.max_charge_current.0,
-            )
-            .await?;
-        }
-        match &a.action {
-            SupplyAction::Set { .. } => {
-                if let Some(v) = setpoints.0 {
-                    psu.set_voltage(v).await?;
-                }
-                if let Some(i) = setpoints.1 {
-                    psu.set_current(i).await?;
-                }
-                println!("supply `{}`: set", inst.id);
-            }
-            SupplyAction::On { .. } => {
-                psu.set_output(true).await?;
-                println!("supply `{}`: output {}", inst.id, on_off(psu.output().await?));
-            }
-            // A switch-off has its own path above.
-            SupplyAction::Off => {}
-            SupplyAction::Measure { json } => {
-                let m = psu.measure().await?;
-                let on = psu.output().await?;
-                if *json {
-                    println!(
-                        "{}",
-                        json!({"id": inst.id, "voltage_v": m.voltage, "current_a": m.current, "output": on})
-                    );
-                } else {
-                    println!(
-                        "supply `{}`: {:.4} V, {:.4} A, output {}",
-                        inst.id,
-                        m.voltage,
-                        m.current,
-                        on_off(on)
-                    );
-                }
-            }
-        }
-        if mode == ConnectMode::Settings {
-            psu.check_errors().await?;
+        if let Some(i) = current {
+            envelope
+                .check_supply_current(i)
+                .map_err(|e| e.to_string())?;
         }
         Ok(())
     }
-    .await;
-    if changes {
-        if let Some(note) = session.note() {
-            eprintln!("{note}");
-        }
-    }
-    let code = match &result {
-        Ok(()) => 0,
-        Err(e) => {
-            eprintln!("error: {e}");
-            exit_for(e)
-        }
-    };
-    let Some(duration) = timed else {
-        return code;
-    };
-    // The timed switch-on ends with the output off, read back, whatever happened.
-    end_timed_on(
-        &mut psu,
-        &format!("supply `{}`", inst.id),
-        "output",
-        duration,
-        result.is_err().then_some(code),
-        guard,
-        async |i| i.output().await,
-        async |i| confirm_supply_off(i, Vec::new()).await,
-    )
-    .await
-}
 
-fn on_off(on: bool) -> &'static str {
-    if on {
-        "on"
-    } else {
-        "off"
+    async fn protect(&mut self, envelope: &Envelope) -> Result<(), InstrumentError> {
+        self.program_protection(envelope.max_pack_voltage.0, envelope.max_charge_current.0)
+            .await
+    }
+
+    async fn set(
+        &mut self,
+        voltage: Option<f64>,
+        current: Option<f64>,
+    ) -> Result<(), InstrumentError> {
+        if let Some(v) = voltage {
+            self.set_voltage(v).await?;
+        }
+        if let Some(i) = current {
+            self.set_current(i).await?;
+        }
+        Ok(())
+    }
+
+    async fn switch(&mut self, on: bool) -> Result<(), InstrumentError> {
+        self.set_output(on).await
+    }
+
+    async fn is_on(&mut self) -> Result<bool, InstrumentError> {
+        self.output().await
+    }
+
+    async fn measure(&mut self) -> Result<Measurement, InstrumentError> {
+        Supply::measure(self).await
+    }
+
+    async fn check_errors(&mut self) -> Result<(), InstrumentError> {
+        Supply::check_errors(self).await
+    }
+
+    async fn confirm_off(
+        &mut self,
+        earlier: Vec<InstrumentError>,
+    ) -> Result<Vec<InstrumentError>, SwitchOff> {
+        confirm_supply_off(self, earlier).await
     }
 }
