@@ -6,7 +6,8 @@ fn main() {
     let cli = match hilrig::cli::Cli::try_parse() {
         Ok(cli) => cli,
         // Help, version and usage errors; a closed or full stdout is an error, not a pass.
-        Err(e) => {
+        Err(mut e) => {
+            hilrig::cli::suggest_subcommand(&mut e);
             if let Err(io) = e.print() {
                 eprintln!("error: cannot write to standard output: {io}");
                 std::process::exit(2);

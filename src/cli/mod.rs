@@ -24,6 +24,28 @@ use clap::{Parser, Subcommand};
 /// Exit code for usage or input errors and aborted runs.
 pub const EXIT_ABORT: i32 = 2;
 
+/// For a mistyped subcommand that clap finds no near match for (`rnu`), suggest the
+/// closest one by edit distance, as the plan loader does for keys.
+pub fn suggest_subcommand(e: &mut clap::Error) {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    if e.kind() != ErrorKind::InvalidSubcommand || e.get(ContextKind::SuggestedSubcommand).is_some()
+    {
+        return;
+    }
+    let Some(ContextValue::String(typed)) = e.get(ContextKind::InvalidSubcommand) else {
+        return;
+    };
+    let command = <Cli as clap::CommandFactory>::command();
+    let names: Vec<&str> = command.get_subcommands().map(|c| c.get_name()).collect();
+    if let Some(best) = crate::plan::error::did_you_mean(typed, names.iter().copied()) {
+        let best = best.to_string();
+        e.insert(
+            ContextKind::SuggestedSubcommand,
+            ContextValue::Strings(vec![best]),
+        );
+    }
+}
+
 /// A duration on the command line, in the plans' syntax (`30 s`, `10 min`, `1.5 h`): one
 /// parser for every option that takes one. Negative, non-finite and unrepresentable
 /// durations are refused with the text given.
@@ -134,6 +156,22 @@ pub fn main(cli: Cli) -> i32 {
 
 #[cfg(test)]
 mod tests {
+    use clap::Parser;
+
+    #[rstest::rstest]
+    #[case::swapped("rnu", Some("run"))]
+    #[case::clap_finds_it("valdate", Some("validate"))]
+    #[case::nothing_near("zzzzzz", None)]
+    fn mistyped_subcommands_get_a_suggestion(#[case] typed: &str, #[case] want: Option<&str>) {
+        let mut e = super::Cli::try_parse_from(["hilrig", typed]).unwrap_err();
+        super::suggest_subcommand(&mut e);
+        let text = e.render().to_string();
+        match want {
+            Some(name) => assert!(text.contains(&format!("'{name}'")), "{text}"),
+            None => assert!(!text.contains("similar subcommand"), "{text}"),
+        }
+    }
+
     #[rstest::rstest]
     #[case::seconds("30 s", Ok(30.0))]
     #[case::minutes("10 min", Ok(600.0))]

@@ -244,12 +244,14 @@ fn substitute(
             let hint = did_you_mean(k, known.iter().copied())
                 .map(|b| format!("; did you mean `{b}`?"))
                 .unwrap_or_default();
+            let declared = if known.is_empty() {
+                "the plan declares no parameters".to_string()
+            } else {
+                format!("declared: {}", known.join(", "))
+            };
             return Err(InputError::file(
                 path,
-                format!(
-                    "parameter `{k}` is not declared by the plan (declared: {}){hint}",
-                    known.join(", ")
-                ),
+                format!("parameter `{k}` is not declared by the plan ({declared}){hint}"),
             ));
         }
         values.insert(k.clone(), v.clone());
@@ -1060,6 +1062,23 @@ mod tests {
                 assert!(text[0].contains("fixture.yaml:57:"), "{text:?}");
             }
         }
+    }
+
+    #[rstest]
+    #[case::near_name(
+        "parameters:\n  rate: 20 mV/s\nsteps: []\n",
+        "rat",
+        "declared: rate; did you mean `rate`?"
+    )]
+    #[case::no_parameters("steps: []\n", "cel", "(the plan declares no parameters)")]
+    fn an_override_of_an_undeclared_parameter_says_what_is_declared(
+        #[case] text: &str,
+        #[case] name: &str,
+        #[case] says: &str,
+    ) {
+        let over = BTreeMap::from([(name.to_string(), "3".to_string())]);
+        let err = substitute(Path::new("p.yaml"), text, &over).unwrap_err();
+        assert!(err.message.contains(says), "{}", err.message);
     }
 
     #[test]
