@@ -1068,7 +1068,7 @@ mod tests {
     #[case::near_name(
         "parameters:\n  rate: 20 mV/s\nsteps: []\n",
         "rat",
-        "declared: rate; did you mean `rate`?"
+        "(declared: rate); did you mean `rate`?"
     )]
     #[case::no_parameters("steps: []\n", "cel", "(the plan declares no parameters)")]
     fn an_override_of_an_undeclared_parameter_says_what_is_declared(
