@@ -56,6 +56,102 @@ pub trait CellSim: Send {
     fn temperature_accuracy(&self) -> f64;
     /// How often a ramp should update its setpoint.
     fn update_period(&self) -> Duration;
+    /// Whether this simulator drives pack cell `cell` (1-based).
+    fn covers(&self, cell: u32) -> bool {
+        let _ = cell;
+        true
+    }
+    /// Whether it emulates temperature sensors.
+    fn simulates_temperatures(&self) -> bool {
+        true
+    }
+    /// Whether its setpoints go out as CAN frames nobody acknowledges (so that a setpoint
+    /// sent counts as done only while the DUT's bus is alive); a SCPI unit answers itself.
+    fn over_can(&self) -> bool {
+        true
+    }
+}
+
+/// Several cell simulators as one: a pack split over units (each cell to the unit that
+/// covers it, temperatures to the first that emulates them). Accuracy and update period are
+/// the worst of the units'.
+pub struct CellSimSet {
+    id: String,
+    units: Vec<Box<dyn CellSim>>,
+}
+
+impl CellSimSet {
+    /// Combine `units` (at least one); the set's id joins theirs with `+`.
+    pub fn new(units: Vec<Box<dyn CellSim>>) -> Self {
+        let id = units
+            .iter()
+            .map(|u| u.id().to_string())
+            .collect::<Vec<_>>()
+            .join("+");
+        Self { id, units }
+    }
+
+    fn unsupported(&self, what: String) -> CellSimError {
+        CellSimError::Mapping {
+            id: self.id.clone(),
+            reason: what,
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl CellSim for CellSimSet {
+    fn id(&self) -> &str {
+        &self.id
+    }
+
+    async fn set_cell_voltage(&mut self, cell: u32, volts: f64) -> Result<(), CellSimError> {
+        match self.units.iter_mut().find(|u| u.covers(cell)) {
+            Some(u) => u.set_cell_voltage(cell, volts).await,
+            None => Err(self.unsupported(format!("no unit drives cell {cell}"))),
+        }
+    }
+
+    async fn set_temperature(&mut self, sensor: u32, celsius: f64) -> Result<(), CellSimError> {
+        match self.units.iter_mut().find(|u| u.simulates_temperatures()) {
+            Some(u) => u.set_temperature(sensor, celsius).await,
+            None => Err(self.unsupported(format!(
+                "no unit emulates temperature sensor {sensor}; add one that emulates NTCs"
+            ))),
+        }
+    }
+
+    fn accuracy(&self) -> f64 {
+        self.units.iter().map(|u| u.accuracy()).fold(0.0, f64::max)
+    }
+
+    fn temperature_accuracy(&self) -> f64 {
+        self.units
+            .iter()
+            .filter(|u| u.simulates_temperatures())
+            .map(|u| u.temperature_accuracy())
+            .fold(0.0, f64::max)
+    }
+
+    fn update_period(&self) -> Duration {
+        self.units
+            .iter()
+            .map(|u| u.update_period())
+            .max()
+            .unwrap_or_default()
+    }
+
+    fn covers(&self, cell: u32) -> bool {
+        self.units.iter().any(|u| u.covers(cell))
+    }
+
+    fn simulates_temperatures(&self) -> bool {
+        self.units.iter().any(|u| u.simulates_temperatures())
+    }
+
+    fn over_can(&self) -> bool {
+        self.units.iter().any(|u| u.over_can())
+    }
 }
 
 /// How one kind of setpoint (cell voltage, temperature) maps onto a DBC message.

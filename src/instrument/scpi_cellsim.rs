@@ -1,9 +1,12 @@
 //! A cell simulator driven over SCPI (Bloomy ABS and alike): one channel per cell, with
 //! output switching and fault injection per cell.
 //!
-//! Cell `n` is channel `n` of the dialect. The first voltage set on a cell also switches that
-//! cell's output on, so that a plan's `cells:` setpoints reach the BMS without a separate
-//! step; [`ScpiCellSim::set_output`] switches it explicitly.
+//! The inherent methods speak the unit's channels. As a [`CellSim`] (what a run drives) it
+//! speaks the pack's cells: cell `cell_offset + n` is channel `n`, so that a pack is split
+//! over several units (`cell_offset` in the rig file; see [`super::cellsim::CellSimSet`]).
+//! The first voltage set on a cell also switches that cell's output on, so that a plan's
+//! `cells:` setpoints reach the BMS without a separate step; [`ScpiCellSim::set_output`]
+//! switches it explicitly.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -34,6 +37,8 @@ pub struct ScpiCellSim {
     core: Core,
     enabled: BTreeSet<u32>,
     update_period: Duration,
+    /// Pack cells before channel 1.
+    offset: u32,
 }
 
 impl std::fmt::Debug for ScpiCellSim {
@@ -75,7 +80,20 @@ impl ScpiCellSim {
             core,
             enabled: BTreeSet::new(),
             update_period: DEFAULT_UPDATE_PERIOD,
+            offset: 0,
         }
+    }
+
+    /// Place the unit in a pack split over several: channel n drives cell `offset + n`.
+    pub fn with_cell_offset(mut self, offset: u32) -> Self {
+        self.offset = offset;
+        self
+    }
+
+    /// The channel that drives pack cell `cell`, if this unit has it.
+    fn channel_of(&self, cell: u32) -> Option<u32> {
+        cell.checked_sub(self.offset)
+            .filter(|ch| self.core.dialect.channel_ranges(*ch).is_some())
     }
 
     /// Ramp setpoints every `period` instead of every 100 ms.
@@ -247,15 +265,38 @@ impl CellSim for ScpiCellSim {
     }
 
     async fn set_cell_voltage(&mut self, cell: u32, volts: f64) -> Result<(), CellSimError> {
-        if let Err(e) = self.set_voltage(cell, volts).await {
+        let Some(ch) = self.channel_of(cell) else {
+            return Err(CellSimError::Mapping {
+                id: self.core.id.clone(),
+                reason: format!(
+                    "cell {cell} is not on this unit (channels {:?} drive cells {} to {})",
+                    self.cells(),
+                    self.offset + 1,
+                    self.offset + self.cells().last().copied().unwrap_or(0)
+                ),
+            });
+        };
+        if let Err(e) = self.set_voltage(ch, volts).await {
             return Err(self.cell_error(e));
         }
-        if !self.enabled.contains(&cell) {
-            if let Err(e) = self.set_output(cell, true).await {
+        if !self.enabled.contains(&ch) {
+            if let Err(e) = self.set_output(ch, true).await {
                 return Err(self.cell_error(e));
             }
         }
         Ok(())
+    }
+
+    fn covers(&self, cell: u32) -> bool {
+        self.channel_of(cell).is_some()
+    }
+
+    fn simulates_temperatures(&self) -> bool {
+        false
+    }
+
+    fn over_can(&self) -> bool {
+        false
     }
 
     async fn set_temperature(&mut self, sensor: u32, celsius: f64) -> Result<(), CellSimError> {
@@ -367,11 +408,40 @@ mod tests {
             .await
             .unwrap();
         let error = cells.set_cell_voltage(9, 3.3).await.unwrap_err();
-        assert!(error.to_string().contains("no channel 9"), "{error}");
+        assert!(
+            error.to_string().contains("cell 9 is not on this unit")
+                && error.to_string().contains("drive cells 1 to 8"),
+            "{error}"
+        );
         let error = cells.set_temperature(1, 25.0).await.unwrap_err();
         assert!(error.to_string().contains("cells only"), "{error}");
         drop(cells);
         assert!(!task.await.unwrap().iter().any(|l| l.contains("SOUR9")));
+    }
+
+    /// With `cell_offset: 8`, pack cell 9 is channel 1 and cell 8 is not on the unit.
+    #[tokio::test]
+    async fn a_unit_with_an_offset_drives_its_own_cells() {
+        let (transport, task) = fake();
+        let dialect = builtin_dialect("bloomy-abs").unwrap();
+        let mut cells = ScpiCellSim::open("cells-b", transport, dialect, T)
+            .await
+            .unwrap()
+            .with_cell_offset(8);
+        assert!(cells.covers(9) && cells.covers(16));
+        assert!(!cells.covers(8) && !cells.covers(17));
+        cells.set_cell_voltage(9, 3.3).await.unwrap();
+        let error = cells.set_cell_voltage(8, 3.3).await.unwrap_err();
+        assert!(error.to_string().contains("drive cells 9 to 16"), "{error}");
+        drop(cells);
+        let seen = task.await.unwrap();
+        assert!(
+            seen.iter().any(|l| l.starts_with("SOUR1:VOLT 3.3")),
+            "{seen:?}"
+        );
+        assert!(!seen
+            .iter()
+            .any(|l| l.starts_with("SOUR9") || l.starts_with("SOUR8")));
     }
 
     #[tokio::test]

@@ -127,6 +127,8 @@ pub fn check_rig(rig: &Source<Rig>) -> Vec<InputError> {
     let mut ids = BTreeSet::new();
     let bus_ids: BTreeSet<&str> = r.buses.iter().map(|b| b.id.as_str()).collect();
     let mut update_periods = 0;
+    // Cells each SCPI cell simulator drives (first, last), to find overlaps.
+    let mut cell_ranges: Vec<(&str, (u32, u32))> = Vec::new();
     for (n, inst) in r.instruments.iter().enumerate() {
         let id_at = |msg: String| at(rig, "id", n, msg);
         if !ids.insert(inst.id.as_str()) {
@@ -135,8 +137,38 @@ pub fn check_rig(rig: &Source<Rig>) -> Vec<InputError> {
                 inst.id
             )));
         }
-        match inst.role {
-            Role::Supply | Role::Load => {
+        // Supplies, loads and cell simulators with a `dialect:` speak SCPI; a cell
+        // simulator without one is driven over CAN through its `mapping:`.
+        let over_scpi = match inst.role {
+            Role::Supply | Role::Load => true,
+            Role::CellSim => inst.dialect.is_some(),
+            Role::Chamber => false,
+        };
+        match (inst.role, over_scpi) {
+            (Role::Chamber, _) => errors.push(id_at(format!(
+                "instrument `{}`: thermal chambers are not supported yet",
+                inst.id
+            ))),
+            (_, true) => {
+                if inst.role == Role::CellSim {
+                    let channels = inst
+                        .dialect
+                        .as_deref()
+                        .and_then(crate::scpi::builtin_dialect)
+                        .map_or(0, |d| d.channel_numbers().len() as u32);
+                    let range = (inst.cell_offset + 1, inst.cell_offset + channels.max(1));
+                    if let Some((other, _)) = cell_ranges
+                        .iter()
+                        .find(|(_, (lo, hi))| range.0 <= *hi && *lo <= range.1)
+                    {
+                        errors.push(id_at(format!(
+                            "cell simulator `{}` drives cells {} to {}, which `{other}` drives \
+                             too: give each unit its own `cell_offset`",
+                            inst.id, range.0, range.1
+                        )));
+                    }
+                    cell_ranges.push((inst.id.as_str(), range));
+                }
                 match inst.dialect.as_deref() {
                     None => {
                         errors.push(id_at(format!("instrument `{}` has no `dialect:`", inst.id)))
@@ -171,7 +203,7 @@ pub fn check_rig(rig: &Source<Rig>) -> Vec<InputError> {
                     errors.push(id_at(format!("instrument `{}` has no `address:`", inst.id)));
                 }
             }
-            Role::CellSim => {
+            (_, false) => {
                 match inst.bus.as_deref() {
                     None => {
                         errors.push(id_at(format!("cell simulator `{}` has no `bus:`", inst.id)))
@@ -218,10 +250,6 @@ pub fn check_rig(rig: &Source<Rig>) -> Vec<InputError> {
                     }
                 }
             }
-            Role::Chamber => errors.push(id_at(format!(
-                "instrument `{}`: thermal chambers are not supported yet",
-                inst.id
-            ))),
         }
     }
     let mut bus_seen = BTreeSet::new();

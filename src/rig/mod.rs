@@ -215,6 +215,10 @@ pub struct InstrumentConfig {
     pub timeout: Seconds,
     /// CAN message mapping (cell simulators on CAN).
     pub mapping: Option<CellSimMapping>,
+    /// Cell simulators over SCPI: the pack's cells before this unit's channel 1, so that a
+    /// pack split over several units maps channel n to cell `cell_offset + n` (default 0).
+    #[serde(default)]
+    pub cell_offset: u32,
 }
 
 fn default_timeout() -> Seconds {

@@ -12,8 +12,10 @@ use tokio::time::{timeout, Instant, MissedTickBehavior};
 use super::signals::{spawn_monitor, Signals};
 use crate::can::{self, Bus, Frame};
 use crate::dbc::{Dbc, Message};
-use crate::instrument::cellsim::{CanCellSim, CellSim};
-use crate::instrument::{InstrumentError, Load, Measurement, ScpiLoad, ScpiSupply, Supply};
+use crate::instrument::cellsim::{CanCellSim, CellSim, CellSimSet};
+use crate::instrument::{
+    InstrumentError, Load, Measurement, ScpiCellSim, ScpiLoad, ScpiSupply, Supply,
+};
 use crate::plan::condition::Op;
 use crate::plan::load::bind_condition;
 use crate::plan::{Condition, LoadedPlan, SignalSource, Target};
@@ -238,9 +240,32 @@ impl Station {
             }
             self.dut_bus = Some(bus);
         }
+        // Cell simulators, one or several (a pack split over SCPI units), driven as one.
+        let mut cell_units: Vec<Box<dyn CellSim>> = Vec::new();
         for inst in &rig.instruments {
             let timeout = inst.timeout.duration();
             match inst.role {
+                Role::CellSim if inst.mapping.is_none() => {
+                    let (Some(addr), Some(did)) =
+                        (inst.address.as_deref(), inst.dialect.as_deref())
+                    else {
+                        return Err(format!(
+                            "cell simulator `{}` needs either `bus:` and `mapping:` (CAN) or \
+                             `dialect:` and `address:` (SCPI)",
+                            inst.id
+                        ));
+                    };
+                    let dialect = builtin_dialect(did).ok_or_else(|| {
+                        format!("instrument `{}`: unknown dialect `{did}`", inst.id)
+                    })?;
+                    let mut cs = ScpiCellSim::connect(&inst.id, addr, dialect, timeout)
+                        .await
+                        .map_err(|e| e.to_string())?
+                        .with_cell_offset(inst.cell_offset);
+                    let idn = cs.verify_identity().await.map_err(|e| e.to_string())?;
+                    self.record_identity(inst, addr, &idn)?;
+                    cell_units.push(Box::new(cs));
+                }
                 Role::Supply | Role::Load => {
                     let addr = inst
                         .address
@@ -292,7 +317,7 @@ impl Station {
                     let dbc = Dbc::from_file(&m.dbc)
                         .map_err(|e| format!("cell simulator `{}`: {e}", inst.id))?;
                     let cs = CanCellSim::new(&inst.id, bus, &dbc, m).map_err(|e| e.to_string())?;
-                    self.cells = Some(shared(Box::new(cs) as Box<dyn CellSim>));
+                    cell_units.push(Box::new(cs));
                 }
                 Role::Chamber => {
                     return Err(format!(
@@ -302,6 +327,13 @@ impl Station {
                 }
             }
         }
+        self.cells = match cell_units.len() {
+            0 => None,
+            1 => cell_units.pop().map(shared),
+            _ => Some(shared(
+                Box::new(CellSimSet::new(cell_units)) as Box<dyn CellSim>
+            )),
+        };
         Ok(())
     }
 
@@ -514,16 +546,24 @@ impl Station {
                 Ok(())
             })
             .await;
-            let id = c.lock().await.id().to_string();
-            let r = r.and_then(|_| bus_alive());
-            out.push(action(
-                &id,
-                &format!(
+            let (id, over_can) = {
+                let g = c.lock().await;
+                (g.id().to_string(), g.over_can())
+            };
+            let what = if over_can {
+                let r = r.and_then(|_| bus_alive());
+                let text = format!(
                     "all cells to nominal {v:.3} V over CAN: sent, not confirmed (the cell \
                      simulator gives no read-back)"
-                ),
-                r,
-            ));
+                );
+                (text, r)
+            } else {
+                let text = format!(
+                    "all cells to nominal {v:.3} V over SCPI: accepted by the unit, not read back"
+                );
+                (text, r)
+            };
+            out.push(action(&id, &what.0, what.1));
         }
         if let (Some(bus), Some(sr)) = (&self.dut_bus, &self.state_request) {
             out.push(self.request_standby(bus.as_ref(), sr).await);

@@ -220,6 +220,9 @@ impl Bench {
             if let Some(serial) = &inst.serial {
                 server.set_serial(serial);
             }
+            if inst.role == Role::CellSim {
+                server.set_cell_offset(inst.cell_offset);
+            }
             if inst.role == Role::Supply
                 && sim.faults.contains(&SimulatedFault::SupplyOutputStuckOn)
             {

@@ -303,3 +303,72 @@ fn an_expired_calibration_refuses_the_run_unless_allowed_and_then_flags_the_repo
     assert_eq!(code, 0, "{err}");
     assert!(!err.contains("calibration"), "{err}");
 }
+
+/// `rig/sim-abs.yaml` drives the 16 cells over SCPI, split over two 8-channel cell
+/// simulators (`cell_offset: 8` on the second): the over-charge plan passes, cell 5's ramp
+/// goes to channel 5 of the first unit, and the teardown's cells 9 to 16 reach channels 1
+/// to 8 of the second (checked from the simulated units' own command logs).
+#[test]
+fn a_pack_split_over_two_scpi_cell_simulators_runs_the_overcharge_plan() {
+    let rig_path = root().join("rig/sim-abs.yaml");
+    let rig = hilrig::plan::load_rig(&rig_path).unwrap().value;
+    let plan = plan("test-plans/overcharge.yaml", &rig);
+    let dir = temp_dir("abs-split");
+    let rt = crate::sim_support::virtual_runtime();
+    rt.block_on(async {
+        let bench = crate::sim_support::memory_bench(&rig, &rig_path).await;
+        let (results, _) = crate::sim_support::run_plan(&bench, &rig, plan, &dir).await;
+        assert_eq!(results.outcome, Outcome::Passed, "{:?}", results.abort);
+        assert!(results.safe_state_reached);
+        let log = |id: &str| bench.instrument(id).unwrap().command_log().join("\n");
+        let (a, b) = (log("cells-a"), log("cells-b"));
+        assert!(a.contains("SOUR5:VOLT 3.6"), "cell 5 ramp on unit a:\n{a}");
+        for ch in 1..=8 {
+            assert!(
+                b.contains(&format!("SOUR{ch}:VOLT 3.3")),
+                "channel {ch} of b:\n{b}"
+            );
+        }
+        assert!(!b.contains("SOUR9"), "unit b has 8 channels:\n{b}");
+        // The simulated unit b wires its channel 1 to the pack's cell 9, not cell 1.
+        let transport = bench.instrument("cells-b").unwrap().connect_in_memory();
+        let dialect = hilrig::scpi::builtin_dialect("bloomy-abs").unwrap();
+        let mut unit = hilrig::instrument::ScpiCellSim::open(
+            "cells-b",
+            transport,
+            dialect,
+            Duration::from_secs(2),
+        )
+        .await
+        .unwrap();
+        unit.set_voltage(1, 3.55).await.unwrap();
+        unit.set_output(1, true).await.unwrap();
+        let plant = bench.plant.snapshot();
+        assert_eq!(plant.cell_voltage(8), Some(3.55));
+        assert_ne!(plant.cell_voltage(0), Some(3.55));
+    });
+}
+
+/// Two SCPI cell simulators that drive the same cells are refused by `validate`, naming both.
+#[test]
+fn overlapping_cell_simulators_are_refused() {
+    let text = std::fs::read_to_string(root().join("rig/sim-abs.yaml"))
+        .unwrap()
+        .replace("cell_offset: 8", "cell_offset: 4")
+        .replace("../", &format!("{}/", root().display()));
+    let dir = temp_dir("abs-overlap");
+    let rig = dir.join("rig.yaml");
+    std::fs::write(&rig, text).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_hilrig"))
+        .arg("validate")
+        .arg(&rig)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr
+            .contains("cell simulator `cells-b` drives cells 5 to 12, which `cells-a` drives too"),
+        "{stderr}"
+    );
+}

@@ -220,6 +220,8 @@ struct InstrumentState {
     last_io: Instant,
     /// Simulated fault: once on, the output ignores `OUTP OFF` (accepted, not obeyed).
     output_stuck_on: bool,
+    /// Cell simulators: the plant's cells before channel 1 (a pack split over units).
+    cell_offset: u32,
 }
 
 impl InstrumentState {
@@ -235,6 +237,7 @@ impl InstrumentState {
             watchdog_delay: Duration::from_secs(60),
             last_io: Instant::now(),
             output_stuck_on: false,
+            cell_offset: 0,
         }
     }
 }

@@ -175,6 +175,12 @@ impl SimInstrument {
         push_error(&mut lock(&self.shared.state), code, message);
     }
 
+    /// A cell simulator's place in a pack split over several units: its channel n drives
+    /// the plant's cell `offset + n`.
+    pub fn set_cell_offset(&self, offset: u32) {
+        lock(&self.shared.state).cell_offset = offset;
+    }
+
     /// Simulated fault: once switched on, the output ignores `OUTP OFF` (the command is
     /// accepted, the output stays on and reads back on), as a supply whose output stage hangs.
     pub fn stick_output_on(&self) {
