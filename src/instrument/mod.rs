@@ -8,11 +8,13 @@
 pub mod cellsim;
 pub mod coverage;
 mod error;
+mod factory;
 mod scpi;
 mod scpi_cellsim;
 mod switch_off;
 
 pub use error::InstrumentError;
+pub use factory::{connect, Connected, Driver};
 pub use scpi::{protection_levels, ConnectMode, ScpiLoad, ScpiSupply};
 pub use scpi_cellsim::{CellFault, ScpiCellSim};
 pub use switch_off::{confirm_load_off, confirm_supply_off, SwitchOff};

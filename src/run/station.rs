@@ -11,17 +11,14 @@ use tokio::time::{timeout, Instant, MissedTickBehavior};
 
 use super::signals::{spawn_monitor, Signals};
 use crate::can::{self, Bus, Frame};
-use crate::dbc::{Dbc, Message};
-use crate::instrument::cellsim::{CanCellSim, CellSim, CellSimSet};
-use crate::instrument::{
-    InstrumentError, Load, Measurement, ScpiCellSim, ScpiLoad, ScpiSupply, Supply,
-};
+use crate::dbc::Message;
+use crate::instrument::cellsim::{CellSim, CellSimSet};
+use crate::instrument::{self, Driver, InstrumentError, Load, Measurement, Supply};
 use crate::plan::condition::Op;
 use crate::plan::load::bind_condition;
 use crate::plan::{Condition, LoadedPlan, SignalSource, Target};
 use crate::report::{InstrumentIdentity, SafeStateAction, WatchdogRecord};
-use crate::rig::{Envelope, Rig, Role};
-use crate::scpi::builtin_dialect;
+use crate::rig::{Envelope, InstrumentConfig, Rig};
 
 /// An instrument shared by the executor and its sampler; the mutex serializes its commands.
 pub type Shared<T> = Arc<Mutex<Box<T>>>;
@@ -92,36 +89,18 @@ pub struct Station {
     /// The DUT bus monitor: it outlives the other background tasks, so that the safe state
     /// reads the BMS's answer to its standby request.
     monitor: std::sync::Mutex<Option<JoinHandle<()>>>,
-    supply_config: Option<ConnectConfig>,
-    load_config: Option<ConnectConfig>,
+    supply_entry: Option<InstrumentConfig>,
+    load_entry: Option<InstrumentConfig>,
     /// The SCPI instruments' `*IDN?` answers, in connect order.
     pub identities: Vec<InstrumentIdentity>,
     /// The supply's I/O watchdog, once armed: the supply's id and the delay programmed.
     watchdog: std::sync::Mutex<Option<(String, Duration)>>,
 }
 
-/// How an SCPI instrument was reached, for reconnecting.
-struct ConnectConfig {
-    id: String,
-    address: String,
-    dialect: crate::scpi::Dialect,
-    timeout: Duration,
-}
-
-impl ConnectConfig {
-    /// Connect to the supply (its identity checked, its entry commands sent).
-    async fn supply(&self) -> Result<ScpiSupply, String> {
-        ScpiSupply::connect(&self.id, &self.address, self.dialect.clone(), self.timeout)
-            .await
-            .map_err(|e| e.to_string())
-    }
-
-    /// Connect to the load (its identity checked, its entry commands sent).
-    async fn load(&self) -> Result<ScpiLoad, String> {
-        ScpiLoad::connect(&self.id, &self.address, self.dialect.clone(), self.timeout)
-            .await
-            .map_err(|e| e.to_string())
-    }
+/// Connect a rig entry again (after a lost connection), as the same kind of instrument.
+async fn reconnect(entry: &InstrumentConfig) -> Result<Driver, String> {
+    let no_bus = |_: &str| Err("a SCPI instrument has no bus".to_string());
+    Ok(instrument::connect(entry, no_bus).await?.driver)
 }
 
 fn shared<T: ?Sized>(b: Box<T>) -> Arc<Mutex<Box<T>>> {
@@ -149,8 +128,8 @@ impl Station {
             state_request: None,
             tasks: std::sync::Mutex::new(Vec::new()),
             monitor: std::sync::Mutex::new(None),
-            supply_config: None,
-            load_config: None,
+            supply_entry: None,
+            load_entry: None,
             identities: Vec::new(),
             watchdog: std::sync::Mutex::new(None),
         };
@@ -243,88 +222,26 @@ impl Station {
         // Cell simulators, one or several (a pack split over SCPI units), driven as one.
         let mut cell_units: Vec<Box<dyn CellSim>> = Vec::new();
         for inst in &rig.instruments {
-            let timeout = inst.timeout.duration();
-            match inst.role {
-                Role::CellSim if inst.mapping.is_none() => {
-                    let (Some(addr), Some(did)) =
-                        (inst.address.as_deref(), inst.dialect.as_deref())
-                    else {
-                        return Err(format!(
-                            "cell simulator `{}` needs either `bus:` and `mapping:` (CAN) or \
-                             `dialect:` and `address:` (SCPI)",
-                            inst.id
-                        ));
-                    };
-                    let dialect = builtin_dialect(did).ok_or_else(|| {
-                        format!("instrument `{}`: unknown dialect `{did}`", inst.id)
-                    })?;
-                    let mut cs = ScpiCellSim::connect(&inst.id, addr, dialect, timeout)
-                        .await
-                        .map_err(|e| e.to_string())?
-                        .with_cell_offset(inst.cell_offset);
-                    let idn = cs.verify_identity().await.map_err(|e| e.to_string())?;
-                    self.record_identity(inst, addr, &idn)?;
-                    cell_units.push(Box::new(cs));
+            let on_bus = |bus_id: &str| {
+                let b = rig
+                    .bus(bus_id)
+                    .ok_or_else(|| format!("no bus `{bus_id}` in the rig"))?;
+                open_bus(b)
+            };
+            let connected = instrument::connect(inst, on_bus).await?;
+            match connected.driver {
+                Driver::Supply(s) => {
+                    self.supply = Some(shared(s));
+                    self.supply_entry = Some(inst.clone());
                 }
-                Role::Supply | Role::Load => {
-                    let addr = inst
-                        .address
-                        .as_deref()
-                        .ok_or_else(|| format!("instrument `{}` has no address", inst.id))?;
-                    let did = inst
-                        .dialect
-                        .as_deref()
-                        .ok_or_else(|| format!("instrument `{}` has no dialect", inst.id))?;
-                    let dialect = builtin_dialect(did).ok_or_else(|| {
-                        format!("instrument `{}`: unknown dialect `{did}`", inst.id)
-                    })?;
-                    let cfg = ConnectConfig {
-                        id: inst.id.clone(),
-                        address: addr.to_string(),
-                        dialect,
-                        timeout,
-                    };
-                    let idn = if inst.role == Role::Supply {
-                        let s = cfg.supply().await?;
-                        self.supply_config = Some(cfg);
-                        let idn = s.identity().to_string();
-                        self.supply = Some(shared(Box::new(s) as Box<dyn Supply>));
-                        idn
-                    } else {
-                        let l = cfg.load().await?;
-                        self.load_config = Some(cfg);
-                        let idn = l.identity().to_string();
-                        self.load = Some(shared(Box::new(l) as Box<dyn Load>));
-                        idn
-                    };
-                    self.record_identity(inst, addr, &idn)?;
+                Driver::Load(l) => {
+                    self.load = Some(shared(l));
+                    self.load_entry = Some(inst.clone());
                 }
-                Role::CellSim => {
-                    let m = inst
-                        .mapping
-                        .as_ref()
-                        .ok_or_else(|| format!("cell simulator `{}` has no mapping", inst.id))?;
-                    let bus_id = inst
-                        .bus
-                        .as_deref()
-                        .ok_or_else(|| format!("cell simulator `{}` has no bus", inst.id))?;
-                    let b = rig.bus(bus_id).ok_or_else(|| {
-                        format!("cell simulator `{}`: no bus `{bus_id}` in the rig", inst.id)
-                    })?;
-                    let bus: Box<dyn Bus> = Box::new(
-                        open_bus(b).map_err(|e| format!("cell simulator `{}`: {e}", inst.id))?,
-                    );
-                    let dbc = Dbc::from_file(&m.dbc)
-                        .map_err(|e| format!("cell simulator `{}`: {e}", inst.id))?;
-                    let cs = CanCellSim::new(&inst.id, bus, &dbc, m).map_err(|e| e.to_string())?;
-                    cell_units.push(Box::new(cs));
-                }
-                Role::Chamber => {
-                    return Err(format!(
-                        "instrument `{}`: thermal chambers are not supported yet",
-                        inst.id
-                    ))
-                }
+                Driver::Cells(c) => cell_units.push(c),
+            }
+            if let Some((address, idn)) = &connected.identity {
+                self.record_identity(inst, address, idn)?;
             }
         }
         self.cells = match cell_units.len() {
@@ -484,12 +401,14 @@ impl Station {
                 }
             };
             let mut r = bounded(switch_off()).await;
-            if let (Err(first), Some(cfg)) = (&r, &self.load_config) {
+            if let (Err(first), Some(entry)) = (&r, &self.load_entry) {
                 // A lost connection: reconnect once (with *CLS in the dialect's connect
                 // sequence) and try again.
                 let again = bounded(async {
-                    let fresh = cfg.load().await?;
-                    *l.lock().await = Box::new(fresh);
+                    let Driver::Load(fresh) = reconnect(entry).await? else {
+                        return Err(format!("`{}` is not a load", entry.id));
+                    };
+                    *l.lock().await = fresh;
                     switch_off().await
                 })
                 .await;
@@ -511,10 +430,12 @@ impl Station {
                 }
             };
             let mut r = bounded(switch_off()).await;
-            if let (Err(first), Some(cfg)) = (&r, &self.supply_config) {
+            if let (Err(first), Some(entry)) = (&r, &self.supply_entry) {
                 let again = bounded(async {
-                    let fresh = cfg.supply().await?;
-                    *s.lock().await = Box::new(fresh);
+                    let Driver::Supply(fresh) = reconnect(entry).await? else {
+                        return Err(format!("`{}` is not a supply", entry.id));
+                    };
+                    *s.lock().await = fresh;
                     switch_off().await
                 })
                 .await;
@@ -999,7 +920,7 @@ fn confirmed_action(instrument: &str, what: &str, r: Result<(), String>) -> Safe
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::scpi::{Dialect, ScpiError};
+    use crate::scpi::{builtin_dialect, Dialect, ScpiError};
 
     /// The fake's watchdog as the instrument sees it.
     #[derive(Debug)]
