@@ -159,15 +159,7 @@ fn the_nightly_suite_runs_whole_on_every_image_of_the_manifest() {
         let dir = temp_dir(&format!("suite-{}", image.id));
         let rig = rig_with_image(&dir, &manifest.file_of(image));
         let out = dir.join("reports");
-        let run = std::process::Command::new(env!("CARGO_BIN_EXE_hilrig"))
-            .args(["run", "test-plans/nightly.yaml", "--virtual-time", "--rig"])
-            .arg(&rig)
-            .arg("--out")
-            .arg(&out)
-            .current_dir(root())
-            .env("HILRIG_LOCK_DIR", &dir)
-            .output()
-            .unwrap();
+        let run = run_in_virtual_time(Path::new("test-plans/nightly.yaml"), &rig, &out, &dir);
         let stdout = String::from_utf8_lossy(&run.stdout);
         let expected = if image.defect.is_some() { 1 } else { 0 };
         assert_eq!(
@@ -424,6 +416,22 @@ fn a_release_level_rests_on_a_checked_release_delay(#[case] step_back: bool) {
     );
 }
 
+/// `hilrig run PLAN --virtual-time --rig RIG --out OUT` from the repository root, with the
+/// bench lock in `dir`.
+fn run_in_virtual_time(plan: &Path, rig: &Path, out: &Path, dir: &Path) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_hilrig"))
+        .arg("run")
+        .arg(plan)
+        .args(["--virtual-time", "--rig"])
+        .arg(rig)
+        .arg("--out")
+        .arg(out)
+        .current_dir(root())
+        .env("HILRIG_LOCK_DIR", dir)
+        .output()
+        .unwrap()
+}
+
 /// The simulated rig with a supply whose output does not switch off.
 fn stuck_supply_rig(dir: &Path) -> PathBuf {
     let text = std::fs::read_to_string(root().join("rig/sim.yaml")).unwrap();
@@ -444,20 +452,7 @@ fn a_single_plan_that_leaves_the_supply_on_exits_2_though_its_tests_passed() {
     let dir = temp_dir("plan-stuck-supply");
     let rig = stuck_supply_rig(&dir);
     let out = dir.join("reports");
-    let run = std::process::Command::new(env!("CARGO_BIN_EXE_hilrig"))
-        .args([
-            "run",
-            "test-plans/overcharge.yaml",
-            "--virtual-time",
-            "--rig",
-        ])
-        .arg(&rig)
-        .arg("--out")
-        .arg(&out)
-        .current_dir(root())
-        .env("HILRIG_LOCK_DIR", &dir)
-        .output()
-        .unwrap();
+    let run = run_in_virtual_time(Path::new("test-plans/overcharge.yaml"), &rig, &out, &dir);
     let stdout = String::from_utf8_lossy(&run.stdout);
     assert_eq!(run.status.code(), Some(2), "{stdout}");
     assert!(stdout.contains("PASSED: "), "{stdout}");
@@ -500,17 +495,7 @@ fn a_suite_stops_when_the_safe_state_is_not_confirmed() {
     let suite_path = dir.join("suite.yaml");
     std::fs::write(&suite_path, suite).unwrap();
     let out = dir.join("reports");
-    let run = std::process::Command::new(env!("CARGO_BIN_EXE_hilrig"))
-        .arg("run")
-        .arg(&suite_path)
-        .args(["--virtual-time", "--rig"])
-        .arg(&rig)
-        .arg("--out")
-        .arg(&out)
-        .current_dir(root())
-        .env("HILRIG_LOCK_DIR", &dir)
-        .output()
-        .unwrap();
+    let run = run_in_virtual_time(&suite_path, &rig, &out, &dir);
     let stdout = String::from_utf8_lossy(&run.stdout);
     assert_eq!(
         run.status.code(),
