@@ -104,9 +104,9 @@ pub enum Command {
     Guard,
 }
 
-/// Default rig: the built-in simulated bench.
+/// Default rig: `HILRIG_RIG` if set, else the built-in simulated bench (see `rig::choice`).
 pub fn default_rig() -> PathBuf {
-    PathBuf::from("rig/sim.yaml")
+    crate::rig::choice::choose_from_env(None).path
 }
 
 /// Run the command and return the process exit code.

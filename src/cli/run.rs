@@ -122,11 +122,12 @@ fn plans_to_run(a: &RunArgs, rig: &Rig) -> Result<PlanList, Vec<InputError>> {
 
 /// Run a plan or suite and return the exit code.
 pub async fn run(a: RunArgs) -> i32 {
-    let rig_path = a.rig.clone().unwrap_or_else(super::default_rig);
+    let choice = crate::rig::choice::choose_from_env(a.rig.clone());
+    let rig_path = choice.path.clone();
     let rig = match load_rig(&rig_path) {
         Ok(r) => r.value,
         Err(e) => {
-            eprintln!("{e}");
+            eprintln!("{choice}: {e}");
             return EXIT_ABORT;
         }
     };

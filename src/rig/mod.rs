@@ -5,6 +5,8 @@
 //! by the built-in simulated bench; the command line starts that bench and replaces the
 //! `sim://NAME` addresses by the real loopback endpoints before the runner sees the rig.
 
+pub mod choice;
+
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
