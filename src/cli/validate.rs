@@ -1,7 +1,7 @@
 //! `hilrig validate FILES... [--rig R]`: the run's own pre-flight, file by file.
 //!
 //! A plan or suite is checked exactly as `hilrig run` checks it before it switches anything
-//! on, against the rig run would use (`--rig`, else the default rig/sim.yaml), and the rig
+//! on, against the rig run would use (`--rig`, else `HILRIG_RIG`, else rig/sim.yaml), and the rig
 //! itself gets run's checks too. A rig, a DUT fixture or a limit profile given on its own
 //! is recognised by its top-level keys, and each `ok:` line says what the file was taken for.
 
