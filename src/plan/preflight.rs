@@ -156,8 +156,18 @@ pub fn check_rig(rig: &Source<Rig>) -> Vec<InputError> {
                         .as_deref()
                         .and_then(crate::scpi::builtin_dialect)
                         .map_or(0, |d| d.channel_numbers().len() as u32);
-                    let range = (inst.cell_offset + 1, inst.cell_offset + channels.max(1));
-                    if let Some((other, _)) = cell_ranges
+                    let range = (
+                        inst.cell_offset.saturating_add(1),
+                        inst.cell_offset.saturating_add(channels.max(1)),
+                    );
+                    if inst.cell_offset >= MAX_CELLS_IN_SERIES {
+                        errors.push(id_at(format!(
+                            "cell simulator `{}`: cell_offset {} is outside 0 .. {}",
+                            inst.id,
+                            inst.cell_offset,
+                            MAX_CELLS_IN_SERIES - 1
+                        )));
+                    } else if let Some((other, _)) = cell_ranges
                         .iter()
                         .find(|(_, (lo, hi))| range.0 <= *hi && *lo <= range.1)
                     {
@@ -166,8 +176,9 @@ pub fn check_rig(rig: &Source<Rig>) -> Vec<InputError> {
                              too: give each unit its own `cell_offset`",
                             inst.id, range.0, range.1
                         )));
+                    } else {
+                        cell_ranges.push((inst.id.as_str(), range));
                     }
-                    cell_ranges.push((inst.id.as_str(), range));
                 }
                 match inst.dialect.as_deref() {
                     None => {

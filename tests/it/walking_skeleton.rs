@@ -349,14 +349,23 @@ fn a_pack_split_over_two_scpi_cell_simulators_runs_the_overcharge_plan() {
     });
 }
 
-/// Two SCPI cell simulators that drive the same cells are refused by `validate`, naming both.
-#[test]
-fn overlapping_cell_simulators_are_refused() {
+/// Two SCPI cell simulators that drive the same cells, or an offset beyond any pack, are
+/// refused by `validate` at the instrument's line (never a panic).
+#[rstest::rstest]
+#[case::overlap(
+    "cell_offset: 4",
+    "cell simulator `cells-b` drives cells 5 to 12, which `cells-a` drives too"
+)]
+#[case::huge(
+    "cell_offset: 4294967295",
+    "cell simulator `cells-b`: cell_offset 4294967295 is outside 0 .. 1023"
+)]
+fn overlapping_or_absurd_cell_offsets_are_refused(#[case] offset: &str, #[case] says: &str) {
     let text = std::fs::read_to_string(root().join("rig/sim-abs.yaml"))
         .unwrap()
-        .replace("cell_offset: 8", "cell_offset: 4")
+        .replace("cell_offset: 8", offset)
         .replace("../", &format!("{}/", root().display()));
-    let dir = temp_dir("abs-overlap");
+    let dir = temp_dir(&offset.replace(": ", "-"));
     let rig = dir.join("rig.yaml");
     std::fs::write(&rig, text).unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_hilrig"))
@@ -366,9 +375,43 @@ fn overlapping_cell_simulators_are_refused() {
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
-    assert!(
-        stderr
-            .contains("cell simulator `cells-b` drives cells 5 to 12, which `cells-a` drives too"),
-        "{stderr}"
+    assert!(stderr.contains(says), "{stderr}");
+    assert!(stderr.contains("rig.yaml:27:"), "{stderr}");
+}
+
+/// With `HILRIG_RIG` naming a lab rig and no `--rig`, `run` tries that bench (here it cannot
+/// connect: exit 2) and never falls back to the simulated one.
+#[test]
+fn hilrig_rig_names_the_bench_and_a_run_never_falls_back_to_the_simulated_one() {
+    let dir = temp_dir("hilrig-rig-env");
+    let out = Command::new(env!("CARGO_BIN_EXE_hilrig"))
+        .args([
+            "run",
+            "test-plans/overcharge.yaml",
+            "--virtual-time",
+            "--out",
+        ])
+        .arg(dir.join("reports"))
+        .env("HILRIG_RIG", "rig/lab-example.yaml")
+        .env("HILRIG_LOCK_DIR", &dir)
+        .current_dir(root())
+        .output()
+        .unwrap();
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
     );
+    assert_eq!(out.status.code(), Some(2), "{all}");
+    assert!(!all.contains("sim-bench"), "{all}");
+    let missing = Command::new(env!("CARGO_BIN_EXE_hilrig"))
+        .args(["run", "test-plans/overcharge.yaml", "--virtual-time"])
+        .env("HILRIG_RIG", dir.join("no-such-rig.yaml"))
+        .env("HILRIG_LOCK_DIR", &dir)
+        .current_dir(root())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&missing.stderr);
+    assert_eq!(missing.status.code(), Some(2), "{err}");
+    assert!(err.contains("no-such-rig.yaml (from HILRIG_RIG)"), "{err}");
 }

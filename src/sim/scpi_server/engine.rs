@@ -584,7 +584,7 @@ impl Shared {
                 match Self::cell_applied(cell) {
                     None => (0.0, 0.0),
                     Some(applied) => {
-                        let k = (state.cell_offset + ch) as usize - 1;
+                        let k = state.cell_offset.saturating_add(ch) as usize - 1;
                         let in_pack = plant.cell_voltage(k).is_some();
                         let current = if in_pack && cell.fault == CellFault::None {
                             // Positive when the cell sources (the pack discharging).
@@ -634,7 +634,7 @@ impl Shared {
             Role::CellSim => {
                 for (&ch, c) in &state.channels {
                     if ch >= 1 {
-                        let k = (state.cell_offset + ch) as usize - 1;
+                        let k = state.cell_offset.saturating_add(ch) as usize - 1;
                         plant.set_cell_override(k, Self::cell_applied(&c.cell));
                     }
                 }
