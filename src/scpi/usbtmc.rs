@@ -6,9 +6,12 @@
 //! byte 0 MsgID, 1 bTag (1..=255, never 0), 2 bTagInverse, 3 reserved 0, 4..8 TransferSize
 //! (little-endian, payload bytes without header or padding), 8 bmTransferAttributes (bit 0 EOM;
 //! in REQUEST_DEV_DEP_MSG_IN bit 1 TermChar enabled), 9 TermChar, 10..12 reserved; each transfer
-//! is padded with zeros to a multiple of 4 bytes. The layout was written from the spec as
-//! remembered and NOT yet cross-checked against python-usbtmc or the Linux driver (see the
-//! report of issue #17). No real USB device is exercised by any test here.
+//! is padded with zeros to a multiple of 4 bytes. Checked against karlp/discotmc
+//! `f4-usbtmc/tmc.h` (bulk header struct, request codes 1..7, status values 0x01/0x02/0x80,
+//! class 0xFE subclass 3) and hansiglaser/pas-gpib `usb/usbtmc.pas` (bTag 1..=255, one's
+//! complement inverse, TransferSize LSB first excluding header and alignment bytes, EOM in D0,
+//! TransferSize of DEV_DEP_MSG_OUT must be > 0, so an empty message sends nothing).
+//! No real USB device is exercised by any test here (no USB instrument on this machine).
 
 use thiserror::Error;
 
@@ -228,10 +231,6 @@ impl<P: UsbtmcPipe> Session<P> {
     /// Sends one message, split over transfers; the last carries EOM.
     pub fn write_message(&mut self, msg: &[u8]) -> Result<(), UsbtmcError> {
         let mut chunks = msg.chunks(self.chunk as usize).peekable();
-        if chunks.peek().is_none() {
-            let t = self.tag.advance();
-            return self.pipe.bulk_out(&encode_out(t, &[], true));
-        }
         while let Some(c) = chunks.next() {
             let t = self.tag.advance();
             self.pipe
