@@ -12,6 +12,7 @@ pub mod ping;
 pub mod reply;
 mod serial;
 mod transport;
+pub mod usbtmc;
 
 pub use client::{Client, ClientOptions, DEFAULT_ERROR_QUERY, MAX_ERROR_DRAIN, MAX_REPLY_LEN};
 pub use dialect::{
