@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use can_common::{peers_enabled, root, Pty};
 use hilrig::can::slcan::{SlcanBus, SlcanConfig};
-use hilrig::can::{Bus, Frame};
+use hilrig::can::{Bus, Frame, FrameKind};
 use hilrig::dbc::Dbc;
 use serde_json::Value;
 
@@ -370,13 +370,16 @@ async fn python_can_slcan_exchanges_frames_with_our_backend() {
     writeln!(stdin, "{}", ours.len()).unwrap();
     stdin.flush().unwrap();
 
-    // python-can -> us: data frames in order; its remote frame is counted, not passed on.
+    // python-can -> us: every frame in order, each with its kind (the remote frame is also
+    // counted apart; CAN FD with and without bit-rate switch).
+    let fd = |brs| FrameKind::Fd { brs, esi: false };
     let want = [
         Frame::new(0x123, false, &[1, 2, 3]).unwrap(),
         Frame::new(0x1F33_4455, true, &[]).unwrap(),
+        Frame::with_kind(0x7FF, false, vec![0; 2], FrameKind::Remote).unwrap(),
         Frame::new(0x000, false, &(0..8).collect::<Vec<u8>>()).unwrap(),
-        Frame::new(0x321, false, &(0..12).collect::<Vec<u8>>()).unwrap(),
-        Frame::new(0x1A_BCDE, true, &[0xA5; 64]).unwrap(),
+        Frame::with_kind(0x321, false, (0..12).collect(), fd(false)).unwrap(),
+        Frame::with_kind(0x1A_BCDE, true, vec![0xA5; 64], fd(true)).unwrap(),
     ];
     for w in &want {
         let got = tokio::time::timeout(Duration::from_secs(30), rx.recv())
@@ -403,7 +406,7 @@ async fn python_can_slcan_exchanges_frames_with_our_backend() {
         assert_eq!(r["id"].as_u64(), Some(u64::from(f.id)), "{r}");
         assert_eq!(r["extended"].as_bool(), Some(f.extended), "{r}");
         assert_eq!(r["remote"].as_bool(), Some(false), "{r}");
-        assert_eq!(r["fd"].as_bool(), Some(f.data.len() > 8), "{r}");
+        assert_eq!(r["fd"].as_bool(), Some(f.kind.is_fd()), "{r}");
         assert_eq!(r["data"].as_str(), Some(hex(&f.data).as_str()), "{r}");
     }
     let stats = bus.stats();
