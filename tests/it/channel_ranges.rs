@@ -224,7 +224,10 @@ fn negative_setpoints_are_refused_by_the_envelope() {
 fn wait_takes_one_duration_syntax(#[case] args: &[&str], #[case] says: &str) {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_hilrig"))
         .args(args)
-        .env("HILRIG_LOCK_DIR", crate::common::temp_dir("wait-syntax"))
+        .env(
+            "HILRIG_LOCK_DIR",
+            crate::common::temp_dir(&format!("wait-syntax-{}", args[0])),
+        )
         .current_dir(crate::common::root())
         .output()
         .unwrap();
