@@ -73,7 +73,7 @@ pub async fn connect(
                 driver: Driver::Load(Box::new(l)),
             })
         }
-        Role::CellSim if inst.mapping.is_none() => {
+        Role::CellSim if inst.over_scpi() => {
             let (addr, dialect) = scpi().map_err(|_| {
                 format!(
                     "cell simulator `{id}` needs either `bus:` and `mapping:` (CAN) or \

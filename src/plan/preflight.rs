@@ -137,14 +137,7 @@ pub fn check_rig(rig: &Source<Rig>) -> Vec<InputError> {
                 inst.id
             )));
         }
-        // Supplies, loads and cell simulators with a `dialect:` speak SCPI; a cell
-        // simulator without one is driven over CAN through its `mapping:`.
-        let over_scpi = match inst.role {
-            Role::Supply | Role::Load => true,
-            Role::CellSim => inst.dialect.is_some(),
-            Role::Chamber => false,
-        };
-        match (inst.role, over_scpi) {
+        match (inst.role, inst.over_scpi()) {
             (Role::Chamber, _) => errors.push(id_at(format!(
                 "instrument `{}`: thermal chambers are not supported yet",
                 inst.id

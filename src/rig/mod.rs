@@ -223,6 +223,19 @@ pub struct InstrumentConfig {
     pub cell_offset: u32,
 }
 
+impl InstrumentConfig {
+    /// Whether it is driven over SCPI: supplies and loads always, a cell simulator when it
+    /// names a `dialect:` (else over CAN through its `mapping:`). The pre-flight and the
+    /// instrument factory both decide by this.
+    pub fn over_scpi(&self) -> bool {
+        match self.role {
+            Role::Supply | Role::Load => true,
+            Role::CellSim => self.dialect.is_some(),
+            Role::Chamber => false,
+        }
+    }
+}
+
 fn default_timeout() -> Seconds {
     Seconds(2.0)
 }

@@ -471,20 +471,19 @@ impl Station {
                 let g = c.lock().await;
                 (g.id().to_string(), g.over_can())
             };
-            let what = if over_can {
-                let r = r.and_then(|_| bus_alive());
+            let (text, r) = if over_can {
                 let text = format!(
                     "all cells to nominal {v:.3} V over CAN: sent, not confirmed (the cell \
                      simulator gives no read-back)"
                 );
-                (text, r)
+                (text, r.and_then(|_| bus_alive()))
             } else {
                 let text = format!(
                     "all cells to nominal {v:.3} V over SCPI: accepted by the unit, not read back"
                 );
                 (text, r)
             };
-            out.push(action(&id, &what.0, what.1));
+            out.push(action(&id, &text, r));
         }
         if let (Some(bus), Some(sr)) = (&self.dut_bus, &self.state_request) {
             out.push(self.request_standby(bus.as_ref(), sr).await);
