@@ -35,6 +35,14 @@ pub enum ScpiError {
         /// The timeout that expired.
         timeout: Duration,
     },
+    /// A USBTMC device could not be opened or its USB link failed.
+    #[error("cannot reach `{address}` over USB: {reason}")]
+    Usb {
+        /// The address that was tried.
+        address: String,
+        /// The USB layer's error, with the devices attached when none matched.
+        reason: String,
+    },
     /// A command contained characters that would split it into several messages.
     #[error("command `{command}` contains a line break; send one command per call")]
     InvalidCommand {

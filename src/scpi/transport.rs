@@ -25,11 +25,6 @@ const PLANNED_SCHEMES: &[(&str, &str)] = &[
         "hislip",
         "HiSLIP is not available yet; use the instrument's raw socket port (tcp://host:5025)",
     ),
-    (
-        "usbtmc",
-        "USBTMC is not available yet; use the instrument's LAN port (tcp://host:port) or its \
-         virtual serial port (serial:///dev/ttyACM0)",
-    ),
 ];
 
 /// Baud rate used when a serial address gives none and the dialect names none.
@@ -106,6 +101,8 @@ pub enum Address {
         /// Line settings.
         settings: SerialSettings,
     },
+    /// A USBTMC device: `usbtmc://1AB1:0E11[:SERIAL]` (vendor and product id in hex).
+    Usbtmc(super::usbtmc::DeviceId),
 }
 
 impl Address {
@@ -135,13 +132,16 @@ impl Address {
                 }
             }
             "serial" => Self::parse_serial(rest).map_err(bad),
+            "usbtmc" => super::usbtmc::DeviceId::parse(rest)
+                .map(Address::Usbtmc)
+                .map_err(bad),
             other => {
                 if let Some((_, advice)) = PLANNED_SCHEMES.iter().find(|(s, _)| *s == other) {
                     Err(bad((*advice).to_string()))
                 } else {
                     Err(bad(format!(
                         "unknown scheme `{scheme}`; supported: tcp://host:port, \
-                         serial:///dev/ttyUSB0?baud=115200, mem://NAME"
+                         serial:///dev/ttyUSB0?baud=115200, usbtmc://VID:PID[:SERIAL], mem://NAME"
                     )))
                 }
             }
@@ -280,6 +280,7 @@ impl fmt::Display for Address {
             Address::Tcp { host, port } if host.contains(':') => write!(f, "tcp://[{host}]:{port}"),
             Address::Tcp { host, port } => write!(f, "tcp://{host}:{port}"),
             Address::Memory { name } => write!(f, "mem://{name}"),
+            Address::Usbtmc(id) => write!(f, "{id}"),
             Address::Serial { path, settings } => {
                 write!(f, "serial://{path}")?;
                 let mut options = Vec::new();
@@ -376,6 +377,27 @@ pub async fn connect_address(
         }
         Address::Serial { path, settings } => {
             super::serial::open(address, path, settings, timeout).await
+        }
+        Address::Usbtmc(id) => {
+            use super::usbtmc::{into_transport, NusbPipe, Session, HEADER_LEN};
+            let usb = |reason: String| ScpiError::Usb {
+                address: address.to_string(),
+                reason,
+            };
+            let id = id.clone();
+            let open = tokio::task::spawn_blocking(move || NusbPipe::open(&id, timeout));
+            let pipe = match tokio::time::timeout(timeout, open).await {
+                Err(_) => {
+                    return Err(ScpiError::ConnectTimeout {
+                        address: address.to_string(),
+                        timeout,
+                    })
+                }
+                Ok(Err(e)) => return Err(usb(e.to_string())),
+                Ok(Ok(pipe)) => pipe.map_err(|e| usb(e.to_string()))?,
+            };
+            into_transport(Session::new(pipe, (4096 - HEADER_LEN) as u32))
+                .map_err(|e| usb(e.to_string()))
         }
         Address::Memory { name } => {
             let connector = memory_registry()
@@ -483,6 +505,8 @@ mod tests {
     #[case("serial:///dev/ttyUSB0?speed=9600", "unknown option `speed`")]
     #[case("serial:///dev/ttyUSB0?baud", "not `name=value`")]
     #[case("vxi11://10.0.0.5", "raw socket port")]
+    #[case("usbtmc://1AB1", "missing product id")]
+    #[case("usbtmc://1AB1:XYZ", "product id `XYZ`")]
     #[case("gpib://0::5", "unknown scheme `gpib`")]
     fn rejects_bad_addresses_with_a_reason(#[case] text: &str, #[case] expected: &str) {
         let error = Address::parse(text, None).unwrap_err();
@@ -565,6 +589,8 @@ mod tests {
             "tcp://[::1]:5025",
             "serial:///dev/ttyUSB0?baud=115200",
             "serial:///dev/ttyS1?baud=9600&data_bits=7&parity=odd&stop_bits=2&flow=software",
+            "usbtmc://1AB1:0E11:DP8C123456789",
+            "usbtmc://2A8D:1202",
         ] {
             assert_eq!(Address::parse(text, None).unwrap().to_string(), text);
         }

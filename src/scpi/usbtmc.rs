@@ -12,8 +12,25 @@
 //! complement inverse, TransferSize LSB first excluding header and alignment bytes, EOM in D0,
 //! TransferSize of DEV_DEP_MSG_OUT must be > 0, so an empty message sends nothing).
 //! No real USB device is exercised by any test here (no USB instrument on this machine).
+//!
+//! `usbtmc://VID:PID[:SERIAL]` reaches a device through [`NusbPipe`] (the `nusb` crate: no C
+//! library; on Linux the user needs write access to the device node, e.g. a udev rule) and
+//! [`into_transport`], which turns the message-based session into the byte stream the SCPI
+//! client speaks: each line the client writes is one USBTMC message; a message containing `?`
+//! is taken as a query and its reply is requested at once (a `?` inside a quoted string
+//! argument would be miscounted). A bulk transfer that times out is aborted with
+//! INITIATE_ABORT_BULK_IN/OUT and CHECK_ABORT_BULK_*_STATUS (USBTMC 1.0, 4.2.1.2 to 4.2.1.5)
+//! so the next message starts clean; the SCPI client then reports its own reply timeout. Any
+//! other USB failure ends the stream and the client's next read or write carries its text.
+
+use std::io;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
 
 use thiserror::Error;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, DuplexStream, ReadBuf};
 
 /// MsgID of a host-to-device DEV_DEP_MSG_OUT transfer.
 pub const DEV_DEP_MSG_OUT: u8 = 1;
@@ -27,6 +44,18 @@ pub const READ_STATUS_BYTE: u8 = 128;
 pub const INITIATE_CLEAR: u8 = 5;
 /// USBTMC class request CHECK_CLEAR_STATUS.
 pub const CHECK_CLEAR_STATUS: u8 = 6;
+/// USBTMC class request INITIATE_ABORT_BULK_OUT (to the bulk-out endpoint).
+pub const INITIATE_ABORT_BULK_OUT: u8 = 1;
+/// USBTMC class request CHECK_ABORT_BULK_OUT_STATUS.
+pub const CHECK_ABORT_BULK_OUT_STATUS: u8 = 2;
+/// USBTMC class request INITIATE_ABORT_BULK_IN (to the bulk-in endpoint).
+pub const INITIATE_ABORT_BULK_IN: u8 = 3;
+/// USBTMC class request CHECK_ABORT_BULK_IN_STATUS.
+pub const CHECK_ABORT_BULK_IN_STATUS: u8 = 4;
+/// USBTMC_status STATUS_FAILED (e.g. nothing to abort).
+pub const STATUS_FAILED: u8 = 0x80;
+/// USBTMC_status STATUS_TRANSFER_NOT_IN_PROGRESS (the bTag is not the transfer in progress).
+pub const STATUS_TRANSFER_NOT_IN_PROGRESS: u8 = 0x81;
 /// USBTMC_status STATUS_SUCCESS.
 pub const STATUS_SUCCESS: u8 = 0x01;
 /// USBTMC_status STATUS_PENDING.
@@ -106,8 +135,16 @@ pub enum UsbtmcError {
         /// Value expected.
         expected: usize,
     },
+    /// A bulk transfer did not complete within the timeout (it was aborted).
+    #[error("USB bulk-{direction} transfer did not complete within {timeout:?}")]
+    Timeout {
+        /// `in` or `out`.
+        direction: &'static str,
+        /// The timeout that expired.
+        timeout: Duration,
+    },
     /// The USB layer failed.
-    #[error("USB {0}")]
+    #[error("{0}")]
     Usb(String),
 }
 
@@ -233,10 +270,76 @@ impl<P: UsbtmcPipe> Session<P> {
         let mut chunks = msg.chunks(self.chunk as usize).peekable();
         while let Some(c) = chunks.next() {
             let t = self.tag.advance();
-            self.pipe
-                .bulk_out(&encode_out(t, c, chunks.peek().is_none()))?;
+            self.send(t, &encode_out(t, c, chunks.peek().is_none()))?;
         }
         Ok(())
+    }
+
+    /// One bulk-out transfer with tag `t`; a timeout aborts it before it is reported.
+    fn send(&mut self, t: u8, data: &[u8]) -> Result<(), UsbtmcError> {
+        match self.pipe.bulk_out(data) {
+            Err(e @ UsbtmcError::Timeout { .. }) => {
+                self.abort(INITIATE_ABORT_BULK_OUT, CHECK_ABORT_BULK_OUT_STATUS, t)?;
+                Err(e)
+            }
+            other => other,
+        }
+    }
+
+    /// Aborts the bulk transfer with tag `t` (USBTMC 4.2.1.2 to 4.2.1.5): `initiate` then
+    /// `check` while the device says pending; for bulk-in, data the device still holds
+    /// (bmAbortBulkIn bit 0) is read and dropped. Nothing to abort is not an error.
+    fn abort(&mut self, initiate: u8, check: u8, t: u8) -> Result<(), UsbtmcError> {
+        let r = self.pipe.control_in(initiate, u16::from(t), 2)?;
+        match r.first() {
+            Some(&STATUS_SUCCESS) => {}
+            Some(&STATUS_FAILED) | Some(&STATUS_TRANSFER_NOT_IN_PROGRESS) => return Ok(()),
+            Some(&s) => {
+                return Err(UsbtmcError::Status {
+                    request: initiate,
+                    status: s,
+                })
+            }
+            None => {
+                return Err(UsbtmcError::ShortControl {
+                    request: initiate,
+                    len: 0,
+                    expected: 2,
+                })
+            }
+        }
+        for _ in 0..MAX_IN_TRANSFERS {
+            let r = self.pipe.control_in(check, 0, 8)?;
+            match r.first() {
+                Some(&STATUS_SUCCESS) => return Ok(()),
+                Some(&STATUS_PENDING) => {
+                    if check == CHECK_ABORT_BULK_IN_STATUS && r.get(1).is_some_and(|b| b & 1 == 1) {
+                        // The device still holds data for the aborted transfer: drain it.
+                        match self.pipe.bulk_in(HEADER_LEN + self.chunk as usize + 3) {
+                            Ok(_) | Err(UsbtmcError::Timeout { .. }) => {}
+                            Err(e) => return Err(e),
+                        }
+                    }
+                }
+                Some(&s) => {
+                    return Err(UsbtmcError::Status {
+                        request: check,
+                        status: s,
+                    })
+                }
+                None => {
+                    return Err(UsbtmcError::ShortControl {
+                        request: check,
+                        len: 0,
+                        expected: 8,
+                    })
+                }
+            }
+        }
+        Err(UsbtmcError::Status {
+            request: check,
+            status: STATUS_PENDING,
+        })
     }
 
     /// Reads one message, requesting transfers until EOM (bounded by [`MAX_IN_TRANSFERS`]).
@@ -244,9 +347,14 @@ impl<P: UsbtmcPipe> Session<P> {
         let mut out = Vec::new();
         for _ in 0..MAX_IN_TRANSFERS {
             let t = self.tag.advance();
-            self.pipe
-                .bulk_out(&encode_request_in(t, self.chunk, None))?;
-            let buf = self.pipe.bulk_in(HEADER_LEN + self.chunk as usize + 3)?;
+            self.send(t, &encode_request_in(t, self.chunk, None))?;
+            let buf = match self.pipe.bulk_in(HEADER_LEN + self.chunk as usize + 3) {
+                Err(e @ UsbtmcError::Timeout { .. }) => {
+                    self.abort(INITIATE_ABORT_BULK_IN, CHECK_ABORT_BULK_IN_STATUS, t)?;
+                    return Err(e);
+                }
+                other => other?,
+            };
             let (payload, eom) = decode_in(&buf, t, self.chunk)?;
             out.extend_from_slice(payload);
             if eom {
@@ -325,6 +433,370 @@ impl<P: UsbtmcPipe> Session<P> {
     }
 }
 
+/// True when a message asks for a reply (contains `?`), so the bridge requests one.
+fn is_query(msg: &[u8]) -> bool {
+    msg.contains(&b'?')
+}
+
+/// The client's end of a USBTMC bridge: a byte stream whose reads and writes fail with the
+/// USB error's text once the bridge has stopped on one.
+struct UsbtmcStream {
+    inner: DuplexStream,
+    failure: Arc<Mutex<Option<String>>>,
+}
+
+impl UsbtmcStream {
+    fn failure(&self) -> Option<io::Error> {
+        let text = self
+            .failure
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        text.map(io::Error::other)
+    }
+}
+
+impl AsyncRead for UsbtmcStream {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        match Pin::new(&mut self.inner).poll_read(cx, buf) {
+            Poll::Ready(Ok(())) if buf.filled().len() == before => match self.failure() {
+                Some(e) => Poll::Ready(Err(e)),
+                None => Poll::Ready(Ok(())),
+            },
+            other => other,
+        }
+    }
+}
+
+impl AsyncWrite for UsbtmcStream {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match Pin::new(&mut self.inner).poll_write(cx, data) {
+            Poll::Ready(Err(e)) => Poll::Ready(Err(self.failure().unwrap_or(e))),
+            other => other,
+        }
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+/// Serves `session` to the SCPI client as a byte stream: a thread of its own makes the
+/// (blocking) USB transfers; it ends when the client drops the stream or USB fails.
+pub fn into_transport<P: UsbtmcPipe + Send + 'static>(
+    session: Session<P>,
+) -> Result<Box<dyn super::Transport>, UsbtmcError> {
+    let (client, device) = tokio::io::duplex(64 * 1024);
+    let failure = Arc::new(Mutex::new(None));
+    let slot = failure.clone();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .map_err(|e| UsbtmcError::Usb(format!("cannot start the USBTMC bridge: {e}")))?;
+    std::thread::Builder::new()
+        .name("usbtmc".into())
+        .spawn(move || runtime.block_on(bridge(session, device, slot)))
+        .map_err(|e| UsbtmcError::Usb(format!("cannot start the USBTMC bridge: {e}")))?;
+    Ok(Box::new(UsbtmcStream {
+        inner: client,
+        failure,
+    }))
+}
+
+/// The bridge loop: one USBTMC message per line written, one reply read per query.
+async fn bridge<P: UsbtmcPipe>(
+    mut session: Session<P>,
+    mut device: DuplexStream,
+    failure: Arc<Mutex<Option<String>>>,
+) {
+    let mut pending = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        match device.read(&mut chunk).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => pending.extend_from_slice(&chunk[..n]),
+        }
+        while let Some(end) = pending.iter().position(|&b| b == b'\n') {
+            let msg: Vec<u8> = pending.drain(..=end).collect();
+            let result = session.write_message(&msg).and_then(|()| {
+                if is_query(&msg) {
+                    session.read_message().map(Some)
+                } else {
+                    Ok(None)
+                }
+            });
+            match result {
+                Ok(Some(reply)) => {
+                    if device.write_all(&reply).await.is_err() {
+                        return;
+                    }
+                }
+                // The transfer was aborted; the client reports its own reply timeout.
+                Ok(None) | Err(UsbtmcError::Timeout { .. }) => {}
+                Err(e) => {
+                    *failure.lock().unwrap_or_else(|e| e.into_inner()) = Some(e.to_string());
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// A device named by `usbtmc://VID:PID[:SERIAL]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceId {
+    /// USB vendor id.
+    pub vid: u16,
+    /// USB product id.
+    pub pid: u16,
+    /// Serial number string, when several devices share VID:PID.
+    pub serial: Option<String>,
+}
+
+impl DeviceId {
+    /// Parses the part after `usbtmc://`: `VID:PID[:SERIAL]`, ids in hexadecimal (`0x`
+    /// optional), e.g. `1AB1:0E11:DP8C123456789`.
+    pub fn parse(rest: &str) -> Result<Self, String> {
+        const FORM: &str = "expected usbtmc://VID:PID[:SERIAL] with hexadecimal ids, e.g. \
+                            usbtmc://1AB1:0E11:DP8C123456789";
+        let rest = rest.strip_suffix('/').unwrap_or(rest);
+        let mut parts = rest.splitn(3, ':');
+        let id = |p: Option<&str>, what: &str| -> Result<u16, String> {
+            let p = p
+                .filter(|p| !p.is_empty())
+                .ok_or(format!("missing {what}; {FORM}"))?;
+            let digits = p
+                .strip_prefix("0x")
+                .or_else(|| p.strip_prefix("0X"))
+                .unwrap_or(p);
+            if digits.is_empty() || digits.len() > 4 {
+                return Err(format!(
+                    "{what} `{p}` is not 1 to 4 hexadecimal digits; {FORM}"
+                ));
+            }
+            u16::from_str_radix(digits, 16)
+                .map_err(|_| format!("{what} `{p}` is not 1 to 4 hexadecimal digits; {FORM}"))
+        };
+        let vid = id(parts.next(), "vendor id")?;
+        let pid = id(parts.next(), "product id")?;
+        let serial = match parts.next() {
+            None => None,
+            Some("") => return Err(format!("empty serial number; {FORM}")),
+            Some(s) if s.contains(['/', '?', '#']) => {
+                return Err(format!(
+                    "serial number `{s}` contains `/`, `?` or `#`; {FORM}"
+                ))
+            }
+            Some(s) => Some(s.to_string()),
+        };
+        Ok(DeviceId { vid, pid, serial })
+    }
+}
+
+impl std::fmt::Display for DeviceId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "usbtmc://{:04X}:{:04X}", self.vid, self.pid)?;
+        match &self.serial {
+            Some(s) => write!(f, ":{s}"),
+            None => Ok(()),
+        }
+    }
+}
+
+/// USB interface class and subclass of a USBTMC interface (application-specific, TMC).
+const TMC_CLASS: (u8, u8) = (0xFE, 0x03);
+
+/// The real USB side over `nusb`: the claimed USBTMC interface and its two bulk endpoints.
+pub struct NusbPipe {
+    interface: nusb::Interface,
+    bulk_out: nusb::Endpoint<nusb::transfer::Bulk, nusb::transfer::Out>,
+    bulk_in: nusb::Endpoint<nusb::transfer::Bulk, nusb::transfer::In>,
+    timeout: Duration,
+}
+
+impl NusbPipe {
+    /// Opens the one device matching `id`, claims its USBTMC interface (detaching a kernel
+    /// driver such as Linux `usbtmc`) and opens its bulk endpoints; transfers time out after
+    /// `timeout`.
+    pub fn open(id: &DeviceId, timeout: Duration) -> Result<Self, UsbtmcError> {
+        use nusb::MaybeFuture;
+        let usb = |what: &str, e: &dyn std::fmt::Display| UsbtmcError::Usb(format!("{what}: {e}"));
+        let devices: Vec<nusb::DeviceInfo> = nusb::list_devices()
+            .wait()
+            .map_err(|e| usb("cannot list USB devices", &e))?
+            .filter(|d| {
+                d.interfaces()
+                    .any(|i| (i.class(), i.subclass()) == TMC_CLASS)
+            })
+            .collect();
+        let matching: Vec<&nusb::DeviceInfo> = devices
+            .iter()
+            .filter(|d| d.vendor_id() == id.vid && d.product_id() == id.pid)
+            .filter(|d| id.serial.is_none() || d.serial_number() == id.serial.as_deref())
+            .collect();
+        let found = || {
+            let names: Vec<String> = devices
+                .iter()
+                .map(|d| {
+                    DeviceId {
+                        vid: d.vendor_id(),
+                        pid: d.product_id(),
+                        serial: d.serial_number().map(str::to_string),
+                    }
+                    .to_string()
+                })
+                .collect();
+            if names.is_empty() {
+                "no USBTMC device is attached".to_string()
+            } else {
+                format!("USBTMC devices attached: {}", names.join(", "))
+            }
+        };
+        let info = match matching.as_slice() {
+            [one] => *one,
+            [] => {
+                return Err(UsbtmcError::Usb(format!(
+                    "no USBTMC device {id}; {}",
+                    found()
+                )))
+            }
+            _ => {
+                return Err(UsbtmcError::Usb(format!(
+                    "{} USBTMC devices match {id}; add the serial number ({})",
+                    matching.len(),
+                    found()
+                )))
+            }
+        };
+        let number = info
+            .interfaces()
+            .find(|i| (i.class(), i.subclass()) == TMC_CLASS)
+            .map(|i| i.interface_number())
+            .ok_or_else(|| UsbtmcError::Usb(format!("{id} has no USBTMC interface")))?;
+        let device = info.open().wait().map_err(|e| {
+            usb(
+                &format!("cannot open {id} (on Linux, check the device node's permissions)"),
+                &e,
+            )
+        })?;
+        let interface = device
+            .detach_and_claim_interface(number)
+            .wait()
+            .map_err(|e| usb(&format!("cannot claim interface {number} of {id}"), &e))?;
+        let (mut out_ep, mut in_ep) = (None, None);
+        if let Some(desc) = interface.descriptor() {
+            for ep in desc.endpoints() {
+                if ep.transfer_type() != nusb::descriptors::TransferType::Bulk {
+                    continue;
+                }
+                match ep.direction() {
+                    nusb::transfer::Direction::Out => out_ep = out_ep.or(Some(ep.address())),
+                    nusb::transfer::Direction::In => in_ep = in_ep.or(Some(ep.address())),
+                }
+            }
+        }
+        let (Some(out_ep), Some(in_ep)) = (out_ep, in_ep) else {
+            return Err(UsbtmcError::Usb(format!(
+                "interface {number} of {id} lacks a bulk-in or bulk-out endpoint"
+            )));
+        };
+        let bulk_out = interface
+            .endpoint(out_ep)
+            .map_err(|e| usb(&format!("cannot open bulk-out endpoint {out_ep:#04x}"), &e))?;
+        let bulk_in = interface
+            .endpoint(in_ep)
+            .map_err(|e| usb(&format!("cannot open bulk-in endpoint {in_ep:#04x}"), &e))?;
+        Ok(NusbPipe {
+            interface,
+            bulk_out,
+            bulk_in,
+            timeout,
+        })
+    }
+
+    fn transfer_error(
+        &self,
+        direction: &'static str,
+        e: nusb::transfer::TransferError,
+    ) -> UsbtmcError {
+        match e {
+            nusb::transfer::TransferError::Cancelled => UsbtmcError::Timeout {
+                direction,
+                timeout: self.timeout,
+            },
+            e => UsbtmcError::Usb(format!("bulk-{direction} transfer failed: {e}")),
+        }
+    }
+}
+
+impl UsbtmcPipe for NusbPipe {
+    fn bulk_out(&mut self, data: &[u8]) -> Result<(), UsbtmcError> {
+        let done = self
+            .bulk_out
+            .transfer_blocking(nusb::transfer::Buffer::from(data), self.timeout);
+        done.status.map_err(|e| self.transfer_error("out", e))
+    }
+
+    fn bulk_in(&mut self, max: usize) -> Result<Vec<u8>, UsbtmcError> {
+        // An IN request must be a whole number of packets.
+        let packet = self.bulk_in.max_packet_size().max(1);
+        let len = max.div_ceil(packet) * packet;
+        let done = self
+            .bulk_in
+            .transfer_blocking(nusb::transfer::Buffer::new(len), self.timeout);
+        done.status.map_err(|e| self.transfer_error("in", e))?;
+        let mut data = done.buffer.into_vec();
+        data.truncate(done.actual_len);
+        Ok(data)
+    }
+
+    fn control_in(&mut self, request: u8, value: u16, len: u16) -> Result<Vec<u8>, UsbtmcError> {
+        use nusb::transfer::{ControlIn, ControlType, Recipient};
+        use nusb::MaybeFuture;
+        // Abort requests go to the endpoint, the others to the interface (USBTMC Table 15).
+        let (recipient, index) = match request {
+            INITIATE_ABORT_BULK_OUT | CHECK_ABORT_BULK_OUT_STATUS => (
+                Recipient::Endpoint,
+                u16::from(self.bulk_out.endpoint_address()),
+            ),
+            INITIATE_ABORT_BULK_IN | CHECK_ABORT_BULK_IN_STATUS => (
+                Recipient::Endpoint,
+                u16::from(self.bulk_in.endpoint_address()),
+            ),
+            _ => (
+                Recipient::Interface,
+                u16::from(self.interface.interface_number()),
+            ),
+        };
+        self.interface
+            .control_in(
+                ControlIn {
+                    control_type: ControlType::Class,
+                    recipient,
+                    request,
+                    value,
+                    index,
+                    length: len,
+                },
+                self.timeout,
+            )
+            .wait()
+            .map_err(|e| UsbtmcError::Usb(format!("class request {request} failed: {e}")))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -341,6 +813,16 @@ mod tests {
         raw_in: VecDeque<Vec<u8>>,
         pending_req: Option<(u8, u32)>,
         chunk_reply: usize,
+        /// Every message received whole (EOM seen).
+        messages: Vec<String>,
+        /// Bulk-in transfers still to time out (the device holds its reply).
+        time_out_in: usize,
+        /// Bulk-out transfers after which the pipe fails with a USB error.
+        fail_after_out: Option<usize>,
+        /// Class requests received: (request, wValue).
+        controls: Vec<(u8, u16)>,
+        /// Replies to CHECK_ABORT_BULK_IN_STATUS still to give before success.
+        abort_pending: VecDeque<Vec<u8>>,
     }
 
     impl Fake {
@@ -357,6 +839,12 @@ mod tests {
 
     impl UsbtmcPipe for Fake {
         fn bulk_out(&mut self, d: &[u8]) -> Result<(), UsbtmcError> {
+            if let Some(n) = self.fail_after_out.as_mut() {
+                if *n == 0 {
+                    return Err(UsbtmcError::Usb("bulk-out transfer failed: stall".into()));
+                }
+                *n -= 1;
+            }
             assert!(
                 d.len() >= HEADER_LEN && d.len().is_multiple_of(4),
                 "padding: {d:?}"
@@ -372,9 +860,15 @@ mod tests {
                     assert!(d[HEADER_LEN + size as usize..].iter().all(|&b| b == 0));
                     self.received
                         .extend_from_slice(&d[HEADER_LEN..HEADER_LEN + size as usize]);
-                    if d[8] & 1 == 1 && self.received == b"*IDN?\n" {
-                        self.received.clear();
-                        self.replies.push_back(b"ACME,PSU-1,SN42,1.0\n".to_vec());
+                    if d[8] & 1 == 1 {
+                        let msg = std::mem::take(&mut self.received);
+                        if msg == b"*IDN?\n" {
+                            self.replies.push_back(b"ACME,PSU-1,SN42,1.0\n".to_vec());
+                        } else if msg.contains(&b'?') {
+                            self.replies.push_back([b"re:", msg.as_slice()].concat());
+                        }
+                        self.messages
+                            .push(String::from_utf8_lossy(&msg).into_owned());
                     }
                 }
                 REQUEST_DEV_DEP_MSG_IN => {
@@ -387,6 +881,13 @@ mod tests {
         }
 
         fn bulk_in(&mut self, _max: usize) -> Result<Vec<u8>, UsbtmcError> {
+            if self.time_out_in > 0 {
+                self.time_out_in -= 1;
+                return Err(UsbtmcError::Timeout {
+                    direction: "in",
+                    timeout: Duration::from_millis(5),
+                });
+            }
             if let Some(r) = self.raw_in.pop_front() {
                 return Ok(r);
             }
@@ -414,7 +915,24 @@ mod tests {
         }
 
         fn control_in(&mut self, req: u8, value: u16, _len: u16) -> Result<Vec<u8>, UsbtmcError> {
+            self.controls.push((req, value));
             match req {
+                INITIATE_ABORT_BULK_IN => {
+                    // The aborted request's reply is dropped by the device.
+                    self.pending_req = None;
+                    self.replies.pop_front();
+                    Ok(vec![STATUS_SUCCESS, value as u8])
+                }
+                CHECK_ABORT_BULK_IN_STATUS => Ok(self.abort_pending.pop_front().unwrap_or(vec![
+                    STATUS_SUCCESS,
+                    0,
+                    0,
+                    0,
+                    0,
+                    0,
+                    0,
+                    0,
+                ])),
                 READ_STATUS_BYTE => Ok(vec![STATUS_SUCCESS, value as u8, 0x10]),
                 INITIATE_CLEAR => Ok(vec![STATUS_SUCCESS]),
                 CHECK_CLEAR_STATUS => Ok(vec![STATUS_SUCCESS, 0]),
@@ -503,5 +1021,137 @@ mod tests {
                 bytes: 0
             }
         );
+    }
+
+    #[rstest]
+    #[case("1AB1:0E11", 0x1AB1, 0x0E11, None)]
+    #[case("0x2A8D:0x1202:MY5912345", 0x2A8D, 0x1202, Some("MY5912345"))]
+    #[case("1ab1:e11:DP8C1/", 0x1AB1, 0x0E11, Some("DP8C1"))]
+    fn device_ids_parse(
+        #[case] text: &str,
+        #[case] vid: u16,
+        #[case] pid: u16,
+        #[case] serial: Option<&str>,
+    ) {
+        let id = DeviceId::parse(text).unwrap();
+        assert_eq!((id.vid, id.pid, id.serial.as_deref()), (vid, pid, serial));
+        assert_eq!(DeviceId::parse(&id.to_string()[9..]).unwrap(), id);
+    }
+
+    #[rstest]
+    #[case("", "missing vendor id")]
+    #[case("1AB1", "missing product id")]
+    #[case("1AB1:", "missing product id")]
+    #[case("GGGG:0E11", "vendor id `GGGG`")]
+    #[case("1AB1:10E11", "product id `10E11`")]
+    #[case("-1:0E11", "vendor id `-1`")]
+    #[case("1AB1:0E11:", "empty serial")]
+    #[case("1AB1:0E11:SN?x=1", "contains")]
+    fn bad_device_ids_say_what(#[case] text: &str, #[case] want: &str) {
+        let e = DeviceId::parse(text).unwrap_err();
+        assert!(e.contains(want) && e.contains("usbtmc://VID:PID"), "{e}");
+    }
+
+    #[test]
+    fn a_timed_out_reply_is_aborted_and_the_next_query_starts_clean() {
+        let fake = Fake {
+            time_out_in: 1,
+            abort_pending: VecDeque::from([vec![STATUS_PENDING, 1, 0, 0, 0, 0, 0, 0]]),
+            // What the device still held for the aborted request, read and dropped.
+            raw_in: VecDeque::from([b"5.0".to_vec()]),
+            ..Fake::default()
+        };
+        let mut s = Session::new(fake, 64);
+        s.write_message(b"VOLT?\n").unwrap();
+        let e = s.read_message().unwrap_err();
+        assert!(
+            matches!(
+                e,
+                UsbtmcError::Timeout {
+                    direction: "in",
+                    ..
+                }
+            ),
+            "{e}"
+        );
+        // INITIATE_ABORT_BULK_IN names the request's tag (2: the message took tag 1).
+        assert_eq!(s.pipe.controls[0], (INITIATE_ABORT_BULK_IN, 2));
+        assert_eq!(
+            s.pipe.controls[1..],
+            [
+                (CHECK_ABORT_BULK_IN_STATUS, 0),
+                (CHECK_ABORT_BULK_IN_STATUS, 0)
+            ]
+        );
+        assert!(s.pipe.raw_in.is_empty(), "the held data was drained");
+        s.write_message(b"*IDN?\n").unwrap();
+        assert_eq!(s.read_message().unwrap(), b"ACME,PSU-1,SN42,1.0\n");
+    }
+
+    #[rstest]
+    #[case(vec![STATUS_FAILED], true)]
+    #[case(vec![STATUS_TRANSFER_NOT_IN_PROGRESS], true)]
+    #[case(vec![0x86], false)]
+    #[case(vec![], false)]
+    fn abort_of_nothing_is_not_an_error(#[case] reply: Vec<u8>, #[case] ok: bool) {
+        struct Once(Vec<u8>);
+        impl UsbtmcPipe for Once {
+            fn bulk_out(&mut self, _: &[u8]) -> Result<(), UsbtmcError> {
+                Ok(())
+            }
+            fn bulk_in(&mut self, _: usize) -> Result<Vec<u8>, UsbtmcError> {
+                Err(UsbtmcError::Timeout {
+                    direction: "in",
+                    timeout: Duration::ZERO,
+                })
+            }
+            fn control_in(&mut self, _: u8, _: u16, _: u16) -> Result<Vec<u8>, UsbtmcError> {
+                Ok(self.0.clone())
+            }
+        }
+        let mut s = Session::new(Once(reply), 64);
+        let e = s.read_message().unwrap_err();
+        assert_eq!(matches!(e, UsbtmcError::Timeout { .. }), ok, "{e}");
+    }
+
+    #[tokio::test]
+    async fn the_scpi_client_talks_through_the_bridge() {
+        use crate::scpi::{Client, ClientOptions};
+        let fake = Fake {
+            chunk_reply: 7,
+            ..Fake::default()
+        };
+        let mut client = Client::new(
+            into_transport(Session::new(fake, 8)).unwrap(),
+            ClientOptions::default(),
+        );
+        assert_eq!(client.query("*IDN?").await.unwrap(), "ACME,PSU-1,SN42,1.0");
+        client.write(":SOUR:VOLT 3.25").await.unwrap();
+        assert_eq!(client.query("MEAS:VOLT?").await.unwrap(), "re:MEAS:VOLT?");
+    }
+
+    #[tokio::test]
+    async fn a_usb_failure_reaches_the_client_with_its_text() {
+        use crate::scpi::{Client, ClientOptions};
+        let fake = Fake {
+            fail_after_out: Some(1),
+            ..Fake::default()
+        };
+        let mut client = Client::new(
+            into_transport(Session::new(fake, 64)).unwrap(),
+            ClientOptions::default(),
+        );
+        let e = client.query("*IDN?").await.unwrap_err().to_string();
+        assert!(e.contains("bulk-out transfer failed: stall"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn no_device_is_a_clear_error_naming_the_address() {
+        let e = crate::scpi::connect("usbtmc://F00D:0001:NOPE", Duration::from_secs(2))
+            .await
+            .err()
+            .expect("no such device here")
+            .to_string();
+        assert!(e.contains("usbtmc://F00D:0001:NOPE"), "{e}");
     }
 }
