@@ -4,6 +4,7 @@ mod can;
 mod flash;
 mod instruments;
 mod keygen;
+mod list;
 mod load;
 mod lock;
 mod manual;
@@ -77,6 +78,8 @@ pub enum Command {
     Run(run::RunArgs),
     /// Check plans, fixtures, limit profiles and rigs; report every problem with its location.
     Validate(validate::ValidateArgs),
+    /// The tests of a plan or suite: what each judges, the steps around them.
+    List(list::ListArgs),
     /// The simulated bench as its own process (`hilrig sim serve`).
     Sim(sim::SimArgs),
     /// Verify, re-judge or re-render the evidence bundle of a run directory.
@@ -139,6 +142,7 @@ pub fn main(cli: Cli) -> i32 {
     match cli.command {
         Command::Run(a) => rt.block_on(run::run(a)),
         Command::Validate(a) => validate::validate(a),
+        Command::List(a) => list::list(a),
         Command::Sim(a) => rt.block_on(sim::run(a)),
         Command::Report(a) => report::report(a),
         Command::Keygen(a) => keygen::keygen(a),

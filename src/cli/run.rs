@@ -1,4 +1,4 @@
-//! `hilrig run PLAN [--rig R] [--out DIR] [--junit F] [--virtual-time]`
+//! `hilrig run PLAN [--rig R] [--out DIR] [--junit F] [--virtual-time] [--test NAME]... [--dry-run]`
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -12,8 +12,10 @@ use std::collections::BTreeMap;
 
 use super::output::Output;
 use crate::guard::{Guard, GuardSpec};
-use crate::plan::load::relative;
-use crate::plan::{is_suite, load_plan_with, load_rig, load_suite, InputError, LoadedPlan};
+use crate::plan::dry_run::{self, PlanPreview};
+use crate::plan::load::load_plans;
+use crate::plan::select::select_tests;
+use crate::plan::{load_rig, load_suite, InputError, LoadedPlan};
 use crate::report::{FirmwareInfo, Outcome, RunResults};
 use crate::rig::Rig;
 use crate::run::lock::BenchLock;
@@ -48,6 +50,14 @@ pub struct RunArgs {
     /// without it, a busy bench is an error (exit 2) naming the holder.
     #[arg(long, value_name = "DURATION", allow_hyphen_values = true, value_parser = super::parse_duration)]
     pub wait: Option<std::time::Duration>,
+    /// Run only this test (repeatable; a name as `hilrig list` prints it): of a suite, only
+    /// the plans that have one. Setup and teardown still run.
+    #[arg(long = "test", value_name = "NAME")]
+    pub tests: Vec<String>,
+    /// Load and check rig and plans, print the setpoints each step would send and an
+    /// estimated duration, and stop: no instrument, no bench lock, no run directory.
+    #[arg(long)]
+    pub dry_run: bool,
     /// Print progress and results as JSON lines (one object per event) instead of text.
     #[arg(long)]
     pub json: bool,
@@ -93,31 +103,16 @@ pub enum RuleArg {
 /// The suite name (if any) and the plans to run.
 type PlanList = (Option<String>, Vec<Arc<LoadedPlan>>);
 
-/// The plans to run: one plan, or every plan of a suite with its overrides.
+/// The plans to run: one plan, or every plan of a suite with its overrides; with `--test`,
+/// only the plans that have a named test, each with only the named tests.
 fn plans_to_run(a: &RunArgs, rig: &Rig) -> Result<PlanList, Vec<InputError>> {
     let cli: BTreeMap<String, String> = a.params.iter().cloned().collect();
-    if !is_suite(&a.plan) {
-        return Ok((
-            None,
-            vec![Arc::new(load_plan_with(&a.plan, Some(rig), &cli)?)],
-        ));
-    }
-    let suite = load_suite(&a.plan).map_err(|e| vec![e])?;
-    let mut plans = Vec::new();
-    let mut errors = Vec::new();
-    for entry in &suite.value.plans {
-        let mut overrides = entry.parameters.clone();
-        overrides.extend(cli.clone());
-        match load_plan_with(&relative(&a.plan, &entry.plan), Some(rig), &overrides) {
-            Ok(p) => plans.push(Arc::new(p)),
-            Err(e) => errors.extend(e),
-        }
-    }
-    if errors.is_empty() {
-        Ok((Some(suite.value.suite), plans))
-    } else {
-        Err(errors)
-    }
+    let set = load_plans(&a.plan, Some(rig), &cli)?;
+    let plans = select_tests(&a.plan, set.plans, &a.tests)?;
+    Ok((
+        set.suite.map(|s| s.value.suite),
+        plans.into_iter().map(Arc::new).collect(),
+    ))
 }
 
 /// Run a plan or suite and return the exit code.
@@ -141,6 +136,14 @@ pub async fn run(a: RunArgs) -> i32 {
             return EXIT_ABORT;
         }
     };
+    if a.dry_run {
+        let previews: Vec<_> = plans.iter().map(|p| PlanPreview::of(p)).collect();
+        return if super::stdio::print(&dry_run::text(&previews)) {
+            0
+        } else {
+            EXIT_ABORT
+        };
+    }
     // Evidence from an instrument past its calibration due date is not traceable.
     let expired = crate::report::calibration::expired_in(&rig, &crate::trace::today());
     for (id, serial, due, days) in &expired {

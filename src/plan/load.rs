@@ -171,6 +171,49 @@ pub fn load_suite(path: &Path) -> Result<Source<Suite>, InputError> {
     read_yaml(path)
 }
 
+/// A plan on its own, or a suite and its plans in order.
+#[derive(Debug)]
+pub struct PlanSet {
+    /// The suite, when the file is one.
+    pub suite: Option<Source<Suite>>,
+    /// The plans, validated.
+    pub plans: Vec<LoadedPlan>,
+}
+
+/// Load a plan, or every plan of a suite (the suite's parameter overrides, then `params` on
+/// top), each validated against `rig` when given; every problem of every plan is returned.
+pub fn load_plans(
+    path: &Path,
+    rig: Option<&Rig>,
+    params: &BTreeMap<String, String>,
+) -> Result<PlanSet, Vec<InputError>> {
+    if !is_suite(path) {
+        return Ok(PlanSet {
+            suite: None,
+            plans: vec![load_plan_with(path, rig, params)?],
+        });
+    }
+    let suite = load_suite(path).map_err(|e| vec![e])?;
+    let mut plans = Vec::new();
+    let mut errors = Vec::new();
+    for entry in &suite.value.plans {
+        let mut overrides = entry.parameters.clone();
+        overrides.extend(params.clone());
+        match load_plan_with(&relative(path, &entry.plan), rig, &overrides) {
+            Ok(p) => plans.push(p),
+            Err(e) => errors.extend(e),
+        }
+    }
+    if errors.is_empty() {
+        Ok(PlanSet {
+            suite: Some(suite),
+            plans,
+        })
+    } else {
+        Err(errors)
+    }
+}
+
 /// Whether a YAML file is a suite (it has a top-level `suite:` key).
 pub fn is_suite(path: &Path) -> bool {
     std::fs::read_to_string(path)

@@ -8,12 +8,15 @@
 //! file:line:column.
 
 pub mod condition;
+pub mod dry_run;
 pub mod error;
 pub mod fixture;
 pub mod limits;
 pub mod load;
 pub mod model;
+pub mod outline;
 pub mod preflight;
+pub mod select;
 pub mod signal_map;
 pub mod warnings;
 
@@ -22,6 +25,7 @@ pub use error::InputError;
 pub use fixture::Fixture;
 pub use limits::{Check, Criterion, DecisionRule, LimitProfile};
 pub use load::{
-    is_suite, load_plan, load_plan_with, load_rig, load_suite, LoadedPlan, SignalSource, Source,
+    is_suite, load_plan, load_plan_with, load_plans, load_rig, load_suite, LoadedPlan, PlanSet,
+    SignalSource, Source,
 };
 pub use model::{Plan, Step, Stimulus, Suite, Target};

@@ -292,6 +292,29 @@ impl Step {
             Step::Declaration(_) => "declaration",
         }
     }
+
+    /// The name a test step reports under (before ` #N` of a repeat); `None` for a step
+    /// that is no test. An `expect` without `name:` is `expect <condition>`.
+    pub fn test_name(&self) -> Option<String> {
+        match self {
+            Step::Expect(x) => Some(x.test_name()),
+            Step::Measure(m) => Some(m.name.clone()),
+            Step::Declaration(d) => Some(d.name.clone()),
+            Step::Trip(t) => Some(t.name.clone()),
+            _ => None,
+        }
+    }
+
+    /// The limit-profile criteria a test step judges (empty for a step that is no test).
+    pub fn criteria(&self) -> Vec<&str> {
+        match self {
+            Step::Expect(x) => x.judge.iter().map(|j| j.value.as_str()).collect(),
+            Step::Measure(m) => vec![m.judge.value.as_str()],
+            Step::Declaration(d) => vec![d.judge.value.as_str()],
+            Step::Trip(t) => t.judge.iter().map(|j| j.value.as_str()).collect(),
+            _ => Vec::new(),
+        }
+    }
 }
 
 /// Supply settings; absent fields are left as they are.
@@ -365,6 +388,15 @@ pub struct Expect {
     pub hold: Option<Seconds>,
     /// A `holds` criterion of the limit profile that this expectation evidences.
     pub judge: Option<Spanned<String>>,
+}
+
+impl Expect {
+    /// Its test name: `name:`, else `expect <condition>`.
+    pub fn test_name(&self) -> String {
+        self.name
+            .clone()
+            .unwrap_or_else(|| format!("expect {}", self.that.value))
+    }
 }
 
 /// A measured value, judged as a test.

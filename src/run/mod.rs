@@ -421,17 +421,7 @@ fn judgement(t: &TestResult) -> Vec<(String, Verdict)> {
 /// Every test the plan would report, by unique name, in order.
 pub fn planned_tests(plan: &LoadedPlan) -> Vec<String> {
     let p = &plan.plan.value;
-    let name = |step: &Step| match step {
-        Step::Expect(x) => Some(
-            x.name
-                .clone()
-                .unwrap_or_else(|| format!("expect {}", x.that.value)),
-        ),
-        Step::Measure(m) => Some(m.name.clone()),
-        Step::Declaration(d) => Some(d.name.clone()),
-        Step::Trip(t) => Some(t.name.clone()),
-        _ => None,
-    };
+    let name = |step: &Step| step.test_name();
     let unique = |base: String, repeat: u32| {
         if p.repeat > 1 && repeat > 0 {
             format!("{base} #{repeat}")
@@ -606,13 +596,7 @@ async fn run_step(
             .await?;
         }
         Step::Expect(x) => {
-            let name = test_name(
-                ctx,
-                x.name
-                    .clone()
-                    .unwrap_or_else(|| format!("expect {}", x.that.value)),
-                repeat,
-            );
+            let name = test_name(ctx, x.test_name(), repeat);
             let result = expect(ctx, x, &name, repeat).await?;
             record(ctx, result);
         }
@@ -757,10 +741,7 @@ async fn expect(
 ) -> Result<TestResult, String> {
     let st = &ctx.station;
     let cond = bind_condition(&ctx.plan, &x.that.value)?;
-    let test = x
-        .name
-        .clone()
-        .unwrap_or_else(|| format!("expect {}", x.that.value));
+    let test = x.test_name();
     let mut result = trip::new_result(
         &test,
         name,

@@ -22,6 +22,7 @@ mod flash_sim;
 mod fuzz_regressions;
 mod guard;
 mod instrument_connect;
+mod list_and_dry_run;
 mod lock_and_signals;
 mod nightly_defects;
 mod plan_validation;
