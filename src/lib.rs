@@ -14,6 +14,7 @@ pub mod guard;
 pub mod instrument;
 pub mod plan;
 pub mod report;
+pub mod results;
 pub mod rig;
 pub mod run;
 pub mod scpi;

@@ -32,7 +32,7 @@ pub fn list(a: ListArgs) -> i32 {
         Ok(s) => s,
         Err(errors) => {
             for e in errors {
-                super::stdio::eprint(&format!("{e}\n"));
+                super::stdio::eprint(&e.to_string());
             }
             return super::EXIT_ABORT;
         }
@@ -42,7 +42,7 @@ pub fn list(a: ListArgs) -> i32 {
         match serde_json::to_string(&outline) {
             Ok(t) => t,
             Err(e) => {
-                super::stdio::eprint(&format!("error: cannot write the outline as JSON: {e}\n"));
+                super::stdio::eprint(&format!("error: cannot write the outline as JSON: {e}"));
                 return super::EXIT_ABORT;
             }
         }

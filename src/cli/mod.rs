@@ -11,6 +11,7 @@ mod manual;
 mod output;
 mod probe;
 mod report;
+mod results;
 mod run;
 mod schema;
 mod sim;
@@ -84,6 +85,8 @@ pub enum Command {
     Sim(sim::SimArgs),
     /// Verify, re-judge or re-render the evidence bundle of a run directory.
     Report(report::ReportArgs),
+    /// The results store: import run bundles; list, show, trend, compare runs; flaky tests.
+    Results(results::ResultsArgs),
     /// Make the station key that signs evidence bundles.
     Keygen(keygen::KeygenArgs),
     /// Print the JSON Schema of results.json (or of manifest.json, rejudged results).
@@ -145,6 +148,7 @@ pub fn main(cli: Cli) -> i32 {
         Command::List(a) => list::list(a),
         Command::Sim(a) => rt.block_on(sim::run(a)),
         Command::Report(a) => report::report(a),
+        Command::Results(a) => rt.block_on(results::results(a)),
         Command::Keygen(a) => keygen::keygen(a),
         Command::Schema(a) => schema::schema(a),
         Command::Can(a) => can::can(a, &rt),

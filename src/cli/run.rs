@@ -68,6 +68,11 @@ pub struct RunArgs {
     /// its results are not traceable).
     #[arg(long)]
     pub allow_expired_calibration: bool,
+    /// Store each plan run's sealed bundle in this results store at the end
+    /// (`sqlite://PATH` or `postgres://...`; default: `$HILRIG_DB` when set, else none).
+    /// A store that cannot take them makes the exit code 2.
+    #[arg(long, value_name = "URL")]
+    pub db: Option<String>,
     /// Serial number of the item tested (the BMS), recorded in every output.
     #[arg(long)]
     pub dut_serial: Option<String>,
@@ -326,6 +331,7 @@ pub async fn run(a: RunArgs) -> i32 {
         out.json(serde_json::json!({"event": "firmware", "id": fw.id, "version": fw.version, "sha256": fw.sha256}));
     }
     let mut all = Vec::new();
+    let mut run_dirs = Vec::new();
     // Why the remaining plans of the suite do not run (the bench is not trustworthy).
     let mut stopped: Option<String> = None;
     for plan in plans {
@@ -439,6 +445,7 @@ pub async fn run(a: RunArgs) -> i32 {
         // An aborted plan left the bench in its confirmed safe state: the suite goes on.
         stopped = crate::run::suite::stop_after(&results);
         all.push(results);
+        run_dirs.push(dir.clone());
     }
     let name = suite
         .clone()
@@ -474,6 +481,14 @@ pub async fn run(a: RunArgs) -> i32 {
             return EXIT_ABORT;
         }
     }
+    let stored = match a
+        .db
+        .clone()
+        .or_else(|| std::env::var("HILRIG_DB").ok().filter(|s| !s.is_empty()))
+    {
+        Some(url) => store_runs(&url, &run_dirs, &out).await,
+        None => true,
+    };
     let outcome = overall(&all);
     if suite.is_some() {
         out.line(&format!(
@@ -490,8 +505,11 @@ pub async fn run(a: RunArgs) -> i32 {
             "virtual time: {simulated:.1} s simulated in {wall:.3} s of wall time"
         ));
     }
-    let code = crate::run::suite::exit_code(outcome, &all);
-    if code != outcome.exit_code() {
+    let mut code = crate::run::suite::exit_code(outcome, &all);
+    if !stored {
+        code = EXIT_ABORT;
+    }
+    if code != outcome.exit_code() && stored {
         out.line(&format!(
             "exit {code}: the bench's safe state was not confirmed after a plan (see SAFE STATE \
              NOT CONFIRMED above); check the instruments before the next run"
@@ -500,6 +518,44 @@ pub async fn run(a: RunArgs) -> i32 {
     out.json(serde_json::json!({"event": "finished", "outcome": outcome, "exit_code": code, "simulated_s": simulated, "wall_s": wall}));
     out.finish();
     code
+}
+
+/// Imports the run's own bundles into the results store; false (after saying why) when
+/// the store could not take one. Bundles without a station key's signature are stored as
+/// unsigned: this process sealed them a moment ago.
+async fn store_runs(url: &str, dirs: &[PathBuf], out: &Output) -> bool {
+    use crate::results::{import_path, ImportOptions, Store};
+    let store = match Store::open(url).await {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: the results were not stored: {e}");
+            return false;
+        }
+    };
+    let options = ImportOptions {
+        allow_unsigned: true,
+        trusted: None,
+    };
+    let mut ok = true;
+    for dir in dirs {
+        match import_path(&store, dir, &options).await {
+            Ok(r) => {
+                for refused in &r.refused {
+                    eprintln!("error: not stored: {refused}");
+                    ok = false;
+                }
+                for i in &r.imported {
+                    out.line(&format!("stored {} in {}", i.run_id, store.url()));
+                    out.json(serde_json::json!({"event": "stored", "run_id": i.run_id, "bundle_sha256": i.bundle_sha256, "db": store.url()}));
+                }
+            }
+            Err(e) => {
+                eprintln!("error: {} was not stored: {e}", dir.display());
+                ok = false;
+            }
+        }
+    }
+    ok
 }
 
 /// The worst outcome of several runs (aborted > failed > inconclusive > passed).
