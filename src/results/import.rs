@@ -161,7 +161,14 @@ pub async fn import_bundle(
         .map_err(|e| refuse(format!("manifest.json: {e}")))?;
     let results: RunResults = serde_json::from_slice(&read("results.json")?)
         .map_err(|e| refuse(format!("results.json: {e}")))?;
-    let new = insert(store, dir, &bundle_sha256, &manifest, &results).await?;
+    let new = store_run(
+        store,
+        &dir.display().to_string(),
+        &bundle_sha256,
+        &manifest,
+        &results,
+    )
+    .await?;
     Ok(Imported {
         dir: dir.to_path_buf(),
         run_id: results.run_id.clone(),
@@ -182,15 +189,33 @@ fn word<T: serde::Serialize>(v: &T) -> String {
     }
 }
 
-/// Stores one run in one transaction; false when it was there already.
-async fn insert(
+type AnyQuery<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>;
+
+/// Binds a number that may be missing. sqlx 0.8.6 sends a NULL bound as `Option<f64>` to
+/// PostgreSQL as a FLOAT4 NULL and one bound as `Option<f32>` as FLOAT8 (the two are swapped
+/// in `sqlx-core/src/any/arguments.rs`), which PostgreSQL refuses for a DOUBLE PRECISION
+/// column; a missing value is therefore bound through `Option<f32>`, which SQLite stores as
+/// the same NULL.
+fn bind_f64(q: AnyQuery<'_>, v: Option<f64>) -> AnyQuery<'_> {
+    match v {
+        Some(x) => q.bind(x),
+        None => q.bind(None::<f32>),
+    }
+}
+
+/// Stores one verified run in one transaction, keyed by `sha` (its manifest's SHA-256);
+/// false when the store had it already. `source` says where it was imported from.
+pub async fn store_run(
     store: &Store,
-    dir: &Path,
+    source: &str,
     sha: &str,
     manifest: &Manifest,
     r: &RunResults,
 ) -> Result<bool, ResultsError> {
     let err = |e| store.err("storing a run", e);
+    let err_test = |e| store.err("storing a test result", e);
+    let err_m = |e| store.err("storing a measurement", e);
+    let err_i = |e| store.err("storing an instrument record", e);
     let mut tx = store.pool().begin().await.map_err(err)?;
     let fw = r.firmware.as_ref();
     let inserted = sqlx::query(
@@ -222,7 +247,7 @@ async fn insert(
     .bind(word(&r.decision_rule))
     .bind(manifest.signature.as_ref().map(|s| s.fingerprint.clone()))
     .bind(manifest.signature.as_ref().map(|s| s.public_key.clone()))
-    .bind(dir.display().to_string())
+    .bind(source.to_string())
     .bind(crate::trace::rfc3339(std::time::SystemTime::now()))
     .execute(&mut *tx)
     .await
@@ -250,11 +275,11 @@ async fn insert(
         .bind(t.message.clone())
         .execute(&mut *tx)
         .await
-        .map_err(err)?;
+        .map_err(err_test)?;
         for (mi, m) in t.measurements.iter().enumerate() {
-            sqlx::query(
+            let q = sqlx::query(
                 "INSERT INTO measurement (bundle_sha256, test_idx, idx, criterion, quantity, \
-                 value, uncertainty, k, unit, limit_low, limit_high, verdict, provenance, \
+                 uncertainty, k, unit, value, limit_low, limit_high, verdict, provenance, \
                  not_determinable) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, \
                  $13, $14)",
             )
@@ -263,18 +288,18 @@ async fn insert(
             .bind(mi as i64)
             .bind(m.criterion.clone())
             .bind(m.quantity.clone())
-            .bind(m.value.is_finite().then_some(m.value))
             .bind(m.uncertainty)
             .bind(m.coverage_factor)
-            .bind(m.unit.clone())
-            .bind(m.limit.low)
-            .bind(m.limit.high)
-            .bind(word(&m.verdict))
-            .bind(serde_json::to_string(&m.provenance).unwrap_or_default())
-            .bind(m.not_determinable.clone())
-            .execute(&mut *tx)
-            .await
-            .map_err(err)?;
+            .bind(m.unit.clone());
+            let q = bind_f64(q, m.value.is_finite().then_some(m.value));
+            let q = bind_f64(q, m.limit.low);
+            let q = bind_f64(q, m.limit.high);
+            q.bind(word(&m.verdict))
+                .bind(serde_json::to_string(&m.provenance).unwrap_or_default())
+                .bind(m.not_determinable.clone())
+                .execute(&mut *tx)
+                .await
+                .map_err(err_m)?;
         }
     }
     for (ii, c) in r.context.calibration.iter().enumerate() {
@@ -293,7 +318,7 @@ async fn insert(
         .bind(Some(word(&c.status)))
         .execute(&mut *tx)
         .await
-        .map_err(err)?;
+        .map_err(err_i)?;
     }
     tx.commit().await.map_err(err)?;
     Ok(true)

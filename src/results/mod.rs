@@ -15,7 +15,7 @@ pub mod store;
 
 use std::path::PathBuf;
 
-pub use import::{import_path, ImportOptions, ImportReport, Imported};
+pub use import::{import_path, store_run, ImportOptions, ImportReport, Imported};
 pub use query::{
     compare, flaky, list, show, trend, Comparison, Flaky, ListFilter, RunRow, TrendBy,
 };

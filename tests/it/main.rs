@@ -6,6 +6,7 @@ mod can_common;
 mod common;
 mod external_bench;
 mod report_support;
+mod results_store;
 mod sim_support;
 
 mod can_cellsim;
