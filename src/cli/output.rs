@@ -10,6 +10,7 @@ use serde_json::json;
 
 use crate::report::junit::limit_text;
 use crate::report::TestResult;
+use crate::rig::choice::RigChoice;
 use crate::run::Event;
 
 /// Where operator output goes.
@@ -57,6 +58,20 @@ impl Output {
     pub fn json(&self, value: serde_json::Value) {
         if self.json {
             say(&value.to_string());
+        }
+    }
+
+    /// The first line: the bench, where its name came from, and SIMULATED on the simulated
+    /// bench (the JSON event carries `simulated`).
+    pub fn bench(&self, choice: &RigChoice, station: &str, simulated: bool) {
+        self.line(&bench_line(choice, station, simulated));
+        self.json(json!({"event": "bench", "rig": choice.path, "rig_source": choice.source.to_string(), "station": station, "simulated": simulated}));
+    }
+
+    /// The last line on the simulated bench: SIMULATED again, under the results.
+    pub fn closing(&self, simulated: bool) {
+        if simulated {
+            self.line(SIMULATED_LINE);
         }
     }
 
@@ -125,6 +140,18 @@ impl Output {
             "output finished after {:.1} s",
             self.started.elapsed().as_secs_f64()
         );
+    }
+}
+
+/// What the console says on the simulated bench, first and last.
+pub const SIMULATED_LINE: &str = "SIMULATED BENCH — not a physical test";
+
+/// The first line of a run: which bench, and SIMULATED when it is the simulated one.
+pub fn bench_line(choice: &RigChoice, station: &str, simulated: bool) -> String {
+    if simulated {
+        format!("{SIMULATED_LINE}: {choice}, station {station}")
+    } else {
+        format!("bench: {choice}, station {station}")
     }
 }
 

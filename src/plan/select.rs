@@ -26,6 +26,16 @@ pub fn declared_tests(plan: &Plan) -> Vec<String> {
     out
 }
 
+/// The names in `names` (the `--test` options) that `plan` declares, in the order given.
+pub fn selected_in(plan: &Plan, names: &[String]) -> Vec<String> {
+    let declared = declared_tests(plan);
+    names
+        .iter()
+        .filter(|n| declared.contains(n))
+        .cloned()
+        .collect()
+}
+
 /// The plan with, under `steps:`, only the tests named in `names` (and every step that is
 /// no test); setup and teardown are left as they are.
 pub fn only_tests(mut plan: LoadedPlan, names: &[String]) -> LoadedPlan {

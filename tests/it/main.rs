@@ -8,6 +8,7 @@ mod external_bench;
 mod report_support;
 mod sim_support;
 
+mod at_the_bench;
 mod can_cellsim;
 mod can_cli;
 mod can_peers;
