@@ -323,6 +323,7 @@ pub async fn run(a: RunArgs) -> i32 {
     spawn_signal_handlers(cancel.clone());
     let out = Arc::new(Output::new(a.json));
     out.bench(&choice, &rig.station, context.simulated);
+    out.expect(&plans);
     if let Some(fw) = &firmware {
         out.line(&format!(
             "firmware: {} {} sha256:{}",
