@@ -114,6 +114,17 @@ mod tests {
             .collect()
     }
 
+    /// The selection recorded for a plan: the names it declares, in the order given.
+    #[rstest]
+    #[case::both(&["OV cell 5", "OV trip time cell 5"], &["OV cell 5", "OV trip time cell 5"])]
+    #[case::another_plans_name(&["UV cell 1", "OV cell 5"], &["OV cell 5"])]
+    #[case::none(&[], &[])]
+    fn the_selection_is_what_the_plan_declares(#[case] names: &[&str], #[case] want: &[&str]) {
+        let p = shipped("overcharge.yaml");
+        let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+        assert_eq!(selected_in(&p.plan.value, &names), want);
+    }
+
     #[test]
     fn declared_tests_are_in_plan_order_with_setup_first() {
         let p = shipped("overcharge.yaml");

@@ -100,17 +100,20 @@ fn the_user_hilrig_toml_names_the_rig_unless_hilrig_rig_does() {
 /// A mistyped key is an error at its line and column with the closest key; a syntax error
 /// is located too.
 #[rstest::rstest]
-#[case::unknown_key("\nrgi = \"rig/sim.yaml\"\n", "hilrig.toml:2:1", "did you mean `rig`?")]
-#[case::syntax("rig = \"rig/sim.yaml\n", "hilrig.toml:1:", "")]
+#[case::unknown_key(
+    "toml-unknown-key",
+    "\nrgi = \"rig/sim.yaml\"\n",
+    "hilrig.toml:2:1",
+    "did you mean `rig`?"
+)]
+#[case::syntax("toml-syntax", "rig = \"rig/sim.yaml\n", "hilrig.toml:1:", "")]
 fn a_bad_hilrig_toml_is_an_error_at_its_place(
+    #[case] name: &str,
     #[case] text: &str,
     #[case] place: &str,
     #[case] says: &str,
 ) {
-    let (dir, xdg) = bench_dir(
-        &format!("toml-bad-{}", place.len() + says.len()),
-        Some(text),
-    );
+    let (dir, xdg) = bench_dir(name, Some(text));
     let (code, stdout, stderr) = hilrig_in(&dir, &xdg, &["run", &plan(), "--virtual-time"]);
     assert_eq!(code, 2, "{stdout}{stderr}");
     assert!(stderr.contains(place), "{stderr}");
