@@ -96,7 +96,7 @@ pub async fn flash(a: FlashArgs) -> i32 {
 }
 
 async fn run(a: &FlashArgs, progress: &ProgressSink) -> Result<(FirmwareInfo, String), FlashError> {
-    let rig_path = a.rig.clone().unwrap_or_else(super::default_rig);
+    let rig_path = crate::rig::choice::choose_from_env(a.rig.clone())?.path;
     let rig = load_rig(&rig_path)?.value;
     let manifest = Manifest::load(&a.manifest)?;
     // One user of a bench at a time: never flash under a running plan.

@@ -139,8 +139,11 @@ pub(super) struct Session {
 impl Session {
     /// Load the rig (default rig/sim.yaml) and start the simulated bench if it is one.
     pub async fn start(rig: Option<PathBuf>) -> Result<Session, String> {
-        let rig_path = rig.unwrap_or_else(super::default_rig);
-        let loaded = load_rig(&rig_path).map_err(|e| e.to_string())?.value;
+        let choice = crate::rig::choice::choose_from_env(rig).map_err(|e| e.to_string())?;
+        let rig_path = choice.path.clone();
+        let loaded = load_rig(&rig_path)
+            .map_err(|e| format!("{choice}: {e}"))?
+            .value;
         if loaded.simulation.is_none() {
             return Ok(Session {
                 rig: loaded,

@@ -25,7 +25,10 @@ pub struct ListArgs {
 
 /// List the plan or suite; exit 0, or 2 when it does not load.
 pub fn list(a: ListArgs) -> i32 {
-    let rig_path = a.rig.clone().unwrap_or_else(super::default_rig);
+    let rig_path = match super::rig_choice(a.rig.clone()) {
+        Ok(c) => c.path,
+        Err(code) => return code,
+    };
     let loaded = load_rig_all(&rig_path)
         .and_then(|rig| load_plans(&a.plan, Some(&rig.value), &BTreeMap::new()));
     let set = match loaded {

@@ -32,11 +32,14 @@ pub enum LockCommand {
 /// Run `hilrig lock ...`; exit 0 free, 1 held, 2 error.
 pub fn lock(a: LockArgs) -> i32 {
     let LockCommand::Status { rig, json } = a.command;
-    let rig_path = rig.unwrap_or_else(super::default_rig);
-    let rig = match load_rig(&rig_path) {
+    let choice = match super::rig_choice(rig) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let rig = match load_rig(&choice.path) {
         Ok(r) => r.value,
         Err(e) => {
-            eprintln!("{e}");
+            eprintln!("{choice}: {e}");
             return super::EXIT_ABORT;
         }
     };

@@ -110,9 +110,13 @@ pub enum Command {
     Guard,
 }
 
-/// Default rig: `HILRIG_RIG` if set, else the built-in simulated bench (see `rig::choice`).
-pub fn default_rig() -> PathBuf {
-    crate::rig::choice::choose_from_env(None).path
+/// The rig a command uses: `--rig`, `HILRIG_RIG`, `hilrig.toml`, else the built-in simulated
+/// bench (see `rig::choice`). Err: a `hilrig.toml` that cannot be read, already printed.
+pub fn rig_choice(flag: Option<PathBuf>) -> Result<crate::rig::choice::RigChoice, i32> {
+    crate::rig::choice::choose_from_env(flag).map_err(|e| {
+        eprintln!("{e}");
+        EXIT_ABORT
+    })
 }
 
 /// Run the command and return the process exit code.

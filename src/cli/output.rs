@@ -1,15 +1,27 @@
 //! Operator output for `hilrig run`: a progress line on a terminal, plain lines otherwise,
 //! JSON lines with `--json`.
+//!
+//! The progress line (text mode on a terminal) reads, in at most 80 columns (cut with `…`):
+//! `[plan k/N PLAN: ]TEST · repeat k/N · ELAPSED · ~LEFT left | signal value, ...`: the plan
+//! only in a suite, the test's name (or `phase: kind` for a step that is no test), the repeat
+//! of `steps`, the time since the first plan started and the time left by the dry-run
+//! estimate (`≤` when conditions may end steps sooner), and the key signals with their units,
+//! a DBC value-table entry by its name (`bms.state fault`). It is cleared when the run ends,
+//! an interrupted one included (and when the output is dropped on an early exit).
 
+use std::collections::BTreeMap;
 use std::io::IsTerminal;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 
+use crate::plan::dry_run::{Bound, PlanPreview};
+use crate::plan::load::{LoadedPlan, SignalSource};
 use crate::report::junit::limit_text;
 use crate::report::TestResult;
+use crate::rig::choice::RigChoice;
 use crate::run::Event;
 
 /// Where operator output goes.
@@ -18,7 +30,178 @@ pub struct Output {
     bar: Option<ProgressBar>,
     started: Instant,
     plan: Mutex<String>,
-    step: Mutex<String>,
+    progress: Mutex<Progress>,
+}
+
+/// Width of the progress line.
+pub const PROGRESS_COLUMNS: usize = 80;
+
+/// What the progress line knows between events.
+#[derive(Default)]
+struct Progress {
+    /// The plans expected, in order.
+    plans: Vec<PlanInfo>,
+    /// Index of the running plan in `plans`.
+    current: Option<usize>,
+    /// When the first plan started.
+    first_start: Option<Instant>,
+    /// When the running plan started.
+    plan_start: Option<Instant>,
+    /// Test name (or `phase: kind`) of the running step.
+    doing: String,
+    /// Repeat of the running step (0 outside `steps`).
+    repeat: u32,
+    /// The latest key signal values.
+    values: Vec<(String, f64)>,
+}
+
+/// A plan as the progress line needs it.
+struct PlanInfo {
+    id: String,
+    repeat: u32,
+    total: Bound,
+    /// (phase, index) -> test name.
+    tests: BTreeMap<(&'static str, usize), String>,
+    signals: BTreeMap<String, SignalLabel>,
+}
+
+/// How a signal's value is written: its unit, and the names of its raw values (DBC `VAL_`).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SignalLabel {
+    /// Unit of the value as recorded (empty when none).
+    pub unit: String,
+    /// Names of values (DBC value table).
+    pub names: BTreeMap<i64, String>,
+}
+
+/// The signals of a plan with units and value names, from its fixture's DBC and the
+/// instruments' dimensions.
+pub fn signal_labels(plan: &LoadedPlan) -> BTreeMap<String, SignalLabel> {
+    plan.signals
+        .iter()
+        .map(|(name, src)| {
+            let label = match src {
+                SignalSource::Can { message, signal } => plan
+                    .dbc
+                    .message(message)
+                    .and_then(|m| m.signal(signal))
+                    .map(|s| SignalLabel {
+                        unit: s.unit.clone(),
+                        names: s.value_table.clone(),
+                    })
+                    .unwrap_or_default(),
+                SignalSource::Instrument(dim) => SignalLabel {
+                    unit: dim.unit().to_string(),
+                    names: BTreeMap::new(),
+                },
+            };
+            (name.clone(), label)
+        })
+        .collect()
+}
+
+/// A signal's value for people: the value's name when the DBC names it, else the value with
+/// its unit (a setpoint `x_set` takes the unit of `x`, else of its last letter: v, i, t).
+pub fn signal_text(name: &str, value: f64, labels: &BTreeMap<String, SignalLabel>) -> String {
+    let base = name.strip_suffix("_set").unwrap_or(name);
+    let label = labels.get(name).or_else(|| labels.get(base));
+    if let Some(l) = label {
+        if value.fract() == 0.0 && value.abs() < 1e15 {
+            if let Some(n) = l.names.get(&(value as i64)) {
+                return format!("{name} {n}");
+            }
+        }
+    }
+    let unit = match label {
+        Some(l) => l.unit.as_str(),
+        None => match base.rsplit('.').next() {
+            Some("v") => "V",
+            Some("i") => "A",
+            Some("t") => "°C",
+            _ => "",
+        },
+    };
+    let number = match unit {
+        "V" => format!("{value:.3} V"),
+        "mV" => format!("{value:.0} mV"),
+        "" => trimmed(value),
+        u => format!("{} {u}", trimmed(value)),
+    };
+    format!("{name} {number}")
+}
+
+/// A number with at most 3 decimals and no trailing zeros.
+fn trimmed(v: f64) -> String {
+    let s = format!("{v:.3}");
+    let s = s.trim_end_matches('0').trim_end_matches('.');
+    if s == "-0" {
+        "0".into()
+    } else {
+        s.into()
+    }
+}
+
+/// The parts of one progress line.
+#[derive(Debug, Clone, Default)]
+pub struct ProgressLine {
+    /// Plan id (shown in a suite; a single plan is named on the line above).
+    pub plan: String,
+    /// `(k, N)` of the plan in a suite of N > 1 plans.
+    pub plan_of: Option<(usize, usize)>,
+    /// Test name, or `phase: kind`.
+    pub doing: String,
+    /// `(k, N)` of the repeat, inside `steps`.
+    pub repeat: Option<(u32, u32)>,
+    /// Time since the run's first plan started.
+    pub elapsed: Duration,
+    /// Estimated time left, and whether it is an upper bound.
+    pub left: Option<Bound>,
+    /// Key signals, already written with units or value names.
+    pub values: Vec<String>,
+}
+
+impl ProgressLine {
+    /// The line, cut to `PROGRESS_COLUMNS` characters with `…`.
+    pub fn render(&self) -> String {
+        let mut s = match self.plan_of {
+            Some((k, n)) => format!("plan {k}/{n} {}: {}", self.plan, self.doing),
+            None => self.doing.clone(),
+        };
+        if let Some((k, n)) = self.repeat {
+            s.push_str(&format!(" · repeat {k}/{n}"));
+        }
+        s.push_str(&format!(" · {}", clock(self.elapsed.as_secs_f64())));
+        if let Some(b) = self.left {
+            let mark = if b.at_most { "≤" } else { "~" };
+            s.push_str(&format!(" · {mark}{} left", clock(b.seconds)));
+        }
+        if !self.values.is_empty() {
+            s.push_str(" | ");
+            s.push_str(&self.values.join(", "));
+        }
+        cut(&s, PROGRESS_COLUMNS)
+    }
+}
+
+/// `m:ss`, or `h:mm:ss` from an hour on.
+fn clock(seconds: f64) -> String {
+    let t = seconds.max(0.0).round() as u64;
+    let (h, m, s) = (t / 3600, t / 60 % 60, t % 60);
+    if h > 0 {
+        format!("{h}:{m:02}:{s:02}")
+    } else {
+        format!("{m}:{s:02}")
+    }
+}
+
+/// `text` in at most `columns` characters, ending in `…` when cut.
+fn cut(text: &str, columns: usize) -> String {
+    if text.chars().count() <= columns {
+        return text.to_string();
+    }
+    let mut s: String = text.chars().take(columns.saturating_sub(1)).collect();
+    s.push('…');
+    s
 }
 
 impl Output {
@@ -27,10 +210,10 @@ impl Output {
         let bar = (!json && std::io::stdout().is_terminal()).then(|| {
             let bar = ProgressBar::new_spinner();
             bar.set_style(
-                ProgressStyle::with_template("{spinner} [{elapsed_precise}] {msg}")
+                ProgressStyle::with_template("{msg}")
                     .unwrap_or_else(|_| ProgressStyle::default_spinner()),
             );
-            bar.enable_steady_tick(Duration::from_millis(200));
+            bar.enable_steady_tick(Duration::from_millis(500));
             bar
         });
         Self {
@@ -38,8 +221,88 @@ impl Output {
             bar,
             started: Instant::now(),
             plan: Mutex::new(String::new()),
-            step: Mutex::new(String::new()),
+            progress: Mutex::new(Progress::default()),
         }
+    }
+
+    /// The plans this run is expected to run, for the progress line's names and estimate.
+    pub fn expect(&self, plans: &[Arc<LoadedPlan>]) {
+        if self.bar.is_none() {
+            return;
+        }
+        let infos = plans
+            .iter()
+            .map(|p| {
+                let preview = PlanPreview::of(p);
+                PlanInfo {
+                    id: preview.plan.clone(),
+                    repeat: preview.repeat,
+                    total: preview.total,
+                    tests: preview
+                        .steps
+                        .iter()
+                        .filter_map(|s| s.test.clone().map(|t| ((s.phase, s.index), t)))
+                        .collect(),
+                    signals: signal_labels(p),
+                }
+            })
+            .collect();
+        self.progress().plans = infos;
+    }
+
+    fn progress(&self) -> std::sync::MutexGuard<'_, Progress> {
+        self.progress.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Redraw the progress line from what is known.
+    fn redraw(&self) {
+        let Some(bar) = &self.bar else {
+            return;
+        };
+        let p = self.progress();
+        let plan = self.plan.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let info = p.current.and_then(|i| p.plans.get(i));
+        let now = Instant::now();
+        let in_plan = p
+            .plan_start
+            .map(|t| now.duration_since(t).as_secs_f64())
+            .unwrap_or(0.0);
+        let left = p.current.and_then(|i| {
+            let this = p.plans.get(i)?.total;
+            let rest = p.plans[i + 1..].iter().fold(
+                Bound {
+                    seconds: (this.seconds - in_plan).max(0.0),
+                    at_most: this.at_most,
+                },
+                |acc, q| Bound {
+                    seconds: acc.seconds + q.total.seconds,
+                    at_most: acc.at_most || q.total.at_most,
+                },
+            );
+            Some(rest)
+        });
+        let no_labels = BTreeMap::new();
+        let labels = info.map(|i| &i.signals).unwrap_or(&no_labels);
+        let line = ProgressLine {
+            plan,
+            plan_of: p
+                .current
+                .filter(|_| p.plans.len() > 1)
+                .map(|i| (i + 1, p.plans.len())),
+            doing: p.doing.clone(),
+            repeat: info.filter(|_| p.repeat > 0).map(|i| (p.repeat, i.repeat)),
+            elapsed: p
+                .first_start
+                .map(|t| now.duration_since(t))
+                .unwrap_or_default(),
+            left,
+            values: p
+                .values
+                .iter()
+                .map(|(n, v)| signal_text(n, *v, labels))
+                .collect(),
+        };
+        bar.set_message(line.render());
     }
 
     /// A line for people (not printed in JSON mode).
@@ -60,9 +323,33 @@ impl Output {
         }
     }
 
+    /// The first line: the bench, where its name came from, and SIMULATED on the simulated
+    /// bench (the JSON event carries `simulated`).
+    pub fn bench(&self, choice: &RigChoice, station: &str, simulated: bool) {
+        self.line(&bench_line(choice, station, simulated));
+        self.json(json!({"event": "bench", "rig": choice.path, "rig_source": choice.source.to_string(), "station": station, "simulated": simulated}));
+    }
+
+    /// The last line on the simulated bench: SIMULATED again, under the results.
+    pub fn closing(&self, simulated: bool) {
+        if simulated {
+            self.line(SIMULATED_LINE);
+        }
+    }
+
     /// A plan starts.
     pub fn plan(&self, id: &str, title: &str, repeats: u32, station: &str, rule: &str) {
         *self.plan.lock().unwrap_or_else(|e| e.into_inner()) = id.to_string();
+        {
+            let mut p = self.progress();
+            let now = Instant::now();
+            p.first_start.get_or_insert(now);
+            p.plan_start = Some(now);
+            p.current = p.plans.iter().position(|i| i.id == id);
+            p.doing = "starting".into();
+            p.repeat = 0;
+            p.values.clear();
+        }
         self.line(&format!(
             "hilrig: {id} ({title}) on {station} — {repeats} repeat(s), decision rule {rule}"
         ));
@@ -84,24 +371,31 @@ impl Output {
                 repeat,
                 kind,
             } => {
-                let plan = self.plan.lock().unwrap_or_else(|e| e.into_inner()).clone();
-                let msg = if *repeat > 0 {
-                    format!("{plan}: repeat {repeat}, {phase}[{index}] {kind}")
-                } else {
-                    format!("{plan}: {phase}[{index}] {kind}")
-                };
-                match &self.bar {
-                    Some(bar) => bar.set_message(msg.clone()),
-                    None => tracing::info!("{msg}"),
+                if self.bar.is_none() {
+                    let plan = self.plan.lock().unwrap_or_else(|e| e.into_inner()).clone();
+                    let msg = if *repeat > 0 {
+                        format!("{plan}: repeat {repeat}, {phase}[{index}] {kind}")
+                    } else {
+                        format!("{plan}: {phase}[{index}] {kind}")
+                    };
+                    tracing::info!("{msg}");
+                    return;
                 }
-                *self.step.lock().unwrap_or_else(|e| e.into_inner()) = msg;
+                {
+                    let mut p = self.progress();
+                    let test = p
+                        .current
+                        .and_then(|i| p.plans.get(i))
+                        .and_then(|i| i.tests.get(&(*phase, *index)).cloned());
+                    p.doing = test.unwrap_or_else(|| format!("{phase}: {kind}"));
+                    p.repeat = *repeat;
+                }
+                self.redraw();
             }
             Event::Signals { values } => {
-                if let Some(bar) = &self.bar {
-                    let step = self.step.lock().unwrap_or_else(|e| e.into_inner()).clone();
-                    let live: Vec<String> =
-                        values.iter().map(|(n, v)| format!("{n} {v:.4}")).collect();
-                    bar.set_message(format!("{step} | {}", live.join(", ")));
+                if self.bar.is_some() {
+                    self.progress().values = values.clone();
+                    self.redraw();
                 }
             }
             Event::Test(t) => self.line(&test_lines(t)),
@@ -125,6 +419,29 @@ impl Output {
             "output finished after {:.1} s",
             self.started.elapsed().as_secs_f64()
         );
+    }
+}
+
+/// What the console says on the simulated bench, first and last.
+pub const SIMULATED_LINE: &str = "SIMULATED BENCH — not a physical test";
+
+/// The first line of a run: which bench, and SIMULATED when it is the simulated one.
+pub fn bench_line(choice: &RigChoice, station: &str, simulated: bool) -> String {
+    if simulated {
+        format!("{SIMULATED_LINE}: {choice}, station {station}")
+    } else {
+        format!("bench: {choice}, station {station}")
+    }
+}
+
+impl Drop for Output {
+    /// An early exit (an error after the run started) clears the progress line too.
+    fn drop(&mut self) {
+        if let Some(bar) = &self.bar {
+            if !bar.is_finished() {
+                bar.finish_and_clear();
+            }
+        }
     }
 }
 
@@ -152,4 +469,101 @@ pub fn test_lines(t: &TestResult) -> String {
         ));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rstest::rstest;
+
+    fn labels() -> BTreeMap<String, SignalLabel> {
+        let state = SignalLabel {
+            unit: String::new(),
+            names: [(0, "standby"), (4, "fault")]
+                .into_iter()
+                .map(|(k, v)| (k, v.to_string()))
+                .collect(),
+        };
+        let volts = SignalLabel {
+            unit: "V".into(),
+            names: BTreeMap::new(),
+        };
+        let amps = SignalLabel {
+            unit: "A".into(),
+            names: BTreeMap::new(),
+        };
+        BTreeMap::from([
+            ("bms.state".to_string(), state),
+            ("cell[5].v".to_string(), volts),
+            ("supply.i".to_string(), amps),
+        ])
+    }
+
+    #[rstest]
+    #[case::enum_by_name("bms.state", 4.0, "bms.state fault")]
+    #[case::enum_unnamed_value("bms.state", 9.0, "bms.state 9")]
+    #[case::volts("cell[5].v", 3.65, "cell[5].v 3.650 V")]
+    #[case::amps("supply.i", 1.5, "supply.i 1.5 A")]
+    #[case::setpoint_takes_the_signals_unit("cell[5].v_set", 3.7, "cell[5].v_set 3.700 V")]
+    #[case::unknown_setpoint_by_its_letter("cells.v_set", 3.3, "cells.v_set 3.300 V")]
+    #[case::unknown("x.y", 2.0, "x.y 2")]
+    fn signals_have_units_and_value_names(
+        #[case] name: &str,
+        #[case] value: f64,
+        #[case] want: &str,
+    ) {
+        assert_eq!(signal_text(name, value, &labels()), want);
+    }
+
+    fn line() -> ProgressLine {
+        ProgressLine {
+            plan: "cell-overvoltage-charge".into(),
+            plan_of: None,
+            doing: "OV cell 5".into(),
+            repeat: Some((2, 3)),
+            elapsed: Duration::from_secs(75),
+            left: Some(Bound {
+                seconds: 40.0,
+                at_most: true,
+            }),
+            values: vec!["bms.state fault".into()],
+        }
+    }
+
+    #[rstest]
+    #[case::single_plan(line(), "OV cell 5 · repeat 2/3 · 1:15 · ≤0:40 left | bms.state fault")]
+    #[case::suite(
+        ProgressLine { plan: "ov".into(), plan_of: Some((2, 5)), repeat: None, values: vec![], ..line() },
+        "plan 2/5 ov: OV cell 5 · 1:15 · ≤0:40 left"
+    )]
+    #[case::exact_estimate_over_an_hour(
+        ProgressLine { plan: "p".into(), repeat: None, values: vec![], elapsed: Duration::from_secs(3725),
+                       left: Some(Bound { seconds: 5.0, at_most: false }), ..line() },
+        "OV cell 5 · 1:02:05 · ~0:05 left"
+    )]
+    #[case::no_estimate(
+        ProgressLine { plan: "p".into(), doing: "setup: wait_for".into(), repeat: None, left: None, values: vec![], ..line() },
+        "setup: wait_for · 1:15"
+    )]
+    fn the_progress_line_names_test_repeat_and_time(
+        #[case] line: ProgressLine,
+        #[case] want: &str,
+    ) {
+        assert_eq!(line.render(), want);
+    }
+
+    /// Long names and many signals are cut to 80 columns, ending in `…`.
+    #[test]
+    fn a_long_progress_line_is_cut_to_80_columns() {
+        let long = ProgressLine {
+            doing: "a test whose name is very long indeed, longer than any terminal would like"
+                .into(),
+            values: vec!["cell[5].v 3.650 V".into(), "bms.state fault".into()],
+            ..line()
+        };
+        let text = long.render();
+        assert_eq!(text.chars().count(), PROGRESS_COLUMNS, "{text}");
+        assert!(text.ends_with('…'), "{text}");
+        assert!(text.starts_with("a test whose name"), "{text}");
+    }
 }

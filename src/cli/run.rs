@@ -30,7 +30,8 @@ use crate::verdict::DecisionRule;
 pub struct RunArgs {
     /// The test plan or suite.
     pub plan: PathBuf,
-    /// Rig file (default: rig/sim.yaml, the built-in simulated bench).
+    /// Rig file (default: `HILRIG_RIG`, else `rig` in hilrig.toml, else rig/sim.yaml, the
+    /// built-in simulated bench).
     #[arg(long)]
     pub rig: Option<PathBuf>,
     /// Directory for run directories.
@@ -122,7 +123,10 @@ fn plans_to_run(a: &RunArgs, rig: &Rig) -> Result<PlanList, Vec<InputError>> {
 
 /// Run a plan or suite and return the exit code.
 pub async fn run(a: RunArgs) -> i32 {
-    let choice = crate::rig::choice::choose_from_env(a.rig.clone());
+    let choice = match super::rig_choice(a.rig.clone()) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
     let rig_path = choice.path.clone();
     let rig = match load_rig(&rig_path) {
         Ok(r) => r.value,
@@ -323,6 +327,8 @@ pub async fn run(a: RunArgs) -> i32 {
     let cancel = CancellationToken::new();
     spawn_signal_handlers(cancel.clone());
     let out = Arc::new(Output::new(a.json));
+    out.bench(&choice, &rig.station, context.simulated);
+    out.expect(&plans);
     if let Some(fw) = &firmware {
         out.line(&format!(
             "firmware: {} {} sha256:{}",
@@ -335,6 +341,9 @@ pub async fn run(a: RunArgs) -> i32 {
     // Why the remaining plans of the suite do not run (the bench is not trustworthy).
     let mut stopped: Option<String> = None;
     for plan in plans {
+        let member = context
+            .member_of(suite_run_id.as_deref())
+            .with_selection(crate::plan::select::selected_in(&plan.plan.value, &a.tests));
         let run_id = match &suite_run_id {
             Some(id) => format!("{id}/{}", plan.plan.value.plan),
             None => format!("{}-{}", &stamp[..15], plan.plan.value.plan),
@@ -350,7 +359,7 @@ pub async fn run(a: RunArgs) -> i32 {
                 &run_id,
                 reason,
                 firmware.clone(),
-                context.member_of(suite_run_id.as_deref()),
+                member,
                 &dir,
             );
             match r {
@@ -387,7 +396,7 @@ pub async fn run(a: RunArgs) -> i32 {
             clock,
             on_event: Arc::new(move |e: &Event| events.event(e)),
             refused: refused.clone(),
-            context: context.member_of(suite_run_id.as_deref()),
+            context: member,
         };
         // The evidence copies are the exact texts this run used (parameters substituted).
         let (inputs, missing) = crate::report::bundle::inputs_of(&plan, &rig_path);
@@ -515,7 +524,8 @@ pub async fn run(a: RunArgs) -> i32 {
              NOT CONFIRMED above); check the instruments before the next run"
         ));
     }
-    out.json(serde_json::json!({"event": "finished", "outcome": outcome, "exit_code": code, "simulated_s": simulated, "wall_s": wall}));
+    out.json(serde_json::json!({"event": "finished", "outcome": outcome, "exit_code": code, "simulated_s": simulated, "wall_s": wall, "simulated": context.simulated}));
+    out.closing(context.simulated);
     out.finish();
     code
 }

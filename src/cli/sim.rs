@@ -55,11 +55,15 @@ pub async fn run(a: SimArgs) -> i32 {
 }
 
 async fn serve(a: ServeArgs) -> i32 {
-    let rig_path = a.rig.clone().unwrap_or_else(super::default_rig);
+    let choice = match super::rig_choice(a.rig.clone()) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let rig_path = choice.path.clone();
     let rig = match load_rig(&rig_path) {
         Ok(r) => r.value,
         Err(e) => {
-            eprintln!("{e}");
+            eprintln!("{choice}: {e}");
             return EXIT_ABORT;
         }
     };

@@ -1,7 +1,7 @@
 //! `hilrig validate FILES... [--rig R]`: the run's own pre-flight, file by file.
 //!
 //! A plan or suite is checked exactly as `hilrig run` checks it before it switches anything
-//! on, against the rig run would use (`--rig`, else `HILRIG_RIG`, else rig/sim.yaml), and the rig
+//! on, against the rig run would use (`--rig`, else `HILRIG_RIG`, else `hilrig.toml`, else rig/sim.yaml), and the rig
 //! itself gets run's checks too. A rig, a DUT fixture or a limit profile given on its own
 //! is recognised by its top-level keys, and each `ok:` line says what the file was taken for.
 
@@ -29,7 +29,10 @@ pub struct ValidateArgs {
 
 /// Validate every file; exit 0 when all are valid, 2 otherwise.
 pub fn validate(a: ValidateArgs) -> i32 {
-    let rig_path = a.rig.clone().unwrap_or_else(super::default_rig);
+    let rig_path = match super::rig_choice(a.rig.clone()) {
+        Ok(c) => c.path,
+        Err(code) => return code,
+    };
     let rig = match load_rig_all(&rig_path) {
         Ok(r) => r,
         Err(errors) => {

@@ -26,6 +26,16 @@ pub fn declared_tests(plan: &Plan) -> Vec<String> {
     out
 }
 
+/// The names in `names` (the `--test` options) that `plan` declares, in the order given.
+pub fn selected_in(plan: &Plan, names: &[String]) -> Vec<String> {
+    let declared = declared_tests(plan);
+    names
+        .iter()
+        .filter(|n| declared.contains(n))
+        .cloned()
+        .collect()
+}
+
 /// The plan with, under `steps:`, only the tests named in `names` (and every step that is
 /// no test); setup and teardown are left as they are.
 pub fn only_tests(mut plan: LoadedPlan, names: &[String]) -> LoadedPlan {
@@ -102,6 +112,17 @@ mod tests {
             .iter()
             .filter_map(|s| s.value.test_name())
             .collect()
+    }
+
+    /// The selection recorded for a plan: the names it declares, in the order given.
+    #[rstest]
+    #[case::both(&["OV cell 5", "OV trip time cell 5"], &["OV cell 5", "OV trip time cell 5"])]
+    #[case::another_plans_name(&["UV cell 1", "OV cell 5"], &["OV cell 5"])]
+    #[case::none(&[], &[])]
+    fn the_selection_is_what_the_plan_declares(#[case] names: &[&str], #[case] want: &[&str]) {
+        let p = shipped("overcharge.yaml");
+        let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+        assert_eq!(selected_in(&p.plan.value, &names), want);
     }
 
     #[test]

@@ -45,6 +45,9 @@ pub struct RunContext {
     /// Whether the run ran on a paused clock (its times are simulated seconds).
     #[serde(default)]
     pub virtual_time: bool,
+    /// The tests of this plan that `run --test` chose (empty: the plan ran whole).
+    #[serde(default)]
+    pub selected_tests: Vec<String>,
     /// Ambient temperature during the run, when known.
     #[serde(default)]
     pub ambient: Option<Ambient>,
@@ -257,6 +260,7 @@ impl RunContext {
             traceable: Some(traceable),
             not_traceable_because: why,
             suite_run_id: None,
+            selected_tests: Vec::new(),
         }
     }
 
@@ -265,6 +269,23 @@ impl RunContext {
         RunContext {
             suite_run_id: suite_run_id.map(String::from),
             ..self.clone()
+        }
+    }
+
+    /// This context with the tests `run --test` chose in this plan.
+    pub fn with_selection(self, selected_tests: Vec<String>) -> RunContext {
+        RunContext {
+            selected_tests,
+            ..self
+        }
+    }
+
+    /// The selection for display: the chosen tests, or that the plan ran whole.
+    pub fn selection_text(&self) -> String {
+        if self.selected_tests.is_empty() {
+            "all tests of the plan".into()
+        } else {
+            format!("only {} (run --test)", self.selected_tests.join(", "))
         }
     }
 

@@ -337,7 +337,7 @@ pub fn render(d: &ReportData) -> String {
             h,
             "<div class=\"flag\"><b>{}</b>{}</div>",
             if ctx.simulated {
-                "SIMULATED BENCH: instruments and BMS are simulated; not evidence about a physical product."
+                "SIMULATED BENCH — not a physical test: instruments and BMS are simulated; not evidence about a physical product."
             } else {
                 ""
             },
@@ -441,6 +441,7 @@ pub fn render(d: &ReportData) -> String {
                 .unwrap_or_default(),
         ),
         ("Station", esc(&r.station)),
+        ("Tests selected", esc(&ctx.selection_text())),
         (
             "Operator (tested by)",
             esc(&match (&ctx.operator, info) {
@@ -1406,6 +1407,31 @@ fn watchdog_paragraph(w: &crate::report::WatchdogRecord) -> String {
 mod tests {
     use super::*;
     use crate::report::series::Channel;
+
+    /// The cover says SIMULATED only for a simulated bench, and names the selected tests.
+    #[rstest::rstest]
+    #[case::simulated(true, &["OV cell 5"], true, "only OV cell 5 (run --test)")]
+    #[case::physical(false, &[], false, "all tests of the plan")]
+    fn the_cover_marks_a_simulated_bench_and_the_selection(
+        #[case] simulated: bool,
+        #[case] selected: &[&str],
+        #[case] banner: bool,
+        #[case] selection: &str,
+    ) {
+        let d = ReportData {
+            results: Some(crate::report::test_support::results(simulated, selected)),
+            ..Default::default()
+        };
+        let html = render(&d);
+        assert_eq!(
+            html.contains("SIMULATED BENCH — not a physical test"),
+            banner,
+            "{html}"
+        );
+        assert_eq!(html.contains("SIMULATED"), banner);
+        assert!(html.contains("Tests selected"), "{html}");
+        assert!(html.contains(&esc(selection)), "{html}");
+    }
 
     #[rstest::rstest]
     #[case::disarmed(None, "armed (5 s) for the run; disarmed at the end.</p>")]

@@ -7,7 +7,8 @@
 //! lists each broken criterion with value, uncertainty, limit, uncertainty budget and
 //! provenance. Suite properties: station, DUT, limit profile, decision rule, firmware, run
 //! id, clock anchor, and `instrument.<id>` with each SCPI instrument's `*IDN?` answer; the
-//! DUT serial, operator, `simulated`, `virtual_time`, ambient, `calibration.<id>` (serial,
+//! DUT serial, operator, `simulated`, `virtual_time`, one `selected_test` per test that
+//! `run --test` chose (none when the plan ran whole), ambient, `calibration.<id>` (serial,
 //! due date, status), `traceable` and each `not_traceable` reason. Test
 //! case properties: requirements, and per criterion
 //! `<criterion>.value|uncertainty|limit|verdict|provenance`, and the decision rule. An
@@ -65,6 +66,9 @@ fn context_properties(suite: &mut TestSuite, c: &super::context::RunContext) {
     }
     add("simulated", c.simulated.to_string());
     add("virtual_time", c.virtual_time.to_string());
+    for name in &c.selected_tests {
+        add("selected_test", name.clone());
+    }
     add("ambient", c.ambient_text());
     for i in &c.calibration {
         add(
@@ -271,4 +275,41 @@ pub fn limit_text(l: &crate::verdict::Limit, unit: &str) -> String {
 pub fn write(r: &RunResults, path: &Path) -> std::io::Result<()> {
     let xml = build(r).to_string().map_err(std::io::Error::other)?;
     crate::durable::write(path, xml)
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::report::test_support::results;
+
+    fn properties(simulated: bool, selected: &[&str], name: &str) -> Vec<String> {
+        let xml = super::build_all("s", &[results(simulated, selected)])
+            .to_string()
+            .unwrap();
+        let doc = roxmltree::Document::parse(&xml).unwrap();
+        doc.descendants()
+            .filter(|n| n.has_tag_name("testsuite"))
+            .flat_map(|s| s.descendants())
+            .filter(|n| n.has_tag_name("property") && n.attribute("name") == Some(name))
+            .filter_map(|n| n.attribute("value").map(String::from))
+            .collect()
+    }
+
+    /// `simulated` says true only for the simulated bench.
+    #[rstest::rstest]
+    #[case::simulated(true, "true")]
+    #[case::physical(false, "false")]
+    fn each_suite_says_whether_the_bench_was_simulated(
+        #[case] simulated: bool,
+        #[case] want: &str,
+    ) {
+        assert_eq!(properties(simulated, &[], "simulated"), [want]);
+    }
+
+    /// One `selected_test` per test `run --test` chose; none when the plan ran whole.
+    #[rstest::rstest]
+    #[case::narrowed(&["OV cell 5", "UV cell 1"])]
+    #[case::whole(&[])]
+    fn the_selection_is_a_property(#[case] selected: &[&str]) {
+        assert_eq!(properties(false, selected, "selected_test"), selected);
+    }
 }

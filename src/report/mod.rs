@@ -21,6 +21,8 @@ pub mod schema;
 pub mod series;
 pub mod suite;
 pub mod svg;
+#[cfg(test)]
+pub(crate) mod test_support;
 
 use std::path::{Path, PathBuf};
 

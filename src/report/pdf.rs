@@ -373,8 +373,8 @@ fn cover(doc: &mut Doc, d: &ReportData, r: &RunResults) {
     doc.y -= 8.0;
     if c.simulated {
         doc.para(
-            "SIMULATED BENCH: instruments and BMS are simulated; these results are not evidence \
-             about a physical product.",
+            "SIMULATED BENCH — not a physical test: instruments and BMS are simulated; these \
+             results are not evidence about a physical product.",
             9.5,
             true,
             RED,
@@ -421,6 +421,7 @@ fn cover(doc: &mut Doc, d: &ReportData, r: &RunResults) {
         ("DUT serial number", c.dut_serial_text()),
         ("Firmware", fw),
         ("Station", r.station.clone()),
+        ("Tests selected", c.selection_text()),
         ("Tested by (operator)", c.operator_text()),
         (
             "Approved by",
@@ -969,4 +970,31 @@ pub fn write_dir(dir: &Path) -> Result<(), ReportError> {
     let p = dir.join(REPORT_PDF);
     crate::durable::write(&p, bytes).map_err(|e| ReportError::io(&p, e))?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    /// The cover's banner is there for a simulated bench only; the selection is named.
+    #[rstest::rstest]
+    #[case::simulated(true, true)]
+    #[case::physical(false, false)]
+    fn the_cover_marks_a_simulated_bench(#[case] simulated: bool, #[case] banner: bool) {
+        let r = crate::report::test_support::results(simulated, &["OV cell 5"]);
+        let raw = serde_json::to_value(&r).unwrap();
+        let d = crate::report::html::ReportData {
+            results: Some(r),
+            ..Default::default()
+        };
+        let pdf = String::from_utf8_lossy(&super::render(&d, &raw)).into_owned();
+        // A string with a byte outside ASCII (the dash) is written in hex.
+        let hex: String = "SIMULATED BENCH"
+            .bytes()
+            .map(|b| format!("{b:02X}"))
+            .collect();
+        assert_eq!(
+            pdf.contains("SIMULATED BENCH") || pdf.contains(&hex),
+            banner
+        );
+        assert!(pdf.contains("only OV cell 5"), "no selection on the cover");
+    }
 }

@@ -9,6 +9,7 @@ mod report_support;
 mod results_store;
 mod sim_support;
 
+mod at_the_bench;
 mod can_cellsim;
 mod can_cli;
 mod can_peers;
