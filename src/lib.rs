@@ -17,6 +17,7 @@ pub mod report;
 pub mod rig;
 pub mod run;
 pub mod scpi;
+pub mod serve;
 pub mod sim;
 pub mod trace;
 pub mod units;

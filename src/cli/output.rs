@@ -19,6 +19,8 @@ pub struct Output {
     started: Instant,
     plan: Mutex<String>,
     step: Mutex<String>,
+    /// The live page's events (`--serve`): every JSON object, in JSON mode or not.
+    live: Option<std::sync::Arc<crate::serve::Hub>>,
 }
 
 impl Output {
@@ -39,7 +41,14 @@ impl Output {
             started: Instant::now(),
             plan: Mutex::new(String::new()),
             step: Mutex::new(String::new()),
+            live: None,
         }
+    }
+
+    /// Also publish every JSON object to the live page's event stream.
+    pub fn with_live(mut self, hub: std::sync::Arc<crate::serve::Hub>) -> Self {
+        self.live = Some(hub);
+        self
     }
 
     /// A line for people (not printed in JSON mode).
@@ -55,8 +64,15 @@ impl Output {
 
     /// A JSON object for machines (printed only in JSON mode).
     pub fn json(&self, value: serde_json::Value) {
+        if !self.json && self.live.is_none() {
+            return;
+        }
+        let text = value.to_string();
+        if let Some(hub) = &self.live {
+            hub.publish(text.clone());
+        }
         if self.json {
-            say(&value.to_string());
+            say(&text);
         }
     }
 
@@ -71,10 +87,8 @@ impl Output {
 
     /// A runner event.
     pub fn event(&self, e: &Event) {
+        self.json(e.to_json());
         if self.json {
-            if let Ok(v) = serde_json::to_value(e) {
-                self.json(v);
-            }
             return;
         }
         match e {
@@ -113,6 +127,12 @@ impl Output {
                 Some(bar) => bar.println(format!("ABORT {cause}")),
                 None => eprintln!("ABORT {cause}"),
             },
+            // The question itself is asked on stderr by the prompt.
+            Event::Prompt(_) => {}
+            Event::PromptAnswered(p) => {
+                let a: Vec<String> = p.answers.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                self.line(&format!("answered ({}): {}", p.answered_by, a.join(", ")));
+            }
         }
     }
 
