@@ -248,6 +248,9 @@ fn a_prompt_is_answered_on_the_page() {
     let p = seen.last().unwrap();
     assert_eq!(p["text"], "Scan the DUT's serial");
     assert_eq!(p["entries"][0], serde_json::json!(["dut_serial", null]));
+    // The run's virtual clock waits with the prompt (it would race ahead if the paused
+    // clock jumped to the next timer while the run idles).
+    std::thread::sleep(Duration::from_millis(300));
     // A missing value without default is refused; the prompt still waits.
     let (code, body) = http(addr, "POST", "/prompt", &[], r#"{"answers": {}}"#);
     assert_eq!(code, 409, "{body}");
@@ -271,6 +274,26 @@ fn a_prompt_is_answered_on_the_page() {
     assert!(
         rec["step"].as_str().unwrap().starts_with("steps[0] prompt"),
         "{rec}"
+    );
+    // Setup (about 7 s) and the 1 s wait: no time passed at the prompt.
+    let took = r["duration_s"].as_f64().unwrap();
+    assert!(took < 30.0, "virtual time ran on at the prompt: {took} s");
+}
+
+#[test]
+fn the_dry_run_lists_a_prompt() {
+    let dir = temp_dir("prompt-dry");
+    let out = Command::new(env!("CARGO_BIN_EXE_hilrig"))
+        .args(["run", plan(&dir, ASK_SERIAL).to_str().unwrap(), "--dry-run"])
+        .current_dir(root())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let flat = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(out.status.success(), "{text}");
+    assert!(
+        flat.contains("[0] prompt: ask the operator \"Scan the DUT's serial\": dut_serial (no default: needs an operator), harness (default `H1`)"),
+        "{text}"
     );
 }
 
