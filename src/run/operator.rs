@@ -186,7 +186,7 @@ impl Operator {
         let terminal = self.terminal;
         if terminal {
             eprintln!("PROMPT {}", prompt.text);
-            ask_line(&entries, 0, &BTreeMap::new());
+            ask_line(&entries, 0);
         }
         let wait = tokio::task::spawn_blocking(move || {
             let mut typed = BTreeMap::new();
@@ -217,7 +217,7 @@ impl Operator {
                                 by: AnsweredBy::Terminal,
                             });
                         }
-                        ask_line(&entries, typed.len(), &typed);
+                        ask_line(&entries, typed.len());
                     }
                 }
             }
@@ -230,7 +230,7 @@ impl Operator {
 }
 
 /// Print the question for entry `i` at the terminal.
-fn ask_line(entries: &[(String, Option<String>)], i: usize, _typed: &BTreeMap<String, String>) {
+fn ask_line(entries: &[(String, Option<String>)], i: usize) {
     if let Some((name, default)) = entries.get(i) {
         match default {
             Some(d) => eprint!("  {name} [{d}]: "),
