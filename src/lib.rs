@@ -18,6 +18,7 @@ pub mod results;
 pub mod rig;
 pub mod run;
 pub mod scpi;
+pub mod serve;
 pub mod sim;
 pub mod trace;
 pub mod units;

@@ -31,6 +31,8 @@ pub struct Output {
     started: Instant,
     plan: Mutex<String>,
     progress: Mutex<Progress>,
+    /// The live page's events (`--serve`): every JSON object, in JSON mode or not.
+    live: Option<std::sync::Arc<crate::serve::Hub>>,
 }
 
 /// Width of the progress line.
@@ -222,6 +224,7 @@ impl Output {
             started: Instant::now(),
             plan: Mutex::new(String::new()),
             progress: Mutex::new(Progress::default()),
+            live: None,
         }
     }
 
@@ -305,6 +308,12 @@ impl Output {
         bar.set_message(line.render());
     }
 
+    /// Also publish every JSON object to the live page's event stream.
+    pub fn with_live(mut self, hub: std::sync::Arc<crate::serve::Hub>) -> Self {
+        self.live = Some(hub);
+        self
+    }
+
     /// A line for people (not printed in JSON mode).
     pub fn line(&self, text: &str) {
         if self.json {
@@ -318,8 +327,15 @@ impl Output {
 
     /// A JSON object for machines (printed only in JSON mode).
     pub fn json(&self, value: serde_json::Value) {
+        if !self.json && self.live.is_none() {
+            return;
+        }
+        let text = value.to_string();
+        if let Some(hub) = &self.live {
+            hub.publish(text.clone());
+        }
         if self.json {
-            say(&value.to_string());
+            say(&text);
         }
     }
 
@@ -358,10 +374,8 @@ impl Output {
 
     /// A runner event.
     pub fn event(&self, e: &Event) {
+        self.json(e.to_json());
         if self.json {
-            if let Ok(v) = serde_json::to_value(e) {
-                self.json(v);
-            }
             return;
         }
         match e {
@@ -407,6 +421,12 @@ impl Output {
                 Some(bar) => bar.println(format!("ABORT {cause}")),
                 None => eprintln!("ABORT {cause}"),
             },
+            // The question itself is asked on stderr by the prompt.
+            Event::Prompt(_) => {}
+            Event::PromptAnswered(p) => {
+                let a: Vec<String> = p.answers.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                self.line(&format!("answered ({}): {}", p.answered_by, a.join(", ")));
+            }
         }
     }
 

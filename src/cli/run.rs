@@ -83,6 +83,10 @@ pub struct RunArgs {
     /// Ambient temperature during the run (`23 °C`), when no sensor reports it.
     #[arg(long, value_parser = parse_temperature)]
     pub ambient: Option<f64>,
+    /// Serve the live page of the run on this address (`127.0.0.1:0` picks a port): plots,
+    /// verdicts, prompts and a STOP; a non-loopback address needs the printed token.
+    #[arg(long, value_name = "ADDR")]
+    pub serve: Option<std::net::SocketAddr>,
 }
 
 fn parse_temperature(s: &str) -> Result<f64, String> {
@@ -326,7 +330,39 @@ pub async fn run(a: RunArgs) -> i32 {
     };
     let cancel = CancellationToken::new();
     spawn_signal_handlers(cancel.clone());
-    let out = Arc::new(Output::new(a.json));
+    let mut operator = crate::run::operator::Operator::default();
+    if std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+        operator = operator.with_terminal();
+    }
+    let mut out = Output::new(a.json);
+    let live = match a.serve {
+        Some(addr) => {
+            let hub = Arc::new(crate::serve::Hub::default());
+            operator = operator.with_page();
+            out = out.with_live(hub.clone());
+            match crate::serve::LiveServer::start(addr, hub, operator.clone(), cancel.clone()).await
+            {
+                Ok(s) => Some(s),
+                Err(e) => {
+                    eprintln!("error: cannot serve the live page on {addr}: {e}");
+                    return EXIT_ABORT;
+                }
+            }
+        }
+        None => None,
+    };
+    if let Some(s) = &live {
+        let line = format!("live page: {}", s.url);
+        if a.json {
+            eprintln!("{line}");
+        } else {
+            out.line(&line);
+        }
+        if let Some(t) = &s.token {
+            eprintln!("live page token: {t} (`Authorization: Bearer {t}` or `?token={t}`)");
+        }
+    }
+    let out = Arc::new(out);
     out.bench(&choice, &rig.station, context.simulated);
     out.expect(&plans);
     if let Some(fw) = &firmware {
@@ -397,6 +433,7 @@ pub async fn run(a: RunArgs) -> i32 {
             on_event: Arc::new(move |e: &Event| events.event(e)),
             refused: refused.clone(),
             context: member,
+            operator: operator.clone(),
         };
         // The evidence copies are the exact texts this run used (parameters substituted).
         let (inputs, missing) = crate::report::bundle::inputs_of(&plan, &rig_path);
@@ -527,6 +564,9 @@ pub async fn run(a: RunArgs) -> i32 {
     out.json(serde_json::json!({"event": "finished", "outcome": outcome, "exit_code": code, "simulated_s": simulated, "wall_s": wall, "simulated": context.simulated}));
     out.closing(context.simulated);
     out.finish();
+    if let Some(s) = live {
+        s.shutdown().await;
+    }
     code
 }
 

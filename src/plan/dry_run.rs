@@ -295,6 +295,24 @@ fn step(plan: &LoadedPlan, s: &Step) -> (Vec<String>, Bound) {
             Bound::ZERO,
         ),
         Step::Trip(t) => trip(plan, t),
+        Step::Prompt(p) => {
+            let fields: Vec<String> = p
+                .fields()
+                .into_iter()
+                .map(|(n, d)| match d {
+                    Some(d) => format!("{n} (default `{d}`)"),
+                    None => format!("{n} (no default: needs an operator)"),
+                })
+                .collect();
+            (
+                vec![format!(
+                    "ask the operator \"{}\": {}",
+                    p.text,
+                    fields.join(", ")
+                )],
+                Bound::ZERO,
+            )
+        }
     }
 }
 

@@ -831,6 +831,22 @@ impl<'a> Checker<'a> {
                 }
             }
             Step::Trip(t) => self.trip(t, at),
+            Step::Prompt(p) => {
+                if p.text.trim().is_empty() {
+                    self.err(at, "prompt: `text` must say what the operator is asked");
+                }
+                let mut seen = std::collections::BTreeSet::new();
+                for e in &p.entries {
+                    let n = &e.value.name;
+                    let ok = !n.is_empty()
+                        && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+                    if !ok {
+                        self.err(&e.referenced, format!("prompt entry name `{n}` must be letters, digits and `_`"));
+                    } else if !seen.insert(n.clone()) {
+                        self.err(&e.referenced, format!("prompt entry `{n}` is asked twice"));
+                    }
+                }
+            }
             Step::Declaration(d) => {
                 if let Some(c) = self.criterion(&d.judge) {
                     if !matches!(c, Check::EnergyCap { .. }) {

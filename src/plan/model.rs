@@ -272,6 +272,8 @@ pub enum Step {
     Trip(Box<Trip>),
     /// A test of the DUT fixture's declarations (no stimulus), e.g. declared energy vs a cap.
     Declaration(Declaration),
+    /// Ask the operator (terminal or live page) and record the answers.
+    Prompt(Prompt),
 }
 
 impl Step {
@@ -290,6 +292,7 @@ impl Step {
             Step::Measure(_) => "measure",
             Step::Trip(_) => "trip",
             Step::Declaration(_) => "declaration",
+            Step::Prompt(_) => "prompt",
         }
     }
 
@@ -314,6 +317,48 @@ impl Step {
             Step::Trip(t) => t.judge.iter().map(|j| j.value.as_str()).collect(),
             _ => Vec::new(),
         }
+    }
+}
+
+/// A question to the operator: free text and named entries, each with an optional default.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Prompt {
+    /// What the operator reads (e.g. `Connect the harness, then scan the DUT's serial`).
+    pub text: String,
+    /// The values asked for; none asks for one acknowledgement, recorded as `answer`.
+    #[serde(default)]
+    pub entries: Vec<Spanned<PromptEntry>>,
+    /// The default of every entry that declares none (and of the acknowledgement).
+    pub default: Option<String>,
+}
+
+/// One value a prompt asks for.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PromptEntry {
+    /// The answer's name in the results (`dut_serial`).
+    pub name: String,
+    /// Taken when nobody can answer (no terminal, no live page) or the operator leaves it empty.
+    pub default: Option<String>,
+}
+
+/// The name of a prompt's single answer when it declares no entries.
+pub const PROMPT_ACKNOWLEDGE: &str = "answer";
+
+impl Prompt {
+    /// The entries asked for, each with its effective default (its own, else the prompt's).
+    pub fn fields(&self) -> Vec<(String, Option<String>)> {
+        if self.entries.is_empty() {
+            return vec![(PROMPT_ACKNOWLEDGE.to_string(), self.default.clone())];
+        }
+        self.entries
+            .iter()
+            .map(|e| {
+                let d = e.value.default.clone().or_else(|| self.default.clone());
+                (e.value.name.clone(), d)
+            })
+            .collect()
     }
 }
 

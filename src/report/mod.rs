@@ -127,6 +127,26 @@ pub struct RunResults {
     /// a supply watchdog that could not be disarmed, ...).
     #[serde(default)]
     pub warnings: Vec<String>,
+    /// The operator's answers to the plan's `prompt` steps, in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub prompts: Vec<PromptRecord>,
+}
+
+/// A `prompt` step's answers.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct PromptRecord {
+    /// The step (`steps[1] prompt (plan.yaml:12)`).
+    pub step: String,
+    /// Repeat number (1-based; 0 for setup/teardown).
+    pub repeat: u32,
+    /// What the operator was asked.
+    pub text: String,
+    /// Entry name → value.
+    pub answers: std::collections::BTreeMap<String, String>,
+    /// Who answered: `terminal`, `page` (the live page) or `default` (nobody could).
+    pub answered_by: String,
+    /// Seconds since the run's clock origin, when answered.
+    pub at_s: f64,
 }
 
 /// A test of the plan that did not run.
@@ -287,6 +307,10 @@ pub struct Abort {
     pub during: Option<String>,
     /// Seconds since the run's clock origin.
     pub at_s: f64,
+    /// Who stopped the run, when an operator did (`live page`, `interrupt or terminate
+    /// signal`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stopped_by: Option<String>,
 }
 
 /// One action of the safe-state sequence.

@@ -4,6 +4,7 @@
 //! instruments' safe state.
 
 pub mod lock;
+pub mod operator;
 pub mod signals;
 pub mod station;
 pub mod suite;
@@ -58,6 +59,19 @@ pub enum Event {
         /// Why.
         cause: String,
     },
+    /// A `prompt` step waits for the operator (terminal or live page).
+    Prompt(operator::PendingPrompt),
+    /// A `prompt` step was answered.
+    PromptAnswered(crate::report::PromptRecord),
+}
+
+impl Event {
+    /// The event as one JSON object: what `--json` prints and the live page's event stream
+    /// carries.
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::to_value(self)
+            .unwrap_or_else(|e| serde_json::json!({"event": "error", "error": e.to_string()}))
+    }
 }
 
 /// A progress callback.
@@ -84,6 +98,8 @@ pub struct RunOptions {
     pub refused: Option<String>,
     /// The item, the people, the conditions and the calibration, recorded in the results.
     pub context: crate::report::context::RunContext,
+    /// Who stopped the run, and who answers its prompts.
+    pub operator: operator::Operator,
 }
 
 /// `during` of an abort while connecting the bench (no step ran: no teardown).
@@ -95,6 +111,7 @@ const BEFORE_START: &str = "before the first step";
 struct Stop {
     cause: String,
     during: Option<String>,
+    stopped_by: Option<String>,
 }
 
 /// Why a step could not go on.
@@ -146,6 +163,10 @@ struct Ctx {
     warnings: Arc<Mutex<Vec<String>>>,
     /// Assumed delays of ramp estimates and the delays step trips measured.
     delays: Arc<Mutex<(Vec<trip::Assumption>, Vec<trip::DelayEvidence>)>>,
+    /// Who answers prompts.
+    operator: operator::Operator,
+    /// The prompts answered so far.
+    prompts: Arc<Mutex<Vec<crate::report::PromptRecord>>>,
 }
 
 /// Run a plan. Never panics; every ending is reported in the results, which are also
@@ -189,17 +210,21 @@ pub async fn execute(
         on_event: opts.on_event.clone(),
         delays: Arc::new(Mutex::new((Vec::new(), Vec::new()))),
         warnings: Arc::new(Mutex::new(Vec::new())),
+        operator: opts.operator.clone(),
+        prompts: Arc::new(Mutex::new(Vec::new())),
     });
 
     let mut stop: Option<Stop> = connect_err
         .map(|cause| Stop {
             cause,
             during: Some(CONNECTING.into()),
+            stopped_by: None,
         })
         .or_else(|| {
             opts.refused.clone().map(|cause| Stop {
                 cause,
                 during: Some(BEFORE_START.into()),
+                stopped_by: None,
             })
         });
     if stop.is_none() {
@@ -207,6 +232,7 @@ pub async fn execute(
             stop = Some(Stop {
                 cause,
                 during: Some("programming instrument protection".into()),
+                stopped_by: None,
             });
         }
     }
@@ -233,13 +259,17 @@ pub async fn execute(
             r = &mut body => { body_done = true; match r {
                 Ok(Ok(())) => None,
                 Ok(Err(StepError::Dut(cause))) => { dut_stop = Some(cause); None }
-                Ok(Err(StepError::Bench(cause))) => Some(Stop { cause, during: current() }),
-                Err(e) if e.is_panic() => Some(Stop { cause: format!("internal error (panic): {}", panic_text(e.into_panic())), during: current() }),
-                Err(e) => Some(Stop { cause: format!("internal error: {e}"), during: current() }),
+                Ok(Err(StepError::Bench(cause))) => Some(Stop { cause, during: current(), stopped_by: None }),
+                Err(e) if e.is_panic() => Some(Stop { cause: format!("internal error (panic): {}", panic_text(e.into_panic())), during: current(), stopped_by: None }),
+                Err(e) => Some(Stop { cause: format!("internal error: {e}"), during: current(), stopped_by: None }),
             }},
-            Some(fault) = faults.recv() => { body.abort(); Some(Stop { cause: fault, during: current() }) }
-            fault = write_failure(&trace) => { body.abort(); Some(Stop { cause: fault, during: current() }) }
-            _ = opts.cancel.cancelled() => { body.abort(); Some(Stop { cause: format!("{} (interrupt or terminate signal)", suite::CANCELLED), during: current() }) }
+            Some(fault) = faults.recv() => { body.abort(); Some(Stop { cause: fault, during: current(), stopped_by: None }) }
+            fault = write_failure(&trace) => { body.abort(); Some(Stop { cause: fault, during: current(), stopped_by: None }) }
+            _ = opts.cancel.cancelled() => {
+                body.abort();
+                let by = opts.operator.stopped_by().unwrap_or_else(|| "interrupt or terminate signal".into());
+                Some(Stop { cause: format!("{} ({by})", suite::CANCELLED), during: current(), stopped_by: Some(by) })
+            }
         };
         live.abort();
         if !body_done {
@@ -289,6 +319,7 @@ pub async fn execute(
             stop = Some(Stop {
                 cause: trace_fault(&opts.dir, &e),
                 during: Some("teardown and safe state".into()),
+                stopped_by: None,
             });
         }
     }
@@ -343,6 +374,7 @@ pub async fn execute(
             cause: s.cause,
             during: s.during,
             at_s: abort_at,
+            stopped_by: s.stopped_by,
         }),
         safe_state_reached,
         safe_state: safe,
@@ -355,6 +387,11 @@ pub async fn execute(
         not_run,
         warnings: ctx
             .warnings
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone(),
+        prompts: ctx
+            .prompts
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clone(),
@@ -608,6 +645,33 @@ async fn run_step(
             let name = test_name(ctx, d.name.clone(), repeat);
             let result = declaration(ctx, d, &name, repeat);
             record(ctx, result);
+        }
+        Step::Prompt(p) => {
+            let step = ctx
+                .during
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone()
+                .unwrap_or_else(|| format!("{phase} prompt"));
+            (ctx.on_event)(&Event::Prompt(operator::PendingPrompt {
+                step: step.clone(),
+                text: p.text.clone(),
+                entries: p.fields(),
+            }));
+            let answers = ctx.operator.ask(&step, p).await?;
+            let rec = crate::report::PromptRecord {
+                step,
+                repeat,
+                text: p.text.clone(),
+                answers: answers.values,
+                answered_by: answers.by.word().to_string(),
+                at_s: ctx.clock.now(),
+            };
+            (ctx.on_event)(&Event::PromptAnswered(rec.clone()));
+            ctx.prompts
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(rec);
         }
         Step::Trip(t) => {
             let detect = bind_condition(&ctx.plan, &t.detect.value)?;

@@ -124,6 +124,7 @@ pub fn not_started(
             cause: reason.to_string(),
             during: Some(NOT_STARTED.into()),
             at_s: 0.0,
+            stopped_by: None,
         }),
         safe_state_reached: false,
         safe_state: Vec::new(),
@@ -140,6 +141,7 @@ pub fn not_started(
             })
             .collect(),
         warnings: Vec::new(),
+        prompts: Vec::new(),
         context,
     };
     results.write(dir)?;

@@ -60,6 +60,7 @@ pub fn options(dir: &Path, cancel: CancellationToken) -> RunOptions {
         on_event: Arc::new(|_| {}),
         refused: None,
         context: Default::default(),
+        operator: Default::default(),
     }
 }
 

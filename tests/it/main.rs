@@ -25,6 +25,7 @@ mod fuzz_regressions;
 mod guard;
 mod instrument_connect;
 mod list_and_dry_run;
+mod live_page;
 mod lock_and_signals;
 mod nightly_defects;
 mod plan_validation;

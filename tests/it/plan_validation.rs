@@ -34,6 +34,10 @@ fn load_mutated(name: &str, from: &str, to: &str) -> Vec<InputError> {
 #[case::outside_envelope("envelope", "voltage: 56.0 V", "voltage: 65.0 V", 9, &["supply voltage 65.0000 V is outside the rig's safety envelope", "nothing was sent"])]
 #[case::third_step("third", "until: bms.state == charge", "until: bms.state == charging", 10, &["`charging` is not a value of `bms.state`"])]
 #[case::unknown_protection("protection", "protection: ov", "protection: oov", 15, &["protection `oov` is not declared", "did you mean `ov`"])]
+#[case::prompt_twice("prompt-twice", "teardown:\n", "teardown:\n  - prompt: {text: Scan, entries: [{name: sn}, {name: sn}]}\n", 33, &["prompt entry `sn` is asked twice"])]
+#[case::prompt_name("prompt-name", "teardown:\n", "teardown:\n  - prompt: {text: Scan, entries: [{name: dut serial}]}\n", 33, &["prompt entry name `dut serial` must be letters, digits and `_`"])]
+#[case::prompt_text("prompt-text", "teardown:\n", "teardown:\n  - prompt: {text: ' '}\n", 33, &["prompt: `text` must say what the operator is asked"])]
+#[case::prompt_key("prompt-key", "teardown:\n", "teardown:\n  - prompt: {text: Scan, defalt: x}\n", 33, &["unknown field `defalt`"])]
 #[case::bad_condition("condition", "detect: bms.chg_fet == open", "detect: bms.chg_fet = open", 17, &["use `==`"])]
 fn broken_plans_are_located(
     #[case] name: &str,

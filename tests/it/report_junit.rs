@@ -123,6 +123,7 @@ fn an_aborted_run_adds_an_error_case() {
         cause: "supply lost".into(),
         during: None,
         at_s: 3.0,
+        stopped_by: None,
     });
     let xml = hilrig::report::junit::build(&r).to_string().unwrap();
     let doc = roxmltree::Document::parse(&xml).unwrap();

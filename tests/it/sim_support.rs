@@ -55,6 +55,7 @@ pub async fn run_plan(
         on_event: Arc::new(|_| {}),
         refused: None,
         context: Default::default(),
+        operator: Default::default(),
     };
     let results = execute(plan, &bench.resolve(rig), options).await.unwrap();
     (results, clock)
