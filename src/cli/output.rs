@@ -421,9 +421,22 @@ impl Output {
                 Some(bar) => bar.println(format!("ABORT {cause}")),
                 None => eprintln!("ABORT {cause}"),
             },
-            // The question itself is asked on stderr by the prompt.
-            Event::Prompt(_) => {}
+            // The question itself is asked on stderr by the prompt: the progress line is
+            // cleared and stops redrawing until it is answered, so it never covers the
+            // question or what the operator types.
+            Event::Prompt(_) => {
+                if let Some(bar) = &self.bar {
+                    bar.disable_steady_tick();
+                    bar.set_message("");
+                    bar.tick();
+                    bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+                }
+            }
             Event::PromptAnswered(p) => {
+                if let Some(bar) = &self.bar {
+                    bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+                    bar.enable_steady_tick(Duration::from_millis(500));
+                }
                 let a: Vec<String> = p.answers.iter().map(|(k, v)| format!("{k}={v}")).collect();
                 self.line(&format!("answered ({}): {}", p.answered_by, a.join(", ")));
             }
