@@ -169,7 +169,7 @@ fn stop_on_the_live_page_aborts_into_the_safe_state() {
     let (code, page) = http(addr, "GET", "/", &[], "");
     assert_eq!(code, 200);
     assert!(
-        page.contains("<canvas") && page.contains("EventSource"),
+        page.contains("<canvas") && page.contains("EventSource") && page.contains("SIMULATED"),
         "{page}"
     );
     assert!(
@@ -177,7 +177,11 @@ fn stop_on_the_live_page_aborts_into_the_safe_state() {
         "{page}"
     );
     let seen = events_until(addr, "/events", "test");
-    assert_eq!(seen[0]["event"], "firmware", "{seen:?}");
+    // The page gets what --json prints from the first line on: the bench (simulated), then
+    // the firmware.
+    assert_eq!(seen[0]["event"], "bench", "{seen:?}");
+    assert_eq!(seen[0]["simulated"], true, "{seen:?}");
+    assert_eq!(seen[1]["event"], "firmware", "{seen:?}");
     assert!(seen
         .iter()
         .any(|e| e["event"] == "plan" && e["plan"] == "live"));
