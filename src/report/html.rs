@@ -941,7 +941,6 @@ fn overview(h: &mut String, d: &ReportData, r: &RunResults, specs: &[TestSpec]) 
         hlines: Vec::new(),
         vlines: Vec::new(),
         yes_no: false,
-        x_label: "t [s]",
     };
     let cols = plot.columns();
     for c in chans.iter().take(6) {
@@ -1386,7 +1385,6 @@ fn new_plot(title: &str, unit: &str, x0: f64, x1: f64, vlines: Vec<VLine>) -> Pl
         hlines: Vec::new(),
         vlines,
         yes_no: false,
-        x_label: "t [s]",
     }
 }
 

@@ -75,8 +75,6 @@ pub struct Plot {
     /// Every series is a yes/no flag (0 or 1): the y axis is fixed and labelled no and yes
     /// instead of spanning the data with fractional ticks.
     pub yes_no: bool,
-    /// Label of the x axis (`t [s]` for traces).
-    pub x_label: &'static str,
 }
 
 /// Left and right margins of the plot area, px.
@@ -195,10 +193,9 @@ impl Plot {
         }
         let _ = write!(
             s,
-            r#"<text x="{:.1}" y="{:.1}" class="tk" text-anchor="end">{}</text>"#,
+            r#"<text x="{:.1}" y="{:.1}" class="tk" text-anchor="end">t [s]</text>"#,
             r,
-            h - 3.0,
-            esc(self.x_label)
+            h - 3.0
         );
         let _ = write!(
             s,
@@ -619,7 +616,6 @@ mod tests {
             hlines: vec![],
             vlines: vec![],
             yes_no: false,
-            x_label: "t [s]",
         }
     }
 
@@ -757,7 +753,6 @@ mod tests {
             }],
             vlines: vec![],
             yes_no: false,
-            x_label: "t [s]",
         };
         let s = p.render();
         assert!(s.starts_with("<svg") && s.ends_with("</svg>"));

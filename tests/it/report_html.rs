@@ -116,7 +116,6 @@ fn plots_are_decimated_to_the_pixel_columns() {
         hlines: vec![],
         vlines: vec![],
         yes_no: false,
-        x_label: "t [s]",
     }
     .columns();
     for poly in html.split("<polyline").skip(1) {
