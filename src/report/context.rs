@@ -226,6 +226,39 @@ pub struct ContextInput<'a> {
 }
 
 impl RunContext {
+    /// A `dut_serial` entry answered at a `prompt:` step names the item tested when
+    /// `--dut-serial` did not (the first such answer); the source says which prompt and
+    /// who answered. Returns a warning when an answer contradicts the serial already
+    /// recorded (the recorded one is kept).
+    pub fn take_prompted_serial(&mut self, prompts: &[super::PromptRecord]) -> Vec<String> {
+        let mut warnings = Vec::new();
+        for p in prompts {
+            let Some(serial) = p.answers.get("dut_serial").map(|s| s.trim()) else {
+                continue;
+            };
+            if serial.is_empty() {
+                continue;
+            }
+            match self.dut_serial.as_deref() {
+                None => {
+                    self.dut_serial = Some(serial.to_string());
+                    self.dut_serial_source = Some(format!(
+                        "prompt \"{}\" at {} (answered by {})",
+                        p.text, p.step, p.answered_by
+                    ));
+                }
+                Some(known) if known != serial => warnings.push(format!(
+                    "the DUT serial answered at {} ({serial}) differs from the one recorded \
+                     ({known}, {}); the recorded one is kept",
+                    p.step,
+                    self.dut_serial_source.as_deref().unwrap_or("given")
+                )),
+                Some(_) => {}
+            }
+        }
+        warnings
+    }
+
     /// The context of a run on `rig` (the rig file as written, before endpoints resolve).
     pub fn for_run(rig: &Rig, input: ContextInput<'_>) -> RunContext {
         let (operator, operator_source) = operator(input.operator);
@@ -333,7 +366,8 @@ impl RunContext {
         }
         if self.dut_serial.is_none() {
             w.push(
-                "no DUT serial number: give --dut-serial; the report will say \"not recorded\""
+                "no DUT serial number: give --dut-serial (or answer a `dut_serial` prompt of the \
+                 plan); otherwise the report will say \"not recorded\""
                     .into(),
             );
         }
@@ -345,6 +379,45 @@ impl RunContext {
 mod tests {
     use super::*;
     use rstest::rstest;
+
+    fn prompted(serial: &str) -> crate::report::PromptRecord {
+        crate::report::PromptRecord {
+            step: "setup[0] prompt (plan.yaml:8)".into(),
+            repeat: 0,
+            text: "Scan the DUT's serial".into(),
+            answers: [("dut_serial".to_string(), serial.to_string())].into(),
+            answered_by: "terminal".into(),
+            at_s: 0.0,
+        }
+    }
+
+    #[rstest]
+    #[case(None, "SN-1", Some("SN-1"), true, 0)]
+    #[case(None, "  ", None, false, 0)]
+    #[case(Some("SN-1"), "SN-1", Some("SN-1"), false, 0)]
+    #[case(Some("SN-1"), "SN-2", Some("SN-1"), false, 1)]
+    fn a_prompted_serial_names_the_item_unless_given(
+        #[case] given: Option<&str>,
+        #[case] answered: &str,
+        #[case] want: Option<&str>,
+        #[case] from_prompt: bool,
+        #[case] warnings: usize,
+    ) {
+        let mut c = RunContext {
+            dut_serial: given.map(str::to_string),
+            dut_serial_source: given.map(|_| "--dut-serial".to_string()),
+            ..RunContext::default()
+        };
+        let w = c.take_prompted_serial(&[prompted(answered)]);
+        assert_eq!(c.dut_serial.as_deref(), want);
+        assert_eq!(
+            c.dut_serial_source.as_deref().is_some_and(|s| s
+                .contains("prompt \"Scan the DUT's serial\"")
+                && s.contains("terminal")),
+            from_prompt
+        );
+        assert_eq!(w.len(), warnings, "{w:?}");
+    }
 
     #[rstest]
     #[case(Some("Ann"), Some("Bob"), Some("Ann"), Some("--operator"))]

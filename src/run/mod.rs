@@ -354,6 +354,18 @@ pub async fn execute(
             _ => Outcome::Passed,
         },
     };
+    let prompts = ctx
+        .prompts
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
+    let mut context = opts.context.clone();
+    let mut warnings = ctx
+        .warnings
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
+    warnings.extend(context.take_prompted_serial(&prompts));
     let results = RunResults {
         schema: RESULTS_SCHEMA.into(),
         run_id: opts.run_id.clone(),
@@ -383,18 +395,10 @@ pub async fn execute(
         tests,
         trace_rows: trace.rows(),
         parameters: plan.parameters.clone(),
-        context: opts.context.clone(),
+        context,
         not_run,
-        warnings: ctx
-            .warnings
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone(),
-        prompts: ctx
-            .prompts
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone(),
+        warnings,
+        prompts,
     };
     drop(reserve);
     results.write(&opts.dir)?;

@@ -279,6 +279,13 @@ fn a_prompt_is_answered_on_the_page() {
         rec["step"].as_str().unwrap().starts_with("steps[0] prompt"),
         "{rec}"
     );
+    // The serial scanned at the prompt names the item tested (no --dut-serial was given).
+    assert_eq!(r["dut_serial"], "SN-42", "{r}");
+    let source = r["dut_serial_source"].as_str().unwrap();
+    assert!(
+        source.contains("Scan the DUT's serial") && source.contains("page"),
+        "{source}"
+    );
     // Setup (about 7 s) and the 1 s wait: no time passed at the prompt.
     let took = r["duration_s"].as_f64().unwrap();
     assert!(took < 30.0, "virtual time ran on at the prompt: {took} s");
