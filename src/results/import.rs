@@ -77,7 +77,11 @@ pub fn find_bundles(path: &Path) -> Result<Vec<PathBuf>, ResultsError> {
     if !path.is_dir() {
         return Err(ResultsError::Bundle {
             dir: path.to_path_buf(),
-            reason: "not a directory".into(),
+            reason: if path.exists() {
+                "not a directory; give run, suite or reports directories".into()
+            } else {
+                "no such directory".into()
+            },
         });
     }
     let mut out = Vec::new();

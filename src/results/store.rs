@@ -83,6 +83,9 @@ const MIGRATIONS: &[&str] = &[
     )",
 ];
 
+/// Longest wait for the first connection to the store.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
+
 /// Which database a URL names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -164,6 +167,27 @@ impl Store {
             }
             Backend::Postgres => url.to_string(),
         };
+        // One plain connection first: its error names the cause (refused, unknown host,
+        // bad password), where a pool would only report that it timed out retrying.
+        match tokio::time::timeout(
+            CONNECT_TIMEOUT,
+            <sqlx::AnyConnection as sqlx::Connection>::connect(&connect_url),
+        )
+        .await
+        {
+            Err(_) => {
+                return Err(ResultsError::Url {
+                    url: redact(url),
+                    reason: format!(
+                        "no connection within {CONNECT_TIMEOUT:?}; check the host and port"
+                    ),
+                })
+            }
+            Ok(Err(e)) => return Err(ResultsError::db(url, "cannot open the results store", e)),
+            Ok(Ok(c)) => {
+                let _ = sqlx::Connection::close(c).await;
+            }
+        }
         let pool = AnyPoolOptions::new()
             .max_connections(4)
             .acquire_timeout(Duration::from_secs(60))

@@ -459,3 +459,35 @@ fn a_bad_store_url_says_what_is_accepted() {
         "{e}"
     );
 }
+
+#[test]
+fn an_unreachable_server_is_named_with_the_cause_at_once() {
+    // Port 1 on loopback refuses: the error says so, without the password, and without
+    // waiting out a pool's retries.
+    let o = Command::new(env!("CARGO_BIN_EXE_hilrig"))
+        .args([
+            "results",
+            "--db",
+            "postgres://lab:pw@127.0.0.1:1/db",
+            "list",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        e.contains("refused") && e.contains("lab:***@") && !e.contains(":pw@"),
+        "{e}"
+    );
+    let o = Command::new(env!("CARGO_BIN_EXE_hilrig"))
+        .args([
+            "results",
+            "--db",
+            "sqlite:///proc/no/x.db",
+            "import",
+            "/no/such/dir",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+}
