@@ -68,7 +68,7 @@ struct PlanInfo {
 }
 
 /// How a signal's value is written: its unit, and the names of its raw values (DBC `VAL_`).
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
 pub struct SignalLabel {
     /// Unit of the value as recorded (empty when none).
     pub unit: String,
@@ -230,6 +230,14 @@ impl Output {
 
     /// The plans this run is expected to run, for the progress line's names and estimate.
     pub fn expect(&self, plans: &[Arc<LoadedPlan>]) {
+        // Units and value names of each plan's signals, for JSON readers and the live page.
+        for p in plans {
+            self.json(serde_json::json!({
+                "event": "signal_labels",
+                "plan": p.plan.value.plan,
+                "signals": signal_labels(p),
+            }));
+        }
         if self.bar.is_none() {
             return;
         }

@@ -177,11 +177,17 @@ fn stop_on_the_live_page_aborts_into_the_safe_state() {
         "{page}"
     );
     let seen = events_until(addr, "/events", "test");
-    // The page gets what --json prints from the first line on: the bench (simulated), then
-    // the firmware.
+    // The page gets what --json prints from the first line on: the bench (simulated), the
+    // signals' units and value names, then the firmware.
     assert_eq!(seen[0]["event"], "bench", "{seen:?}");
     assert_eq!(seen[0]["simulated"], true, "{seen:?}");
-    assert_eq!(seen[1]["event"], "firmware", "{seen:?}");
+    assert_eq!(seen[1]["event"], "signal_labels", "{seen:?}");
+    assert_eq!(
+        seen[1]["signals"]["bms.chg_fet"]["names"]["1"], "closed",
+        "{seen:?}"
+    );
+    assert_eq!(seen[1]["signals"]["supply.v"]["unit"], "V", "{seen:?}");
+    assert_eq!(seen[2]["event"], "firmware", "{seen:?}");
     assert!(seen
         .iter()
         .any(|e| e["event"] == "plan" && e["plan"] == "live"));
