@@ -287,33 +287,38 @@ impl<P: UsbtmcPipe> Session<P> {
         }
     }
 
+    /// A class control-in request: its USBTMC status (the reply's first byte) and the
+    /// whole reply; an empty reply is an error.
+    fn control(&mut self, request: u8, value: u16, len: u16) -> Result<(u8, Vec<u8>), UsbtmcError> {
+        let r = self.pipe.control_in(request, value, len)?;
+        match r.first() {
+            Some(&status) => Ok((status, r)),
+            None => Err(UsbtmcError::ShortControl {
+                request,
+                len: 0,
+                expected: usize::from(len),
+            }),
+        }
+    }
+
     /// Aborts the bulk transfer with tag `t` (USBTMC 4.2.1.2 to 4.2.1.5): `initiate` then
     /// `check` while the device says pending; for bulk-in, data the device still holds
     /// (bmAbortBulkIn bit 0) is read and dropped. Nothing to abort is not an error.
     fn abort(&mut self, initiate: u8, check: u8, t: u8) -> Result<(), UsbtmcError> {
-        let r = self.pipe.control_in(initiate, u16::from(t), 2)?;
-        match r.first() {
-            Some(&STATUS_SUCCESS) => {}
-            Some(&STATUS_FAILED) | Some(&STATUS_TRANSFER_NOT_IN_PROGRESS) => return Ok(()),
-            Some(&s) => {
+        match self.control(initiate, u16::from(t), 2)?.0 {
+            STATUS_SUCCESS => {}
+            STATUS_FAILED | STATUS_TRANSFER_NOT_IN_PROGRESS => return Ok(()),
+            status => {
                 return Err(UsbtmcError::Status {
                     request: initiate,
-                    status: s,
-                })
-            }
-            None => {
-                return Err(UsbtmcError::ShortControl {
-                    request: initiate,
-                    len: 0,
-                    expected: 2,
+                    status,
                 })
             }
         }
         for _ in 0..MAX_IN_TRANSFERS {
-            let r = self.pipe.control_in(check, 0, 8)?;
-            match r.first() {
-                Some(&STATUS_SUCCESS) => return Ok(()),
-                Some(&STATUS_PENDING) => {
+            match self.control(check, 0, 8)? {
+                (STATUS_SUCCESS, _) => return Ok(()),
+                (STATUS_PENDING, r) => {
                     if check == CHECK_ABORT_BULK_IN_STATUS && r.get(1).is_some_and(|b| b & 1 == 1) {
                         // The device still holds data for the aborted transfer: drain it.
                         match self.pipe.bulk_in(HEADER_LEN + self.chunk as usize + 3) {
@@ -322,17 +327,10 @@ impl<P: UsbtmcPipe> Session<P> {
                         }
                     }
                 }
-                Some(&s) => {
+                (status, _) => {
                     return Err(UsbtmcError::Status {
                         request: check,
-                        status: s,
-                    })
-                }
-                None => {
-                    return Err(UsbtmcError::ShortControl {
-                        request: check,
-                        len: 0,
-                        expected: 8,
+                        status,
                     })
                 }
             }
@@ -390,39 +388,23 @@ impl<P: UsbtmcPipe> Session<P> {
 
     /// Device clear: INITIATE_CLEAR then CHECK_CLEAR_STATUS while pending (bounded).
     pub fn clear(&mut self) -> Result<(), UsbtmcError> {
-        let r = self.pipe.control_in(INITIATE_CLEAR, 0, 1)?;
-        match r.first() {
-            Some(&STATUS_SUCCESS) => {}
-            Some(&s) => {
+        match self.control(INITIATE_CLEAR, 0, 1)?.0 {
+            STATUS_SUCCESS => {}
+            status => {
                 return Err(UsbtmcError::Status {
                     request: INITIATE_CLEAR,
-                    status: s,
-                })
-            }
-            None => {
-                return Err(UsbtmcError::ShortControl {
-                    request: INITIATE_CLEAR,
-                    len: 0,
-                    expected: 1,
+                    status,
                 })
             }
         }
         for _ in 0..MAX_IN_TRANSFERS {
-            let r = self.pipe.control_in(CHECK_CLEAR_STATUS, 0, 2)?;
-            match r.first() {
-                Some(&STATUS_PENDING) => continue,
-                Some(&STATUS_SUCCESS) => return Ok(()),
-                Some(&s) => {
+            match self.control(CHECK_CLEAR_STATUS, 0, 2)?.0 {
+                STATUS_PENDING => continue,
+                STATUS_SUCCESS => return Ok(()),
+                status => {
                     return Err(UsbtmcError::Status {
                         request: CHECK_CLEAR_STATUS,
-                        status: s,
-                    })
-                }
-                None => {
-                    return Err(UsbtmcError::ShortControl {
-                        request: CHECK_CLEAR_STATUS,
-                        len: 0,
-                        expected: 2,
+                        status,
                     })
                 }
             }
