@@ -318,13 +318,7 @@ fn step(plan: &LoadedPlan, s: &Step) -> (Vec<String>, Bound) {
 
 /// A trip's stimulus and release, and its duration bound.
 fn trip(plan: &LoadedPlan, t: &Trip) -> (Vec<String>, Bound) {
-    let delay = plan
-        .fixture
-        .value
-        .protections
-        .get(&t.protection.value)
-        .map(|p| p.value.delay.0)
-        .unwrap_or(0.0);
+    let delay = plan.declared_delay(&t.protection.value);
     let timeout = t.timeout.0;
     let mut a = Vec::new();
     let mut d = match &t.stimulus.value {

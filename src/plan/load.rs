@@ -66,6 +66,18 @@ pub struct LoadedPlan {
     pub parameters: BTreeMap<String, String>,
 }
 
+impl LoadedPlan {
+    /// The delay the fixture declares for `protection` (0 s when it declares none).
+    pub fn declared_delay(&self, protection: &str) -> f64 {
+        self.fixture
+            .value
+            .protections
+            .get(protection)
+            .map(|p| p.value.delay.0)
+            .unwrap_or(0.0)
+    }
+}
+
 /// Signals every rig provides from its instruments.
 pub const INSTRUMENT_SIGNALS: [(&str, Dimension); 4] = [
     ("supply.v", Dimension::Voltage),

@@ -684,14 +684,7 @@ async fn run_step(
                 .as_ref()
                 .map(|r| bind_condition(&ctx.plan, &r.detect.value))
                 .transpose()?;
-            let declared_delay = ctx
-                .plan
-                .fixture
-                .value
-                .protections
-                .get(&t.protection.value)
-                .map(|p| p.value.delay.0)
-                .unwrap_or(0.0);
+            let declared_delay = ctx.plan.declared_delay(&t.protection.value);
             let path = DetectionPath {
                 sampling: ctx
                     .plan
