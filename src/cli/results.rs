@@ -97,9 +97,7 @@ pub enum ResultsCommand {
 
 /// The store URL: `--db`, else `$HILRIG_DB`, else the embedded default.
 pub fn db_url(given: Option<String>) -> String {
-    given
-        .or_else(|| std::env::var("HILRIG_DB").ok().filter(|s| !s.is_empty()))
-        .unwrap_or_else(|| DEFAULT_DB.to_string())
+    store::named_store(given).unwrap_or_else(|| DEFAULT_DB.to_string())
 }
 
 fn json<T: serde::Serialize>(v: &T) -> bool {

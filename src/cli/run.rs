@@ -527,11 +527,7 @@ pub async fn run(a: RunArgs) -> i32 {
             return EXIT_ABORT;
         }
     }
-    let stored = match a
-        .db
-        .clone()
-        .or_else(|| std::env::var("HILRIG_DB").ok().filter(|s| !s.is_empty()))
-    {
+    let stored = match crate::results::named_store(a.db.clone()) {
         Some(url) => store_runs(&url, &run_dirs, &out).await,
         None => true,
     };

@@ -24,6 +24,14 @@ pub use store::{Backend, Store};
 /// The default store: an SQLite file beside the reports.
 pub const DEFAULT_DB: &str = "sqlite://reports/hilrig.db";
 
+/// Environment variable naming the results store.
+pub const DB_ENV: &str = "HILRIG_DB";
+
+/// The store named by `given` (`--db`), else by `$HILRIG_DB`; None when neither names one.
+pub fn named_store(given: Option<String>) -> Option<String> {
+    given.or_else(|| std::env::var(DB_ENV).ok().filter(|s| !s.is_empty()))
+}
+
 /// Everything that can go wrong with the results store.
 #[derive(Debug, thiserror::Error)]
 pub enum ResultsError {
