@@ -27,6 +27,22 @@ pub fn temp_dir(name: &str) -> PathBuf {
     d
 }
 
+/// Run the hilrig binary from the repository root, without a `HILRIG_RIG` from the caller's
+/// environment: (exit code, stdout, stderr).
+pub fn hilrig(args: &[&str]) -> (i32, String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_hilrig"))
+        .args(args)
+        .current_dir(root())
+        .env_remove("HILRIG_RIG")
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into(),
+        String::from_utf8_lossy(&out.stderr).into(),
+    )
+}
+
 /// The simulated rig, optionally with another firmware image.
 pub fn sim_rig(firmware: Option<&str>) -> Rig {
     let mut rig = load_rig(&root().join("rig/sim.yaml")).unwrap().value;

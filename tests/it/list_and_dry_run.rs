@@ -2,24 +2,8 @@
 
 use crate::common;
 
-use std::process::Command;
-
 use common::*;
 use rstest::rstest;
-
-fn hilrig(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_hilrig"))
-        .args(args)
-        .current_dir(root())
-        .env_remove("HILRIG_RIG")
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into(),
-        String::from_utf8_lossy(&out.stderr).into(),
-    )
-}
 
 #[test]
 fn list_prints_a_plans_tests_criteria_and_steps_in_80_columns() {

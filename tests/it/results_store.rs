@@ -183,8 +183,15 @@ fn fresh_store(backend: &str, name: &str) -> Option<String> {
     }
 }
 
+/// `hilrig results --db URL ARGS...` with the runs' station key.
+fn store_cmd(runs: &Runs, url: &str, args: &[&str]) -> Output {
+    let mut all = vec!["results", "--db", url];
+    all.extend_from_slice(args);
+    hilrig(&runs.key, &all)
+}
+
 fn list(runs: &Runs, url: &str) -> Vec<serde_json::Value> {
-    let o = hilrig(&runs.key, &["results", "--db", url, "list", "--json"]);
+    let o = store_cmd(runs, url, &["list", "--json"]);
     assert!(o.status.success(), "{}", text(&o));
     serde_json::from_slice::<Vec<serde_json::Value>>(&o.stdout).unwrap()
 }
@@ -235,16 +242,7 @@ fn eight_importers_store_every_run_once_and_refuse_tampering(#[case] backend: &s
     assert!(listed.iter().all(|r| r["signed_by"].is_string()));
 
     // Importing again changes nothing.
-    let o = hilrig(
-        &runs.key,
-        &[
-            "results",
-            "--db",
-            &url,
-            "import",
-            runs.reports.to_str().unwrap(),
-        ],
-    );
+    let o = store_cmd(runs, &url, &["import", runs.reports.to_str().unwrap()]);
     assert!(o.status.success(), "{}", text(&o));
     assert!(
         text(&o).contains(&format!("0 stored, {expected} already present")),
@@ -261,16 +259,7 @@ fn eight_importers_store_every_run_once_and_refuse_tampering(#[case] backend: &s
         .unwrap()
         .replacen("\"pass\"", "\"fail\"", 1);
     std::fs::write(&results, edited).unwrap();
-    let o = hilrig(
-        &runs.key,
-        &[
-            "results",
-            "--db",
-            &url,
-            "import",
-            tampered.to_str().unwrap(),
-        ],
-    );
+    let o = store_cmd(runs, &url, &["import", tampered.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
     assert!(text(&o).contains("not intact, refused"), "{}", text(&o));
     assert!(text(&o).contains("results.json"), "{}", text(&o));
@@ -282,29 +271,14 @@ fn eight_importers_store_every_run_once_and_refuse_tampering(#[case] backend: &s
         let id = format!("{}-unsigned", r["run_id"].as_str().unwrap());
         r["run_id"] = id.into();
     });
-    let o = hilrig(
-        &runs.key,
-        &[
-            "results",
-            "--db",
-            &url,
-            "import",
-            unsigned.to_str().unwrap(),
-        ],
-    );
+    let o = store_cmd(runs, &url, &["import", unsigned.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
     assert!(text(&o).contains("unsigned bundle refused"), "{}", text(&o));
     assert_eq!(list(runs, &url).len(), expected);
-    let o = hilrig(
-        &runs.key,
-        &[
-            "results",
-            "--db",
-            &url,
-            "import",
-            "--allow-unsigned",
-            unsigned.to_str().unwrap(),
-        ],
+    let o = store_cmd(
+        runs,
+        &url,
+        &["import", "--allow-unsigned", unsigned.to_str().unwrap()],
     );
     assert!(o.status.success(), "{}", text(&o));
     let listed = list(runs, &url);
@@ -323,22 +297,10 @@ fn trend_compare_and_flaky_answer_from_the_store(#[case] backend: &str) {
         return;
     };
     let runs = runs();
-    let o = hilrig(
-        &runs.key,
-        &[
-            "results",
-            "--db",
-            &url,
-            "import",
-            runs.reports.to_str().unwrap(),
-        ],
-    );
+    let o = store_cmd(runs, &url, &["import", runs.reports.to_str().unwrap()]);
     assert!(o.status.success(), "{}", text(&o));
 
-    let o = hilrig(
-        &runs.key,
-        &["results", "--db", &url, "trend", "ov_threshold", "--json"],
-    );
+    let o = store_cmd(runs, &url, &["trend", "ov_threshold", "--json"]);
     assert!(o.status.success(), "{}", text(&o));
     let t: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(t["unit"], "V");
@@ -375,12 +337,7 @@ fn trend_compare_and_flaky_answer_from_the_store(#[case] backend: &str) {
         id_of("sim-bms-1.0.0"),
         id_of("sim-bms-1.0.0-defect-ov-threshold"),
     );
-    let o = hilrig(
-        &runs.key,
-        &[
-            "results", "--db", &url, "compare", &good_id, &bad_id, "--json",
-        ],
-    );
+    let o = store_cmd(runs, &url, &["compare", &good_id, &bad_id, "--json"]);
     assert_eq!(o.status.code(), Some(1), "values moved: {}", text(&o));
     let c: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     let moved: Vec<&serde_json::Value> = c["differences"]
@@ -405,13 +362,10 @@ fn trend_compare_and_flaky_answer_from_the_store(#[case] backend: &str) {
         .unwrap();
     assert!(threshold["difference"].is_null() && threshold["moved"] == false);
     // Comparing a run with itself moves nothing.
-    let o = hilrig(
-        &runs.key,
-        &["results", "--db", &url, "compare", &good_id, &good_id],
-    );
+    let o = store_cmd(runs, &url, &["compare", &good_id, &good_id]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
 
-    let o = hilrig(&runs.key, &["results", "--db", &url, "flaky", "--json"]);
+    let o = store_cmd(runs, &url, &["flaky", "--json"]);
     assert!(o.status.success(), "{}", text(&o));
     let f: Vec<serde_json::Value> = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(f.len(), 1, "{f:?}");
@@ -420,24 +374,17 @@ fn trend_compare_and_flaky_answer_from_the_store(#[case] backend: &str) {
     assert_eq!(f[0]["verdicts"]["fail"], 1);
 
     let page = runs.dir.join(format!("trends-{backend}.html"));
-    let o = hilrig(
-        &runs.key,
-        &[
-            "results",
-            "--db",
-            &url,
-            "page",
-            "--out",
-            page.to_str().unwrap(),
-            "ov_threshold",
-        ],
+    let o = store_cmd(
+        runs,
+        &url,
+        &["page", "--out", page.to_str().unwrap(), "ov_threshold"],
     );
     assert!(o.status.success(), "{}", text(&o));
     let html = std::fs::read_to_string(&page).unwrap();
     assert!(html.contains("<svg") && html.contains("sim-bms-1.0.0-defect-ov-threshold"));
     assert!(!html.contains("<script") && !html.contains("http"));
 
-    let o = hilrig(&runs.key, &["results", "--db", &url, "show", &bad_id]);
+    let o = store_cmd(runs, &url, &["show", &bad_id]);
     assert!(o.status.success(), "{}", text(&o));
     assert!(
         text(&o).contains("ov_threshold threshold = not determinable"),

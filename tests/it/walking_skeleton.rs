@@ -12,19 +12,6 @@ use common::*;
 use hilrig::report::Outcome;
 use tokio_util::sync::CancellationToken;
 
-fn hilrig(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_hilrig"))
-        .args(args)
-        .current_dir(root())
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into(),
-        String::from_utf8_lossy(&out.stderr).into(),
-    )
-}
-
 #[test]
 fn overcharge_plan_passes_on_the_simulated_bench() {
     let out = temp_dir("cli-pass");
