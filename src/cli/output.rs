@@ -408,7 +408,7 @@ impl Output {
                     let test = p
                         .current
                         .and_then(|i| p.plans.get(i))
-                        .and_then(|i| i.tests.get(&(*phase, *index)).cloned());
+                        .and_then(|i| i.tests.get(&(phase.key(), *index)).cloned());
                     p.doing = test.unwrap_or_else(|| format!("{phase}: {kind}"));
                     p.repeat = *repeat;
                 }

@@ -311,6 +311,83 @@ pub struct Abort {
     /// signal`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stopped_by: Option<String>,
+    /// What kind of failure stopped it (absent in results written before it was recorded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<AbortKind>,
+    /// The stage of the run it stopped in (absent in results written before it was
+    /// recorded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stage: Option<AbortStage>,
+}
+
+/// The kind of failure that aborted a run: a lost instrument, an envelope refusal and a dead
+/// bus are told apart as data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum AbortKind {
+    /// An instrument failed a command, could not be connected, or was lost.
+    Instrument,
+    /// A command outside the rig's envelope was refused before it was sent.
+    Envelope,
+    /// The DUT's CAN bus failed or fell silent.
+    Bus,
+    /// The rig, fixture or DBC lacks what a step needs.
+    Setup,
+    /// An instrument is not the one the rig file names.
+    Identity,
+    /// A prompt could not be asked or answered.
+    Operator,
+    /// The trace could not be written.
+    Trace,
+    /// The operator or a signal stopped the run.
+    Cancelled,
+    /// The run was refused before its first step (its firmware could not be flashed), or a
+    /// suite did not start it.
+    Refused,
+    /// A bench-side wait timed out (a teardown condition).
+    Timeout,
+    /// A defect of hilrig itself.
+    Internal,
+}
+
+/// The stage of a run an abort happened in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum AbortStage {
+    /// Connecting the instruments and buses: no step ran, no teardown.
+    Connecting,
+    /// Refused before the first step: no step ran, no teardown.
+    BeforeStart,
+    /// Programming the instruments' protection levels and watchdog.
+    Protection,
+    /// While the plan's steps ran.
+    Steps,
+    /// During teardown and the safe state.
+    TeardownAndSafeState,
+    /// A suite did not start the plan.
+    NotStarted,
+}
+
+impl AbortStage {
+    /// The stage in words (`during` of the results), for the stages without a step.
+    pub fn words(self) -> Option<&'static str> {
+        match self {
+            AbortStage::Connecting => Some("connecting the bench"),
+            AbortStage::BeforeStart => Some("before the first step"),
+            AbortStage::Protection => Some("programming instrument protection"),
+            AbortStage::Steps => None,
+            AbortStage::TeardownAndSafeState => Some("teardown and safe state"),
+            AbortStage::NotStarted => Some("not started"),
+        }
+    }
+
+    /// Whether steps may have run, so that the plan's teardown runs.
+    pub fn after_start(self) -> bool {
+        !matches!(
+            self,
+            AbortStage::Connecting | AbortStage::BeforeStart | AbortStage::NotStarted
+        )
+    }
 }
 
 /// One action of the safe-state sequence.

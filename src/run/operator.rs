@@ -131,19 +131,19 @@ impl Operator {
 
     /// Answer the waiting prompt from the live page; entries left out take their defaults.
     /// Err says why not (nothing waiting, an unknown entry, a missing value without default).
-    pub fn answer_from_page(&self, values: BTreeMap<String, String>) -> Result<(), String> {
+    pub fn answer_from_page(&self, values: BTreeMap<String, String>) -> Result<(), PromptError> {
         let w = lock(&self.waiting);
         let Some(w) = w.as_ref() else {
-            return Err("no prompt is waiting for an answer".into());
+            return Err(PromptError("no prompt is waiting for an answer".into()));
         };
         let values = complete(&w.prompt.entries, values)?;
         w.tx.send(Input::Page(values))
-            .map_err(|_| "the prompt is no longer waiting".to_string())
+            .map_err(|_| PromptError("the prompt is no longer waiting".into()))
     }
 
     /// Ask `prompt` (of step `step`) and wait for its answers. Without a terminal and a
     /// page, the defaults are taken, or Err when an entry has none.
-    pub async fn ask(&self, step: &str, prompt: &Prompt) -> Result<Answers, String> {
+    pub async fn ask(&self, step: &str, prompt: &Prompt) -> Result<Answers, PromptError> {
         let entries = prompt.fields();
         let page = self.page.load(std::sync::atomic::Ordering::SeqCst);
         if !self.terminal && !page {
@@ -153,13 +153,13 @@ impl Operator {
                 .map(|(n, _)| n.as_str())
                 .collect();
             if !missing.is_empty() {
-                return Err(format!(
+                return Err(PromptError(format!(
                     "prompt \"{}\": nobody can answer (no terminal, no live page) and {} \
                      ha{} no default",
                     prompt.text,
                     missing.join(", "),
                     if missing.len() == 1 { "s" } else { "ve" }
-                ));
+                )));
             }
             let values = entries
                 .into_iter()
@@ -224,7 +224,10 @@ impl Operator {
         });
         match wait.await {
             Ok(Some(a)) => Ok(a),
-            _ => Err(format!("prompt \"{}\": no answer", prompt.text)),
+            _ => Err(PromptError(format!(
+                "prompt \"{}\": no answer",
+                prompt.text
+            ))),
         }
     }
 }
@@ -243,12 +246,14 @@ fn ask_line(entries: &[(String, Option<String>)], i: usize) {
 fn complete(
     entries: &[(String, Option<String>)],
     mut values: BTreeMap<String, String>,
-) -> Result<BTreeMap<String, String>, String> {
+) -> Result<BTreeMap<String, String>, PromptError> {
     if let Some(unknown) = values
         .keys()
         .find(|k| !entries.iter().any(|(n, _)| n == *k))
     {
-        return Err(format!("the prompt asks for no entry `{unknown}`"));
+        return Err(PromptError(format!(
+            "the prompt asks for no entry `{unknown}`"
+        )));
     }
     let mut out = BTreeMap::new();
     for (name, default) in entries {
@@ -258,10 +263,25 @@ fn complete(
             .or_else(|| default.clone());
         match v {
             Some(v) => out.insert(name.clone(), v),
-            None => return Err(format!("entry `{name}` has no value and no default")),
+            None => {
+                return Err(PromptError(format!(
+                    "entry `{name}` has no value and no default"
+                )))
+            }
         };
     }
     Ok(out)
+}
+
+/// A prompt that cannot be asked or an answer that cannot be taken, in words.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct PromptError(pub String);
+
+impl From<PromptError> for super::RunError {
+    fn from(e: PromptError) -> Self {
+        super::RunError::Operator(e.0)
+    }
 }
 
 struct Clear(Arc<Mutex<Option<Waiting>>>);
@@ -310,7 +330,7 @@ mod tests {
                     .collect();
                 assert_eq!(got, want);
             }
-            (Err(e), Err(w)) => assert!(e.contains(w), "{e}"),
+            (Err(e), Err(w)) => assert!(e.0.contains(w), "{e}"),
             (got, want) => panic!("{got:?} vs {want:?}"),
         }
     }
@@ -319,7 +339,7 @@ mod tests {
     fn a_page_answer_without_a_waiting_prompt_is_refused() {
         let op = Operator::default().with_page();
         let e = op.answer_from_page(BTreeMap::new()).unwrap_err();
-        assert!(e.contains("no prompt is waiting"), "{e}");
+        assert!(e.0.contains("no prompt is waiting"), "{e}");
     }
 
     #[test]

@@ -6,14 +6,13 @@
 
 use std::path::Path;
 
-use super::{planned_tests, BEFORE_START, CONNECTING};
+use super::planned_tests;
 use crate::plan::LoadedPlan;
-use crate::report::{Abort, FirmwareInfo, NotRun, Outcome, RunResults, RESULTS_SCHEMA};
+use crate::report::{
+    Abort, AbortKind, AbortStage, FirmwareInfo, NotRun, Outcome, RunResults, RESULTS_SCHEMA,
+};
 use crate::rig::Rig;
 use crate::trace::{rfc3339, Clock};
-
-/// `during` of a plan that a suite did not start.
-pub const NOT_STARTED: &str = "not started";
 
 /// Why the plans after `r` must not run, when they must not: the bench is not trustworthy
 /// after it (or the operator stopped the run). `None`: the suite goes on.
@@ -35,17 +34,17 @@ pub fn stop_after(r: &RunResults) -> Option<String> {
         return None;
     }
     let cause = abort.map(|a| a.cause.as_str()).unwrap_or("unknown cause");
-    match abort.and_then(|a| a.during.as_deref()) {
-        Some(CONNECTING) => Some(format!(
+    match (abort.and_then(|a| a.stage), abort.and_then(|a| a.kind)) {
+        (Some(AbortStage::Connecting), _) => Some(format!(
             "the bench could not be connected for plan `{}` ({cause})",
             r.plan
         )),
-        Some(BEFORE_START) => Some(format!(
+        (Some(AbortStage::BeforeStart), _) => Some(format!(
             "plan `{}` was refused before its first step ({cause})",
             r.plan
         )),
-        Some(NOT_STARTED) => Some(cause.to_string()),
-        _ if cause.starts_with(CANCELLED) => Some(format!(
+        (Some(AbortStage::NotStarted), _) => Some(cause.to_string()),
+        (_, Some(AbortKind::Cancelled)) => Some(format!(
             "the operator stopped the run during plan `{}`",
             r.plan
         )),
@@ -122,9 +121,11 @@ pub fn not_started(
         outcome: Outcome::Aborted,
         abort: Some(Abort {
             cause: reason.to_string(),
-            during: Some(NOT_STARTED.into()),
+            during: AbortStage::NotStarted.words().map(str::to_string),
             at_s: 0.0,
             stopped_by: None,
+            kind: Some(AbortKind::Refused),
+            stage: Some(AbortStage::NotStarted),
         }),
         safe_state_reached: false,
         safe_state: Vec::new(),
@@ -155,13 +156,17 @@ mod tests {
     use crate::report::SafeStateAction;
     use rstest::rstest;
 
-    fn results(outcome: Outcome, cause: &str, during: Option<&str>, safe: bool) -> RunResults {
+    /// Where and what an abort was: the step running, the stage, the kind.
+    type Why<'a> = (Option<&'a str>, AbortStage, AbortKind);
+
+    fn results(outcome: Outcome, cause: &str, why: Why, safe: bool) -> RunResults {
+        let (during, stage, kind) = why;
         serde_json::from_value(serde_json::json!({
             "schema": RESULTS_SCHEMA, "run_id": "r", "plan": "p", "title": "t",
             "requirements": [], "station": "s", "dut": "d", "limit_profile": "l",
             "decision_rule": "guarded", "firmware": null, "clock_anchor": "x",
             "duration_s": 1.0, "outcome": outcome,
-            "abort": (outcome == Outcome::Aborted).then(|| serde_json::json!({"cause": cause, "during": during, "at_s": 0.5})),
+            "abort": (outcome == Outcome::Aborted).then(|| serde_json::json!({"cause": cause, "during": during, "at_s": 0.5, "stage": stage, "kind": kind})),
             "safe_state_reached": safe, "safe_state": [SafeStateAction { instrument: "supply".into(), action: "off".into(), ok: safe, confirmed: safe, error: None }],
             "tests": [], "trace_rows": 0
         }))
@@ -183,47 +188,57 @@ mod tests {
     ) {
         let all: Vec<RunResults> = plans
             .iter()
-            .map(|&(o, safe)| results(o, "cause", None, safe))
+            .map(|&(o, safe)| results(o, "cause", STEP, safe))
             .collect();
         assert_eq!(exit_code(worst, &all), code);
     }
 
+    /// An instrument lost while a step ran.
+    const STEP: Why = (
+        Some("steps[0] trip (p.yaml:3)"),
+        AbortStage::Steps,
+        AbortKind::Instrument,
+    );
+    const CONNECTING: Why = (
+        Some("connecting the bench"),
+        AbortStage::Connecting,
+        AbortKind::Instrument,
+    );
+    const REFUSED: Why = (
+        Some("before the first step"),
+        AbortStage::BeforeStart,
+        AbortKind::Refused,
+    );
+    const CANCELLED_IN_STEP: Why = (
+        Some("steps[1] wait (p.yaml:9)"),
+        AbortStage::Steps,
+        AbortKind::Cancelled,
+    );
+
     #[rstest]
-    #[case(Outcome::Passed, "", None, true, false)]
-    #[case(Outcome::Failed, "", None, true, false)]
-    #[case::passed_but_unconfirmed(Outcome::Passed, "", None, false, true)]
-    #[case::failed_but_unconfirmed(Outcome::Failed, "", None, false, true)]
-    #[case(
-        Outcome::Aborted,
-        "supply: no reply",
-        Some("steps[0] trip (p.yaml:3)"),
-        true,
-        false
-    )]
-    #[case(
-        Outcome::Aborted,
-        "supply: no reply",
-        Some("steps[0] trip (p.yaml:3)"),
-        false,
-        true
-    )]
-    #[case(Outcome::Aborted, "connection refused", Some(CONNECTING), true, true)]
-    #[case(Outcome::Aborted, "firmware x: hash", Some(BEFORE_START), true, true)]
-    #[case(
+    #[case(Outcome::Passed, "", STEP, true, false)]
+    #[case(Outcome::Failed, "", STEP, true, false)]
+    #[case::passed_but_unconfirmed(Outcome::Passed, "", STEP, false, true)]
+    #[case::failed_but_unconfirmed(Outcome::Failed, "", STEP, false, true)]
+    #[case::lost_instrument(Outcome::Aborted, "supply: no reply", STEP, true, false)]
+    #[case::lost_and_unconfirmed(Outcome::Aborted, "supply: no reply", STEP, false, true)]
+    #[case::connecting(Outcome::Aborted, "connection refused", CONNECTING, true, true)]
+    #[case::refused(Outcome::Aborted, "firmware x: hash", REFUSED, true, true)]
+    #[case::cancelled(
         Outcome::Aborted,
         "cancelled by the operator (interrupt or terminate signal)",
-        Some("steps[1] wait (p.yaml:9)"),
+        CANCELLED_IN_STEP,
         true,
         true
     )]
     fn which_endings_stop_the_suite(
         #[case] outcome: Outcome,
         #[case] cause: &str,
-        #[case] during: Option<&str>,
+        #[case] why: Why,
         #[case] safe: bool,
         #[case] stops: bool,
     ) {
-        let r = results(outcome, cause, during, safe);
+        let r = results(outcome, cause, why, safe);
         assert_eq!(stop_after(&r).is_some(), stops, "{:?}", stop_after(&r));
     }
 }

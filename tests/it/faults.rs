@@ -217,7 +217,7 @@ async fn a_standby_request_without_a_confirm_is_sent_not_confirmed() {
 async fn panic_in_the_executor() {
     let hook: EventHook = Arc::new(|e: &Event| {
         if let Event::Step {
-            phase: "steps",
+            phase: hilrig::run::Phase::Steps,
             index: 1,
             ..
         } = e
@@ -371,6 +371,10 @@ async fn a_setpoint_beyond_the_envelope_is_never_sent() {
         "{:?}",
         r.abort
     );
+    // Recorded as data: an envelope refusal while the steps ran, not a lost instrument.
+    let abort = r.abort.as_ref().unwrap();
+    assert_eq!(abort.kind, Some(hilrig::report::AbortKind::Envelope));
+    assert_eq!(abort.stage, Some(hilrig::report::AbortStage::Steps));
     let log = bench.instrument("supply").unwrap().command_log();
     assert!(!log.iter().any(|c| c.contains("SOUR:VOLT 65")), "{log:?}");
     assert!(
@@ -410,6 +414,8 @@ async fn another_model_at_the_supply_address_is_refused_before_anything_is_sent(
     assert_eq!(r.outcome, Outcome::Aborted);
     let abort = r.abort.unwrap();
     assert_eq!(abort.during.as_deref(), Some("connecting the bench"));
+    assert_eq!(abort.stage, Some(hilrig::report::AbortStage::Connecting));
+    assert_eq!(abort.kind, Some(hilrig::report::AbortKind::Instrument));
     assert!(
         abort.cause.contains("answers `*IDN?` with \"RIGOL"),
         "{}",

@@ -239,6 +239,8 @@ fn a_run_flashes_the_declared_image_first_and_records_it() {
     assert_eq!(results["outcome"], "aborted");
     assert_eq!(results["tests"].as_array().unwrap().len(), 0);
     assert_eq!(results["abort"]["during"], "before the first step");
+    assert_eq!(results["abort"]["kind"], "refused");
+    assert_eq!(results["abort"]["stage"], "before_start");
     assert!(
         results["abort"]["cause"]
             .as_str()

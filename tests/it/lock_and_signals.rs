@@ -158,6 +158,8 @@ fn signal_mid_step(name: &str, sig: i32) {
         "{}",
         r["abort"]
     );
+    assert_eq!(r["abort"]["kind"], "cancelled", "{}", r["abort"]);
+    assert_eq!(r["abort"]["stage"], "steps", "{}", r["abort"]);
     assert_eq!(r["safe_state_reached"], true, "{}", r["safe_state"]);
     let trace = std::fs::read_to_string(dir.join("trace.csv")).unwrap();
     assert!(trace.contains("cells.cell[5].v_set"));

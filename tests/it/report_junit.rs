@@ -124,6 +124,8 @@ fn an_aborted_run_adds_an_error_case() {
         during: None,
         at_s: 3.0,
         stopped_by: None,
+        kind: Some(hilrig::report::AbortKind::Instrument),
+        stage: Some(hilrig::report::AbortStage::Steps),
     });
     let xml = hilrig::report::junit::build(&r).to_string().unwrap();
     let doc = roxmltree::Document::parse(&xml).unwrap();

@@ -171,6 +171,7 @@ async fn an_error_mid_step_aborts_into_the_safe_state() {
     assert_eq!(results.outcome, Outcome::Aborted);
     let abort = results.abort.as_ref().unwrap();
     assert!(abort.cause.contains("System error"), "{abort:?}");
+    assert_eq!(abort.kind, Some(hilrig::report::AbortKind::Instrument));
     assert!(
         abort.during.as_deref().unwrap_or("").contains("trip"),
         "{abort:?}"

@@ -10,6 +10,7 @@ use tokio::task::JoinHandle;
 use tokio::time::{timeout, Instant, MissedTickBehavior};
 
 use super::signals::{spawn_monitor, Signals};
+use super::RunError;
 use crate::can::{self, Bus, Frame};
 use crate::dbc::Message;
 use crate::instrument::cellsim::{CellSim, CellSimSet};
@@ -19,6 +20,8 @@ use crate::plan::load::bind_condition;
 use crate::plan::{Condition, LoadedPlan, SignalSource, Target};
 use crate::report::{InstrumentIdentity, SafeStateAction, WatchdogRecord};
 use crate::rig::{Envelope, InstrumentConfig, Rig};
+
+mod safe_state;
 
 /// An instrument shared by the executor and its sampler; the mutex serializes its commands.
 pub type Shared<T> = Arc<Mutex<Box<T>>>;
@@ -97,12 +100,6 @@ pub struct Station {
     watchdog: std::sync::Mutex<Option<(String, Duration)>>,
 }
 
-/// Connect a rig entry again (after a lost connection), as the same kind of instrument.
-async fn reconnect(entry: &InstrumentConfig) -> Result<Driver, String> {
-    let no_bus = |_: &str| Err("a SCPI instrument has no bus".to_string());
-    Ok(instrument::connect(entry, no_bus).await?.driver)
-}
-
 fn shared<T: ?Sized>(b: Box<T>) -> Arc<Mutex<Box<T>>> {
     Arc::new(Mutex::new(b))
 }
@@ -114,7 +111,7 @@ impl Station {
         rig: &Rig,
         plan: &LoadedPlan,
         signals: Signals,
-    ) -> (Station, Option<String>) {
+    ) -> (Station, Option<RunError>) {
         let fx = &plan.fixture.value;
         let mut st = Station {
             supply: None,
@@ -145,7 +142,7 @@ impl Station {
         inst: &crate::rig::InstrumentConfig,
         address: &str,
         idn: &str,
-    ) -> Result<(), String> {
+    ) -> Result<(), RunError> {
         let identity = InstrumentIdentity::parse(&inst.id, idn);
         let mismatch = identity.other_serial_than(inst.serial.as_deref()).then(|| {
             format!(
@@ -159,18 +156,19 @@ impl Station {
             )
         });
         self.identities.push(identity);
-        mismatch.map_or(Ok(()), Err)
+        mismatch.map_or(Ok(()), |m| Err(RunError::Identity(m)))
     }
 
-    async fn connect_all(&mut self, rig: &Rig, plan: &LoadedPlan) -> Result<(), String> {
+    async fn connect_all(&mut self, rig: &Rig, plan: &LoadedPlan) -> Result<(), RunError> {
         // Each bus is opened once and shared: an adapter (SLCAN) can be opened only once.
         let mut buses: BTreeMap<String, Arc<dyn Bus>> = BTreeMap::new();
-        let mut open_bus = |b: &crate::rig::BusConfig| -> Result<Arc<dyn Bus>, String> {
+        let mut open_bus = |b: &crate::rig::BusConfig| -> Result<Arc<dyn Bus>, RunError> {
             if let Some(bus) = buses.get(&b.id) {
                 return Ok(bus.clone());
             }
             let bus: Arc<dyn Bus> = Arc::from(
-                can::open(&b.endpoint()).map_err(|e| format!("CAN bus `{}`: {e}", b.id))?,
+                can::open(&b.endpoint())
+                    .map_err(|e| RunError::bus(format!("CAN bus `{}`: {e}", b.id)))?,
             );
             buses.insert(b.id.clone(), bus.clone());
             Ok(bus)
@@ -188,13 +186,14 @@ impl Station {
                 old.abort();
             }
             if let Some(sr) = &plan.fixture.value.state_request {
+                let missing = |what: &str| RunError::setup(format!("{what} missing from DBC"));
                 let m = plan
                     .dbc
                     .message(&sr.message)
-                    .ok_or("state request message missing from DBC")?;
+                    .ok_or_else(|| missing("state request message"))?;
                 let s = m
                     .signal(&sr.signal)
-                    .ok_or("state request signal missing from DBC")?;
+                    .ok_or_else(|| missing("state request signal"))?;
                 self.state_request = Some(StateRequest {
                     message: m.clone(),
                     signal: sr.signal.clone(),
@@ -205,10 +204,10 @@ impl Station {
                         .collect(),
                     run: s
                         .label_value(&sr.run)
-                        .ok_or("state request run value missing")?,
+                        .ok_or_else(|| RunError::setup("state request run value missing"))?,
                     standby: s
                         .label_value(&sr.standby)
-                        .ok_or("state request standby value missing")?,
+                        .ok_or_else(|| RunError::setup("state request standby value missing"))?,
                     cycle: sr.cycle.duration(),
                     confirm: sr
                         .confirm
@@ -226,9 +225,11 @@ impl Station {
                 let b = rig
                     .bus(bus_id)
                     .ok_or_else(|| format!("no bus `{bus_id}` in the rig"))?;
-                open_bus(b)
+                open_bus(b).map_err(|e| e.to_string())
             };
-            let connected = instrument::connect(inst, on_bus).await?;
+            let connected = instrument::connect(inst, on_bus)
+                .await
+                .map_err(RunError::InstrumentText)?;
             match connected.driver {
                 Driver::Supply(s) => {
                     self.supply = Some(shared(s));
@@ -259,7 +260,7 @@ impl Station {
     }
 
     /// Program instrument protection (OVP/OCP) to the envelope.
-    pub async fn program_protection(&self) -> Result<(), String> {
+    pub async fn program_protection(&self) -> Result<(), RunError> {
         if let Some(s) = &self.supply {
             let mut s = s.lock().await;
             s.program_protection(
@@ -267,13 +268,13 @@ impl Station {
                 self.envelope.max_charge_current.0,
             )
             .await
-            .map_err(|e| format!("programming supply protection: {e}"))?;
+            .map_err(|e| RunError::from(e).context("programming supply protection"))?;
             // Where the model has an I/O watchdog, arm it: the samplers' queries feed it while
             // the run lives, and the output goes off by itself if the host falls silent.
             let armed = s
                 .arm_watchdog(SUPPLY_WATCHDOG)
                 .await
-                .map_err(|e| format!("arming the supply's watchdog: {e}"))?;
+                .map_err(|e| RunError::from(e).context("arming the supply's watchdog"))?;
             if armed {
                 let delay = s
                     .dialect()
@@ -290,7 +291,7 @@ impl Station {
 
     /// Start samplers, the state-request keep-alive and the dead-bus watchdog. Faults are
     /// reported on the returned channel.
-    pub fn start_background(&self, sample_period: Duration) -> mpsc::UnboundedReceiver<String> {
+    pub fn start_background(&self, sample_period: Duration) -> mpsc::UnboundedReceiver<RunError> {
         let (tx, rx) = mpsc::unbounded_channel();
         if let Some(s) = &self.supply {
             let names = ["supply.v", "supply.i"];
@@ -319,14 +320,14 @@ impl Station {
             let tx2 = tx.clone();
             self.spawn(tokio::spawn(async move {
                 let Some(frame) = frame else {
-                    let _ = tx2.send("cannot encode the state request".into());
+                    let _ = tx2.send(RunError::bus("cannot encode the state request"));
                     return;
                 };
                 let mut tick = tokio::time::interval(cycle);
                 loop {
                     tick.tick().await;
                     if let Err(e) = bus.send(frame.clone()).await {
-                        let _ = tx2.send(format!("DUT bus: {e}"));
+                        let _ = tx2.send(RunError::bus(format!("DUT bus: {e}")));
                         return;
                     }
                 }
@@ -341,10 +342,10 @@ impl Station {
                     tick.tick().await;
                     let last = sig.last_bus_frame().unwrap_or(started);
                     if last.elapsed() > DEAD_BUS_AFTER {
-                        let _ = tx.send(format!(
+                        let _ = tx.send(RunError::bus(format!(
                             "no frame from the DUT on its CAN bus for {:.1} s",
                             last.elapsed().as_secs_f64()
-                        ));
+                        )));
                         return;
                     }
                 }
@@ -367,293 +368,34 @@ impl Station {
         }
     }
 
-    /// Drive every instrument to its safe state: load input off, supply output off, cells to
-    /// nominal, BMS standby request. Each action is bounded in time, failures do not stop
-    /// the sequence, and each outcome is recorded: confirmed when an answer shows it took
-    /// effect (the instrument's read-back, the BMS's own state), otherwise sent only.
-    pub async fn safe_state(&self) -> Vec<SafeStateAction> {
-        let out = self.drive_safe_state().await;
-        self.stop_monitor();
-        out
-    }
-
-    fn stop_monitor(&self) {
-        if let Some(m) = self
-            .monitor
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take()
-        {
-            m.abort();
-        }
-    }
-
-    async fn drive_safe_state(&self) -> Vec<SafeStateAction> {
-        self.stop_background();
-        let mut out = Vec::new();
-        if let Some(l) = &self.load {
-            let switch_off = async || -> Result<(), String> {
-                let mut g = l.lock().await;
-                g.set_input(false).await.map_err(|e| e.to_string())?;
-                match g.input().await.map_err(|e| e.to_string())? {
-                    false => Ok(()),
-                    true => Err("input still on after switching it off".to_string()),
-                }
-            };
-            let mut r = bounded(switch_off()).await;
-            if let (Err(first), Some(entry)) = (&r, &self.load_entry) {
-                // A lost connection: reconnect once (with *CLS in the dialect's connect
-                // sequence) and try again.
-                let again = bounded(async {
-                    let Driver::Load(fresh) = reconnect(entry).await? else {
-                        return Err(format!("`{}` is not a load", entry.id));
-                    };
-                    *l.lock().await = fresh;
-                    switch_off().await
-                })
-                .await;
-                r = again.map_err(|e| format!("{first}; after reconnecting: {e}"));
-            }
-            out.push(confirmed_action(
-                l.lock().await.id(),
-                "input off (confirmed by read-back)",
-                r,
-            ));
-        }
-        if let Some(s) = &self.supply {
-            let switch_off = async || -> Result<(), String> {
-                let mut g = s.lock().await;
-                g.set_output(false).await.map_err(|e| e.to_string())?;
-                match g.output().await.map_err(|e| e.to_string())? {
-                    false => Ok(()),
-                    true => Err("output still on after switching it off".to_string()),
-                }
-            };
-            let mut r = bounded(switch_off()).await;
-            if let (Err(first), Some(entry)) = (&r, &self.supply_entry) {
-                let again = bounded(async {
-                    let Driver::Supply(fresh) = reconnect(entry).await? else {
-                        return Err(format!("`{}` is not a supply", entry.id));
-                    };
-                    *s.lock().await = fresh;
-                    switch_off().await
-                })
-                .await;
-                r = again.map_err(|e| format!("{first}; after reconnecting: {e}"));
-            }
-            out.push(confirmed_action(
-                s.lock().await.id(),
-                "output off (confirmed by read-back)",
-                r,
-            ));
-        }
-        // A CAN frame is only sent: nothing on the bus acknowledges it to us. Unless an
-        // answer confirms it, it counts as done (sent, not confirmed) only while the DUT's
-        // bus is alive (a frame from the DUT within the dead-bus time).
-        let bus_alive = || {
-            self.bus_alive()
-                .map_err(|e| format!("sent, but not confirmed: {e}"))
-        };
-        if let Some(c) = &self.cells {
-            let v = self.nominal_cell_voltage;
-            let n = self.cells_in_series;
-            let r = bounded(async {
-                let mut g = c.lock().await;
-                for cell in 1..=n {
-                    g.set_cell_voltage(cell, v)
-                        .await
-                        .map_err(|e| e.to_string())?;
-                }
-                Ok(())
-            })
-            .await;
-            let (id, over_can) = {
-                let g = c.lock().await;
-                (g.id().to_string(), g.over_can())
-            };
-            let (text, r) = if over_can {
-                let text = format!(
-                    "all cells to nominal {v:.3} V over CAN: sent, not confirmed (the cell \
-                     simulator gives no read-back)"
-                );
-                (text, r.and_then(|_| bus_alive()))
-            } else {
-                let text = format!(
-                    "all cells to nominal {v:.3} V over SCPI: accepted by the unit, not read back"
-                );
-                (text, r)
-            };
-            out.push(action(&id, &text, r));
-        }
-        if let (Some(bus), Some(sr)) = (&self.dut_bus, &self.state_request) {
-            out.push(self.request_standby(bus.as_ref(), sr).await);
-        }
-        out
-    }
-
-    /// At the end of the run, after [`Station::safe_state`]: the supply's I/O watchdog,
-    /// when [`Station::program_protection`] armed one. Disarmed (bounded in time) when the
-    /// safe state was confirmed (`safe_state_reached`), so that an idle bench or the next
-    /// manual command is not switched off by it; otherwise left armed, as a second line of
-    /// defence. None when no watchdog was armed.
-    pub async fn end_watchdog(&self, safe_state_reached: bool) -> Option<WatchdogRecord> {
-        let (id, delay) = self
-            .watchdog
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()?;
-        let supply = self.supply.as_ref()?;
-        Some(end_watchdog(supply, &id, delay, safe_state_reached).await)
-    }
-
-    /// Whether the DUT's bus is alive: a frame from the DUT within the dead-bus time.
-    fn bus_alive(&self) -> Result<(), String> {
-        match self.signals.last_bus_frame() {
-            Some(t) if t.elapsed() <= DEAD_BUS_AFTER => Ok(()),
-            Some(t) => Err(format!(
-                "no frame from the DUT for {:.1} s",
-                t.elapsed().as_secs_f64()
-            )),
-            None => Err("no frame from the DUT was ever received".into()),
-        }
-    }
-
-    /// Send the standby request. With the fixture's `confirm`, repeat it every cycle until
-    /// the condition holds on values received after the first request, for at most
-    /// [`STANDBY_CONFIRM_WITHIN`]; without one, it is sent, not confirmed.
-    async fn request_standby(&self, bus: &dyn Bus, sr: &StateRequest) -> SafeStateAction {
-        let send = async || -> Result<(), String> {
-            let f = encode_request(sr, sr.standby).ok_or("cannot encode the standby request")?;
-            bounded(async { bus.send(f).await.map_err(|e| e.to_string()) }).await
-        };
-        let sent_at = Instant::now();
-        let sent = send().await;
-        let Some(confirm) = &sr.confirm else {
-            let r = sent.and_then(|_| {
-                self.bus_alive()
-                    .map_err(|e| format!("sent, but not confirmed: {e}"))
-            });
-            return action(
-                "dut",
-                "BMS standby request over CAN: sent, not confirmed (the fixture declares no \
-                 `confirm`)",
-                r,
-            );
-        };
-        let what = format!(
-            "BMS standby request over CAN (confirmed by `{}`)",
-            confirm.text
-        );
-        if let Err(e) = sent {
-            return action("dut", &what, Err(e));
-        }
-        let deadline = sent_at + STANDBY_CONFIRM_WITHIN;
-        let mut next_send = sent_at + sr.cycle;
-        loop {
-            if self.signals.eval_since(&confirm.cond, sent_at) == Some(true) {
-                return confirmed_action("dut", &what, Ok(()));
-            }
-            let now = Instant::now();
-            if now >= deadline {
-                break;
-            }
-            if now >= next_send {
-                // Repeated as the BMS expects its request every cycle; a failure to send
-                // shows as the missing answer.
-                if let Err(e) = send().await {
-                    tracing::warn!("safe state: repeating the standby request: {e}");
-                }
-                next_send += sr.cycle;
-            }
-            tokio::time::sleep(CONFIRM_POLL.min(deadline.saturating_duration_since(now))).await;
-        }
-        let dead = self
-            .bus_alive()
-            .err()
-            .map(|e| format!("; {e}"))
-            .unwrap_or_default();
-        action(
-            "dut",
-            &what,
-            Err(format!(
-                "sent, but not confirmed: `{}` did not hold within {} s of the request; last \
-                 seen: {}{dead}",
-                confirm.text,
-                STANDBY_CONFIRM_WITHIN.as_secs_f64(),
-                self.last_seen(confirm, sent_at)
-            )),
-        )
-    }
-
-    /// The latest value of each signal of a confirm condition, with its value-table name
-    /// and whether it arrived before `since`.
-    fn last_seen(&self, confirm: &Confirm, since: Instant) -> String {
-        let seen: Vec<String> = confirm
-            .cond
-            .signals()
-            .into_iter()
-            .map(|name| match self.signals.get(name) {
-                None => format!("{name}: nothing received"),
-                Some((v, at)) => {
-                    let label = confirm
-                        .labels
-                        .get(name)
-                        .and_then(|ls| ls.iter().find(|(x, _)| Op::Eq.apply(*x, v)))
-                        .map(|(_, l)| format!(" ({l})"))
-                        .unwrap_or_default();
-                    let stale = if at < since {
-                        ", received before the request"
-                    } else {
-                        ""
-                    };
-                    format!("{name} = {v}{label}{stale}")
-                }
-            })
-            .collect();
-        seen.join(", ")
-    }
-
     /// Set any stimulus target, checked against the envelope first; recorded in the trace.
     /// Returns when the command was issued and when the instrument had accepted it.
     pub async fn set_target(
         &self,
         target: Target,
         value: f64,
-    ) -> Result<(Instant, Instant), String> {
-        target
-            .check_envelope(&self.envelope, value)
-            .map_err(|e| e.to_string())?;
+    ) -> Result<(Instant, Instant), RunError> {
+        target.check_envelope(&self.envelope, value)?;
         let issued = Instant::now();
-        let e = |e: &dyn std::fmt::Display| e.to_string();
         match target {
             Target::Cell(n) => {
-                let c = self.cells.as_ref().ok_or("the rig has no cell simulator")?;
-                c.lock()
-                    .await
-                    .set_cell_voltage(n, value)
-                    .await
-                    .map_err(|x| e(&x))?;
+                let c = self.require_cells()?;
+                c.lock().await.set_cell_voltage(n, value).await?;
             }
             Target::Ntc(n) => {
-                let c = self.cells.as_ref().ok_or("the rig has no cell simulator")?;
-                c.lock()
-                    .await
-                    .set_temperature(n, value)
-                    .await
-                    .map_err(|x| e(&x))?;
+                let c = self.require_cells()?;
+                c.lock().await.set_temperature(n, value).await?;
             }
             Target::SupplyCurrent | Target::SupplyVoltage => {
-                let s = self.supply.as_ref().ok_or("the rig has no supply")?;
-                let mut g = s.lock().await;
+                let mut g = self.require_supply()?.lock().await;
                 if target == Target::SupplyCurrent {
-                    g.set_current(value).await.map_err(|x| e(&x))?;
+                    g.set_current(value).await?;
                 } else {
-                    g.set_voltage(value).await.map_err(|x| e(&x))?;
+                    g.set_voltage(value).await?;
                 }
             }
             Target::LoadCurrent => {
-                let l = self.load.as_ref().ok_or("the rig has no load")?;
-                l.lock().await.set_current(value).await.map_err(|x| e(&x))?;
+                self.require_load()?.lock().await.set_current(value).await?;
             }
         }
         let unit = target.dimension().unit();
@@ -663,19 +405,20 @@ impl Station {
     }
 
     /// Send one state request by its value-table name.
-    pub async fn send_state_request(&self, label: &str) -> Result<(), String> {
+    pub async fn send_state_request(&self, label: &str) -> Result<(), RunError> {
         let (bus, sr) = match (&self.dut_bus, &self.state_request) {
             (Some(b), Some(sr)) => (b, sr),
-            _ => return Err("the DUT has no state request".into()),
+            _ => return Err(RunError::setup("the DUT has no state request")),
         };
         let value = sr
             .labels
             .iter()
             .find(|(l, _)| l == label)
             .map(|(_, v)| *v)
-            .ok_or_else(|| format!("`{label}` is not a state request"))?;
-        let f = encode_request(sr, value).ok_or("cannot encode the state request")?;
-        bus.send(f).await.map_err(|e| e.to_string())?;
+            .ok_or_else(|| RunError::setup(format!("`{label}` is not a state request")))?;
+        let f = encode_request(sr, value)
+            .ok_or_else(|| RunError::bus("cannot encode the state request"))?;
+        bus.send(f).await.map_err(RunError::bus)?;
         self.signals
             .update(Instant::now(), &[("dut.state_request", value, "")]);
         Ok(())
@@ -745,8 +488,29 @@ impl Station {
     }
 
     /// Set one cell, checked against the envelope first.
-    pub async fn set_cell(&self, cell: u32, volts: f64) -> Result<(), String> {
+    pub async fn set_cell(&self, cell: u32, volts: f64) -> Result<(), RunError> {
         self.set_target(Target::Cell(cell), volts).await.map(|_| ())
+    }
+
+    /// The supply, or an error naming what the rig lacks.
+    pub fn require_supply(&self) -> Result<&Shared<dyn Supply>, RunError> {
+        self.supply
+            .as_ref()
+            .ok_or_else(|| RunError::setup("the rig has no supply"))
+    }
+
+    /// The load, or an error naming what the rig lacks.
+    pub fn require_load(&self) -> Result<&Shared<dyn Load>, RunError> {
+        self.load
+            .as_ref()
+            .ok_or_else(|| RunError::setup("the rig has no load"))
+    }
+
+    /// The cell simulator, or an error naming what the rig lacks.
+    pub fn require_cells(&self) -> Result<&Shared<dyn CellSim>, RunError> {
+        self.cells
+            .as_ref()
+            .ok_or_else(|| RunError::setup("the rig has no cell simulator"))
     }
 }
 
@@ -791,7 +555,7 @@ fn spawn_sampler<T: Sampled + 'static>(
     names: [&'static str; 2],
     period: Duration,
     signals: Signals,
-    faults: mpsc::UnboundedSender<String>,
+    faults: mpsc::UnboundedSender<RunError>,
 ) -> JoinHandle<()> {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(period);
@@ -808,13 +572,16 @@ fn spawn_sampler<T: Sampled + 'static>(
                     &[(names[0], m.voltage, "V"), (names[1], m.current, "A")],
                 ),
                 Err(e) => {
-                    let _ = faults.send(format!("lost instrument `{id}`: {e}"));
+                    let _ =
+                        faults.send(RunError::from(e).context(format!("lost instrument `{id}`")));
                     return;
                 }
             }
             if n % ERROR_CHECK_EVERY == 0 {
                 if let Err(e) = g.errors().await {
-                    let _ = faults.send(format!("instrument `{id}` reported an error: {e}"));
+                    let _ = faults.send(
+                        RunError::from(e).context(format!("instrument `{id}` reported an error")),
+                    );
                     return;
                 }
             }
@@ -827,21 +594,11 @@ fn encode_request(sr: &StateRequest, value: f64) -> Option<Frame> {
     Frame::new(sr.message.id, sr.message.extended, &data).ok()
 }
 
-async fn bounded<F: std::future::Future<Output = Result<(), String>>>(f: F) -> Result<(), String> {
-    match timeout(SAFE_STEP_TIMEOUT, f).await {
-        Ok(r) => r,
-        Err(_) => Err(format!(
-            "no answer within {} s",
-            SAFE_STEP_TIMEOUT.as_secs()
-        )),
-    }
-}
-
 /// The fixture's standby confirmation, bound to the plan's DBC, with the value-table names
 /// of the signals it reads.
-fn bind_confirm(plan: &LoadedPlan, written: &Condition) -> Result<Confirm, String> {
+fn bind_confirm(plan: &LoadedPlan, written: &Condition) -> Result<Confirm, RunError> {
     let cond = bind_condition(plan, written)
-        .map_err(|e| format!("state_request.confirm `{written}`: {e}"))?;
+        .map_err(|e| RunError::setup(format!("state_request.confirm `{written}`: {e}")))?;
     let labels = cond
         .signals()
         .into_iter()
@@ -865,59 +622,9 @@ fn bind_confirm(plan: &LoadedPlan, written: &Condition) -> Result<Confirm, Strin
     })
 }
 
-/// Disarm `supply`'s I/O watchdog (armed as `id` with `delay`) when the safe state was
-/// confirmed, and say what became of it.
-async fn end_watchdog(
-    supply: &Shared<dyn Supply>,
-    id: &str,
-    delay: Duration,
-    safe_state_reached: bool,
-) -> WatchdogRecord {
-    let left_armed = if safe_state_reached {
-        let r = bounded(async {
-            match supply.lock().await.disarm_watchdog().await {
-                Ok(true) => Ok(()),
-                Ok(false) => Err("the instrument has no watchdog to disarm".to_string()),
-                Err(e) => Err(e.to_string()),
-            }
-        })
-        .await;
-        r.err().map(|e| format!("disarming it failed: {e}"))
-    } else {
-        Some(
-            "the safe state was not confirmed, so it stays armed as a second line of defence"
-                .to_string(),
-        )
-    };
-    WatchdogRecord {
-        instrument: id.to_string(),
-        armed_s: delay.as_secs_f64(),
-        disarmed: left_armed.is_none(),
-        left_armed,
-    }
-}
-
-/// A step that is done when `r` is Ok, without an answer confirming it.
-fn action(instrument: &str, what: &str, r: Result<(), String>) -> SafeStateAction {
-    SafeStateAction {
-        instrument: instrument.to_string(),
-        action: what.to_string(),
-        ok: r.is_ok(),
-        confirmed: false,
-        error: r.err(),
-    }
-}
-
-/// A step whose Ok `r` comes from an answer (a read-back, the BMS's own state).
-fn confirmed_action(instrument: &str, what: &str, r: Result<(), String>) -> SafeStateAction {
-    SafeStateAction {
-        confirmed: r.is_ok(),
-        ..action(instrument, what, r)
-    }
-}
-
 #[cfg(test)]
 mod tests {
+    use super::safe_state::end_watchdog;
     use super::*;
     use crate::scpi::{builtin_dialect, Dialect, ScpiError};
 
