@@ -5,6 +5,7 @@
 //! `plan` and `rig` are plain data; `sim` is the simulated bench, reached only through
 //! the endpoints a rig file names.
 
+pub mod campaign;
 pub mod can;
 pub mod cli;
 pub mod dbc;

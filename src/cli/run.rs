@@ -2,26 +2,19 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::SystemTime;
 
 use clap::Args;
 use tokio_util::sync::CancellationToken;
 
-use super::EXIT_ABORT;
-use std::collections::BTreeMap;
-
 use super::output::Output;
-use crate::guard::{Guard, GuardSpec};
+use super::EXIT_ABORT;
+use crate::campaign::{
+    self, CampaignDeps, CampaignError, CampaignEvent, CampaignSink, CampaignSpec,
+};
 use crate::plan::dry_run::{self, PlanPreview};
-use crate::plan::load::load_plans;
-use crate::plan::select::select_tests;
-use crate::plan::{load_rig, load_suite, InputError, LoadedPlan};
-use crate::report::{FirmwareInfo, Outcome, RunResults};
-use crate::rig::Rig;
-use crate::run::lock::BenchLock;
-use crate::run::{execute, Event, RunOptions};
-use crate::sim::Bench;
-use crate::trace::{rfc3339, Clock};
+use crate::report::{Outcome, RunResults};
+use crate::rig::choice::RigChoice;
+use crate::sim::SimBenchProvider;
 use crate::units::display_unit;
 use crate::verdict::DecisionRule;
 
@@ -110,19 +103,24 @@ pub enum RuleArg {
     Guarded,
 }
 
-/// The suite name (if any) and the plans to run.
-type PlanList = (Option<String>, Vec<Arc<LoadedPlan>>);
-
-/// The plans to run: one plan, or every plan of a suite with its overrides; with `--test`,
-/// only the plans that have a named test, each with only the named tests.
-fn plans_to_run(a: &RunArgs, rig: &Rig) -> Result<PlanList, Vec<InputError>> {
-    let cli: BTreeMap<String, String> = a.params.iter().cloned().collect();
-    let set = load_plans(&a.plan, Some(rig), &cli)?;
-    let plans = select_tests(&a.plan, set.plans, &a.tests)?;
-    Ok((
-        set.suite.map(|s| s.value.suite),
-        plans.into_iter().map(Arc::new).collect(),
-    ))
+/// The campaign this command line asks for.
+fn spec(a: &RunArgs, rig: RigChoice) -> CampaignSpec {
+    CampaignSpec {
+        plan: a.plan.clone(),
+        rig,
+        out: a.out.clone(),
+        junit: a.junit.clone(),
+        decision_rule: a.decision_rule.map(Into::into),
+        virtual_time: a.virtual_time,
+        wait: a.wait.unwrap_or_default(),
+        tests: a.tests.clone(),
+        params: a.params.iter().cloned().collect(),
+        allow_expired_calibration: a.allow_expired_calibration,
+        db: a.db.clone(),
+        dut_serial: a.dut_serial.clone(),
+        operator: a.operator.clone(),
+        ambient_c: a.ambient,
+    }
 }
 
 /// Run a plan or suite and return the exit code.
@@ -131,203 +129,19 @@ pub async fn run(a: RunArgs) -> i32 {
         Ok(c) => c,
         Err(code) => return code,
     };
-    let rig_path = choice.path.clone();
-    let rig = match load_rig(&rig_path) {
-        Ok(r) => r.value,
-        Err(e) => {
-            eprintln!("{choice}: {e}");
-            return EXIT_ABORT;
-        }
-    };
-    // Every plan is loaded and validated before anything is switched on.
-    let (suite, plans) = match plans_to_run(&a, &rig) {
-        Ok(p) => p,
-        Err(errors) => {
-            for e in errors {
-                eprintln!("{e}\n");
-            }
-            return EXIT_ABORT;
-        }
+    let spec = spec(&a, choice);
+    let (rig, plans) = match campaign::load(&spec) {
+        Ok(loaded) => loaded,
+        Err(e) => return abort(&e),
     };
     if a.dry_run {
-        let previews: Vec<_> = plans.iter().map(|p| PlanPreview::of(p)).collect();
+        let previews: Vec<_> = plans.1.iter().map(|p| PlanPreview::of(p)).collect();
         return if super::stdio::print(&dry_run::text(&previews)) {
             0
         } else {
             EXIT_ABORT
         };
     }
-    // Evidence from an instrument past its calibration due date is not traceable.
-    let expired = crate::report::calibration::expired_in(&rig, &crate::trace::today());
-    for (id, serial, due, days) in &expired {
-        eprintln!(
-            "{}: instrument `{id}` (serial {serial}): calibration expired on {due} ({days} days \
-             ago) per {}",
-            if a.allow_expired_calibration {
-                "warning"
-            } else {
-                "error"
-            },
-            rig_path.display()
-        );
-    }
-    if !expired.is_empty() && !a.allow_expired_calibration {
-        eprintln!(
-            "refusing to run: results measured with an instrument past its calibration due date \
-             are not traceable. Recalibrate it and update `calibration:` in the rig file, or \
-             give --allow-expired-calibration (the report then flags the results)"
-        );
-        return EXIT_ABORT;
-    }
-    let what = format!("hilrig run {}", a.plan.display());
-    let _lock = match BenchLock::acquire(
-        &rig.station,
-        rig.simulation.is_some(),
-        &what,
-        a.wait.unwrap_or_default(),
-    )
-    .await
-    {
-        Ok(l) => l,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return EXIT_ABORT;
-        }
-    };
-    if a.virtual_time && rig.simulation.is_none() {
-        eprintln!(
-            "error: --virtual-time needs a simulated rig (with a `simulation:` section); {} \
-             drives real instruments, which run in real time",
-            rig_path.display()
-        );
-        return EXIT_ABORT;
-    }
-    let wall_start = std::time::Instant::now();
-    let bench_options = crate::sim::BenchOptions {
-        scpi: if a.virtual_time {
-            crate::sim::ScpiExposure::InMemory
-        } else {
-            crate::sim::ScpiExposure::Tcp
-        },
-        ..Default::default()
-    };
-    let mut bench = if rig.simulation.is_some() {
-        match Bench::start_with(&rig, &rig_path, &bench_options).await {
-            Ok(b) => Some(b),
-            Err(e) => {
-                eprintln!("error: cannot start the simulated bench: {e}");
-                return EXIT_ABORT;
-            }
-        }
-    } else {
-        None
-    };
-    let resolved = bench
-        .as_ref()
-        .map(|b| b.resolve(&rig))
-        .unwrap_or_else(|| rig.clone());
-    let firmware = bench.as_ref().map(|b| FirmwareInfo {
-        id: b.image.id.clone(),
-        version: b.image.version.clone(),
-        sha256: b.image.sha256.clone(),
-    });
-    // `firmware:` on the suite or its plans: flash that image and prove over CAN that the
-    // BMS runs it, before any test.
-    let suite_firmware = suite
-        .as_ref()
-        .and_then(|_| load_suite(&a.plan).ok())
-        .and_then(|s| s.value.firmware);
-    let declared = crate::flash::declared_firmware(
-        suite_firmware.as_deref(),
-        plans
-            .iter()
-            .map(|p| (p.plan.value.plan.as_str(), p.plan.value.firmware.as_deref())),
-    );
-    // A firmware that cannot be flashed or proven refuses the run: it is still recorded
-    // (results.json, junit.xml) with the bench brought to its safe state.
-    let mut refused = None;
-    let mut firmware_source = String::from("flashed by this run and read back from the BMS");
-    let firmware = match (declared, plans.first()) {
-        (Err(e), _) => {
-            eprintln!("error: {e}");
-            return EXIT_ABORT;
-        }
-        (Ok(Some(id)), Some(first)) => match crate::flash::flash_declared(
-            id,
-            std::path::Path::new(crate::flash::DEFAULT_MANIFEST),
-            &resolved,
-            bench.as_mut(),
-            &first.dbc,
-            first.fixture.value.version_message.as_deref(),
-            &crate::flash::no_progress(),
-        )
-        .await
-        {
-            Ok(info) => Some(info),
-            Err(e) => {
-                let cause = format!("firmware `{id}`: {e}");
-                eprintln!("error: {cause}");
-                refused = Some(cause);
-                None
-            }
-        },
-        (Ok(None), Some(first)) => {
-            // Not flashed: ask the BMS what it runs (the simulated bench's image must match).
-            match crate::flash::readback::read_on_rig(
-                &resolved,
-                &first.dbc,
-                first.fixture.value.version_message.as_deref(),
-                firmware.as_ref(),
-            )
-            .await
-            {
-                Ok(info) => {
-                    firmware_source = format!(
-                        "read back from the BMS's {} message",
-                        first
-                            .fixture
-                            .value
-                            .version_message
-                            .as_deref()
-                            .unwrap_or(crate::flash::readback::DEFAULT_VERSION_MESSAGE)
-                    );
-                    Some(info)
-                }
-                Err(e) => {
-                    eprintln!("warning: cannot read the firmware version from the BMS: {e}");
-                    firmware_source = format!("not confirmed by the BMS ({e})");
-                    firmware
-                }
-            }
-        }
-        _ => firmware,
-    };
-    let context = crate::report::context::RunContext::for_run(
-        &rig,
-        crate::report::context::ContextInput {
-            dut_serial: a.dut_serial.as_deref(),
-            operator: a.operator.as_deref(),
-            ambient_c: a.ambient,
-            virtual_time: a.virtual_time,
-            firmware_source: Some(firmware_source),
-            date: &crate::trace::today(),
-        },
-    );
-    for w in context.warnings() {
-        eprintln!("warning: {w}");
-    }
-
-    let stamp = rfc3339(SystemTime::now())
-        .replace([':', '-'], "")
-        .replace('.', "-");
-    // A suite run is one bundle: `<stamp>-<suite>/`, its members `<suite run id>/<plan>`.
-    let suite_run_id = suite
-        .as_ref()
-        .map(|name| format!("{}-{name}", &stamp[..15]));
-    let top = match &suite_run_id {
-        Some(id) => a.out.join(id),
-        None => a.out.clone(),
-    };
     let cancel = CancellationToken::new();
     spawn_signal_handlers(cancel.clone());
     let mut operator = crate::run::operator::Operator::default();
@@ -362,260 +176,113 @@ pub async fn run(a: RunArgs) -> i32 {
             eprintln!("live page token: {t} (`Authorization: Bearer {t}` or `?token={t}`)");
         }
     }
-    let out = Arc::new(out);
-    out.bench(&choice, &rig.station, context.simulated);
-    out.expect(&plans);
-    if let Some(fw) = &firmware {
-        out.line(&format!(
-            "firmware: {} {} sha256:{}",
-            fw.id, fw.version, fw.sha256
-        ));
-        out.json(serde_json::json!({"event": "firmware", "id": fw.id, "version": fw.version, "sha256": fw.sha256}));
-    }
-    let mut all = Vec::new();
-    let mut run_dirs = Vec::new();
-    // Why the remaining plans of the suite do not run (the bench is not trustworthy).
-    let mut stopped: Option<String> = None;
-    for plan in plans {
-        let member = context
-            .member_of(suite_run_id.as_deref())
-            .with_selection(crate::plan::select::selected_in(&plan.plan.value, &a.tests));
-        let run_id = match &suite_run_id {
-            Some(id) => format!("{id}/{}", plan.plan.value.plan),
-            None => format!("{}-{}", &stamp[..15], plan.plan.value.plan),
-        };
-        let dir = match &suite_run_id {
-            Some(_) => top.join(&plan.plan.value.plan),
-            None => top.join(&run_id),
-        };
-        if let Some(reason) = &stopped {
-            let r = crate::run::suite::not_started(
-                &plan,
-                &resolved,
-                &run_id,
-                reason,
-                firmware.clone(),
-                member,
-                &dir,
-            );
-            match r {
-                Ok(r) => {
-                    out.line(&format!("NOT RUN {}: {reason}", r.plan));
-                    all.push(r);
-                }
-                Err(e) => {
-                    eprintln!("error: cannot write {}: {e}", dir.display());
-                    return EXIT_ABORT;
-                }
-            }
-            continue;
-        }
-        let clock = Clock::start();
-        out.plan(
-            &plan.plan.value.plan,
-            &plan.plan.value.title,
-            plan.plan.value.repeat,
-            &rig.station,
-            rule_name(
-                a.decision_rule
-                    .map(Into::into)
-                    .unwrap_or(plan.limits.value.decision_rule),
-            ),
-        );
-        let events = out.clone();
-        let opts = RunOptions {
-            dir: dir.clone(),
-            run_id,
-            decision_rule: a.decision_rule.map(Into::into),
-            cancel: cancel.clone(),
-            firmware: firmware.clone(),
-            clock,
-            on_event: Arc::new(move |e: &Event| events.event(e)),
-            refused: refused.clone(),
-            context: member,
-            operator: operator.clone(),
-        };
-        // The evidence copies are the exact texts this run used (parameters substituted).
-        let (inputs, missing) = crate::report::bundle::inputs_of(&plan, &rig_path);
-        // The guard outside this process: it switches the bench off if this process dies
-        // before handing over. Instruments of a simulated rig live in this process and end
-        // with it, so they need none.
-        let guard = if rig.simulation.is_none() {
-            let spec = GuardSpec::of_rig(&resolved, &dir);
-            if spec.instruments.is_empty() {
-                None
-            } else {
-                match Guard::start(&spec) {
-                    Ok(g) => Some(g),
-                    Err(e) => {
-                        eprintln!("error: {e}; nothing is switched on without it");
-                        return EXIT_ABORT;
-                    }
-                }
-            }
-        } else {
-            None
-        };
-        let executed = execute(plan, &resolved, opts).await;
-        if let Some(g) = guard {
-            match &executed {
-                Ok(r) if r.safe_state_reached => g.release(),
-                // Not confirmed by the run: the guard tries on its own and writes guard.json.
-                _ => g.hand_over_unconfirmed(),
-            }
-        }
-        let results = match executed {
-            Ok(r) => r,
-            Err(e) => {
-                eprintln!(
-                    "error: cannot write the run directory {}: {e}",
-                    dir.display()
-                );
-                return EXIT_ABORT;
-            }
-        };
-        if let Some(b) = &bench {
-            let truth = b.truth.events(clock.origin);
-            if let Ok(text) = serde_json::to_string_pretty(&truth) {
-                if let Err(e) = crate::durable::write(dir.join("truth.json"), text + "\n") {
-                    eprintln!("warning: cannot write truth.json: {e}");
-                }
-            }
-        }
-        match crate::report::bundle::seal(&dir, &inputs, missing, Default::default()) {
-            Ok(s) => out.line(&s.summary(&dir)),
-            Err(e) => eprintln!("warning: the evidence bundle is incomplete: {e}"),
-        }
-        out.line(&summary(&results, &dir));
-        out.json(serde_json::json!({"event": "plan_finished", "plan": results.plan, "outcome": results.outcome, "dir": dir, "safe_state_reached": results.safe_state_reached}));
-        // An aborted plan left the bench in its confirmed safe state: the suite goes on.
-        stopped = crate::run::suite::stop_after(&results);
-        all.push(results);
-        run_dirs.push(dir.clone());
-    }
-    let name = suite
-        .clone()
-        .unwrap_or_else(|| all.first().map(|r| r.plan.clone()).unwrap_or_default());
-    if suite.is_some() {
-        if let Err(e) = crate::report::junit::write_all(&name, &all, &top.join("junit.xml")) {
-            eprintln!(
-                "error: cannot write {}: {e}",
-                top.join("junit.xml").display()
-            );
-            return EXIT_ABORT;
-        }
-    }
-    if let Some(id) = &suite_run_id {
-        // The suite run is one bundle over every member.
-        match crate::report::suite::seal(&top, &name, id, &all, Default::default()) {
-            Ok(m) => out.line(&format!(
-                "suite evidence: {} files in {}, manifest {}",
-                m.files.len(),
-                top.display(),
-                if m.signature.is_some() {
-                    "signed"
-                } else {
-                    "UNSIGNED (no station key; run `hilrig keygen`)"
-                }
-            )),
-            Err(e) => eprintln!("warning: the suite evidence bundle is incomplete: {e}"),
-        }
-    }
-    if let Some(j) = &a.junit {
-        if let Err(e) = crate::report::junit::write_all(&name, &all, j) {
-            eprintln!("error: cannot write {}: {e}", j.display());
-            return EXIT_ABORT;
-        }
-    }
-    let stored = match crate::results::named_store(a.db.clone()) {
-        Some(url) => store_runs(&url, &run_dirs, &out).await,
-        None => true,
+    let console = Arc::new(Console(Arc::new(out)));
+    let deps = CampaignDeps {
+        bench: &SimBenchProvider,
+        sink: console.clone(),
+        cancel,
+        operator,
     };
-    let outcome = overall(&all);
-    if suite.is_some() {
-        out.line(&format!(
-            "suite {name}: {} plan(s), {:?}; results in {}",
-            all.len(),
-            outcome,
-            top.display()
-        ));
-    }
-    let simulated: f64 = all.iter().map(|r| r.duration_s).sum();
-    let wall = wall_start.elapsed().as_secs_f64();
-    if a.virtual_time {
-        out.line(&format!(
-            "virtual time: {simulated:.1} s simulated in {wall:.3} s of wall time"
-        ));
-    }
-    let mut code = crate::run::suite::exit_code(outcome, &all);
-    if !stored {
-        code = EXIT_ABORT;
-    }
-    if code != outcome.exit_code() && stored {
-        out.line(&format!(
-            "exit {code}: the bench's safe state was not confirmed after a plan (see SAFE STATE \
-             NOT CONFIRMED above); check the instruments before the next run"
-        ));
-    }
-    out.json(serde_json::json!({"event": "finished", "outcome": outcome, "exit_code": code, "simulated_s": simulated, "wall_s": wall, "simulated": context.simulated}));
-    out.closing(context.simulated);
-    out.finish();
+    let code = match campaign::run(&spec, rig, plans, deps).await {
+        Ok(done) => done.exit_code,
+        Err(e) => abort(&e),
+    };
+    console.0.finish();
     if let Some(s) = live {
         s.shutdown().await;
     }
     code
 }
 
-/// Imports the run's own bundles into the results store; false (after saying why) when
-/// the store could not take one. Bundles without a station key's signature are stored as
-/// unsigned: this process sealed them a moment ago.
-async fn store_runs(url: &str, dirs: &[PathBuf], out: &Output) -> bool {
-    use crate::results::{import_path, ImportOptions, Store};
-    let store = match Store::open(url).await {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("error: the results were not stored: {e}");
-            return false;
-        }
-    };
-    let options = ImportOptions {
-        allow_unsigned: true,
-        trusted: None,
-    };
-    let mut ok = true;
-    for dir in dirs {
-        match import_path(&store, dir, &options).await {
-            Ok(r) => {
-                for refused in &r.refused {
-                    eprintln!("error: not stored: {refused}");
-                    ok = false;
-                }
-                for i in &r.imported {
-                    out.line(&format!("stored {} in {}", i.run_id, store.url()));
-                    out.json(serde_json::json!({"event": "stored", "run_id": i.run_id, "bundle_sha256": i.bundle_sha256, "db": store.url()}));
-                }
+/// Print why the campaign did not run; its exit code.
+fn abort(e: &CampaignError) -> i32 {
+    eprintln!("{e}");
+    EXIT_ABORT
+}
+
+/// The console and JSON-lines reporter of a campaign.
+struct Console(Arc<Output>);
+
+impl CampaignSink for Console {
+    fn event(&self, e: &CampaignEvent<'_>) {
+        let out = &self.0;
+        match e {
+            CampaignEvent::Warning(w) => eprintln!("warning: {w}"),
+            CampaignEvent::Error(w) => eprintln!("error: {w}"),
+            CampaignEvent::Bench {
+                choice,
+                station,
+                simulated,
+            } => out.bench(choice, station, *simulated),
+            CampaignEvent::Plans(plans) => out.expect(plans),
+            CampaignEvent::Firmware(fw) => {
+                out.line(&format!(
+                    "firmware: {} {} sha256:{}",
+                    fw.id, fw.version, fw.sha256
+                ));
+                out.json(serde_json::json!({"event": "firmware", "id": fw.id, "version": fw.version, "sha256": fw.sha256}));
             }
-            Err(e) => {
-                eprintln!("error: {} was not stored: {e}", dir.display());
-                ok = false;
+            CampaignEvent::NotStarted { plan, reason } => {
+                out.line(&format!("NOT RUN {plan}: {reason}"))
+            }
+            CampaignEvent::PlanStarted {
+                plan,
+                station,
+                rule,
+            } => out.plan(
+                &plan.plan.value.plan,
+                &plan.plan.value.title,
+                plan.plan.value.repeat,
+                station,
+                rule_name(*rule),
+            ),
+            CampaignEvent::Run(e) => out.event(e),
+            CampaignEvent::Sealed(line) => out.line(line),
+            CampaignEvent::PlanFinished { results, dir } => {
+                out.line(&summary(results, dir));
+                out.json(serde_json::json!({"event": "plan_finished", "plan": results.plan, "outcome": results.outcome, "dir": dir, "safe_state_reached": results.safe_state_reached}));
+            }
+            CampaignEvent::SuiteSealed { files, dir, signed } => out.line(&format!(
+                "suite evidence: {files} files in {}, manifest {}",
+                dir.display(),
+                if *signed {
+                    "signed"
+                } else {
+                    "UNSIGNED (no station key; run `hilrig keygen`)"
+                }
+            )),
+            CampaignEvent::Stored {
+                run_id,
+                bundle_sha256,
+                db,
+            } => {
+                out.line(&format!("stored {run_id} in {db}"));
+                out.json(serde_json::json!({"event": "stored", "run_id": run_id, "bundle_sha256": bundle_sha256, "db": db}));
+            }
+            CampaignEvent::SuiteFinished {
+                name,
+                plans,
+                outcome,
+                dir,
+            } => out.line(&format!(
+                "suite {name}: {plans} plan(s), {outcome:?}; results in {}",
+                dir.display()
+            )),
+            CampaignEvent::Finished(done) => {
+                let (simulated, wall) = (done.simulated_s, done.wall_s);
+                if done.virtual_time {
+                    out.line(&format!(
+                        "virtual time: {simulated:.1} s simulated in {wall:.3} s of wall time"
+                    ));
+                }
+                if let Some(note) = &done.exit_note {
+                    out.line(note);
+                }
+                out.json(serde_json::json!({"event": "finished", "outcome": done.outcome, "exit_code": done.exit_code, "simulated_s": simulated, "wall_s": wall, "simulated": done.simulated}));
+                out.closing(done.simulated);
             }
         }
     }
-    ok
-}
-
-/// The worst outcome of several runs (aborted > failed > inconclusive > passed).
-fn overall(all: &[RunResults]) -> Outcome {
-    let rank = |o: Outcome| match o {
-        Outcome::Passed => 0,
-        Outcome::Inconclusive => 1,
-        Outcome::Failed => 2,
-        Outcome::Aborted => 3,
-    };
-    all.iter()
-        .map(|r| r.outcome)
-        .max_by_key(|o| rank(*o))
-        .unwrap_or(Outcome::Aborted)
 }
 
 impl From<RuleArg> for DecisionRule {

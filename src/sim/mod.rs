@@ -6,8 +6,10 @@ pub mod bms_host;
 pub mod cell;
 pub mod firmware;
 pub mod plant;
+pub mod provider;
 mod pty;
 pub mod scpi_server;
 pub mod slcan_pty;
 
 pub use bench::{Bench, BenchOptions, ScpiExposure};
+pub use provider::SimBenchProvider;

@@ -10,6 +10,7 @@ mod results_store;
 mod sim_support;
 
 mod at_the_bench;
+mod campaign;
 mod can_cellsim;
 mod can_cli;
 mod can_peers;
