@@ -6,6 +6,7 @@
 //! the endpoints a rig file names.
 
 pub mod can;
+pub mod console;
 pub mod cli;
 pub mod dbc;
 pub mod durable;

@@ -8,7 +8,6 @@ mod list;
 mod load;
 mod lock;
 mod manual;
-mod output;
 mod probe;
 mod report;
 mod results;

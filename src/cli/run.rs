@@ -10,7 +10,7 @@ use tokio_util::sync::CancellationToken;
 use super::EXIT_ABORT;
 use std::collections::BTreeMap;
 
-use super::output::Output;
+use crate::console::Output;
 use crate::guard::{Guard, GuardSpec};
 use crate::plan::dry_run::{self, PlanPreview};
 use crate::plan::load::load_plans;

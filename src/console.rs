@@ -1,5 +1,5 @@
-//! Operator output for `hilrig run`: a progress line on a terminal, plain lines otherwise,
-//! JSON lines with `--json`.
+//! The console reporter of a run (`hilrig run`), over run's events as `serve` is: a
+//! progress line on a terminal, plain lines otherwise, JSON lines with `--json`.
 //!
 //! The progress line (text mode on a terminal) reads, in at most 80 columns (cut with `…`):
 //! `[plan k/N PLAN: ]TEST · repeat k/N · ELAPSED · ~LEFT left | signal value, ...`: the plan
