@@ -6,10 +6,11 @@
 //! the endpoints a rig file names.
 
 pub mod can;
-pub mod console;
 pub mod cli;
+pub mod console;
 pub mod dbc;
 pub mod durable;
+pub mod exit;
 pub mod flash;
 pub mod guard;
 pub mod instrument;

@@ -1,23 +1,18 @@
 //! `hilrig load [--rig R] [--id ID] set --current A | on | off | measure`: manual control of
-//! an electronic load through the engine of [`super::manual`].
-
-use std::time::Duration;
+//! an electronic load through the engine of `crate::instrument::manual`.
 
 use clap::{Args, Subcommand};
 
-use super::manual::{self, Action, Manual, ManualOptions};
-use crate::instrument::{
-    confirm_load_off, ConnectMode, InstrumentError, Load, Measurement, ScpiLoad, SwitchOff,
-};
-use crate::rig::{Envelope, Role};
-use crate::scpi::Dialect;
+use super::manual::ManualArgs;
+use crate::exit::Failure;
+use crate::instrument::manual::{Action, Kind};
 
 /// Arguments of `hilrig load`.
 #[derive(Debug, Args)]
 pub struct LoadArgs {
     /// Rig, instrument, lock and calibration options.
     #[command(flatten)]
-    pub options: ManualOptions,
+    pub options: ManualArgs,
     /// What to do.
     #[command(subcommand)]
     pub action: LoadAction,
@@ -37,7 +32,7 @@ pub enum LoadAction {
     On {
         /// Keep the input on this long (`10 min`, at most 24 h), then switch it off; a guard
         /// process switches it off if hilrig is killed first.
-        #[arg(long = "for", value_name = "DURATION", value_parser = super::instruments::parse_on_for)]
+        #[arg(long = "for", value_name = "DURATION", value_parser = super::manual::parse_on_for)]
         for_: Option<std::time::Duration>,
     },
     /// Switch the input off.
@@ -63,8 +58,8 @@ does): if hilrig is killed (SIGKILL, the OOM killer) the guard switches the inpu
 writes guard.json into a `hilrig-load-on-PID` directory of the system's temporary
 directory.";
 
-/// Run `hilrig load ...` and return the exit code.
-pub async fn load(a: LoadArgs) -> i32 {
+/// Run `hilrig load ...`: the exit code, or the failure that stopped it.
+pub async fn load(a: LoadArgs) -> Result<i32, Failure> {
     let action = match a.action {
         LoadAction::Set { current } => Action::Set {
             voltage: None,
@@ -74,84 +69,5 @@ pub async fn load(a: LoadArgs) -> i32 {
         LoadAction::Off => Action::Off,
         LoadAction::Measure { json } => Action::Measure { json },
     };
-    manual::run::<ScpiLoad>(a.options, action).await
-}
-
-impl Manual for ScpiLoad {
-    const ROLE: Role = Role::Load;
-    const NAME: &'static str = "load";
-    const PORT: &'static str = "input";
-
-    async fn connect(
-        id: &str,
-        address: &str,
-        dialect: Dialect,
-        timeout: Duration,
-    ) -> Result<(Self, Vec<InstrumentError>), InstrumentError> {
-        ScpiLoad::connect_with(id, address, dialect, timeout, ConnectMode::ReadOnly).await
-    }
-
-    fn identity(&self) -> &str {
-        ScpiLoad::identity(self)
-    }
-
-    async fn begin(&mut self, mode: ConnectMode) -> Result<Vec<InstrumentError>, InstrumentError> {
-        ScpiLoad::begin(self, mode).await
-    }
-
-    fn check(
-        envelope: &Envelope,
-        _voltage: Option<f64>,
-        current: Option<f64>,
-    ) -> Result<(), String> {
-        match current {
-            Some(i) => envelope.check_load_current(i).map_err(|e| e.to_string()),
-            None => Ok(()),
-        }
-    }
-
-    async fn protect(&mut self, envelope: &Envelope) -> Result<(), InstrumentError> {
-        // A load without an OCP command is programmed nothing.
-        match self
-            .program_protection(envelope.max_discharge_current.0)
-            .await
-        {
-            Ok(()) | Err(InstrumentError::Unsupported { .. }) => Ok(()),
-            Err(e) => Err(e),
-        }
-    }
-
-    async fn set(
-        &mut self,
-        _voltage: Option<f64>,
-        current: Option<f64>,
-    ) -> Result<(), InstrumentError> {
-        match current {
-            Some(i) => self.set_current(i).await,
-            None => Ok(()),
-        }
-    }
-
-    async fn switch(&mut self, on: bool) -> Result<(), InstrumentError> {
-        self.set_input(on).await
-    }
-
-    async fn is_on(&mut self) -> Result<bool, InstrumentError> {
-        self.input().await
-    }
-
-    async fn measure(&mut self) -> Result<Measurement, InstrumentError> {
-        Load::measure(self).await
-    }
-
-    async fn check_errors(&mut self) -> Result<(), InstrumentError> {
-        Load::check_errors(self).await
-    }
-
-    async fn confirm_off(
-        &mut self,
-        earlier: Vec<InstrumentError>,
-    ) -> Result<Vec<InstrumentError>, SwitchOff> {
-        confirm_load_off(self, earlier).await
-    }
+    super::manual::run(Kind::Load, a.options, action).await
 }

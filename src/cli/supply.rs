@@ -1,24 +1,18 @@
 //! `hilrig supply [--rig R] [--id ID] set --voltage V --current A | on | off | measure`:
-//! manual control of a DC supply through the engine of [`super::manual`].
-
-use std::time::Duration;
+//! manual control of a DC supply through the engine of `crate::instrument::manual`.
 
 use clap::{Args, Subcommand};
 
-use super::manual::{self, Action, Manual, ManualOptions};
-use super::EXIT_ABORT;
-use crate::instrument::{
-    confirm_supply_off, ConnectMode, InstrumentError, Measurement, ScpiSupply, Supply, SwitchOff,
-};
-use crate::rig::{Envelope, Role};
-use crate::scpi::Dialect;
+use super::manual::ManualArgs;
+use crate::exit::Failure;
+use crate::instrument::manual::{Action, Kind};
 
 /// Arguments of `hilrig supply`.
 #[derive(Debug, Args)]
 pub struct SupplyArgs {
     /// Rig, instrument, lock and calibration options.
     #[command(flatten)]
-    pub options: ManualOptions,
+    pub options: ManualArgs,
     /// What to do.
     #[command(subcommand)]
     pub action: SupplyAction,
@@ -41,7 +35,7 @@ pub enum SupplyAction {
     On {
         /// Keep the output on this long (`10 min`, at most 24 h), then switch it off; a guard
         /// process switches it off if hilrig is killed first.
-        #[arg(long = "for", value_name = "DURATION", value_parser = super::instruments::parse_on_for)]
+        #[arg(long = "for", value_name = "DURATION", value_parser = super::manual::parse_on_for)]
         for_: Option<std::time::Duration>,
     },
     /// Switch the output off.
@@ -69,13 +63,12 @@ does): if hilrig is killed (SIGKILL, the OOM killer) the guard switches the outp
 writes guard.json into a `hilrig-supply-on-PID` directory of the system's temporary
 directory.";
 
-/// Run `hilrig supply ...` and return the exit code.
-pub async fn supply(a: SupplyArgs) -> i32 {
+/// Run `hilrig supply ...`: the exit code, or the failure that stopped it.
+pub async fn supply(a: SupplyArgs) -> Result<i32, Failure> {
     let action = match a.action {
         SupplyAction::Set { voltage, current } => {
             if voltage.is_none() && current.is_none() {
-                eprintln!("error: give --voltage, --current or both");
-                return EXIT_ABORT;
+                return Err(Failure::abort("give --voltage, --current or both"));
             }
             Action::Set { voltage, current }
         }
@@ -83,88 +76,5 @@ pub async fn supply(a: SupplyArgs) -> i32 {
         SupplyAction::Off => Action::Off,
         SupplyAction::Measure { json } => Action::Measure { json },
     };
-    manual::run::<ScpiSupply>(a.options, action).await
-}
-
-impl Manual for ScpiSupply {
-    const ROLE: Role = Role::Supply;
-    const NAME: &'static str = "supply";
-    const PORT: &'static str = "output";
-
-    async fn connect(
-        id: &str,
-        address: &str,
-        dialect: Dialect,
-        timeout: Duration,
-    ) -> Result<(Self, Vec<InstrumentError>), InstrumentError> {
-        ScpiSupply::connect_with(id, address, dialect, timeout, ConnectMode::ReadOnly).await
-    }
-
-    fn identity(&self) -> &str {
-        ScpiSupply::identity(self)
-    }
-
-    async fn begin(&mut self, mode: ConnectMode) -> Result<Vec<InstrumentError>, InstrumentError> {
-        ScpiSupply::begin(self, mode).await
-    }
-
-    fn check(
-        envelope: &Envelope,
-        voltage: Option<f64>,
-        current: Option<f64>,
-    ) -> Result<(), String> {
-        if let Some(v) = voltage {
-            envelope
-                .check_supply_voltage(v)
-                .map_err(|e| e.to_string())?;
-        }
-        if let Some(i) = current {
-            envelope
-                .check_supply_current(i)
-                .map_err(|e| e.to_string())?;
-        }
-        Ok(())
-    }
-
-    async fn protect(&mut self, envelope: &Envelope) -> Result<(), InstrumentError> {
-        self.program_protection(envelope.max_pack_voltage.0, envelope.max_charge_current.0)
-            .await
-    }
-
-    async fn set(
-        &mut self,
-        voltage: Option<f64>,
-        current: Option<f64>,
-    ) -> Result<(), InstrumentError> {
-        if let Some(v) = voltage {
-            self.set_voltage(v).await?;
-        }
-        if let Some(i) = current {
-            self.set_current(i).await?;
-        }
-        Ok(())
-    }
-
-    async fn switch(&mut self, on: bool) -> Result<(), InstrumentError> {
-        self.set_output(on).await
-    }
-
-    async fn is_on(&mut self) -> Result<bool, InstrumentError> {
-        self.output().await
-    }
-
-    async fn measure(&mut self) -> Result<Measurement, InstrumentError> {
-        Supply::measure(self).await
-    }
-
-    async fn check_errors(&mut self) -> Result<(), InstrumentError> {
-        Supply::check_errors(self).await
-    }
-
-    async fn confirm_off(
-        &mut self,
-        earlier: Vec<InstrumentError>,
-    ) -> Result<Vec<InstrumentError>, SwitchOff> {
-        confirm_supply_off(self, earlier).await
-    }
+    super::manual::run(Kind::Supply, a.options, action).await
 }

@@ -6,11 +6,15 @@
 //! before calling.
 
 pub mod cellsim;
+pub mod check;
 pub mod coverage;
+pub mod direct;
 mod error;
 mod factory;
+pub mod manual;
 mod scpi;
 mod scpi_cellsim;
+pub mod session;
 mod switch_off;
 
 pub use error::InstrumentError;
