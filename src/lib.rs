@@ -22,6 +22,7 @@ pub mod run;
 pub mod scpi;
 pub mod serve;
 pub mod sim;
+pub mod stdio;
 pub mod trace;
 pub mod units;
 pub mod verdict;

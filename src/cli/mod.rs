@@ -14,11 +14,12 @@ mod results;
 mod run;
 mod schema;
 mod sim;
-mod stdio;
 mod supply;
 mod validate;
 
 use std::path::PathBuf;
+
+use crate::stdio;
 
 use clap::{Parser, Subcommand};
 
@@ -149,10 +150,10 @@ fn command(cli: Cli) -> Result<i32, Failure> {
     let rt = runtime.map_err(|e| Failure::abort(format!("cannot start the runtime: {e}")))?;
     Ok(match cli.command {
         Command::Run(a) => rt.block_on(run::run(a)),
-        Command::Validate(a) => validate::validate(a),
+        Command::Validate(a) => validate::validate(a)?,
         Command::List(a) => list::list(a),
-        Command::Sim(a) => rt.block_on(sim::run(a)),
-        Command::Report(a) => report::report(a),
+        Command::Sim(a) => rt.block_on(sim::run(a))?,
+        Command::Report(a) => report::report(a)?,
         Command::Results(a) => rt.block_on(results::results(a))?,
         Command::Keygen(a) => keygen::keygen(a),
         Command::Schema(a) => schema::schema(a),

@@ -9,5 +9,6 @@ pub mod plant;
 mod pty;
 pub mod scpi_server;
 pub mod slcan_pty;
+pub mod standalone;
 
 pub use bench::{Bench, BenchOptions, ScpiExposure};
