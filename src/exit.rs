@@ -57,7 +57,7 @@ impl Failure {
     /// Print the message (if any) on stderr and return the exit code.
     pub fn report(&self) -> i32 {
         if !self.message.is_empty() {
-            eprintln!("{}", self.message);
+            crate::stdio::eprint(&self.message);
         }
         self.code
     }
