@@ -501,3 +501,71 @@ fn parse_value(text: &str, dim: crate::units::Dimension) -> Result<f64, String> 
         Err(_) => crate::units::Quantity::parse_as(text, dim).map_err(|e| e.to_string()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::units::{Amps, Celsius, Volts};
+
+    fn envelope() -> Envelope {
+        Envelope {
+            max_pack_voltage: Volts(60.0),
+            max_charge_current: Amps(20.0),
+            max_discharge_current: Amps(30.0),
+            cell_voltage_min: Volts(2.0),
+            cell_voltage_max: Volts(4.0),
+            temperature_min: Celsius(-20.0),
+            temperature_max: Celsius(70.0),
+        }
+    }
+
+    #[rstest::rstest]
+    #[case::supply_inside(Kind::Supply, Some(58.4), Some(10.0), None)]
+    #[case::supply_voltage_above(Kind::Supply, Some(61.0), None, Some("supply voltage"))]
+    #[case::supply_current_above(Kind::Supply, None, Some(25.0), Some("supply current"))]
+    #[case::load_inside(Kind::Load, None, Some(25.0), None)]
+    #[case::load_current_above(Kind::Load, None, Some(31.0), Some("load current"))]
+    #[case::load_has_no_voltage(Kind::Load, Some(100.0), None, None)]
+    #[case::negative(Kind::Supply, Some(-1.0), None, Some("supply voltage"))]
+    fn setpoints_are_checked_against_the_envelope_of_their_kind(
+        #[case] kind: Kind,
+        #[case] voltage: Option<f64>,
+        #[case] current: Option<f64>,
+        #[case] refused: Option<&str>,
+    ) {
+        match (kind.check(&envelope(), voltage, current), refused) {
+            (Ok(()), None) => {}
+            (Err(e), Some(what)) => assert!(e.starts_with(what), "{e}"),
+            (got, want) => panic!("{kind:?}: {got:?}, expected refusal {want:?}"),
+        }
+    }
+
+    #[rstest::rstest]
+    #[case::number("58.4", Dimension::Voltage, Ok(58.4))]
+    #[case::quantity("58.4 V", Dimension::Voltage, Ok(58.4))]
+    #[case::milli("500 mA", Dimension::Current, Ok(0.5))]
+    #[case::wrong_unit("5 A", Dimension::Voltage, Err(()))]
+    fn a_setpoint_is_a_number_or_a_quantity(
+        #[case] text: &str,
+        #[case] dim: Dimension,
+        #[case] want: Result<f64, ()>,
+    ) {
+        assert_eq!(parse_value(text, dim).map_err(|_| ()), want, "{text}");
+    }
+
+    #[test]
+    fn names_and_ports_follow_the_kind() {
+        assert_eq!(
+            (
+                Kind::Supply.name(),
+                Kind::Supply.port(),
+                Kind::Supply.role()
+            ),
+            ("supply", "output", Role::Supply)
+        );
+        assert_eq!(
+            (Kind::Load.name(), Kind::Load.port(), Kind::Load.role()),
+            ("load", "input", Role::Load)
+        );
+    }
+}

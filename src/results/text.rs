@@ -190,3 +190,17 @@ pub fn flaky(f: &[Flaky]) -> String {
     text.push_str(&format!("{} flaky test(s)\n", f.len()));
     text.trim_end().to_string()
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn empty_answers_still_say_how_many() {
+        assert_eq!(super::list(&[]), "0 run(s)");
+        assert_eq!(super::flaky(&[]), "0 flaky test(s)");
+        let none = super::ImportReport::default();
+        assert_eq!(
+            super::import(&none, "sqlite://x.db"),
+            "0 bundle(s): 0 stored, 0 already present, 0 refused; store sqlite://x.db"
+        );
+    }
+}
