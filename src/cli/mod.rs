@@ -160,7 +160,7 @@ fn command(cli: Cli) -> Result<i32, Failure> {
         Command::Can(a) => can::can(a, &rt)?,
         Command::Lock(a) => lock::lock(a)?,
         Command::Probe(a) => probe::probe(a)?,
-        Command::Flash(a) => rt.block_on(flash::flash(a)),
+        Command::Flash(a) => rt.block_on(flash::flash(a))?,
         Command::Instruments(a) => rt.block_on(instruments::instruments(a))?,
         Command::Supply(a) => rt.block_on(supply::supply(a))?,
         Command::Load(a) => rt.block_on(load::load(a))?,
