@@ -1,10 +1,11 @@
-//! The options `hilrig supply` and `hilrig load` share, and the one call into the manual
-//! engine (`crate::instrument::manual`) that both make.
+//! What `hilrig supply` and `hilrig load` share: the options, the actions (one definition,
+//! [`manual_actions!`], worded for the output of a supply or the input of a load), and the
+//! one call into the manual engine (`crate::instrument::manual`).
 
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::Args;
+use clap::{Args, Subcommand};
 
 use crate::exit::Failure;
 use crate::instrument::manual::{self, Action, Kind, ManualOptions, MAX_ON_FOR};
@@ -26,8 +27,96 @@ pub struct ManualArgs {
     pub allow_expired_calibration: bool,
 }
 
+/// Arguments of `hilrig supply` and `hilrig load`: the shared options, then the action.
+#[derive(Debug, Args)]
+pub struct ManualCommand<A: Subcommand> {
+    /// Rig, instrument, lock and calibration options.
+    #[command(flatten)]
+    pub options: ManualArgs,
+    /// What to do.
+    #[command(subcommand)]
+    pub action: A,
+}
+
+/// The setpoints of `set`, as each kind takes them.
+pub trait Setpoints {
+    /// The engine's action, or why the setpoints are refused.
+    fn action(self) -> Result<Action, Failure>;
+}
+
+/// The actions of `hilrig $kind` (`$port`: `output` or `input`): `set` with the kind's own
+/// setpoints (`$set`, its help `$set_about`), then `on` (its long help around the kind's
+/// paragraph `$without_for`), `off` and `measure`, the same for both.
+macro_rules! manual_actions {
+    ($name:ident, $kind:literal, $port:literal, $set:ty, $set_about:expr, $without_for:expr) => {
+        #[doc = concat!("The actions on the ", $port, ".")]
+        #[derive(Debug, clap::Subcommand)]
+        pub enum $name {
+            /// Program setpoints.
+            #[command(about = $set_about)]
+            Set($set),
+            /// Switch on.
+            #[command(
+                about = concat!("Switch the ", $port, " on; it stays on after the command ends (see --for)"),
+                long_about = concat!(
+                    "Switch the ", $port, " on.\n\n",
+                    $without_for,
+                    "\n\nWith --for D (`90 s`, `10 min`, at most 24 h) the command stays in the \
+                     foreground holding\nthe bench lock, reads the ", $port, " back once a second, \
+                     and switches it off (confirmed by\nread-back) when D has passed, on Ctrl-C \
+                     or SIGTERM, or when the ", $port, " went off by itself.\nOn a lab rig it \
+                     first starts the out-of-process guard (`hilrig guard`, as `hilrig run`\n\
+                     does): if hilrig is killed (SIGKILL, the OOM killer) the guard switches the ",
+                    $port, " off and\nwrites guard.json into a `hilrig-", $kind, "-on-PID` \
+                     directory of the system's temporary\ndirectory."
+                )
+            )]
+            On {
+                /// How long to hold it on.
+                #[arg(
+                    long = "for",
+                    value_name = "DURATION",
+                    value_parser = super::manual::parse_on_for,
+                    help = concat!("Keep the ", $port, " on this long (`10 min`, at most 24 h), then switch it off; a guard process switches it off if hilrig is killed first")
+                )]
+                for_: Option<std::time::Duration>,
+            },
+            /// Switch off.
+            #[command(about = concat!("Switch the ", $port, " off"))]
+            Off,
+            /// Measure.
+            #[command(about = concat!("Read terminal voltage, current and ", $port, " state"))]
+            Measure {
+                /// One JSON object instead of a line for people.
+                #[arg(long)]
+                json: bool,
+            },
+        }
+
+        impl $name {
+            /// The engine's action.
+            fn action(self) -> Result<crate::instrument::manual::Action, crate::exit::Failure> {
+                use crate::instrument::manual::Action;
+                Ok(match self {
+                    $name::Set(s) => super::manual::Setpoints::action(s)?,
+                    $name::On { for_ } => Action::On { for_ },
+                    $name::Off => Action::Off,
+                    $name::Measure { json } => Action::Measure { json },
+                })
+            }
+        }
+    };
+}
+pub(super) use manual_actions;
+
 /// Run one manual action on the `kind` of instrument of the chosen rig.
-pub(super) async fn run(kind: Kind, a: ManualArgs, action: Action) -> Result<i32, Failure> {
+pub(super) async fn run<A: Subcommand>(
+    kind: Kind,
+    a: ManualCommand<A>,
+    action: impl FnOnce(A) -> Result<Action, Failure>,
+) -> Result<i32, Failure> {
+    let action = action(a.action)?;
+    let a = a.options;
     let session = super::instruments::session(a.rig).await?;
     let options = ManualOptions {
         id: a.id,

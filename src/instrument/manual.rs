@@ -505,19 +505,6 @@ fn parse_value(text: &str, dim: crate::units::Dimension) -> Result<f64, String> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::units::{Amps, Celsius, Volts};
-
-    fn envelope() -> Envelope {
-        Envelope {
-            max_pack_voltage: Volts(60.0),
-            max_charge_current: Amps(20.0),
-            max_discharge_current: Amps(30.0),
-            cell_voltage_min: Volts(2.0),
-            cell_voltage_max: Volts(4.0),
-            temperature_min: Celsius(-20.0),
-            temperature_max: Celsius(70.0),
-        }
-    }
 
     #[rstest::rstest]
     #[case::supply_inside(Kind::Supply, Some(58.4), Some(10.0), None)]
@@ -533,7 +520,7 @@ mod tests {
         #[case] current: Option<f64>,
         #[case] refused: Option<&str>,
     ) {
-        match (kind.check(&envelope(), voltage, current), refused) {
+        match (kind.check(&Envelope::example(), voltage, current), refused) {
             (Ok(()), None) => {}
             (Err(e), Some(what)) => assert!(e.starts_with(what), "{e}"),
             (got, want) => panic!("{kind:?}: {got:?}, expected refusal {want:?}"),
