@@ -3,7 +3,9 @@
 //! Layers, in the one direction they depend on each other:
 //! `cli -> run -> {instrument, can, trace, verdict, report} -> {scpi, dbc, units}`;
 //! `plan` and `rig` are plain data; `sim` is the simulated bench, reached only through
-//! the endpoints a rig file names.
+//! the endpoints a rig file names. `cli` is thin: it parses arguments, calls the library
+//! and maps the outcome (`exit::Failure`) to the exit code; `console` reports a run's
+//! events on the terminal.
 
 pub mod can;
 pub mod cli;
