@@ -70,27 +70,6 @@ impl From<String> for Failure {
     }
 }
 
-/// An instrument error: `error: {e}`, exit code 1 when the instrument itself reported it, 2
-/// when the command could not get through (connection, timeout, reply, unsupported).
-impl From<crate::instrument::InstrumentError> for Failure {
-    fn from(e: crate::instrument::InstrumentError) -> Self {
-        let code = exit_for(&e);
-        Failure {
-            message: format!("error: {e}"),
-            code,
-        }
-    }
-}
-
-/// The exit code for an instrument error: 1 when the instrument itself reported it, 2 when
-/// the command could not get through (connection, timeout, reply, unsupported).
-pub fn exit_for(error: &crate::instrument::InstrumentError) -> i32 {
-    match error.scpi() {
-        Some(crate::scpi::ScpiError::Instrument { .. }) => EXIT_FAILED,
-        _ => EXIT_ABORT,
-    }
-}
-
 /// The exit code of a command's outcome, its failure printed first.
 pub fn code(outcome: Result<i32, Failure>) -> i32 {
     outcome.unwrap_or_else(|f| f.report())

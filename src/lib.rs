@@ -7,6 +7,7 @@
 //! and maps the outcome (`exit::Failure`) to the exit code; `console` reports a run's
 //! events on the terminal.
 
+pub mod bench;
 pub mod can;
 pub mod cli;
 pub mod console;

@@ -1,5 +1,5 @@
 //! `hilrig instruments check|ping|scpi [--rig R]`: the arguments; the work is in
-//! `crate::instrument::{check, direct}` over an [`instrument::session::Session`], which this
+//! `crate::bench::{check, direct}` over a [`bench::session::Session`], which this
 //! file starts (with the simulated bench, on a simulated rig, for as long as the command).
 //!
 //! Exit codes: 0 done (check: every instrument passed); 1 a check failed, or the instrument
@@ -12,8 +12,8 @@ use std::time::Duration;
 
 use clap::{Args, Subcommand};
 
+use crate::bench::{self, direct::ScpiLine, session::Session};
 use crate::exit::Failure;
-use crate::instrument::{self, direct::ScpiLine, session::Session};
 use crate::sim::{Bench, BenchOptions};
 
 /// Arguments of `hilrig instruments`.
@@ -108,10 +108,10 @@ pub struct ScpiArgs {
 pub async fn instruments(a: InstrumentsArgs) -> Result<i32, Failure> {
     match a.command {
         InstrumentsCommand::Check(c) => {
-            Ok(instrument::check::check(&session(c.rig).await?, c.json).await)
+            Ok(bench::check::check(&session(c.rig).await?, c.json).await)
         }
         InstrumentsCommand::Ping(p) => {
-            instrument::direct::ping(&session(p.rig).await?, &p.id, p.count, p.json).await
+            bench::direct::ping(&session(p.rig).await?, &p.id, p.count, p.json).await
         }
         InstrumentsCommand::Scpi(s) => {
             let line = ScpiLine {
@@ -121,7 +121,7 @@ pub async fn instruments(a: InstrumentsArgs) -> Result<i32, Failure> {
                 allow_unprotected: s.allow_unprotected,
                 wait: s.wait,
             };
-            instrument::direct::scpi(&session(s.rig).await?, line).await
+            bench::direct::scpi(&session(s.rig).await?, line).await
         }
     }
 }

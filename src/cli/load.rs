@@ -1,11 +1,11 @@
 //! `hilrig load [--rig R] [--id ID] set --current A | on | off | measure`: manual control of
-//! an electronic load through the engine of `crate::instrument::manual`.
+//! an electronic load through the engine of `crate::bench::manual`.
 
 use clap::Args;
 
 use super::manual::{manual_actions, ManualCommand, Setpoints};
+use crate::bench::manual::{Action, Kind};
 use crate::exit::Failure;
-use crate::instrument::manual::{Action, Kind};
 
 /// Arguments of `hilrig load`.
 pub type LoadArgs = ManualCommand<LoadAction>;

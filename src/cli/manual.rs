@@ -1,14 +1,14 @@
 //! What `hilrig supply` and `hilrig load` share: the options, the actions (one definition,
 //! [`manual_actions!`], worded for the output of a supply or the input of a load), and the
-//! one call into the manual engine (`crate::instrument::manual`).
+//! one call into the manual engine (`crate::bench::manual`).
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Subcommand};
 
+use crate::bench::manual::{self, Action, Kind, ManualOptions, MAX_ON_FOR};
 use crate::exit::Failure;
-use crate::instrument::manual::{self, Action, Kind, ManualOptions, MAX_ON_FOR};
 
 /// The options `hilrig supply` and `hilrig load` share.
 #[derive(Debug, Args)]
@@ -95,8 +95,8 @@ macro_rules! manual_actions {
 
         impl $name {
             /// The engine's action.
-            fn action(self) -> Result<crate::instrument::manual::Action, crate::exit::Failure> {
-                use crate::instrument::manual::Action;
+            fn action(self) -> Result<crate::bench::manual::Action, crate::exit::Failure> {
+                use crate::bench::manual::Action;
                 Ok(match self {
                     $name::Set(s) => super::manual::Setpoints::action(s)?,
                     $name::On { for_ } => Action::On { for_ },

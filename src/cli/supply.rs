@@ -1,11 +1,11 @@
 //! `hilrig supply [--rig R] [--id ID] set --voltage V --current A | on | off | measure`:
-//! manual control of a DC supply through the engine of `crate::instrument::manual`.
+//! manual control of a DC supply through the engine of `crate::bench::manual`.
 
 use clap::Args;
 
 use super::manual::{manual_actions, ManualCommand, Setpoints};
+use crate::bench::manual::{Action, Kind};
 use crate::exit::Failure;
-use crate::instrument::manual::{Action, Kind};
 
 /// Arguments of `hilrig supply`.
 pub type SupplyArgs = ManualCommand<SupplyAction>;

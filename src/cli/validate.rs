@@ -25,5 +25,5 @@ pub struct ValidateArgs {
 /// Validate every file; exit 0 when all are valid, 2 otherwise.
 pub fn validate(a: ValidateArgs) -> Result<i32, Failure> {
     let rig = super::choose_rig(a.rig)?;
-    crate::plan::validate::validate(&a.files, &rig.path)
+    crate::plan::validate::validate(&a.files, &rig.path, crate::instrument::coverage::report)
 }

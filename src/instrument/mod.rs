@@ -6,18 +6,14 @@
 //! before calling.
 
 pub mod cellsim;
-pub mod check;
 pub mod coverage;
-pub mod direct;
 mod error;
 mod factory;
-pub mod manual;
 mod scpi;
 mod scpi_cellsim;
-pub mod session;
 mod switch_off;
 
-pub use error::InstrumentError;
+pub use error::{exit_for, InstrumentError};
 pub use factory::{connect, Connected, Driver};
 pub use scpi::{protection_levels, ConnectMode, ScpiLoad, ScpiSupply};
 pub use scpi_cellsim::{CellFault, ScpiCellSim};

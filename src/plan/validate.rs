@@ -13,9 +13,14 @@ use crate::plan::preflight::FileKind;
 use crate::plan::{load_plan, load_plan_with, load_suite, signal_map, InputError};
 use crate::stdio;
 
-/// Validate every file against the rig at `rig_path`; exit 0 when all are valid, 2
+/// Validate every file against the rig at `rig_path`, a rig file's envelope also with
+/// `coverage` (false: something would refuse a run); exit 0 when all are valid, 2
 /// otherwise.
-pub fn validate(files: &[PathBuf], rig_path: &Path) -> Result<i32, Failure> {
+pub fn validate(
+    files: &[PathBuf],
+    rig_path: &Path,
+    coverage: impl Fn(&Path, &crate::rig::Rig) -> bool,
+) -> Result<i32, Failure> {
     let rig = match load_rig_all(rig_path) {
         Ok(r) => r,
         Err(errors) => {
@@ -43,7 +48,7 @@ pub fn validate(files: &[PathBuf], rig_path: &Path) -> Result<i32, Failure> {
         let errors: Vec<InputError> = match kind {
             FileKind::Rig => match load_rig_all(f) {
                 Ok(rig) => {
-                    coverage_ok = report_coverage(f, &rig.value);
+                    coverage_ok = coverage(f, &rig.value);
                     Vec::new()
                 }
                 Err(e) => e,
@@ -112,28 +117,4 @@ pub fn validate(files: &[PathBuf], rig_path: &Path) -> Result<i32, Failure> {
         }
     }
     Ok(if bad == 0 { 0 } else { EXIT_ABORT })
-}
-
-/// Print what the rig's instruments cannot do for its envelope (per channel); false when
-/// something would refuse a run or leave the envelope unprotected.
-fn report_coverage(file: &std::path::Path, rig: &crate::rig::Rig) -> bool {
-    use crate::instrument::coverage::{review, Severity};
-    let base = file.parent().unwrap_or(std::path::Path::new("."));
-    let mut ok = true;
-    for finding in review(rig, base) {
-        let word = match finding.severity {
-            Severity::Warning => "warning",
-            Severity::Error => {
-                ok = false;
-                "error"
-            }
-        };
-        stdio::eprint(&format!(
-            "{word}: {}: instrument `{}`: {}\n",
-            file.display(),
-            finding.instrument,
-            finding.message
-        ));
-    }
-    ok
 }

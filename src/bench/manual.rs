@@ -15,11 +15,11 @@ use std::time::Duration;
 use serde_json::json;
 
 use super::session::Session;
-use crate::exit::{exit_for, Failure, EXIT_ABORT};
+use crate::exit::{Failure, EXIT_ABORT};
 use crate::guard::Guard;
 use crate::instrument::{
-    confirm_load_off, confirm_supply_off, ConnectMode, InstrumentError, Load, Measurement,
-    ScpiLoad, ScpiSupply, Supply, SwitchOff,
+    confirm_load_off, confirm_supply_off, exit_for, ConnectMode, InstrumentError, Load,
+    Measurement, ScpiLoad, ScpiSupply, Supply, SwitchOff,
 };
 use crate::rig::{Envelope, Role};
 use crate::scpi::Dialect;
