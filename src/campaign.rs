@@ -29,8 +29,7 @@ use crate::run::{execute, Event, RunOptions};
 use crate::trace::{rfc3339, Clock};
 use crate::verdict::DecisionRule;
 
-/// Exit code for a campaign that could not run, or whose results could not be kept.
-pub const EXIT_ABORT: i32 = 2;
+use crate::exit::EXIT_ABORT;
 
 /// What to run, and how: `hilrig run`'s options as data.
 #[derive(Debug, Clone)]
@@ -123,6 +122,13 @@ pub enum CampaignError {
         #[source]
         source: std::io::Error,
     },
+}
+
+/// A campaign that did not run fails the command with its text as written, exit code 2.
+impl From<CampaignError> for crate::exit::Failure {
+    fn from(e: CampaignError) -> Self {
+        crate::exit::Failure::plain(e)
+    }
 }
 
 /// What a campaign tells its reporter, in the order it happens.

@@ -2,7 +2,7 @@
 
 use clap::Parser;
 
-fn main() {
+fn main() -> std::process::ExitCode {
     let cli = match hilrig::cli::Cli::try_parse() {
         Ok(cli) => cli,
         // Help, version and usage errors; a closed or full stdout is an error, not a pass.
@@ -10,9 +10,9 @@ fn main() {
             hilrig::cli::suggest_subcommand(&mut e);
             if let Err(io) = e.print() {
                 eprintln!("error: cannot write to standard output: {io}");
-                std::process::exit(2);
+                return std::process::ExitCode::from(2);
             }
-            std::process::exit(e.exit_code());
+            return std::process::ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(2));
         }
     };
     tracing_subscriber::fmt()
@@ -24,5 +24,5 @@ fn main() {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr)
         .init();
-    std::process::exit(hilrig::cli::main(cli));
+    hilrig::cli::main(cli)
 }

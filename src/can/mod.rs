@@ -19,6 +19,7 @@ pub mod decode;
 pub mod log;
 pub mod slcan;
 pub mod socketcan;
+pub mod tools;
 pub mod virtual_bus;
 
 use std::fmt;

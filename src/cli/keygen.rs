@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use super::EXIT_ABORT;
+use crate::exit::Failure;
 use crate::report::keys;
 
 /// Arguments of `hilrig keygen`.
@@ -20,30 +20,22 @@ pub struct KeygenArgs {
     pub force: bool,
 }
 
-/// Make a station key and return the exit code.
-pub fn keygen(a: KeygenArgs) -> i32 {
+/// Make a station key: the exit code, or the failure that stopped it.
+pub fn keygen(a: KeygenArgs) -> Result<i32, Failure> {
     let explicit = a.out.is_some();
-    let Some(path) = a.out.or_else(keys::default_key_path) else {
-        eprintln!("error: no home directory to put the key in; pass --out PATH or set $HILRIG_KEY");
-        return EXIT_ABORT;
-    };
-    match keys::generate(&path, a.force) {
-        Ok(k) => {
-            println!("station key: {}", path.display());
-            println!(
-                "public key:  {} (fingerprint {})",
-                keys::public_key_path(&path).display(),
-                keys::fingerprint(&k.verifying_key())
-            );
-            println!("{}", k.public_hex());
-            if explicit && std::env::var_os(keys::KEY_ENV).is_none() {
-                println!("runs sign with it when $HILRIG_KEY names it (or it is at the default location)");
-            }
-            0
-        }
-        Err(e) => {
-            eprintln!("error: {e}");
-            EXIT_ABORT
-        }
+    let path = a.out.or_else(keys::default_key_path).ok_or_else(|| {
+        Failure::abort("no home directory to put the key in; pass --out PATH or set $HILRIG_KEY")
+    })?;
+    let k = keys::generate(&path, a.force).map_err(Failure::abort)?;
+    println!("station key: {}", path.display());
+    println!(
+        "public key:  {} (fingerprint {})",
+        keys::public_key_path(&path).display(),
+        keys::fingerprint(&k.verifying_key())
+    );
+    println!("{}", k.public_hex());
+    if explicit && std::env::var_os(keys::KEY_ENV).is_none() {
+        println!("runs sign with it when $HILRIG_KEY names it (or it is at the default location)");
     }
+    Ok(0)
 }

@@ -5,9 +5,11 @@ use std::path::PathBuf;
 
 use clap::Args;
 
+use crate::exit::{Failure, EXIT_ABORT};
 use crate::plan::load::load_rig_all;
 use crate::plan::load_plans;
 use crate::plan::outline::Outline;
+use crate::stdio;
 
 /// Arguments of `hilrig list`.
 #[derive(Debug, Args)]
@@ -24,37 +26,19 @@ pub struct ListArgs {
 }
 
 /// List the plan or suite; exit 0, or 2 when it does not load.
-pub fn list(a: ListArgs) -> i32 {
-    let rig_path = match super::rig_choice(a.rig.clone()) {
-        Ok(c) => c.path,
-        Err(code) => return code,
-    };
+pub fn list(a: ListArgs) -> Result<i32, Failure> {
+    let rig_path = super::choose_rig(a.rig)?.path;
     let loaded = load_rig_all(&rig_path)
         .and_then(|rig| load_plans(&a.plan, Some(&rig.value), &BTreeMap::new()));
-    let set = match loaded {
-        Ok(s) => s,
-        Err(errors) => {
-            for e in errors {
-                super::stdio::eprint(&e.to_string());
-            }
-            return super::EXIT_ABORT;
-        }
-    };
+    let set = loaded.map_err(|errors| {
+        let text: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        Failure::plain(text.join("\n"))
+    })?;
     let outline = Outline::of(&set);
-    let text = if a.json {
-        match serde_json::to_string(&outline) {
-            Ok(t) => t,
-            Err(e) => {
-                super::stdio::eprint(&format!("error: cannot write the outline as JSON: {e}"));
-                return super::EXIT_ABORT;
-            }
-        }
-    } else {
-        outline.text()
+    let text = match a.json {
+        true => serde_json::to_string(&outline)
+            .map_err(|e| Failure::abort(format!("cannot write the outline as JSON: {e}")))?,
+        false => outline.text(),
     };
-    if super::stdio::print(&text) {
-        0
-    } else {
-        super::EXIT_ABORT
-    }
+    Ok(if stdio::print(&text) { 0 } else { EXIT_ABORT })
 }

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
 
+use crate::exit::Failure;
 use crate::plan::load_rig;
 use crate::run::lock::{status, LockStatus};
 
@@ -29,20 +30,13 @@ pub enum LockCommand {
     },
 }
 
-/// Run `hilrig lock ...`; exit 0 free, 1 held, 2 error.
-pub fn lock(a: LockArgs) -> i32 {
+/// Run `hilrig lock ...`; exit 0 free, 1 held, 2 error (the failure).
+pub fn lock(a: LockArgs) -> Result<i32, Failure> {
     let LockCommand::Status { rig, json } = a.command;
-    let choice = match super::rig_choice(rig) {
-        Ok(c) => c,
-        Err(code) => return code,
-    };
-    let rig = match load_rig(&choice.path) {
-        Ok(r) => r.value,
-        Err(e) => {
-            eprintln!("{choice}: {e}");
-            return super::EXIT_ABORT;
-        }
-    };
+    let choice = super::choose_rig(rig)?;
+    let rig = load_rig(&choice.path)
+        .map_err(|e| Failure::plain(format!("{choice}: {e}")))?
+        .value;
     let simulated = rig.simulation.is_some();
     if simulated && std::env::var_os("HILRIG_LOCK_DIR").is_none() {
         println!(
@@ -50,36 +44,25 @@ pub fn lock(a: LockArgs) -> i32 {
              (set HILRIG_LOCK_DIR to share a lock directory)",
             rig.station
         );
-        return 0;
+        return Ok(0);
     }
-    match status(&rig.station, simulated) {
-        Ok(s) => {
-            if json {
-                println!("{}", serde_json::to_string(&s).unwrap_or_default());
-            } else {
-                match &s {
-                    LockStatus::Free { path } => {
-                        println!("bench `{}` is free ({})", rig.station, path.display())
-                    }
-                    LockStatus::Held { path, holder } => println!(
-                        "bench `{}` is held by {} ({})",
-                        rig.station,
-                        holder
-                            .as_ref()
-                            .map(|h| h.to_string())
-                            .unwrap_or_else(|| "an unknown process".into()),
-                        path.display()
-                    ),
-                }
-            }
-            match s {
-                LockStatus::Free { .. } => 0,
-                LockStatus::Held { .. } => 1,
-            }
+    let s = status(&rig.station, simulated).map_err(Failure::abort)?;
+    let station = &rig.station;
+    match (&s, json) {
+        (_, true) => println!("{}", serde_json::to_string(&s).unwrap_or_default()),
+        (LockStatus::Free { path }, false) => {
+            println!("bench `{station}` is free ({})", path.display())
         }
-        Err(e) => {
-            eprintln!("error: {e}");
-            super::EXIT_ABORT
-        }
+        (LockStatus::Held { path, holder }, false) => println!(
+            "bench `{station}` is held by {} ({})",
+            holder
+                .as_ref()
+                .map_or_else(|| "an unknown process".into(), |h| h.to_string()),
+            path.display()
+        ),
     }
+    Ok(match s {
+        LockStatus::Free { .. } => 0,
+        LockStatus::Held { .. } => 1,
+    })
 }

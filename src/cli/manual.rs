@@ -1,31 +1,18 @@
-//! `hilrig supply|load [--rig R] [--id ID] set | on [--for D] | off | measure`: manual control
-//! of one DC supply or electronic load, one engine for both ([`Manual`] says what differs).
-//!
-//! Every setpoint is checked against the rig's envelope before anything is sent. `set` and
-//! `on` take the bench lock and program the protections (OVP/OCP, where the model has them)
-//! to the envelope first; `off` is always allowed, even while a run holds the lock, and
-//! fails unless the read-back confirms it. Read-only actions send nothing at connect but
-//! `*IDN?` (no `*CLS`, no mode change). `on` leaves the output (input) on when the command
-//! ends, as asked; `on --for D` stays in the foreground, switches it off after `D` (or on
-//! Ctrl-C), and starts the out-of-process guard so that a killed hilrig still leaves it off
-//! (see `crate::guard`). Exit codes as for `hilrig instruments`.
+//! What `hilrig supply` and `hilrig load` share: the options, the actions (one definition,
+//! [`manual_actions!`], worded for the output of a supply or the input of a load), and the
+//! one call into the manual engine (`crate::bench::manual`).
 
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::Args;
-use serde_json::json;
+use clap::{Args, Subcommand};
 
-use super::instruments::{end_timed_on, exit_for, parse_value, Session};
-use super::EXIT_ABORT;
-use crate::instrument::{ConnectMode, InstrumentError, Measurement, SwitchOff};
-use crate::rig::{Envelope, Role};
-use crate::scpi::Dialect;
-use crate::units::Dimension;
+use crate::bench::manual::{self, Action, Kind, ManualOptions, MAX_ON_FOR};
+use crate::exit::Failure;
 
 /// The options `hilrig supply` and `hilrig load` share.
 #[derive(Debug, Args)]
-pub struct ManualOptions {
+pub struct ManualArgs {
     /// Rig file (default: rig/sim.yaml, the built-in simulated bench).
     #[arg(long, global = true)]
     pub rig: Option<PathBuf>,
@@ -40,251 +27,135 @@ pub struct ManualOptions {
     pub allow_expired_calibration: bool,
 }
 
-/// One manual action, as given on the command line (setpoints still text).
-#[derive(Debug)]
-pub(super) enum Action {
-    /// Program setpoints (at least one given).
-    Set {
-        /// Output voltage (supplies only).
-        voltage: Option<String>,
-        /// Current limit (supply) or sink current (load).
-        current: Option<String>,
-    },
-    /// Switch on, for a while when `for_` is given.
-    On {
-        /// How long to hold it on.
-        for_: Option<Duration>,
-    },
-    /// Switch off, confirmed by read-back.
-    Off,
-    /// Read voltage, current and state.
-    Measure {
-        /// One JSON object instead of a line for people.
-        json: bool,
-    },
+/// Arguments of `hilrig supply` and `hilrig load`: the shared options, then the action.
+#[derive(Debug, Args)]
+pub struct ManualCommand<A: Subcommand> {
+    /// Rig, instrument, lock and calibration options.
+    #[command(flatten)]
+    pub options: ManualArgs,
+    /// What to do.
+    #[command(subcommand)]
+    pub action: A,
 }
 
-/// What the manual command needs of one kind of instrument.
-pub(super) trait Manual: Sized {
-    /// Role in the rig file.
-    const ROLE: Role;
-    /// `supply` or `load`.
-    const NAME: &'static str;
-    /// `output` or `input`.
-    const PORT: &'static str;
-    /// Connect read-only (nothing but `*IDN?` sent); the errors met on the way.
-    async fn connect(
-        id: &str,
-        address: &str,
-        dialect: Dialect,
-        timeout: Duration,
-    ) -> Result<(Self, Vec<InstrumentError>), InstrumentError>;
-    /// The identity string the instrument answered.
-    fn identity(&self) -> &str;
-    /// The dialect's connect sequence for `mode`; the errors a switch-off went past.
-    async fn begin(&mut self, mode: ConnectMode) -> Result<Vec<InstrumentError>, InstrumentError>;
-    /// Check setpoints against the rig's envelope (nothing sent).
-    fn check(envelope: &Envelope, voltage: Option<f64>, current: Option<f64>)
-        -> Result<(), String>;
-    /// Program the protections from the envelope, where the model has them.
-    async fn protect(&mut self, envelope: &Envelope) -> Result<(), InstrumentError>;
-    /// Program the checked setpoints.
-    async fn set(
-        &mut self,
-        voltage: Option<f64>,
-        current: Option<f64>,
-    ) -> Result<(), InstrumentError>;
-    /// Switch the output (input) on or off.
-    async fn switch(&mut self, on: bool) -> Result<(), InstrumentError>;
-    /// Read the output (input) state back.
-    async fn is_on(&mut self) -> Result<bool, InstrumentError>;
-    /// Read terminal voltage and current.
-    async fn measure(&mut self) -> Result<Measurement, InstrumentError>;
-    /// Read the instrument's error queue.
-    async fn check_errors(&mut self) -> Result<(), InstrumentError>;
-    /// Switch off and confirm it by read-back, past `earlier` errors.
-    async fn confirm_off(
-        &mut self,
-        earlier: Vec<InstrumentError>,
-    ) -> Result<Vec<InstrumentError>, SwitchOff>;
+/// The setpoints of `set`, as each kind takes them.
+pub trait Setpoints {
+    /// The engine's action, or why the setpoints are refused.
+    fn action(self) -> Result<Action, Failure>;
 }
 
-/// Run one manual action on an instrument of kind `M`; returns the exit code.
-pub(super) async fn run<M: Manual>(o: ManualOptions, action: Action) -> i32 {
-    match drive::<M>(o, action).await {
-        Ok(code) => code,
-        Err(Fail::Usage(e)) => {
-            eprintln!("error: {e}");
-            EXIT_ABORT
+/// The actions of `hilrig $kind` (`$port`: `output` or `input`): `set` with the kind's own
+/// setpoints (`$set`, its help `$set_about`), then `on` (its long help around the kind's
+/// paragraph `$without_for`), `off` and `measure`, the same for both.
+macro_rules! manual_actions {
+    ($name:ident, $kind:literal, $port:literal, $set:ty, $set_about:expr, $without_for:expr) => {
+        #[doc = concat!("The actions on the ", $port, ".")]
+        #[derive(Debug, clap::Subcommand)]
+        pub enum $name {
+            /// Program setpoints.
+            #[command(about = $set_about)]
+            Set($set),
+            /// Switch on.
+            #[command(
+                about = concat!("Switch the ", $port, " on; it stays on after the command ends (see --for)"),
+                long_about = concat!(
+                    "Switch the ", $port, " on.\n\n",
+                    $without_for,
+                    "\n\nWith --for D (`90 s`, `10 min`, at most 24 h) the command stays in the \
+                     foreground holding\nthe bench lock, reads the ", $port, " back once a second, \
+                     and switches it off (confirmed by\nread-back) when D has passed, on Ctrl-C \
+                     or SIGTERM, or when the ", $port, " went off by itself.\nOn a lab rig it \
+                     first starts the out-of-process guard (`hilrig guard`, as `hilrig run`\n\
+                     does): if hilrig is killed (SIGKILL, the OOM killer) the guard switches the ",
+                    $port, " off and\nwrites guard.json into a `hilrig-", $kind, "-on-PID` \
+                     directory of the system's temporary\ndirectory."
+                )
+            )]
+            On {
+                /// How long to hold it on.
+                #[arg(
+                    long = "for",
+                    value_name = "DURATION",
+                    value_parser = super::manual::parse_on_for,
+                    help = concat!("Keep the ", $port, " on this long (`10 min`, at most 24 h), then switch it off; a guard process switches it off if hilrig is killed first")
+                )]
+                for_: Option<std::time::Duration>,
+            },
+            /// Switch off.
+            #[command(about = concat!("Switch the ", $port, " off"))]
+            Off,
+            /// Measure.
+            #[command(about = concat!("Read terminal voltage, current and ", $port, " state"))]
+            Measure {
+                /// One JSON object instead of a line for people.
+                #[arg(long)]
+                json: bool,
+            },
         }
-        Err(Fail::Instrument(e)) => {
-            eprintln!("error: {e}");
-            exit_for(&e)
+
+        impl $name {
+            /// The engine's action.
+            fn action(self) -> Result<crate::bench::manual::Action, crate::exit::Failure> {
+                use crate::bench::manual::Action;
+                Ok(match self {
+                    $name::Set(s) => super::manual::Setpoints::action(s)?,
+                    $name::On { for_ } => Action::On { for_ },
+                    $name::Off => Action::Off,
+                    $name::Measure { json } => Action::Measure { json },
+                })
+            }
         }
-    }
-}
-
-/// Why a manual action stopped before it reached the instrument's own answer.
-enum Fail {
-    /// Bad input, a refused setpoint, a busy bench, the wrong unit: exit 2.
-    Usage(String),
-    /// The instrument could not be reached or refused the connect sequence.
-    Instrument(InstrumentError),
-}
-
-impl From<String> for Fail {
-    fn from(e: String) -> Self {
-        Fail::Usage(e)
-    }
-}
-
-impl From<InstrumentError> for Fail {
-    fn from(e: InstrumentError) -> Self {
-        Fail::Instrument(e)
-    }
-}
-
-async fn drive<M: Manual>(o: ManualOptions, action: Action) -> Result<i32, Fail> {
-    let session = Session::start(o.rig.clone()).await?;
-    let inst = session.by_role(M::ROLE, o.id.as_deref())?;
-    let label = format!("{} `{}`", M::NAME, inst.id);
-    let envelope = &session.rig.envelope;
-    // Every value is checked before anything is sent.
-    let mut setpoints = (None, None);
-    if let Action::Set { voltage, current } = &action {
-        let parse =
-            |text: &Option<String>, dim| text.as_deref().map(|t| parse_value(t, dim)).transpose();
-        let checked = parse(voltage, Dimension::Voltage)
-            .and_then(|v| Ok((v, parse(current, Dimension::Current)?)))
-            .and_then(|(v, i)| M::check(envelope, v, i).map(|()| (v, i)));
-        setpoints = checked.map_err(|e| format!("{label}: {e}"))?;
-    }
-    let changes = matches!(action, Action::Set { .. } | Action::On { .. });
-    let _lock = if changes {
-        let what = format!("hilrig {} --id {}", M::NAME, inst.id);
-        Some(session.lock(&what, o.wait).await?)
-    } else {
-        None
     };
-    let (dialect, address) = session.scpi_endpoint(inst)?;
-    // Read-only actions send nothing at connect but `*IDN?`; a switch-off goes ahead past
-    // the errors of the connect sequence.
-    let mode = match action {
-        Action::Measure { .. } => ConnectMode::ReadOnly,
-        Action::Off => ConnectMode::SwitchOff,
-        _ => ConnectMode::Settings,
+}
+pub(super) use manual_actions;
+
+/// Run one manual action on the `kind` of instrument of the chosen rig.
+pub(super) async fn run<A: Subcommand>(
+    kind: Kind,
+    a: ManualCommand<A>,
+    action: impl FnOnce(A) -> Result<Action, Failure>,
+) -> Result<i32, Failure> {
+    let action = action(a.action)?;
+    let a = a.options;
+    let session = super::instruments::session(a.rig).await?;
+    let options = ManualOptions {
+        id: a.id,
+        wait: a.wait,
+        allow_expired_calibration: a.allow_expired_calibration,
     };
-    let (mut dev, passed) =
-        M::connect(&inst.id, &address, dialect, inst.timeout.duration()).await?;
-    if let Err(e) = session.check_unit(
-        inst,
-        dev.identity(),
-        mode == ConnectMode::Settings,
-        o.allow_expired_calibration,
+    manual::run(kind, session, options, action).await
+}
+
+/// `--for` of `supply on` / `load on`: a duration above zero and at most 24 h (`10 min`).
+pub(super) fn parse_on_for(text: &str) -> Result<Duration, String> {
+    let d = super::parse_duration(text)?;
+    if d.is_zero() || d > MAX_ON_FOR {
+        return Err(format!("`{text}` is not above 0 s and at most 24 h"));
+    }
+    Ok(d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rstest::rstest;
+
+    #[rstest]
+    #[case("90 s", Ok(90.0))]
+    #[case("10min", Ok(600.0))]
+    #[case("24 h", Ok(86_400.0))]
+    #[case("0 s", Err("is not above 0 s and at most 24 h"))]
+    #[case("-5 s", Err("negative"))]
+    #[case("25 h", Err("is not above 0 s and at most 24 h"))]
+    #[case("5 V", Err(""))]
+    fn on_for_is_a_duration_above_zero_and_at_most_a_day(
+        #[case] text: &str,
+        #[case] want: Result<f64, &str>,
     ) {
-        // A switch-off goes ahead whatever unit answers; anything else is refused.
-        if mode != ConnectMode::SwitchOff {
-            return Err(Fail::Usage(e));
+        match (parse_on_for(text), want) {
+            (Ok(d), Ok(s)) => assert_eq!(d.as_secs_f64(), s),
+            (Err(e), Err(part)) => assert!(e.contains(part), "{e}"),
+            (got, want) => panic!("{text}: {got:?}, expected {want:?}"),
         }
-        eprintln!("warning: {e}");
-    }
-    // Only now, with the unit known, the connect sequence (none for read-only commands).
-    let mut passed_all = passed;
-    passed_all.extend(dev.begin(mode).await?);
-    if let Action::Off = action {
-        return Ok(match dev.confirm_off(passed_all).await {
-            Ok(errors) => {
-                for e in errors {
-                    eprintln!("warning: {e}");
-                }
-                println!("{label}: {} off (read back)", M::PORT);
-                0
-            }
-            Err(e) => {
-                eprintln!("error: {e}");
-                EXIT_ABORT
-            }
-        });
-    }
-    // A timed switch-on starts its guard before anything is switched on.
-    let timed = match action {
-        Action::On { for_ } => for_,
-        _ => None,
-    };
-    let guard = session.guard_timed_on(inst, timed)?;
-    let result = async {
-        if changes {
-            dev.protect(envelope).await?;
-        }
-        match &action {
-            Action::Set { .. } => {
-                dev.set(setpoints.0, setpoints.1).await?;
-                println!("{label}: set");
-            }
-            Action::On { .. } => {
-                dev.switch(true).await?;
-                println!("{label}: {} {}", M::PORT, on_off(dev.is_on().await?));
-            }
-            // A switch-off has its own path above.
-            Action::Off => {}
-            Action::Measure { json } => {
-                let m = dev.measure().await?;
-                let on = dev.is_on().await?;
-                if *json {
-                    println!(
-                        "{}",
-                        json!({"id": inst.id, "voltage_v": m.voltage, "current_a": m.current, (M::PORT): on})
-                    );
-                } else {
-                    println!(
-                        "{label}: {:.4} V, {:.4} A, {} {}",
-                        m.voltage,
-                        m.current,
-                        M::PORT,
-                        on_off(on)
-                    );
-                }
-            }
-        }
-        if mode == ConnectMode::Settings {
-            dev.check_errors().await?;
-        }
-        Ok::<(), InstrumentError>(())
-    }
-    .await;
-    if changes {
-        if let Some(note) = session.note() {
-            eprintln!("{note}");
-        }
-    }
-    let code = match &result {
-        Ok(()) => 0,
-        Err(e) => {
-            eprintln!("error: {e}");
-            exit_for(e)
-        }
-    };
-    let Some(duration) = timed else {
-        return Ok(code);
-    };
-    // The timed switch-on ends switched off, read back, whatever happened.
-    Ok(end_timed_on(
-        &mut dev,
-        &label,
-        M::PORT,
-        duration,
-        result.is_err().then_some(code),
-        guard,
-        async |d| d.is_on().await,
-        async |d| d.confirm_off(Vec::new()).await,
-    )
-    .await)
-}
-
-fn on_off(on: bool) -> &'static str {
-    if on {
-        "on"
-    } else {
-        "off"
     }
 }

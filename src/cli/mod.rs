@@ -8,23 +8,22 @@ mod list;
 mod load;
 mod lock;
 mod manual;
-mod output;
 mod probe;
 mod report;
 mod results;
 mod run;
 mod schema;
 mod sim;
-mod stdio;
 mod supply;
 mod validate;
 
 use std::path::PathBuf;
 
+use crate::stdio;
+
 use clap::{Parser, Subcommand};
 
-/// Exit code for usage or input errors and aborted runs.
-pub const EXIT_ABORT: i32 = 2;
+pub use crate::exit::{Failure, EXIT_ABORT};
 
 /// For a mistyped subcommand that clap finds no near match for (`rnu`), suggest the
 /// closest one by edit distance, as the plan loader does for keys.
@@ -111,16 +110,20 @@ pub enum Command {
 }
 
 /// The rig a command uses: `--rig`, `HILRIG_RIG`, `hilrig.toml`, else the built-in simulated
-/// bench (see `rig::choice`). Err: a `hilrig.toml` that cannot be read, already printed.
-pub fn rig_choice(flag: Option<PathBuf>) -> Result<crate::rig::choice::RigChoice, i32> {
-    crate::rig::choice::choose_from_env(flag).map_err(|e| {
-        eprintln!("{e}");
-        EXIT_ABORT
-    })
+/// bench (see `rig::choice`). Err: a `hilrig.toml` that cannot be read.
+pub fn choose_rig(flag: Option<PathBuf>) -> Result<crate::rig::choice::RigChoice, Failure> {
+    crate::rig::choice::choose_from_env(flag).map_err(Failure::plain)
 }
 
-/// Run the command and return the process exit code.
-pub fn main(cli: Cli) -> i32 {
+/// Run the command and return the process exit code: the one place where a command's
+/// [`Failure`] is printed and mapped to it.
+pub fn main(cli: Cli) -> std::process::ExitCode {
+    let code = crate::exit::code(command(cli));
+    std::process::ExitCode::from(u8::try_from(code).unwrap_or(u8::MAX))
+}
+
+/// Run the command: its exit code, or the failure that stopped it.
+fn command(cli: Cli) -> Result<i32, Failure> {
     // A file-size limit must not kill the process with the bench on: with SIGXFSZ ignored,
     // a write beyond the limit fails (EFBIG) and is handled as every write error is.
     #[cfg(unix)]
@@ -139,31 +142,25 @@ pub fn main(cli: Cli) -> i32 {
             .enable_all()
             .build(),
     };
-    let rt = match runtime {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: cannot start the runtime: {e}");
-            return EXIT_ABORT;
-        }
-    };
-    match cli.command {
-        Command::Run(a) => rt.block_on(run::run(a)),
-        Command::Validate(a) => validate::validate(a),
-        Command::List(a) => list::list(a),
-        Command::Sim(a) => rt.block_on(sim::run(a)),
-        Command::Report(a) => report::report(a),
-        Command::Results(a) => rt.block_on(results::results(a)),
-        Command::Keygen(a) => keygen::keygen(a),
-        Command::Schema(a) => schema::schema(a),
-        Command::Can(a) => can::can(a, &rt),
-        Command::Lock(a) => lock::lock(a),
-        Command::Probe(a) => probe::probe(a),
-        Command::Flash(a) => rt.block_on(flash::flash(a)),
-        Command::Instruments(a) => rt.block_on(instruments::instruments(a)),
-        Command::Supply(a) => rt.block_on(supply::supply(a)),
-        Command::Load(a) => rt.block_on(load::load(a)),
+    let rt = runtime.map_err(|e| Failure::abort(format!("cannot start the runtime: {e}")))?;
+    Ok(match cli.command {
+        Command::Run(a) => rt.block_on(run::run(a))?,
+        Command::Validate(a) => validate::validate(a)?,
+        Command::List(a) => list::list(a)?,
+        Command::Sim(a) => rt.block_on(sim::run(a))?,
+        Command::Report(a) => report::report(a)?,
+        Command::Results(a) => rt.block_on(results::results(a))?,
+        Command::Keygen(a) => keygen::keygen(a)?,
+        Command::Schema(a) => schema::schema(a)?,
+        Command::Can(a) => can::can(a, &rt)?,
+        Command::Lock(a) => lock::lock(a)?,
+        Command::Probe(a) => probe::probe(a)?,
+        Command::Flash(a) => rt.block_on(flash::flash(a))?,
+        Command::Instruments(a) => rt.block_on(instruments::instruments(a))?,
+        Command::Supply(a) => rt.block_on(supply::supply(a))?,
+        Command::Load(a) => rt.block_on(load::load(a))?,
         Command::Guard => rt.block_on(crate::guard::serve()),
-    }
+    })
 }
 
 #[cfg(test)]

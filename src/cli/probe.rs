@@ -2,6 +2,7 @@
 
 use clap::{Args, Subcommand};
 
+use crate::exit::Failure;
 use crate::flash::probe::list_probes;
 
 /// Arguments of `hilrig probe`.
@@ -23,41 +24,27 @@ pub enum ProbeCommand {
     },
 }
 
-/// Run `hilrig probe` and return the exit code.
-pub fn probe(a: ProbeArgs) -> i32 {
-    match a.command {
-        ProbeCommand::List { json } => {
-            let probes = list_probes();
-            if json {
-                let list: Vec<_> = probes
-                    .iter()
-                    .map(|p| {
-                        serde_json::json!({
-                            "name": p.name,
-                            "selector": p.selector,
-                            "accessible": p.accessible,
-                        })
-                    })
-                    .collect();
-                println!("{}", serde_json::Value::Array(list));
-                return 0;
-            }
-            if probes.is_empty() {
-                println!(
-                    "no debug probes found (connect one over USB; CMSIS-DAP v1/HID probes are \
-                     not supported, v2 are)"
-                );
-                return 0;
-            }
-            for p in &probes {
-                let note = if p.accessible {
-                    ""
-                } else {
-                    "  (permission denied: install the probe-rs udev rules)"
-                };
-                println!("{}  selector {}{note}", p.name, p.selector);
-            }
-            0
-        }
+/// Run `hilrig probe`: exit 0 (a machine without probes lists none).
+pub fn probe(a: ProbeArgs) -> Result<i32, Failure> {
+    let ProbeCommand::List { json } = a.command;
+    let probes = list_probes();
+    if json {
+        let list = probes.iter().map(|p| {
+            serde_json::json!({"name": p.name, "selector": p.selector, "accessible": p.accessible})
+        });
+        println!("{}", serde_json::Value::Array(list.collect()));
+    } else if probes.is_empty() {
+        println!(
+            "no debug probes found (connect one over USB; CMSIS-DAP v1/HID probes are not \
+             supported, v2 are)"
+        );
     }
+    for p in probes.iter().filter(|_| !json) {
+        let note = match p.accessible {
+            true => "",
+            false => "  (permission denied: install the probe-rs udev rules)",
+        };
+        println!("{}  selector {}{note}", p.name, p.selector);
+    }
+    Ok(0)
 }

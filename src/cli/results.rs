@@ -1,13 +1,14 @@
-//! `hilrig results import|list|show|trend|compare|flaky|page [--db URL]`: the results store.
+//! `hilrig results import|list|show|trend|compare|flaky|page [--db URL]`: the results store
+//! (`crate::results`; its text for people in `crate::results::text`).
 
 use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
 
 use super::stdio::{eprint, print};
-use super::EXIT_ABORT;
-use crate::results::query::{self, TrendBy};
-use crate::results::{self as store, ImportOptions, ListFilter, Store, DEFAULT_DB};
+use crate::exit::{Failure, EXIT_ABORT};
+use crate::results::query::TrendBy;
+use crate::results::{self as store, text, ImportOptions, ListFilter, Store, DEFAULT_DB};
 
 /// Arguments of `hilrig results`.
 #[derive(Debug, Args)]
@@ -100,69 +101,50 @@ pub fn db_url(given: Option<String>) -> String {
     store::named_store(given).unwrap_or_else(|| DEFAULT_DB.to_string())
 }
 
-fn json<T: serde::Serialize>(v: &T) -> bool {
-    match serde_json::to_string_pretty(v) {
-        Ok(t) => print(&t),
-        Err(e) => {
-            eprint(&format!("error: cannot write JSON: {e}"));
-            false
+/// Print `v` as JSON (`as_json`) or `text()`; exit 0, or 2 when stdout cannot be written.
+fn out<T: serde::Serialize>(as_json: bool, v: &T, text: impl FnOnce() -> String) -> i32 {
+    let printed = if as_json {
+        match serde_json::to_string_pretty(v) {
+            Ok(t) => print(&t),
+            Err(e) => {
+                eprint(&format!("error: cannot write JSON: {e}"));
+                false
+            }
         }
+    } else {
+        print(&text())
+    };
+    if printed {
+        0
+    } else {
+        EXIT_ABORT
     }
-}
-
-/// The firmware of a run as one name.
-fn fw(r: &query::RunRow) -> String {
-    query::firmware_key(r.firmware_id.as_deref(), r.firmware_version.as_deref())
-}
-
-/// `3.6508 ± 0.0019 V`, or "not determinable".
-fn stated(v: Option<f64>, u: f64, unit: &str) -> String {
-    v.map_or("not determinable".into(), |v| {
-        crate::verdict::gum::stated(v, u, unit)
-    })
-}
-
-fn num(v: Option<f64>) -> String {
-    v.map_or("—".into(), |v| format!("{v:.6}"))
 }
 
 /// Run `hilrig results`; exit 0, 1 when compare finds a moved value, 2 on an error or a
 /// refused bundle.
-pub async fn results(a: ResultsArgs) -> i32 {
-    let url = db_url(a.db);
-    let db = match Store::open(&url).await {
-        Ok(s) => s,
-        Err(e) => {
-            eprint(&format!("error: {e}"));
-            return EXIT_ABORT;
-        }
-    };
-    match command(&db, a.command, a.json).await {
-        Ok(code) => code,
-        Err(e) => {
-            eprint(&format!("error: {e}"));
-            EXIT_ABORT
-        }
-    }
+pub async fn results(a: ResultsArgs) -> Result<i32, Failure> {
+    let db = Store::open(&db_url(a.db)).await.map_err(Failure::abort)?;
+    command(&db, a.command, a.json)
+        .await
+        .map_err(Failure::abort)?
 }
 
-async fn command(db: &Store, c: ResultsCommand, as_json: bool) -> Result<i32, store::ResultsError> {
-    let ok = |printed: bool| if printed { 0 } else { EXIT_ABORT };
-    match c {
+async fn command(
+    db: &Store,
+    c: ResultsCommand,
+    as_json: bool,
+) -> Result<Result<i32, Failure>, store::ResultsError> {
+    Ok(Ok(match c {
         ResultsCommand::Import {
             dirs,
             allow_unsigned,
             pubkey,
         } => {
-            let trusted = match pubkey {
+            let trusted = match pubkey.map(|p| crate::report::keys::parse_public(&p)) {
                 None => None,
-                Some(p) => match crate::report::keys::parse_public(&p) {
-                    Ok(k) => Some(k),
-                    Err(e) => {
-                        eprint(&format!("error: --pubkey: {e}"));
-                        return Ok(EXIT_ABORT);
-                    }
-                },
+                Some(Ok(k)) => Some(k),
+                Some(Err(e)) => return Ok(Err(Failure::abort(format!("--pubkey: {e}")))),
             };
             let options = ImportOptions {
                 allow_unsigned,
@@ -174,38 +156,15 @@ async fn command(db: &Store, c: ResultsCommand, as_json: bool) -> Result<i32, st
                 all.imported.extend(r.imported);
                 all.refused.extend(r.refused);
             }
-            let new = all.imported.iter().filter(|i| i.new).count();
-            if as_json {
-                json(&all);
-            } else {
-                for i in &all.imported {
-                    print(&format!(
-                        "{} {} ({} tests, {} measurements, {})",
-                        if i.new { "stored " } else { "present" },
-                        i.run_id,
-                        i.tests,
-                        i.measurements,
-                        i.signed_by
-                            .as_deref()
-                            .map_or("unsigned".to_string(), |f| format!("signed {f}"))
-                    ));
-                }
-                print(&format!(
-                    "{} bundle(s): {new} stored, {} already present, {} refused; store {}",
-                    all.imported.len() + all.refused.len(),
-                    all.imported.len() - new,
-                    all.refused.len(),
-                    db.url()
-                ));
-            }
+            out(as_json, &all, || text::import(&all, db.url()));
             for r in &all.refused {
                 eprint(&format!("refused: {r}"));
             }
-            Ok(if all.refused.is_empty() {
+            if all.refused.is_empty() {
                 0
             } else {
                 EXIT_ABORT
-            })
+            }
         }
         ResultsCommand::List {
             bench,
@@ -214,78 +173,19 @@ async fn command(db: &Store, c: ResultsCommand, as_json: bool) -> Result<i32, st
             since,
             limit,
         } => {
-            let runs = store::list(
-                db,
-                &ListFilter {
-                    bench,
-                    plan,
-                    firmware,
-                    since,
-                    limit,
-                },
-            )
-            .await?;
-            if as_json {
-                return Ok(ok(json(&runs)));
-            }
-            let mut text = String::new();
-            for r in &runs {
-                text.push_str(&format!(
-                    "{}  {:<8} {:<12} {:<18} {:<36} {}{}\n",
-                    &r.bundle_sha256[..12.min(r.bundle_sha256.len())],
-                    r.outcome,
-                    r.station,
-                    r.plan,
-                    fw(r),
-                    r.started,
-                    if r.simulated { "  SIMULATED" } else { "" }
-                ));
-            }
-            text.push_str(&format!("{} run(s)", runs.len()));
-            Ok(ok(print(text.trim_end())))
+            let filter = ListFilter {
+                bench,
+                plan,
+                firmware,
+                since,
+                limit,
+            };
+            let runs = store::list(db, &filter).await?;
+            out(as_json, &runs, || text::list(&runs))
         }
         ResultsCommand::Show { run } => {
             let d = store::show(db, &run).await?;
-            if as_json {
-                return Ok(ok(json(&d)));
-            }
-            let r = &d.run;
-            let mut text = format!(
-                "run {}\n  bundle {}\n  plan {} on {} · dut {} {}\n  firmware {} {}\n  \
-                 started {} · {:.1} s · {}{}\n  operator {} · {}\n",
-                r.run_id,
-                r.bundle_sha256,
-                r.plan,
-                r.station,
-                r.dut,
-                r.dut_serial.as_deref().unwrap_or("(serial not recorded)"),
-                fw(r),
-                r.firmware_sha256.as_deref().unwrap_or(""),
-                r.started,
-                r.duration_s,
-                r.outcome,
-                if r.simulated { " · SIMULATED" } else { "" },
-                r.operator.as_deref().unwrap_or("not recorded"),
-                r.signed_by
-                    .as_deref()
-                    .map_or("unsigned".to_string(), |f| format!("signed {f}"))
-            );
-            for t in &d.tests {
-                text.push_str(&format!("  {:<6} {}\n", t.verdict, t.name));
-                for m in &t.measurements {
-                    text.push_str(&format!(
-                        "           {} {} = {} (k = {})\n",
-                        m.criterion,
-                        m.quantity,
-                        stated(m.value, m.uncertainty, &m.unit),
-                        m.k
-                    ));
-                }
-                if let Some(msg) = &t.message {
-                    text.push_str(&format!("           {msg}\n"));
-                }
-            }
-            Ok(ok(print(text.trim_end())))
+            out(as_json, &d, || text::show(&d))
         }
         ResultsCommand::Trend {
             criterion,
@@ -294,119 +194,42 @@ async fn command(db: &Store, c: ResultsCommand, as_json: bool) -> Result<i32, st
         } => {
             let t = store::trend(db, &criterion, by, plan.as_deref()).await?;
             if t.series.is_empty() {
-                eprint(&format!(
-                    "error: no values of criterion `{criterion}` in {}",
-                    db.url()
-                ));
-                return Ok(EXIT_ABORT);
+                let url = db.url();
+                let e = format!("no values of criterion `{criterion}` in {url}");
+                return Ok(Err(Failure::abort(e)));
             }
-            if as_json {
-                return Ok(ok(json(&t)));
-            }
-            let unit = t.unit.clone().unwrap_or_default();
-            let mut text = format!("{criterion} by {}\n", t.by);
-            for s in &t.series {
-                text.push_str(&format!(
-                    "  {}: {} value(s), mean {} {unit}, min {}, max {}, s {}\n",
-                    s.key,
-                    s.n,
-                    num(s.mean),
-                    num(s.min),
-                    num(s.max),
-                    num(s.std_dev)
-                ));
-                for p in &s.points {
-                    text.push_str(&format!(
-                        "    {} {:<30} {} (k = {}) {}\n",
-                        p.started,
-                        p.test,
-                        stated(p.point.value, p.point.uncertainty, &unit),
-                        p.point.k,
-                        p.point.verdict
-                    ));
-                }
-            }
-            Ok(ok(print(text.trim_end())))
+            out(as_json, &t, || text::trend(&criterion, &t))
         }
         ResultsCommand::Compare { a, b } => {
             let c = store::compare(db, &a, &b).await?;
             let moved = c.differences.iter().filter(|d| d.moved).count();
-            if as_json {
-                json(&c);
+            out(as_json, &c, || text::compare(&c, moved));
+            if moved > 0 {
+                1
             } else {
-                let mut text = format!(
-                    "A {} (fw {})\nB {} (fw {})\n",
-                    c.a.run_id,
-                    fw(&c.a),
-                    c.b.run_id,
-                    fw(&c.b)
-                );
-                for d in &c.differences {
-                    text.push_str(&format!(
-                        "  {} {:<40} {} {}: B - A = {} {} (U = {:.6}, k = {}){}\n",
-                        if d.moved { "MOVED" } else { "     " },
-                        d.test,
-                        d.criterion,
-                        d.quantity,
-                        num(d.difference),
-                        d.unit,
-                        d.uncertainty,
-                        query::COMPARE_K,
-                        if d.verdicts.0 != d.verdicts.1 {
-                            format!(" verdict {} -> {}", d.verdicts.0, d.verdicts.1)
-                        } else {
-                            String::new()
-                        }
-                    ));
-                }
-                for k in &c.only_a {
-                    text.push_str(&format!("  only in A: {k}\n"));
-                }
-                for k in &c.only_b {
-                    text.push_str(&format!("  only in B: {k}\n"));
-                }
-                text.push_str(&format!(
-                    "{moved} of {} shared measurement(s) moved beyond their uncertainty\n",
-                    c.differences.len()
-                ));
-                print(text.trim_end());
+                0
             }
-            Ok(if moved > 0 { 1 } else { 0 })
         }
         ResultsCommand::Flaky => {
             let f = store::flaky(db).await?;
-            if as_json {
-                return Ok(ok(json(&f)));
-            }
-            let mut text = String::new();
-            for g in &f {
-                let counts: Vec<String> =
-                    g.verdicts.iter().map(|(v, n)| format!("{v} {n}")).collect();
-                text.push_str(&format!(
-                    "{} / {} on {} fw {}: {}\n",
-                    g.plan,
-                    g.test,
-                    g.station,
-                    g.firmware,
-                    counts.join(", ")
-                ));
-            }
-            text.push_str(&format!("{} flaky test(s)\n", f.len()));
-            Ok(ok(print(text.trim_end())))
+            out(as_json, &f, || text::flaky(&f))
         }
-        ResultsCommand::Page { out, by, criteria } => {
+        ResultsCommand::Page {
+            out: file,
+            by,
+            criteria,
+        } => {
             let html = store::page::render(db, &criteria, by).await?;
-            if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
-                if let Err(e) = std::fs::create_dir_all(dir) {
-                    eprint(&format!("error: {}: {e}", dir.display()));
-                    return Ok(EXIT_ABORT);
-                }
+            let dir = file.parent().filter(|d| !d.as_os_str().is_empty());
+            let written = match dir.map(std::fs::create_dir_all) {
+                Some(Err(e)) => Err(format!("{}: {e}", dir.unwrap_or(&file).display())),
+                _ => crate::durable::write_atomic(&file, html.as_bytes())
+                    .map_err(|e| format!("{}: {e}", file.display())),
+            };
+            if let Err(e) = written {
+                return Ok(Err(Failure::abort(e)));
             }
-            if let Err(e) = crate::durable::write_atomic(&out, html.as_bytes()) {
-                eprint(&format!("error: {}: {e}", out.display()));
-                return Ok(EXIT_ABORT);
-            }
-            Ok(ok(print(&format!("trend page: {}", out.display()))))
+            out(false, &(), || format!("trend page: {}", file.display()))
         }
-    }
+    }))
 }

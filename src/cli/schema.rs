@@ -2,7 +2,7 @@
 
 use clap::Args;
 
-use super::EXIT_ABORT;
+use crate::exit::Failure;
 use crate::report::schema::{schema_for, SCHEMAS};
 
 /// Arguments of `hilrig schema`.
@@ -14,20 +14,12 @@ pub struct SchemaArgs {
     pub which: String,
 }
 
-/// Print a JSON Schema and return the exit code.
-pub fn schema(a: SchemaArgs) -> i32 {
-    match schema_for(&a.which) {
-        Some(s) => {
-            println!("{}", serde_json::to_string_pretty(&s).unwrap_or_default());
-            0
-        }
-        None => {
-            eprintln!(
-                "error: no schema named `{}` (known: {})",
-                a.which,
-                SCHEMAS.join(", ")
-            );
-            EXIT_ABORT
-        }
-    }
+/// Print a JSON Schema: exit 0, or the failure for an unknown name.
+pub fn schema(a: SchemaArgs) -> Result<i32, Failure> {
+    let s = schema_for(&a.which).ok_or_else(|| {
+        let known = SCHEMAS.join(", ");
+        Failure::abort(format!("no schema named `{}` (known: {known})", a.which))
+    })?;
+    println!("{}", serde_json::to_string_pretty(&s).unwrap_or_default());
+    Ok(0)
 }

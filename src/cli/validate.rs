@@ -1,17 +1,12 @@
-//! `hilrig validate FILES... [--rig R]`: the run's own pre-flight, file by file.
-//!
-//! A plan or suite is checked exactly as `hilrig run` checks it before it switches anything
-//! on, against the rig run would use (`--rig`, else `HILRIG_RIG`, else `hilrig.toml`, else rig/sim.yaml), and the rig
-//! itself gets run's checks too. A rig, a DUT fixture or a limit profile given on its own
-//! is recognised by its top-level keys, and each `ok:` line says what the file was taken for.
+//! `hilrig validate FILES... [--rig R]`: the arguments; the checks are `plan::validate`'s,
+//! against the rig run would use (`--rig`, else `HILRIG_RIG`, else `hilrig.toml`, else
+//! rig/sim.yaml).
 
 use std::path::PathBuf;
 
 use clap::Args;
 
-use crate::plan::load::{load_fixture, load_limits, load_rig_all, relative};
-use crate::plan::preflight::FileKind;
-use crate::plan::{load_plan, load_plan_with, load_suite, signal_map, InputError};
+use crate::exit::Failure;
 
 /// Arguments of `hilrig validate`.
 #[derive(Debug, Args)]
@@ -28,133 +23,7 @@ pub struct ValidateArgs {
 }
 
 /// Validate every file; exit 0 when all are valid, 2 otherwise.
-pub fn validate(a: ValidateArgs) -> i32 {
-    let rig_path = match super::rig_choice(a.rig.clone()) {
-        Ok(c) => c.path,
-        Err(code) => return code,
-    };
-    let rig = match load_rig_all(&rig_path) {
-        Ok(r) => r,
-        Err(errors) => {
-            for e in errors {
-                super::stdio::eprint(&format!("{e}\n"));
-            }
-            return super::EXIT_ABORT;
-        }
-    };
-    let mut bad = 0;
-    for f in &a.files {
-        let text = match std::fs::read(f) {
-            Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
-            Err(e) => {
-                bad += 1;
-                super::stdio::eprint(&format!(
-                    "{}\n",
-                    InputError::file(f, format!("cannot read file: {e}"))
-                ));
-                continue;
-            }
-        };
-        let kind = FileKind::of_text(&text).unwrap_or(FileKind::Plan);
-        let mut coverage_ok = true;
-        let errors: Vec<InputError> = match kind {
-            FileKind::Rig => match load_rig_all(f) {
-                Ok(rig) => {
-                    coverage_ok = report_coverage(f, &rig.value);
-                    Vec::new()
-                }
-                Err(e) => e,
-            },
-            FileKind::Fixture => match load_fixture(f) {
-                Err(e) => e,
-                Ok(_) => match signal_map::check_fixture_file(f) {
-                    Ok(report) => {
-                        report
-                            .notes
-                            .iter()
-                            .for_each(|n| super::stdio::eprint(&format!("{n}\n")));
-                        Vec::new()
-                    }
-                    Err(e) => e,
-                },
-            },
-            FileKind::LimitProfile => load_limits(f).err().unwrap_or_default(),
-            FileKind::Suite => match load_suite(f) {
-                Err(e) => vec![e],
-                Ok(s) => s
-                    .value
-                    .plans
-                    .iter()
-                    .flat_map(|p| {
-                        match load_plan_with(&relative(f, &p.plan), Some(&rig.value), &p.parameters)
-                        {
-                            Ok(p) => {
-                                for w in crate::plan::warnings::unjudged_checks(&p) {
-                                    super::stdio::eprint(&format!("{w}\n"));
-                                }
-                                Vec::new()
-                            }
-                            Err(e) => e,
-                        }
-                    })
-                    .collect(),
-            },
-            FileKind::Plan => match load_plan(f, Some(&rig.value)) {
-                Ok(p) => {
-                    for w in crate::plan::warnings::unjudged_checks(&p) {
-                        super::stdio::eprint(&format!("{w}\n"));
-                    }
-                    Vec::new()
-                }
-                Err(e) => e,
-            },
-        };
-        if !coverage_ok {
-            bad += 1;
-        } else if errors.is_empty() {
-            let against = match kind {
-                FileKind::Plan | FileKind::Suite => {
-                    format!(" (checked against rig {})", rig_path.display())
-                }
-                _ => String::new(),
-            };
-            if !super::stdio::print(&format!("ok: {} ({}){against}", f.display(), kind.name())) {
-                return super::EXIT_ABORT;
-            }
-        } else {
-            bad += 1;
-            for e in errors {
-                super::stdio::eprint(&format!("{e}\n"));
-            }
-        }
-    }
-    if bad == 0 {
-        0
-    } else {
-        super::EXIT_ABORT
-    }
-}
-
-/// Print what the rig's instruments cannot do for its envelope (per channel); false when
-/// something would refuse a run or leave the envelope unprotected.
-fn report_coverage(file: &std::path::Path, rig: &crate::rig::Rig) -> bool {
-    use crate::instrument::coverage::{review, Severity};
-    let base = file.parent().unwrap_or(std::path::Path::new("."));
-    let mut ok = true;
-    for finding in review(rig, base) {
-        let word = match finding.severity {
-            Severity::Warning => "warning",
-            Severity::Error => {
-                ok = false;
-                "error"
-            }
-        };
-        super::stdio::eprint(&format!(
-            "{word}: {}: instrument `{}`: {}\n",
-            file.display(),
-            finding.instrument,
-            finding.message
-        ));
-    }
-    ok
+pub fn validate(a: ValidateArgs) -> Result<i32, Failure> {
+    let rig = super::choose_rig(a.rig)?;
+    crate::plan::validate::validate(&a.files, &rig.path, crate::instrument::coverage::report)
 }

@@ -10,6 +10,7 @@
 //!
 //! [`flash_and_verify`] does the whole sequence; the command line and the runner call it.
 
+pub mod console;
 pub mod manifest;
 pub mod probe;
 pub mod readback;

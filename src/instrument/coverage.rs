@@ -163,6 +163,29 @@ fn envelope_fit(
     out
 }
 
+/// Print what the rig's instruments cannot do for its envelope (per channel); false when
+/// something would refuse a run or leave the envelope unprotected.
+pub fn report(file: &Path, rig: &Rig) -> bool {
+    let base = file.parent().unwrap_or(Path::new("."));
+    let mut ok = true;
+    for finding in review(rig, base) {
+        let word = match finding.severity {
+            Severity::Warning => "warning",
+            Severity::Error => {
+                ok = false;
+                "error"
+            }
+        };
+        crate::stdio::eprint(&format!(
+            "{word}: {}: instrument `{}`: {}\n",
+            file.display(),
+            finding.instrument,
+            finding.message
+        ));
+    }
+    ok
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,5 +1,6 @@
 //! The error type of the instrument layer.
 
+use crate::exit::{Failure, EXIT_ABORT, EXIT_FAILED};
 use crate::scpi::ScpiError;
 
 /// An instrument operation failed; every variant names the instrument.
@@ -124,5 +125,26 @@ impl InstrumentError {
             | InstrumentError::NoSuchChannel { id, .. }
             | InstrumentError::WrongIdentity { id, .. } => id,
         }
+    }
+}
+
+/// An instrument error: `error: {e}`, exit code 1 when the instrument itself reported it, 2
+/// when the command could not get through (connection, timeout, reply, unsupported).
+impl From<InstrumentError> for Failure {
+    fn from(e: InstrumentError) -> Self {
+        let code = exit_for(&e);
+        Failure {
+            message: format!("error: {e}"),
+            code,
+        }
+    }
+}
+
+/// The exit code for an instrument error: 1 when the instrument itself reported it, 2 when
+/// the command could not get through (connection, timeout, reply, unsupported).
+pub fn exit_for(error: &InstrumentError) -> i32 {
+    match error.scpi() {
+        Some(ScpiError::Instrument { .. }) => EXIT_FAILED,
+        _ => EXIT_ABORT,
     }
 }

@@ -13,7 +13,7 @@ mod scpi;
 mod scpi_cellsim;
 mod switch_off;
 
-pub use error::InstrumentError;
+pub use error::{exit_for, InstrumentError};
 pub use factory::{connect, Connected, Driver};
 pub use scpi::{protection_levels, ConnectMode, ScpiLoad, ScpiSupply};
 pub use scpi_cellsim::{CellFault, ScpiCellSim};

@@ -18,6 +18,7 @@ pub mod outline;
 pub mod preflight;
 pub mod select;
 pub mod signal_map;
+pub mod validate;
 pub mod warnings;
 
 pub use condition::Condition;

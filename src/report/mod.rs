@@ -6,6 +6,7 @@
 //! escaping writer (no template crate), which keeps the build light and the output fully
 //! under our control (one self-contained file, nothing fetched).
 
+pub mod actions;
 pub mod approval;
 pub mod bundle;
 pub mod calibration;

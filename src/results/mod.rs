@@ -12,6 +12,7 @@ pub mod import;
 pub mod page;
 pub mod query;
 pub mod store;
+pub mod text;
 
 use std::path::PathBuf;
 

@@ -358,6 +358,20 @@ pub struct EnvelopeViolation {
 }
 
 impl Envelope {
+    /// A 60 V / 20 A charge / 30 A discharge envelope for tests.
+    #[cfg(test)]
+    pub(crate) fn example() -> Envelope {
+        Envelope {
+            max_pack_voltage: Volts(60.0),
+            max_charge_current: Amps(20.0),
+            max_discharge_current: Amps(30.0),
+            cell_voltage_min: Volts(2.0),
+            cell_voltage_max: Volts(4.0),
+            temperature_min: Celsius(-20.0),
+            temperature_max: Celsius(70.0),
+        }
+    }
+
     fn check(
         what: &str,
         value: f64,
@@ -473,15 +487,7 @@ mod tests {
     use super::*;
 
     fn envelope() -> Envelope {
-        Envelope {
-            max_pack_voltage: Volts(60.0),
-            max_charge_current: Amps(20.0),
-            max_discharge_current: Amps(30.0),
-            cell_voltage_min: Volts(2.0),
-            cell_voltage_max: Volts(4.0),
-            temperature_min: Celsius(-20.0),
-            temperature_max: Celsius(70.0),
-        }
+        Envelope::example()
     }
 
     #[test]

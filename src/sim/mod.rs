@@ -10,6 +10,7 @@ pub mod provider;
 mod pty;
 pub mod scpi_server;
 pub mod slcan_pty;
+pub mod standalone;
 
 pub use bench::{Bench, BenchOptions, ScpiExposure};
 pub use provider::SimBenchProvider;
