@@ -92,6 +92,9 @@ pub enum Check {
         /// Highest acceptable value.
         max: Option<QuantityValue>,
     },
+    /// An inverter-interface check (judged by an `inverter` step), see `plan::inverter`.
+    #[serde(untagged)]
+    Inverter(super::inverter::InverterCheck),
 }
 
 impl Check {
@@ -106,6 +109,7 @@ impl Check {
             Check::Release { .. } => "release",
             Check::Holds => "holds",
             Check::Range { .. } => "range",
+            Check::Inverter(c) => c.kind(),
         }
     }
 }

@@ -41,6 +41,8 @@ pub fn check_fixture_file(path: &Path) -> Result<SignalMapReport, Vec<InputError
             format!("its DBC cannot be used: {e}"),
         )]
     })?;
+    let dbc = super::inverter::with_inverter_dbc(path, &fixture.value, dbc)
+        .map_err(|e| vec![InputError::file(path, e)])?;
     let errors = check_signal_map(&fixture, &dbc);
     if !errors.is_empty() {
         return Err(errors);

@@ -1,0 +1,373 @@
+//! hilrig as the inverter: the keep-alive it sends (which a plan can stop), and the
+//! judgement of the inverter checks of a limit profile (`plan::inverter::InverterCheck`)
+//! over the history of the announced signals.
+//!
+//! Every check reads the whole history of the run so far (every update of `inv.*`, the
+//! BMS's fault signals and the instruments' readings, see `signals::keeps_history`); a
+//! trip-related check looks at the first time the named protection's fault
+//! (`bms.fault.<protection>`) was set in the run.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+use crate::can::{Bus, Frame};
+use crate::plan::fixture::Fixture;
+use crate::plan::inverter::{
+    alarm_signal, CurrentSign, InverterCheck, InverterInterface, InverterStep, KeepAliveReaction,
+};
+use crate::plan::LoadedPlan;
+use crate::verdict::Limit;
+
+/// The keep-alive hilrig sends as the inverter, and whether a plan has stopped it.
+#[derive(Debug, Default)]
+pub struct KeepAliveSwitch {
+    off: AtomicBool,
+    stopped_at: Mutex<Option<Instant>>,
+}
+
+impl KeepAliveSwitch {
+    /// Switch the keep-alive on or off; switching it off records the instant.
+    pub fn set(&self, on: bool) {
+        let was_off = self.off.swap(!on, Ordering::SeqCst);
+        let mut s = self.stopped_at.lock().unwrap_or_else(|e| e.into_inner());
+        if !on && !was_off {
+            *s = Some(Instant::now());
+        }
+    }
+
+    /// When a plan last stopped the keep-alive.
+    pub fn stopped_at(&self) -> Option<Instant> {
+        *self.stopped_at.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn is_on(&self) -> bool {
+        !self.off.load(Ordering::SeqCst)
+    }
+}
+
+/// The keep-alive frame and its period, from the fixture's `inverter.keepalive`.
+pub fn keepalive_frame(plan: &LoadedPlan) -> Result<Option<(Frame, Duration)>, String> {
+    let Some(k) = plan
+        .fixture
+        .value
+        .inverter
+        .as_ref()
+        .and_then(|i| i.keepalive.as_ref())
+    else {
+        return Ok(None);
+    };
+    let m = plan
+        .dbc
+        .message(&k.message)
+        .ok_or_else(|| format!("inverter keep-alive message `{}` is not in the DBC", k.message))?;
+    let data = m
+        .encode(&[])
+        .map_err(|e| format!("inverter keep-alive `{}`: {e}", k.message))?;
+    let frame = Frame::new(m.id, m.extended, &data)
+        .map_err(|e| format!("inverter keep-alive `{}`: {e}", k.message))?;
+    Ok(Some((frame, k.period.duration().max(Duration::from_millis(1)))))
+}
+
+/// Send the keep-alive every period while the switch is on.
+pub fn spawn_keepalive(
+    bus: Arc<dyn Bus>,
+    frame: Frame,
+    period: Duration,
+    switch: Arc<KeepAliveSwitch>,
+    faults: mpsc::UnboundedSender<String>,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(period);
+        loop {
+            tick.tick().await;
+            if !switch.is_on() {
+                continue;
+            }
+            if let Err(e) = bus.send(frame.clone()).await {
+                let _ = faults.send(format!("DUT bus (inverter keep-alive): {e}"));
+                return;
+            }
+        }
+    })
+}
+
+/// One value an inverter check judges, before the decision rule.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Judged {
+    /// What it is (`announced_cvl`, `derate_lead`, ...).
+    pub quantity: &'static str,
+    /// The value (SI unit).
+    pub value: f64,
+    /// The acceptance interval.
+    pub limit: Limit,
+    /// Unit.
+    pub unit: &'static str,
+    /// Where the value comes from.
+    pub basis: String,
+}
+
+/// A signal's history as (seconds on the run clock, value).
+pub type Series = Vec<(f64, f64)>;
+
+/// What a check reads: signal histories, the time now, the keep-alive stop.
+pub struct View<'a> {
+    /// A signal's history by logical name.
+    pub series: &'a dyn Fn(&str) -> Series,
+    /// Now, on the run clock (s).
+    pub now: f64,
+    /// When the keep-alive was stopped (s), if it was.
+    pub keepalive_stopped: Option<f64>,
+}
+
+fn first_rise(s: &Series) -> Option<f64> {
+    s.iter().find(|(_, v)| *v != 0.0).map(|(t, _)| *t)
+}
+
+fn judged(quantity: &'static str, value: f64, limit: Limit, unit: &'static str, basis: String) -> Judged {
+    Judged {
+        quantity,
+        value,
+        limit,
+        unit,
+        basis,
+    }
+}
+
+/// Judge one inverter check; `Err` says why it could not be measured (a failure).
+pub fn judge(
+    check: &InverterCheck,
+    fx: &Fixture,
+    protection: Option<&str>,
+    v: &View<'_>,
+) -> Result<Vec<Judged>, String> {
+    let inv: &InverterInterface = fx
+        .inverter
+        .as_ref()
+        .ok_or("the DUT fixture has no `inverter:` section")?;
+    let nonempty = |name: &str| -> Result<Series, String> {
+        let s = (v.series)(name);
+        if s.is_empty() {
+            Err(format!("no announcement of `{name}` was observed"))
+        } else {
+            Ok(s)
+        }
+    };
+    let fault_at = |p: &str| -> Result<f64, String> {
+        first_rise(&(v.series)(&format!("bms.fault.{p}")))
+            .ok_or_else(|| format!("protection `{p}` never tripped in this run"))
+    };
+    let max = |s: &Series| s.iter().map(|x| x.1).fold(f64::NEG_INFINITY, f64::max);
+    let min = |s: &Series| s.iter().map(|x| x.1).fold(f64::INFINITY, f64::min);
+    match check {
+        InverterCheck::AnnouncedLimits {} => {
+            let cells = fx.cells_in_series as f64;
+            let cell = |k: &str| fx.cell_limits.get(k).map(|q| q.0.value);
+            let trip = |k: &str| fx.protections.get(k).map(|p| p.value.trip.0.value);
+            let mut out = Vec::new();
+            let cvl_max = inv
+                .max_charge_voltage
+                .map(|q| q.0)
+                .or(cell("upper_charge_voltage").map(|u| u * cells))
+                .ok_or("the fixture gives neither inverter.max_charge_voltage nor cell_limits.upper_charge_voltage")?;
+            let s = nonempty("inv.cvl")?;
+            out.push(judged("announced_cvl", max(&s), Limit::at_most(cvl_max), "V", format!("highest CVL announced ({} announcements) against cells × upper charge voltage", s.len())));
+            let ccl_max = [cell("max_charge_current"), trip("occ")]
+                .into_iter()
+                .flatten()
+                .fold(f64::INFINITY, f64::min);
+            if ccl_max.is_finite() {
+                let s = nonempty("inv.ccl")?;
+                out.push(judged("announced_ccl", max(&s), Limit::at_most(ccl_max), "A", "highest CCL announced against the cell maker's charge current and the declared OCC trip".into()));
+            }
+            if let Some(dcl_max) = inv.max_discharge_current.map(|q| q.0).or(trip("ocd")) {
+                let s = nonempty("inv.dcl")?;
+                out.push(judged("announced_dcl", max(&s), Limit::at_most(dcl_max), "A", "highest DCL announced against the pack's discharge current limit".into()));
+            }
+            if let Some(low) = cell("lower_discharge_voltage") {
+                let s = nonempty("inv.dvl")?;
+                out.push(judged("announced_dvl", min(&s), Limit { low: Some(low * cells), high: None }, "V", "lowest DVL announced against cells × lower discharge voltage".into()));
+            }
+            Ok(out)
+        }
+        InverterCheck::DerateBeforeTrip {} => {
+            let p = protection.ok_or("no protection named")?;
+            let lead = inv.derate_lead.ok_or("the fixture declares no inverter.derate_lead")?.0;
+            let limit_sig = match p {
+                "uv" | "ocd" | "otd" => "inv.dcl",
+                _ => "inv.ccl",
+            };
+            let trip_t = fault_at(p)?;
+            let s: Series = nonempty(limit_sig)?
+                .into_iter()
+                .filter(|(t, _)| *t <= trip_t)
+                .collect();
+            let full = max(&s);
+            // The derating that led to the trip: the first announcement below the maximum
+            // after the last one at the maximum.
+            let last_full = s.iter().rposition(|(_, x)| *x >= full).ok_or("no announcement before the trip")?;
+            let lead_s = match s.get(last_full + 1) {
+                Some((t, _)) => trip_t - t,
+                None => 0.0,
+            };
+            Ok(vec![judged("derate_lead", lead_s, Limit { low: Some(lead), high: None }, "s", format!("`{limit_sig}` first below its maximum {full} A before the `{p}` fault, from the announcements"))])
+        }
+        InverterCheck::DisabledAfterTrip { within } => {
+            let p = protection.ok_or("no protection named")?;
+            let (enable, limit_sig) = match p {
+                "uv" | "ocd" | "otd" => ("inv.discharge_enable", "inv.dcl"),
+                _ => ("inv.charge_enable", "inv.ccl"),
+            };
+            let trip_t = fault_at(p)?;
+            let fault = (v.series)(&format!("bms.fault.{p}"));
+            let cleared = fault
+                .iter()
+                .find(|(t, x)| *t > trip_t && *x == 0.0)
+                .map_or(v.now, |(t, _)| *t);
+            let en = nonempty(enable)?;
+            let lim = nonempty(limit_sig)?;
+            let at = |s: &Series, t: f64| s.iter().rev().find(|(u, _)| *u <= t).map(|x| x.1);
+            let stopped = |t: f64| at(&en, t) == Some(0.0) && at(&lim, t) == Some(0.0);
+            let first = en
+                .iter()
+                .chain(lim.iter())
+                .map(|x| x.0)
+                .filter(|t| *t >= trip_t && *t <= cleared && stopped(*t))
+                .fold(f64::INFINITY, f64::min);
+            if !first.is_finite() {
+                return Err(format!("after the `{p}` fault `{enable}` and `{limit_sig}` were never 0 together"));
+            }
+            let stale = en
+                .iter()
+                .chain(lim.iter())
+                .filter(|(t, _)| *t > first && *t <= cleared)
+                .find(|(t, _)| !stopped(*t));
+            if let Some((t, _)) = stale {
+                return Err(format!("`{enable}` or `{limit_sig}` announced again above 0 at {t:.3} s while the `{p}` fault was still set"));
+            }
+            Ok(vec![judged("disable_time", first - trip_t, Limit::between(0.0, within.0), "s", format!("from the `{p}` fault to the first announcement of `{enable}` = 0 and `{limit_sig}` = 0"))])
+        }
+        InverterCheck::AlarmBits { within } => {
+            let p = protection.ok_or("no protection named")?;
+            let sig = alarm_signal(p).ok_or("not a protection")?;
+            let trip_t = fault_at(p)?;
+            let s = nonempty(sig)?;
+            let mut out = Vec::new();
+            // Before the first fault of any protection, no protection bit may be set.
+            let first_fault = crate::plan::fixture::PROTECTION_KEYS
+                .iter()
+                .filter_map(|k| first_rise(&(v.series)(&format!("bms.fault.{k}"))))
+                .fold(trip_t, f64::min);
+            for other in ["inv.alarm.ov", "inv.alarm.uv", "inv.alarm.ot", "inv.alarm.ut", "inv.alarm.occ", "inv.alarm.ocd"] {
+                let false_alarm = (v.series)(other).iter().any(|(t, x)| *t < first_fault && *x != 0.0);
+                if false_alarm {
+                    return Err(format!("`{other}` was set before any fault"));
+                }
+            }
+            let set = s
+                .iter()
+                .find(|(t, x)| *t >= trip_t && *x != 0.0)
+                .map(|x| x.0)
+                .ok_or_else(|| format!("`{sig}` was never set after the `{p}` fault"))?;
+            out.push(judged("alarm_delay", set - trip_t, Limit::between(0.0, within.0), "s", format!("from the `{p}` fault to `{sig}` announced")));
+            Ok(out)
+        }
+        InverterCheck::AnnouncePeriod { tolerance, stale_after } => {
+            let mut out = Vec::new();
+            for sig in ["inv.cvl", "inv.charge_enable"] {
+                let s = nonempty(sig)?;
+                if s.len() < 2 {
+                    return Err(format!("only one announcement of `{sig}`: no period to judge"));
+                }
+                let gaps: Vec<f64> = s.windows(2).map(|w| w[1].0 - w[0].0).collect();
+                let longest = gaps.iter().copied().fold(0.0, f64::max);
+                let shortest = gaps.iter().copied().fold(f64::INFINITY, f64::min);
+                let p = inv.period.0;
+                let limit = Limit::between(p - tolerance.0, p + tolerance.0);
+                out.push(judged("longest_period", longest, limit, "s", format!("longest gap between announcements of `{sig}`")));
+                out.push(judged("shortest_period", shortest, limit, "s", format!("shortest gap between announcements of `{sig}`")));
+                let age = v.now - s.last().map_or(0.0, |x| x.0);
+                out.push(judged("age", age, Limit::between(0.0, stale_after.0), "s", format!("age of the latest announcement of `{sig}`")));
+            }
+            Ok(out)
+        }
+        InverterCheck::AnnouncedMeasurements { voltage, current } => {
+            let latest = |n: &str| (v.series)(n).last().map(|x| x.1);
+            let pack_v = latest("inv.pack_v").ok_or("no announcement of `inv.pack_v`")?;
+            let pack_i = latest("inv.pack_i").ok_or("no announcement of `inv.pack_i`")?;
+            let supply_v = latest("supply.v").ok_or("no reading of `supply.v`")?;
+            let into_pack = latest("supply.i").unwrap_or(0.0) - latest("load.i").unwrap_or(0.0);
+            if into_pack.abs() <= current.0 {
+                return Err(format!("the pack current {into_pack:.3} A is within the tolerance of 0 A: the sign convention cannot be checked; charge or discharge during this step"));
+            }
+            let expected = match inv.current_sign {
+                CurrentSign::ChargePositive => into_pack,
+                CurrentSign::DischargePositive => -into_pack,
+            };
+            Ok(vec![
+                judged("announced_voltage", pack_v, Limit::between(supply_v - voltage.0, supply_v + voltage.0), "V", format!("`inv.pack_v` against the supply's reading {supply_v:.3} V")),
+                judged("announced_current", pack_i, Limit::between(expected - current.0, expected + current.0), "A", format!("`inv.pack_i` against supply.i − load.i = {into_pack:.3} A with sign convention {:?}", inv.current_sign)),
+            ])
+        }
+        InverterCheck::KeepaliveLoss { allowance } => {
+            let loss = inv.keepalive_loss.as_ref().ok_or("the fixture declares no inverter.keepalive_loss")?;
+            let stopped = v.keepalive_stopped.ok_or("the plan never stopped the keep-alive (`inverter: {keepalive: off}`)")?;
+            if loss.reaction == KeepAliveReaction::None {
+                return Ok(Vec::new());
+            }
+            let names = ["inv.charge_enable", "inv.discharge_enable", "inv.ccl", "inv.dcl"];
+            let all: Vec<Series> = names.iter().map(|n| (v.series)(n)).collect();
+            let at = |s: &Series, t: f64| s.iter().rev().find(|(u, _)| *u <= t).map(|x| x.1);
+            let reacted = all
+                .iter()
+                .flat_map(|s| s.iter().map(|x| x.0))
+                .filter(|t| *t >= stopped)
+                .filter(|t| all.iter().all(|s| at(s, *t) == Some(0.0)))
+                .fold(f64::INFINITY, f64::min);
+            if !reacted.is_finite() {
+                return Err(format!("{:.3} s after the keep-alive stopped, the BMS still announced charge/discharge enabled or current limits above 0", v.now - stopped));
+            }
+            Ok(vec![judged("keepalive_reaction", reacted - stopped, Limit::between(0.0, loss.within.0 + allowance.0), "s", "from the last keep-alive to both enables cleared and both limits 0".into())])
+        }
+    }
+}
+
+/// Run an `inverter:` step: switch the keep-alive, then judge its check (if it has one).
+pub fn run_step(
+    plan: &LoadedPlan,
+    signals: &super::signals::Signals,
+    switch: &KeepAliveSwitch,
+    clock: &crate::trace::Clock,
+    step: &InverterStep,
+) -> Option<Result<Vec<Judged>, String>> {
+    if let Some(k) = step.keepalive {
+        switch.set(k.0);
+    }
+    let j = step.judge.as_ref()?;
+    let check = match plan.limits.value.criteria.get(&j.value).map(|c| &c.value.check) {
+        Some(crate::plan::Check::Inverter(c)) => c,
+        _ => return Some(Err(format!("`{}` is not an inverter check", j.value))),
+    };
+    let series = |n: &str| -> Series {
+        signals
+            .history(n)
+            .into_iter()
+            .map(|(at, x)| (clock.t(at), x))
+            .collect()
+    };
+    let view = View {
+        series: &series,
+        now: clock.now(),
+        keepalive_stopped: switch.stopped_at().map(|t| clock.t(t)),
+    };
+    Some(judge(
+        check,
+        &plan.fixture.value,
+        step.protection.as_ref().map(|p| p.value.as_str()),
+        &view,
+    ))
+}
