@@ -24,6 +24,7 @@ mod flash_sim;
 mod fuzz_regressions;
 mod guard;
 mod instrument_connect;
+mod inverter_interface;
 mod list_and_dry_run;
 mod live_page;
 mod lock_and_signals;

@@ -53,7 +53,7 @@ fn nightly(image: &str) -> Vec<(String, Outcome, BTreeSet<String>)> {
 #[test]
 fn the_good_image_passes_the_nightly_suite() {
     let runs = nightly("sim-bms-1.0.0.yaml");
-    assert_eq!(runs.len(), 10);
+    assert_eq!(runs.len(), 11);
     for (plan, outcome, failed) in &runs {
         assert_eq!(*outcome, Outcome::Passed, "{plan}: {failed:?}");
     }
