@@ -12,6 +12,7 @@ pub mod durable;
 pub mod flash;
 pub mod guard;
 pub mod instrument;
+pub mod modbus;
 pub mod plan;
 pub mod report;
 pub mod results;

@@ -175,6 +175,13 @@ async fn serve(a: ServeArgs) -> i32 {
             "chemistry": chemistry.to_string(),
             "instruments": instruments,
             "buses": buses,
+            "modbus": bench.modbus_address().map(|a| json!({
+                "id": "bms",
+                "protocol": "modbus-tcp",
+                "address": a,
+                "unit": 1,
+                "map": "fixtures/modbus/sim-bms-inverter.yaml",
+            })),
         });
         println!("{doc}");
     } else {
@@ -191,6 +198,9 @@ async fn serve(a: ServeArgs) -> i32 {
                 b["id"].as_str().unwrap_or(""),
                 b["endpoint"].as_str().unwrap_or("")
             );
+        }
+        if let Some(a) = bench.modbus_address() {
+            println!("modbus bms {a}");
         }
     }
     use std::io::Write;

@@ -298,7 +298,10 @@ fn step(plan: &LoadedPlan, s: &Step) -> (Vec<String>, Bound) {
         Step::Inverter(i) => {
             let mut a = Vec::new();
             if let Some(k) = i.keepalive {
-                a.push(format!("inverter keep-alive {}", if k.0 { "on" } else { "off" }));
+                a.push(format!(
+                    "inverter keep-alive {}",
+                    if k.0 { "on" } else { "off" }
+                ));
             }
             if let Some(j) = &i.judge {
                 a.push(format!("judge the inverter announcements ({})", j.value));

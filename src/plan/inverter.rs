@@ -206,8 +206,8 @@ pub fn with_inverter_dbc(fixture_path: &Path, fx: &Fixture, dbc: Dbc) -> Result<
         return Ok(dbc);
     };
     let path = super::load::relative(fixture_path, &inv.dbc);
-    let other = Dbc::from_file(&path)
-        .map_err(|e| format!("inverter.dbc {}: {e}", path.display()))?;
+    let other =
+        Dbc::from_file(&path).map_err(|e| format!("inverter.dbc {}: {e}", path.display()))?;
     dbc.merged(&other)
 }
 
@@ -240,7 +240,9 @@ pub fn step_problems(
             _ => {}
         }
         if matches!(c, InverterCheck::DerateBeforeTrip {}) && inv.derate_lead.is_none() {
-            out.push("inverter: `derate_before_trip` needs the fixture's `inverter.derate_lead`".into());
+            out.push(
+                "inverter: `derate_before_trip` needs the fixture's `inverter.derate_lead`".into(),
+            );
         }
         if matches!(c, InverterCheck::KeepaliveLoss { .. }) && inv.keepalive_loss.is_none() {
             out.push(

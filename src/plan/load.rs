@@ -1050,7 +1050,10 @@ impl<'a> Checker<'a> {
                     }
                     true
                 }
-                Check::Holds | Check::Range { .. } | Check::EnergyCap { .. } | Check::Inverter(_) => false,
+                Check::Holds
+                | Check::Range { .. }
+                | Check::EnergyCap { .. }
+                | Check::Inverter(_) => false,
             };
             if !fits {
                 let k = c.kind();
@@ -1094,6 +1097,13 @@ mod tests {
             .replace(
                 "dbc: dbc/sim-bms.dbc",
                 &format!("dbc: {}", root.join("fixtures/dbc/sim-bms.dbc").display()),
+            )
+            .replace(
+                "dbc: dbc/pylon-lv-can.dbc",
+                &format!(
+                    "dbc: {}",
+                    root.join("fixtures/dbc/pylon-lv-can.dbc").display()
+                ),
             );
         let dir =
             std::env::temp_dir().join(format!("hilrig-confirm-{name}-{}", std::process::id()));
@@ -1147,7 +1157,7 @@ mod tests {
                     "{text:?}"
                 );
                 // Reported at the `confirm:` line of the fixture.
-                assert!(text[0].contains("fixture.yaml:57:"), "{text:?}");
+                assert!(text[0].contains("fixture.yaml:77:"), "{text:?}");
             }
         }
     }

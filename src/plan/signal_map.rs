@@ -153,6 +153,13 @@ mod tests {
         let text = text
             .replace("dbc: dbc/sim-bms.dbc", &format!("dbc: {}", dbc.display()))
             .replace(
+                "dbc: dbc/pylon-lv-can.dbc",
+                &format!(
+                    "dbc: {}",
+                    root.join("fixtures/dbc/pylon-lv-can.dbc").display()
+                ),
+            )
+            .replace(
                 "bms.chg_fet: BMS_Status.ChgFet",
                 "bms.chg_fet: BMS_Statu.ChgFet",
             )

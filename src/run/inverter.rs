@@ -61,16 +61,21 @@ pub fn keepalive_frame(plan: &LoadedPlan) -> Result<Option<(Frame, Duration)>, S
     else {
         return Ok(None);
     };
-    let m = plan
-        .dbc
-        .message(&k.message)
-        .ok_or_else(|| format!("inverter keep-alive message `{}` is not in the DBC", k.message))?;
+    let m = plan.dbc.message(&k.message).ok_or_else(|| {
+        format!(
+            "inverter keep-alive message `{}` is not in the DBC",
+            k.message
+        )
+    })?;
     let data = m
         .encode(&[])
         .map_err(|e| format!("inverter keep-alive `{}`: {e}", k.message))?;
     let frame = Frame::new(m.id, m.extended, &data)
         .map_err(|e| format!("inverter keep-alive `{}`: {e}", k.message))?;
-    Ok(Some((frame, k.period.duration().max(Duration::from_millis(1)))))
+    Ok(Some((
+        frame,
+        k.period.duration().max(Duration::from_millis(1)),
+    )))
 }
 
 /// Send the keep-alive every period while the switch is on.
@@ -128,7 +133,13 @@ fn first_rise(s: &Series) -> Option<f64> {
     s.iter().find(|(_, v)| *v != 0.0).map(|(t, _)| *t)
 }
 
-fn judged(quantity: &'static str, value: f64, limit: Limit, unit: &'static str, basis: String) -> Judged {
+fn judged(
+    quantity: &'static str,
+    value: f64,
+    limit: Limit,
+    unit: &'static str,
+    basis: String,
+) -> Judged {
     Judged {
         quantity,
         value,
@@ -175,7 +186,16 @@ pub fn judge(
                 .or(cell("upper_charge_voltage").map(|u| u * cells))
                 .ok_or("the fixture gives neither inverter.max_charge_voltage nor cell_limits.upper_charge_voltage")?;
             let s = nonempty("inv.cvl")?;
-            out.push(judged("announced_cvl", max(&s), Limit::at_most(cvl_max), "V", format!("highest CVL announced ({} announcements) against cells × upper charge voltage", s.len())));
+            out.push(judged(
+                "announced_cvl",
+                max(&s),
+                Limit::at_most(cvl_max),
+                "V",
+                format!(
+                    "highest CVL announced ({} announcements) against cells × upper charge voltage",
+                    s.len()
+                ),
+            ));
             let ccl_max = [cell("max_charge_current"), trip("occ")]
                 .into_iter()
                 .flatten()
@@ -186,17 +206,35 @@ pub fn judge(
             }
             if let Some(dcl_max) = inv.max_discharge_current.map(|q| q.0).or(trip("ocd")) {
                 let s = nonempty("inv.dcl")?;
-                out.push(judged("announced_dcl", max(&s), Limit::at_most(dcl_max), "A", "highest DCL announced against the pack's discharge current limit".into()));
+                out.push(judged(
+                    "announced_dcl",
+                    max(&s),
+                    Limit::at_most(dcl_max),
+                    "A",
+                    "highest DCL announced against the pack's discharge current limit".into(),
+                ));
             }
             if let Some(low) = cell("lower_discharge_voltage") {
                 let s = nonempty("inv.dvl")?;
-                out.push(judged("announced_dvl", min(&s), Limit { low: Some(low * cells), high: None }, "V", "lowest DVL announced against cells × lower discharge voltage".into()));
+                out.push(judged(
+                    "announced_dvl",
+                    min(&s),
+                    Limit {
+                        low: Some(low * cells),
+                        high: None,
+                    },
+                    "V",
+                    "lowest DVL announced against cells × lower discharge voltage".into(),
+                ));
             }
             Ok(out)
         }
         InverterCheck::DerateBeforeTrip {} => {
             let p = protection.ok_or("no protection named")?;
-            let lead = inv.derate_lead.ok_or("the fixture declares no inverter.derate_lead")?.0;
+            let lead = inv
+                .derate_lead
+                .ok_or("the fixture declares no inverter.derate_lead")?
+                .0;
             let limit_sig = match p {
                 "uv" | "ocd" | "otd" => "inv.dcl",
                 _ => "inv.ccl",
@@ -209,7 +247,10 @@ pub fn judge(
             let full = max(&s);
             // The derating that led to the trip: the first announcement below the maximum
             // after the last one at the maximum.
-            let last_full = s.iter().rposition(|(_, x)| *x >= full).ok_or("no announcement before the trip")?;
+            let last_full = s
+                .iter()
+                .rposition(|(_, x)| *x >= full)
+                .ok_or("no announcement before the trip")?;
             let lead_s = match s.get(last_full + 1) {
                 Some((t, _)) => trip_t - t,
                 None => 0.0,
@@ -239,7 +280,9 @@ pub fn judge(
                 .filter(|t| *t >= trip_t && *t <= cleared && stopped(*t))
                 .fold(f64::INFINITY, f64::min);
             if !first.is_finite() {
-                return Err(format!("after the `{p}` fault `{enable}` and `{limit_sig}` were never 0 together"));
+                return Err(format!(
+                    "after the `{p}` fault `{enable}` and `{limit_sig}` were never 0 together"
+                ));
             }
             let stale = en
                 .iter()
@@ -262,8 +305,17 @@ pub fn judge(
                 .iter()
                 .filter_map(|k| first_rise(&(v.series)(&format!("bms.fault.{k}"))))
                 .fold(trip_t, f64::min);
-            for other in ["inv.alarm.ov", "inv.alarm.uv", "inv.alarm.ot", "inv.alarm.ut", "inv.alarm.occ", "inv.alarm.ocd"] {
-                let false_alarm = (v.series)(other).iter().any(|(t, x)| *t < first_fault && *x != 0.0);
+            for other in [
+                "inv.alarm.ov",
+                "inv.alarm.uv",
+                "inv.alarm.ot",
+                "inv.alarm.ut",
+                "inv.alarm.occ",
+                "inv.alarm.ocd",
+            ] {
+                let false_alarm = (v.series)(other)
+                    .iter()
+                    .any(|(t, x)| *t < first_fault && *x != 0.0);
                 if false_alarm {
                     return Err(format!("`{other}` was set before any fault"));
                 }
@@ -273,25 +325,64 @@ pub fn judge(
                 .find(|(t, x)| *t >= trip_t && *x != 0.0)
                 .map(|x| x.0)
                 .ok_or_else(|| format!("`{sig}` was never set after the `{p}` fault"))?;
-            out.push(judged("alarm_delay", set - trip_t, Limit::between(0.0, within.0), "s", format!("from the `{p}` fault to `{sig}` announced")));
+            out.push(judged(
+                "alarm_delay",
+                set - trip_t,
+                Limit::between(0.0, within.0),
+                "s",
+                format!("from the `{p}` fault to `{sig}` announced"),
+            ));
             Ok(out)
         }
-        InverterCheck::AnnouncePeriod { tolerance, stale_after } => {
+        InverterCheck::AnnouncePeriod {
+            tolerance,
+            stale_after,
+        } => {
             let mut out = Vec::new();
-            for sig in ["inv.cvl", "inv.charge_enable"] {
+            let names = [
+                (
+                    "inv.cvl",
+                    ["limits_longest_gap", "limits_shortest_gap", "limits_age"],
+                ),
+                (
+                    "inv.charge_enable",
+                    ["flags_longest_gap", "flags_shortest_gap", "flags_age"],
+                ),
+            ];
+            for (sig, [longest_q, shortest_q, age_q]) in names {
                 let s = nonempty(sig)?;
                 if s.len() < 2 {
-                    return Err(format!("only one announcement of `{sig}`: no period to judge"));
+                    return Err(format!(
+                        "only one announcement of `{sig}`: no period to judge"
+                    ));
                 }
                 let gaps: Vec<f64> = s.windows(2).map(|w| w[1].0 - w[0].0).collect();
                 let longest = gaps.iter().copied().fold(0.0, f64::max);
                 let shortest = gaps.iter().copied().fold(f64::INFINITY, f64::min);
                 let p = inv.period.0;
                 let limit = Limit::between(p - tolerance.0, p + tolerance.0);
-                out.push(judged("longest_period", longest, limit, "s", format!("longest gap between announcements of `{sig}`")));
-                out.push(judged("shortest_period", shortest, limit, "s", format!("shortest gap between announcements of `{sig}`")));
+                out.push(judged(
+                    longest_q,
+                    longest,
+                    limit,
+                    "s",
+                    format!("longest gap between announcements of `{sig}`"),
+                ));
+                out.push(judged(
+                    shortest_q,
+                    shortest,
+                    limit,
+                    "s",
+                    format!("shortest gap between announcements of `{sig}`"),
+                ));
                 let age = v.now - s.last().map_or(0.0, |x| x.0);
-                out.push(judged("age", age, Limit::between(0.0, stale_after.0), "s", format!("age of the latest announcement of `{sig}`")));
+                out.push(judged(
+                    age_q,
+                    age,
+                    Limit::between(0.0, stale_after.0),
+                    "s",
+                    format!("age of the latest announcement of `{sig}`"),
+                ));
             }
             Ok(out)
         }
@@ -314,12 +405,22 @@ pub fn judge(
             ])
         }
         InverterCheck::KeepaliveLoss { allowance } => {
-            let loss = inv.keepalive_loss.as_ref().ok_or("the fixture declares no inverter.keepalive_loss")?;
-            let stopped = v.keepalive_stopped.ok_or("the plan never stopped the keep-alive (`inverter: {keepalive: off}`)")?;
+            let loss = inv
+                .keepalive_loss
+                .as_ref()
+                .ok_or("the fixture declares no inverter.keepalive_loss")?;
+            let stopped = v
+                .keepalive_stopped
+                .ok_or("the plan never stopped the keep-alive (`inverter: {keepalive: off}`)")?;
             if loss.reaction == KeepAliveReaction::None {
                 return Ok(Vec::new());
             }
-            let names = ["inv.charge_enable", "inv.discharge_enable", "inv.ccl", "inv.dcl"];
+            let names = [
+                "inv.charge_enable",
+                "inv.discharge_enable",
+                "inv.ccl",
+                "inv.dcl",
+            ];
             let all: Vec<Series> = names.iter().map(|n| (v.series)(n)).collect();
             let at = |s: &Series, t: f64| s.iter().rev().find(|(u, _)| *u <= t).map(|x| x.1);
             let reacted = all
@@ -331,7 +432,13 @@ pub fn judge(
             if !reacted.is_finite() {
                 return Err(format!("{:.3} s after the keep-alive stopped, the BMS still announced charge/discharge enabled or current limits above 0", v.now - stopped));
             }
-            Ok(vec![judged("keepalive_reaction", reacted - stopped, Limit::between(0.0, loss.within.0 + allowance.0), "s", "from the last keep-alive to both enables cleared and both limits 0".into())])
+            Ok(vec![judged(
+                "keepalive_reaction",
+                reacted - stopped,
+                Limit::between(0.0, loss.within.0 + allowance.0),
+                "s",
+                "from the last keep-alive to both enables cleared and both limits 0".into(),
+            )])
         }
     }
 }
@@ -348,7 +455,13 @@ pub fn run_step(
         switch.set(k.0);
     }
     let j = step.judge.as_ref()?;
-    let check = match plan.limits.value.criteria.get(&j.value).map(|c| &c.value.check) {
+    let check = match plan
+        .limits
+        .value
+        .criteria
+        .get(&j.value)
+        .map(|c| &c.value.check)
+    {
         Some(crate::plan::Check::Inverter(c)) => c,
         _ => return Some(Err(format!("`{}` is not an inverter check", j.value))),
     };

@@ -652,13 +652,8 @@ async fn run_step(
             record(ctx, result);
         }
         Step::Inverter(i) => {
-            let judged = inverter::run_step(
-                &ctx.plan,
-                &st.signals,
-                &st.keepalive_switch,
-                &ctx.clock,
-                i,
-            );
+            let judged =
+                inverter::run_step(&ctx.plan, &st.signals, &st.keepalive_switch, &ctx.clock, i);
             if let (Some(judged), Some(test)) = (judged, i.test_name()) {
                 let result = inverter_result(ctx, i, &test, judged, repeat);
                 record(ctx, result);
@@ -812,7 +807,11 @@ fn inverter_result(
         &ctx.plan.plan.value.requirements,
         ctx.clock.now(),
     );
-    let criterion = i.judge.as_ref().map(|j| j.value.as_str()).unwrap_or_default();
+    let criterion = i
+        .judge
+        .as_ref()
+        .map(|j| j.value.as_str())
+        .unwrap_or_default();
     match judged {
         Err(message) => {
             result.verdict = Verdict::Fail;

@@ -41,7 +41,10 @@ struct Table {
 pub fn keeps_history(name: &str) -> bool {
     name.starts_with("inv.")
         || name.starts_with("bms.fault.")
-        || matches!(name, "bms.chg_fet" | "bms.dsg_fet" | "supply.i" | "load.i" | "supply.v")
+        || matches!(
+            name,
+            "bms.chg_fet" | "bms.dsg_fet" | "supply.i" | "load.i" | "supply.v"
+        )
 }
 
 /// Signals shown live to the operator, when the DUT fixture and rig provide them.

@@ -253,12 +253,15 @@ struct Requests {
 }
 
 /// Start the BMS host task on a bus; it runs until the bus port is dropped or the task aborted.
+/// The firmware's inverter announcements (when the image has an `inverter:` section) go on
+/// the bus and onto `board`.
 pub fn spawn(
     image: &FirmwareImage,
     plant: Plant,
     bus: VirtualBus,
     dbc: Arc<Dbc>,
     truth: Truth,
+    board: super::inverter::Board,
 ) -> JoinHandle<()> {
     let cfg = image.config;
     let hash = image.hash_prefix();
@@ -293,7 +296,9 @@ pub fn spawn(
         }
     });
 
-    let inverter = image.inverter.map(super::inverter::InverterSide::new);
+    let inverter = image
+        .inverter
+        .map(|c| super::inverter::InverterSide::new(c, board));
     let inverter_task = inverter
         .clone()
         .map(|side| AbortOnDrop(super::inverter::spawn(side, bus.clone())));

@@ -124,19 +124,36 @@ impl ImageInverter {
     }
 }
 
+/// The firmware's latest announcement and state of charge (%), shared with the simulated
+/// Modbus server; it outlives a firmware restart (the bench holds it).
+#[derive(Debug, Clone, Default)]
+pub struct Board(Arc<Mutex<Option<(sim_bms::pylon::Announcement, u16)>>>);
+
+impl Board {
+    /// The latest announcement and state of charge (%), once the firmware has run.
+    pub fn latest(&self) -> Option<(sim_bms::pylon::Announcement, u16)> {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Publish an announcement.
+    pub fn publish(&self, a: sim_bms::pylon::Announcement, soc: u16) {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Some((a, soc));
+    }
+}
+
 /// The firmware's inverter side while it runs: the announcer and its latest announcement.
 pub struct InverterSide {
     announcer: Mutex<sim_bms::pylon::Announcer>,
-    latest: Mutex<Option<(sim_bms::pylon::Announcement, u16)>>,
+    latest: Board,
     start: Instant,
 }
 
 impl InverterSide {
     /// A fresh inverter side (keep-alive counted from now).
-    pub fn new(cfg: sim_bms::pylon::InverterConfig) -> Arc<Self> {
+    pub fn new(cfg: sim_bms::pylon::InverterConfig, board: Board) -> Arc<Self> {
         Arc::new(Self {
             announcer: Mutex::new(sim_bms::pylon::Announcer::new(cfg)),
-            latest: Mutex::new(None),
+            latest: board,
             start: Instant::now(),
         })
     }
@@ -153,7 +170,7 @@ impl InverterSide {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .tick(now, s, out);
-        *self.latest.lock().unwrap_or_else(|e| e.into_inner()) = Some((a, soc_pct));
+        self.latest.publish(a, soc_pct);
     }
 
     /// The inverter's keep-alive arrived.
@@ -167,7 +184,7 @@ impl InverterSide {
 
     /// The latest announcement and state of charge (%), once the core has run.
     pub fn latest(&self) -> Option<(sim_bms::pylon::Announcement, u16)> {
-        *self.latest.lock().unwrap_or_else(|e| e.into_inner())
+        self.latest.latest()
     }
 
     fn period(&self) -> Duration {
@@ -280,7 +297,9 @@ pub fn spawn(side: Arc<InverterSide>, bus: VirtualBus) -> JoinHandle<()> {
                 return;
             }
         };
-        let keepalive = dbc.message("Inverter_KeepAlive").map(|m| (m.id, m.extended));
+        let keepalive = dbc
+            .message("Inverter_KeepAlive")
+            .map(|m| (m.id, m.extended));
         let mut rx = bus.subscribe();
         let mut tick = tokio::time::interval(side.period());
         tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
@@ -306,4 +325,94 @@ pub fn spawn(side: Arc<InverterSide>, bus: VirtualBus) -> JoinHandle<()> {
             }
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rstest::rstest;
+
+    fn dbc() -> Dbc {
+        Dbc::parse(PYLON_LV_DBC, "pylon-lv-can.dbc").unwrap()
+    }
+
+    fn decode(id: u32, data: &[u8]) -> Vec<(String, f64)> {
+        let d = dbc();
+        let m = d.message_by_id(id, false).unwrap();
+        m.decode(data)
+            .unwrap()
+            .into_iter()
+            .map(|v| (v.name, v.physical))
+            .collect()
+    }
+
+    /// Frames written byte by byte from the public Pylontech LV layout.
+    #[rstest]
+    #[case::limits(0x351, &[0x38, 0x02, 0xB4, 0x00, 0x2C, 0x01, 0xE0, 0x01],
+        &[("ChargeVoltageLimit", 56.8), ("ChargeCurrentLimit", 18.0), ("DischargeCurrentLimit", 30.0), ("DischargeVoltageLimit", 48.0)])]
+    #[case::negative_limit(0x351, &[0x38, 0x02, 0xF6, 0xFF, 0x00, 0x00, 0xE0, 0x01],
+        &[("ChargeCurrentLimit", -1.0), ("DischargeCurrentLimit", 0.0)])]
+    #[case::soc_soh(0x355, &[0x4B, 0x00, 0x64, 0x00, 0x4C, 0x1D],
+        &[("StateOfCharge", 75.0), ("StateOfHealth", 100.0), ("StateOfChargeHiRes", 75.0)])]
+    #[case::measurements(0x356, &[0xA0, 0x14, 0xCE, 0xFF, 0xFA, 0x00],
+        &[("PackVoltage", 52.8), ("PackCurrent", -5.0), ("Temperature", 25.0)])]
+    #[case::alarms(0x359, &[0x02, 0x01, 0x04, 0x00, 0x01, b'P', b'N'],
+        &[("ProtCellOverVoltage", 1.0), ("ProtCellUnderVoltage", 0.0), ("ProtChargeOverCurrent", 1.0),
+          ("WarnCellUnderVoltage", 1.0), ("WarnCellOverVoltage", 0.0), ("ModuleCount", 1.0),
+          ("IdentP", 80.0), ("IdentN", 78.0)])]
+    #[case::alarms_discharge_oc(0x359, &[0x80, 0x00, 0x00, 0x00, 0x01, b'P', b'N'],
+        &[("ProtDischargeOverCurrent", 1.0), ("ProtCellOverVoltage", 0.0)])]
+    #[case::flags_both(0x35C, &[0xC0, 0x00], &[("ChargeEnable", 1.0), ("DischargeEnable", 1.0), ("ForceChargeRequest1", 0.0)])]
+    #[case::flags_charge_only(0x35C, &[0x80, 0x00], &[("ChargeEnable", 1.0), ("DischargeEnable", 0.0)])]
+    #[case::force_charge(0x35C, &[0x20, 0x00], &[("ChargeEnable", 0.0), ("ForceChargeRequest1", 1.0)])]
+    fn the_shipped_dbc_decodes_frames_built_from_the_public_layout(
+        #[case] id: u32,
+        #[case] data: &[u8],
+        #[case] want: &[(&str, f64)],
+    ) {
+        let got = decode(id, data);
+        for (name, value) in want {
+            let v = got
+                .iter()
+                .find(|(n, _)| n == name)
+                .unwrap_or_else(|| panic!("{name} not decoded"))
+                .1;
+            assert!((v - value).abs() < 1e-9, "{name}: {v} != {value}");
+        }
+    }
+
+    #[test]
+    fn the_firmware_announcement_encodes_to_the_public_layout() {
+        let a = sim_bms::pylon::Announcement {
+            cvl_dv: 568,
+            ccl_da: 180,
+            dcl_da: 300,
+            dvl_dv: 480,
+            charge_enable: true,
+            discharge_enable: false,
+            pack_cv: 5280,
+            current_da: -50,
+            temp_dc: 250,
+            protection: 1 << 1,
+            warning: 1 << 2,
+            keepalive_lost: false,
+        };
+        let frames = pylon_frames(&dbc(), &a, 75);
+        let data = |id: u32| {
+            frames
+                .iter()
+                .find(|f| f.id == id)
+                .map(|f| f.data.to_vec())
+                .unwrap()
+        };
+        assert_eq!(
+            data(0x351),
+            [0x38, 0x02, 0xB4, 0x00, 0x2C, 0x01, 0xE0, 0x01]
+        );
+        assert_eq!(data(0x355), [0x4B, 0x00, 0x64, 0x00, 0x4C, 0x1D]);
+        assert_eq!(data(0x356), [0xA0, 0x14, 0xCE, 0xFF, 0xFA, 0x00]);
+        assert_eq!(data(0x359), [0x02, 0x00, 0x04, 0x00, 0x01, b'P', b'N']);
+        assert_eq!(data(0x35C), [0x80, 0x00]);
+        assert_eq!(data(0x35E), b"PYLON   ");
+    }
 }

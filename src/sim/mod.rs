@@ -6,6 +6,7 @@ pub mod bms_host;
 pub mod cell;
 pub mod firmware;
 pub mod inverter;
+pub mod modbus_server;
 pub mod plant;
 mod pty;
 pub mod scpi_server;

@@ -88,7 +88,10 @@ fn the_manifest_names_what_catches_each_inverter_defect() {
             .unwrap_or_else(|| panic!("{image} not in the manifest"));
         let entry = &text[at..];
         let end = entry[1..].find("  - id:").map_or(entry.len(), |e| e + 1);
-        assert!(entry[..end].contains(check), "{image}: caught_by does not name {check}");
+        assert!(
+            entry[..end].contains(check),
+            "{image}: caught_by does not name {check}"
+        );
     }
 }
 

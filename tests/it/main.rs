@@ -28,6 +28,7 @@ mod inverter_interface;
 mod list_and_dry_run;
 mod live_page;
 mod lock_and_signals;
+mod modbus_sim;
 mod nightly_defects;
 mod plan_validation;
 mod preflight_hostile;

@@ -158,7 +158,8 @@ impl Announcer {
             if !c.defects.no_derating {
                 let step = |pct: u8, near: bool| {
                     if near {
-                        pct.saturating_sub(c.derate_step_pct).max(c.derate_floor_pct)
+                        pct.saturating_sub(c.derate_step_pct)
+                            .max(c.derate_floor_pct)
                     } else {
                         pct.saturating_add(c.derate_step_pct).min(100)
                     }
