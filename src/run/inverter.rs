@@ -484,3 +484,186 @@ pub fn run_step(
         &view,
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::units::{Amps, Seconds, Volts};
+    use rstest::rstest;
+    use std::collections::BTreeMap;
+
+    fn fixture() -> Fixture {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        crate::plan::load::read_yaml::<Fixture>(&root.join("fixtures/sim-bms-16s-lfp.yaml"))
+            .unwrap()
+            .value
+    }
+
+    /// Announcements every second from 0 to `end` s, valued by `f(t)`.
+    fn every_second(end: u32, f: impl Fn(f64) -> f64) -> Series {
+        (0..=end).map(|t| (t as f64, f(t as f64))).collect()
+    }
+
+    fn judge_with(
+        check: &InverterCheck,
+        protection: Option<&str>,
+        series: BTreeMap<&str, Series>,
+        keepalive_stopped: Option<f64>,
+    ) -> Result<Vec<Judged>, String> {
+        let get = |n: &str| series.get(n).cloned().unwrap_or_default();
+        let view = View {
+            series: &get,
+            now: 30.0,
+            keepalive_stopped,
+        };
+        judge(check, &fixture(), protection, &view)
+    }
+
+    /// The fault at 20 s; CCL at 18 A until `derate_from`, then 10 % per second.
+    fn ov_run(derate_from: f64, after_trip: f64) -> BTreeMap<&'static str, Series> {
+        let ccl = every_second(30, |t| {
+            if t >= 20.0 {
+                after_trip
+            } else if t >= derate_from {
+                (18.0 - 1.8 * (t - derate_from + 1.0)).max(3.6)
+            } else {
+                18.0
+            }
+        });
+        let enable = every_second(30, |t| if t >= 20.0 { after_trip.min(1.0) } else { 1.0 });
+        BTreeMap::from([
+            ("bms.fault.ov", vec![(0.0, 0.0), (19.5, 1.0)]),
+            ("inv.ccl", ccl),
+            ("inv.charge_enable", enable),
+            (
+                "inv.alarm.ov",
+                every_second(30, |t| (t >= 20.0) as u8 as f64),
+            ),
+        ])
+    }
+
+    #[rstest]
+    #[case::early_enough(10.0, 9.5, true)]
+    #[case::too_late(18.0, 1.5, false)]
+    #[case::never(25.0, 0.0, false)]
+    fn derating_lead_is_measured_to_the_fault(
+        #[case] derate_from: f64,
+        #[case] lead: f64,
+        #[case] passes: bool,
+    ) {
+        let j = judge_with(
+            &InverterCheck::DerateBeforeTrip {},
+            Some("ov"),
+            ov_run(derate_from, 0.0),
+            None,
+        )
+        .unwrap();
+        assert_eq!(j[0].quantity, "derate_lead");
+        assert!((j[0].value - lead).abs() < 1e-9, "{:?}", j[0]);
+        let inside = j[0].limit.low.is_none_or(|l| j[0].value >= l);
+        assert_eq!(inside, passes);
+    }
+
+    #[test]
+    fn stale_limits_after_the_trip_are_refused() {
+        let check = InverterCheck::DisabledAfterTrip {
+            within: Seconds(2.0),
+        };
+        let ok = judge_with(&check, Some("ov"), ov_run(10.0, 0.0), None).unwrap();
+        assert!((ok[0].value - 0.5).abs() < 1e-9, "{ok:?}");
+        let stale = judge_with(&check, Some("ov"), ov_run(10.0, 18.0), None).unwrap_err();
+        assert!(stale.contains("never 0 together"), "{stale}");
+        let mut flapping = ov_run(10.0, 0.0);
+        flapping.get_mut("inv.ccl").unwrap().push((25.5, 18.0));
+        let e = judge_with(&check, Some("ov"), flapping, None).unwrap_err();
+        assert!(e.contains("announced again above 0"), "{e}");
+    }
+
+    #[test]
+    fn an_alarm_bit_before_any_fault_is_refused() {
+        let check = InverterCheck::AlarmBits {
+            within: Seconds(2.0),
+        };
+        let mut run = ov_run(10.0, 0.0);
+        assert!(judge_with(&check, Some("ov"), run.clone(), None).is_ok());
+        run.insert("inv.alarm.uv", vec![(3.0, 1.0)]);
+        let e = judge_with(&check, Some("ov"), run, None).unwrap_err();
+        assert!(e.contains("inv.alarm.uv"), "{e}");
+    }
+
+    #[rstest]
+    #[case::charging_positive(5.0, 5.0, true)]
+    #[case::sign_inverted(5.0, -5.0, false)]
+    fn the_announced_current_follows_the_declared_sign(
+        #[case] supply_i: f64,
+        #[case] announced: f64,
+        #[case] passes: bool,
+    ) {
+        let check = InverterCheck::AnnouncedMeasurements {
+            voltage: Volts(0.5),
+            current: Amps(0.5),
+        };
+        let series = BTreeMap::from([
+            ("inv.pack_v", vec![(1.0, 52.8)]),
+            ("inv.pack_i", vec![(1.0, announced)]),
+            ("supply.v", vec![(1.0, 53.0)]),
+            ("supply.i", vec![(1.0, supply_i)]),
+        ]);
+        let j = judge_with(&check, None, series, None).unwrap();
+        let current = j
+            .iter()
+            .find(|x| x.quantity == "announced_current")
+            .unwrap();
+        let inside = current.limit.low.is_none_or(|l| current.value >= l)
+            && current.limit.high.is_none_or(|h| current.value <= h);
+        assert_eq!(inside, passes, "{current:?}");
+    }
+
+    #[test]
+    fn no_current_means_the_sign_cannot_be_checked() {
+        let check = InverterCheck::AnnouncedMeasurements {
+            voltage: Volts(0.5),
+            current: Amps(0.5),
+        };
+        let series = BTreeMap::from([
+            ("inv.pack_v", vec![(1.0, 52.8)]),
+            ("inv.pack_i", vec![(1.0, 0.0)]),
+            ("supply.v", vec![(1.0, 53.0)]),
+            ("supply.i", vec![(1.0, 0.1)]),
+        ]);
+        let e = judge_with(&check, None, series, None).unwrap_err();
+        assert!(e.contains("cannot be checked"), "{e}");
+    }
+
+    #[rstest]
+    #[case::reacts(Some(14.0), Some(4.0))]
+    #[case::ignores(None, None)]
+    fn keepalive_loss_is_timed_from_the_stop(
+        #[case] zero_at: Option<f64>,
+        #[case] after: Option<f64>,
+    ) {
+        let v = |t: f64, on: f64| {
+            if zero_at.is_some_and(|z| t >= z) {
+                0.0
+            } else {
+                on
+            }
+        };
+        let series = BTreeMap::from([
+            ("inv.charge_enable", every_second(30, |t| v(t, 1.0))),
+            ("inv.discharge_enable", every_second(30, |t| v(t, 1.0))),
+            ("inv.ccl", every_second(30, |t| v(t, 18.0))),
+            ("inv.dcl", every_second(30, |t| v(t, 30.0))),
+        ]);
+        let check = InverterCheck::KeepaliveLoss {
+            allowance: Seconds(1.5),
+        };
+        let r = judge_with(&check, None, series.clone(), Some(10.0));
+        match after {
+            Some(a) => assert!((r.unwrap()[0].value - a).abs() < 1e-9),
+            None => assert!(r.unwrap_err().contains("still announced"), "ignored"),
+        }
+        let e = judge_with(&check, None, series, None).unwrap_err();
+        assert!(e.contains("never stopped the keep-alive"), "{e}");
+    }
+}
