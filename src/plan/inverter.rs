@@ -252,3 +252,89 @@ pub fn step_problems(
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::limits::{Check, LimitProfile};
+    use rstest::rstest;
+
+    fn root() -> &'static Path {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+    }
+
+    fn profile_problems(check: &str) -> Vec<String> {
+        let dir = std::env::temp_dir().join(format!(
+            "hilrig-inverter-check-{}-{}",
+            std::process::id(),
+            check.len()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("p.yaml");
+        let text = format!(
+            "profile: p\ntitle: P\ndecision_rule: simple\ncriteria:\n  c:\n    check: {check}\n    \
+             provenance: {{source: s, basis: b, confidence: low}}\n"
+        );
+        std::fs::write(&path, text).unwrap();
+        let lp = crate::plan::load::read_yaml::<LimitProfile>(&path).unwrap();
+        let out = crate::plan::preflight::check_limits(&lp)
+            .iter()
+            .map(|e| e.to_string())
+            .collect();
+        std::fs::remove_dir_all(&dir).unwrap();
+        out
+    }
+
+    #[rstest]
+    #[case::limits("{announced_limits: {}}", "")]
+    #[case::period("{announce_period: {tolerance: 0.2 s, stale_after: 2.5 s}}", "")]
+    #[case::measurements("{announced_measurements: {voltage: 0.5 V, current: 0.5 A}}", "")]
+    #[case::typo("{announced_limitz: {}}", "did you mean `announced_limits`?")]
+    #[case::missing_field(
+        "{disabled_after_trip: {}}",
+        "check `disabled_after_trip` has a missing"
+    )]
+    #[case::no_unit("{keepalive_loss: {allowance: 1.5}}", "quantities need units")]
+    #[case::old_typo("{threshhold: {tolerance: 50 mV}}", "did you mean `threshold`?")]
+    fn inverter_checks_are_read_and_bad_ones_refused_in_words(
+        #[case] check: &str,
+        #[case] problem: &str,
+    ) {
+        let p = profile_problems(check);
+        if problem.is_empty() {
+            assert!(p.is_empty(), "{p:?}");
+        } else {
+            assert_eq!(p.len(), 1, "{p:?}");
+            assert!(p[0].contains(problem), "{p:?}");
+        }
+    }
+
+    #[test]
+    fn the_shipped_profile_reads_every_inverter_check() {
+        let lp = crate::plan::load::read_yaml::<LimitProfile>(
+            &root().join("fixtures/limits/inverter-interface.yaml"),
+        )
+        .unwrap();
+        let kinds: Vec<&str> = lp
+            .value
+            .criteria
+            .values()
+            .filter_map(|c| match &c.value.check {
+                Check::Inverter(i) => Some(i.kind()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(kinds.len(), 7, "{kinds:?}");
+    }
+
+    #[test]
+    fn an_inverter_dbc_whose_ids_clash_with_the_duts_is_refused() {
+        let dut = Dbc::from_file(&root().join("fixtures/dbc/sim-bms.dbc")).unwrap();
+        let pylon = Dbc::from_file(&root().join("fixtures/dbc/pylon-lv-can.dbc")).unwrap();
+        let merged = dut.clone().merged(&pylon).unwrap();
+        assert!(merged.message("Pylon_Limits").is_some());
+        assert!(merged.message("BMS_Status").is_some());
+        let e = dut.clone().merged(&dut).unwrap_err();
+        assert!(e.contains("clashes with"), "{e}");
+    }
+}

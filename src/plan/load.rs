@@ -1053,7 +1053,8 @@ impl<'a> Checker<'a> {
                 Check::Holds
                 | Check::Range { .. }
                 | Check::EnergyCap { .. }
-                | Check::Inverter(_) => false,
+                | Check::Inverter(_)
+                | Check::Unknown(_) => false,
             };
             if !fits {
                 let k = c.kind();

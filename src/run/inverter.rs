@@ -28,19 +28,26 @@ use crate::verdict::Limit;
 pub struct KeepAliveSwitch {
     off: AtomicBool,
     stopped_at: Mutex<Option<Instant>>,
+    last_sent: Mutex<Option<Instant>>,
 }
 
 impl KeepAliveSwitch {
-    /// Switch the keep-alive on or off; switching it off records the instant.
+    /// Switch the keep-alive on or off; switching it off records when the last keep-alive
+    /// went out (now, if none did), the instant a BMS's loss timeout counts from.
     pub fn set(&self, on: bool) {
         let was_off = self.off.swap(!on, Ordering::SeqCst);
         let mut s = self.stopped_at.lock().unwrap_or_else(|e| e.into_inner());
         if !on && !was_off {
-            *s = Some(Instant::now());
+            let last = *self.last_sent.lock().unwrap_or_else(|e| e.into_inner());
+            *s = Some(last.unwrap_or_else(Instant::now));
         }
     }
 
-    /// When a plan last stopped the keep-alive.
+    fn sent(&self) {
+        *self.last_sent.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
+    }
+
+    /// When the last keep-alive went out before a plan stopped it.
     pub fn stopped_at(&self) -> Option<Instant> {
         *self.stopped_at.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -97,6 +104,7 @@ pub fn spawn_keepalive(
                 let _ = faults.send(format!("DUT bus (inverter keep-alive): {e}"));
                 return;
             }
+            switch.sent();
         }
     })
 }
