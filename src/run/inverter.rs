@@ -451,6 +451,61 @@ pub fn judge(
     }
 }
 
+/// Put an `inverter:` step's judged values into its test result, under the decision rule
+/// (a value that could not be judged fails the test with the reason).
+pub fn judge_into(
+    result: &mut crate::report::TestResult,
+    plan: &LoadedPlan,
+    step: &InverterStep,
+    judged: Result<Vec<Judged>, String>,
+    rule: crate::plan::DecisionRule,
+) {
+    use crate::verdict::Verdict;
+    let criterion = step
+        .judge
+        .as_ref()
+        .map(|j| j.value.as_str())
+        .unwrap_or_default();
+    let values = match judged {
+        Err(message) => {
+            result.verdict = Verdict::Fail;
+            result.message = Some(message);
+            return;
+        }
+        Ok(values) => values,
+    };
+    let Some(c) = plan.limits.value.criteria.get(criterion) else {
+        return;
+    };
+    for v in values {
+        let mr = super::trip::judged(
+            criterion,
+            super::trip::Measured {
+                quantity: v.quantity,
+                value: v.value,
+                contributions: Vec::new(),
+                limit: v.limit,
+                unit: v.unit,
+                budget: v.basis,
+            },
+            &c.value.provenance,
+            rule,
+        );
+        if mr.verdict != Verdict::Pass && result.verdict == Verdict::Pass {
+            result.verdict = mr.verdict;
+            result.message = Some(format!(
+                "{} {} {} outside [{}, {}]",
+                v.quantity,
+                v.value,
+                v.unit,
+                v.limit.low.map_or("-".into(), |x| x.to_string()),
+                v.limit.high.map_or("-".into(), |x| x.to_string())
+            ));
+        }
+        result.measurements.push(mr);
+    }
+}
+
 /// Run an `inverter:` step: switch the keep-alive, then judge its check (if it has one).
 pub fn run_step(
     plan: &LoadedPlan,

@@ -655,7 +655,15 @@ async fn run_step(
             let judged =
                 inverter::run_step(&ctx.plan, &st.signals, &st.keepalive_switch, &ctx.clock, i);
             if let (Some(judged), Some(test)) = (judged, i.test_name()) {
-                let result = inverter_result(ctx, i, &test, judged, repeat);
+                let name = test_name(ctx, test.clone(), repeat);
+                let mut result = trip::new_result(
+                    &test,
+                    &name,
+                    repeat,
+                    &ctx.plan.plan.value.requirements,
+                    ctx.clock.now(),
+                );
+                inverter::judge_into(&mut result, &ctx.plan, i, judged, ctx.rule);
                 record(ctx, result);
             }
         }
@@ -789,68 +797,6 @@ fn test_name(ctx: &Ctx, base: String, repeat: u32) -> String {
     } else {
         base
     }
-}
-
-/// The test result of an `inverter:` step from its judged values.
-fn inverter_result(
-    ctx: &Ctx,
-    i: &crate::plan::inverter::InverterStep,
-    test: &str,
-    judged: Result<Vec<inverter::Judged>, String>,
-    repeat: u32,
-) -> TestResult {
-    let name = test_name(ctx, test.to_string(), repeat);
-    let mut result = trip::new_result(
-        test,
-        &name,
-        repeat,
-        &ctx.plan.plan.value.requirements,
-        ctx.clock.now(),
-    );
-    let criterion = i
-        .judge
-        .as_ref()
-        .map(|j| j.value.as_str())
-        .unwrap_or_default();
-    match judged {
-        Err(message) => {
-            result.verdict = Verdict::Fail;
-            result.message = Some(message);
-        }
-        Ok(values) => {
-            let Some(c) = provenance_of(ctx, criterion) else {
-                return result;
-            };
-            for v in values {
-                let mr = trip::judged(
-                    criterion,
-                    trip::Measured {
-                        quantity: v.quantity,
-                        value: v.value,
-                        contributions: Vec::new(),
-                        limit: v.limit,
-                        unit: v.unit,
-                        budget: v.basis,
-                    },
-                    &c.provenance,
-                    ctx.rule,
-                );
-                if mr.verdict != Verdict::Pass && result.verdict == Verdict::Pass {
-                    result.verdict = mr.verdict;
-                    result.message = Some(format!(
-                        "{} {} {} outside [{}, {}]",
-                        v.quantity,
-                        v.value,
-                        v.unit,
-                        v.limit.low.map_or("-".into(), |x| x.to_string()),
-                        v.limit.high.map_or("-".into(), |x| x.to_string())
-                    ));
-                }
-                result.measurements.push(mr);
-            }
-        }
-    }
-    result
 }
 
 fn record(ctx: &Ctx, result: TestResult) {
