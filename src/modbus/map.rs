@@ -208,7 +208,14 @@ impl RegisterMap {
                 }
             }
         };
-        Some(raw * r.scale + r.offset)
+        // A scale like 0.1 divides by 10, so that 568 reads 56.8 rather than 56.800000000000004.
+        let inverse = 1.0 / r.scale;
+        let scaled = if inverse.abs() >= 1.0 && (inverse - inverse.round()).abs() < 1e-9 {
+            raw / inverse.round()
+        } else {
+            raw * r.scale
+        };
+        Some(scaled + r.offset)
     }
 
     /// The words (or bits as 0/1) that carry `physical` in a register (rounded to the scale,
