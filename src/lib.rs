@@ -18,6 +18,7 @@ pub mod exit;
 pub mod flash;
 pub mod guard;
 pub mod instrument;
+pub mod modbus;
 pub mod plan;
 pub mod report;
 pub mod results;

@@ -8,6 +8,7 @@ mod list;
 mod load;
 mod lock;
 mod manual;
+mod modbus;
 mod probe;
 mod report;
 mod results;
@@ -92,6 +93,8 @@ pub enum Command {
     Schema(schema::SchemaArgs),
     /// CAN tools: decode candump logs through a DBC, dump a live bus, send frames.
     Can(can::CanArgs),
+    /// Modbus tools: read a device's register map over Modbus TCP or RTU.
+    Modbus(modbus::ModbusArgs),
     /// The bench lock (one run per bench).
     Lock(lock::LockArgs),
     /// Debug probes: `hilrig probe list`.
@@ -153,6 +156,7 @@ fn command(cli: Cli) -> Result<i32, Failure> {
         Command::Keygen(a) => keygen::keygen(a)?,
         Command::Schema(a) => schema::schema(a)?,
         Command::Can(a) => can::can(a, &rt)?,
+        Command::Modbus(a) => rt.block_on(modbus::modbus(a))?,
         Command::Lock(a) => lock::lock(a)?,
         Command::Probe(a) => probe::probe(a)?,
         Command::Flash(a) => rt.block_on(flash::flash(a))?,

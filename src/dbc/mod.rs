@@ -106,6 +106,29 @@ impl Dbc {
         Some((message, message.signal(signal)?))
     }
 
+    /// This DBC with another's messages added (a DUT's own DBC plus its inverter protocol's):
+    /// a message id or name both define is refused, naming both files.
+    pub fn merged(mut self, other: &Dbc) -> Result<Dbc, String> {
+        for m in &other.messages {
+            let clash = self
+                .message_by_id(m.id, m.extended)
+                .or_else(|| self.message(&m.name));
+            if let Some(c) = clash {
+                return Err(format!(
+                    "message {} ({:#X}) of {} clashes with {} ({:#X}) of {}",
+                    m.name, m.id, other.origin, c.name, c.id, self.origin
+                ));
+            }
+            let i = self.messages.len();
+            self.by_id.insert((m.id, m.extended), i);
+            self.by_name.insert(m.name.clone(), i);
+            self.messages.push(m.clone());
+        }
+        self.notes.extend(other.notes.iter().cloned());
+        self.warnings.extend(other.warnings.iter().cloned());
+        Ok(self)
+    }
+
     /// What loading skipped or read differently (pseudo-messages, statements over lines).
     pub fn notes(&self) -> &[String] {
         &self.notes

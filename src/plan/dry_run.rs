@@ -295,6 +295,19 @@ fn step(plan: &LoadedPlan, s: &Step) -> (Vec<String>, Bound) {
             Bound::ZERO,
         ),
         Step::Trip(t) => trip(plan, t),
+        Step::Inverter(i) => {
+            let mut a = Vec::new();
+            if let Some(k) = i.keepalive {
+                a.push(format!(
+                    "inverter keep-alive {}",
+                    if k.0 { "on" } else { "off" }
+                ));
+            }
+            if let Some(j) = &i.judge {
+                a.push(format!("judge the inverter announcements ({})", j.value));
+            }
+            (a, Bound::ZERO)
+        }
         Step::Prompt(p) => {
             let fields: Vec<String> = p
                 .fields()

@@ -47,6 +47,9 @@ pub struct Fixture {
     /// The cell maker's limits, by name (`upper_charge_voltage`, ...).
     #[serde(default)]
     pub cell_limits: BTreeMap<String, QuantityValue>,
+    /// How the BMS speaks to an inverter (protocol DBC, keep-alive, declarations).
+    #[serde(default)]
+    pub inverter: Option<super::inverter::InverterInterface>,
 }
 
 /// The cyclic run request a BMS needs (foxBMS-style state request).

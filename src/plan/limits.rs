@@ -92,7 +92,33 @@ pub enum Check {
         /// Highest acceptable value.
         max: Option<QuantityValue>,
     },
+    /// An inverter-interface check (judged by an `inverter` step), see `plan::inverter`.
+    #[serde(untagged)]
+    Inverter(super::inverter::InverterCheck),
+    /// What no other variant reads (a misspelled check or field): kept so that validation
+    /// refuses it at its line with the known checks, rather than serde's "no variant".
+    #[serde(untagged)]
+    Unknown(serde_json::Value),
 }
+
+/// The checks a limit profile may name.
+pub const CHECK_KINDS: [&str; 15] = [
+    "threshold",
+    "threshold_window",
+    "trip_time",
+    "stimulus_peak",
+    "release",
+    "holds",
+    "energy_cap",
+    "range",
+    "announced_limits",
+    "derate_before_trip",
+    "disabled_after_trip",
+    "alarm_bits",
+    "announce_period",
+    "announced_measurements",
+    "keepalive_loss",
+];
 
 impl Check {
     /// The check's name as written.
@@ -106,6 +132,8 @@ impl Check {
             Check::Release { .. } => "release",
             Check::Holds => "holds",
             Check::Range { .. } => "range",
+            Check::Inverter(c) => c.kind(),
+            Check::Unknown(_) => "unknown",
         }
     }
 }

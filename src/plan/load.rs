@@ -416,6 +416,8 @@ fn load_fixture_dbc(fixture: &Source<Fixture>) -> Result<(Dbc, PathBuf), Vec<Inp
     }
     let dbc =
         Dbc::from_file(&dbc_path).map_err(|e| vec![InputError::file(&dbc_path, e.to_string())])?;
+    let dbc = super::inverter::with_inverter_dbc(&fixture.path, &fixture.value, dbc)
+        .map_err(|e| vec![InputError::file(&fixture.path, e)])?;
     Ok((dbc, dbc_path))
 }
 
@@ -668,6 +670,7 @@ impl<'a> Checker<'a> {
                 Step::Measure(m) => Some(m.name.clone()),
                 Step::Expect(e) => e.name.clone(),
                 Step::Declaration(d) => Some(d.name.clone()),
+                Step::Inverter(i) => i.test_name(),
                 _ => None,
             };
             if let Some(n) = name {
@@ -843,6 +846,20 @@ impl<'a> Checker<'a> {
                 }
             }
             Step::Trip(t) => self.trip(t, at),
+            Step::Inverter(i) => {
+                let check = match i.judge.as_ref().map(|j| (j, self.criterion(j))) {
+                    Some((_, Some(Check::Inverter(c)))) => Some(c),
+                    Some((j, Some(other))) => {
+                        let k = other.kind();
+                        self.err(&j.referenced, format!("`{}` is a `{k}` criterion; an inverter step judges inverter checks", j.value));
+                        None
+                    }
+                    _ => None,
+                };
+                for p in super::inverter::step_problems(i, &self.fx.value, check) {
+                    self.err(at, p);
+                }
+            }
             Step::Prompt(p) => {
                 if p.text.trim().is_empty() {
                     self.err(at, "prompt: `text` must say what the operator is asked");
@@ -1033,7 +1050,11 @@ impl<'a> Checker<'a> {
                     }
                     true
                 }
-                Check::Holds | Check::Range { .. } | Check::EnergyCap { .. } => false,
+                Check::Holds
+                | Check::Range { .. }
+                | Check::EnergyCap { .. }
+                | Check::Inverter(_)
+                | Check::Unknown(_) => false,
             };
             if !fits {
                 let k = c.kind();
@@ -1077,6 +1098,13 @@ mod tests {
             .replace(
                 "dbc: dbc/sim-bms.dbc",
                 &format!("dbc: {}", root.join("fixtures/dbc/sim-bms.dbc").display()),
+            )
+            .replace(
+                "dbc: dbc/pylon-lv-can.dbc",
+                &format!(
+                    "dbc: {}",
+                    root.join("fixtures/dbc/pylon-lv-can.dbc").display()
+                ),
             );
         let dir =
             std::env::temp_dir().join(format!("hilrig-confirm-{name}-{}", std::process::id()));
@@ -1130,7 +1158,7 @@ mod tests {
                     "{text:?}"
                 );
                 // Reported at the `confirm:` line of the fixture.
-                assert!(text[0].contains("fixture.yaml:57:"), "{text:?}");
+                assert!(text[0].contains("fixture.yaml:77:"), "{text:?}");
             }
         }
     }

@@ -11,6 +11,7 @@ pub mod condition;
 pub mod dry_run;
 pub mod error;
 pub mod fixture;
+pub mod inverter;
 pub mod limits;
 pub mod load;
 pub mod model;

@@ -274,6 +274,8 @@ pub enum Step {
     Declaration(Declaration),
     /// Ask the operator (terminal or live page) and record the answers.
     Prompt(Prompt),
+    /// Act as the inverter: switch the keep-alive, or judge an inverter check.
+    Inverter(super::inverter::InverterStep),
 }
 
 impl Step {
@@ -293,6 +295,7 @@ impl Step {
             Step::Trip(_) => "trip",
             Step::Declaration(_) => "declaration",
             Step::Prompt(_) => "prompt",
+            Step::Inverter(_) => "inverter",
         }
     }
 
@@ -304,6 +307,7 @@ impl Step {
             Step::Measure(m) => Some(m.name.clone()),
             Step::Declaration(d) => Some(d.name.clone()),
             Step::Trip(t) => Some(t.name.clone()),
+            Step::Inverter(i) => i.test_name(),
             _ => None,
         }
     }
@@ -315,6 +319,7 @@ impl Step {
             Step::Measure(m) => vec![m.judge.value.as_str()],
             Step::Declaration(d) => vec![d.judge.value.as_str()],
             Step::Trip(t) => t.judge.iter().map(|j| j.value.as_str()).collect(),
+            Step::Inverter(i) => i.judge.iter().map(|j| j.value.as_str()).collect(),
             _ => Vec::new(),
         }
     }

@@ -440,6 +440,33 @@ pub fn check_fixture(fx: &Source<Fixture>) -> Vec<InputError> {
     errors
 }
 
+/// Why a criterion's `check:` was not read: a known check with a wrong field or value, or
+/// a name no check has (with the known ones and the closest).
+fn unknown_check(name: &str, v: &serde_json::Value) -> String {
+    use super::limits::CHECK_KINDS;
+    let key = match v {
+        serde_json::Value::String(s) => Some(s.as_str()),
+        serde_json::Value::Object(o) if o.len() == 1 => o.keys().next().map(String::as_str),
+        _ => None,
+    };
+    match key {
+        Some(k) if CHECK_KINDS.contains(&k) => format!(
+            "criterion `{name}`: check `{k}` has a missing, misspelled or invalid field or value \
+             in `{v}` (quantities need units, e.g. `50 mV`, `2 s`)"
+        ),
+        _ => {
+            let h = key
+                .and_then(|k| super::error::did_you_mean(k, CHECK_KINDS.iter().copied()))
+                .map(|b| format!("; did you mean `{b}`?"))
+                .unwrap_or_default();
+            format!(
+                "criterion `{name}`: `{v}` is no check hilrig knows{h} (the checks are {})",
+                CHECK_KINDS.join(", ")
+            )
+        }
+    }
+}
+
 /// Everything wrong with a limit profile's own values: tolerances are not negative, and a
 /// window's minimum is below its maximum.
 pub fn check_limits(lp: &Source<super::limits::LimitProfile>) -> Vec<InputError> {
@@ -455,6 +482,7 @@ pub fn check_limits(lp: &Source<super::limits::LimitProfile>) -> Vec<InputError>
             Check::ThresholdWindow { min, max } if min.0.value >= max.0.value => Some(format!(
                 "criterion `{name}`: the window's min is not below its max"
             )),
+            Check::Unknown(v) => Some(unknown_check(name, v)),
             _ => None,
         };
         if let Some(p) = problem {

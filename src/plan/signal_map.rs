@@ -41,6 +41,8 @@ pub fn check_fixture_file(path: &Path) -> Result<SignalMapReport, Vec<InputError
             format!("its DBC cannot be used: {e}"),
         )]
     })?;
+    let dbc = super::inverter::with_inverter_dbc(path, &fixture.value, dbc)
+        .map_err(|e| vec![InputError::file(path, e)])?;
     let errors = check_signal_map(&fixture, &dbc);
     if !errors.is_empty() {
         return Err(errors);
@@ -150,6 +152,13 @@ mod tests {
         let dbc = root.join("fixtures/dbc/sim-bms.dbc");
         let text = text
             .replace("dbc: dbc/sim-bms.dbc", &format!("dbc: {}", dbc.display()))
+            .replace(
+                "dbc: dbc/pylon-lv-can.dbc",
+                &format!(
+                    "dbc: {}",
+                    root.join("fixtures/dbc/pylon-lv-can.dbc").display()
+                ),
+            )
             .replace(
                 "bms.chg_fet: BMS_Status.ChgFet",
                 "bms.chg_fet: BMS_Statu.ChgFet",

@@ -185,19 +185,22 @@ pub struct RepeatStatistics {
     pub expanded_uncertainty: f64,
 }
 
-/// Min / mean / max per (test, criterion) over all repeats, in order of first appearance.
+/// Min / mean / max per (test, criterion, quantity) over all repeats, in order of first
+/// appearance (a criterion that judges several quantities, as the inverter checks do, gets
+/// one row per quantity).
 pub fn repeat_statistics(tests: &[TestResult]) -> Vec<RepeatStatistics> {
     let mut out: Vec<(RepeatStatistics, f64)> = Vec::new();
+    // The quantity of each row of `out`, in step.
+    let mut quantities: Vec<String> = Vec::new();
     let mut samples: Vec<(Vec<f64>, Vec<f64>, f64)> = Vec::new();
     for t in tests {
         for m in &t.measurements {
             if !m.value.is_finite() {
                 continue;
             }
-            match out
-                .iter_mut()
-                .position(|(s, _)| s.test == t.test && s.criterion == m.criterion)
-            {
+            match out.iter().zip(&quantities).position(|((s, _), q)| {
+                s.test == t.test && s.criterion == m.criterion && *q == m.quantity
+            }) {
                 Some(i) => {
                     let (s, sum) = &mut out[i];
                     samples[i].0.push(m.value);
@@ -208,6 +211,7 @@ pub fn repeat_statistics(tests: &[TestResult]) -> Vec<RepeatStatistics> {
                     *sum += m.value;
                 }
                 None => {
+                    quantities.push(m.quantity.clone());
                     samples.push((
                         vec![m.value],
                         vec![m.combined_standard_uncertainty],

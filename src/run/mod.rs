@@ -4,6 +4,7 @@
 //! instruments' safe state.
 
 mod error;
+pub mod inverter;
 pub mod lock;
 pub mod operator;
 pub mod signals;

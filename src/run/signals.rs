@@ -32,6 +32,19 @@ struct Table {
     last_setpoint: Option<String>,
     /// Per signal: the longest interval seen between two updates (s).
     longest_gap: HashMap<String, f64>,
+    /// Every update of the signals [`keeps_history`] names, for the inverter checks.
+    history: HashMap<String, Vec<(Instant, f64)>>,
+}
+
+/// Signals whose every update is kept for the run (the inverter's announcements, and the
+/// BMS's faults and FETs and the instruments' readings they are judged against).
+pub fn keeps_history(name: &str) -> bool {
+    name.starts_with("inv.")
+        || name.starts_with("bms.fault.")
+        || matches!(
+            name,
+            "bms.chg_fet" | "bms.dsg_fet" | "supply.i" | "load.i" | "supply.v"
+        )
 }
 
 /// Signals shown live to the operator, when the DUT fixture and rig provide them.
@@ -77,6 +90,12 @@ impl Signals {
                 *longest = longest.max(gap);
             }
             t.values.insert((*name).to_string(), (*v, at));
+            if keeps_history(name) {
+                t.history
+                    .entry((*name).to_string())
+                    .or_default()
+                    .push((at, *v));
+            }
             if name.ends_with("_set") {
                 t.last_setpoint = Some((*name).to_string());
             }
@@ -116,6 +135,11 @@ impl Signals {
     /// message cycle, jitter included), from the receive timestamps; `None` before two updates.
     pub fn longest_gap(&self, name: &str) -> Option<f64> {
         self.lock().longest_gap.get(name).copied()
+    }
+
+    /// Every update of a signal that [`keeps_history`] names, oldest first.
+    pub fn history(&self, name: &str) -> Vec<(Instant, f64)> {
+        self.lock().history.get(name).cloned().unwrap_or_default()
     }
 
     /// The latest value of a signal.

@@ -123,6 +123,22 @@ pub(super) async fn run_step(
             let result = declaration(ctx, d, &name, repeat);
             record(ctx, result);
         }
+        Step::Inverter(i) => {
+            let judged =
+                inverter::run_step(&ctx.plan, &st.signals, &st.keepalive_switch, &ctx.clock, i);
+            if let (Some(judged), Some(test)) = (judged, i.test_name()) {
+                let name = test_name(ctx, test.clone(), repeat);
+                let mut result = trip::new_result(
+                    &test,
+                    &name,
+                    repeat,
+                    &ctx.plan.plan.value.requirements,
+                    ctx.clock.now(),
+                );
+                inverter::judge_into(&mut result, &ctx.plan, i, judged, ctx.rule);
+                record(ctx, result);
+            }
+        }
         Step::Prompt(p) => {
             let step = ctx
                 .during

@@ -103,6 +103,8 @@ pub struct Bench {
     firmware_task: Option<tokio::task::AbortHandle>,
     dbc: Arc<Dbc>,
     dut_port: Option<VirtualBus>,
+    inverter_board: super::inverter::Board,
+    modbus: Option<String>,
 }
 
 static BENCH_COUNTER: AtomicU64 = AtomicU64::new(0);
@@ -145,6 +147,7 @@ impl Bench {
         let mut tasks = vec![plant::spawn_ticker(plant.clone(), options.tick)];
         let mut firmware_task = None;
         let mut dut_port = None;
+        let inverter_board = super::inverter::Board::default();
         for b in rig.buses.iter().filter(|b| b.backend == Backend::Virtual) {
             let name = format!("sim-{}-{n}-{}", std::process::id(), b.interface);
             let port = VirtualBus::create(&name);
@@ -155,6 +158,7 @@ impl Bench {
                     port.clone(),
                     dbc.clone(),
                     truth.clone(),
+                    inverter_board.clone(),
                 );
                 firmware_task = Some(fw.abort_handle());
                 tasks.push(fw);
@@ -230,7 +234,31 @@ impl Bench {
             }
             instruments.insert(inst.id.clone(), server);
         }
+        // The firmware's inverter-facing Modbus TCP map, on loopback (not with in-memory
+        // SCPI: that mode runs without sockets).
+        let mut modbus = None;
+        if image.inverter.is_some() && options.scpi == ScpiExposure::Tcp {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                .await
+                .map_err(|e| SimError::Instrument {
+                    id: "modbus".into(),
+                    reason: format!("cannot listen on loopback: {e}"),
+                })?;
+            let port = listener.local_addr().map(|a| a.port()).unwrap_or(0);
+            let map = super::modbus_server::sim_map().map_err(|reason| SimError::Instrument {
+                id: "modbus".into(),
+                reason,
+            })?;
+            tasks.push(super::modbus_server::spawn(
+                listener,
+                map,
+                inverter_board.clone(),
+            ));
+            modbus = Some(format!("tcp://127.0.0.1:{port}"));
+        }
         Ok(Bench {
+            inverter_board,
+            modbus,
             plant,
             image,
             truth,
@@ -280,11 +308,23 @@ impl Bench {
             port,
             self.dbc.clone(),
             self.truth.clone(),
+            self.inverter_board.clone(),
         );
         self.firmware_task = Some(fw.abort_handle());
         self.tasks.push(fw);
         self.image = image;
         Ok(())
+    }
+
+    /// The simulated BMS's Modbus TCP endpoint (`tcp://127.0.0.1:PORT`), when its image
+    /// speaks to an inverter and the bench serves over TCP.
+    pub fn modbus_address(&self) -> Option<&str> {
+        self.modbus.as_deref()
+    }
+
+    /// The simulated BMS's latest inverter announcement (what its Modbus map serves).
+    pub fn inverter_board(&self) -> &super::inverter::Board {
+        &self.inverter_board
     }
 
     /// A port on a simulated CAN bus, by the rig's bus id.

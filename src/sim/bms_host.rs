@@ -253,12 +253,15 @@ struct Requests {
 }
 
 /// Start the BMS host task on a bus; it runs until the bus port is dropped or the task aborted.
+/// The firmware's inverter announcements (when the image has an `inverter:` section) go on
+/// the bus and onto `board`.
 pub fn spawn(
     image: &FirmwareImage,
     plant: Plant,
     bus: VirtualBus,
     dbc: Arc<Dbc>,
     truth: Truth,
+    board: super::inverter::Board,
 ) -> JoinHandle<()> {
     let cfg = image.config;
     let hash = image.hash_prefix();
@@ -293,8 +296,15 @@ pub fn spawn(
         }
     });
 
+    let inverter = image
+        .inverter
+        .map(|c| super::inverter::InverterSide::new(c, board));
+    let inverter_task = inverter
+        .clone()
+        .map(|side| AbortOnDrop(super::inverter::spawn(side, bus.clone())));
     tokio::spawn(async move {
         let _receiver = AbortOnDrop(receiver);
+        let _inverter_task = inverter_task;
         let mut bms = sim_bms::Bms::new(cfg);
         let start = Instant::now();
         let mut afe = tokio::time::interval(Duration::from_millis(cfg.afe_period_ms as u64));
@@ -316,16 +326,17 @@ pub fn spawn(
                         *q = Requests::default();
                         r
                     };
-                    let out = bms.tick(
-                        now_ms,
-                        &sim_bms::Sample {
-                            cell_mv: &d.cell_mv,
-                            temp_dc: &d.temp_dc,
-                            current_ma: d.current_ma,
-                            run_request,
-                            standby_request,
-                        },
-                    );
+                    let sample = sim_bms::Sample {
+                        cell_mv: &d.cell_mv,
+                        temp_dc: &d.temp_dc,
+                        current_ma: d.current_ma,
+                        run_request,
+                        standby_request,
+                    };
+                    let out = bms.tick(now_ms, &sample);
+                    if let Some(side) = &inverter {
+                        side.tick(&sample, &out, super::inverter::soc_percent(&plant));
+                    }
                     {
                         let mut p = plant.lock();
                         p.chg_fet = out.chg_fet;

@@ -25,6 +25,9 @@ struct ImageFile {
     protections: BTreeMap<String, ImageProtection>,
     #[serde(default)]
     defects: DefectsFile,
+    /// What the firmware announces to an inverter (absent: it speaks no inverter protocol).
+    #[serde(default)]
+    inverter: Option<super::inverter::ImageInverter>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -67,6 +70,8 @@ pub struct FirmwareImage {
     pub sha256: String,
     /// The configuration the core runs.
     pub config: sim_bms::Config,
+    /// The inverter side's configuration, when the image speaks to an inverter.
+    pub inverter: Option<sim_bms::pylon::InverterConfig>,
 }
 
 impl FirmwareImage {
@@ -126,7 +131,13 @@ impl FirmwareImage {
         if config.cells == 0 || config.cells as usize > sim_bms::MAX_CELLS {
             return Err(err(format!("cells must be 1..{}", sim_bms::MAX_CELLS)));
         }
+        let inverter = f
+            .inverter
+            .as_ref()
+            .map(|i| i.config().map_err(err))
+            .transpose()?;
         Ok(Self {
+            inverter,
             id: f.image,
             version: f.version,
             sha256: hex(&Sha256::digest(&bytes)),

@@ -5,6 +5,8 @@ pub mod bench;
 pub mod bms_host;
 pub mod cell;
 pub mod firmware;
+pub mod inverter;
+pub mod modbus_server;
 pub mod plant;
 pub mod provider;
 mod pty;

@@ -135,6 +135,13 @@ pub async fn serve(choice: RigChoice, o: ServeOptions) -> Result<i32, Failure> {
             "chemistry": chemistry.to_string(),
             "instruments": instruments,
             "buses": buses,
+            "modbus": bench.modbus_address().map(|a| json!({
+                "id": "bms",
+                "protocol": "modbus-tcp",
+                "address": a,
+                "unit": 1,
+                "map": "fixtures/modbus/sim-bms-inverter.yaml",
+            })),
         });
         println!("{doc}");
     } else {
@@ -151,6 +158,9 @@ pub async fn serve(choice: RigChoice, o: ServeOptions) -> Result<i32, Failure> {
                 b["id"].as_str().unwrap_or(""),
                 b["endpoint"].as_str().unwrap_or("")
             );
+        }
+        if let Some(a) = bench.modbus_address() {
+            println!("modbus bms {a}");
         }
     }
     use std::io::Write;

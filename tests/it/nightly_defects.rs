@@ -53,7 +53,7 @@ fn nightly(image: &str) -> Vec<(String, Outcome, BTreeSet<String>)> {
 #[test]
 fn the_good_image_passes_the_nightly_suite() {
     let runs = nightly("sim-bms-1.0.0.yaml");
-    assert_eq!(runs.len(), 10);
+    assert_eq!(runs.len(), 11);
     for (plan, outcome, failed) in &runs {
         assert_eq!(*outcome, Outcome::Passed, "{plan}: {failed:?}");
     }
@@ -580,10 +580,18 @@ fn a_real_release_delay_is_caught_unless_declared(#[case] declared: bool) {
     let fixture_text =
         std::fs::read_to_string(root().join("fixtures/sim-bms-16s-lfp.yaml")).unwrap();
     assert!(fixture_text.contains(line) && fixture_text.contains("dbc: dbc/sim-bms.dbc"));
-    let mut fixture_text = fixture_text.replace(
-        "dbc: dbc/sim-bms.dbc",
-        &format!("dbc: {}", root().join("fixtures/dbc/sim-bms.dbc").display()),
-    );
+    let mut fixture_text = fixture_text
+        .replace(
+            "dbc: dbc/sim-bms.dbc",
+            &format!("dbc: {}", root().join("fixtures/dbc/sim-bms.dbc").display()),
+        )
+        .replace(
+            "dbc: dbc/pylon-lv-can.dbc",
+            &format!(
+                "dbc: {}",
+                root().join("fixtures/dbc/pylon-lv-can.dbc").display()
+            ),
+        );
     if declared {
         fixture_text = fixture_text.replace(line, delayed);
     }

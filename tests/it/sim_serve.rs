@@ -61,7 +61,8 @@ fn next_frame(lines: &mpsc::Receiver<String>, id: u32, deadline: Instant) -> Vec
     }
 }
 
-/// Start `hilrig sim serve`; the server and its endpoints by `KIND ID` (`bus bms`, ...).
+/// Start `hilrig sim serve`; the server and its endpoints by `KIND ID` (`bus bms`,
+/// `modbus bms`, ...): two instruments, the bus, the BMS's Modbus TCP map.
 fn start() -> (Server, std::collections::BTreeMap<String, String>) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_hilrig"))
         .args(["sim", "serve"])
@@ -73,7 +74,7 @@ fn start() -> (Server, std::collections::BTreeMap<String, String>) {
     let stdout = child.stdout.take().unwrap();
     let server = Server(child);
     let mut endpoints = std::collections::BTreeMap::new();
-    for line in BufReader::new(stdout).lines().take(3) {
+    for line in BufReader::new(stdout).lines().take(4) {
         let line = line.unwrap();
         let parts: Vec<&str> = line.split_whitespace().collect();
         assert_eq!(parts.len(), 3, "{line}");
@@ -85,6 +86,10 @@ fn start() -> (Server, std::collections::BTreeMap<String, String>) {
 #[test]
 fn serve_exposes_scpi_on_tcp_and_can_as_slcan_on_a_pty() {
     let (mut server, endpoints) = start();
+    assert!(
+        endpoints["modbus bms"].starts_with("tcp://127.0.0.1:"),
+        "{endpoints:?}"
+    );
     let supply = endpoints["instrument supply"].trim_start_matches("tcp://");
     let pty = endpoints["bus bms"]
         .trim_start_matches("slcan:")

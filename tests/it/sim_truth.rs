@@ -235,8 +235,16 @@ fn write_files(dir: &Path, t: &Trial) -> (PathBuf, PathBuf) {
     );
     let fixture = replace_line(
         &fixture,
-        "dbc:",
+        "dbc: dbc/sim-bms.dbc",
         &format!("dbc: {}", dir.join("bms.dbc").display()),
+    );
+    let fixture = replace_line(
+        &fixture,
+        "dbc: dbc/pylon-lv-can.dbc",
+        &format!(
+            "  dbc: {}",
+            root.join("fixtures/dbc/pylon-lv-can.dbc").display()
+        ),
     );
     let fixture = replace_line(&fixture, "ov:", &declared_ov);
     std::fs::write(dir.join("fixture.yaml"), fixture).unwrap();

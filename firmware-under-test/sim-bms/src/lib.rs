@@ -11,6 +11,8 @@
 //! through [`Defects`]; the good image has none.
 #![no_std]
 
+pub mod pylon;
+
 /// One protection's settings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Protection {

@@ -88,6 +88,10 @@ pub struct Station {
     /// Nominal cell voltage.
     pub nominal_cell_voltage: f64,
     state_request: Option<StateRequest>,
+    /// The inverter keep-alive (frame, period) the fixture declares.
+    keepalive: Option<(Frame, Duration)>,
+    /// Whether a plan has stopped the inverter keep-alive.
+    pub keepalive_switch: Arc<super::inverter::KeepAliveSwitch>,
     tasks: std::sync::Mutex<Vec<JoinHandle<()>>>,
     /// The DUT bus monitor: it outlives the other background tasks, so that the safe state
     /// reads the BMS's answer to its standby request.
@@ -123,6 +127,8 @@ impl Station {
             cells_in_series: fx.cells_in_series,
             nominal_cell_voltage: fx.nominal_cell_voltage.0,
             state_request: None,
+            keepalive: None,
+            keepalive_switch: Arc::default(),
             tasks: std::sync::Mutex::new(Vec::new()),
             monitor: std::sync::Mutex::new(None),
             supply_entry: None,
@@ -216,6 +222,7 @@ impl Station {
                         .transpose()?,
                 });
             }
+            self.keepalive = super::inverter::keepalive_frame(plan)?;
             self.dut_bus = Some(bus);
         }
         // Cell simulators, one or several (a pack split over SCPI units), driven as one.
@@ -332,6 +339,15 @@ impl Station {
                     }
                 }
             }));
+        }
+        if let (Some(bus), Some((frame, period))) = (&self.dut_bus, &self.keepalive) {
+            self.spawn(super::inverter::spawn_keepalive(
+                bus.clone(),
+                frame.clone(),
+                *period,
+                self.keepalive_switch.clone(),
+                tx.clone(),
+            ));
         }
         if self.dut_bus.is_some() {
             let sig = self.signals.clone();
