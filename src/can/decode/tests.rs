@@ -6,12 +6,12 @@ NS_ :
 BS_:
 BU_: A
 BO_ 256 Status: 2 A
-SG_ State : 0|4@1+ (1,0) [0|15] "" A
-SG_ Volt : 15|8@0+ (0.5,1) [0|128] "V" A
+ SG_ State : 0|4@1+ (1,0) [0|15] "" A
+ SG_ Volt : 15|8@0+ (0.5,1) [0|128] "V" A
 BO_ 2147483904 Ext: 1 A
-SG_ Mux M : 0|2@1+ (1,0) [0|3] "" A
-SG_ A m0 : 2|6@1- (1,0) [-32|31] "" A
-SG_ B m1 : 2|6@1+ (2,0) [0|126] "deg,C" A
+ SG_ Mux M : 0|2@1+ (1,0) [0|3] "" A
+ SG_ A m0 : 2|6@1- (1,0) [-32|31] "" A
+ SG_ B m1 : 2|6@1+ (2,0) [0|126] "deg,C" A
 VAL_ 256 State 1 "on" 2 "off" ;
 "#;
 
@@ -72,8 +72,8 @@ fn json_lines_carry_labels() {
 }
 
 const STATS_LOG: &str = "(1.0) can0 100#1103\n(2.0) can0 100#0509\n(3.0) can0 100#0200\n\
-    (4.0) can0 00000100#01\n(5.0) can0 00000100#0D\n(6.0) can0 00000100#FC\n\
-    (7.0) can0 7FF#00\n";
+        (4.0) can0 00000100#01\n(5.0) can0 00000100#0D\n(6.0) can0 00000100#FC\n\
+        (7.0) can0 7FF#00\n";
 
 #[test]
 fn stats_give_one_row_per_signal() {
@@ -87,11 +87,11 @@ fn stats_give_one_row_per_signal() {
     assert_eq!(
         out,
         "message,id,signal,unit,frames,values,min,max,mean,last\n\
-         Status,100,State,,3,3,1,5,2.6666666666666665,2\n\
-         Status,100,Volt,V,3,3,1,5.5,3,1\n\
-         Ext,00000100,Mux,,3,3,0,1,0.6666666666666666,0\n\
-         Ext,00000100,A,,3,1,-1,-1,-1,-1\n\
-         Ext,00000100,B,\"deg,C\",3,2,0,6,3,6\n"
+             Status,100,State,,3,3,1,5,2.6666666666666665,2\n\
+             Status,100,Volt,V,3,3,1,5.5,3,1\n\
+             Ext,00000100,Mux,,3,3,0,1,0.6666666666666666,0\n\
+             Ext,00000100,A,,3,1,-1,-1,-1,-1\n\
+             Ext,00000100,B,\"deg,C\",3,2,0,6,3,6\n"
     );
     assert_eq!(summary.decoded, 6);
     assert_eq!(summary.unknown_frames(), 1);
@@ -185,12 +185,12 @@ fn stats_agree_with_the_codec() {
 #[test]
 fn bad_lines_lengths_and_unknown_ids_are_reported_with_line_numbers() {
     let log = "(1.0) can0 100#1203\n\
-               (1.1) can0 100#12\n\
-               not a line\n\
-               (1.2) can0 7E0#0102\n\
-               (1.3) can0 7E0#0102\n\
-               (1.4) can0 123#R\n\
-               (1.5) can0 100#1203\n";
+                   (1.1) can0 100#12\n\
+                   not a line\n\
+                   (1.2) can0 7E0#0102\n\
+                   (1.3) can0 7E0#0102\n\
+                   (1.4) can0 123#R\n\
+                   (1.5) can0 100#1203\n";
     let (out, s) = run(log, DecodeOptions::default());
     assert_eq!(out.lines().count(), 3, "header and two rows");
     assert_eq!((s.decoded, s.skipped, s.problems, s.lines), (2, 1, 2, 7));
@@ -270,28 +270,28 @@ NS_ :
 BS_:
 BU_: A
 BO_ 1 Mixed: 8 A
-SG_ I12 : 3|12@1+ (0.001,0) [0|4.095] "V" A
-SG_ M16 : 23|16@0- (0.1,-40) [0|0] "degC" A
-SG_ M1 : 33|1@0+ (1,0) [0|1] "" A
-SG_ S7 : 40|7@1- (3,1) [0|0] "" A
-SG_ M11 : 52|11@0+ (0.25,0) [0|0] "A" A
+ SG_ I12 : 3|12@1+ (0.001,0) [0|4.095] "V" A
+ SG_ M16 : 23|16@0- (0.1,-40) [0|0] "degC" A
+ SG_ M1 : 33|1@0+ (1,0) [0|1] "" A
+ SG_ S7 : 40|7@1- (3,1) [0|0] "" A
+ SG_ M11 : 52|11@0+ (0.25,0) [0|0] "A" A
 BO_ 2 Floats: 8 A
-SG_ F : 0|32@1- (1,0) [0|0] "" A
-SG_ G : 39|32@0- (2,0.5) [0|0] "" A
+ SG_ F : 0|32@1- (1,0) [0|0] "" A
+ SG_ G : 39|32@0- (2,0.5) [0|0] "" A
 BO_ 3 Wide: 8 A
-SG_ W64 : 0|64@1+ (1,0) [0|0] "" A
+ SG_ W64 : 0|64@1+ (1,0) [0|0] "" A
 BO_ 4 BigEnd64: 8 A
-SG_ B64 : 7|64@0- (1,0) [0|0] "" A
+ SG_ B64 : 7|64@0- (1,0) [0|0] "" A
 BO_ 5 FdMsg: 16 A
-SG_ Mux M : 0|4@1+ (1,0) [0|0] "" A
-SG_ Far m1 : 100|20@1+ (0.5,0) [0|0] "" A
-SG_ Near m2 : 15|12@0- (1,0) [0|0] "" A
+ SG_ Mux M : 0|4@1+ (1,0) [0|0] "" A
+ SG_ Far m1 : 100|20@1+ (0.5,0) [0|0] "" A
+ SG_ Near m2 : 15|12@0- (1,0) [0|0] "" A
 BO_ 6 Nested: 8 A
-SG_ K M : 0|2@1+ (1,0) [0|3] "" A
-SG_ P m1M : 2|3@1+ (1,0) [0|7] "" A
-SG_ X m0 : 8|8@1+ (1,0) [0|0] "" A
-SG_ Y m2 : 15|16@0- (0.5,0) [0|0] "" A
-SG_ Z m5 : 8|8@1+ (1,0) [0|0] "" A
+ SG_ K M : 0|2@1+ (1,0) [0|3] "" A
+ SG_ P m1M : 2|3@1+ (1,0) [0|7] "" A
+ SG_ X m0 : 8|8@1+ (1,0) [0|0] "" A
+ SG_ Y m2 : 15|16@0- (0.5,0) [0|0] "" A
+ SG_ Z m5 : 8|8@1+ (1,0) [0|0] "" A
 SIG_VALTYPE_ 2 F : 1;
 SIG_VALTYPE_ 2 G : 1;
 SG_MUL_VAL_ 6 P K 1-1;
@@ -350,10 +350,10 @@ fn fast_path_agrees_with_the_codec() {
 #[test]
 fn unusual_lines_take_the_full_parser() {
     let log = "(1.5) can0 100#12.03\n\
-               (1.6)  can0   100#1203\n\
-               (1.7) can0 00000100##141\n\
-               \n\
-               (1.8) can0 20000004#0000000000000000\n";
+                   (1.6)  can0   100#1203\n\
+                   (1.7) can0 00000100##141\n\
+                   \n\
+                   (1.8) can0 20000004#0000000000000000\n";
     let (out, s) = run(log, DecodeOptions::default());
     let rows: Vec<&str> = out.lines().skip(1).collect();
     assert_eq!(rows[0], "1.500000,can0,100,Status,2,2.5,,,");

@@ -99,18 +99,18 @@ role: supply
 default_port: 5025
 inter_command_delay: 5 ms
 commands:
-set_voltage: "VOLT {v}"
-set_current: "CURR {v}"
-output_on: "OUTP 1"
-output_off: "OUTP 0"
-output_query: "OUTP?"
-measure_voltage: "MEAS:VOLT?"
-measure_current: "MEAS:CURR?"
+  set_voltage: "VOLT {v}"
+  set_current: "CURR {v}"
+  output_on: "OUTP 1"
+  output_off: "OUTP 0"
+  output_query: "OUTP?"
+  measure_voltage: "MEAS:VOLT?"
+  measure_current: "MEAS:CURR?"
 replies: {boolean: one_zero, number: nr3}
 ranges: {max_voltage: 30, max_current: 3 A}
 accuracy:
-voltage: {measure: {gain: 0.05 %, offset: 10 mV}}
-current: {measure: {gain: 0.001, offset: 0.002}}
+  voltage: {measure: {gain: 0.05 %, offset: 10 mV}}
+  current: {measure: {gain: 0.001, offset: 0.002}}
 "#;
 
 #[test]
