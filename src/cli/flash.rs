@@ -147,7 +147,7 @@ async fn run(a: &FlashArgs, progress: &ProgressSink) -> Result<(FirmwareInfo, St
         let resolved = bench.resolve(&rig);
         let info = flash_on_rig(
             &resolved,
-            Some(&mut bench),
+            Some(bench.flasher()),
             &image,
             &dbc,
             message,

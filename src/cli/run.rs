@@ -256,7 +256,7 @@ pub async fn run(a: RunArgs) -> i32 {
             id,
             std::path::Path::new(crate::flash::DEFAULT_MANIFEST),
             &resolved,
-            bench.as_mut(),
+            bench.as_mut().map(|b| b.flasher()),
             &first.dbc,
             first.fixture.value.version_message.as_deref(),
             &crate::flash::no_progress(),

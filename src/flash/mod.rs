@@ -3,8 +3,10 @@
 //! - [`manifest`]: `firmware-under-test/manifest.yaml`, the images with their SHA-256; an
 //!   image is only ever flashed from a [`VerifiedImage`], whose bytes matched the manifest.
 //! - [`Flasher`]: attach, program, verify, reset and run, with [`FlashEvent`]s for progress.
-//!   Two backends: [`probe`] (probe-rs, for a real BMS on a debug probe) and [`sim`] (the
-//!   simulated bench's BMS, which "flashing" reloads with one of its images).
+//!   Two backends: [`probe`] (probe-rs, for a real BMS on a debug probe) and the simulated
+//!   bench's `SimFlasher` (in `sim/flasher.rs`: its BMS, which "flashing" reloads with one of
+//!   its images). This module does not know the simulation: a caller with a simulated bench
+//!   passes its flasher in (`Bench::flasher`); without one the rig's debug probe is used.
 //! - [`readback`]: after the reset, the BMS's `BMS_Version` frame (version and the first
 //!   bytes of the image SHA-256) must name what was flashed before any test runs.
 //!
@@ -13,7 +15,6 @@
 pub mod manifest;
 pub mod probe;
 pub mod readback;
-pub mod sim;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -27,7 +28,6 @@ use crate::dbc::Dbc;
 use crate::plan::InputError;
 use crate::report::FirmwareInfo;
 use crate::rig::Rig;
-use crate::sim::Bench;
 
 pub use manifest::{ImageEntry, ImageFormat, Manifest, VerifiedImage};
 pub use readback::{read_running, verify_running, verify_running_message, RunningFirmware};
@@ -264,21 +264,21 @@ pub async fn flash_and_verify(
     Ok(info)
 }
 
-/// Flash `image` on a rig and prove the BMS runs it: the simulated bench's BMS when `bench`
-/// is given, else the chip on the rig's debug probe. `rig` has its endpoints resolved (as
+/// Flash `image` on a rig and prove the BMS runs it: through `flasher` when given (the
+/// simulated bench's, `Bench::flasher`), else the chip on the rig's debug probe. `rig` has its endpoints resolved (as
 /// `Bench::resolve` returns it); the readback listens on its DUT bus, through `dbc`, for
 /// `version_message` (default `BMS_Version`).
 pub async fn flash_on_rig(
     rig: &Rig,
-    bench: Option<&mut Bench>,
+    flasher: Option<Box<dyn Flasher + '_>>,
     image: &VerifiedImage,
     dbc: &Dbc,
     version_message: Option<&str>,
     options: &FlashOptions,
     progress: &ProgressSink,
 ) -> Result<FirmwareInfo, FlashError> {
-    let mut flasher: Box<dyn Flasher + '_> = match bench {
-        Some(b) => Box::new(sim::SimFlasher::new(b)),
+    let mut flasher: Box<dyn Flasher + '_> = match flasher {
+        Some(f) => f,
         None => Box::new(probe::ProbeRsFlasher::new(rig.probe.as_ref(), image)?),
     };
     if options.dry_run {
@@ -313,7 +313,7 @@ pub async fn flash_declared(
     id: &str,
     manifest: &Path,
     rig: &Rig,
-    bench: Option<&mut Bench>,
+    flasher: Option<Box<dyn Flasher + '_>>,
     dbc: &Dbc,
     version_message: Option<&str>,
     progress: &ProgressSink,
@@ -327,7 +327,7 @@ pub async fn flash_declared(
     let image = manifest.open(entry)?;
     flash_on_rig(
         rig,
-        bench,
+        flasher,
         &image,
         dbc,
         version_message,

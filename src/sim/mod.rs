@@ -5,6 +5,7 @@ pub mod bench;
 pub mod bms_host;
 pub mod cell;
 pub mod firmware;
+pub mod flasher;
 pub mod plant;
 mod pty;
 pub mod scpi_server;
