@@ -11,7 +11,6 @@
 //! channel (the cell, on a cell simulator). In a query template the entries ending in `?`
 //! are queries whose replies are read; the others are written first (channel selection).
 
-use std::fmt;
 use std::path::Path;
 use std::time::Duration;
 
@@ -74,27 +73,7 @@ const BUILTIN: &[(&str, &str)] = &[
     ),
 ];
 
-/// What an instrument is for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Role {
-    /// A programmable DC supply (charger side).
-    Supply,
-    /// An electronic load (discharge side).
-    Load,
-    /// A cell simulator: one programmable source per cell.
-    CellSim,
-}
-
-impl fmt::Display for Role {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Role::Supply => "supply",
-            Role::Load => "load",
-            Role::CellSim => "cell simulator",
-        })
-    }
-}
+pub use crate::rig::Role;
 
 /// How the instrument writes booleans in replies.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -602,6 +581,13 @@ impl Dialect {
             }
             Role::Load => required.push(("set_current", &c.set_current)),
             Role::CellSim => required.push(("set_voltage", &c.set_voltage)),
+            Role::Chamber => {
+                return Err(
+                    "`role: chamber`: a dialect is for a supply, a load or a cell \
+                            simulator"
+                        .into(),
+                )
+            }
         }
         for (name, template) in required {
             if template.is_none() {

@@ -107,6 +107,7 @@ impl Shared {
                             plant.set_cell_override(ch as usize - 1, None);
                         }
                     }
+                    Role::Chamber => {}
                 }
                 state.channels.clear();
                 state.master = false;
@@ -604,7 +605,7 @@ impl Shared {
                 Some(c) if c.supply.output => (c.supply.voltage_set, 0.0),
                 _ => (0.0, 0.0),
             },
-            Role::Load => (0.0, 0.0),
+            Role::Load | Role::Chamber => (0.0, 0.0),
         }
     }
 
@@ -630,7 +631,7 @@ impl Shared {
                     }
                 }
             }
-            Role::Load => {}
+            Role::Load | Role::Chamber => {}
             Role::CellSim => {
                 for (&ch, c) in &state.channels {
                     if ch >= 1 {
@@ -686,7 +687,7 @@ impl Shared {
                         x.trip = Some(Trip::OverCurrent);
                     }
                 }
-                Role::CellSim => {}
+                Role::CellSim | Role::Chamber => {}
             }
         }
     }
