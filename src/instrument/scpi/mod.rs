@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use super::{InstrumentError, Load, Measurement, Supply};
-use crate::scpi::reply::{parse_bool, parse_quantity, split_fields, unquote};
+use crate::scpi::reply::{parse_bool, parse_reading, split_fields, unquote};
 use crate::scpi::{is_query, Client, Dialect, OcpKind, Role, ScpiError, Template, Transport};
 
 /// A template accessor: the dialect field a command comes from.
@@ -427,7 +427,7 @@ impl Core {
                 let text = parts.get(index).ok_or_else(|| {
                     format!("expected at least {} comma-separated fields", index + 1)
                 })?;
-                parse_quantity(text, Some(unit)).map(|q| q.value)
+                parse_reading(text, Some(unit)).map(|q| q.value)
             };
             let measured =
                 field(fields.voltage, "V").and_then(|v| Ok((v, field(fields.current, "A")?)));
@@ -470,7 +470,7 @@ impl Core {
         let Some((command, reply)) = replies.into_iter().last() else {
             return Err(self.unsupported(name));
         };
-        parse_quantity(&reply, Some(unit))
+        parse_reading(&reply, Some(unit))
             .map(|q| q.value)
             .map_err(|reason| self.err(ScpiError::bad_reply(&command, &reply, reason)))
     }

@@ -8,7 +8,7 @@ use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 
 use super::{AccuracySpec, QuantityAccuracy, RangedSteps, Template};
-use crate::scpi::reply::parse_quantity;
+use crate::units::parse_quantity;
 
 /// One name or a list of names.
 pub(super) fn de_names<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
@@ -229,32 +229,22 @@ pub(super) fn fraction<E: de::Error>(scalar: Scalar) -> Result<f64, E> {
     Ok(value)
 }
 
-/// A duration: `10 ms`, `0.5 s`, `200 us`, or a bare number of seconds.
+/// A duration: `10 ms`, `0.5 s`, `200 us` (the plans' syntax, [`crate::units::parse_duration`]),
+/// or a bare number of seconds.
 pub(super) fn de_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
     let seconds = match Scalar::deserialize(d)? {
         Scalar::Number(v) => v,
-        Scalar::Text(text) => {
-            let t = text.trim();
-            let split = t.find(|c: char| c.is_ascii_alphabetic()).unwrap_or(t.len());
-            let (number, unit) = t.split_at(split);
-            let scale = match unit.trim() {
-                "s" | "" => 1.0,
-                "ms" => 1e-3,
-                "us" | "µs" => 1e-6,
-                _ => {
-                    return Err(de::Error::custom(format!(
-                        "`{t}` is not a duration such as `10 ms` or `1 s`"
-                    )))
-                }
-            };
-            number
-                .trim()
-                .parse::<f64>()
-                .map(|n| n * scale)
-                .map_err(|_| {
-                    de::Error::custom(format!("`{t}` is not a duration such as `10 ms` or `1 s`"))
-                })?
-        }
+        Scalar::Text(text) => match text.trim().parse::<f64>() {
+            Ok(v) => v,
+            Err(_) => {
+                return crate::units::parse_duration(&text).map_err(|e| {
+                    de::Error::custom(format!(
+                        "`{}` is not a duration such as `10 ms` or `1 s`: {e}",
+                        text.trim()
+                    ))
+                })
+            }
+        },
     };
     Duration::try_from_secs_f64(seconds).map_err(|_| {
         de::Error::custom(format!(
