@@ -987,10 +987,7 @@ mod tests {
         };
         let pdf = String::from_utf8_lossy(&super::render(&d, &raw)).into_owned();
         // A string with a byte outside ASCII (the dash) is written in hex.
-        let hex: String = "SIMULATED BENCH"
-            .bytes()
-            .map(|b| format!("{b:02X}"))
-            .collect();
+        let hex = hex::encode_upper("SIMULATED BENCH");
         assert_eq!(
             pdf.contains("SIMULATED BENCH") || pdf.contains(&hex),
             banner

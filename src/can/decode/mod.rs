@@ -36,7 +36,7 @@ mod value;
 
 use super::log::{parse_line, LineError, LogError};
 use crate::dbc::{Dbc, Multiplex, Signal};
-use fast::{find_newline, parse_fast};
+use fast::parse_fast;
 use stats::{write_stats, SignalStats, Stats};
 use value::{csv_field, json_string, Compiled};
 
@@ -481,7 +481,7 @@ pub fn decode_log<R: BufRead, W: Write>(
         }
         let mut pos = 0;
         if !carry.is_empty() {
-            match chunk.iter().position(|&b| b == b'\n') {
+            match memchr::memchr(b'\n', chunk) {
                 Some(nl) => {
                     carry.extend_from_slice(chunk.get(..nl).unwrap_or_default());
                     d.line(&carry)?;
@@ -497,7 +497,7 @@ pub fn decode_log<R: BufRead, W: Write>(
             }
         }
         let mut rest = chunk.get(pos..).unwrap_or_default();
-        while let Some(nl) = find_newline(rest) {
+        while let Some(nl) = memchr::memchr(b'\n', rest) {
             d.line(rest.get(..nl).unwrap_or_default())?;
             rest = rest.get(nl + 1..).unwrap_or_default();
         }

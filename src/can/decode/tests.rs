@@ -382,25 +382,3 @@ fn lines_straddling_reads_decode_the_same() {
     }
     assert_eq!((s1.decoded, s1.problems, s1.lines), (3, 1, 5));
 }
-
-#[test]
-fn newlines_are_found_at_every_offset() {
-    for len in 0..40 {
-        for nl in 0..=len {
-            let mut v = vec![b'a'; len];
-            let want = (nl < len).then(|| {
-                v[nl] = b'\n';
-                nl
-            });
-            if let Some(w) = want {
-                // A second newline later must not win.
-                if w + 3 < len {
-                    v[w + 3] = b'\n';
-                }
-            }
-            assert_eq!(find_newline(&v), want, "len {len} nl {nl}");
-        }
-    }
-    // Bytes just above and below '\n' are not newlines.
-    assert_eq!(find_newline(&[0x09, 0x0B, 0x8A, 0x0A]), Some(3));
-}

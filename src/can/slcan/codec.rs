@@ -341,9 +341,7 @@ pub fn encode_frame(f: &SlcanFrame) -> Result<String, SlcanLineError> {
     }
     out.push_str(&format!("{dlc:X}"));
     if !remote {
-        for b in &frame.data {
-            out.push_str(&format!("{b:02X}"));
-        }
+        out.push_str(&hex::encode_upper(&frame.data));
     }
     if let Some(ms) = f.timestamp_ms {
         out.push_str(&format!("{ms:04X}"));
