@@ -516,116 +516,134 @@ fn check_role(id: &str, dialect: &Dialect, expected: Role) -> Result<(), Instrum
     }
 }
 
-/// A DC supply driven over SCPI.
-pub struct ScpiSupply {
-    core: Core,
+/// What a supply and a load driven over SCPI have alike: the type over a [`Core`], its
+/// `Debug`, the ways to connect, the channel, the identity, protection trips and the client.
+macro_rules! scpi_instrument {
+    ($ty:ident, $role:expr, $what:literal) => {
+        #[doc = concat!($what, " driven over SCPI.")]
+        pub struct $ty {
+            core: Core,
+        }
+
+        impl std::fmt::Debug for $ty {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.debug_struct(stringify!($ty))
+                    .field("id", &self.core.id)
+                    .field("dialect", &self.core.dialect.id)
+                    .field("channel", &self.core.channel)
+                    .finish()
+            }
+        }
+
+        impl $ty {
+            /// Connect to `address` (e.g. `tcp://10.0.0.5:5025`,
+            /// `serial:///dev/ttyUSB0?baud=9600`, with `?channel=N` for a channel other than
+            /// the first) and send the dialect's connect sequence.
+            pub async fn connect(
+                id: &str,
+                address: &str,
+                dialect: Dialect,
+                timeout: Duration,
+            ) -> Result<Self, InstrumentError> {
+                Ok(Self {
+                    core: Core::connect(id, address, dialect, timeout, $role).await?,
+                })
+            }
+
+            /// Use an open transport (e.g. an in-memory pipe) and send the dialect's connect
+            /// sequence.
+            pub async fn open(
+                id: &str,
+                transport: Box<dyn Transport>,
+                dialect: Dialect,
+                timeout: Duration,
+            ) -> Result<Self, InstrumentError> {
+                Ok(Self {
+                    core: Core::open(id, transport, dialect, timeout, $role).await?,
+                })
+            }
+
+            /// Connect for `mode` (see [`ConnectMode`]); the connect-sequence errors let pass.
+            pub async fn connect_with(
+                id: &str,
+                address: &str,
+                dialect: Dialect,
+                timeout: Duration,
+                mode: ConnectMode,
+            ) -> Result<(Self, Vec<InstrumentError>), InstrumentError> {
+                let (core, passed) =
+                    Core::connect_mode(id, address, dialect, timeout, $role, mode).await?;
+                Ok((Self { core }, passed))
+            }
+
+            /// Use an open transport for `mode` (see [`ConnectMode`]).
+            pub async fn open_with(
+                id: &str,
+                transport: Box<dyn Transport>,
+                dialect: Dialect,
+                timeout: Duration,
+                mode: ConnectMode,
+            ) -> Result<(Self, Vec<InstrumentError>), InstrumentError> {
+                let (core, passed) =
+                    Core::open_mode(id, transport, dialect, timeout, $role, mode).await?;
+                Ok((Self { core }, passed))
+            }
+
+            /// After a [`ConnectMode::ReadOnly`] connection (identity only) and the caller's
+            /// own checks of the unit, send the connect sequence for `mode`; the errors let
+            /// pass.
+            pub async fn begin(
+                &mut self,
+                mode: ConnectMode,
+            ) -> Result<Vec<InstrumentError>, InstrumentError> {
+                self.core.send_on_connect(mode).await
+            }
+
+            /// Drive channel `channel` (the `{ch}` in templates); its ranges and accuracy
+            /// apply.
+            pub fn with_channel(mut self, channel: u32) -> Result<Self, InstrumentError> {
+                self.core.select_channel(channel)?;
+                Ok(self)
+            }
+
+            /// The channel this instrument drives.
+            pub fn channel(&self) -> u32 {
+                self.core.channel
+            }
+
+            /// Check that `*IDN?` names the dialect's maker and model; returns the reply.
+            pub async fn verify_identity(&mut self) -> Result<String, InstrumentError> {
+                self.core.verify_identity().await
+            }
+
+            /// The `*IDN?` answer checked at connect (empty when opened on a transport).
+            pub fn identity(&self) -> &str {
+                &self.core.idn
+            }
+
+            /// Clear a latched protection trip (OVP, OCP or watchdog).
+            pub async fn clear_protection(&mut self) -> Result<(), InstrumentError> {
+                self.core
+                    .command("clear_protection", |d| &d.commands.clear_protection)
+                    .await
+            }
+
+            /// Whether a protection (over-voltage, over-current) has tripped.
+            pub async fn tripped(&mut self) -> Result<bool, InstrumentError> {
+                self.core.tripped_on(self.core.channel).await
+            }
+
+            /// The SCPI client, for raw commands (e.g. `hilrig instruments scpi`).
+            pub fn client(&mut self) -> &mut Client {
+                &mut self.core.client
+            }
+        }
+    };
 }
 
-impl std::fmt::Debug for ScpiSupply {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ScpiSupply")
-            .field("id", &self.core.id)
-            .field("dialect", &self.core.dialect.id)
-            .field("channel", &self.core.channel)
-            .finish()
-    }
-}
+scpi_instrument!(ScpiSupply, Role::Supply, "A DC supply");
 
 impl ScpiSupply {
-    /// Connect to `address` (e.g. `tcp://10.0.0.5:5025`, `serial:///dev/ttyUSB0?baud=9600`,
-    /// with `?channel=N` for a channel other than the first) and send the dialect's connect
-    /// sequence.
-    pub async fn connect(
-        id: &str,
-        address: &str,
-        dialect: Dialect,
-        timeout: Duration,
-    ) -> Result<Self, InstrumentError> {
-        Ok(Self {
-            core: Core::connect(id, address, dialect, timeout, Role::Supply).await?,
-        })
-    }
-
-    /// Use an open transport (e.g. an in-memory pipe) and send the dialect's connect sequence.
-    pub async fn open(
-        id: &str,
-        transport: Box<dyn Transport>,
-        dialect: Dialect,
-        timeout: Duration,
-    ) -> Result<Self, InstrumentError> {
-        Ok(Self {
-            core: Core::open(id, transport, dialect, timeout, Role::Supply).await?,
-        })
-    }
-
-    /// Connect for `mode` (see [`ConnectMode`]); the connect-sequence errors let pass.
-    pub async fn connect_with(
-        id: &str,
-        address: &str,
-        dialect: Dialect,
-        timeout: Duration,
-        mode: ConnectMode,
-    ) -> Result<(Self, Vec<InstrumentError>), InstrumentError> {
-        let (core, passed) =
-            Core::connect_mode(id, address, dialect, timeout, Role::Supply, mode).await?;
-        Ok((Self { core }, passed))
-    }
-
-    /// Use an open transport for `mode` (see [`ConnectMode`]).
-    pub async fn open_with(
-        id: &str,
-        transport: Box<dyn Transport>,
-        dialect: Dialect,
-        timeout: Duration,
-        mode: ConnectMode,
-    ) -> Result<(Self, Vec<InstrumentError>), InstrumentError> {
-        let (core, passed) =
-            Core::open_mode(id, transport, dialect, timeout, Role::Supply, mode).await?;
-        Ok((Self { core }, passed))
-    }
-
-    /// After a [`ConnectMode::ReadOnly`] connection (identity only) and the caller's own
-    /// checks of the unit, send the connect sequence for `mode`; the errors let pass.
-    pub async fn begin(
-        &mut self,
-        mode: ConnectMode,
-    ) -> Result<Vec<InstrumentError>, InstrumentError> {
-        self.core.send_on_connect(mode).await
-    }
-
-    /// Drive channel `channel` (the `{ch}` in templates); its ranges and accuracy apply.
-    pub fn with_channel(mut self, channel: u32) -> Result<Self, InstrumentError> {
-        self.core.select_channel(channel)?;
-        Ok(self)
-    }
-
-    /// The channel this supply drives.
-    pub fn channel(&self) -> u32 {
-        self.core.channel
-    }
-
-    /// Check that `*IDN?` names the dialect's maker and model; returns the reply.
-    pub async fn verify_identity(&mut self) -> Result<String, InstrumentError> {
-        self.core.verify_identity().await
-    }
-
-    /// The `*IDN?` answer checked at connect (empty when opened on a transport).
-    pub fn identity(&self) -> &str {
-        &self.core.idn
-    }
-
-    /// Clear a latched OVP/OCP trip (or watchdog trip).
-    pub async fn clear_protection(&mut self) -> Result<(), InstrumentError> {
-        self.core
-            .command("clear_protection", |d| &d.commands.clear_protection)
-            .await
-    }
-
-    /// Whether an over-voltage or over-current protection has tripped.
-    pub async fn tripped(&mut self) -> Result<bool, InstrumentError> {
-        self.core.tripped_on(self.core.channel).await
-    }
-
     /// Send the I/O watchdog's commands, each checked: arm it with the delay for `arm`,
     /// or disarm it (`None`). Ok(false) when the model has none (nothing is sent).
     async fn watchdog_commands(&mut self, arm: Option<Duration>) -> Result<bool, InstrumentError> {
@@ -654,11 +672,6 @@ impl ScpiSupply {
             .await
             .map_err(|e| self.core.err(e))?;
         Ok(true)
-    }
-
-    /// The SCPI client, for raw commands (e.g. `hilrig instruments scpi`).
-    pub fn client(&mut self) -> &mut Client {
-        &mut self.core.client
     }
 }
 
@@ -752,126 +765,15 @@ impl Supply for ScpiSupply {
     }
 }
 
-/// An electronic load driven over SCPI.
-pub struct ScpiLoad {
-    core: Core,
-}
-
-impl std::fmt::Debug for ScpiLoad {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ScpiLoad")
-            .field("id", &self.core.id)
-            .field("dialect", &self.core.dialect.id)
-            .field("channel", &self.core.channel)
-            .finish()
-    }
-}
+scpi_instrument!(ScpiLoad, Role::Load, "An electronic load");
 
 impl ScpiLoad {
-    /// Connect to `address` (e.g. `tcp://10.0.0.6:5555`, with `?channel=N` for a channel other
-    /// than the first) and send the dialect's connect sequence.
-    pub async fn connect(
-        id: &str,
-        address: &str,
-        dialect: Dialect,
-        timeout: Duration,
-    ) -> Result<Self, InstrumentError> {
-        Ok(Self {
-            core: Core::connect(id, address, dialect, timeout, Role::Load).await?,
-        })
-    }
-
-    /// Use an open transport (e.g. an in-memory pipe) and send the dialect's connect sequence.
-    pub async fn open(
-        id: &str,
-        transport: Box<dyn Transport>,
-        dialect: Dialect,
-        timeout: Duration,
-    ) -> Result<Self, InstrumentError> {
-        Ok(Self {
-            core: Core::open(id, transport, dialect, timeout, Role::Load).await?,
-        })
-    }
-
-    /// Connect for `mode` (see [`ConnectMode`]); the connect-sequence errors let pass.
-    pub async fn connect_with(
-        id: &str,
-        address: &str,
-        dialect: Dialect,
-        timeout: Duration,
-        mode: ConnectMode,
-    ) -> Result<(Self, Vec<InstrumentError>), InstrumentError> {
-        let (core, passed) =
-            Core::connect_mode(id, address, dialect, timeout, Role::Load, mode).await?;
-        Ok((Self { core }, passed))
-    }
-
-    /// Use an open transport for `mode` (see [`ConnectMode`]).
-    pub async fn open_with(
-        id: &str,
-        transport: Box<dyn Transport>,
-        dialect: Dialect,
-        timeout: Duration,
-        mode: ConnectMode,
-    ) -> Result<(Self, Vec<InstrumentError>), InstrumentError> {
-        let (core, passed) =
-            Core::open_mode(id, transport, dialect, timeout, Role::Load, mode).await?;
-        Ok((Self { core }, passed))
-    }
-
-    /// After a [`ConnectMode::ReadOnly`] connection (identity only) and the caller's own
-    /// checks of the unit, send the connect sequence for `mode`; the errors let pass.
-    pub async fn begin(
-        &mut self,
-        mode: ConnectMode,
-    ) -> Result<Vec<InstrumentError>, InstrumentError> {
-        self.core.send_on_connect(mode).await
-    }
-
-    /// Drive channel `channel` (the `{ch}` in templates); its ranges and accuracy apply.
-    pub fn with_channel(mut self, channel: u32) -> Result<Self, InstrumentError> {
-        self.core.select_channel(channel)?;
-        Ok(self)
-    }
-
-    /// The channel this load drives.
-    pub fn channel(&self) -> u32 {
-        self.core.channel
-    }
-
-    /// Check that `*IDN?` names the dialect's maker and model; returns the reply.
-    pub async fn verify_identity(&mut self) -> Result<String, InstrumentError> {
-        self.core.verify_identity().await
-    }
-
-    /// The `*IDN?` answer checked at connect (empty when opened on a transport).
-    pub fn identity(&self) -> &str {
-        &self.core.idn
-    }
-
     /// Program the load's over-current protection (A), where the model has one.
     pub async fn program_protection(&mut self, ocp_amps: f64) -> Result<(), InstrumentError> {
         let (_, ocp_amps) = protection_levels(&self.core.dialect, f64::INFINITY, ocp_amps);
         self.core
             .set_stepwise("set_ocp", |d| &d.commands.set_ocp, ocp_amps)
             .await
-    }
-
-    /// Clear a latched protection trip.
-    pub async fn clear_protection(&mut self) -> Result<(), InstrumentError> {
-        self.core
-            .command("clear_protection", |d| &d.commands.clear_protection)
-            .await
-    }
-
-    /// Whether a protection has tripped.
-    pub async fn tripped(&mut self) -> Result<bool, InstrumentError> {
-        self.core.tripped_on(self.core.channel).await
-    }
-
-    /// The SCPI client, for raw commands (e.g. `hilrig instruments scpi`).
-    pub fn client(&mut self) -> &mut Client {
-        &mut self.core.client
     }
 }
 
