@@ -198,6 +198,25 @@ pub trait Flasher: Send {
     async fn reset_and_run(&mut self, progress: &ProgressSink) -> Result<(), FlashError>;
 }
 
+/// Attach, program and (when asked) verify `image`; false on a dry run, where nothing more
+/// is done.
+async fn program_verified(
+    flasher: &mut dyn Flasher,
+    image: &VerifiedImage,
+    options: &FlashOptions,
+    progress: &ProgressSink,
+) -> Result<bool, FlashError> {
+    flasher.attach(progress).await?;
+    flasher.program(image, options, progress).await?;
+    if options.dry_run {
+        return Ok(false);
+    }
+    if options.verify {
+        flasher.verify(image, progress).await?;
+    }
+    Ok(true)
+}
+
 /// Program, verify, reset and run `image`; returns what now runs (for results.json).
 pub async fn flash(
     flasher: &mut dyn Flasher,
@@ -205,13 +224,8 @@ pub async fn flash(
     options: &FlashOptions,
     progress: &ProgressSink,
 ) -> Result<FirmwareInfo, FlashError> {
-    flasher.attach(progress).await?;
-    flasher.program(image, options, progress).await?;
-    if options.dry_run {
+    if !program_verified(flasher, image, options, progress).await? {
         return Ok(image.info());
-    }
-    if options.verify {
-        flasher.verify(image, progress).await?;
     }
     flasher.reset_and_run(progress).await?;
     Ok(image.info())
@@ -240,13 +254,8 @@ pub async fn flash_and_verify(
     readback: &ReadbackTarget<'_>,
     progress: &ProgressSink,
 ) -> Result<FirmwareInfo, FlashError> {
-    flasher.attach(progress).await?;
-    flasher.program(image, options, progress).await?;
-    if options.dry_run {
+    if !program_verified(flasher, image, options, progress).await? {
         return Ok(image.info());
-    }
-    if options.verify {
-        flasher.verify(image, progress).await?;
     }
     let mut rx = readback.bus.subscribe();
     flasher.reset_and_run(progress).await?;
@@ -286,15 +295,12 @@ pub async fn flash_on_rig(
     }
     // The probe and chip first, then the bus: nothing is written unless both are there.
     flasher.attach(progress).await?;
-    let bus_cfg = rig.dut_bus().ok_or_else(|| {
+    let bus = readback::open_dut_bus(rig, || {
         FlashError::NoFlasher(format!(
-            "rig `{}` has no CAN bus with `dut: true`, so what the BMS runs cannot be read back              after flashing; mark the BMS's bus with `dut: true`",
+            "rig `{}` has no CAN bus with `dut: true`, so what the BMS runs cannot be read back \
+             after flashing; mark the BMS's bus with `dut: true`",
             rig.station
         ))
-    })?;
-    let bus = crate::can::open(&bus_cfg.endpoint()).map_err(|e| FlashError::Bus {
-        bus: bus_cfg.endpoint(),
-        detail: format!("cannot open it: {e}"),
     })?;
     let message = version_message.unwrap_or(readback::DEFAULT_VERSION_MESSAGE);
     let target = ReadbackTarget {

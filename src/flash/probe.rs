@@ -90,28 +90,13 @@ pub fn chip_suggestions(name: &str) -> Vec<String> {
     let mut scored: Vec<(usize, String)> = names
         .into_iter()
         .filter_map(|n| {
-            let d = edit_distance(&lower, &n.to_ascii_lowercase());
+            let d = crate::plan::error::edit_distance(&lower, &n.to_ascii_lowercase());
             (d <= limit).then_some((d, n))
         })
         .collect();
     scored.sort();
     scored.dedup_by(|a, b| a.1 == b.1);
     scored.into_iter().take(5).map(|(_, n)| n).collect()
-}
-
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut cur = vec![i + 1; b.len() + 1];
-        for (j, cb) in b.iter().enumerate() {
-            cur[j + 1] = (prev[j] + usize::from(ca != *cb))
-                .min(prev[j + 1] + 1)
-                .min(cur[j] + 1);
-        }
-        prev = cur;
-    }
-    prev[b.len()]
 }
 
 /// The probe-rs target for a chip name; unknown or ambiguous names get suggestions.
