@@ -174,6 +174,16 @@ pub struct Attached {
     pub chip: String,
 }
 
+impl Attached {
+    /// Tell `progress` that the probe and chip are attached.
+    pub fn report(&self, progress: &ProgressSink) {
+        progress(FlashEvent::Attached {
+            probe: self.probe.clone(),
+            chip: self.chip.clone(),
+        });
+    }
+}
+
 /// Programs a target: attach, program, verify, reset and run.
 #[async_trait]
 pub trait Flasher: Send {

@@ -621,10 +621,7 @@ impl Flasher for ProbeRsFlasher {
             chip: self.chip.clone(),
         };
         if fresh {
-            progress(FlashEvent::Attached {
-                probe: a.probe.clone(),
-                chip: a.chip.clone(),
-            });
+            a.report(progress);
         }
         Ok(a)
     }

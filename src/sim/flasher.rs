@@ -73,10 +73,7 @@ impl Flasher for SimFlasher<'_> {
         };
         if !self.attached {
             self.attached = true;
-            progress(FlashEvent::Attached {
-                probe: a.probe.clone(),
-                chip: a.chip.clone(),
-            });
+            a.report(progress);
         }
         Ok(a)
     }
