@@ -523,6 +523,15 @@ struct State {
     loader: Option<FlashLoader>,
 }
 
+impl State {
+    /// The session of an attached probe.
+    fn attached(&mut self) -> Result<&mut Session, FlashError> {
+        self.session
+            .as_mut()
+            .ok_or_else(|| FlashError::Probe("not attached".into()))
+    }
+}
+
 /// Run a blocking probe-rs step on tokio's blocking pool, with the flasher's state.
 async fn blocking<T: Send + 'static>(
     state: Arc<Mutex<State>>,
@@ -638,10 +647,7 @@ impl Flasher for ProbeRsFlasher {
         let sink = progress.clone();
         let (probe, chip) = (self.probe_name.clone(), self.chip.clone());
         blocking(self.state.clone(), move |st| {
-            let session = st
-                .session
-                .as_mut()
-                .ok_or_else(|| FlashError::Probe("not attached".into()))?;
+            let session = st.attached()?;
             let loader = load_image(session, &image)?;
             let plan =
                 plan_layout(session.target(), &loader).map_err(|detail| FlashError::Layout {
@@ -702,10 +708,7 @@ impl Flasher for ProbeRsFlasher {
     async fn reset_and_run(&mut self, progress: &ProgressSink) -> Result<(), FlashError> {
         let (probe, chip) = (self.probe_name.clone(), self.chip.clone());
         blocking(self.state.clone(), move |st| {
-            let session = st
-                .session
-                .as_mut()
-                .ok_or_else(|| FlashError::Probe("not attached".into()))?;
+            let session = st.attached()?;
             let mut core = session.core(0).map_err(|e| advice(&e, &probe, &chip, ""))?;
             core.reset().map_err(|e| advice(&e, &probe, &chip, ""))
         })

@@ -544,16 +544,7 @@ fn read_loop(mut reader: Box<dyn Read + Send>, shared: &Shared) {
                 break;
             }
             Ok(n) => n,
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::TimedOut
-                        | io::ErrorKind::WouldBlock
-                        | io::ErrorKind::Interrupted
-                ) =>
-            {
-                continue
-            }
+            Err(e) if crate::scpi::is_transient(&e) => continue,
             Err(e) => {
                 tracing::error!(bus = %shared.name, "reading the adapter failed: {e}");
                 break;

@@ -18,6 +18,19 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 impl Shared {
+    /// The ranges of channel `ch`, or the fault `code`, `message` when the model has no such
+    /// channel.
+    pub(super) fn ranges_or_fault(
+        &self,
+        ch: u32,
+        code: i32,
+        message: &str,
+    ) -> Result<Ranges, ScpiFault> {
+        self.dialect
+            .channel_ranges(ch)
+            .ok_or_else(|| fault(code, message))
+    }
+
     /// Execute one received line; the reply to send, if any query produced one.
     pub(super) fn handle_line(&self, line: &str) -> Option<String> {
         let mut replies = Vec::new();
@@ -338,10 +351,7 @@ impl Shared {
         params: &[String],
         ch: u32,
     ) -> Result<Option<String>, ScpiFault> {
-        let ranges = self
-            .dialect
-            .channel_ranges(ch)
-            .ok_or_else(|| fault(-222, "Data out of range;no such channel"))?;
+        let ranges = self.ranges_or_fault(ch, -222, "Data out of range;no such channel")?;
         let (max_v, max_i) = (ranges.max_voltage, ranges.max_current);
         let (max_ovp, max_ocp) = (ovp_ceiling(&ranges), ocp_ceiling(&ranges));
         let supply = self.dialect.role == Role::Supply;
