@@ -1,37 +1,19 @@
 use super::*;
+use crate::instrument::test_support::scripted_pipe;
 use crate::scpi::builtin_dialect;
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
 /// A scripted instrument on an in-memory pipe: answers queries from `answer`, and
 /// `0,"No error"` to every error-queue read. Returns the lines it received.
 fn fake(
     answer: fn(&str) -> Option<String>,
 ) -> (Box<dyn Transport>, tokio::task::JoinHandle<Vec<String>>) {
-    let (near, far) = tokio::io::duplex(1 << 16);
-    let task = tokio::spawn(async move {
-        let (read, mut write) = tokio::io::split(far);
-        let mut lines = BufReader::new(read).lines();
-        let mut seen = Vec::new();
-        while let Ok(Some(line)) = lines.next_line().await {
-            let reply = if line.ends_with("SYST:ERR?") {
-                Some("0,\"No error\"".to_string())
-            } else {
-                answer(&line)
-            };
-            seen.push(line);
-            if let Some(reply) = reply {
-                if write
-                    .write_all(format!("{reply}\n").as_bytes())
-                    .await
-                    .is_err()
-                {
-                    break;
-                }
-            }
+    scripted_pipe(move |line| {
+        if line.ends_with("SYST:ERR?") {
+            Some("0,\"No error\"".to_string())
+        } else {
+            answer(line)
         }
-        seen
-    });
-    (Box::new(near), task)
+    })
 }
 
 const T: Duration = Duration::from_millis(300);
