@@ -641,6 +641,45 @@ macro_rules! scpi_instrument {
     };
 }
 
+/// The trait impl of a supply or load over SCPI: what both do alike through [`Core`]
+/// (identity, errors, current setting, measurement), then the items given.
+macro_rules! scpi_instrument_impl {
+    ($trait:ident for $ty:ident { $($rest:tt)* }) => {
+        #[async_trait::async_trait]
+        impl $trait for $ty {
+            fn id(&self) -> &str {
+                &self.core.id
+            }
+
+            fn dialect(&self) -> &Dialect {
+                &self.core.dialect
+            }
+
+            async fn identify(&mut self) -> Result<String, InstrumentError> {
+                self.core.identify().await
+            }
+
+            async fn check_errors(&mut self) -> Result<(), InstrumentError> {
+                self.core.check_errors().await
+            }
+
+            async fn set_current(&mut self, a: f64) -> Result<(), InstrumentError> {
+                let max = self.core.dialect.ranges.max_current;
+                self.core.check_range("set_current", a, max)?;
+                self.core
+                    .set("set_current", |d| &d.commands.set_current, a)
+                    .await
+            }
+
+            async fn measure(&mut self) -> Result<Measurement, InstrumentError> {
+                self.core.measure().await
+            }
+
+            $($rest)*
+        }
+    };
+}
+
 scpi_instrument!(ScpiSupply, Role::Supply, "A DC supply");
 
 impl ScpiSupply {
@@ -675,37 +714,12 @@ impl ScpiSupply {
     }
 }
 
-#[async_trait::async_trait]
-impl Supply for ScpiSupply {
-    fn id(&self) -> &str {
-        &self.core.id
-    }
-
-    fn dialect(&self) -> &Dialect {
-        &self.core.dialect
-    }
-
-    async fn identify(&mut self) -> Result<String, InstrumentError> {
-        self.core.identify().await
-    }
-
-    async fn check_errors(&mut self) -> Result<(), InstrumentError> {
-        self.core.check_errors().await
-    }
-
+scpi_instrument_impl!(Supply for ScpiSupply {
     async fn set_voltage(&mut self, v: f64) -> Result<(), InstrumentError> {
         let max = self.core.dialect.ranges.max_voltage;
         self.core.check_range("set_voltage", v, max)?;
         self.core
             .set("set_voltage", |d| &d.commands.set_voltage, v)
-            .await
-    }
-
-    async fn set_current(&mut self, a: f64) -> Result<(), InstrumentError> {
-        let max = self.core.dialect.ranges.max_current;
-        self.core.check_range("set_current", a, max)?;
-        self.core
-            .set("set_current", |d| &d.commands.set_current, a)
             .await
     }
 
@@ -715,10 +729,6 @@ impl Supply for ScpiSupply {
 
     async fn output(&mut self) -> Result<bool, InstrumentError> {
         self.core.enabled().await
-    }
-
-    async fn measure(&mut self) -> Result<Measurement, InstrumentError> {
-        self.core.measure().await
     }
 
     /// OVP to `ovp_volts`; OCP to `ocp_amps` where the model has a trip level, each
@@ -763,7 +773,7 @@ impl Supply for ScpiSupply {
     async fn disarm_watchdog(&mut self) -> Result<bool, InstrumentError> {
         self.watchdog_commands(None).await
     }
-}
+});
 
 scpi_instrument!(ScpiLoad, Role::Load, "An electronic load");
 
@@ -777,32 +787,7 @@ impl ScpiLoad {
     }
 }
 
-#[async_trait::async_trait]
-impl Load for ScpiLoad {
-    fn id(&self) -> &str {
-        &self.core.id
-    }
-
-    fn dialect(&self) -> &Dialect {
-        &self.core.dialect
-    }
-
-    async fn identify(&mut self) -> Result<String, InstrumentError> {
-        self.core.identify().await
-    }
-
-    async fn check_errors(&mut self) -> Result<(), InstrumentError> {
-        self.core.check_errors().await
-    }
-
-    async fn set_current(&mut self, a: f64) -> Result<(), InstrumentError> {
-        let max = self.core.dialect.ranges.max_current;
-        self.core.check_range("set_current", a, max)?;
-        self.core
-            .set("set_current", |d| &d.commands.set_current, a)
-            .await
-    }
-
+scpi_instrument_impl!(Load for ScpiLoad {
     async fn set_input(&mut self, on: bool) -> Result<(), InstrumentError> {
         self.core.set_enabled(on).await
     }
@@ -810,11 +795,7 @@ impl Load for ScpiLoad {
     async fn input(&mut self) -> Result<bool, InstrumentError> {
         self.core.enabled().await
     }
-
-    async fn measure(&mut self) -> Result<Measurement, InstrumentError> {
-        self.core.measure().await
-    }
-}
+});
 
 #[cfg(test)]
 mod tests;
