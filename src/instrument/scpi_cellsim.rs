@@ -329,7 +329,7 @@ impl CellSim for ScpiCellSim {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::instrument::test_support::scripted_pipe;
+    use crate::instrument::test_support::{scripted_pipe, sent_commands};
     use crate::scpi::builtin_dialect;
 
     /// A scripted cell simulator: `OUTPn?` answers 1, `MEASn:VOLT?` 3.3, errors none.
@@ -362,12 +362,7 @@ mod tests {
         let m = cells.measure(5).await.unwrap();
         assert_eq!((m.voltage, m.current), (3.3, -0.001));
         drop(cells);
-        let sent: Vec<String> = task
-            .await
-            .unwrap()
-            .into_iter()
-            .filter(|l| l != "SYST:ERR?")
-            .collect();
+        let sent = sent_commands(task).await;
         assert_eq!(
             sent,
             [

@@ -31,3 +31,12 @@ pub(crate) fn scripted_pipe(
     });
     (Box::new(near), task)
 }
+
+/// The lines a scripted pipe received, without the error-queue reads.
+pub(crate) async fn sent_commands(task: tokio::task::JoinHandle<Vec<String>>) -> Vec<String> {
+    task.await
+        .unwrap()
+        .into_iter()
+        .filter(|l| l != "SYST:ERR?")
+        .collect()
+}

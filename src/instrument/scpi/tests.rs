@@ -1,5 +1,5 @@
 use super::*;
-use crate::instrument::test_support::scripted_pipe;
+use crate::instrument::test_support::{scripted_pipe, sent_commands};
 use crate::scpi::builtin_dialect;
 
 /// A scripted instrument on an in-memory pipe: answers queries from `answer`, and
@@ -42,12 +42,7 @@ async fn ea_supply_sends_the_dialect_commands() {
         }
     );
     drop(psu);
-    let sent: Vec<String> = task
-        .await
-        .unwrap()
-        .into_iter()
-        .filter(|l| l != "SYST:ERR?")
-        .collect();
+    let sent = sent_commands(task).await;
     assert_eq!(
         sent,
         [

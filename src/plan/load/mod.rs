@@ -439,19 +439,7 @@ fn check_fixture(
                     sr.message, sr.signal
                 ),
             )),
-            Some(sig) => {
-                for label in [&sr.run, &sr.standby] {
-                    if sig.label_value(label).is_none() {
-                        errors.push(InputError::file(
-                            &fx.path,
-                            format!(
-                                "state_request: `{label}` is not in the value table of {}.{}",
-                                sr.message, sr.signal
-                            ),
-                        ));
-                    }
-                }
-            }
+            Some(sig) => crate::plan::signal_map::check_state_labels(&fx.path, sr, sig, errors),
         }
         if let Some(confirm) = &sr.confirm {
             // The BMS's answer is read from its own CAN signals: the instrument readings are
