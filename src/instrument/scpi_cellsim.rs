@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use super::cellsim::{CellSim, CellSimError};
 use super::scpi::Core;
-use super::{InstrumentError, Measurement};
+use super::{ConnectMode, InstrumentError, Measurement};
 use crate::scpi::{Client, Dialect, Role, Transport};
 
 /// Setpoint update period of a ramp unless set otherwise.
@@ -59,7 +59,16 @@ impl ScpiCellSim {
         timeout: Duration,
     ) -> Result<Self, InstrumentError> {
         Ok(Self::from_core(
-            Core::connect(id, address, dialect, timeout, Role::CellSim).await?,
+            Core::connect_mode(
+                id,
+                address,
+                dialect,
+                timeout,
+                Role::CellSim,
+                ConnectMode::Settings,
+            )
+            .await?
+            .0,
         ))
     }
 
@@ -71,7 +80,16 @@ impl ScpiCellSim {
         timeout: Duration,
     ) -> Result<Self, InstrumentError> {
         Ok(Self::from_core(
-            Core::open(id, transport, dialect, timeout, Role::CellSim).await?,
+            Core::open_mode(
+                id,
+                transport,
+                dialect,
+                timeout,
+                Role::CellSim,
+                ConnectMode::Settings,
+            )
+            .await?
+            .0,
         ))
     }
 
