@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use super::cellsim::{CellSim, CellSimError};
 use super::scpi::Core;
-use super::{ConnectMode, InstrumentError, Measurement};
+use super::{InstrumentError, Measurement};
 use crate::scpi::{Client, Dialect, Role, Transport};
 
 /// Setpoint update period of a ramp unless set otherwise.
@@ -59,16 +59,7 @@ impl ScpiCellSim {
         timeout: Duration,
     ) -> Result<Self, InstrumentError> {
         Ok(Self::from_core(
-            Core::connect_mode(
-                id,
-                address,
-                dialect,
-                timeout,
-                Role::CellSim,
-                ConnectMode::Settings,
-            )
-            .await?
-            .0,
+            Core::connect(id, address, dialect, timeout, Role::CellSim).await?,
         ))
     }
 
@@ -80,16 +71,7 @@ impl ScpiCellSim {
         timeout: Duration,
     ) -> Result<Self, InstrumentError> {
         Ok(Self::from_core(
-            Core::open_mode(
-                id,
-                transport,
-                dialect,
-                timeout,
-                Role::CellSim,
-                ConnectMode::Settings,
-            )
-            .await?
-            .0,
+            Core::open(id, transport, dialect, timeout, Role::CellSim).await?,
         ))
     }
 

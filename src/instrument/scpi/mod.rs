@@ -29,8 +29,22 @@ impl Core {
     /// Connect to `address` (the dialect's port and baud rate fill in missing ones; a
     /// `?channel=N` option selects the channel). The instrument must first answer `*IDN?`
     /// with the dialect's maker and model: nothing else is sent to a wrong instrument.
-    /// The connect sequence is sent as `mode` says; returns the errors it reported where
-    /// `mode` lets them pass.
+    pub(super) async fn connect(
+        id: &str,
+        address: &str,
+        dialect: Dialect,
+        timeout: Duration,
+        role: Role,
+    ) -> Result<Self, InstrumentError> {
+        Ok(
+            Self::connect_mode(id, address, dialect, timeout, role, ConnectMode::Settings)
+                .await?
+                .0,
+        )
+    }
+
+    /// As [`Core::connect`], with the connect sequence as `mode` says; the errors the
+    /// sequence reported where `mode` lets them pass.
     pub(super) async fn connect_mode(
         id: &str,
         address: &str,
@@ -55,7 +69,22 @@ impl Core {
         Ok((core, passed))
     }
 
-    /// Take over an open transport and send the dialect's connect sequence as `mode` says.
+    /// Take over an open transport and send the dialect's connect sequence.
+    pub(super) async fn open(
+        id: &str,
+        transport: Box<dyn Transport>,
+        dialect: Dialect,
+        timeout: Duration,
+        role: Role,
+    ) -> Result<Self, InstrumentError> {
+        Ok(
+            Self::open_mode(id, transport, dialect, timeout, role, ConnectMode::Settings)
+                .await?
+                .0,
+        )
+    }
+
+    /// As [`Core::open`], with the connect sequence as `mode` says.
     pub(super) async fn open_mode(
         id: &str,
         transport: Box<dyn Transport>,
@@ -516,11 +545,9 @@ macro_rules! scpi_instrument {
                 dialect: Dialect,
                 timeout: Duration,
             ) -> Result<Self, InstrumentError> {
-                Ok(
-                    Self::connect_with(id, address, dialect, timeout, ConnectMode::Settings)
-                        .await?
-                        .0,
-                )
+                Ok(Self {
+                    core: Core::connect(id, address, dialect, timeout, $role).await?,
+                })
             }
 
             /// Use an open transport (e.g. an in-memory pipe) and send the dialect's connect
@@ -531,11 +558,9 @@ macro_rules! scpi_instrument {
                 dialect: Dialect,
                 timeout: Duration,
             ) -> Result<Self, InstrumentError> {
-                Ok(
-                    Self::open_with(id, transport, dialect, timeout, ConnectMode::Settings)
-                        .await?
-                        .0,
-                )
+                Ok(Self {
+                    core: Core::open(id, transport, dialect, timeout, $role).await?,
+                })
             }
 
             /// Connect for `mode` (see [`ConnectMode`]); the connect-sequence errors let pass.
