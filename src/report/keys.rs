@@ -46,7 +46,7 @@ impl StationKey {
 
     /// Sign `message`; the 64-byte signature in hex.
     pub fn sign_hex(&self, message: &[u8]) -> String {
-        hex::encode(&self.signing.sign(message).to_bytes())
+        hex::encode(self.signing.sign(message).to_bytes())
     }
 }
 
@@ -94,7 +94,7 @@ pub fn generate(path: &Path, force: bool) -> Result<StationKey, ReportError> {
     let text = format!(
         "# hilrig station key: ed25519 secret seed (hex). Keep it secret.\n# public key: {}\n{}\n",
         key.public_hex(),
-        hex::encode(&seed)
+        hex::encode(seed)
     );
     write_private(path, text.as_bytes()).map_err(|e| ReportError::io(path, e))?;
     let pub_path = public_key_path(path);
@@ -175,7 +175,7 @@ mod tests {
 
     #[test]
     fn hex_round_trip_and_rejects_junk() {
-        assert_eq!(hex::encode(&[0, 1, 0xab, 0xff]), "0001abff");
+        assert_eq!(hex::encode([0, 1, 0xab, 0xff]), "0001abff");
         assert_eq!(from_hex("0001ABff"), Some(vec![0, 1, 0xab, 0xff]));
         assert_eq!(from_hex("0g"), None);
         assert_eq!(from_hex("abc"), None);
