@@ -1,11 +1,15 @@
 use super::value::{decimal, decimal_scaling};
 use super::*;
 
-const DBC: &str = r#"VERSION ""
-NS_ :
-BS_:
-BU_: A
-BO_ 256 Status: 2 A
+/// A DBC text: the header every test DBC starts with (node `A`), then `body`.
+macro_rules! dbc_text {
+    ($body:literal) => {
+        concat!("VERSION \"\"\nNS_ :\nBS_:\nBU_: A\n", $body)
+    };
+}
+
+const DBC: &str = dbc_text!(
+    r#"BO_ 256 Status: 2 A
  SG_ State : 0|4@1+ (1,0) [0|15] "" A
  SG_ Volt : 15|8@0+ (0.5,1) [0|128] "V" A
 BO_ 2147483904 Ext: 1 A
@@ -13,7 +17,8 @@ BO_ 2147483904 Ext: 1 A
  SG_ A m0 : 2|6@1- (1,0) [-32|31] "" A
  SG_ B m1 : 2|6@1+ (2,0) [0|126] "deg,C" A
 VAL_ 256 State 1 "on" 2 "off" ;
-"#;
+"#
+);
 
 fn dbc() -> Dbc {
     Dbc::parse(DBC, "t.dbc").unwrap()
@@ -265,11 +270,8 @@ fn decimal_factors(
     assert_eq!(decimal_scaling(factor, offset), want);
 }
 
-const LAYOUTS: &str = r#"VERSION ""
-NS_ :
-BS_:
-BU_: A
-BO_ 1 Mixed: 8 A
+const LAYOUTS: &str = dbc_text!(
+    r#"BO_ 1 Mixed: 8 A
  SG_ I12 : 3|12@1+ (0.001,0) [0|4.095] "V" A
  SG_ M16 : 23|16@0- (0.1,-40) [0|0] "degC" A
  SG_ M1 : 33|1@0+ (1,0) [0|1] "" A
@@ -298,7 +300,8 @@ SG_MUL_VAL_ 6 P K 1-1;
 SG_MUL_VAL_ 6 X K 0-0;
 SG_MUL_VAL_ 6 Y P 2-3;
 SG_MUL_VAL_ 6 Z P 5-7;
-"#;
+"#
+);
 
 /// The fast decoder against the codec, over random frames of many layouts.
 #[test]
