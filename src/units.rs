@@ -172,26 +172,124 @@ fn lookup_unit(unit: &str) -> Option<(Dimension, f64, f64)> {
 }
 
 fn split_number(text: &str) -> Option<(f64, &str)> {
-    let t = text.trim();
-    let end = t
-        .char_indices()
-        .find(|&(i, c)| {
-            !(c.is_ascii_digit()
-                || c == '.'
-                || ((c == '-' || c == '+')
-                    && (i == 0 || matches!(t.as_bytes()[i - 1], b'e' | b'E')))
-                || ((c == 'e' || c == 'E')
-                    && i > 0
-                    && t[i + 1..]
-                        .starts_with(|d: char| d.is_ascii_digit() || d == '-' || d == '+')))
-        })
-        .map(|(i, _)| i)
-        .unwrap_or(t.len());
-    let number: f64 = t[..end].parse().ok()?;
+    let (numeral, rest) = split_numeral(text);
+    let number: f64 = numeral.parse().ok()?;
     if !number.is_finite() {
         return None;
     }
-    Some((number, t[end..].trim()))
+    Some((number, rest))
+}
+
+/// The leading number of `text` (trimmed) as written, and what follows it (trimmed):
+/// `("3.65", "V")`. A sign only at the start or after an exponent marker; `e`/`E` only after
+/// a digit or point and before a digit or sign, so `48 E` keeps its `E`.
+pub fn split_numeral(text: &str) -> (&str, &str) {
+    let t = text.trim();
+    let bytes = t.as_bytes();
+    let end = t
+        .char_indices()
+        .find(|&(i, c)| !match c {
+            '0'..='9' | '.' => true,
+            '+' | '-' => i == 0 || matches!(bytes[i - 1], b'e' | b'E'),
+            'e' | 'E' => {
+                i > 0
+                    && (bytes[i - 1].is_ascii_digit() || bytes[i - 1] == b'.')
+                    && matches!(bytes.get(i + 1), Some(b'0'..=b'9' | b'+' | b'-'))
+            }
+            _ => false,
+        })
+        .map(|(i, _)| i)
+        .unwrap_or(t.len());
+    (&t[..end], t[end..].trim())
+}
+
+/// A duration in the plans' syntax (`30 s`, `10 min`, `1.5 h`): one parser for every option
+/// and file field that takes one. Negative, non-finite and unrepresentable durations are
+/// refused with the text given.
+pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    let s = Quantity::parse_as(text, Dimension::Time).map_err(|e| e.to_string())?;
+    if s < 0.0 {
+        return Err(format!(
+            "`{text}` is negative: give a duration of 0 s or more"
+        ));
+    }
+    std::time::Duration::try_from_secs_f64(s)
+        .map_err(|_| format!("`{text}` is too long to be a duration"))
+}
+
+/// A number as an instrument or a dialect file writes it, with the unit after it (if any).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct UnitValue<'a> {
+    /// The value, scaled by any SI prefix on the unit (`mV` -> volts).
+    pub value: f64,
+    /// The base unit without prefix, as written (`V`, `A`, `W`), or empty.
+    pub unit: &'a str,
+}
+
+/// A number, bare or followed by a unit with an optional SI prefix (`48`, `+4.8E+01`,
+/// `48.00 V`, `10.00A`, `250 mA`); when `expected_unit` is given a unit, if written, must be
+/// it (any case). Unlike [`Quantity::parse`] the unit is not looked up: instruments write
+/// their own.
+pub fn parse_quantity<'a>(
+    text: &'a str,
+    expected_unit: Option<&str>,
+) -> Result<UnitValue<'a>, String> {
+    let trimmed = text.trim();
+    let (number, unit_text) = split_numeral(trimmed);
+    let value: f64 = number.parse().map_err(|_| {
+        format!("`{trimmed}` is not a number (expected e.g. 48, 48.00, +4.8E+01 or 48.00 V)")
+    })?;
+    if !value.is_finite() {
+        return Err(format!("`{trimmed}` is not a finite number"));
+    }
+    if unit_text.is_empty() {
+        return Ok(UnitValue { value, unit: "" });
+    }
+    if !unit_text.chars().all(|c| c.is_ascii_alphabetic()) {
+        return Err(format!(
+            "`{trimmed}` has trailing text `{unit_text}` that is not a unit"
+        ));
+    }
+    let (scale, unit) = split_prefix(unit_text, expected_unit);
+    if let Some(expected) = expected_unit {
+        if !unit.eq_ignore_ascii_case(expected) {
+            return Err(format!("expected a value in {expected}, got `{trimmed}`"));
+        }
+    }
+    Ok(UnitValue {
+        value: value * scale,
+        unit,
+    })
+}
+
+/// Split an SI prefix from a unit. A unit equal to the expected one is never split, so `m`
+/// alone is not taken for milli.
+fn split_prefix<'a>(unit: &'a str, expected: Option<&str>) -> (f64, &'a str) {
+    if let Some(expected) = expected {
+        if unit.eq_ignore_ascii_case(expected) {
+            return (1.0, unit);
+        }
+    }
+    let mut chars = unit.chars();
+    let prefix = chars.next();
+    let base = chars.as_str();
+    if base.is_empty() {
+        return (1.0, unit);
+    }
+    let scale = match prefix {
+        Some('m') => 1e-3,
+        Some('u') => 1e-6,
+        Some('n') => 1e-9,
+        Some('k') => 1e3,
+        Some('M') => 1e6,
+        _ => return (1.0, unit),
+    };
+    if let Some(expected) = expected {
+        if !base.eq_ignore_ascii_case(expected) {
+            return (1.0, unit);
+        }
+    }
+    (scale, base)
 }
 
 impl Quantity {
@@ -455,5 +553,22 @@ mod tests {
             .unwrap()
             .to_string();
         assert!(err.contains("has no unit"), "{err}");
+    }
+
+    #[rstest]
+    #[case::seconds("30 s", Ok(30.0))]
+    #[case::minutes("10 min", Ok(600.0))]
+    #[case::milliseconds("250ms", Ok(0.25))]
+    #[case::zero("0 s", Ok(0.0))]
+    #[case::bare_number("30", Err("unit"))]
+    #[case::negative("-1 s", Err("negative"))]
+    #[case::huge("1e300 s", Err("too long"))]
+    #[case::not_time("5 V", Err("a duration is expected"))]
+    fn durations_have_one_syntax(#[case] text: &str, #[case] want: Result<f64, &str>) {
+        match (parse_duration(text), want) {
+            (Ok(d), Ok(s)) => assert_eq!(d.as_secs_f64(), s, "{text}"),
+            (Err(e), Err(part)) => assert!(e.contains(part), "{text}: {e}"),
+            (got, want) => panic!("{text}: {got:?}, expected {want:?}"),
+        }
     }
 }

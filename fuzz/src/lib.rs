@@ -17,7 +17,7 @@ use hilrig::plan::load::{
 use hilrig::plan::preflight::FileKind;
 use hilrig::plan::Condition;
 use hilrig::scpi::reply::{
-    find_reply_end, parse_block, parse_bool, parse_error_reply, parse_number, parse_quantity,
+    find_reply_end, parse_block, parse_bool, parse_error_reply, parse_number, parse_reading,
     split_fields, unquote, ReplyEnd,
 };
 
@@ -187,8 +187,8 @@ pub fn slcan(data: &[u8]) {
 pub fn scpi_reply(data: &[u8]) {
     let text = String::from_utf8_lossy(data);
     let _ = parse_number(&text);
-    let _ = parse_quantity(&text, None);
-    let _ = parse_quantity(&text, Some("V"));
+    let _ = parse_reading(&text, None);
+    let _ = parse_reading(&text, Some("V"));
     let _ = parse_bool(&text);
     let _ = parse_error_reply(&text);
     let _ = unquote(&text);

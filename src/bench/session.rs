@@ -5,6 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::campaign::{BenchProvider, ProvidedBench};
 use crate::guard::{Guard, GuardSpec};
 use crate::plan::load_rig;
 use crate::report::calibration::{self, Calibration};
@@ -19,34 +20,32 @@ pub struct Session {
     /// The rig, with simulated endpoints resolved.
     pub rig: Rig,
     rig_path: PathBuf,
-    _bench: Option<Box<dyn std::any::Any>>,
+    _bench: Option<Box<dyn ProvidedBench>>,
 }
 
 impl Session {
     /// Load the rig (`--rig`, `HILRIG_RIG`, `hilrig.toml`, else the built-in simulated
-    /// bench); for a simulated rig, `simulate` starts the bench and returns the rig with its
-    /// endpoints resolved and the bench, kept running as long as the session.
-    pub async fn start<B: 'static>(
+    /// bench); the bench `provider` starts for it (the simulated bench of a simulated rig)
+    /// resolves the rig's endpoints and runs as long as the session.
+    pub async fn start(
         rig: Option<PathBuf>,
-        simulate: impl AsyncFnOnce(&Rig, &Path) -> Result<(Rig, B), String>,
+        provider: &dyn BenchProvider,
     ) -> Result<Session, String> {
         let choice = crate::rig::choice::choose_from_env(rig).map_err(|e| e.to_string())?;
         let rig_path = choice.path.clone();
         let loaded = load_rig(&rig_path)
             .map_err(|e| format!("{choice}: {e}"))?
             .value;
-        if loaded.simulation.is_none() {
-            return Ok(Session {
-                rig: loaded,
-                rig_path,
-                _bench: None,
-            });
-        }
-        let (rig, bench) = simulate(&loaded, &rig_path).await?;
+        let bench = provider
+            .start(&loaded, &rig_path, false)
+            .await
+            .map_err(|e| format!("cannot start the simulated bench: {e}"))?;
         Ok(Session {
-            rig,
+            rig: bench
+                .as_ref()
+                .map_or(loaded.clone(), |b| b.resolve(&loaded)),
             rig_path,
-            _bench: Some(Box::new(bench)),
+            _bench: bench,
         })
     }
 

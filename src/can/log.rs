@@ -297,10 +297,7 @@ fn parse_data(text: &str) -> Result<Vec<u8>, LineError> {
         if part.len() % 2 != 0 {
             return Err(LineError::OddDigits(digits));
         }
-        for pair in part.as_bytes().chunks(2) {
-            let pair = std::str::from_utf8(pair).map_err(|_| not_hex())?;
-            out.push(u8::from_str_radix(pair, 16).map_err(|_| not_hex())?);
-        }
+        out.extend(hex::decode(part).map_err(|_| not_hex())?);
     }
     Ok(out)
 }
@@ -325,7 +322,7 @@ pub fn format_entry(entry: &LogEntry) -> String {
     } else {
         format!("{:03X}", frame.id & 0x7FF)
     };
-    let hex = || -> String { frame.data.iter().map(|b| format!("{b:02X}")).collect() };
+    let hex = || hex::encode_upper(&frame.data);
     let body = match frame.kind {
         FrameKind::Remote => match frame.data.len() {
             0 => "R".to_string(),

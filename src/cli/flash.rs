@@ -18,7 +18,7 @@ use crate::plan::load::{read_yaml, relative};
 use crate::plan::load_rig;
 use crate::report::FirmwareInfo;
 use crate::run::lock::BenchLock;
-use crate::sim::{Bench, BenchOptions, ScpiExposure};
+use crate::sim::SimBenchProvider;
 
 /// Arguments of `hilrig flash`.
 #[derive(Debug, Args)]
@@ -131,28 +131,27 @@ async fn run(a: &FlashArgs, progress: &ProgressSink) -> Result<(FirmwareInfo, St
         chip_erase: false,
     };
     let message = fixture.version_message.as_deref();
-    if rig.simulation.is_some() {
-        let bench_options = BenchOptions {
-            scpi: ScpiExposure::InMemory,
-            ..Default::default()
-        };
-        let mut bench = Bench::start_with(&rig, &rig_path, &bench_options)
-            .await
-            .map_err(|e| FlashError::Sim(format!("cannot start the simulated bench: {e}")))?;
-        let resolved = bench.resolve(&rig);
-        let info = flash_on_rig(
-            &resolved,
-            Some(&mut bench),
-            &image,
-            &dbc,
-            message,
-            &options,
-            progress,
-        )
-        .await?;
-        Ok((info, format!("the simulated BMS of {}", rig.station)))
-    } else {
-        let info = flash_on_rig(&rig, None, &image, &dbc, message, &options, progress).await?;
-        Ok((info, rig.station.clone()))
+    let bench = SimBenchProvider::start_bench(&rig, &rig_path, true)
+        .await
+        .map_err(|e| FlashError::Sim(format!("cannot start the simulated bench: {e}")))?;
+    match bench {
+        Some(mut bench) => {
+            let resolved = bench.resolve(&rig);
+            let info = flash_on_rig(
+                &resolved,
+                Some(bench.flasher()),
+                &image,
+                &dbc,
+                message,
+                &options,
+                progress,
+            )
+            .await?;
+            Ok((info, format!("the simulated BMS of {}", rig.station)))
+        }
+        None => {
+            let info = flash_on_rig(&rig, None, &image, &dbc, message, &options, progress).await?;
+            Ok((info, rig.station.clone()))
+        }
     }
 }

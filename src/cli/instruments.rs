@@ -14,7 +14,7 @@ use clap::{Args, Subcommand};
 
 use crate::bench::{self, direct::ScpiLine, session::Session};
 use crate::exit::Failure;
-use crate::sim::{Bench, BenchOptions};
+use crate::sim::SimBenchProvider;
 
 /// Arguments of `hilrig instruments`.
 #[derive(Debug, Args)]
@@ -128,11 +128,5 @@ pub async fn instruments(a: InstrumentsArgs) -> Result<i32, Failure> {
 
 /// The rig's session, with the simulated bench started on a simulated rig.
 pub(super) async fn session(rig: Option<PathBuf>) -> Result<Session, String> {
-    Session::start(rig, async |rig, path| {
-        let bench = Bench::start_with(rig, path, &BenchOptions::default())
-            .await
-            .map_err(|e| format!("cannot start the simulated bench: {e}"))?;
-        Ok((bench.resolve(rig), bench))
-    })
-    .await
+    Session::start(rig, &SimBenchProvider).await
 }

@@ -48,20 +48,8 @@ pub fn suggest_subcommand(e: &mut clap::Error) {
     }
 }
 
-/// A duration on the command line, in the plans' syntax (`30 s`, `10 min`, `1.5 h`): one
-/// parser for every option that takes one. Negative, non-finite and unrepresentable
-/// durations are refused with the text given.
-pub(crate) fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
-    let s = crate::units::Quantity::parse_as(text, crate::units::Dimension::Time)
-        .map_err(|e| e.to_string())?;
-    if s < 0.0 {
-        return Err(format!(
-            "`{text}` is negative: give a duration of 0 s or more"
-        ));
-    }
-    std::time::Duration::try_from_secs_f64(s)
-        .map_err(|_| format!("`{text}` is too long to be a duration"))
-}
+/// A duration on the command line, in the plans' syntax (`30 s`, `10 min`, `1.5 h`).
+pub(crate) use crate::units::parse_duration;
 
 /// hilrig: hardware-in-the-loop test rig controller for BMS firmware.
 #[derive(Debug, Parser)]
@@ -182,23 +170,6 @@ mod tests {
         match want {
             Some(name) => assert!(text.contains(&format!("'{name}'")), "{text}"),
             None => assert!(!text.contains("similar subcommand"), "{text}"),
-        }
-    }
-
-    #[rstest::rstest]
-    #[case::seconds("30 s", Ok(30.0))]
-    #[case::minutes("10 min", Ok(600.0))]
-    #[case::milliseconds("250ms", Ok(0.25))]
-    #[case::zero("0 s", Ok(0.0))]
-    #[case::bare_number("30", Err("unit"))]
-    #[case::negative("-1 s", Err("negative"))]
-    #[case::huge("1e300 s", Err("too long"))]
-    #[case::not_time("5 V", Err("a duration is expected"))]
-    fn durations_have_one_syntax(#[case] text: &str, #[case] want: Result<f64, &str>) {
-        match (super::parse_duration(text), want) {
-            (Ok(d), Ok(s)) => assert_eq!(d.as_secs_f64(), s, "{text}"),
-            (Err(e), Err(part)) => assert!(e.contains(part), "{text}: {e}"),
-            (got, want) => panic!("{text}: {got:?}, expected {want:?}"),
         }
     }
 }

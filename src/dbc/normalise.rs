@@ -9,8 +9,9 @@
 //! offset the parser reports is an offset into the original file, and locations (computed
 //! on the original text) keep their line and column.
 
-/// Keywords that start a statement (and so never continue one).
-const KEYWORDS: [&str; 38] = [
+/// Keywords of statements that end at the line's end (they start a statement, and so never
+/// continue one).
+const UNTERMINATED: [&str; 22] = [
     "VERSION",
     "NS_",
     "NS_DESC_",
@@ -18,25 +19,9 @@ const KEYWORDS: [&str; 38] = [
     "BU_",
     "BO_",
     "SG_",
-    "CM_",
-    "BA_DEF_",
-    "BA_",
-    "VAL_",
-    "VAL_TABLE_",
-    "SIG_GROUP_",
-    "SIG_VALTYPE_",
-    "SIGTYPE_VALTYPE_",
-    "BO_TX_BU_",
-    "BA_DEF_REL_",
-    "BA_REL_",
-    "BA_DEF_DEF_REL_",
-    "BA_DEF_DEF_",
     "BA_DEF_SGTYPE_",
     "BA_SGTYPE_",
-    "SG_MUL_VAL_",
-    "EV_",
     "EV_DATA_",
-    "ENVVAR_DATA_",
     "SGTYPE_",
     "SGTYPE_VAL_",
     "SIG_TYPE_REF_",
@@ -78,7 +63,11 @@ pub(super) fn leading_keyword(line: &str) -> Option<&'static str> {
         .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
         .unwrap_or(trimmed.len());
     let word = trimmed.get(..word_end)?;
-    KEYWORDS.iter().copied().find(|k| *k == word)
+    UNTERMINATED
+        .iter()
+        .chain(TERMINATED.iter())
+        .copied()
+        .find(|k| *k == word)
 }
 
 /// A statement joined from several lines: where it starts and how many lines it had.

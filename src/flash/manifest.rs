@@ -189,29 +189,20 @@ impl VerifiedImage {
 
 /// Lower-case hex SHA-256 of bytes.
 pub fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    hex::encode(Sha256::digest(bytes))
 }
 
 /// The first four bytes of a hex SHA-256, as the BMS reports them (`ImageHash`, little-endian,
 /// so the frame carries them in hash order). None when `sha256` is not hex.
 pub fn hash_prefix(sha256: &str) -> Option<u32> {
     let mut b = [0u8; 4];
-    for (i, byte) in b.iter_mut().enumerate() {
-        *byte = u8::from_str_radix(sha256.get(2 * i..2 * i + 2)?, 16).ok()?;
-    }
+    hex::decode_to_slice(sha256.get(..8)?, &mut b).ok()?;
     Some(u32::from_le_bytes(b))
 }
 
 /// A hash prefix as the hex of its bytes in hash order (`a732f928`).
 pub fn prefix_hex(prefix: u32) -> String {
-    prefix
-        .to_le_bytes()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    hex::encode(prefix.to_le_bytes())
 }
 
 impl Manifest {

@@ -3,8 +3,10 @@
 //! - [`manifest`]: `firmware-under-test/manifest.yaml`, the images with their SHA-256; an
 //!   image is only ever flashed from a [`VerifiedImage`], whose bytes matched the manifest.
 //! - [`Flasher`]: attach, program, verify, reset and run, with [`FlashEvent`]s for progress.
-//!   Two backends: [`probe`] (probe-rs, for a real BMS on a debug probe) and [`sim`] (the
-//!   simulated bench's BMS, which "flashing" reloads with one of its images).
+//!   Two backends: [`probe`] (probe-rs, for a real BMS on a debug probe) and the simulated
+//!   bench's `SimFlasher` (in `sim/flasher.rs`: its BMS, which "flashing" reloads with one of
+//!   its images). This module does not know the simulation: a caller with a simulated bench
+//!   passes its flasher in (`Bench::flasher`); without one the rig's debug probe is used.
 //! - [`readback`]: after the reset, the BMS's `BMS_Version` frame (version and the first
 //!   bytes of the image SHA-256) must name what was flashed before any test runs.
 //!
@@ -14,7 +16,6 @@ pub mod console;
 pub mod manifest;
 pub mod probe;
 pub mod readback;
-pub mod sim;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -28,7 +29,6 @@ use crate::dbc::Dbc;
 use crate::plan::InputError;
 use crate::report::FirmwareInfo;
 use crate::rig::Rig;
-use crate::sim::Bench;
 
 pub use manifest::{ImageEntry, ImageFormat, Manifest, VerifiedImage};
 pub use readback::{read_running, verify_running, verify_running_message, RunningFirmware};
@@ -175,6 +175,16 @@ pub struct Attached {
     pub chip: String,
 }
 
+impl Attached {
+    /// Tell `progress` that the probe and chip are attached.
+    pub fn report(&self, progress: &ProgressSink) {
+        progress(FlashEvent::Attached {
+            probe: self.probe.clone(),
+            chip: self.chip.clone(),
+        });
+    }
+}
+
 /// Programs a target: attach, program, verify, reset and run.
 #[async_trait]
 pub trait Flasher: Send {
@@ -199,6 +209,25 @@ pub trait Flasher: Send {
     async fn reset_and_run(&mut self, progress: &ProgressSink) -> Result<(), FlashError>;
 }
 
+/// Attach, program and (when asked) verify `image`; false on a dry run, where nothing more
+/// is done.
+async fn program_verified(
+    flasher: &mut dyn Flasher,
+    image: &VerifiedImage,
+    options: &FlashOptions,
+    progress: &ProgressSink,
+) -> Result<bool, FlashError> {
+    flasher.attach(progress).await?;
+    flasher.program(image, options, progress).await?;
+    if options.dry_run {
+        return Ok(false);
+    }
+    if options.verify {
+        flasher.verify(image, progress).await?;
+    }
+    Ok(true)
+}
+
 /// Program, verify, reset and run `image`; returns what now runs (for results.json).
 pub async fn flash(
     flasher: &mut dyn Flasher,
@@ -206,13 +235,8 @@ pub async fn flash(
     options: &FlashOptions,
     progress: &ProgressSink,
 ) -> Result<FirmwareInfo, FlashError> {
-    flasher.attach(progress).await?;
-    flasher.program(image, options, progress).await?;
-    if options.dry_run {
+    if !program_verified(flasher, image, options, progress).await? {
         return Ok(image.info());
-    }
-    if options.verify {
-        flasher.verify(image, progress).await?;
     }
     flasher.reset_and_run(progress).await?;
     Ok(image.info())
@@ -241,13 +265,8 @@ pub async fn flash_and_verify(
     readback: &ReadbackTarget<'_>,
     progress: &ProgressSink,
 ) -> Result<FirmwareInfo, FlashError> {
-    flasher.attach(progress).await?;
-    flasher.program(image, options, progress).await?;
-    if options.dry_run {
+    if !program_verified(flasher, image, options, progress).await? {
         return Ok(image.info());
-    }
-    if options.verify {
-        flasher.verify(image, progress).await?;
     }
     let mut rx = readback.bus.subscribe();
     flasher.reset_and_run(progress).await?;
@@ -265,21 +284,21 @@ pub async fn flash_and_verify(
     Ok(info)
 }
 
-/// Flash `image` on a rig and prove the BMS runs it: the simulated bench's BMS when `bench`
-/// is given, else the chip on the rig's debug probe. `rig` has its endpoints resolved (as
+/// Flash `image` on a rig and prove the BMS runs it: through `flasher` when given (the
+/// simulated bench's, `Bench::flasher`), else the chip on the rig's debug probe. `rig` has its endpoints resolved (as
 /// `Bench::resolve` returns it); the readback listens on its DUT bus, through `dbc`, for
 /// `version_message` (default `BMS_Version`).
 pub async fn flash_on_rig(
     rig: &Rig,
-    bench: Option<&mut Bench>,
+    flasher: Option<Box<dyn Flasher + '_>>,
     image: &VerifiedImage,
     dbc: &Dbc,
     version_message: Option<&str>,
     options: &FlashOptions,
     progress: &ProgressSink,
 ) -> Result<FirmwareInfo, FlashError> {
-    let mut flasher: Box<dyn Flasher + '_> = match bench {
-        Some(b) => Box::new(sim::SimFlasher::new(b)),
+    let mut flasher: Box<dyn Flasher + '_> = match flasher {
+        Some(f) => f,
         None => Box::new(probe::ProbeRsFlasher::new(rig.probe.as_ref(), image)?),
     };
     if options.dry_run {
@@ -287,15 +306,12 @@ pub async fn flash_on_rig(
     }
     // The probe and chip first, then the bus: nothing is written unless both are there.
     flasher.attach(progress).await?;
-    let bus_cfg = rig.dut_bus().ok_or_else(|| {
+    let bus = readback::open_dut_bus(rig, || {
         FlashError::NoFlasher(format!(
-            "rig `{}` has no CAN bus with `dut: true`, so what the BMS runs cannot be read back              after flashing; mark the BMS's bus with `dut: true`",
+            "rig `{}` has no CAN bus with `dut: true`, so what the BMS runs cannot be read back \
+             after flashing; mark the BMS's bus with `dut: true`",
             rig.station
         ))
-    })?;
-    let bus = crate::can::open(&bus_cfg.endpoint()).map_err(|e| FlashError::Bus {
-        bus: bus_cfg.endpoint(),
-        detail: format!("cannot open it: {e}"),
     })?;
     let message = version_message.unwrap_or(readback::DEFAULT_VERSION_MESSAGE);
     let target = ReadbackTarget {
@@ -314,7 +330,7 @@ pub async fn flash_declared(
     id: &str,
     manifest: &Path,
     rig: &Rig,
-    bench: Option<&mut Bench>,
+    flasher: Option<Box<dyn Flasher + '_>>,
     dbc: &Dbc,
     version_message: Option<&str>,
     progress: &ProgressSink,
@@ -328,7 +344,7 @@ pub async fn flash_declared(
     let image = manifest.open(entry)?;
     flash_on_rig(
         rig,
-        bench,
+        flasher,
         &image,
         dbc,
         version_message,

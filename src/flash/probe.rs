@@ -90,28 +90,13 @@ pub fn chip_suggestions(name: &str) -> Vec<String> {
     let mut scored: Vec<(usize, String)> = names
         .into_iter()
         .filter_map(|n| {
-            let d = edit_distance(&lower, &n.to_ascii_lowercase());
+            let d = crate::plan::error::edit_distance(&lower, &n.to_ascii_lowercase());
             (d <= limit).then_some((d, n))
         })
         .collect();
     scored.sort();
     scored.dedup_by(|a, b| a.1 == b.1);
     scored.into_iter().take(5).map(|(_, n)| n).collect()
-}
-
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut cur = vec![i + 1; b.len() + 1];
-        for (j, cb) in b.iter().enumerate() {
-            cur[j + 1] = (prev[j] + usize::from(ca != *cb))
-                .min(prev[j + 1] + 1)
-                .min(cur[j] + 1);
-        }
-        prev = cur;
-    }
-    prev[b.len()]
 }
 
 /// The probe-rs target for a chip name; unknown or ambiguous names get suggestions.
@@ -538,6 +523,15 @@ struct State {
     loader: Option<FlashLoader>,
 }
 
+impl State {
+    /// The session of an attached probe.
+    fn attached(&mut self) -> Result<&mut Session, FlashError> {
+        self.session
+            .as_mut()
+            .ok_or_else(|| FlashError::Probe("not attached".into()))
+    }
+}
+
 /// Run a blocking probe-rs step on tokio's blocking pool, with the flasher's state.
 async fn blocking<T: Send + 'static>(
     state: Arc<Mutex<State>>,
@@ -636,10 +630,7 @@ impl Flasher for ProbeRsFlasher {
             chip: self.chip.clone(),
         };
         if fresh {
-            progress(FlashEvent::Attached {
-                probe: a.probe.clone(),
-                chip: a.chip.clone(),
-            });
+            a.report(progress);
         }
         Ok(a)
     }
@@ -656,10 +647,7 @@ impl Flasher for ProbeRsFlasher {
         let sink = progress.clone();
         let (probe, chip) = (self.probe_name.clone(), self.chip.clone());
         blocking(self.state.clone(), move |st| {
-            let session = st
-                .session
-                .as_mut()
-                .ok_or_else(|| FlashError::Probe("not attached".into()))?;
+            let session = st.attached()?;
             let loader = load_image(session, &image)?;
             let plan =
                 plan_layout(session.target(), &loader).map_err(|detail| FlashError::Layout {
@@ -720,10 +708,7 @@ impl Flasher for ProbeRsFlasher {
     async fn reset_and_run(&mut self, progress: &ProgressSink) -> Result<(), FlashError> {
         let (probe, chip) = (self.probe_name.clone(), self.chip.clone());
         blocking(self.state.clone(), move |st| {
-            let session = st
-                .session
-                .as_mut()
-                .ok_or_else(|| FlashError::Probe("not attached".into()))?;
+            let session = st.attached()?;
             let mut core = session.core(0).map_err(|e| advice(&e, &probe, &chip, ""))?;
             core.reset().map_err(|e| advice(&e, &probe, &chip, ""))
         })

@@ -210,15 +210,11 @@ pub async fn read_on_rig(
     expected: Option<&FirmwareInfo>,
 ) -> Result<FirmwareInfo, FlashError> {
     let message = message.unwrap_or(DEFAULT_VERSION_MESSAGE);
-    let bus_cfg = rig.dut_bus().ok_or_else(|| {
+    let bus = open_dut_bus(rig, || {
         FlashError::ReadbackSetup(format!(
             "rig `{}` has no CAN bus with `dut: true` to read the firmware version from",
             rig.station
         ))
-    })?;
-    let bus = crate::can::open(&bus_cfg.endpoint()).map_err(|e| FlashError::Bus {
-        bus: bus_cfg.endpoint(),
-        detail: format!("cannot open it: {e}"),
     })?;
     let timeout = timeout_for(dbc, message);
     match expected {
@@ -238,4 +234,16 @@ pub async fn read_on_rig(
             })
         }
     }
+}
+
+/// Open the rig's DUT bus (the one with `dut: true`); `missing` says why one is needed.
+pub(crate) fn open_dut_bus(
+    rig: &crate::rig::Rig,
+    missing: impl FnOnce() -> FlashError,
+) -> Result<Box<dyn crate::can::Bus>, FlashError> {
+    let bus_cfg = rig.dut_bus().ok_or_else(missing)?;
+    crate::can::open(&bus_cfg.endpoint()).map_err(|e| FlashError::Bus {
+        bus: bus_cfg.endpoint(),
+        detail: format!("cannot open it: {e}"),
+    })
 }

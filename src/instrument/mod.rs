@@ -12,6 +12,8 @@ mod factory;
 mod scpi;
 mod scpi_cellsim;
 mod switch_off;
+#[cfg(test)]
+mod test_support;
 
 pub use error::{exit_for, InstrumentError};
 pub use factory::{connect, Connected, Driver};

@@ -329,38 +329,21 @@ impl CellSim for ScpiCellSim {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::instrument::test_support::{scripted_pipe, sent_commands};
     use crate::scpi::builtin_dialect;
-    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
     /// A scripted cell simulator: `OUTPn?` answers 1, `MEASn:VOLT?` 3.3, errors none.
     fn fake() -> (Box<dyn Transport>, tokio::task::JoinHandle<Vec<String>>) {
-        let (near, far) = tokio::io::duplex(1 << 16);
-        let task = tokio::spawn(async move {
-            let (read, mut write) = tokio::io::split(far);
-            let mut lines = BufReader::new(read).lines();
-            let mut seen = Vec::new();
-            while let Ok(Some(line)) = lines.next_line().await {
-                let reply = match line.as_str() {
-                    "SYST:ERR?" => Some("0,\"No error\""),
-                    l if l.starts_with("OUTP") && l.ends_with('?') => Some("1"),
-                    l if l.ends_with(":VOLT?") => Some("3.300000E+00"),
-                    l if l.ends_with(":CURR?") => Some("-1.000000E-03"),
-                    _ => None,
-                };
-                seen.push(line);
-                if let Some(reply) = reply {
-                    if write
-                        .write_all(format!("{reply}\n").as_bytes())
-                        .await
-                        .is_err()
-                    {
-                        break;
-                    }
-                }
+        scripted_pipe(|line| {
+            match line {
+                "SYST:ERR?" => Some("0,\"No error\""),
+                l if l.starts_with("OUTP") && l.ends_with('?') => Some("1"),
+                l if l.ends_with(":VOLT?") => Some("3.300000E+00"),
+                l if l.ends_with(":CURR?") => Some("-1.000000E-03"),
+                _ => None,
             }
-            seen
-        });
-        (Box::new(near), task)
+            .map(str::to_string)
+        })
     }
 
     const T: Duration = Duration::from_millis(300);
@@ -379,12 +362,7 @@ mod tests {
         let m = cells.measure(5).await.unwrap();
         assert_eq!((m.voltage, m.current), (3.3, -0.001));
         drop(cells);
-        let sent: Vec<String> = task
-            .await
-            .unwrap()
-            .into_iter()
-            .filter(|l| l != "SYST:ERR?")
-            .collect();
+        let sent = sent_commands(task).await;
         assert_eq!(
             sent,
             [

@@ -85,11 +85,11 @@ fn judge_read_back(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::instrument::test_support::scripted_pipe;
     use crate::instrument::{ConnectMode, ScpiLoad, ScpiSupply};
     use crate::scpi::builtin_dialect;
     use std::collections::VecDeque;
     use std::time::Duration;
-    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
     /// A scripted instrument: `errors_after` names commands that queue an error,
     /// `output` is what the output query answers. Returns the lines it received.
@@ -100,37 +100,19 @@ mod tests {
         Box<dyn crate::scpi::Transport>,
         tokio::task::JoinHandle<Vec<String>>,
     ) {
-        let (near, far) = tokio::io::duplex(1 << 16);
-        let task = tokio::spawn(async move {
-            let (read, mut write) = tokio::io::split(far);
-            let mut lines = BufReader::new(read).lines();
-            let mut seen = Vec::new();
-            let mut queue: VecDeque<String> = VecDeque::new();
-            while let Ok(Some(line)) = lines.next_line().await {
-                let reply = if line.ends_with("SYST:ERR?") {
-                    Some(queue.pop_front().unwrap_or_else(|| "0,\"No error\"".into()))
-                } else if line.ends_with('?') || line.contains("? ") {
-                    Some(output.to_string())
-                } else {
-                    if errors_after.contains(&line.as_str()) {
-                        queue.push_back("-200,\"Execution error\"".into());
-                    }
-                    None
-                };
-                seen.push(line);
-                if let Some(reply) = reply {
-                    if write
-                        .write_all(format!("{reply}\n").as_bytes())
-                        .await
-                        .is_err()
-                    {
-                        break;
-                    }
+        let mut queue: VecDeque<String> = VecDeque::new();
+        scripted_pipe(move |line| {
+            if line.ends_with("SYST:ERR?") {
+                Some(queue.pop_front().unwrap_or_else(|| "0,\"No error\"".into()))
+            } else if line.ends_with('?') || line.contains("? ") {
+                Some(output.to_string())
+            } else {
+                if errors_after.contains(&line) {
+                    queue.push_back("-200,\"Execution error\"".into());
                 }
+                None
             }
-            seen
-        });
-        (Box::new(near), task)
+        })
     }
 
     const T: Duration = Duration::from_millis(500);

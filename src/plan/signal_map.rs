@@ -10,9 +10,9 @@
 use std::path::{Path, PathBuf};
 
 use super::error::{did_you_mean, InputError};
-use super::fixture::Fixture;
+use super::fixture::{Fixture, StateRequest};
 use super::load::{read_yaml, relative, Source};
-use crate::dbc::Dbc;
+use crate::dbc::{Dbc, Signal};
 
 /// What checking a fixture found besides errors.
 #[derive(Debug)]
@@ -116,22 +116,31 @@ pub fn check_signal_map(fixture: &Source<Fixture>, dbc: &Dbc) -> Vec<InputError>
                     sr.message, sr.signal
                 ),
             )),
-            Some(Some(s)) => {
-                for label in [&sr.run, &sr.standby] {
-                    if s.label_value(label).is_none() {
-                        errors.push(InputError::file(
-                            &fixture.path,
-                            format!(
-                                "state_request: `{label}` is not in the value table of {}.{}",
-                                sr.message, sr.signal
-                            ),
-                        ));
-                    }
-                }
-            }
+            Some(Some(s)) => check_state_labels(&fixture.path, sr, s, &mut errors),
         }
     }
     errors
+}
+
+/// An error for each of a state request's `run` and `standby` labels that is not in the
+/// value table of its signal.
+pub(crate) fn check_state_labels(
+    path: &Path,
+    sr: &StateRequest,
+    signal: &Signal,
+    errors: &mut Vec<InputError>,
+) {
+    for label in [&sr.run, &sr.standby] {
+        if signal.label_value(label).is_none() {
+            errors.push(InputError::file(
+                path,
+                format!(
+                    "state_request: `{label}` is not in the value table of {}.{}",
+                    sr.message, sr.signal
+                ),
+            ));
+        }
+    }
 }
 
 #[cfg(test)]

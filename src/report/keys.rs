@@ -41,12 +41,12 @@ impl StationKey {
 
     /// The public key in hex.
     pub fn public_hex(&self) -> String {
-        to_hex(self.verifying_key().as_bytes())
+        hex::encode(self.verifying_key().as_bytes())
     }
 
     /// Sign `message`; the 64-byte signature in hex.
     pub fn sign_hex(&self, message: &[u8]) -> String {
-        to_hex(&self.signing.sign(message).to_bytes())
+        hex::encode(self.signing.sign(message).to_bytes())
     }
 }
 
@@ -94,7 +94,7 @@ pub fn generate(path: &Path, force: bool) -> Result<StationKey, ReportError> {
     let text = format!(
         "# hilrig station key: ed25519 secret seed (hex). Keep it secret.\n# public key: {}\n{}\n",
         key.public_hex(),
-        to_hex(&seed)
+        hex::encode(seed)
     );
     write_private(path, text.as_bytes()).map_err(|e| ReportError::io(path, e))?;
     let pub_path = public_key_path(path);
@@ -161,36 +161,12 @@ pub fn parse_public(text_or_path: &str) -> Result<VerifyingKey, String> {
 
 /// Short fingerprint of a public key: the first 16 hex digits of its SHA-256.
 pub fn fingerprint(key: &VerifyingKey) -> String {
-    to_hex(&Sha256::digest(key.as_bytes())[..8])
-}
-
-/// Lower-case hex of bytes.
-pub fn to_hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        s.push(DIGITS[(b >> 4) as usize] as char);
-        s.push(DIGITS[(b & 15) as usize] as char);
-    }
-    s
+    hex::encode(&Sha256::digest(key.as_bytes())[..8])
 }
 
 /// Bytes of a hex string (either case), or None when it is not hex.
 pub fn from_hex(s: &str) -> Option<Vec<u8>> {
-    let s = s.trim();
-    if !s.len().is_multiple_of(2) {
-        return None;
-    }
-    let nib = |c: u8| match c {
-        b'0'..=b'9' => Some(c - b'0'),
-        b'a'..=b'f' => Some(c - b'a' + 10),
-        b'A'..=b'F' => Some(c - b'A' + 10),
-        _ => None,
-    };
-    s.as_bytes()
-        .chunks(2)
-        .map(|p| Some(nib(p[0])? << 4 | nib(p[1])?))
-        .collect()
+    hex::decode(s.trim()).ok()
 }
 
 #[cfg(test)]
@@ -199,7 +175,7 @@ mod tests {
 
     #[test]
     fn hex_round_trip_and_rejects_junk() {
-        assert_eq!(to_hex(&[0, 1, 0xab, 0xff]), "0001abff");
+        assert_eq!(hex::encode([0, 1, 0xab, 0xff]), "0001abff");
         assert_eq!(from_hex("0001ABff"), Some(vec![0, 1, 0xab, 0xff]));
         assert_eq!(from_hex("0g"), None);
         assert_eq!(from_hex("abc"), None);

@@ -18,7 +18,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::keys::{fingerprint, from_hex, to_hex, StationKey};
+use super::keys::{fingerprint, from_hex, StationKey};
 use super::{FirmwareInfo, ReportError};
 
 /// Version of the manifest layout.
@@ -121,12 +121,12 @@ pub fn hash_file(path: &Path) -> std::io::Result<(String, u64)> {
         n += k as u64;
         h.update(&buf[..k]);
     }
-    Ok((to_hex(&h.finalize()), n))
+    Ok((hex::encode(h.finalize()), n))
 }
 
 /// SHA-256 of bytes, hex.
 pub fn hash_bytes(bytes: &[u8]) -> String {
-    to_hex(&Sha256::digest(bytes))
+    hex::encode(Sha256::digest(bytes))
 }
 
 /// Whether a top-level entry belongs to the manifest rather than the file list.

@@ -15,6 +15,7 @@ use std::path::Path;
 use pdf_writer::{Content, Name, Pdf, Rect, Ref, Str};
 
 use super::html::ReportData;
+use super::suite::outcome_word;
 use super::{Outcome, ReportError, RunResults};
 use crate::units::display_unit;
 use crate::verdict::{Limit, Verdict};
@@ -296,15 +297,6 @@ fn verdict_rgb(word: &str) -> Rgb {
         AMBER
     } else {
         BLACK
-    }
-}
-
-fn outcome_word(o: Outcome) -> &'static str {
-    match o {
-        Outcome::Passed => "PASSED",
-        Outcome::Failed => "FAILED",
-        Outcome::Inconclusive => "INCONCLUSIVE",
-        Outcome::Aborted => "ABORTED",
     }
 }
 
@@ -987,10 +979,7 @@ mod tests {
         };
         let pdf = String::from_utf8_lossy(&super::render(&d, &raw)).into_owned();
         // A string with a byte outside ASCII (the dash) is written in hex.
-        let hex: String = "SIMULATED BENCH"
-            .bytes()
-            .map(|b| format!("{b:02X}"))
-            .collect();
+        let hex = hex::encode_upper("SIMULATED BENCH");
         assert_eq!(
             pdf.contains("SIMULATED BENCH") || pdf.contains(&hex),
             banner

@@ -120,7 +120,8 @@ pub fn summary(suite: &str, suite_run_id: &str, runs: &[RunResults]) -> SuiteSum
     }
 }
 
-fn outcome_word(o: Outcome) -> &'static str {
+/// The outcome in capitals, as the suite summary and the PDF write it.
+pub(super) fn outcome_word(o: Outcome) -> &'static str {
     match o {
         Outcome::Passed => "PASSED",
         Outcome::Failed => "FAILED",

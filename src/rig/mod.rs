@@ -196,6 +196,17 @@ pub enum Role {
     Chamber,
 }
 
+impl std::fmt::Display for Role {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Role::Supply => "supply",
+            Role::Load => "load",
+            Role::CellSim => "cell simulator",
+            Role::Chamber => "chamber",
+        })
+    }
+}
+
 /// One instrument.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]

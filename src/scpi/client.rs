@@ -104,17 +104,22 @@ impl Client {
         let query = self.error_query.clone();
         let mut entries = Vec::new();
         for _ in 0..MAX_ERROR_DRAIN {
-            self.send(&query).await?;
-            let bytes = self.read_reply(&query).await?;
-            let reply = String::from_utf8_lossy(&bytes);
-            let (code, message) = parse_error_reply(&reply)
-                .map_err(|reason| ScpiError::bad_reply(&query, &reply, reason))?;
-            if code == 0 {
+            let Some((code, message)) = self.error_entry(&query).await? else {
                 break;
-            }
+            };
             entries.push((code, message));
         }
         Ok(entries)
+    }
+
+    /// Read one error-queue entry with `query`; None for code 0 (the queue is empty).
+    async fn error_entry(&mut self, query: &str) -> Result<Option<(i32, String)>, ScpiError> {
+        self.send(query).await?;
+        let bytes = self.read_reply(query).await?;
+        let reply = String::from_utf8_lossy(&bytes);
+        let (code, message) = parse_error_reply(&reply)
+            .map_err(|reason| ScpiError::bad_reply(query, &reply, reason))?;
+        Ok((code != 0).then_some((code, message)))
     }
 
     /// Use `query` instead of `SYST:ERR?` to read the error queue.
@@ -189,14 +194,9 @@ impl Client {
         let query = self.error_query.clone();
         let mut first: Option<(i32, String)> = None;
         for _ in 0..MAX_ERROR_DRAIN {
-            self.send(&query).await?;
-            let bytes = self.read_reply(&query).await?;
-            let reply = String::from_utf8_lossy(&bytes);
-            let (code, message) = parse_error_reply(&reply)
-                .map_err(|reason| ScpiError::bad_reply(&query, &reply, reason))?;
-            if code == 0 {
+            let Some((code, message)) = self.error_entry(&query).await? else {
                 break;
-            }
+            };
             if first.is_none() {
                 first = Some((code, message));
             } else {

@@ -20,7 +20,7 @@
 
 use crate::rig::{Envelope, EnvelopeViolation, Role};
 
-use super::reply::parse_quantity;
+use super::reply::parse_reading;
 
 /// One command of a line, after SCPI's header-path rule.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -256,7 +256,7 @@ fn number(command: &RawCommand, text: &str, unit: &str) -> Result<f64, Refusal> 
                 "`{text}` has no value that can be checked against the envelope; give a number"
             ),
         }),
-        _ => parse_quantity(text, Some(unit))
+        _ => parse_reading(text, Some(unit))
             .map(|q| q.value)
             .map_err(|reason| Refusal::Unchecked {
                 command: command.text.clone(),

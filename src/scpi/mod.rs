@@ -21,6 +21,7 @@ pub use dialect::{
     QuantityAccuracy, RangedSteps, Ranges, Replies, Role, SerialLine, Template, Watchdog,
 };
 pub use error::ScpiError;
+pub use serial::is_transient;
 pub use transport::{
     connect, connect_address, register_memory, split_channel, Address, FlowControl,
     MemoryConnector, MemoryEndpoint, Parity, SerialSettings, Transport, DEFAULT_BAUD,

@@ -5,22 +5,18 @@
 const SCPI_OVERRANGE: f64 = 9.9e37;
 
 /// A number as read from a reply, with the unit the instrument wrote after it (if any).
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Quantity<'a> {
-    /// The value, scaled by any SI prefix on the unit (`mV` -> volts).
-    pub value: f64,
-    /// The base unit without prefix, as written (`V`, `A`, `W`), or empty.
-    pub unit: &'a str,
-}
+pub use crate::units::UnitValue as Quantity;
 
 /// Parse a numeric reply: NR1 (`48`), NR2 (`48.00`), NR3 (`+4.800000E+01`), or a number
 /// followed by a unit (`48.00 V`, `10.00A`, `250 mA`).
 pub fn parse_number(text: &str) -> Result<f64, String> {
-    parse_quantity(text, None).map(|q| q.value)
+    parse_reading(text, None).map(|q| q.value)
 }
 
-/// Parse a numeric reply and, when the reply carries a unit, check it is `expected_unit`.
-pub fn parse_quantity<'a>(
+/// Parse a numeric reply and, when the reply carries a unit, check it is `expected_unit`:
+/// [`crate::units::parse_quantity`] on the reply without its quotes, refusing SCPI's
+/// overrange and not-a-number markers (`9.9E37`).
+pub fn parse_reading<'a>(
     text: &'a str,
     expected_unit: Option<&str>,
 ) -> Result<Quantity<'a>, String> {
@@ -33,85 +29,15 @@ pub fn parse_quantity<'a>(
     if trimmed.is_empty() {
         return Err("empty reply where a number was expected".into());
     }
-    let number_end = trimmed
-        .char_indices()
-        .find(|&(i, c)| !is_number_char(trimmed, i, c))
-        .map(|(i, _)| i)
-        .unwrap_or(trimmed.len());
-    let (number, rest) = trimmed.split_at(number_end);
-    let unit_text = rest.trim();
-    let value: f64 = number.parse().map_err(|_| {
-        format!("`{trimmed}` is not a number (expected e.g. 48, 48.00, +4.8E+01 or 48.00 V)")
-    })?;
-    if !value.is_finite() || value.abs() >= SCPI_OVERRANGE {
-        return Err(format!(
-            "instrument reported overrange or not-a-number ({number})"
-        ));
-    }
-    if unit_text.is_empty() {
-        return Ok(Quantity { value, unit: "" });
-    }
-    if !unit_text.chars().all(|c| c.is_ascii_alphabetic()) {
-        return Err(format!(
-            "`{trimmed}` has trailing text `{unit_text}` that is not a unit"
-        ));
-    }
-    let (scale, unit) = split_prefix(unit_text, expected_unit);
-    if let Some(expected) = expected_unit {
-        if !unit.eq_ignore_ascii_case(expected) {
-            return Err(format!("expected a value in {expected}, got `{trimmed}`"));
+    let (number, _) = crate::units::split_numeral(trimmed);
+    if let Ok(value) = number.parse::<f64>() {
+        if !value.is_finite() || value.abs() >= SCPI_OVERRANGE {
+            return Err(format!(
+                "instrument reported overrange or not-a-number ({number})"
+            ));
         }
     }
-    Ok(Quantity {
-        value: value * scale,
-        unit,
-    })
-}
-
-/// Characters that may belong to the number at position `i` (a sign only at the start or after
-/// an exponent marker; `E` only when followed by a digit or sign, so `48 E` is not eaten).
-fn is_number_char(text: &str, i: usize, c: char) -> bool {
-    let bytes = text.as_bytes();
-    match c {
-        '0'..='9' | '.' => true,
-        '+' | '-' => i == 0 || matches!(bytes[i - 1], b'e' | b'E'),
-        'e' | 'E' => {
-            i > 0
-                && bytes[i - 1].is_ascii_digit() | (bytes[i - 1] == b'.')
-                && matches!(bytes.get(i + 1), Some(b'0'..=b'9' | b'+' | b'-'))
-        }
-        _ => false,
-    }
-}
-
-/// Split an SI prefix from a unit. A unit equal to the expected one is never split, so `m`
-/// alone is not taken for milli.
-fn split_prefix<'a>(unit: &'a str, expected: Option<&str>) -> (f64, &'a str) {
-    if let Some(expected) = expected {
-        if unit.eq_ignore_ascii_case(expected) {
-            return (1.0, unit);
-        }
-    }
-    let mut chars = unit.chars();
-    let prefix = chars.next();
-    let base = chars.as_str();
-    if base.is_empty() {
-        return (1.0, unit);
-    }
-    let scale = match prefix {
-        Some('m') => 1e-3,
-        Some('u') => 1e-6,
-        Some('n') => 1e-9,
-        Some('k') => 1e3,
-        Some('M') => 1e6,
-        _ => return (1.0, unit),
-    };
-    if let Some(expected) = expected {
-        if !base.eq_ignore_ascii_case(expected) {
-            return (1.0, unit);
-        }
-    }
-    (scale, base)
+    crate::units::parse_quantity(trimmed, expected_unit)
 }
 
 /// Parse a boolean reply: `1`/`0`, `ON`/`OFF`, `YES`/`NO` (Rigol trip queries), any case,
@@ -371,14 +297,14 @@ mod tests {
         #[case] value: f64,
         #[case] unit: &str,
     ) {
-        let q = parse_quantity(text, expected_unit).unwrap();
+        let q = parse_reading(text, expected_unit).unwrap();
         assert!((q.value - value).abs() < 1e-9);
         assert_eq!(q.unit, unit);
     }
 
     #[test]
     fn wrong_unit_is_an_error() {
-        let error = parse_quantity("10.00 A", Some("V")).unwrap_err();
+        let error = parse_reading("10.00 A", Some("V")).unwrap_err();
         assert!(error.contains("expected a value in V"), "{error}");
     }
 

@@ -131,13 +131,7 @@ pub(super) fn bridge(
                             break;
                         }
                     }
-                    Err(e)
-                        if matches!(
-                            e.kind(),
-                            io::ErrorKind::TimedOut
-                                | io::ErrorKind::WouldBlock
-                                | io::ErrorKind::Interrupted
-                        ) => {}
+                    Err(e) if is_transient(&e) => {}
                     Err(e) => {
                         tracing::warn!(port = %reader_name, "serial read failed: {e}");
                         break;
@@ -187,6 +181,15 @@ pub(super) fn bridge(
         stop.store(true, Ordering::Relaxed);
     });
     Ok(near)
+}
+
+/// A read error that only means "nothing yet" (a read timeout, or an interrupted or
+/// would-block read): the reading thread tries again.
+pub fn is_transient(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+    )
 }
 
 #[cfg(test)]

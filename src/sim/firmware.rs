@@ -148,13 +148,7 @@ impl FirmwareImage {
     /// The first four bytes of the SHA-256 read as a little-endian number: encoded into
     /// the little-endian `ImageHash` signal, the frame carries those bytes in hash order.
     pub fn hash_prefix(&self) -> u32 {
-        let byte = |i: usize| {
-            self.sha256
-                .get(2 * i..2 * i + 2)
-                .and_then(|h| u8::from_str_radix(h, 16).ok())
-                .unwrap_or(0)
-        };
-        u32::from_le_bytes([byte(0), byte(1), byte(2), byte(3)])
+        crate::flash::manifest::hash_prefix(&self.sha256).unwrap_or(0)
     }
 }
 
@@ -273,5 +267,5 @@ fn parse_version(v: &str) -> Option<(u8, u8, u8)> {
 
 /// Lower-case hex of bytes.
 pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    hex::encode(bytes)
 }

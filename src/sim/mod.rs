@@ -5,6 +5,7 @@ pub mod bench;
 pub mod bms_host;
 pub mod cell;
 pub mod firmware;
+pub mod flasher;
 pub mod inverter;
 pub mod modbus_server;
 pub mod plant;

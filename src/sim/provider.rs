@@ -80,7 +80,7 @@ impl ProvidedBench for Bench {
             id,
             manifest,
             rig,
-            Some(self),
+            Some(self.flasher()),
             dbc,
             version_message,
             &crate::flash::no_progress(),

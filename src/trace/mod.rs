@@ -157,17 +157,24 @@ impl Trace {
     }
 }
 
-/// RFC 3339 UTC text for a wall time (second resolution plus milliseconds).
+/// RFC 3339 UTC text for a wall time (second resolution plus milliseconds); times before
+/// 1970 are written as 1970-01-01.
 pub fn rfc3339(t: SystemTime) -> String {
     let d = t.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
-    let secs = d.as_secs() as i64;
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    let (year, month, day) = civil_from_days(days);
+    let at = jiff::Timestamp::UNIX_EPOCH
+        .checked_add(jiff::SignedDuration::from_secs(
+            i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
+        ))
+        .unwrap_or(jiff::Timestamp::MAX);
+    let c = jiff::tz::Offset::UTC.to_datetime(at);
     format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
-        rem / 3600,
-        (rem % 3600) / 60,
-        rem % 60,
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+        c.year(),
+        c.month(),
+        c.day(),
+        c.hour(),
+        c.minute(),
+        c.second(),
         d.subsec_millis()
     )
 }
@@ -179,41 +186,15 @@ pub fn today() -> String {
     now
 }
 
-/// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm).
-pub fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let m = i64::from(m);
-    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + i64::from(d) - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-/// The date of a day count since 1970-01-01.
-pub fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (yoe + era * 400 + i64::from(m <= 2), m, d)
-}
-
-/// Parse `YYYY-MM-DD` into a day count.
+/// Parse `YYYY-MM-DD` into a day count since 1970-01-01 (proleptic Gregorian).
 pub fn parse_date(text: &str) -> Option<i64> {
     let mut parts = text.trim().splitn(3, '-');
-    let y: i64 = parts.next()?.parse().ok()?;
-    let m: u32 = parts.next()?.parse().ok()?;
-    let d: u32 = parts.next()?.parse().ok()?;
-    if !(1..=12).contains(&m) || !(1..=31).contains(&d) {
-        return None;
-    }
-    let days = days_from_civil(y, m, d);
-    (civil_from_days(days) == (y, m, d)).then_some(days)
+    let y: i16 = parts.next()?.parse().ok()?;
+    let m: i8 = parts.next()?.parse().ok()?;
+    let d: i8 = parts.next()?.parse().ok()?;
+    let date = jiff::civil::Date::new(y, m, d).ok()?;
+    let since = date.duration_since(jiff::civil::date(1970, 1, 1));
+    Some(since.as_secs().div_euclid(86_400))
 }
 
 #[cfg(test)]
@@ -223,8 +204,9 @@ mod tests {
 
     #[test]
     fn dates_round_trip_and_compare() {
-        assert_eq!(days_from_civil(1970, 1, 1), 0);
-        assert_eq!(civil_from_days(days_from_civil(2024, 2, 29)), (2024, 2, 29));
+        assert_eq!(parse_date("1970-01-01"), Some(0));
+        assert_eq!(parse_date("1969-12-31"), Some(-1));
+        assert_eq!(parse_date("2024-02-29"), Some(19_782));
         assert_eq!(
             parse_date("2025-03-01").unwrap() - parse_date("2025-02-28").unwrap(),
             1

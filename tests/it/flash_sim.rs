@@ -10,13 +10,13 @@ use std::time::Duration;
 use common::*;
 use hilrig::dbc::Dbc;
 use hilrig::flash::manifest::{hash_prefix, prefix_hex};
-use hilrig::flash::sim::SimFlasher;
 use hilrig::flash::{
     flash, flash_declared, flash_on_rig, read_running, verify_running, FlashError, FlashEvent,
     FlashOptions, Manifest, Phase, ProgressSink,
 };
 use hilrig::plan::load_plan;
 use hilrig::report::FirmwareInfo;
+use hilrig::sim::flasher::SimFlasher;
 use hilrig::sim::{Bench, BenchOptions, ScpiExposure};
 use tokio_util::sync::CancellationToken;
 
@@ -56,7 +56,7 @@ async fn flashing_the_simulated_bms_runs_the_image_and_the_readback_proves_it() 
     let (sink, events) = recorder();
     let info = flash_on_rig(
         &resolved,
-        Some(&mut bench),
+        Some(bench.flasher()),
         &image,
         &dbc(),
         None,
@@ -121,7 +121,7 @@ async fn a_plan_that_declares_firmware_records_what_was_flashed_in_its_results()
         &declared,
         &root().join("firmware-under-test/manifest.yaml"),
         &resolved,
-        Some(&mut bench),
+        Some(bench.flasher()),
         &plan.dbc,
         plan.fixture.value.version_message.as_deref(),
         &hilrig::flash::no_progress(),

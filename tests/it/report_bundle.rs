@@ -7,7 +7,6 @@ use crate::report_support;
 use std::path::Path;
 
 use hilrig::report::bundle::KeyChoice;
-use hilrig::report::keys::to_hex;
 use hilrig::report::manifest::{self, hash_bytes, list_files, SignatureStatus};
 use hilrig::report::rejudge::{rejudge, RejudgeOptions, RejudgedResults};
 use report_support::*;
@@ -62,9 +61,9 @@ fn a_sealed_bundle_verifies_and_lists_what_the_design_asks_for() {
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("INTACT"), "{out}");
     // With the right trusted key, and with a wrong one.
-    let pk = to_hex(test_key(&base).verifying_key().as_bytes());
+    let pk = hex::encode(test_key(&base).verifying_key().as_bytes());
     assert_eq!(verify_cli(&dir, &["--pubkey", &pk]).0, 0);
-    let other = to_hex(
+    let other = hex::encode(
         hilrig::report::keys::StationKey::from_seed([9u8; 32], base.join("x"))
             .verifying_key()
             .as_bytes(),

@@ -31,10 +31,7 @@ impl Shared {
         params: &[String],
         ch: u32,
     ) -> Result<Option<String>, ScpiFault> {
-        let ranges = self
-            .dialect
-            .channel_ranges(ch)
-            .ok_or_else(|| fault(-114, "Header suffix out of range"))?;
+        let ranges = self.ranges_or_fault(ch, -114, "Header suffix out of range")?;
         let cell = &mut state.channels.entry(ch).or_default().cell;
         match (action, query) {
             (Action::CellVoltage, false) => {

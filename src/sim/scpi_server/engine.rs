@@ -18,6 +18,19 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 impl Shared {
+    /// The ranges of channel `ch`, or the fault `code`, `message` when the model has no such
+    /// channel.
+    pub(super) fn ranges_or_fault(
+        &self,
+        ch: u32,
+        code: i32,
+        message: &str,
+    ) -> Result<Ranges, ScpiFault> {
+        self.dialect
+            .channel_ranges(ch)
+            .ok_or_else(|| fault(code, message))
+    }
+
     /// Execute one received line; the reply to send, if any query produced one.
     pub(super) fn handle_line(&self, line: &str) -> Option<String> {
         let mut replies = Vec::new();
@@ -107,6 +120,7 @@ impl Shared {
                             plant.set_cell_override(ch as usize - 1, None);
                         }
                     }
+                    Role::Chamber => {}
                 }
                 state.channels.clear();
                 state.master = false;
@@ -337,10 +351,7 @@ impl Shared {
         params: &[String],
         ch: u32,
     ) -> Result<Option<String>, ScpiFault> {
-        let ranges = self
-            .dialect
-            .channel_ranges(ch)
-            .ok_or_else(|| fault(-222, "Data out of range;no such channel"))?;
+        let ranges = self.ranges_or_fault(ch, -222, "Data out of range;no such channel")?;
         let (max_v, max_i) = (ranges.max_voltage, ranges.max_current);
         let (max_ovp, max_ocp) = (ovp_ceiling(&ranges), ocp_ceiling(&ranges));
         let supply = self.dialect.role == Role::Supply;
@@ -604,7 +615,7 @@ impl Shared {
                 Some(c) if c.supply.output => (c.supply.voltage_set, 0.0),
                 _ => (0.0, 0.0),
             },
-            Role::Load => (0.0, 0.0),
+            Role::Load | Role::Chamber => (0.0, 0.0),
         }
     }
 
@@ -630,7 +641,7 @@ impl Shared {
                     }
                 }
             }
-            Role::Load => {}
+            Role::Load | Role::Chamber => {}
             Role::CellSim => {
                 for (&ch, c) in &state.channels {
                     if ch >= 1 {
@@ -686,7 +697,7 @@ impl Shared {
                         x.trip = Some(Trip::OverCurrent);
                     }
                 }
-                Role::CellSim => {}
+                Role::CellSim | Role::Chamber => {}
             }
         }
     }

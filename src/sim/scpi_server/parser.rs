@@ -4,7 +4,7 @@
 //! It shares no code with the client's command rendering in `crate::scpi`.
 
 use super::{fault, Action, ScpiFault};
-use crate::scpi::reply::parse_quantity;
+use crate::scpi::reply::parse_reading;
 
 /// One mnemonic of a header pattern: `[SOURce]` is optional, short form `SOUR`; `SOURce#`
 /// takes the channel as a numeric suffix (`SOUR2`).
@@ -275,7 +275,7 @@ pub(super) fn numeric_between(
         "MAX" | "MAXIMUM" => max,
         _ => {
             let expected = (!unit.is_empty()).then_some(unit);
-            parse_quantity(text, expected)
+            parse_reading(text, expected)
                 .map_err(|_| fault(-104, "Data type error"))?
                 .value
         }

@@ -11,83 +11,69 @@
 //! channel (the cell, on a cell simulator). In a query template the entries ending in `?`
 //! are queries whose replies are read; the others are written first (channel selection).
 
-use std::fmt;
 use std::path::Path;
 use std::time::Duration;
 
-use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 
-use super::reply::{format_setting, parse_quantity};
+use super::reply::format_setting;
 use super::transport::Address;
 use super::ScpiError;
+use check::{check_template, check_template_set};
+use yaml::{
+    de_amps, de_current_accuracy, de_duration, de_names, de_opt_amps, de_opt_volts, de_template,
+    de_voltage_accuracy, de_volts,
+};
+
+mod check;
+mod yaml;
 
 /// The dialect files shipped with hilrig, as `(id, yaml)`.
 const BUILTIN: &[(&str, &str)] = &[
-    ("ea-psb", include_str!("../../rig/dialects/ea-psb.yaml")),
+    ("ea-psb", include_str!("../../../rig/dialects/ea-psb.yaml")),
     (
         "rigol-dl3000",
-        include_str!("../../rig/dialects/rigol-dl3000.yaml"),
+        include_str!("../../../rig/dialects/rigol-dl3000.yaml"),
     ),
     (
         "keysight-e36300",
-        include_str!("../../rig/dialects/keysight-e36300.yaml"),
+        include_str!("../../../rig/dialects/keysight-e36300.yaml"),
     ),
     (
         "keysight-n6700",
-        include_str!("../../rig/dialects/keysight-n6700.yaml"),
+        include_str!("../../../rig/dialects/keysight-n6700.yaml"),
     ),
     (
         "keysight-rp7900",
-        include_str!("../../rig/dialects/keysight-rp7900.yaml"),
+        include_str!("../../../rig/dialects/keysight-rp7900.yaml"),
     ),
     (
         "rigol-dp800",
-        include_str!("../../rig/dialects/rigol-dp800.yaml"),
+        include_str!("../../../rig/dialects/rigol-dp800.yaml"),
     ),
     (
         "rs-hmp4040",
-        include_str!("../../rig/dialects/rs-hmp4040.yaml"),
+        include_str!("../../../rig/dialects/rs-hmp4040.yaml"),
     ),
     (
         "rs-nge100",
-        include_str!("../../rig/dialects/rs-nge100.yaml"),
+        include_str!("../../../rig/dialects/rs-nge100.yaml"),
     ),
     (
         "siglent-sdl1000x",
-        include_str!("../../rig/dialects/siglent-sdl1000x.yaml"),
+        include_str!("../../../rig/dialects/siglent-sdl1000x.yaml"),
     ),
     (
         "chroma-63600",
-        include_str!("../../rig/dialects/chroma-63600.yaml"),
+        include_str!("../../../rig/dialects/chroma-63600.yaml"),
     ),
     (
         "bloomy-abs",
-        include_str!("../../rig/dialects/bloomy-abs.yaml"),
+        include_str!("../../../rig/dialects/bloomy-abs.yaml"),
     ),
 ];
 
-/// What an instrument is for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Role {
-    /// A programmable DC supply (charger side).
-    Supply,
-    /// An electronic load (discharge side).
-    Load,
-    /// A cell simulator: one programmable source per cell.
-    CellSim,
-}
-
-impl fmt::Display for Role {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Role::Supply => "supply",
-            Role::Load => "load",
-            Role::CellSim => "cell simulator",
-        })
-    }
-}
+pub use crate::rig::Role;
 
 /// How the instrument writes booleans in replies.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -595,6 +581,13 @@ impl Dialect {
             }
             Role::Load => required.push(("set_current", &c.set_current)),
             Role::CellSim => required.push(("set_voltage", &c.set_voltage)),
+            Role::Chamber => {
+                return Err(
+                    "`role: chamber`: a dialect is for a supply, a load or a cell \
+                            simulator"
+                        .into(),
+                )
+            }
         }
         for (name, template) in required {
             if template.is_none() {
@@ -786,98 +779,6 @@ pub fn render(template: &str, value: Option<f64>, channel: u32) -> String {
     text
 }
 
-/// Check every command of a template, and the shape its name asks for.
-fn check_template_set(name: &str, template: &Template) -> Result<(), String> {
-    let takes_value = VALUE_TEMPLATES.contains(&name);
-    let is_query_template = QUERY_TEMPLATES.contains(&name);
-    let field = format!("commands.{name}");
-    if !template.ranges.is_empty() && !takes_value {
-        return Err(format!(
-            "`{field}` takes no value, so it cannot have `ranges`"
-        ));
-    }
-    let mut groups: Vec<&[String]> = Vec::new();
-    if template.ranges.is_empty() {
-        groups.push(&template.steps);
-    } else {
-        let mut last = f64::NEG_INFINITY;
-        for range in &template.ranges {
-            if range.up_to.is_nan() || range.up_to <= last {
-                return Err(format!(
-                    "`{field}.ranges`: `up_to` must rise from one range to the next"
-                ));
-            }
-            last = range.up_to;
-            groups.push(&range.steps);
-        }
-    }
-    for steps in groups {
-        if steps.is_empty() {
-            return Err(format!("`{field}` has no commands"));
-        }
-        for (i, step) in steps.iter().enumerate() {
-            check_template(
-                &format!("{field}[{i}]"),
-                step,
-                takes_value && step.contains("{v}"),
-            )?;
-        }
-        if takes_value && !steps.iter().any(|s| s.contains("{v}")) {
-            return Err(format!(
-                "`{field}`: one of its commands needs a {{v}} where the value goes"
-            ));
-        }
-        let queries = steps.iter().filter(|s| is_query(s)).count();
-        if is_query_template && queries == 0 {
-            return Err(format!(
-                "`{field}` is read as a query, but none of its commands ends in `?`"
-            ));
-        }
-        if !is_query_template && queries > 0 {
-            return Err(format!(
-                "`{field}` sends settings, but `{}` is a query",
-                steps
-                    .iter()
-                    .find(|s| is_query(s))
-                    .map(String::as_str)
-                    .unwrap_or("")
-            ));
-        }
-        if name.starts_with("measure_") && queries > 1 {
-            return Err(format!("`{field}` may hold only one query"));
-        }
-    }
-    Ok(())
-}
-
-fn check_template(name: &str, template: &str, takes_value: bool) -> Result<(), String> {
-    if template.trim().is_empty() {
-        return Err(format!("`{name}` is empty"));
-    }
-    if template.contains(['\n', '\r']) {
-        return Err(format!(
-            "`{name}` contains a line break; one command per entry"
-        ));
-    }
-    let rest = template.replace("{v}", "").replace("{ch}", "");
-    if rest.contains(['{', '}']) {
-        return Err(format!(
-            "`{name}`: `{template}` has an unknown placeholder; only {{v}} and {{ch}} exist"
-        ));
-    }
-    if takes_value && !template.contains("{v}") {
-        return Err(format!(
-            "`{name}`: `{template}` needs a {{v}} where the value goes"
-        ));
-    }
-    if !takes_value && template.contains("{v}") {
-        return Err(format!(
-            "`{name}`: `{template}` takes no value; remove {{v}}"
-        ));
-    }
-    Ok(())
-}
-
 /// The shipped dialect with this id.
 pub fn builtin_dialect(id: &str) -> Option<Dialect> {
     BUILTIN
@@ -922,455 +823,5 @@ pub fn resolve_dialect(name: &str, base: &Path) -> Result<Dialect, ScpiError> {
     })
 }
 
-/// One name or a list of names.
-fn de_names<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
-    struct NamesVisitor;
-    impl<'de> Visitor<'de> for NamesVisitor {
-        type Value = Vec<String>;
-        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            f.write_str("a name or a list of names")
-        }
-        fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
-            Ok(vec![v.to_string()])
-        }
-        fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
-            Ok(vec![v.to_string()])
-        }
-        fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
-            Ok(vec![v.to_string()])
-        }
-        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-            let mut names = Vec::new();
-            while let Some(name) = seq.next_element::<String>()? {
-                names.push(name);
-            }
-            Ok(names)
-        }
-    }
-    d.deserialize_any(NamesVisitor)
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawRanged {
-    ranges: Vec<RawRange>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawRange {
-    up_to: Scalar,
-    #[serde(deserialize_with = "de_steps")]
-    send: Vec<String>,
-}
-
-/// A command or a list of commands.
-fn de_steps<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
-    struct StepsVisitor;
-    impl<'de> Visitor<'de> for StepsVisitor {
-        type Value = Vec<String>;
-        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            f.write_str("a command or a list of commands")
-        }
-        fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
-            Ok(vec![v.to_string()])
-        }
-        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-            let mut steps = Vec::new();
-            while let Some(step) = seq.next_element::<String>()? {
-                steps.push(step);
-            }
-            Ok(steps)
-        }
-    }
-    d.deserialize_any(StepsVisitor)
-}
-
-/// A template: a command, a list of commands, or `{ranges: [...]}`.
-fn de_template<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Template>, D::Error> {
-    struct TemplateVisitor;
-    impl<'de> Visitor<'de> for TemplateVisitor {
-        type Value = Option<Template>;
-        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            f.write_str("a command, a list of commands, or `ranges:` of commands")
-        }
-        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
-            Ok(None)
-        }
-        fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
-            Ok(None)
-        }
-        fn visit_some<D2: Deserializer<'de>>(self, d: D2) -> Result<Self::Value, D2::Error> {
-            d.deserialize_any(TemplateVisitor)
-        }
-        fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
-            Ok(Some(Template::one(v)))
-        }
-        fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
-            let steps = StepsDeserialize::deserialize(de::value::SeqAccessDeserializer::new(seq))?;
-            Ok(Some(Template {
-                steps: steps.0,
-                ranges: Vec::new(),
-            }))
-        }
-        fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
-            let raw = RawRanged::deserialize(de::value::MapAccessDeserializer::new(map))?;
-            let mut ranges = Vec::new();
-            for r in raw.ranges {
-                let up_to = match r.up_to {
-                    Scalar::Number(v) => v,
-                    Scalar::Text(text) => {
-                        parse_quantity(&text, None)
-                            .map_err(de::Error::custom)?
-                            .value
-                    }
-                };
-                ranges.push(RangedSteps {
-                    up_to,
-                    steps: r.send,
-                });
-            }
-            if ranges.is_empty() {
-                return Err(de::Error::custom("`ranges` is empty"));
-            }
-            Ok(Some(Template {
-                steps: Vec::new(),
-                ranges,
-            }))
-        }
-    }
-    d.deserialize_option(TemplateVisitor)
-}
-
-/// A list of commands, through [`de_steps`].
-struct StepsDeserialize(Vec<String>);
-
-impl<'de> Deserialize<'de> for StepsDeserialize {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        de_steps(d).map(StepsDeserialize)
-    }
-}
-
-/// A YAML scalar that may be a number or text.
-enum Scalar {
-    Number(f64),
-    Text(String),
-}
-
-impl<'de> Deserialize<'de> for Scalar {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct ScalarVisitor;
-        impl Visitor<'_> for ScalarVisitor {
-            type Value = Scalar;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a number or a quantity such as `80 V`")
-            }
-            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Scalar, E> {
-                Ok(Scalar::Number(v))
-            }
-            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Scalar, E> {
-                Ok(Scalar::Number(v as f64))
-            }
-            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Scalar, E> {
-                Ok(Scalar::Number(v as f64))
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<Scalar, E> {
-                Ok(Scalar::Text(v.to_string()))
-            }
-        }
-        d.deserialize_any(ScalarVisitor)
-    }
-}
-
-/// A non-negative number, either bare or with `unit` (SI prefixes allowed: `80 mV`).
-fn quantity<E: de::Error>(scalar: Scalar, unit: &str) -> Result<f64, E> {
-    let value = match scalar {
-        Scalar::Number(v) => v,
-        Scalar::Text(text) => parse_quantity(&text, Some(unit)).map_err(E::custom)?.value,
-    };
-    if !value.is_finite() || value < 0.0 {
-        return Err(E::custom(format!(
-            "expected a value of zero or more {unit}, got {value}"
-        )));
-    }
-    Ok(value)
-}
-
-fn de_volts<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
-    quantity(Scalar::deserialize(d)?, "V")
-}
-
-fn de_amps<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
-    quantity(Scalar::deserialize(d)?, "A")
-}
-
-fn de_opt_volts<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
-    Option::<Scalar>::deserialize(d)?
-        .map(|s| quantity(s, "V"))
-        .transpose()
-}
-
-fn de_opt_amps<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
-    Option::<Scalar>::deserialize(d)?
-        .map(|s| quantity(s, "A"))
-        .transpose()
-}
-
-/// A fraction: `0.001` or `0.1 %`.
-fn fraction<E: de::Error>(scalar: Scalar) -> Result<f64, E> {
-    let value = match scalar {
-        Scalar::Number(v) => v,
-        Scalar::Text(text) => match text.trim().strip_suffix('%') {
-            Some(percent) => percent
-                .trim()
-                .parse::<f64>()
-                .map(|p| p / 100.0)
-                .map_err(|_| E::custom(format!("`{text}` is not a percentage such as `0.1 %`")))?,
-            None => text.trim().parse::<f64>().map_err(|_| {
-                E::custom(format!(
-                    "`{text}` is not a fraction such as `0.001` or `0.1 %`"
-                ))
-            })?,
-        },
-    };
-    if !value.is_finite() || value < 0.0 {
-        return Err(E::custom(format!(
-            "expected a fraction of zero or more, got {value}"
-        )));
-    }
-    Ok(value)
-}
-
-/// A duration: `10 ms`, `0.5 s`, `200 us`, or a bare number of seconds.
-fn de_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-    let seconds = match Scalar::deserialize(d)? {
-        Scalar::Number(v) => v,
-        Scalar::Text(text) => {
-            let t = text.trim();
-            let split = t.find(|c: char| c.is_ascii_alphabetic()).unwrap_or(t.len());
-            let (number, unit) = t.split_at(split);
-            let scale = match unit.trim() {
-                "s" | "" => 1.0,
-                "ms" => 1e-3,
-                "us" | "µs" => 1e-6,
-                _ => {
-                    return Err(de::Error::custom(format!(
-                        "`{t}` is not a duration such as `10 ms` or `1 s`"
-                    )))
-                }
-            };
-            number
-                .trim()
-                .parse::<f64>()
-                .map(|n| n * scale)
-                .map_err(|_| {
-                    de::Error::custom(format!("`{t}` is not a duration such as `10 ms` or `1 s`"))
-                })?
-        }
-    };
-    Duration::try_from_secs_f64(seconds).map_err(|_| {
-        de::Error::custom(format!(
-            "expected a duration of zero or more, got {seconds} s"
-        ))
-    })
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawSpec {
-    gain: Scalar,
-    offset: Scalar,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawQuantityAccuracy {
-    #[serde(default)]
-    set: Option<RawSpec>,
-    measure: RawSpec,
-}
-
-fn quantity_accuracy<'de, D: Deserializer<'de>>(
-    d: D,
-    unit: &str,
-) -> Result<QuantityAccuracy, D::Error> {
-    let raw = RawQuantityAccuracy::deserialize(d)?;
-    let spec = |raw: RawSpec| -> Result<AccuracySpec, D::Error> {
-        Ok(AccuracySpec {
-            gain: fraction(raw.gain)?,
-            offset: quantity(raw.offset, unit)?,
-        })
-    };
-    Ok(QuantityAccuracy {
-        set: raw.set.map(spec).transpose()?,
-        measure: spec(raw.measure)?,
-    })
-}
-
-fn de_voltage_accuracy<'de, D: Deserializer<'de>>(d: D) -> Result<QuantityAccuracy, D::Error> {
-    quantity_accuracy(d, "V")
-}
-
-fn de_current_accuracy<'de, D: Deserializer<'de>>(d: D) -> Result<QuantityAccuracy, D::Error> {
-    quantity_accuracy(d, "A")
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use rstest::rstest;
-
-    #[test]
-    fn every_builtin_dialect_loads() {
-        for (id, text) in BUILTIN {
-            let dialect = Dialect::from_yaml(text, &format!("builtin:{id}")).unwrap();
-            assert_eq!(dialect.id, *id);
-        }
-        assert_eq!(builtin_dialects().len(), BUILTIN.len());
-        assert!(builtin_dialect("no-such-model").is_none());
-    }
-
-    #[test]
-    fn ea_psb_is_read_with_units() {
-        let d = builtin_dialect("ea-psb").unwrap();
-        assert_eq!(d.role, Role::Supply);
-        assert_eq!(d.default_port, 5025);
-        assert_eq!((d.ranges.max_voltage, d.ranges.max_current), (80.0, 60.0));
-        assert!(d.settings_require_lock);
-        assert!(d.on_connect.iter().any(|c| c == "SYST:LOCK 1"));
-        assert_eq!(d.replies.number, NumberFormat::WithUnits);
-        assert_eq!(
-            d.replies.measure_all,
-            Some(MeasureFields {
-                voltage: 0,
-                current: 1
-            })
-        );
-        let w = d
-            .watchdog
-            .as_ref()
-            .expect("the simulated bench's supply has a watchdog");
-        assert_eq!(w.arm.len(), 2);
-        assert_eq!(d.origin, "builtin:ea-psb");
-    }
-
-    #[test]
-    fn rigol_dl3000_is_a_load_on_port_5555() {
-        let d = builtin_dialect("rigol-dl3000").unwrap();
-        assert_eq!(d.role, Role::Load);
-        assert_eq!(d.default_port, 5555);
-        assert_eq!((d.ranges.max_voltage, d.ranges.max_current), (150.0, 40.0));
-        assert_eq!(
-            d.commands.output_on.as_ref().map(|t| t.steps.clone()),
-            Some(vec![":SOUR:INP:STAT ON".to_string()])
-        );
-        assert!(d.on_connect.iter().any(|c| c == ":SOUR:FUNC CURR"));
-        assert_eq!(d.inter_command_delay, Duration::from_millis(10));
-        assert!(d.accuracy.voltage.set.is_none());
-    }
-
-    #[rstest]
-    #[case(
-        "EA Elektro-Automatik GmbH & Co. KG,PSB 9080-60 DT,2080460001,V2.12",
-        "ea-psb",
-        true
-    )]
-    #[case("ea elektro-automatik,psb  9080-60,1,2", "ea-psb", true)]
-    #[case("EA Elektro-Automatik,PSB 9200-210,1,2", "ea-psb", false)]
-    #[case(
-        "RIGOL TECHNOLOGIES,DL3021A,DL3A204800001,00.01.02.00.01",
-        "rigol-dl3000",
-        true
-    )]
-    #[case("RIGOL TECHNOLOGIES,DP832,DP8C0001,00.01.14", "rigol-dl3000", false)]
-    #[case("", "rigol-dl3000", false)]
-    fn identity_matching(#[case] idn: &str, #[case] id: &str, #[case] matches: bool) {
-        assert_eq!(builtin_dialect(id).unwrap().matches_identity(idn), matches);
-    }
-
-    #[test]
-    fn accuracy_is_gain_plus_offset() {
-        let spec = AccuracySpec {
-            gain: 0.001,
-            offset: 0.08,
-        };
-        assert!((spec.uncertainty(-50.0) - 0.13).abs() < 1e-12);
-    }
-
-    #[rstest]
-    #[case("SOUR:VOLT {v}", Some(58.4), 1, "SOUR:VOLT 58.4")]
-    #[case("VOLT {v},(@{ch})", Some(5.0), 2, "VOLT 5,(@2)")]
-    #[case(":OUTP CH{ch},ON", None, 3, ":OUTP CH3,ON")]
-    fn renders_templates(
-        #[case] template: &str,
-        #[case] v: Option<f64>,
-        #[case] ch: u32,
-        #[case] text: &str,
-    ) {
-        assert_eq!(render(template, v, ch), text);
-    }
-
-    const MINIMAL: &str = r#"
-id: lab-supply
-maker: ACME
-model: PS-1
-role: supply
-default_port: 5025
-inter_command_delay: 5 ms
-commands:
-  set_voltage: "VOLT {v}"
-  set_current: "CURR {v}"
-  output_on: "OUTP 1"
-  output_off: "OUTP 0"
-  output_query: "OUTP?"
-  measure_voltage: "MEAS:VOLT?"
-  measure_current: "MEAS:CURR?"
-replies: {boolean: one_zero, number: nr3}
-ranges: {max_voltage: 30, max_current: 3 A}
-accuracy:
-  voltage: {measure: {gain: 0.05 %, offset: 10 mV}}
-  current: {measure: {gain: 0.001, offset: 0.002}}
-"#;
-
-    #[test]
-    fn a_lab_dialect_loads_from_text() {
-        let d = Dialect::from_yaml(MINIMAL, "rig/dialects/lab-supply.yaml").unwrap();
-        assert_eq!(d.terminator, "\n");
-        assert_eq!(d.error_query, "SYST:ERR?");
-        assert_eq!(d.inter_command_delay, Duration::from_millis(5));
-        assert_eq!(d.ranges.max_current, 3.0);
-        assert!((d.accuracy.voltage.measure.gain - 0.0005).abs() < 1e-12);
-        assert!((d.accuracy.voltage.measure.offset - 0.010).abs() < 1e-12);
-        assert_eq!(d.origin, "rig/dialects/lab-supply.yaml");
-    }
-
-    #[rstest]
-    #[case("set_voltage: \"VOLT {v}\"", "set_voltage: \"VOLT 5\"", "needs a {v}")]
-    #[case("output_on: \"OUTP 1\"", "output_on: \"OUTP {v}\"", "takes no value")]
-    #[case(
-        "output_on: \"OUTP 1\"",
-        "output_on: \"OUTP {x}\"",
-        "unknown placeholder"
-    )]
-    #[case("  output_query: \"OUTP?\"\n", "", "output_query` is missing")]
-    #[case("role: supply", "role: chamber", "role")]
-    #[case("max_current: 3 A", "max_current: 3 V", "expected a value in A")]
-    #[case("default_port: 5025", "default_port: 5025\nwatchdgo: null", "watchdgo")]
-    #[case(
-        "inter_command_delay: 5 ms",
-        "inter_command_delay: 5 parsecs",
-        "not a duration"
-    )]
-    fn bad_dialects_say_what_is_wrong(
-        #[case] from: &str,
-        #[case] to: &str,
-        #[case] expected: &str,
-    ) {
-        let text = MINIMAL.replace(from, to);
-        assert_ne!(text, MINIMAL, "test case does not change the text");
-        let error = Dialect::from_yaml(&text, "lab.yaml").unwrap_err();
-        let message = error.to_string();
-        assert!(message.contains("lab.yaml"), "{message}");
-        assert!(message.contains(expected), "{message}");
-    }
-}
+mod tests;

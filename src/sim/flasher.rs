@@ -8,13 +8,13 @@
 
 use async_trait::async_trait;
 
-use super::manifest::{sha256_hex, ImageFormat, SIM_TARGET};
-use super::{
+use super::firmware::FirmwareImage;
+use super::Bench;
+use crate::flash::manifest::{sha256_hex, ImageFormat, SIM_TARGET};
+use crate::flash::{
     Attached, FlashError, FlashEvent, FlashOptions, FlashPlan, Flasher, Phase, PlannedRegion,
     ProgressSink, VerifiedImage,
 };
-use crate::sim::firmware::FirmwareImage;
-use crate::sim::Bench;
 
 /// Flashes the simulated bench's BMS.
 pub struct SimFlasher<'a> {
@@ -31,6 +31,13 @@ impl<'a> SimFlasher<'a> {
             staged: None,
             attached: false,
         }
+    }
+}
+
+impl Bench {
+    /// A flasher for this bench's BMS, to hand to [`crate::flash::flash_on_rig`].
+    pub fn flasher(&mut self) -> Box<dyn Flasher + '_> {
+        Box::new(SimFlasher::new(self))
     }
 }
 
@@ -66,10 +73,7 @@ impl Flasher for SimFlasher<'_> {
         };
         if !self.attached {
             self.attached = true;
-            progress(FlashEvent::Attached {
-                probe: a.probe.clone(),
-                chip: a.chip.clone(),
-            });
+            a.report(progress);
         }
         Ok(a)
     }

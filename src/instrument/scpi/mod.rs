@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use super::{InstrumentError, Load, Measurement, Supply};
-use crate::scpi::reply::{parse_bool, parse_quantity, split_fields, unquote};
+use crate::scpi::reply::{parse_bool, parse_reading, split_fields, unquote};
 use crate::scpi::{is_query, Client, Dialect, OcpKind, Role, ScpiError, Template, Transport};
 
 /// A template accessor: the dialect field a command comes from.
@@ -427,7 +427,7 @@ impl Core {
                 let text = parts.get(index).ok_or_else(|| {
                     format!("expected at least {} comma-separated fields", index + 1)
                 })?;
-                parse_quantity(text, Some(unit)).map(|q| q.value)
+                parse_reading(text, Some(unit)).map(|q| q.value)
             };
             let measured =
                 field(fields.voltage, "V").and_then(|v| Ok((v, field(fields.current, "A")?)));
@@ -470,7 +470,7 @@ impl Core {
         let Some((command, reply)) = replies.into_iter().last() else {
             return Err(self.unsupported(name));
         };
-        parse_quantity(&reply, Some(unit))
+        parse_reading(&reply, Some(unit))
             .map(|q| q.value)
             .map_err(|reason| self.err(ScpiError::bad_reply(&command, &reply, reason)))
     }
@@ -516,116 +516,173 @@ fn check_role(id: &str, dialect: &Dialect, expected: Role) -> Result<(), Instrum
     }
 }
 
-/// A DC supply driven over SCPI.
-pub struct ScpiSupply {
-    core: Core,
+/// What a supply and a load driven over SCPI have alike: the type over a [`Core`], its
+/// `Debug`, the ways to connect, the channel, the identity, protection trips and the client.
+macro_rules! scpi_instrument {
+    ($ty:ident, $role:expr, $what:literal) => {
+        #[doc = concat!($what, " driven over SCPI.")]
+        pub struct $ty {
+            core: Core,
+        }
+
+        impl std::fmt::Debug for $ty {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.debug_struct(stringify!($ty))
+                    .field("id", &self.core.id)
+                    .field("dialect", &self.core.dialect.id)
+                    .field("channel", &self.core.channel)
+                    .finish()
+            }
+        }
+
+        impl $ty {
+            /// Connect to `address` (e.g. `tcp://10.0.0.5:5025`,
+            /// `serial:///dev/ttyUSB0?baud=9600`, with `?channel=N` for a channel other than
+            /// the first) and send the dialect's connect sequence.
+            pub async fn connect(
+                id: &str,
+                address: &str,
+                dialect: Dialect,
+                timeout: Duration,
+            ) -> Result<Self, InstrumentError> {
+                Ok(Self {
+                    core: Core::connect(id, address, dialect, timeout, $role).await?,
+                })
+            }
+
+            /// Use an open transport (e.g. an in-memory pipe) and send the dialect's connect
+            /// sequence.
+            pub async fn open(
+                id: &str,
+                transport: Box<dyn Transport>,
+                dialect: Dialect,
+                timeout: Duration,
+            ) -> Result<Self, InstrumentError> {
+                Ok(Self {
+                    core: Core::open(id, transport, dialect, timeout, $role).await?,
+                })
+            }
+
+            /// Connect for `mode` (see [`ConnectMode`]); the connect-sequence errors let pass.
+            pub async fn connect_with(
+                id: &str,
+                address: &str,
+                dialect: Dialect,
+                timeout: Duration,
+                mode: ConnectMode,
+            ) -> Result<(Self, Vec<InstrumentError>), InstrumentError> {
+                let (core, passed) =
+                    Core::connect_mode(id, address, dialect, timeout, $role, mode).await?;
+                Ok((Self { core }, passed))
+            }
+
+            /// Use an open transport for `mode` (see [`ConnectMode`]).
+            pub async fn open_with(
+                id: &str,
+                transport: Box<dyn Transport>,
+                dialect: Dialect,
+                timeout: Duration,
+                mode: ConnectMode,
+            ) -> Result<(Self, Vec<InstrumentError>), InstrumentError> {
+                let (core, passed) =
+                    Core::open_mode(id, transport, dialect, timeout, $role, mode).await?;
+                Ok((Self { core }, passed))
+            }
+
+            /// After a [`ConnectMode::ReadOnly`] connection (identity only) and the caller's
+            /// own checks of the unit, send the connect sequence for `mode`; the errors let
+            /// pass.
+            pub async fn begin(
+                &mut self,
+                mode: ConnectMode,
+            ) -> Result<Vec<InstrumentError>, InstrumentError> {
+                self.core.send_on_connect(mode).await
+            }
+
+            /// Drive channel `channel` (the `{ch}` in templates); its ranges and accuracy
+            /// apply.
+            pub fn with_channel(mut self, channel: u32) -> Result<Self, InstrumentError> {
+                self.core.select_channel(channel)?;
+                Ok(self)
+            }
+
+            /// The channel this instrument drives.
+            pub fn channel(&self) -> u32 {
+                self.core.channel
+            }
+
+            /// Check that `*IDN?` names the dialect's maker and model; returns the reply.
+            pub async fn verify_identity(&mut self) -> Result<String, InstrumentError> {
+                self.core.verify_identity().await
+            }
+
+            /// The `*IDN?` answer checked at connect (empty when opened on a transport).
+            pub fn identity(&self) -> &str {
+                &self.core.idn
+            }
+
+            /// Clear a latched protection trip (OVP, OCP or watchdog).
+            pub async fn clear_protection(&mut self) -> Result<(), InstrumentError> {
+                self.core
+                    .command("clear_protection", |d| &d.commands.clear_protection)
+                    .await
+            }
+
+            /// Whether a protection (over-voltage, over-current) has tripped.
+            pub async fn tripped(&mut self) -> Result<bool, InstrumentError> {
+                self.core.tripped_on(self.core.channel).await
+            }
+
+            /// The SCPI client, for raw commands (e.g. `hilrig instruments scpi`).
+            pub fn client(&mut self) -> &mut Client {
+                &mut self.core.client
+            }
+        }
+    };
 }
 
-impl std::fmt::Debug for ScpiSupply {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ScpiSupply")
-            .field("id", &self.core.id)
-            .field("dialect", &self.core.dialect.id)
-            .field("channel", &self.core.channel)
-            .finish()
-    }
+/// The trait impl of a supply or load over SCPI: what both do alike through [`Core`]
+/// (identity, errors, current setting, measurement), then the items given.
+macro_rules! scpi_instrument_impl {
+    ($trait:ident for $ty:ident { $($rest:tt)* }) => {
+        #[async_trait::async_trait]
+        impl $trait for $ty {
+            fn id(&self) -> &str {
+                &self.core.id
+            }
+
+            fn dialect(&self) -> &Dialect {
+                &self.core.dialect
+            }
+
+            async fn identify(&mut self) -> Result<String, InstrumentError> {
+                self.core.identify().await
+            }
+
+            async fn check_errors(&mut self) -> Result<(), InstrumentError> {
+                self.core.check_errors().await
+            }
+
+            async fn set_current(&mut self, a: f64) -> Result<(), InstrumentError> {
+                let max = self.core.dialect.ranges.max_current;
+                self.core.check_range("set_current", a, max)?;
+                self.core
+                    .set("set_current", |d| &d.commands.set_current, a)
+                    .await
+            }
+
+            async fn measure(&mut self) -> Result<Measurement, InstrumentError> {
+                self.core.measure().await
+            }
+
+            $($rest)*
+        }
+    };
 }
+
+scpi_instrument!(ScpiSupply, Role::Supply, "A DC supply");
 
 impl ScpiSupply {
-    /// Connect to `address` (e.g. `tcp://10.0.0.5:5025`, `serial:///dev/ttyUSB0?baud=9600`,
-    /// with `?channel=N` for a channel other than the first) and send the dialect's connect
-    /// sequence.
-    pub async fn connect(
-        id: &str,
-        address: &str,
-        dialect: Dialect,
-        timeout: Duration,
-    ) -> Result<Self, InstrumentError> {
-        Ok(Self {
-            core: Core::connect(id, address, dialect, timeout, Role::Supply).await?,
-        })
-    }
-
-    /// Use an open transport (e.g. an in-memory pipe) and send the dialect's connect sequence.
-    pub async fn open(
-        id: &str,
-        transport: Box<dyn Transport>,
-        dialect: Dialect,
-        timeout: Duration,
-    ) -> Result<Self, InstrumentError> {
-        Ok(Self {
-            core: Core::open(id, transport, dialect, timeout, Role::Supply).await?,
-        })
-    }
-
-    /// Connect for `mode` (see [`ConnectMode`]); the connect-sequence errors let pass.
-    pub async fn connect_with(
-        id: &str,
-        address: &str,
-        dialect: Dialect,
-        timeout: Duration,
-        mode: ConnectMode,
-    ) -> Result<(Self, Vec<InstrumentError>), InstrumentError> {
-        let (core, passed) =
-            Core::connect_mode(id, address, dialect, timeout, Role::Supply, mode).await?;
-        Ok((Self { core }, passed))
-    }
-
-    /// Use an open transport for `mode` (see [`ConnectMode`]).
-    pub async fn open_with(
-        id: &str,
-        transport: Box<dyn Transport>,
-        dialect: Dialect,
-        timeout: Duration,
-        mode: ConnectMode,
-    ) -> Result<(Self, Vec<InstrumentError>), InstrumentError> {
-        let (core, passed) =
-            Core::open_mode(id, transport, dialect, timeout, Role::Supply, mode).await?;
-        Ok((Self { core }, passed))
-    }
-
-    /// After a [`ConnectMode::ReadOnly`] connection (identity only) and the caller's own
-    /// checks of the unit, send the connect sequence for `mode`; the errors let pass.
-    pub async fn begin(
-        &mut self,
-        mode: ConnectMode,
-    ) -> Result<Vec<InstrumentError>, InstrumentError> {
-        self.core.send_on_connect(mode).await
-    }
-
-    /// Drive channel `channel` (the `{ch}` in templates); its ranges and accuracy apply.
-    pub fn with_channel(mut self, channel: u32) -> Result<Self, InstrumentError> {
-        self.core.select_channel(channel)?;
-        Ok(self)
-    }
-
-    /// The channel this supply drives.
-    pub fn channel(&self) -> u32 {
-        self.core.channel
-    }
-
-    /// Check that `*IDN?` names the dialect's maker and model; returns the reply.
-    pub async fn verify_identity(&mut self) -> Result<String, InstrumentError> {
-        self.core.verify_identity().await
-    }
-
-    /// The `*IDN?` answer checked at connect (empty when opened on a transport).
-    pub fn identity(&self) -> &str {
-        &self.core.idn
-    }
-
-    /// Clear a latched OVP/OCP trip (or watchdog trip).
-    pub async fn clear_protection(&mut self) -> Result<(), InstrumentError> {
-        self.core
-            .command("clear_protection", |d| &d.commands.clear_protection)
-            .await
-    }
-
-    /// Whether an over-voltage or over-current protection has tripped.
-    pub async fn tripped(&mut self) -> Result<bool, InstrumentError> {
-        self.core.tripped_on(self.core.channel).await
-    }
-
     /// Send the I/O watchdog's commands, each checked: arm it with the delay for `arm`,
     /// or disarm it (`None`). Ok(false) when the model has none (nothing is sent).
     async fn watchdog_commands(&mut self, arm: Option<Duration>) -> Result<bool, InstrumentError> {
@@ -655,44 +712,14 @@ impl ScpiSupply {
             .map_err(|e| self.core.err(e))?;
         Ok(true)
     }
-
-    /// The SCPI client, for raw commands (e.g. `hilrig instruments scpi`).
-    pub fn client(&mut self) -> &mut Client {
-        &mut self.core.client
-    }
 }
 
-#[async_trait::async_trait]
-impl Supply for ScpiSupply {
-    fn id(&self) -> &str {
-        &self.core.id
-    }
-
-    fn dialect(&self) -> &Dialect {
-        &self.core.dialect
-    }
-
-    async fn identify(&mut self) -> Result<String, InstrumentError> {
-        self.core.identify().await
-    }
-
-    async fn check_errors(&mut self) -> Result<(), InstrumentError> {
-        self.core.check_errors().await
-    }
-
+scpi_instrument_impl!(Supply for ScpiSupply {
     async fn set_voltage(&mut self, v: f64) -> Result<(), InstrumentError> {
         let max = self.core.dialect.ranges.max_voltage;
         self.core.check_range("set_voltage", v, max)?;
         self.core
             .set("set_voltage", |d| &d.commands.set_voltage, v)
-            .await
-    }
-
-    async fn set_current(&mut self, a: f64) -> Result<(), InstrumentError> {
-        let max = self.core.dialect.ranges.max_current;
-        self.core.check_range("set_current", a, max)?;
-        self.core
-            .set("set_current", |d| &d.commands.set_current, a)
             .await
     }
 
@@ -702,10 +729,6 @@ impl Supply for ScpiSupply {
 
     async fn output(&mut self) -> Result<bool, InstrumentError> {
         self.core.enabled().await
-    }
-
-    async fn measure(&mut self) -> Result<Measurement, InstrumentError> {
-        self.core.measure().await
     }
 
     /// OVP to `ovp_volts`; OCP to `ocp_amps` where the model has a trip level, each
@@ -750,105 +773,11 @@ impl Supply for ScpiSupply {
     async fn disarm_watchdog(&mut self) -> Result<bool, InstrumentError> {
         self.watchdog_commands(None).await
     }
-}
+});
 
-/// An electronic load driven over SCPI.
-pub struct ScpiLoad {
-    core: Core,
-}
-
-impl std::fmt::Debug for ScpiLoad {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ScpiLoad")
-            .field("id", &self.core.id)
-            .field("dialect", &self.core.dialect.id)
-            .field("channel", &self.core.channel)
-            .finish()
-    }
-}
+scpi_instrument!(ScpiLoad, Role::Load, "An electronic load");
 
 impl ScpiLoad {
-    /// Connect to `address` (e.g. `tcp://10.0.0.6:5555`, with `?channel=N` for a channel other
-    /// than the first) and send the dialect's connect sequence.
-    pub async fn connect(
-        id: &str,
-        address: &str,
-        dialect: Dialect,
-        timeout: Duration,
-    ) -> Result<Self, InstrumentError> {
-        Ok(Self {
-            core: Core::connect(id, address, dialect, timeout, Role::Load).await?,
-        })
-    }
-
-    /// Use an open transport (e.g. an in-memory pipe) and send the dialect's connect sequence.
-    pub async fn open(
-        id: &str,
-        transport: Box<dyn Transport>,
-        dialect: Dialect,
-        timeout: Duration,
-    ) -> Result<Self, InstrumentError> {
-        Ok(Self {
-            core: Core::open(id, transport, dialect, timeout, Role::Load).await?,
-        })
-    }
-
-    /// Connect for `mode` (see [`ConnectMode`]); the connect-sequence errors let pass.
-    pub async fn connect_with(
-        id: &str,
-        address: &str,
-        dialect: Dialect,
-        timeout: Duration,
-        mode: ConnectMode,
-    ) -> Result<(Self, Vec<InstrumentError>), InstrumentError> {
-        let (core, passed) =
-            Core::connect_mode(id, address, dialect, timeout, Role::Load, mode).await?;
-        Ok((Self { core }, passed))
-    }
-
-    /// Use an open transport for `mode` (see [`ConnectMode`]).
-    pub async fn open_with(
-        id: &str,
-        transport: Box<dyn Transport>,
-        dialect: Dialect,
-        timeout: Duration,
-        mode: ConnectMode,
-    ) -> Result<(Self, Vec<InstrumentError>), InstrumentError> {
-        let (core, passed) =
-            Core::open_mode(id, transport, dialect, timeout, Role::Load, mode).await?;
-        Ok((Self { core }, passed))
-    }
-
-    /// After a [`ConnectMode::ReadOnly`] connection (identity only) and the caller's own
-    /// checks of the unit, send the connect sequence for `mode`; the errors let pass.
-    pub async fn begin(
-        &mut self,
-        mode: ConnectMode,
-    ) -> Result<Vec<InstrumentError>, InstrumentError> {
-        self.core.send_on_connect(mode).await
-    }
-
-    /// Drive channel `channel` (the `{ch}` in templates); its ranges and accuracy apply.
-    pub fn with_channel(mut self, channel: u32) -> Result<Self, InstrumentError> {
-        self.core.select_channel(channel)?;
-        Ok(self)
-    }
-
-    /// The channel this load drives.
-    pub fn channel(&self) -> u32 {
-        self.core.channel
-    }
-
-    /// Check that `*IDN?` names the dialect's maker and model; returns the reply.
-    pub async fn verify_identity(&mut self) -> Result<String, InstrumentError> {
-        self.core.verify_identity().await
-    }
-
-    /// The `*IDN?` answer checked at connect (empty when opened on a transport).
-    pub fn identity(&self) -> &str {
-        &self.core.idn
-    }
-
     /// Program the load's over-current protection (A), where the model has one.
     pub async fn program_protection(&mut self, ocp_amps: f64) -> Result<(), InstrumentError> {
         let (_, ocp_amps) = protection_levels(&self.core.dialect, f64::INFINITY, ocp_amps);
@@ -856,51 +785,9 @@ impl ScpiLoad {
             .set_stepwise("set_ocp", |d| &d.commands.set_ocp, ocp_amps)
             .await
     }
-
-    /// Clear a latched protection trip.
-    pub async fn clear_protection(&mut self) -> Result<(), InstrumentError> {
-        self.core
-            .command("clear_protection", |d| &d.commands.clear_protection)
-            .await
-    }
-
-    /// Whether a protection has tripped.
-    pub async fn tripped(&mut self) -> Result<bool, InstrumentError> {
-        self.core.tripped_on(self.core.channel).await
-    }
-
-    /// The SCPI client, for raw commands (e.g. `hilrig instruments scpi`).
-    pub fn client(&mut self) -> &mut Client {
-        &mut self.core.client
-    }
 }
 
-#[async_trait::async_trait]
-impl Load for ScpiLoad {
-    fn id(&self) -> &str {
-        &self.core.id
-    }
-
-    fn dialect(&self) -> &Dialect {
-        &self.core.dialect
-    }
-
-    async fn identify(&mut self) -> Result<String, InstrumentError> {
-        self.core.identify().await
-    }
-
-    async fn check_errors(&mut self) -> Result<(), InstrumentError> {
-        self.core.check_errors().await
-    }
-
-    async fn set_current(&mut self, a: f64) -> Result<(), InstrumentError> {
-        let max = self.core.dialect.ranges.max_current;
-        self.core.check_range("set_current", a, max)?;
-        self.core
-            .set("set_current", |d| &d.commands.set_current, a)
-            .await
-    }
-
+scpi_instrument_impl!(Load for ScpiLoad {
     async fn set_input(&mut self, on: bool) -> Result<(), InstrumentError> {
         self.core.set_enabled(on).await
     }
@@ -908,229 +795,7 @@ impl Load for ScpiLoad {
     async fn input(&mut self) -> Result<bool, InstrumentError> {
         self.core.enabled().await
     }
-
-    async fn measure(&mut self) -> Result<Measurement, InstrumentError> {
-        self.core.measure().await
-    }
-}
+});
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::scpi::builtin_dialect;
-    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-
-    /// A scripted instrument on an in-memory pipe: answers queries from `answer`, and
-    /// `0,"No error"` to every error-queue read. Returns the lines it received.
-    fn fake(
-        answer: fn(&str) -> Option<String>,
-    ) -> (Box<dyn Transport>, tokio::task::JoinHandle<Vec<String>>) {
-        let (near, far) = tokio::io::duplex(1 << 16);
-        let task = tokio::spawn(async move {
-            let (read, mut write) = tokio::io::split(far);
-            let mut lines = BufReader::new(read).lines();
-            let mut seen = Vec::new();
-            while let Ok(Some(line)) = lines.next_line().await {
-                let reply = if line.ends_with("SYST:ERR?") {
-                    Some("0,\"No error\"".to_string())
-                } else {
-                    answer(&line)
-                };
-                seen.push(line);
-                if let Some(reply) = reply {
-                    if write
-                        .write_all(format!("{reply}\n").as_bytes())
-                        .await
-                        .is_err()
-                    {
-                        break;
-                    }
-                }
-            }
-            seen
-        });
-        (Box::new(near), task)
-    }
-
-    const T: Duration = Duration::from_millis(300);
-
-    #[tokio::test]
-    async fn ea_supply_sends_the_dialect_commands() {
-        let (transport, task) = fake(|line| match line {
-            "MEAS:ARR?" => Some("48.00 V, 10.00 A, 480.0 W".into()),
-            "OUTP?" => Some("ON".into()),
-            _ => None,
-        });
-        let dialect = builtin_dialect("ea-psb").unwrap();
-        let mut psu = ScpiSupply::open("psu", transport, dialect, T)
-            .await
-            .unwrap();
-        psu.set_voltage(58.4).await.unwrap();
-        psu.set_current(10.0).await.unwrap();
-        psu.program_protection(60.0, 12.0).await.unwrap();
-        psu.set_output(true).await.unwrap();
-        assert!(psu.output().await.unwrap());
-        assert_eq!(
-            psu.measure().await.unwrap(),
-            Measurement {
-                voltage: 48.0,
-                current: 10.0
-            }
-        );
-        drop(psu);
-        let sent: Vec<String> = task
-            .await
-            .unwrap()
-            .into_iter()
-            .filter(|l| l != "SYST:ERR?")
-            .collect();
-        assert_eq!(
-            sent,
-            [
-                "*CLS",
-                "SYST:LOCK 1",
-                "SOUR:VOLT 58.4",
-                "SOUR:CURR 10",
-                "SOUR:VOLT:PROT 60",
-                "SOUR:CURR:PROT 12",
-                "OUTP ON",
-                "OUTP?",
-                "MEAS:ARR?"
-            ]
-        );
-    }
-
-    #[tokio::test]
-    async fn rigol_load_measures_with_two_queries() {
-        let (transport, task) = fake(|line| match line {
-            ":MEAS:VOLT?" => Some("5.280000E+01".into()),
-            ":MEAS:CURR?" => Some("2.000000E+00".into()),
-            ":SOUR:INP:STAT?" => Some("0".into()),
-            _ => None,
-        });
-        let mut load = ScpiLoad::open(
-            "load",
-            transport,
-            builtin_dialect("rigol-dl3000").unwrap(),
-            T,
-        )
-        .await
-        .unwrap();
-        load.set_current(2.0).await.unwrap();
-        assert!(!load.input().await.unwrap());
-        assert_eq!(
-            load.measure().await.unwrap(),
-            Measurement {
-                voltage: 52.8,
-                current: 2.0
-            }
-        );
-        drop(load);
-        let sent = task.await.unwrap();
-        assert_eq!(
-            &sent[..4],
-            ["*CLS", ":SYST:ERR?", ":SOUR:FUNC CURR", ":SYST:ERR?"]
-        );
-        assert!(sent.contains(&":SOUR:CURR 2".to_string()));
-    }
-
-    #[tokio::test]
-    async fn measure_array_with_the_wrong_units_is_a_bad_reply() {
-        let (transport, _task) =
-            fake(|line| (line == "MEAS:ARR?").then(|| "10.00 A, 48.00 V, 480.0 W".into()));
-        let mut psu = ScpiSupply::open("psu", transport, builtin_dialect("ea-psb").unwrap(), T)
-            .await
-            .unwrap();
-        let error = psu.measure().await.unwrap_err();
-        let message = error.to_string();
-        assert!(
-            matches!(error.scpi(), Some(ScpiError::BadReply { .. })),
-            "{message}"
-        );
-        assert!(message.starts_with("instrument `psu`: "), "{message}");
-        assert!(message.contains("expected a value in V"), "{message}");
-    }
-
-    #[tokio::test]
-    async fn non_finite_settings_are_not_sent() {
-        let (transport, task) = fake(|_| None);
-        let mut psu = ScpiSupply::open("psu", transport, builtin_dialect("ea-psb").unwrap(), T)
-            .await
-            .unwrap();
-        let error = psu.set_voltage(f64::NAN).await.unwrap_err();
-        assert!(
-            matches!(
-                error,
-                InstrumentError::NotFinite {
-                    what: "set_voltage",
-                    ..
-                }
-            ),
-            "{error}"
-        );
-        drop(psu);
-        assert!(!task
-            .await
-            .unwrap()
-            .iter()
-            .any(|l| l.starts_with("SOUR:VOLT")));
-    }
-
-    #[tokio::test]
-    async fn a_load_dialect_cannot_drive_a_supply() {
-        let (transport, _task) = fake(|_| None);
-        let error = ScpiSupply::open(
-            "psu",
-            transport,
-            builtin_dialect("rigol-dl3000").unwrap(),
-            T,
-        )
-        .await
-        .unwrap_err();
-        assert!(
-            matches!(error, InstrumentError::WrongRole { .. }),
-            "{error}"
-        );
-        assert!(
-            error
-                .to_string()
-                .contains("give this instrument a supply dialect"),
-            "{error}"
-        );
-    }
-
-    #[tokio::test]
-    async fn identity_is_checked_against_the_dialect() {
-        let (transport, _task) =
-            fake(|line| (line == "*IDN?").then(|| "RIGOL TECHNOLOGIES,DP832,X,1".into()));
-        let mut psu = ScpiSupply::open("psu", transport, builtin_dialect("ea-psb").unwrap(), T)
-            .await
-            .unwrap();
-        let error = psu.verify_identity().await.unwrap_err();
-        assert!(
-            matches!(error, InstrumentError::WrongIdentity { .. }),
-            "{error}"
-        );
-    }
-
-    #[tokio::test]
-    async fn a_missing_template_is_unsupported() {
-        let (transport, _task) = fake(|_| None);
-        let mut dialect = builtin_dialect("ea-psb").unwrap();
-        dialect.commands.set_ocp = None;
-        let mut psu = ScpiSupply::open("psu", transport, dialect, T)
-            .await
-            .unwrap();
-        let error = psu.program_protection(60.0, 12.0).await.unwrap_err();
-        assert!(
-            matches!(
-                error,
-                InstrumentError::Unsupported {
-                    command: "set_ocp",
-                    ..
-                }
-            ),
-            "{error}"
-        );
-    }
-}
+mod tests;
