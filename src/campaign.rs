@@ -253,7 +253,6 @@ pub trait BenchProvider: Send + Sync {
 }
 
 /// A bench started for a campaign.
-#[async_trait::async_trait]
 pub trait ProvidedBench: Send {
     /// The rig with its endpoints resolved to where the bench listens.
     fn resolve(&self, rig: &Rig) -> Rig;
@@ -261,15 +260,8 @@ pub trait ProvidedBench: Send {
     fn firmware(&self) -> FirmwareInfo;
     /// What really happened inside the BMS since `origin`, as `truth.json`.
     fn truth_json(&self, origin: tokio::time::Instant) -> Option<String>;
-    /// Flash the manifest's image `id` on the bench's BMS and prove it runs it.
-    async fn flash_declared(
-        &mut self,
-        id: &str,
-        manifest: &Path,
-        rig: &Rig,
-        dbc: &crate::dbc::Dbc,
-        version_message: Option<&str>,
-    ) -> Result<FirmwareInfo, crate::flash::FlashError>;
+    /// The flasher of the bench's BMS.
+    fn flasher(&mut self) -> Box<dyn crate::flash::Flasher + '_>;
 }
 
 /// No bench besides the instruments: for providers that never start one.
@@ -619,24 +611,16 @@ async fn firmware(
     let version_message = first.fixture.value.version_message.as_deref();
     if let Some(id) = declared {
         let manifest = Path::new(crate::flash::DEFAULT_MANIFEST);
-        let r = match bench.as_mut() {
-            Some(b) => {
-                b.flash_declared(id, manifest, resolved, &first.dbc, version_message)
-                    .await
-            }
-            None => {
-                crate::flash::flash_declared(
-                    id,
-                    manifest,
-                    resolved,
-                    None,
-                    &first.dbc,
-                    version_message,
-                    &crate::flash::no_progress(),
-                )
-                .await
-            }
-        };
+        let r = crate::flash::flash_declared(
+            id,
+            manifest,
+            resolved,
+            bench.as_mut().map(|b| b.flasher()),
+            &first.dbc,
+            version_message,
+            &crate::flash::no_progress(),
+        )
+        .await;
         // A firmware that cannot be flashed or proven refuses the run: it is still recorded
         // (results.json, junit.xml) with the bench brought to its safe state.
         return Ok(match r {

@@ -344,19 +344,7 @@ pub async fn execute(
         .clone();
     warnings.extend(context.take_prompted_serial(&prompts));
     let results = RunResults {
-        schema: RESULTS_SCHEMA.into(),
-        run_id: opts.run_id.clone(),
-        plan: plan.plan.value.plan.clone(),
-        title: plan.plan.value.title.clone(),
-        requirements: plan.plan.value.requirements.clone(),
-        station: rig.station.clone(),
-        dut: plan.fixture.value.dut.clone(),
-        limit_profile: plan.limits.value.profile.clone(),
-        decision_rule: rule,
-        coverage_factor: crate::verdict::gum::DEFAULT_COVERAGE_FACTOR,
-        firmware: opts.firmware.clone(),
         instruments: station.identities.clone(),
-        clock_anchor: rfc3339(clock.wall),
         duration_s: clock.now(),
         outcome,
         abort: stop.map(|s| Abort {
@@ -373,16 +361,65 @@ pub async fn execute(
         statistics: crate::report::repeat_statistics(&tests),
         tests,
         trace_rows: trace.rows(),
-        parameters: plan.parameters.clone(),
-        context,
         not_run,
         warnings,
         prompts,
+        ..results_of(
+            &plan,
+            rig,
+            &opts.run_id,
+            rule,
+            opts.firmware.clone(),
+            &clock,
+            context,
+        )
     };
     drop(reserve);
     results.write(&opts.dir)?;
     crate::report::junit::write(&results, &opts.dir.join("junit.xml"))?;
     Ok(results)
+}
+
+/// The results of `plan` on `rig` as they stand before anything ran: what, where, by which
+/// rule, in which context; no instrument, test or abort yet.
+pub(crate) fn results_of(
+    plan: &LoadedPlan,
+    rig: &Rig,
+    run_id: &str,
+    rule: DecisionRule,
+    firmware: Option<FirmwareInfo>,
+    clock: &Clock,
+    context: crate::report::context::RunContext,
+) -> RunResults {
+    RunResults {
+        schema: RESULTS_SCHEMA.into(),
+        run_id: run_id.to_string(),
+        plan: plan.plan.value.plan.clone(),
+        title: plan.plan.value.title.clone(),
+        requirements: plan.plan.value.requirements.clone(),
+        station: rig.station.clone(),
+        dut: plan.fixture.value.dut.clone(),
+        limit_profile: plan.limits.value.profile.clone(),
+        decision_rule: rule,
+        coverage_factor: crate::verdict::gum::DEFAULT_COVERAGE_FACTOR,
+        firmware,
+        instruments: Vec::new(),
+        clock_anchor: rfc3339(clock.wall),
+        duration_s: 0.0,
+        outcome: Outcome::Aborted,
+        abort: None,
+        safe_state_reached: false,
+        safe_state: Vec::new(),
+        watchdog: None,
+        statistics: Vec::new(),
+        tests: Vec::new(),
+        trace_rows: 0,
+        parameters: plan.parameters.clone(),
+        context,
+        not_run: Vec::new(),
+        warnings: Vec::new(),
+        prompts: Vec::new(),
+    }
 }
 
 /// The warning for a watchdog left armed after a confirmed safe state (its disarm failed);

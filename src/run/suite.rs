@@ -8,11 +8,9 @@ use std::path::Path;
 
 use super::planned_tests;
 use crate::plan::LoadedPlan;
-use crate::report::{
-    Abort, AbortKind, AbortStage, FirmwareInfo, NotRun, Outcome, RunResults, RESULTS_SCHEMA,
-};
+use crate::report::{Abort, AbortKind, AbortStage, FirmwareInfo, NotRun, Outcome, RunResults};
 use crate::rig::Rig;
-use crate::trace::{rfc3339, Clock};
+use crate::trace::Clock;
 
 /// Why the plans after `r` must not run, when they must not: the bench is not trustworthy
 /// after it (or the operator stopped the run). `None`: the suite goes on.
@@ -104,21 +102,6 @@ pub fn not_started(
     std::fs::create_dir_all(dir)?;
     let clock = Clock::start();
     let results = RunResults {
-        schema: RESULTS_SCHEMA.into(),
-        run_id: run_id.to_string(),
-        plan: plan.plan.value.plan.clone(),
-        title: plan.plan.value.title.clone(),
-        requirements: plan.plan.value.requirements.clone(),
-        station: rig.station.clone(),
-        dut: plan.fixture.value.dut.clone(),
-        limit_profile: plan.limits.value.profile.clone(),
-        decision_rule: plan.limits.value.decision_rule,
-        coverage_factor: crate::verdict::gum::DEFAULT_COVERAGE_FACTOR,
-        firmware,
-        instruments: Vec::new(),
-        clock_anchor: rfc3339(clock.wall),
-        duration_s: 0.0,
-        outcome: Outcome::Aborted,
         abort: Some(Abort {
             cause: reason.to_string(),
             during: AbortStage::NotStarted.words().map(str::to_string),
@@ -127,13 +110,6 @@ pub fn not_started(
             kind: Some(AbortKind::Refused),
             stage: Some(AbortStage::NotStarted),
         }),
-        safe_state_reached: false,
-        safe_state: Vec::new(),
-        watchdog: None,
-        tests: Vec::new(),
-        trace_rows: 0,
-        statistics: Vec::new(),
-        parameters: plan.parameters.clone(),
         not_run: planned_tests(plan)
             .into_iter()
             .map(|name| NotRun {
@@ -141,9 +117,15 @@ pub fn not_started(
                 reason: format!("not run: {reason}"),
             })
             .collect(),
-        warnings: Vec::new(),
-        prompts: Vec::new(),
-        context,
+        ..super::results_of(
+            plan,
+            rig,
+            run_id,
+            plan.limits.value.decision_rule,
+            firmware,
+            &clock,
+            context,
+        )
     };
     results.write(dir)?;
     crate::report::junit::write(&results, &dir.join("junit.xml"))?;
@@ -154,6 +136,7 @@ pub fn not_started(
 mod tests {
     use super::*;
     use crate::report::SafeStateAction;
+    use crate::report::RESULTS_SCHEMA;
     use rstest::rstest;
 
     /// Where and what an abort was: the step running, the stage, the kind.

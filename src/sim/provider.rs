@@ -50,7 +50,6 @@ impl BenchProvider for SimBenchProvider {
     }
 }
 
-#[async_trait::async_trait]
 impl ProvidedBench for Bench {
     fn resolve(&self, rig: &Rig) -> Rig {
         Bench::resolve(self, rig)
@@ -68,24 +67,8 @@ impl ProvidedBench for Bench {
         serde_json::to_string_pretty(&self.truth.events(origin)).ok()
     }
 
-    async fn flash_declared(
-        &mut self,
-        id: &str,
-        manifest: &Path,
-        rig: &Rig,
-        dbc: &crate::dbc::Dbc,
-        version_message: Option<&str>,
-    ) -> Result<FirmwareInfo, crate::flash::FlashError> {
-        crate::flash::flash_declared(
-            id,
-            manifest,
-            rig,
-            Some(self.flasher()),
-            dbc,
-            version_message,
-            &crate::flash::no_progress(),
-        )
-        .await
+    fn flasher(&mut self) -> Box<dyn crate::flash::Flasher + '_> {
+        Bench::flasher(self)
     }
 }
 

@@ -538,31 +538,25 @@ trait Sampled: Send {
     async fn errors(&mut self) -> Result<(), InstrumentError>;
 }
 
-#[async_trait::async_trait]
-impl Sampled for Box<dyn Supply> {
-    fn sampled_id(&self) -> String {
-        self.id().to_string()
-    }
-    async fn sample(&mut self) -> Result<Measurement, InstrumentError> {
-        self.measure().await
-    }
-    async fn errors(&mut self) -> Result<(), InstrumentError> {
-        self.check_errors().await
-    }
+/// Supplies and loads are sampled alike.
+macro_rules! sampled {
+    ($($t:ty),*) => {$(
+        #[async_trait::async_trait]
+        impl Sampled for Box<$t> {
+            fn sampled_id(&self) -> String {
+                self.id().to_string()
+            }
+            async fn sample(&mut self) -> Result<Measurement, InstrumentError> {
+                self.measure().await
+            }
+            async fn errors(&mut self) -> Result<(), InstrumentError> {
+                self.check_errors().await
+            }
+        }
+    )*};
 }
 
-#[async_trait::async_trait]
-impl Sampled for Box<dyn Load> {
-    fn sampled_id(&self) -> String {
-        self.id().to_string()
-    }
-    async fn sample(&mut self) -> Result<Measurement, InstrumentError> {
-        self.measure().await
-    }
-    async fn errors(&mut self) -> Result<(), InstrumentError> {
-        self.check_errors().await
-    }
-}
+sampled!(dyn Supply, dyn Load);
 
 /// Sample an instrument's voltage and current into `names` every `period`, and its error
 /// queue every `ERROR_CHECK_EVERY` samples; a failure is reported on `faults` and ends it.
