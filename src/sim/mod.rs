@@ -4,6 +4,7 @@
 pub mod afe;
 pub mod bench;
 pub mod bms_host;
+pub mod capture;
 pub mod cell;
 pub mod firmware;
 pub mod inverter;
