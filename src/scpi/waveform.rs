@@ -5,6 +5,9 @@
 //! comma-separated fields: format (0 BYTE, 1 WORD, 2 ASCII), type, points, count,
 //! xincrement, xorigin, xreference, yincrement, yorigin, yreference. They differ in how the
 //! y fields scale a code ([`YScaling`]); confidence marks as in rig/dialects:
+//! - [M] Rigol DS1000Z: the ten fields in this order and format 0 BYTE, 1 WORD, 2 ASC
+//!   (DS1000Z programming guide, `:WAVeform:PREamble?`); the DS2000 family numbers the
+//!   formats differently (0 WORD, 1 BYTE), so a family's codes must be checked;
 //! - [L] Rigol DS1000Z: value = (code - yorigin - yreference) * yincrement;
 //! - [L] Keysight InfiniiVision: value = (code - yreference) * yincrement + yorigin;
 //! - [L] both: time of point i = (i - xreference) * xincrement + xorigin, relative to the
