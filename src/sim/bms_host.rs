@@ -14,6 +14,10 @@
 //! - `fault_set` / `fault_clear`: the debounced fault;
 //! - `chg_fet_open` / `dsg_fet_open` (and `_close`): the FET really switched, with the
 //!   protection that caused an opening (or `cause: standby` when the BMS left run mode).
+//!
+//! The front end's hardware short-circuit trip (protection `scd`) is recorded by
+//! [`super::afe`] at its exact instant: `plant_crossed`, then `fault_set`, `chg_fet_open`
+//! and `dsg_fet_open`. [`Truth::events`] returns every event in time order.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
