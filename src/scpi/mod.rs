@@ -13,6 +13,7 @@ pub mod reply;
 mod serial;
 mod transport;
 pub mod usbtmc;
+pub mod waveform;
 
 pub use client::{Client, ClientOptions, DEFAULT_ERROR_QUERY, MAX_ERROR_DRAIN, MAX_REPLY_LEN};
 pub use dialect::{

@@ -14,6 +14,10 @@
 //! - `fault_set` / `fault_clear`: the debounced fault;
 //! - `chg_fet_open` / `dsg_fet_open` (and `_close`): the FET really switched, with the
 //!   protection that caused an opening (or `cause: standby` when the BMS left run mode).
+//!
+//! The front end's hardware short-circuit trip (protection `scd`) is recorded by
+//! [`super::afe`] at its exact instant: `plant_crossed`, then `fault_set`, `chg_fet_open`
+//! and `dsg_fet_open`. [`Truth::events`] returns every event in time order.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -58,7 +62,7 @@ pub struct TruthEvent {
 }
 
 impl TruthEvent {
-    fn new(at: Instant, kind: &str, protection: Option<&str>) -> Self {
+    pub(super) fn new(at: Instant, kind: &str, protection: Option<&str>) -> Self {
         Self {
             at,
             t: 0.0,
@@ -88,7 +92,7 @@ pub struct Truth {
 }
 
 impl Truth {
-    fn push(&self, ev: TruthEvent) {
+    pub(super) fn push(&self, ev: TruthEvent) {
         self.events
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -98,12 +102,16 @@ impl Truth {
     /// All events so far, with `t` relative to `origin`.
     pub fn events(&self, origin: Instant) -> Vec<TruthEvent> {
         let ev = self.events.lock().unwrap_or_else(|e| e.into_inner());
-        ev.iter()
+        let mut out: Vec<TruthEvent> = ev
+            .iter()
             .map(|e| TruthEvent {
                 t: signed_secs(e.at, origin),
                 ..e.clone()
             })
-            .collect()
+            .collect();
+        // The front end records a trip's crossing when it trips, after later events.
+        out.sort_by_key(|e| e.at);
+        out
     }
 
     /// The first event of `kind` (for `protection`, when given) at or after `after`.
@@ -302,8 +310,10 @@ pub fn spawn(
     let inverter_task = inverter
         .clone()
         .map(|side| AbortOnDrop(super::inverter::spawn(side, bus.clone())));
+    let afe_task = AbortOnDrop(super::afe::spawn(plant.clone(), image.afe, truth.clone()));
     tokio::spawn(async move {
         let _receiver = AbortOnDrop(receiver);
+        let _afe_task = afe_task;
         let _inverter_task = inverter_task;
         let mut bms = sim_bms::Bms::new(cfg);
         let start = Instant::now();

@@ -28,6 +28,24 @@ struct ImageFile {
     /// What the firmware announces to an inverter (absent: it speaks no inverter protocol).
     #[serde(default)]
     inverter: Option<super::inverter::ImageInverter>,
+    /// The front end's hardware protection (absent: none).
+    #[serde(default)]
+    afe: Option<ImageAfe>,
+}
+
+/// `afe:` in an image: the front end's hardware protection ([`super::afe`]).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ImageAfe {
+    /// Short circuit in discharge.
+    scd: ImageScd,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ImageScd {
+    trip: QuantityValue,
+    delay: Seconds,
 }
 
 #[derive(Debug, Deserialize)]
@@ -72,6 +90,8 @@ pub struct FirmwareImage {
     pub config: sim_bms::Config,
     /// The inverter side's configuration, when the image speaks to an inverter.
     pub inverter: Option<sim_bms::pylon::InverterConfig>,
+    /// The front end's hardware short-circuit comparator, when the image programs one.
+    pub afe: Option<super::afe::ScdConfig>,
 }
 
 impl FirmwareImage {
@@ -136,7 +156,23 @@ impl FirmwareImage {
             .as_ref()
             .map(|i| i.config().map_err(err))
             .transpose()?;
+        let afe = match &f.afe {
+            None => None,
+            Some(a) => {
+                if a.scd.trip.0.dim != Dimension::Current || a.scd.trip.0.value <= 0.0 {
+                    return Err(err("afe.scd.trip: a positive current expected".into()));
+                }
+                if !(a.scd.delay.0 >= 0.0 && a.scd.delay.0 <= 10.0) {
+                    return Err(err("afe.scd.delay: 0 to 10 s expected".into()));
+                }
+                Some(super::afe::ScdConfig {
+                    trip_a: a.scd.trip.0.value,
+                    delay: std::time::Duration::from_secs_f64(a.scd.delay.0),
+                })
+            }
+        };
         Ok(Self {
+            afe,
             inverter,
             id: f.image,
             version: f.version,

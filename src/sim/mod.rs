@@ -1,8 +1,10 @@
 //! The simulated bench: plant model, SCPI instrument servers, cell simulator on CAN, the
 //! host for the reference BMS firmware, and an SLCAN adapter on a pseudo-terminal.
 
+pub mod afe;
 pub mod bench;
 pub mod bms_host;
+pub mod capture;
 pub mod cell;
 pub mod firmware;
 pub mod flasher;

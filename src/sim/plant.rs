@@ -166,6 +166,8 @@ pub struct PlantState {
     pub room_ambient: f64,
     /// The thermal chamber.
     pub chamber: ChamberState,
+    /// The BMS front end's hardware short-circuit protection ([`super::afe`]).
+    pub afe: super::afe::AfeState,
 }
 
 impl PlantState {
@@ -201,6 +203,7 @@ impl PlantState {
                 air: cfg.ambient,
                 ramp_k_per_s: cfg.chamber_ramp_k_per_s,
             },
+            afe: Default::default(),
         };
         s.refresh();
         s
@@ -295,7 +298,7 @@ impl PlantState {
 
     /// Current delivered by the supply into the pack (A, >= 0).
     pub fn supply_current(&self) -> f64 {
-        if !self.supply.output || !self.chg_fet {
+        if !self.supply.output || !self.chg_fet || self.afe.latched() {
             return 0.0;
         }
         let (emf, r) = self.stack();
@@ -318,7 +321,7 @@ impl PlantState {
         if !self.supply.output {
             return 0.0;
         }
-        if self.chg_fet {
+        if self.chg_fet && !self.afe.latched() {
             let i = self.supply_current();
             if i < self.supply.current_set {
                 // Constant-voltage mode.
@@ -334,7 +337,7 @@ impl PlantState {
 
     /// Current sunk by the load from the pack (A, >= 0).
     pub fn load_current(&self) -> f64 {
-        if self.load.input && self.dsg_fet {
+        if self.load.input && self.dsg_fet && !self.afe.latched() {
             self.load.current_set.max(0.0)
         } else {
             0.0
@@ -343,7 +346,7 @@ impl PlantState {
 
     /// Voltage at the load terminals.
     pub fn load_voltage(&self) -> f64 {
-        if self.dsg_fet {
+        if self.dsg_fet && !self.afe.latched() {
             (self.pack_voltage() - self.load_current() * self.path_resistance).max(0.0)
         } else {
             0.0
@@ -443,6 +446,11 @@ impl DerefMut for PlantGuard<'_> {
 impl Drop for PlantGuard<'_> {
     fn drop(&mut self) {
         let Inner { state, observers } = &mut *self.guard;
+        if let Some(scd) = state.afe.scd {
+            let discharge = -state.pack_current();
+            let removed = !state.load.input || state.load.current_set <= scd.trip_a;
+            state.afe.observe(discharge, removed, Instant::now());
+        }
         state.refresh();
         if !observers.is_empty() {
             let now = Instant::now();

@@ -37,6 +37,7 @@ mod report_bundle;
 mod report_evidence;
 mod report_html;
 mod report_junit;
+mod sc_capture;
 mod scpi;
 mod scpi_cli;
 mod scpi_dialects;

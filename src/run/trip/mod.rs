@@ -406,6 +406,7 @@ fn unreachable_limit() -> Limit {
     }
 }
 
+pub mod capture;
 mod delays;
 mod judge;
 pub use delays::*;
