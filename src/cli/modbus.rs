@@ -6,7 +6,6 @@ use clap::{Args, Subcommand};
 
 use crate::exit::{Failure, EXIT_ABORT};
 use crate::modbus::{Client, RegisterMap};
-use crate::units::Seconds;
 
 /// Arguments of `hilrig modbus`.
 #[derive(Debug, Args)]
@@ -46,16 +45,15 @@ pub struct ReadArgs {
 /// Run `hilrig modbus`.
 pub async fn modbus(a: ModbusArgs) -> Result<i32, Failure> {
     let ModbusCommand::Read(a) = a.command;
-    let timeout = match crate::units::Quantity::parse_as(&a.timeout, crate::units::Dimension::Time)
-    {
-        Ok(s) if s > 0.0 => Seconds(s).duration(),
-        _ => {
-            return Err(Failure::abort(format!(
+    let timeout = crate::units::parse_duration(&a.timeout)
+        .ok()
+        .filter(|d| !d.is_zero())
+        .ok_or_else(|| {
+            Failure::abort(format!(
                 "--timeout `{}` is not a duration above 0 s",
                 a.timeout
-            )))
-        }
-    };
+            ))
+        })?;
     let map = RegisterMap::load(&a.map).map_err(Failure::abort)?;
     let mut client = Client::connect(&a.endpoint, a.unit.unwrap_or(map.unit), timeout)
         .await

@@ -12,6 +12,7 @@
 //!   for a trigger that is not interpolated; less when the scope interpolates);
 //! - timebase: the time base's accuracy in ppm times the measured time.
 
+use crate::run::RunError;
 use crate::scpi::waveform::Preamble;
 use crate::verdict::gum::{self, Contribution};
 
@@ -59,10 +60,12 @@ pub fn trip_time(
     index: usize,
     timing: &CaptureTiming,
     k: f64,
-) -> Result<CaptureTrip, String> {
+) -> Result<CaptureTrip, RunError> {
     let dt = preamble.xincrement;
     if !(dt > 0.0 && dt.is_finite()) {
-        return Err(format!("capture sample interval {dt} s is not positive"));
+        return Err(RunError::InstrumentText(format!(
+            "capture sample interval {dt} s is not positive"
+        )));
     }
     let t = (preamble.time(index) - dt / 2.0).max(0.0);
     let contributions = vec![
