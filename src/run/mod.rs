@@ -184,6 +184,17 @@ pub async fn execute(
         }
     };
     let signals = Signals::new(trace.clone());
+    // The inverter checks read the history of the announcements; other plans keep none, so
+    // a long run's memory stays bounded.
+    let p = &plan.plan.value;
+    if p.setup
+        .iter()
+        .chain(&p.steps)
+        .chain(&p.teardown)
+        .any(|s| matches!(s.value, Step::Inverter(_)))
+    {
+        signals.keep_history();
+    }
     let rule = opts
         .decision_rule
         .unwrap_or(plan.limits.value.decision_rule);

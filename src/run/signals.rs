@@ -34,6 +34,9 @@ struct Table {
     longest_gap: HashMap<String, f64>,
     /// Every update of the signals [`keeps_history`] names, for the inverter checks.
     history: HashMap<String, Vec<(Instant, f64)>>,
+    /// Whether the history is kept (a plan that judges inverter checks); off, a run's
+    /// memory stays bounded however long it runs.
+    keep_history: bool,
 }
 
 /// Signals whose every update is kept for the run (the inverter's announcements, and the
@@ -73,6 +76,12 @@ impl Signals {
         }
     }
 
+    /// Keep the history of the signals [`keeps_history`] names from now on (for a plan that
+    /// judges inverter checks over it).
+    pub fn keep_history(&self) {
+        self.lock().keep_history = true;
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, Table> {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -90,11 +99,14 @@ impl Signals {
                 *longest = longest.max(gap);
             }
             t.values.insert((*name).to_string(), (*v, at));
-            if keeps_history(name) {
-                t.history
-                    .entry((*name).to_string())
-                    .or_default()
-                    .push((at, *v));
+            if t.keep_history && keeps_history(name) {
+                let series = t.history.entry((*name).to_string()).or_default();
+                // The BMS's faults and FETs are states: a change is kept, a repeat of the
+                // same value is not (the series reads as held between entries).
+                let repeat = name.starts_with("bms.") && series.last().is_some_and(|l| l.1 == *v);
+                if !repeat {
+                    series.push((at, *v));
+                }
             }
             if name.ends_with("_set") {
                 t.last_setpoint = Some((*name).to_string());
@@ -293,5 +305,37 @@ mod tests {
             "at the instant counts"
         );
         std::fs::remove_dir_all(&dir).ok();
+    }
+
+    /// The history is kept only when asked for (a plan with inverter checks), and the BMS's
+    /// states only when they change: a day of 10 Hz fault flags is a handful of entries.
+    #[test]
+    fn history_is_opt_in_and_states_keep_only_their_changes() {
+        let dir = std::env::temp_dir().join(format!("hilrig-history-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let trace = Trace::create(&dir.join("trace.csv"), Clock::start()).unwrap();
+        let signals = Signals::new(trace);
+        let t0 = Instant::now();
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        signals.update(at(0), &[("inv.ccl", 50.0, "A"), ("bms.fault.ov", 0.0, "")]);
+        assert!(
+            signals.history("inv.ccl").is_empty(),
+            "not kept unless asked"
+        );
+        signals.keep_history();
+        for ms in 1..=100 {
+            let fault = if ms >= 60 { 1.0 } else { 0.0 };
+            signals.update(
+                at(ms),
+                &[("inv.ccl", 50.0, "A"), ("bms.fault.ov", fault, "")],
+            );
+        }
+        assert_eq!(signals.history("inv.ccl").len(), 100, "every announcement");
+        assert_eq!(
+            signals.history("bms.fault.ov"),
+            vec![(at(1), 0.0), (at(60), 1.0)],
+            "a state keeps its changes"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }
