@@ -100,6 +100,10 @@ pub fn signal_labels(plan: &LoadedPlan) -> BTreeMap<String, SignalLabel> {
                     unit: dim.unit().to_string(),
                     names: BTreeMap::new(),
                 },
+                SignalSource::Modbus { unit } => SignalLabel {
+                    unit: unit.clone(),
+                    names: BTreeMap::new(),
+                },
             };
             (name.clone(), label)
         })

@@ -20,6 +20,7 @@ use serde_saphyr::Spanned;
 use super::fixture::Fixture;
 use super::model::OnOff;
 use crate::dbc::Dbc;
+use crate::modbus::RegisterMap;
 use crate::units::{Amps, Seconds, Volts};
 
 /// The fixture's `inverter:` section.
@@ -28,8 +29,13 @@ use crate::units::{Amps, Seconds, Volts};
 pub struct InverterInterface {
     /// Protocol name, for the record (`pylon-lv-can`).
     pub protocol: String,
-    /// The protocol's DBC, relative to the fixture file.
-    pub dbc: PathBuf,
+    /// The CAN protocol's DBC, relative to the fixture file.
+    #[serde(default)]
+    pub dbc: Option<PathBuf>,
+    /// The BMS's inverter-facing Modbus register map, read where the rig wires a Modbus
+    /// link to the BMS (`modbus:` entry with `dut: true`).
+    #[serde(default)]
+    pub modbus: Option<InverterModbus>,
     /// How often the BMS announces its values.
     pub period: Seconds,
     /// The keep-alive hilrig sends as the inverter.
@@ -47,6 +53,17 @@ pub struct InverterInterface {
     /// The pack's own charge voltage limit; default: cells × the cell maker's
     /// `upper_charge_voltage`.
     pub max_charge_voltage: Option<Volts>,
+}
+
+/// The BMS's Modbus register map and how often hilrig reads it.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InverterModbus {
+    /// Register map file (`fixtures/modbus/*.yaml`), relative to the fixture file; its
+    /// register names are logical signal names (`inv.cvl`, ...).
+    pub map: PathBuf,
+    /// How often hilrig reads the whole map.
+    pub poll: Seconds,
 }
 
 /// The keep-alive message hilrig sends.
@@ -205,10 +222,36 @@ pub fn with_inverter_dbc(fixture_path: &Path, fx: &Fixture, dbc: Dbc) -> Result<
     let Some(inv) = &fx.inverter else {
         return Ok(dbc);
     };
-    let path = super::load::relative(fixture_path, &inv.dbc);
+    if inv.dbc.is_none() && inv.modbus.is_none() {
+        return Err(
+            "inverter: give the protocol's `dbc:` (CAN), its `modbus:` register map, or both"
+                .into(),
+        );
+    }
+    let Some(inv_dbc) = &inv.dbc else {
+        return Ok(dbc);
+    };
+    let path = super::load::relative(fixture_path, inv_dbc);
     let other =
         Dbc::from_file(&path).map_err(|e| format!("inverter.dbc {}: {e}", path.display()))?;
     dbc.merged(&other)
+}
+
+/// The fixture's inverter-facing Modbus register map, loaded and checked.
+pub fn inverter_map(fixture_path: &Path, fx: &Fixture) -> Result<Option<RegisterMap>, String> {
+    let Some(m) = fx.inverter.as_ref().and_then(|i| i.modbus.as_ref()) else {
+        return Ok(None);
+    };
+    if !(m.poll.0.is_finite() && m.poll.0 >= 0.01) {
+        return Err(format!(
+            "inverter.modbus.poll {} s: poll at most every 10 ms",
+            m.poll.0
+        ));
+    }
+    let path = super::load::relative(fixture_path, &m.map);
+    RegisterMap::load(&path)
+        .map(Some)
+        .map_err(|e| format!("inverter.modbus.map: {e}"))
 }
 
 /// Problems of an `inverter:` step against the fixture and the profile's check.

@@ -27,6 +27,9 @@ pub struct Rig {
     /// CAN buses.
     #[serde(default)]
     pub buses: Vec<BusConfig>,
+    /// Modbus links (TCP or RTU) to the BMS's inverter-facing register map.
+    #[serde(default)]
+    pub modbus: Vec<ModbusLink>,
     /// The safety envelope no command may leave.
     pub envelope: Envelope,
     /// How often instruments are sampled into the trace.
@@ -336,6 +339,24 @@ impl BusConfig {
     }
 }
 
+/// A Modbus link to the BMS: where its inverter-facing register map is reached.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModbusLink {
+    /// Id used in errors and results.
+    pub id: String,
+    /// `tcp://HOST[:PORT]` (Modbus TCP, default port 502) or `serial://PATH?baud=N` (RTU).
+    pub address: String,
+    /// Unit (slave) id; absent: the register map's.
+    pub unit: Option<u8>,
+    /// Bound on the connect and on every request.
+    #[serde(default = "default_timeout")]
+    pub timeout: Seconds,
+    /// The BMS under test answers on this link: its announcements are read here.
+    #[serde(default)]
+    pub dut: bool,
+}
+
 /// The safety envelope.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -469,6 +490,11 @@ impl Rig {
         self.buses.iter().find(|b| b.dut)
     }
 
+    /// The Modbus link the DUT answers on.
+    pub fn dut_modbus(&self) -> Option<&ModbusLink> {
+        self.modbus.iter().find(|m| m.dut)
+    }
+
     /// A bus by id.
     pub fn bus(&self, id: &str) -> Option<&BusConfig> {
         self.buses.iter().find(|b| b.id == id)
@@ -483,6 +509,11 @@ impl Rig {
         for inst in &mut self.instruments {
             if let Some(real) = inst.address.as_ref().and_then(|a| addresses.get(a)) {
                 inst.address = Some(real.clone());
+            }
+        }
+        for link in &mut self.modbus {
+            if let Some(real) = addresses.get(&link.address) {
+                link.address = real.clone();
             }
         }
         for bus in &mut self.buses {

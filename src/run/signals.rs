@@ -269,6 +269,43 @@ pub fn spawn_monitor(
     })
 }
 
+/// Read the BMS's Modbus register map every `period` into the table, stamped when the
+/// whole map has been read. A failed read is logged when the link starts failing and when
+/// it answers again; the gap it leaves in the signals is what the inverter checks judge.
+pub fn spawn_modbus_poller(
+    mut client: crate::modbus::Client,
+    map: Arc<crate::modbus::RegisterMap>,
+    period: std::time::Duration,
+    link: String,
+    signals: Signals,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(period);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut failing = false;
+        loop {
+            tick.tick().await;
+            match client.read_map(&map).await {
+                Ok(values) => {
+                    if std::mem::take(&mut failing) {
+                        tracing::info!("Modbus link `{link}` answers again");
+                    }
+                    let updates: Vec<(&str, f64, &str)> = values
+                        .iter()
+                        .map(|(n, v, u)| (n.as_str(), *v, u.as_str()))
+                        .collect();
+                    signals.update(Instant::now(), &updates);
+                }
+                Err(e) if !failing => {
+                    failing = true;
+                    tracing::warn!("Modbus link `{link}`: {e}");
+                }
+                Err(_) => {}
+            }
+        }
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

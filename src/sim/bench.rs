@@ -234,27 +234,40 @@ impl Bench {
             }
             instruments.insert(inst.id.clone(), server);
         }
-        // The firmware's inverter-facing Modbus TCP map, on loopback (not with in-memory
-        // SCPI: that mode runs without sockets).
+        // The firmware's inverter-facing Modbus TCP map: on loopback, or in memory when
+        // the bench runs without sockets (virtual time). `sim://modbus` in a rig's
+        // `modbus:` links reaches it.
         let mut modbus = None;
-        if image.inverter.is_some() && options.scpi == ScpiExposure::Tcp {
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-                .await
-                .map_err(|e| SimError::Instrument {
-                    id: "modbus".into(),
-                    reason: format!("cannot listen on loopback: {e}"),
-                })?;
-            let port = listener.local_addr().map(|a| a.port()).unwrap_or(0);
-            let map = super::modbus_server::sim_map().map_err(|reason| SimError::Instrument {
+        if image.inverter.is_some() {
+            let err = |reason: String| SimError::Instrument {
                 id: "modbus".into(),
                 reason,
-            })?;
-            tasks.push(super::modbus_server::spawn(
-                listener,
-                map,
+            };
+            let peer = super::modbus_server::Peer::new(
+                super::modbus_server::sim_map().map_err(err)?,
                 inverter_board.clone(),
-            ));
-            modbus = Some(format!("tcp://127.0.0.1:{port}"));
+            );
+            let address = match options.scpi {
+                ScpiExposure::Tcp => {
+                    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                        .await
+                        .map_err(|e| err(format!("cannot listen on loopback: {e}")))?;
+                    let port = listener.local_addr().map(|a| a.port()).unwrap_or(0);
+                    tasks.push(super::modbus_server::spawn(listener, peer));
+                    format!("tcp://127.0.0.1:{port}")
+                }
+                ScpiExposure::InMemory => {
+                    let endpoint = register_memory(
+                        &format!("modbus-{n}"),
+                        Arc::new(move || peer.connect_in_memory()),
+                    );
+                    let address = endpoint.address();
+                    memory.push(endpoint);
+                    address
+                }
+            };
+            addresses.insert("sim://modbus".to_string(), address.clone());
+            modbus = Some(address);
         }
         Ok(Bench {
             inverter_board,

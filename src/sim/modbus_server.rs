@@ -1,22 +1,24 @@
 //! The simulated BMS's Modbus TCP server: the reference firmware's inverter announcement in
-//! the register map `fixtures/modbus/sim-bms-inverter.yaml` (embedded), served with
-//! `tokio-modbus` on a loopback port the bench lists among its endpoints.
+//! the register map `fixtures/modbus/sim-bms-inverter.yaml` (embedded), served on a
+//! loopback port the bench lists among its endpoints, or in memory on a virtual-time bench.
+//!
+//! The framing (MBAP header, function 0x01-0x04 PDUs) is written here rather than taken
+//! from `tokio-modbus`'s server: that server serves only a `TcpListener` or a serial port
+//! (its per-connection loop is private), and a virtual-time bench runs without sockets.
+//! It also makes the simulated peer an implementation independent of the client hilrig
+//! uses (`tokio-modbus`), and `pymodbus` checks it from outside (`tests/it/modbus_sim.rs`).
 //!
 //! Reads of mapped registers answer from the firmware's latest announcement (the same values
 //! it sends over Pylontech LV CAN); a read that touches an unmapped address answers
 //! exception 0x02 (illegal data address), a write or another function 0x01 (illegal
 //! function), and a read before the firmware has run 0x06 (server device busy).
 
-use std::future::{self, Future};
-use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::Arc;
 
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
-use tokio_modbus::prelude::{ExceptionCode, Request, Response, SlaveRequest};
-use tokio_modbus::server::tcp::{accept_tcp_connection, Server};
-use tokio_modbus::server::Service;
+use tokio_modbus::prelude::ExceptionCode;
 
 use super::inverter::Board;
 use crate::modbus::{Function, RegisterMap};
@@ -87,61 +89,189 @@ pub fn answer(
     Ok(out)
 }
 
+/// The simulated BMS's Modbus TCP peer: its map and the firmware's latest announcement.
 #[derive(Clone)]
-struct Peer {
+pub struct Peer {
     map: Arc<RegisterMap>,
     board: Board,
 }
 
-type Reply = Pin<Box<dyn Future<Output = Result<Response, ExceptionCode>> + Send>>;
+impl Peer {
+    /// A peer serving `map` from `board`.
+    pub fn new(map: RegisterMap, board: Board) -> Self {
+        Self {
+            map: Arc::new(map),
+            board,
+        }
+    }
 
-impl Service for Peer {
-    type Request = SlaveRequest<'static>;
-    type Response = Response;
-    type Exception = ExceptionCode;
-    type Future = Reply;
+    /// The response PDU to a request PDU addressed to `unit`: data, or `function | 0x80`
+    /// and an exception code.
+    fn respond(&self, unit: u8, pdu: &[u8]) -> Vec<u8> {
+        let function = pdu.first().copied().unwrap_or(0);
+        match self.answer_pdu(unit, pdu) {
+            Ok(data) => data,
+            Err(code) => vec![function | 0x80, u8::from(code)],
+        }
+    }
 
-    fn call(&self, req: Self::Request) -> Self::Future {
-        let read = |f: Function, a: u16, n: u16| answer(&self.map, &self.board, f, a, n);
-        let bits = |w: Vec<u16>| w.into_iter().map(|x| x != 0).collect::<Vec<bool>>();
-        let r = if req.slave != self.map.unit && req.slave != 0 {
+    fn answer_pdu(&self, unit: u8, pdu: &[u8]) -> Result<Vec<u8>, ExceptionCode> {
+        if unit != self.map.unit && unit != 0 {
             // Another unit id: a gateway would report its target as absent.
-            Err(ExceptionCode::GatewayTargetDevice)
-        } else {
-            match req.request {
-                Request::ReadInputRegisters(a, n) => {
-                    read(Function::Input, a, n).map(Response::ReadInputRegisters)
-                }
-                Request::ReadHoldingRegisters(a, n) => {
-                    read(Function::Holding, a, n).map(Response::ReadHoldingRegisters)
-                }
-                Request::ReadCoils(a, n) => {
-                    read(Function::Coil, a, n).map(|w| Response::ReadCoils(bits(w)))
-                }
-                Request::ReadDiscreteInputs(a, n) => read(Function::DiscreteInput, a, n)
-                    .map(|w| Response::ReadDiscreteInputs(bits(w))),
-                _ => Err(ExceptionCode::IllegalFunction),
-            }
+            return Err(ExceptionCode::GatewayTargetDevice);
+        }
+        let function = match pdu.first() {
+            Some(0x01) => Function::Coil,
+            Some(0x02) => Function::DiscreteInput,
+            Some(0x03) => Function::Holding,
+            Some(0x04) => Function::Input,
+            _ => return Err(ExceptionCode::IllegalFunction),
         };
-        Box::pin(future::ready(r))
+        let [_, a0, a1, n0, n1] = pdu else {
+            return Err(ExceptionCode::IllegalDataValue);
+        };
+        let (address, count) = (
+            u16::from_be_bytes([*a0, *a1]),
+            u16::from_be_bytes([*n0, *n1]),
+        );
+        let words = answer(&self.map, &self.board, function, address, count)?;
+        let mut out = vec![function.code()];
+        if function.reads_bits() {
+            let mut bytes = vec![0u8; words.len().div_ceil(8)];
+            for (i, w) in words.iter().enumerate() {
+                if *w != 0 {
+                    bytes[i / 8] |= 1 << (i % 8);
+                }
+            }
+            out.push(bytes.len() as u8);
+            out.extend(bytes);
+        } else {
+            out.push((words.len() * 2) as u8);
+            out.extend(words.iter().flat_map(|w| w.to_be_bytes()));
+        }
+        Ok(out)
+    }
+
+    /// Answer Modbus TCP requests (MBAP framing) on one byte stream until it closes; a
+    /// frame that is not Modbus TCP (protocol id not 0, a length out of 2..=254) closes it.
+    pub async fn serve_stream<S>(self, mut stream: S) -> std::io::Result<()>
+    where
+        S: AsyncRead + AsyncWrite + Unpin,
+    {
+        loop {
+            let mut header = [0u8; 7];
+            match stream.read_exact(&mut header).await {
+                Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(()),
+                r => r?,
+            };
+            let protocol = u16::from_be_bytes([header[2], header[3]]);
+            let length = u16::from_be_bytes([header[4], header[5]]) as usize;
+            if protocol != 0 || !(2..=254).contains(&length) {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    format!("not a Modbus TCP frame (protocol id {protocol}, length {length})"),
+                ));
+            }
+            let mut pdu = vec![0u8; length - 1];
+            stream.read_exact(&mut pdu).await?;
+            let reply = self.respond(header[6], &pdu);
+            let mut frame = Vec::with_capacity(7 + reply.len());
+            frame.extend_from_slice(&header[..4]);
+            frame.extend_from_slice(&((reply.len() + 1) as u16).to_be_bytes());
+            frame.push(header[6]);
+            frame.extend(reply);
+            stream.write_all(&frame).await?;
+        }
+    }
+
+    /// A client end of an in-memory connection to this peer (virtual-time benches).
+    pub fn connect_in_memory(&self) -> Box<dyn crate::scpi::Transport> {
+        let (near, far) = tokio::io::duplex(4096);
+        let peer = self.clone();
+        tokio::spawn(async move {
+            if let Err(e) = peer.serve_stream(far).await {
+                tracing::debug!("simulated Modbus server: {e}");
+            }
+        });
+        Box::new(near)
     }
 }
 
 /// Serve the simulated BMS's register map on `listener` until the task is aborted.
-pub fn spawn(listener: TcpListener, map: RegisterMap, board: Board) -> JoinHandle<()> {
-    let map = Arc::new(map);
+pub fn spawn(listener: TcpListener, peer: Peer) -> JoinHandle<()> {
     tokio::spawn(async move {
-        let server = Server::new(listener);
-        let on_connected = |stream, addr: SocketAddr| {
-            let peer = Peer {
-                map: map.clone(),
-                board: board.clone(),
-            };
-            async move { accept_tcp_connection(stream, addr, move |_| Ok(Some(peer.clone()))) }
-        };
-        let on_error = |e| tracing::debug!("simulated Modbus server: {e}");
-        if let Err(e) = server.serve(&on_connected, on_error).await {
-            tracing::error!("simulated Modbus server stopped: {e}");
+        loop {
+            match listener.accept().await {
+                Ok((stream, _)) => {
+                    let peer = peer.clone();
+                    tokio::spawn(async move {
+                        if let Err(e) = peer.serve_stream(stream).await {
+                            tracing::debug!("simulated Modbus server: {e}");
+                        }
+                    });
+                }
+                Err(e) => {
+                    tracing::error!("simulated Modbus server stopped: {e}");
+                    return;
+                }
+            }
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rstest::rstest;
+
+    fn peer() -> Peer {
+        let board = Board::default();
+        board.publish(
+            sim_bms::pylon::Announcement {
+                cvl_dv: 568,
+                ccl_da: 180,
+                charge_enable: true,
+                ..Default::default()
+            },
+            50,
+        );
+        Peer::new(sim_map().unwrap(), board)
+    }
+
+    /// Request PDUs and the response PDU the simulated BMS gives.
+    #[rstest]
+    #[case::cvl_and_ccl(1, &[0x04, 0x01, 0x00, 0x00, 0x02], &[0x04, 4, 0x02, 0x38, 0x00, 0xB4])]
+    #[case::enable_bits(1, &[0x02, 0x00, 0x00, 0x00, 0x02], &[0x02, 1, 0b01])]
+    #[case::broadcast_unit(0, &[0x04, 0x01, 0x04, 0x00, 0x01], &[0x04, 2, 0x00, 50])]
+    #[case::unmapped_address(1, &[0x04, 0x00, 0x00, 0x00, 0x01], &[0x84, 0x02])]
+    #[case::zero_count(1, &[0x04, 0x01, 0x00, 0x00, 0x00], &[0x84, 0x03])]
+    #[case::huge_count(1, &[0x03, 0x02, 0x00, 0xFF, 0xFF], &[0x83, 0x03])]
+    #[case::split_32_bit_value(1, &[0x03, 0x02, 0x00, 0x00, 0x01], &[0x83, 0x02])]
+    #[case::truncated_request(1, &[0x04, 0x01], &[0x84, 0x03])]
+    #[case::write_refused(1, &[0x06, 0x01, 0x00, 0x00, 0x01], &[0x86, 0x01])]
+    #[case::empty_pdu(1, &[], &[0x80, 0x01])]
+    #[case::other_unit(7, &[0x04, 0x01, 0x00, 0x00, 0x01], &[0x84, 0x0B])]
+    fn answers_each_request(#[case] unit: u8, #[case] request: &[u8], #[case] response: &[u8]) {
+        assert_eq!(peer().respond(unit, request), response);
+    }
+
+    /// The MBAP framing: the header echoed with the response's length, and a frame that is
+    /// not Modbus TCP closes the connection with an error instead of an answer.
+    #[tokio::test]
+    async fn frames_over_a_stream_and_refuses_what_is_not_modbus_tcp() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let (mut near, far) = tokio::io::duplex(1024);
+        let server = tokio::spawn(peer().serve_stream(far));
+        near.write_all(&[0x12, 0x34, 0, 0, 0, 6, 1, 0x04, 0x01, 0x00, 0x00, 0x01])
+            .await
+            .unwrap();
+        let mut reply = [0u8; 11];
+        near.read_exact(&mut reply).await.unwrap();
+        assert_eq!(reply, [0x12, 0x34, 0, 0, 0, 5, 1, 0x04, 2, 0x02, 0x38]);
+        near.write_all(&[0, 1, 0, 9, 0, 6, 1, 0x04, 0x01, 0x00, 0x00, 0x01])
+            .await
+            .unwrap();
+        let err = server.await.unwrap().unwrap_err();
+        assert!(err.to_string().contains("protocol id 9"), "{err}");
+    }
 }

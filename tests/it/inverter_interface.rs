@@ -1,7 +1,8 @@
 //! hilrig as the inverter: the inverter-interface plan passes on the good image, and each
 //! seeded inverter-side defect is caught by the test that should catch it (library run in
 //! virtual time, and the binary's exit code 1); the shipped Pylontech LV DBC decodes the
-//! simulated BMS's frames into the inv.* signals.
+//! simulated BMS's frames into the inv.* signals. The same plan and defects are judged again
+//! on `rig/sim-modbus.yaml`, where the announcements are read from the BMS's Modbus map.
 
 use crate::common;
 use crate::sim_support;
@@ -9,6 +10,7 @@ use crate::sim_support;
 use std::collections::BTreeSet;
 
 use common::*;
+use hilrig::plan::load_rig;
 use hilrig::report::Outcome;
 use hilrig::verdict::Verdict;
 use rstest::rstest;
@@ -16,14 +18,29 @@ use sim_support::{memory_bench, run_plan, virtual_runtime};
 
 const PLAN: &str = "test-plans/inverter-interface.yaml";
 
-/// Run the inverter-interface plan on the simulated bench with `image`: (outcome, failed
-/// test names, passed test names).
-fn run_with(image: &str) -> (Outcome, BTreeSet<String>, BTreeSet<String>) {
-    let rig = sim_rig(Some(image));
+/// The rig with the inverter port on CAN (the default bench).
+const CAN_RIG: &str = "rig/sim.yaml";
+/// The rig with the inverter port wired over Modbus TCP.
+const MODBUS_RIG: &str = "rig/sim-modbus.yaml";
+
+/// What one run of the inverter-interface plan gave.
+struct Run {
+    outcome: Outcome,
+    failed: BTreeSet<String>,
+    passed: BTreeSet<String>,
+    /// The run's trace (trace.csv).
+    trace: String,
+}
+
+/// Run the inverter-interface plan on the simulated bench of `rig_file` with `image`.
+fn run_on(rig_file: &str, image: &str) -> Run {
+    let rig_path = root().join(rig_file);
+    let mut rig = load_rig(&rig_path).unwrap().value;
+    rig.simulation.as_mut().unwrap().firmware = root().join("firmware-under-test").join(image);
     let plan = plan(PLAN, &rig);
     let dir = temp_dir(&format!("inverter-{image}"));
     let results = virtual_runtime().block_on(async {
-        let bench = memory_bench(&rig, &root().join("rig/sim.yaml")).await;
+        let bench = memory_bench(&rig, &rig_path).await;
         run_plan(&bench, &rig, plan, &dir).await.0
     });
     let names = |pass: bool| {
@@ -34,14 +51,70 @@ fn run_with(image: &str) -> (Outcome, BTreeSet<String>, BTreeSet<String>) {
             .map(|t| t.test.clone())
             .collect()
     };
-    (results.outcome, names(false), names(true))
+    let trace = std::fs::read_to_string(dir.join("trace.csv")).unwrap_or_default();
+    let _ = std::fs::remove_dir_all(&dir);
+    Run {
+        outcome: results.outcome,
+        failed: names(false),
+        passed: names(true),
+        trace,
+    }
 }
 
+/// Trace rows of signal `name`.
+fn rows_of(trace: &str, name: &str) -> usize {
+    trace
+        .lines()
+        .filter(|l| l.split(',').any(|f| f == name))
+        .count()
+}
+
+#[rstest]
+fn the_good_image_passes_the_inverter_interface_plan(#[values(CAN_RIG, MODBUS_RIG)] rig: &str) {
+    let run = run_on(rig, "sim-bms-1.0.0.yaml");
+    assert_eq!(
+        run.outcome,
+        Outcome::Passed,
+        "{rig}: failed {:?}",
+        run.failed
+    );
+    assert_eq!(run.passed.len(), 11, "{rig}: {:?}", run.passed);
+    // `inv.pack_power` is in the Modbus map only: read there, and nowhere else.
+    let over_modbus = rows_of(&run.trace, "inv.pack_power");
+    if rig == MODBUS_RIG {
+        assert!(
+            over_modbus > 50,
+            "{rig}: {over_modbus} Modbus reads in 95 s"
+        );
+    } else {
+        assert_eq!(over_modbus, 0, "{rig}: no Modbus link, no Modbus reads");
+    }
+    assert!(
+        rows_of(&run.trace, "inv.cvl") > 50,
+        "{rig}: the CVL is traced"
+    );
+}
+
+/// A Modbus link that cannot be reached ends the run before any stimulus, naming the link.
 #[test]
-fn the_good_image_passes_the_inverter_interface_plan() {
-    let (outcome, failed, passed) = run_with("sim-bms-1.0.0.yaml");
-    assert_eq!(outcome, Outcome::Passed, "failed: {failed:?}");
-    assert_eq!(passed.len(), 11, "{passed:?}");
+fn an_unreachable_modbus_link_is_refused_at_setup() {
+    let rig_path = root().join(MODBUS_RIG);
+    let mut rig = load_rig(&rig_path).unwrap().value;
+    let plan = plan(PLAN, &rig);
+    let dir = temp_dir("inverter-no-modbus");
+    let results = virtual_runtime().block_on(async {
+        let bench = memory_bench(&rig, &rig_path).await;
+        rig.modbus[0].address = "mem://no-such-modbus-peer".into();
+        run_plan(&bench, &rig, plan, &dir).await.0
+    });
+    let abort = results.abort.expect("the run is aborted");
+    assert!(
+        abort.cause.contains("Modbus link `bms-modbus`"),
+        "{}",
+        abort.cause
+    );
+    assert!(results.tests.iter().all(|t| t.verdict != Verdict::Pass));
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[rstest]
@@ -65,11 +138,18 @@ fn the_good_image_passes_the_inverter_interface_plan() {
     "sim-bms-1.0.0-defect-keepalive-ignored.yaml",
     &["reacts to a lost keep-alive"]
 )]
-fn each_inverter_defect_is_caught_by_its_test(#[case] image: &str, #[case] tests: &[&str]) {
-    let (outcome, failed, _) = run_with(image);
-    assert_eq!(outcome, Outcome::Failed, "{image}");
+fn each_inverter_defect_is_caught_by_its_test(
+    #[case] image: &str,
+    #[case] tests: &[&str],
+    #[values(CAN_RIG, MODBUS_RIG)] rig: &str,
+) {
+    let run = run_on(rig, image);
+    assert_eq!(run.outcome, Outcome::Failed, "{image} on {rig}");
     let expected: BTreeSet<String> = tests.iter().map(|t| t.to_string()).collect();
-    assert_eq!(failed, expected, "{image}: exactly the catching tests fail");
+    assert_eq!(
+        run.failed, expected,
+        "{image} on {rig}: exactly the catching tests fail"
+    );
 }
 
 /// Every inverter defect image names the plan and check that catches it in the manifest.

@@ -49,6 +49,12 @@ pub enum SignalSource {
     },
     /// An instrument reading (`supply.v`, `load.i`, ...), in the given dimension.
     Instrument(Dimension),
+    /// A register of the BMS's inverter-facing Modbus map (read where the rig wires a
+    /// Modbus link to the BMS), with the map's unit.
+    Modbus {
+        /// The unit the map gives (`V`, `A`, empty).
+        unit: String,
+    },
 }
 
 /// A plan with everything it refers to, validated.
@@ -68,6 +74,8 @@ pub struct LoadedPlan {
     pub signals: BTreeMap<String, SignalSource>,
     /// The parameter values in effect.
     pub parameters: BTreeMap<String, String>,
+    /// The fixture's inverter-facing Modbus register map, when it declares one.
+    pub modbus_map: Option<crate::modbus::RegisterMap>,
 }
 
 impl LoadedPlan {
@@ -286,7 +294,15 @@ pub fn load_plan_with(
     let (dbc, dbc_path) = load_fixture_dbc(&fixture)?;
 
     let mut errors = super::preflight::check_fixture(&fixture);
-    let signals = check_fixture(&fixture, &dbc, &mut errors);
+    let mut signals = check_fixture(&fixture, &dbc, &mut errors);
+    let modbus_map = match super::inverter::inverter_map(&fixture.path, &fixture.value) {
+        Ok(map) => map,
+        Err(e) => {
+            errors.push(InputError::file(&fixture.path, e));
+            None
+        }
+    };
+    add_modbus_signals(&mut signals, modbus_map.as_ref());
     Checker {
         plan: &plan,
         fx: &fixture,
@@ -306,6 +322,7 @@ pub fn load_plan_with(
             dbc_path,
             signals,
             parameters,
+            modbus_map,
         })
     } else {
         Err(errors)
@@ -338,6 +355,9 @@ pub fn load_fixture(path: &Path) -> Result<Source<Fixture>, Vec<InputError>> {
     let (dbc, _) = load_fixture_dbc(&fixture)?;
     let mut errors = super::preflight::check_fixture(&fixture);
     check_fixture(&fixture, &dbc, &mut errors);
+    if let Err(e) = super::inverter::inverter_map(&fixture.path, &fixture.value) {
+        errors.push(InputError::file(&fixture.path, e));
+    }
     if errors.is_empty() {
         Ok(fixture)
     } else {
@@ -360,6 +380,22 @@ fn hint<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> String
     did_you_mean(word, candidates)
         .map(|b| format!("; did you mean `{b}`?"))
         .unwrap_or_default()
+}
+
+/// The Modbus map's registers as signals, for names the fixture's CAN signal map does not
+/// give (a BMS that speaks to the inverter over Modbus only). Where both give a name, the
+/// rig decides at run time: a Modbus link with `dut: true` reads it over Modbus.
+fn add_modbus_signals(
+    signals: &mut BTreeMap<String, SignalSource>,
+    map: Option<&crate::modbus::RegisterMap>,
+) {
+    for (name, r) in map.into_iter().flat_map(|m| &m.registers) {
+        signals
+            .entry(name.clone())
+            .or_insert_with(|| SignalSource::Modbus {
+                unit: r.unit.clone(),
+            });
+    }
 }
 
 fn check_fixture(
@@ -535,6 +571,9 @@ pub fn signal_dimension(
                 .ok()
                 .map(|q| q.dim)
         }
+        SignalSource::Modbus { unit } => crate::units::Quantity::parse(&format!("1 {unit}"))
+            .ok()
+            .map(|q| q.dim),
     }
 }
 

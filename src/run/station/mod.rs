@@ -179,10 +179,15 @@ impl Station {
             buses.insert(b.id.clone(), bus.clone());
             Ok(bus)
         };
+        // Where the rig wires a Modbus link to the BMS, the map's signals are read there
+        // and not from the bus.
+        let over_modbus = self.connect_modbus(rig, plan).await?;
         if let Some(b) = rig.dut_bus() {
             let bus = open_bus(b)?;
             let dbc = Arc::new(plan.dbc.clone());
-            let monitor = spawn_monitor(bus.as_ref(), dbc, &plan.signals, self.signals.clone());
+            let mut on_bus = plan.signals.clone();
+            on_bus.retain(|name, _| !over_modbus.contains(name));
+            let monitor = spawn_monitor(bus.as_ref(), dbc, &on_bus, self.signals.clone());
             if let Some(old) = self
                 .monitor
                 .lock()
@@ -260,6 +265,50 @@ impl Station {
             )),
         };
         Ok(())
+    }
+
+    /// Connect the rig's Modbus link to the BMS and start reading the fixture's register
+    /// map; the names read over Modbus.
+    async fn connect_modbus(
+        &mut self,
+        rig: &Rig,
+        plan: &LoadedPlan,
+    ) -> Result<Vec<String>, RunError> {
+        let Some(link) = rig.dut_modbus() else {
+            return Ok(Vec::new());
+        };
+        let (Some(map), Some(declared)) = (
+            &plan.modbus_map,
+            plan.fixture
+                .value
+                .inverter
+                .as_ref()
+                .and_then(|i| i.modbus.as_ref()),
+        ) else {
+            return Err(RunError::setup(format!(
+                "the rig's Modbus link `{}` is the DUT's (`dut: true`), but the DUT fixture \
+                 declares no `inverter.modbus` register map to read there",
+                link.id
+            )));
+        };
+        let unit = link.unit.unwrap_or(map.unit);
+        let client = crate::modbus::Client::connect(&link.address, unit, link.timeout.duration())
+            .await
+            .map_err(|e| RunError::setup(format!("Modbus link `{}`: {e}", link.id)))?;
+        tracing::info!(
+            "inverter announcements read over Modbus link `{}` ({}), every {} s",
+            link.id,
+            link.address,
+            declared.poll.0
+        );
+        self.spawn(super::signals::spawn_modbus_poller(
+            client,
+            Arc::new(map.clone()),
+            declared.poll.duration(),
+            link.id.clone(),
+            self.signals.clone(),
+        ));
+        Ok(map.registers.keys().cloned().collect())
     }
 
     fn spawn(&self, h: JoinHandle<()>) {
