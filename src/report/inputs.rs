@@ -78,6 +78,25 @@ pub struct FixtureView {
     /// Cell-maker limits, as written.
     #[serde(default)]
     pub cell_limits: BTreeMap<String, String>,
+    /// The inverter interface's declared keep-alive loss reaction time, as written.
+    #[serde(default)]
+    pub inverter: Option<InverterView>,
+}
+
+/// What re-judging needs from the fixture's `inverter:` section.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct InverterView {
+    /// The declared reaction to a lost keep-alive.
+    #[serde(default)]
+    pub keepalive_loss: Option<KeepAliveLossView>,
+}
+
+/// The declared keep-alive loss reaction, as written.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct KeepAliveLossView {
+    /// Reaction time (`3 s`).
+    #[serde(default)]
+    pub within: Option<String>,
 }
 
 /// A declared protection, as written.

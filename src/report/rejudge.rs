@@ -4,7 +4,12 @@
 //! the limit the revised criterion of the same name gives, using the declared values of the
 //! fixture copy kept in the bundle. The measured values themselves do not depend on the
 //! limit profile (they depend on the fixture's declared delay and trip level, which a
-//! profile revision does not change), so no trace needs re-reading.
+//! profile revision does not change), so no trace needs re-reading. The inverter checks are
+//! re-judged the same way: a bound after the fault (`within`), the staleness bound, the
+//! keep-alive allowance (on the fixture copy's declared reaction time), and the tolerances
+//! of the period and of the announced measurements, re-centred on the old limit's middle
+//! (the declared period, the instrument's reading); `announced_limits` and
+//! `derate_before_trip` have no profile parameter and keep their limits.
 //!
 //! The new result goes to `DIR/rejudge-<UTC time>/`: `results.json` (the run's results with
 //! new limits, verdicts and provenance, plus `rejudged_from` naming the original manifest's
@@ -349,6 +354,17 @@ pub fn rejudge(dir: &Path, opts: RejudgeOptions) -> Result<Rejudged, RejudgeErro
 }
 
 /// The limit a revised check gives for a stored quantity.
+/// A symmetric limit of half-width `tolerance` around the middle of `old`.
+fn around(old: Limit, tolerance: f64) -> Result<Limit, String> {
+    match (old.low, old.high) {
+        (Some(low), Some(high)) => {
+            let mid = (low + high) / 2.0;
+            Ok(Limit::between(mid - tolerance, mid + tolerance))
+        }
+        _ => Err("the stored limit has no middle to re-centre the tolerance on".into()),
+    }
+}
+
 fn new_limit(
     check: &serde_json::Value,
     quantity_kind: &str,
@@ -453,6 +469,30 @@ fn new_limit(
             })
         }
         "holds" => Ok(old),
+        // The inverter checks. Their limits come from the check's parameters, the
+        // fixture's declarations (the bundle's copy, unchanged) and, for the announced
+        // measurements and the period, a centre the run measured or declared: the old
+        // limit's middle.
+        "announced_limits" | "derate_before_trip" => Ok(old),
+        "disabled_after_trip" | "alarm_bits" => Ok(Limit::between(0.0, param("within")?)),
+        "announce_period" if quantity_kind.ends_with("_age") => {
+            Ok(Limit::between(0.0, param("stale_after")?))
+        }
+        "announce_period" => around(old, param("tolerance")?),
+        "announced_measurements" if quantity_kind == "announced_voltage" => {
+            around(old, param("voltage")?)
+        }
+        "announced_measurements" => around(old, param("current")?),
+        "keepalive_loss" => {
+            let within = fx
+                .inverter
+                .as_ref()
+                .and_then(|i| i.keepalive_loss.as_ref())
+                .and_then(|l| quantity(l.within.as_deref()))
+                .map(|q| q.value)
+                .ok_or("the fixture copy declares no inverter.keepalive_loss.within")?;
+            Ok(Limit::between(0.0, within + param("allowance")?))
+        }
         other => Err(format!("unknown check `{other}`")),
     }
 }

@@ -203,3 +203,107 @@ fn the_binary_exits_by_the_verdict(#[case] image: &str, #[case] code: i32) {
     ]);
     assert_eq!(got, code, "{image}\n{stdout}\n{stderr}");
 }
+
+/// A run of the inverter plan is judged again against a revised profile without the bench:
+/// every inverter criterion gets its new limit, tighter bounds turn passes into failures,
+/// and the unchanged profile gives the original verdicts back.
+#[test]
+fn an_inverter_run_is_rejudged_against_a_revised_profile() {
+    let dir = temp_dir("inverter-rejudge");
+    let out = dir.join("out");
+    let (code, stdout, stderr) = hilrig(&[
+        "run",
+        PLAN,
+        "--virtual-time",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    let out = std::fs::read_dir(&out)
+        .unwrap()
+        .next()
+        .expect("the run's directory")
+        .unwrap()
+        .path();
+    let original =
+        std::fs::read_to_string(root().join("fixtures/limits/inverter-interface.yaml")).unwrap();
+    let rejudge = |name: &str, text: &str, exit: i32| {
+        let limits = dir.join(name);
+        std::fs::write(&limits, text).unwrap();
+        let (code, stdout, stderr) = hilrig(&[
+            "report",
+            "rejudge",
+            out.to_str().unwrap(),
+            "--limits",
+            limits.to_str().unwrap(),
+            "--unsigned",
+        ]);
+        assert_eq!(code, exit, "{stdout}\n{stderr}");
+        let newest = std::fs::read_dir(&out)
+            .unwrap()
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| {
+                p.file_name()
+                    .unwrap()
+                    .to_string_lossy()
+                    .starts_with("rejudge-")
+            })
+            .max_by_key(|p| std::fs::metadata(p).unwrap().modified().unwrap())
+            .unwrap();
+        let doc: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(newest.join("results.json")).unwrap()).unwrap();
+        std::fs::remove_dir_all(newest).unwrap();
+        doc
+    };
+    let same = rejudge("same.yaml", &original, 0);
+    assert_eq!(
+        same["outcome"], "passed",
+        "the same profile, the same verdicts"
+    );
+    let tight = original
+        .replace(
+            "disabled_after_trip: {within: 2 s}",
+            "disabled_after_trip: {within: 0.1 s}",
+        )
+        .replace(
+            "tolerance: 0.2 s, stale_after: 2.5 s",
+            "tolerance: 0.2 s, stale_after: 2.5 ms",
+        )
+        .replace(
+            "keepalive_loss: {allowance: 1.5 s}",
+            "keepalive_loss: {allowance: 0 s}",
+        )
+        .replace("voltage: 0.5 V", "voltage: 1 mV");
+    assert_ne!(tight, original);
+    let doc = rejudge("tight.yaml", &tight, 1);
+    assert_eq!(doc["outcome"], "failed");
+    let verdict_of = |test: &str, criterion: &str| -> (String, serde_json::Value) {
+        let t = doc["tests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["name"] == test)
+            .unwrap_or_else(|| panic!("no test {test}"));
+        let m = t["measurements"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["quantity"] == criterion)
+            .unwrap_or_else(|| panic!("no {criterion} in {test}"));
+        (
+            m["verdict"].as_str().unwrap().to_string(),
+            m["limit"].clone(),
+        )
+    };
+    let (v, limit) = verdict_of(
+        "charge disabled and CCL 0 after the OV trip",
+        "disable_time",
+    );
+    assert_eq!(v, "fail", "{limit}");
+    assert_eq!(limit["high"], 0.1);
+    let (v, _) = verdict_of("reacts to a lost keep-alive", "keepalive_reaction");
+    assert_eq!(v, "fail");
+    let (v, limit) = verdict_of("announcements on time", "limits_longest_gap");
+    assert_eq!(v, "pass", "the period's tolerance is unchanged: {limit}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
