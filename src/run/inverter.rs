@@ -140,6 +140,16 @@ pub struct Judged {
     pub unit: &'static str,
     /// Where the value comes from.
     pub basis: String,
+    /// Its uncertainty budget.
+    pub contributions: Vec<crate::verdict::gum::Contribution>,
+}
+
+impl Judged {
+    /// The same value with one more line in its uncertainty budget.
+    fn plus(mut self, c: crate::verdict::gum::Contribution) -> Self {
+        self.contributions.push(c);
+        self
+    }
 }
 
 /// A signal's history as (seconds on the run clock, value).
@@ -153,6 +163,8 @@ pub struct View<'a> {
     pub now: f64,
     /// When the keep-alive was stopped (s), if it was.
     pub keepalive_stopped: Option<f64>,
+    /// The longest interval seen between two updates of a signal (s; 0 when unknown).
+    pub gap: &'a dyn Fn(&str) -> f64,
 }
 
 fn first_rise(s: &Series) -> Option<f64> {
@@ -172,6 +184,7 @@ fn judged(
         limit,
         unit,
         basis,
+        contributions: Vec::new(),
     }
 }
 
@@ -197,6 +210,19 @@ pub fn judge(
     let fault_at = |p: &str| -> Result<f64, NotMeasured> {
         first_rise(&(v.series)(&format!("bms.fault.{p}")))
             .ok_or_else(|| NotMeasured(format!("protection `{p}` never tripped in this run")))
+    };
+    // A fault is seen when the BMS's status message carrying it arrives: up to one of its
+    // cycles after it was set. The announcements themselves are what the inverter sees, at
+    // their receive time, so the times from a fault carry this one term.
+    let fault_seen = |p: &str| {
+        let g = (v.gap)(&format!("bms.fault.{p}"));
+        crate::verdict::gum::Contribution::rectangular(
+            format!(
+                "`bms.fault.{p}` seen up to {:.0} ms after it was set (its longest update gap)",
+                g * 1000.0
+            ),
+            g,
+        )
     };
     let max = |s: &Series| s.iter().map(|x| x.1).fold(f64::NEG_INFINITY, f64::max);
     let min = |s: &Series| s.iter().map(|x| x.1).fold(f64::INFINITY, f64::min);
@@ -281,7 +307,7 @@ pub fn judge(
                 Some((t, _)) => trip_t - t,
                 None => 0.0,
             };
-            Ok(vec![judged("derate_lead", lead_s, Limit { low: Some(lead), high: None }, "s", format!("`{limit_sig}` first below its maximum {full} A before the `{p}` fault, from the announcements"))])
+            Ok(vec![judged("derate_lead", lead_s, Limit { low: Some(lead), high: None }, "s", format!("`{limit_sig}` first below its maximum {full} A before the `{p}` fault, from the announcements")).plus(fault_seen(p))])
         }
         InverterCheck::DisabledAfterTrip { within } => {
             let p = protection.ok_or("no protection named")?;
@@ -319,7 +345,7 @@ pub fn judge(
             if let Some((t, _)) = stale {
                 return Err(format!("`{enable}` or `{limit_sig}` announced again above 0 at {t:.3} s while the `{p}` fault was still set").into());
             }
-            Ok(vec![judged("disable_time", first - trip_t, Limit::between(0.0, within.0), "s", format!("from the `{p}` fault to the first announcement of `{enable}` = 0 and `{limit_sig}` = 0"))])
+            Ok(vec![judged("disable_time", first - trip_t, Limit::between(0.0, within.0), "s", format!("from the `{p}` fault to the first announcement of `{enable}` = 0 and `{limit_sig}` = 0")).plus(fault_seen(p))])
         }
         InverterCheck::AlarmBits { within } => {
             let p = protection.ok_or("no protection named")?;
@@ -354,13 +380,16 @@ pub fn judge(
                 .ok_or_else(|| {
                     NotMeasured(format!("`{sig}` was never set after the `{p}` fault"))
                 })?;
-            out.push(judged(
-                "alarm_delay",
-                set - trip_t,
-                Limit::between(0.0, within.0),
-                "s",
-                format!("from the `{p}` fault to `{sig}` announced"),
-            ));
+            out.push(
+                judged(
+                    "alarm_delay",
+                    set - trip_t,
+                    Limit::between(0.0, within.0),
+                    "s",
+                    format!("from the `{p}` fault to `{sig}` announced"),
+                )
+                .plus(fault_seen(p)),
+            );
             Ok(out)
         }
         InverterCheck::AnnouncePeriod {
@@ -504,7 +533,7 @@ pub fn judge_into(
             super::trip::Measured {
                 quantity: v.quantity,
                 value: v.value,
-                contributions: Vec::new(),
+                contributions: v.contributions,
                 limit: v.limit,
                 unit: v.unit,
                 budget: v.basis,
@@ -556,10 +585,12 @@ pub fn run_step(
             .map(|(at, x)| (clock.t(at), x))
             .collect()
     };
+    let gap = |n: &str| signals.longest_gap(n).unwrap_or(0.0);
     let view = View {
         series: &series,
         now: clock.now(),
         keepalive_stopped: switch.stopped_at().map(|t| clock.t(t)),
+        gap: &gap,
     };
     Some(judge(
         check,
@@ -595,7 +626,15 @@ mod tests {
         keepalive_stopped: Option<f64>,
     ) -> Result<Vec<Judged>, NotMeasured> {
         let get = |n: &str| series.get(n).cloned().unwrap_or_default();
+        let gap = |n: &str| {
+            if n.starts_with("bms.fault.") {
+                0.1
+            } else {
+                0.0
+            }
+        };
         let view = View {
+            gap: &gap,
             series: &get,
             now: 30.0,
             keepalive_stopped,
@@ -655,6 +694,10 @@ mod tests {
         };
         let ok = judge_with(&check, Some("ov"), ov_run(10.0, 0.0), None).unwrap();
         assert!((ok[0].value - 0.5).abs() < 1e-9, "{ok:?}");
+        // The fault is seen through a 100 ms status message: one rectangular term.
+        assert_eq!(ok[0].contributions.len(), 1, "{ok:?}");
+        let u = ok[0].contributions[0].standard_uncertainty;
+        assert!((u - 0.1 / 3f64.sqrt()).abs() < 1e-9, "{u}");
         let stale = judge_with(&check, Some("ov"), ov_run(10.0, 18.0), None).unwrap_err();
         assert!(stale.0.contains("never 0 together"), "{stale}");
         let mut flapping = ov_run(10.0, 0.0);

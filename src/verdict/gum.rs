@@ -70,10 +70,12 @@ impl Contribution {
 
 /// The combined standard uncertainty: the root sum of squares of the contributions.
 pub fn combined(contributions: &[Contribution]) -> f64 {
-    contributions
+    // An empty float sum is -0.0; `+ 0.0` makes an empty budget a plain 0 in the results.
+    (contributions
         .iter()
         .map(|c| c.standard_uncertainty.powi(2))
         .sum::<f64>()
+        + 0.0)
         .sqrt()
 }
 
@@ -132,6 +134,13 @@ pub fn stated(value: f64, u: f64, unit: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn an_empty_budget_is_a_plain_zero() {
+        let u = combined(&[]);
+        assert!(u == 0.0 && u.is_sign_positive(), "{u:?}");
+    }
+
     use super::*;
     use rstest::rstest;
 
