@@ -52,6 +52,13 @@ pub struct Fixture {
     pub inverter: Option<super::inverter::InverterInterface>,
 }
 
+/// A fixture's text with its relative file references (`dbc/…`, `modbus/…`) resolved
+/// against `dir`, for a copy of the fixture written elsewhere.
+pub fn absolute_paths(text: &str, dir: &std::path::Path) -> String {
+    text.replace(": dbc/", &format!(": {}/dbc/", dir.display()))
+        .replace("map: modbus/", &format!("map: {}/modbus/", dir.display()))
+}
+
 /// The cyclic run request a BMS needs (foxBMS-style state request).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

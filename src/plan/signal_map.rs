@@ -162,13 +162,6 @@ mod tests {
         let text = text
             .replace("dbc: dbc/sim-bms.dbc", &format!("dbc: {}", dbc.display()))
             .replace(
-                "dbc: dbc/pylon-lv-can.dbc",
-                &format!(
-                    "dbc: {}",
-                    root.join("fixtures/dbc/pylon-lv-can.dbc").display()
-                ),
-            )
-            .replace(
                 "bms.chg_fet: BMS_Status.ChgFet",
                 "bms.chg_fet: BMS_Statu.ChgFet",
             )
@@ -179,6 +172,7 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("hilrig-signal-map-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("fixture.yaml");
+        let text = crate::plan::fixture::absolute_paths(&text, &root.join("fixtures"));
         std::fs::write(&path, &text).unwrap();
         let line = |needle: &str| text.lines().position(|l| l.contains(needle)).unwrap() + 1;
         let errors = check_fixture_file(&path).unwrap_err();

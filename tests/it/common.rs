@@ -52,6 +52,12 @@ pub fn sim_rig(firmware: Option<&str>) -> Rig {
     rig
 }
 
+/// A shipped fixture's text for a copy written elsewhere: its relative paths (`dbc/…`,
+/// `modbus/…`) made to point into the repository's `fixtures/`.
+pub fn fixture_paths_absolute(text: &str) -> String {
+    hilrig::plan::fixture::absolute_paths(text, &root().join("fixtures"))
+}
+
 /// Load a shipped plan against a rig.
 pub fn plan(rel: &str, rig: &Rig) -> Arc<LoadedPlan> {
     Arc::new(load_plan(&root().join(rel), Some(rig)).unwrap_or_else(|e| panic!("{e:?}")))

@@ -126,11 +126,8 @@ fn overcharge_confirmed_by(
             &confirm
                 .map(|c| format!("  confirm: {c}\n"))
                 .unwrap_or_default(),
-        )
-        .replace(
-            "dbc: dbc/",
-            &format!("dbc: {}/", fixtures.join("dbc").display()),
         );
+    let fixture = fixture_paths_absolute(&fixture);
     std::fs::write(dir.join("fixture.yaml"), fixture).unwrap();
     let plan = std::fs::read_to_string(root().join("test-plans/overcharge.yaml"))
         .unwrap()

@@ -278,14 +278,8 @@ fn a_warning_on_a_piped_stderr_has_no_colour_codes() {
         .replace(
             "dbc: dbc/sim-bms.dbc",
             &format!("dbc: {}", dir.join("bms.dbc").display()),
-        )
-        .replace(
-            "dbc: dbc/pylon-lv-can.dbc",
-            &format!(
-                "dbc: {}",
-                root().join("fixtures/dbc/pylon-lv-can.dbc").display()
-            ),
         );
+    let fixture = fixture_paths_absolute(&fixture);
     std::fs::write(dir.join("fixture.yaml"), fixture).unwrap();
     // `output()` connects stderr to a pipe.
     let out = Command::new(env!("CARGO_BIN_EXE_hilrig"))

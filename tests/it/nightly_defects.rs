@@ -580,18 +580,11 @@ fn a_real_release_delay_is_caught_unless_declared(#[case] declared: bool) {
     let fixture_text =
         std::fs::read_to_string(root().join("fixtures/sim-bms-16s-lfp.yaml")).unwrap();
     assert!(fixture_text.contains(line) && fixture_text.contains("dbc: dbc/sim-bms.dbc"));
-    let mut fixture_text = fixture_text
-        .replace(
-            "dbc: dbc/sim-bms.dbc",
-            &format!("dbc: {}", root().join("fixtures/dbc/sim-bms.dbc").display()),
-        )
-        .replace(
-            "dbc: dbc/pylon-lv-can.dbc",
-            &format!(
-                "dbc: {}",
-                root().join("fixtures/dbc/pylon-lv-can.dbc").display()
-            ),
-        );
+    let fixture_text = fixture_text.replace(
+        "dbc: dbc/sim-bms.dbc",
+        &format!("dbc: {}", root().join("fixtures/dbc/sim-bms.dbc").display()),
+    );
+    let mut fixture_text = fixture_paths_absolute(&fixture_text);
     if declared {
         fixture_text = fixture_text.replace(line, delayed);
     }

@@ -238,14 +238,7 @@ fn write_files(dir: &Path, t: &Trial) -> (PathBuf, PathBuf) {
         "dbc: dbc/sim-bms.dbc",
         &format!("dbc: {}", dir.join("bms.dbc").display()),
     );
-    let fixture = replace_line(
-        &fixture,
-        "dbc: dbc/pylon-lv-can.dbc",
-        &format!(
-            "  dbc: {}",
-            root.join("fixtures/dbc/pylon-lv-can.dbc").display()
-        ),
-    );
+    let fixture = fixture_paths_absolute(&fixture);
     let fixture = replace_line(&fixture, "ov:", &declared_ov);
     std::fs::write(dir.join("fixture.yaml"), fixture).unwrap();
 

@@ -595,24 +595,13 @@ mod tests {
             text.contains(line),
             "the shipped fixture declares its confirm"
         );
-        let text = text
-            .replace(
-                line,
-                &confirm
-                    .map(|c| format!("  confirm: {c}\n"))
-                    .unwrap_or_default(),
-            )
-            .replace(
-                "dbc: dbc/sim-bms.dbc",
-                &format!("dbc: {}", root.join("fixtures/dbc/sim-bms.dbc").display()),
-            )
-            .replace(
-                "dbc: dbc/pylon-lv-can.dbc",
-                &format!(
-                    "dbc: {}",
-                    root.join("fixtures/dbc/pylon-lv-can.dbc").display()
-                ),
-            );
+        let text = text.replace(
+            line,
+            &confirm
+                .map(|c| format!("  confirm: {c}\n"))
+                .unwrap_or_default(),
+        );
+        let text = crate::plan::fixture::absolute_paths(&text, &root.join("fixtures"));
         let dir =
             std::env::temp_dir().join(format!("hilrig-confirm-{name}-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
