@@ -23,7 +23,7 @@ use hilrig::can::{Bus, Frame, FrameKind};
 use hilrig::dbc::Dbc;
 use serde_json::Value;
 
-const DBCS: [&str; 9] = [
+const DBCS: [&str; 10] = [
     "tests/data/motorola-signed.dbc",
     "tests/data/floats.dbc",
     "tests/data/multiplexed.dbc",
@@ -32,6 +32,8 @@ const DBCS: [&str; 9] = [
     "fixtures/dbc/bs1200-style.dbc",
     // Pylontech low-voltage CAN as the inverter sees it (written from the public layout).
     "fixtures/dbc/pylon-lv-can.dbc",
+    // Its high-voltage variant: 29-bit ids, an offset temperature.
+    "fixtures/dbc/pylon-hv-can.dbc",
     // Multi-line VAL_ tables and comments, extended multiplexing, CAN FD (12 and 64 bytes),
     // extended ids, floats and doubles; and a Windows-1252 file.
     "tests/data/vendor-constructs.dbc",
