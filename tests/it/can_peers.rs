@@ -17,6 +17,7 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::Duration;
 
+use crate::common::python;
 use can_common::{peers_enabled, root, Pty};
 use hilrig::can::slcan::{SlcanBus, SlcanConfig};
 use hilrig::can::{Bus, Frame, FrameKind};
@@ -42,26 +43,6 @@ const DBCS: [&str; 10] = [
 
 /// Frames per DBC file (9 files: 22,500 frames).
 const FRAMES_PER_DBC: usize = 2500;
-
-fn python(args: &[&str], stdin: Option<&str>) -> String {
-    let mut child = Command::new("python3")
-        .args(args)
-        .current_dir(root())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("python3 runs");
-    let mut input = child.stdin.take().unwrap();
-    let text = stdin.unwrap_or_default().to_string();
-    let writer = thread::spawn(move || {
-        let _ = input.write_all(text.as_bytes());
-    });
-    let out = child.wait_with_output().unwrap();
-    writer.join().unwrap();
-    assert!(out.status.success(), "python3 {args:?} failed");
-    String::from_utf8(out.stdout).unwrap()
-}
 
 /// A cantools value: the bits of an IEEE double.
 fn number(v: &Value) -> f64 {

@@ -1,6 +1,7 @@
 //! Helpers shared by the integration tests: a simulated bench and a run on it.
 #![allow(dead_code)]
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -111,4 +112,26 @@ pub fn first_run_dir(out: &Path) -> PathBuf {
 pub fn read_json(path: &Path) -> serde_json::Value {
     let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// Run a peer script with `python3` from the repository root, `stdin` written to it (its
+/// stderr shown as it runs); its stdout. A failing script fails the test.
+pub fn python(args: &[&str], stdin: Option<&str>) -> String {
+    let mut child = std::process::Command::new("python3")
+        .args(args)
+        .current_dir(root())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::inherit())
+        .spawn()
+        .expect("python3 runs");
+    let mut input = child.stdin.take().unwrap();
+    let text = stdin.unwrap_or_default().to_string();
+    let writer = std::thread::spawn(move || {
+        let _ = input.write_all(text.as_bytes());
+    });
+    let out = child.wait_with_output().unwrap();
+    writer.join().unwrap();
+    assert!(out.status.success(), "python3 {args:?} failed");
+    String::from_utf8(out.stdout).unwrap()
 }

@@ -7,7 +7,6 @@ use crate::can_common::peers_enabled;
 use crate::common::*;
 
 use std::io::Write;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use hilrig::modbus::{Client, Function, ModbusError, RegisterMap, ValueType, WordOrder};
@@ -206,27 +205,16 @@ fn pymodbus_reads_the_values_hilrig_reports() {
             .unwrap();
         c.read_map(&map).await.unwrap()
     });
-    let mut child = Command::new("python3")
-        .args([
+    let out = python(
+        &[
             "tests/peers/pymodbus_read.py",
             "127.0.0.1",
             &port,
             &map.unit.to_string(),
-        ])
-        .current_dir(root())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("python3 runs");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(serde_json::Value::Array(regs).to_string().as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "pymodbus_read.py failed");
-    let theirs: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        ],
+        Some(&serde_json::Value::Array(regs).to_string()),
+    );
+    let theirs: serde_json::Value = serde_json::from_str(&out).unwrap();
     for (name, v, _) in &ours {
         let t = theirs[name.as_str()]
             .as_f64()

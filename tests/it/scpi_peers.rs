@@ -3,9 +3,8 @@
 //! with each model's own commands and gets the answers the real model gives
 //! (tests/peers/pyvisa_interop.py); what it set is then seen in the simulated plant.
 
+use crate::common::python;
 use std::collections::BTreeMap;
-use std::io::Write;
-use std::process::{Command, Stdio};
 
 use hilrig::scpi::builtin_dialects;
 use hilrig::sim::plant::Plant;
@@ -38,32 +37,12 @@ async fn pyvisa_py_gets_each_models_answers() {
         .map(|(id, sim)| (id.as_str(), sim.local_addr().port()))
         .collect();
     let input = serde_json::to_string(&ports).unwrap();
-    let out = tokio::task::spawn_blocking(move || {
-        let mut child = Command::new("python3")
-            .arg("tests/peers/pyvisa_interop.py")
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("python3 runs");
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(input.as_bytes())
-            .unwrap();
-        child.wait_with_output().unwrap()
+    let stdout = tokio::task::spawn_blocking(move || {
+        python(&["tests/peers/pyvisa_interop.py"], Some(&input))
     })
     .await
     .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
     println!("{stdout}");
-    assert!(
-        out.status.success(),
-        "pyvisa checks failed:\n{stdout}\n{stderr}"
-    );
     let checks = stdout.lines().filter(|l| l.starts_with("ok ")).count();
     assert!(checks >= 12 * sims.len(), "too few checks ran:\n{stdout}");
 
