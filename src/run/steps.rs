@@ -14,36 +14,28 @@ pub(super) async fn run_step(
     let env = &st.envelope;
     match step {
         Step::Supply(s) => {
-            let sup = st.require_supply()?;
-            // Check every value first, so nothing is sent when any is outside the envelope.
-            if let Some(v) = s.voltage {
-                env.check_supply_voltage(v.0)?;
-            }
-            if let Some(a) = s.current {
-                env.check_supply_current(a.0)?;
-            }
-            let mut g = sup.lock().await;
-            if let Some(v) = s.voltage {
-                g.set_voltage(v.0).await?;
-            }
-            if let Some(a) = s.current {
-                g.set_current(a.0).await?;
-            }
+            // Every value is checked before anything is sent, and each is recorded.
+            let targets: Vec<(Target, f64)> = [
+                (Target::SupplyVoltage, s.voltage.map(|v| v.0)),
+                (Target::SupplyCurrent, s.current.map(|a| a.0)),
+            ]
+            .into_iter()
+            .filter_map(|(t, v)| Some((t, v?)))
+            .collect();
+            set_all(st, &targets).await?;
             if let Some(on) = s.output {
-                g.set_output(on.0).await?;
+                st.require_supply()?.lock().await.set_output(on.0).await?;
             }
         }
         Step::Load(l) => {
-            let load = st.require_load()?;
-            if let Some(a) = l.current {
-                env.check_load_current(a.0)?;
-            }
-            let mut g = load.lock().await;
-            if let Some(a) = l.current {
-                g.set_current(a.0).await?;
-            }
+            let targets: Vec<(Target, f64)> = l
+                .current
+                .map(|a| (Target::LoadCurrent, a.0))
+                .into_iter()
+                .collect();
+            set_all(st, &targets).await?;
             if let Some(on) = l.input {
-                g.set_input(on.0).await?;
+                st.require_load()?.lock().await.set_input(on.0).await?;
             }
         }
         Step::Cells(c) => {
