@@ -171,6 +171,20 @@ fn first_rise(s: &Series) -> Option<f64> {
     s.iter().find(|(_, v)| *v != 0.0).map(|(t, _)| *t)
 }
 
+/// The start of the latest stretch of non-zero values: the most recent fault of a
+/// protection a plan has tripped more than once.
+fn latest_rise(s: &Series) -> Option<f64> {
+    let mut rise = None;
+    let mut before = 0.0;
+    for (t, v) in s {
+        if *v != 0.0 && before == 0.0 {
+            rise = Some(*t);
+        }
+        before = *v;
+    }
+    rise
+}
+
 fn judged(
     quantity: &'static str,
     value: f64,
@@ -207,8 +221,10 @@ pub fn judge(
             Ok(s)
         }
     };
+    // The trip a check judges: the protection's latest fault (a plan that trips it again
+    // judges each trip in its own `inverter:` step).
     let fault_at = |p: &str| -> Result<f64, NotMeasured> {
-        first_rise(&(v.series)(&format!("bms.fault.{p}")))
+        latest_rise(&(v.series)(&format!("bms.fault.{p}")))
             .ok_or_else(|| NotMeasured(format!("protection `{p}` never tripped in this run")))
     };
     // A fault is seen when the BMS's status message carrying it arrives: up to one of its
@@ -663,6 +679,26 @@ mod tests {
                 every_second(30, |t| (t >= 20.0) as u8 as f64),
             ),
         ])
+    }
+
+    /// A protection tripped twice: the checks judge the latest trip.
+    #[test]
+    fn a_second_trip_is_judged_on_its_own() {
+        let check = InverterCheck::DisabledAfterTrip {
+            within: Seconds(2.0),
+        };
+        let mut run = ov_run(10.0, 0.0);
+        run.insert(
+            "bms.fault.ov",
+            vec![(0.0, 0.0), (5.2, 1.0), (6.0, 0.0), (19.5, 1.0)],
+        );
+        let j = judge_with(&check, Some("ov"), run, None).unwrap();
+        assert!(
+            (j[0].value - 0.5).abs() < 1e-9,
+            "from the second fault: {j:?}"
+        );
+        assert_eq!(latest_rise(&vec![(0.0, 1.0), (1.0, 1.0)]), Some(0.0));
+        assert_eq!(latest_rise(&vec![(0.0, 0.0)]), None);
     }
 
     #[rstest]
