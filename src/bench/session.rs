@@ -228,5 +228,6 @@ pub fn role_name(role: Role) -> &'static str {
         Role::Load => "load",
         Role::CellSim => "cell_sim",
         Role::Chamber => "chamber",
+        Role::Scope => "scope",
     }
 }
