@@ -15,7 +15,7 @@ use std::time::Duration;
 use crate::common::{sim_rig, Rng};
 use hilrig::instrument::{self, Acquisition, Driver, Scope};
 use hilrig::rig::InstrumentConfig;
-use hilrig::run::trip::capture::{first_sample, trip_time, CaptureTiming};
+use hilrig::run::trip::capture::acquire_trip;
 use hilrig::scpi::{builtin_scope_dialect, register_memory};
 use hilrig::sim::afe::{self, ScdConfig};
 use hilrig::sim::bms_host::Truth;
@@ -106,22 +106,18 @@ async fn trial(dialect: &str, delay_us: f64, dt: f64, name: &str) -> (f64, f64, 
     let armed = Instant::now();
     // The short-circuit stimulus: 20 A -> 120 A.
     plant.lock().load.current_set = 120.0;
-    let mut polls = 0;
-    while !scope.acquired().await.unwrap() {
-        polls += 1;
-        assert!(polls < 1000, "the single acquisition never completed");
-        tokio::time::sleep(Duration::from_micros(200)).await;
-    }
-    let w = scope.fetch().await.unwrap_or_else(|e| panic!("{e}"));
-    task.abort();
     // detect: capture.i < 1 A (the FETs open).
-    let idx = first_sample(&w.preamble, &w.amps, |i| i < 1.0).expect("trip in the record");
-    let d = scope.dialect();
-    let timing = CaptureTiming {
-        trigger_resolution_s: d.timing.trigger_resolution,
-        timebase_ppm: d.timing.timebase_ppm,
-    };
-    let trip = trip_time(&w.preamble, idx, &timing, 2.0).unwrap();
+    let trip = acquire_trip(
+        scope.as_mut(),
+        |i| i < 1.0,
+        Duration::from_micros(200),
+        Duration::from_millis(200),
+        2.0,
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}"))
+    .expect("trip in the record");
+    task.abort();
     let set = truth.first("fault_set", Some("scd"), armed).unwrap();
     let crossed = truth.first("plant_crossed", Some("scd"), armed).unwrap();
     let true_s = (set.at - crossed.at).as_secs_f64();
@@ -193,4 +189,34 @@ async fn a_setting_outside_the_dialects_ranges_is_refused_before_anything_is_sen
         .to_string();
     assert!(e.contains("trigger level"), "{e}");
     assert_eq!(sim.command_log().len(), before, "{:?}", sim.command_log());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_stimulus_that_never_crosses_the_trigger_level_is_an_error_naming_the_scope() {
+    let (_plant, _truth, mut scope, _sim, _tasks) =
+        bench("keysight-infiniivision", 250.0, "sc-scope-no-trigger").await;
+    let acq = Acquisition {
+        level_a: 90.0,
+        rising: true,
+        full_scale_a: 150.0,
+        pre_s: 100e-6,
+        post_s: 1.5e-3,
+        sample_interval_s: 2e-6,
+    };
+    scope.arm(&acq).await.unwrap_or_else(|e| panic!("{e}"));
+    // No stimulus: the plant stays at 20 A.
+    let e = acquire_trip(
+        scope.as_mut(),
+        |i| i < 1.0,
+        Duration::from_micros(500),
+        Duration::from_millis(5),
+        2.0,
+    )
+    .await
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("scope") && e.contains("no completed acquisition"),
+        "{e}"
+    );
 }
