@@ -129,6 +129,8 @@ async fn the_rigs_scope_times_the_short_circuit_trip_within_its_stated_uncertain
     let mut rng = Rng(0x5C_2026);
     let mut worst_err: f64 = 0.0;
     let mut worst_u: f64 = 0.0;
+    // Per (dialect, µs per sample): trials, largest |error|, largest U.
+    let mut by: std::collections::BTreeMap<(&str, u32), (u32, f64, f64)> = Default::default();
     let trials = 60;
     for k in 0..trials {
         let delay = rng.uniform(70.0, 900.0);
@@ -144,6 +146,18 @@ async fn the_rigs_scope_times_the_short_circuit_trip_within_its_stated_uncertain
         );
         worst_err = worst_err.max(err.abs());
         worst_u = worst_u.max(u);
+        let e = by
+            .entry((dialect, (dt * 1e6).round() as u32))
+            .or_insert((0, 0.0, 0.0));
+        *e = (e.0 + 1, e.1.max(err.abs()), e.2.max(u));
+    }
+    for ((dialect, us), (n, err, u)) in &by {
+        eprintln!(
+            "  {dialect}, {us} µs per sample: {n} trials, largest |error| {:.2} µs, largest U \
+             {:.2} µs",
+            err * 1e6,
+            u * 1e6
+        );
     }
     eprintln!(
         "scope path: {trials} trials, largest |error| {:.2} µs, largest U(k=2) {:.2} µs",
