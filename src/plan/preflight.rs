@@ -451,7 +451,7 @@ pub fn check_fixture(fx: &Source<Fixture>) -> Vec<InputError> {
             continue; // reported with the dimensions
         }
         // Over-limits release below their trip level, under-limits above it.
-        let upward = matches!(key.as_str(), "ov" | "otc" | "otd" | "occ" | "ocd");
+        let upward = matches!(key.as_str(), "ov" | "otc" | "otd" | "occ" | "ocd" | "scd");
         let wrong = if upward {
             release.value > trip.value
         } else {

@@ -234,3 +234,108 @@ async fn a_stimulus_that_never_crosses_the_trigger_level_is_an_error_naming_the_
         "{e}"
     );
 }
+
+/// An image whose front end trips at 30 A (within the simulated load's 40 A), the delay
+/// given; written into `dir`.
+fn image_tripping_at_30_a(dir: &std::path::Path, delay: &str) -> std::path::PathBuf {
+    let good = crate::common::root().join("firmware-under-test/sim-bms-1.0.0.yaml");
+    let text = std::fs::read_to_string(&good).unwrap();
+    let from = "scd: {trip: 80 A, delay: 250 us}";
+    assert!(
+        text.contains(from),
+        "the reference image's comparator changed"
+    );
+    let path = dir.join("sim-bms-scd-30a.yaml");
+    std::fs::write(
+        &path,
+        text.replace(from, &format!("scd: {{trip: 30 A, delay: {delay}}}")),
+    )
+    .unwrap();
+    path
+}
+
+/// A plan stepping the load from 20 A to 34 A (below the 35 A over-current trip) with
+/// `detect: capture.i < 1 A`.
+fn capture_plan(dir: &std::path::Path) -> std::path::PathBuf {
+    let root = crate::common::root();
+    let text = format!(
+        "plan: sc-capture-test
+title: Short circuit timed on the scope (30 A comparator image)
+dut: {fixture}
+limits: {limits}
+setup:
+  - cells: {{all: 3.30 V}}
+  - temperatures: {{all: 25 °C}}
+  - load: {{current: 5 A, input: on}}
+  - wait_for: {{until: bms.state == discharge, timeout: 5 s}}
+steps:
+  - trip:
+      name: short circuit on the scope
+      protection: scd
+      stimulus: {{step: {{of: load.current, from: 20 A, to: 34 A}}}}
+      detect: capture.i < 1 A
+      timeout: 1 s
+      judge: [scd_trip_time]
+teardown:
+  - load: {{input: off}}
+",
+        fixture = root.join("fixtures/sim-bms-16s-lfp.yaml").display(),
+        limits = root.join("fixtures/limits/iec62619-bms.yaml").display(),
+    );
+    let path = dir.join("sc-capture.yaml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+async fn run_capture_plan(delay: &str, name: &str) -> (serde_json::Value, f64) {
+    let dir = crate::common::temp_dir(name);
+    let mut rig = sim_rig(None);
+    rig.simulation.as_mut().unwrap().firmware = image_tripping_at_30_a(&dir, delay);
+    let plan = Arc::new(
+        hilrig::plan::load_plan(&capture_plan(&dir), Some(&rig))
+            .unwrap_or_else(|e| panic!("{e:?}")),
+    );
+    let bench = crate::common::bench(&rig).await;
+    let t0 = Instant::now();
+    let results = crate::common::run_on(&bench, &rig, plan, &dir.join("run")).await;
+    let crossed = bench.truth.first("plant_crossed", Some("scd"), t0).unwrap();
+    let set = bench.truth.first("fault_set", Some("scd"), t0).unwrap();
+    let json = serde_json::to_value(&results).unwrap();
+    (json, (set.at - crossed.at).as_secs_f64())
+}
+
+#[tokio::test]
+async fn a_plans_trip_with_capture_detect_is_timed_on_the_rigs_scope() {
+    let (r, truth) = run_capture_plan("250 us", "sc-plan-good").await;
+    let test = &r["tests"][0];
+    assert_eq!(test["verdict"], "pass", "{test:#}");
+    let m = &test["measurements"][0];
+    assert_eq!(m["criterion"], "scd_trip_time");
+    assert_eq!(m["coverage_factor"], 2.0);
+    let (value, u) = (
+        m["value"].as_f64().unwrap(),
+        m["uncertainty"].as_f64().unwrap(),
+    );
+    assert!(u <= 1e-3, "{m:#}");
+    assert!(
+        (value - truth).abs() <= u,
+        "measured {value} s, truth {truth} s, U {u} s"
+    );
+}
+
+#[tokio::test]
+async fn a_too_long_comparator_delay_fails_the_plans_capture_trip() {
+    let (r, truth) = run_capture_plan("2 ms", "sc-plan-slow").await;
+    let test = &r["tests"][0];
+    assert_eq!(test["verdict"], "fail", "{test:#}");
+    let m = &test["measurements"][0];
+    let (value, u) = (
+        m["value"].as_f64().unwrap(),
+        m["uncertainty"].as_f64().unwrap(),
+    );
+    assert!(
+        (value - truth).abs() <= u,
+        "measured {value} s, truth {truth} s, U {u} s"
+    );
+    assert!(value > 0.5e-3, "{m:#}");
+}

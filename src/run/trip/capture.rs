@@ -133,6 +133,63 @@ pub async fn acquire_trip(
     }
 }
 
+/// Judge a trip timed on a capture against the plan's `trip_time` criteria: the value is
+/// seconds from the trigger (the stimulus crossing the trigger level) to the first sample
+/// meeting the detect condition, the limit `[0, declared delay + allowance]`. `trip` None:
+/// no sample in the record met the condition, a failed test. Criteria of other kinds are
+/// refused when the plan is loaded.
+pub fn judge_capture(
+    result: &mut crate::report::TestResult,
+    trip: Option<&CaptureTrip>,
+    step: &crate::plan::model::Trip,
+    record_s: f64,
+    profile: &crate::plan::limits::LimitProfile,
+    declared_delay: f64,
+    rule: crate::verdict::DecisionRule,
+) {
+    use crate::plan::limits::Check;
+    use crate::verdict::{Limit, Verdict};
+    let detect = &step.detect.value;
+    let Some(trip) = trip else {
+        result.verdict = Verdict::Fail;
+        result.message = Some(format!(
+            "no sample of the {:.2} ms record meets `{detect}`: the protection did not act \
+             within it",
+            record_s * 1e3
+        ));
+        return;
+    };
+    result.verdict = Verdict::Pass;
+    for name in &step.judge {
+        let Some(c) = profile.criteria.get(&name.value) else {
+            continue;
+        };
+        let Check::TripTime { allowance } = &c.value.check else {
+            continue;
+        };
+        let mr = super::judged(
+            &name.value,
+            super::Measured {
+                quantity: "trip_time",
+                value: trip.time_s,
+                contributions: trip.contributions.clone(),
+                limit: Limit::between(0.0, declared_delay + allowance.0),
+                unit: "s",
+                budget: format!(
+                    "capture: first sample meeting `{detect}` after the trigger, midpoint of the \
+                     sample interval before it; sample interval, trigger placement and time \
+                     base, rectangular, k = {}",
+                    trip.coverage_factor
+                ),
+            },
+            &c.value.provenance,
+            rule,
+        );
+        result.verdict = result.verdict.worst(mr.verdict);
+        result.measurements.push(mr);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
