@@ -106,6 +106,13 @@ impl Session {
                 inst.id
             )
         })?;
+        if inst.role == Role::Scope {
+            return Err(format!(
+                "instrument `{}` is an oscilloscope (dialect `{name}`): this command speaks to \
+                 supplies, loads and cell simulators only; a scope is driven by plans",
+                inst.id
+            ));
+        }
         let base = self.rig_path.parent().unwrap_or(Path::new("."));
         let dialect =
             resolve_dialect(name, base).map_err(|e| format!("instrument `{}`: {e}", inst.id))?;
@@ -228,5 +235,6 @@ pub fn role_name(role: Role) -> &'static str {
         Role::Load => "load",
         Role::CellSim => "cell_sim",
         Role::Chamber => "chamber",
+        Role::Scope => "scope",
     }
 }

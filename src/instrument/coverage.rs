@@ -32,7 +32,7 @@ pub struct Finding {
 /// file's directory).
 pub fn review(rig: &Rig, base: &Path) -> Vec<Finding> {
     let mut findings = Vec::new();
-    for inst in &rig.instruments {
+    for inst in rig.instruments.iter().filter(|i| i.role != Role::Scope) {
         let (Some(name), Some(address)) = (inst.dialect.as_deref(), inst.address.as_deref()) else {
             continue;
         };

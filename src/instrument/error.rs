@@ -103,6 +103,15 @@ pub enum InstrumentError {
         /// What the instrument said.
         idn: String,
     },
+    /// A scope setting outside the dialect's ranges (nothing was sent), or a record that
+    /// cannot be read (its preamble or data block).
+    #[error("instrument `{id}`: {message}")]
+    Capture {
+        /// Instrument id from the rig file.
+        id: String,
+        /// What is wrong, with the value and the range or the reply.
+        message: String,
+    },
 }
 
 impl InstrumentError {
@@ -123,7 +132,8 @@ impl InstrumentError {
             | InstrumentError::OutOfRange { id, .. }
             | InstrumentError::WrongRole { id, .. }
             | InstrumentError::NoSuchChannel { id, .. }
-            | InstrumentError::WrongIdentity { id, .. } => id,
+            | InstrumentError::WrongIdentity { id, .. }
+            | InstrumentError::Capture { id, .. } => id,
         }
     }
 }

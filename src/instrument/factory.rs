@@ -6,11 +6,11 @@
 use std::sync::Arc;
 
 use super::cellsim::{CanCellSim, CellSim};
-use super::{Load, ScpiCellSim, ScpiLoad, ScpiSupply, Supply};
+use super::{Load, Scope, ScpiCellSim, ScpiLoad, ScpiScope, ScpiSupply, Supply};
 use crate::can::Bus;
 use crate::dbc::Dbc;
 use crate::rig::{InstrumentConfig, Role};
-use crate::scpi::builtin_dialect;
+use crate::scpi::{builtin_dialect, builtin_scope_dialect};
 
 /// An instrument as the runner drives it.
 pub enum Driver {
@@ -20,6 +20,8 @@ pub enum Driver {
     Load(Box<dyn Load>),
     /// A cell simulator (SCPI or CAN).
     Cells(Box<dyn CellSim>),
+    /// An oscilloscope on the pack current.
+    Scope(Box<dyn Scope>),
 }
 
 /// A connected instrument, with what it answered to `*IDN?` and where (SCPI instruments).
@@ -106,6 +108,28 @@ pub async fn connect(
             Ok(Connected {
                 identity: None,
                 driver: Driver::Cells(Box::new(cs)),
+            })
+        }
+        Role::Scope => {
+            let addr = inst
+                .address
+                .as_deref()
+                .ok_or_else(|| format!("scope `{id}` has no address"))?;
+            let did = inst
+                .dialect
+                .as_deref()
+                .ok_or_else(|| format!("scope `{id}` has no dialect"))?;
+            let dialect = builtin_scope_dialect(did)
+                .ok_or_else(|| format!("scope `{id}`: unknown scope dialect `{did}`"))?;
+            let input = inst.capture.ok_or_else(|| {
+                format!("scope `{id}` has no `capture:` (its channel and `volts_per_amp`)")
+            })?;
+            let s = ScpiScope::connect(id, addr, dialect, input, timeout)
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok(Connected {
+                identity: answered(addr, s.identity()),
+                driver: Driver::Scope(Box::new(s)),
             })
         }
         Role::Chamber => Err(format!(

@@ -9,6 +9,7 @@ pub mod cellsim;
 pub mod coverage;
 mod error;
 mod factory;
+pub mod scope;
 mod scpi;
 mod scpi_cellsim;
 mod switch_off;
@@ -17,6 +18,7 @@ mod test_support;
 
 pub use error::{exit_for, InstrumentError};
 pub use factory::{connect, Connected, Driver};
+pub use scope::{Acquisition, Scope, ScpiScope, Waveform};
 pub use scpi::{protection_levels, ConnectMode, ScpiLoad, ScpiSupply};
 pub use scpi_cellsim::{CellFault, ScpiCellSim};
 pub use switch_off::{confirm_load_off, confirm_supply_off, SwitchOff};

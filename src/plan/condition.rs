@@ -14,6 +14,10 @@ use serde::{Deserialize, Deserializer};
 
 use crate::units::Quantity;
 
+/// Signals of the rig's scope, read from its captured record (`capture.i`, amperes,
+/// discharge positive).
+pub const CAPTURE_PREFIX: &str = "capture.";
+
 /// A comparison operator.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Op {
@@ -123,6 +127,12 @@ impl Condition {
             ));
         }
         Ok(c)
+    }
+
+    /// Whether the condition reads a captured waveform (`capture.i`): only a trip's
+    /// `detect` may, and it is then judged on the scope's record, not on live signals.
+    pub fn on_capture(&self) -> bool {
+        self.signals().iter().any(|s| s.starts_with(CAPTURE_PREFIX))
     }
 
     /// Every signal named in the condition.

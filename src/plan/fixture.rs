@@ -118,10 +118,11 @@ pub fn protection_dimension(key: &str) -> Option<Dimension> {
     Some(match key {
         "ov" | "uv" => Dimension::Voltage,
         "otc" | "otd" | "utc" => Dimension::Temperature,
-        "occ" | "ocd" => Dimension::Current,
+        "occ" | "ocd" | "scd" => Dimension::Current,
         _ => return None,
     })
 }
 
-/// Protection keys a fixture may declare.
-pub const PROTECTION_KEYS: [&str; 7] = ["ov", "uv", "otc", "otd", "utc", "occ", "ocd"];
+/// Protection keys a fixture may declare (`scd`: the front end's hardware short-circuit
+/// comparator, timed on the rig's scope).
+pub const PROTECTION_KEYS: [&str; 8] = ["ov", "uv", "otc", "otd", "utc", "occ", "ocd", "scd"];

@@ -142,6 +142,41 @@ pub fn check_rig(rig: &Source<Rig>) -> Vec<InputError> {
                 "instrument `{}`: thermal chambers are not supported yet",
                 inst.id
             ))),
+            (Role::Scope, _) => {
+                match inst.dialect.as_deref() {
+                    None => errors.push(id_at(format!("scope `{}` has no `dialect:`", inst.id))),
+                    Some(d) if crate::scpi::builtin_scope_dialect(d).is_none() => errors.push(at(
+                        rig,
+                        "dialect",
+                        dialect_index(r, n),
+                        format!(
+                            "scope `{}`: unknown scope dialect `{d}` (known: {})",
+                            inst.id,
+                            crate::scpi::builtin_scope_dialects()
+                                .iter()
+                                .map(|d| d.id.clone())
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ),
+                    )),
+                    Some(_) => {}
+                }
+                match inst.capture {
+                    None => errors.push(id_at(format!(
+                        "scope `{}` has no `capture: {{channel, volts_per_amp}}`",
+                        inst.id
+                    ))),
+                    Some(c) if !(c.volts_per_amp.is_finite() && c.volts_per_amp > 0.0) => errors
+                        .push(id_at(format!(
+                            "scope `{}`: capture.volts_per_amp {} is not above zero",
+                            inst.id, c.volts_per_amp
+                        ))),
+                    Some(_) => {}
+                }
+                if inst.address.is_none() {
+                    errors.push(id_at(format!("scope `{}` has no `address:`", inst.id)));
+                }
+            }
             (_, true) => {
                 if inst.role == Role::CellSim {
                     let channels = inst
@@ -416,7 +451,7 @@ pub fn check_fixture(fx: &Source<Fixture>) -> Vec<InputError> {
             continue; // reported with the dimensions
         }
         // Over-limits release below their trip level, under-limits above it.
-        let upward = matches!(key.as_str(), "ov" | "otc" | "otd" | "occ" | "ocd");
+        let upward = matches!(key.as_str(), "ov" | "otc" | "otd" | "occ" | "ocd" | "scd");
         let wrong = if upward {
             release.value > trip.value
         } else {

@@ -165,6 +165,7 @@ fn role_name(r: Role) -> &'static str {
         Role::Load => "load",
         Role::CellSim => "cell_sim",
         Role::Chamber => "chamber",
+        Role::Scope => "scope",
     }
 }
 

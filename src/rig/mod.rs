@@ -197,6 +197,8 @@ pub enum Role {
     CellSim,
     /// Thermal chamber.
     Chamber,
+    /// Oscilloscope on the pack current (times trips too fast for CAN).
+    Scope,
 }
 
 impl std::fmt::Display for Role {
@@ -206,6 +208,7 @@ impl std::fmt::Display for Role {
             Role::Load => "load",
             Role::CellSim => "cell simulator",
             Role::Chamber => "chamber",
+            Role::Scope => "scope",
         })
     }
 }
@@ -235,6 +238,25 @@ pub struct InstrumentConfig {
     /// pack split over several units maps channel n to cell `cell_offset + n` (default 0).
     #[serde(default)]
     pub cell_offset: u32,
+    /// Scopes: the input channel and the current probe on the load lead.
+    #[serde(default)]
+    pub capture: Option<CaptureInput>,
+}
+
+/// Where a scope sees the pack current: its input channel and the current probe's
+/// sensitivity. The probe points into the load, so discharge current reads positive.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CaptureInput {
+    /// Input channel, from 1 (default 1).
+    #[serde(default = "first_channel")]
+    pub channel: u32,
+    /// The probe's output per ampere, in volts (a 100 mV/A clamp: 0.1).
+    pub volts_per_amp: f64,
+}
+
+fn first_channel() -> u32 {
+    1
 }
 
 impl InstrumentConfig {
@@ -243,7 +265,7 @@ impl InstrumentConfig {
     /// instrument factory both decide by this.
     pub fn over_scpi(&self) -> bool {
         match self.role {
-            Role::Supply | Role::Load => true,
+            Role::Supply | Role::Load | Role::Scope => true,
             Role::CellSim => self.dialect.is_some(),
             Role::Chamber => false,
         }

@@ -3,6 +3,8 @@
 //! `declaration`, `trip`), with the detection path each trip's timing rests on.
 
 use super::*;
+use crate::plan::model::Trip;
+use crate::plan::Stimulus;
 
 pub(super) async fn run_step(
     ctx: &Ctx,
@@ -158,6 +160,7 @@ pub(super) async fn run_step(
                 .unwrap_or_else(|e| e.into_inner())
                 .push(rec);
         }
+        Step::Trip(t) if t.detect.value.on_capture() => capture_trip(ctx, t, repeat).await?,
         Step::Trip(t) => {
             let detect = bind_condition(&ctx.plan, &t.detect.value).map_err(RunError::setup)?;
             let release_detect = t
@@ -241,6 +244,93 @@ pub(super) async fn run_step(
             record(ctx, result);
         }
     }
+    Ok(())
+}
+
+/// Pre-trigger time of a capture trip's record.
+const CAPTURE_PRE: Duration = Duration::from_micros(100);
+/// Points a capture trip's record aims at (the sample interval follows from its length).
+const CAPTURE_POINTS: f64 = 2000.0;
+/// How often a capture trip asks whether the acquisition is complete.
+const CAPTURE_POLL: Duration = Duration::from_millis(1);
+
+/// A trip timed on the scope's record (`detect: capture.i < 1 A`): hold `from` for the
+/// settle time, arm the scope's edge trigger half-way between `from` and `to` (100 µs
+/// before it, after it four times the declared delay plus 1 ms, about 2000 points), step
+/// to `to`, wait for the acquisition (at most the trip's timeout), time the first sample
+/// meeting the condition and judge its `trip_time` criteria.
+async fn capture_trip(ctx: &Ctx, t: &Trip, repeat: u32) -> Result<(), StepError> {
+    let st = &ctx.station;
+    let Stimulus::Step(s) = &t.stimulus.value else {
+        return Err(RunError::setup(format!(
+            "trip `{}`: a detect on the scope's record needs a `step` stimulus",
+            t.name
+        ))
+        .into());
+    };
+    let scope = st.scope.as_ref().ok_or_else(|| {
+        RunError::setup(format!(
+            "trip `{}` reads `capture.*`, but the rig has no scope",
+            t.name
+        ))
+    })?;
+    let (from, to) = (s.from.0.value, s.to.0.value);
+    let delay = ctx.plan.declared_delay(&t.protection.value);
+    let settle = s
+        .settle
+        .map(|d| d.duration())
+        .unwrap_or(Duration::from_secs_f64(2.0 * delay));
+    let post = 4.0 * delay + 1e-3;
+    let pre = CAPTURE_PRE.as_secs_f64();
+    let acq = crate::instrument::Acquisition {
+        level_a: (from + to) / 2.0,
+        rising: to > from,
+        full_scale_a: from.abs().max(to.abs()).max(1.0) * 1.25,
+        pre_s: pre,
+        post_s: post,
+        sample_interval_s: (pre + post) / CAPTURE_POINTS,
+    };
+    let name = test_name(ctx, t.name.clone(), repeat);
+    let mut result = trip::new_result(
+        &t.name,
+        &name,
+        repeat,
+        &ctx.plan.plan.value.requirements,
+        ctx.clock.now(),
+    );
+    st.set_target(s.of, from).await?;
+    tokio::time::sleep(settle).await;
+    let mut g = scope.lock().await;
+    g.arm(&acq).await.map_err(RunError::from)?;
+    st.set_target(s.of, to).await?;
+    let cond = &t.detect.value;
+    let measured = trip::capture::acquire_trip(
+        g.as_mut(),
+        |i| {
+            cond.eval(&|name| {
+                name.starts_with(crate::plan::condition::CAPTURE_PREFIX)
+                    .then_some(crate::plan::condition::Reading { value: i })
+            }) == Some(true)
+        },
+        CAPTURE_POLL,
+        t.timeout.duration(),
+        crate::verdict::gum::DEFAULT_COVERAGE_FACTOR,
+    )
+    .await?;
+    drop(g);
+    if let Some(m) = &measured {
+        result.detected_s = Some(result.started_s + settle.as_secs_f64() + m.time_s);
+    }
+    trip::capture::judge_capture(
+        &mut result,
+        measured.as_ref(),
+        t,
+        pre + post,
+        &ctx.plan.limits.value,
+        delay,
+        ctx.rule,
+    );
+    record(ctx, result);
     Ok(())
 }
 

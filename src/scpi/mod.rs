@@ -16,6 +16,9 @@ pub mod usbtmc;
 pub mod waveform;
 
 pub use client::{Client, ClientOptions, DEFAULT_ERROR_QUERY, MAX_ERROR_DRAIN, MAX_REPLY_LEN};
+pub use dialect::scope::{
+    builtin_scope_dialect, builtin_scope_dialects, ScalingFamily, ScopeDialect, ScopeRangeError,
+};
 pub use dialect::{
     builtin_dialect, builtin_dialects, is_query, render, resolve_dialect, Accuracy, AccuracySpec,
     BoolFormat, Channel, Commands, Dialect, MeasureFields, NumberFormat, OcpKind, Protection,

@@ -13,14 +13,16 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
 use super::bms_host::{self, Truth};
+use super::capture::CurrentTrace;
 use super::firmware::FirmwareImage;
 use super::plant::{self, PackConfig, Plant};
+use super::scpi_server::SimScope;
 use super::scpi_server::{self, SimInstrument};
 use crate::can::VirtualBus;
 use crate::dbc::Dbc;
 use crate::plan::InputError;
 use crate::rig::{Backend, Rig, Role, SimulatedFault};
-use crate::scpi::builtin_dialect;
+use crate::scpi::{builtin_dialect, builtin_scope_dialect};
 use crate::scpi::{register_memory, MemoryEndpoint};
 
 /// The project DBC, which the reference firmware speaks.
@@ -95,6 +97,7 @@ pub struct Bench {
     /// What really happened inside the BMS.
     pub truth: Truth,
     instruments: BTreeMap<String, SimInstrument>,
+    scopes: BTreeMap<String, SimScope>,
     addresses: BTreeMap<String, String>,
     buses: BTreeMap<String, String>,
     ports: BTreeMap<String, VirtualBus>,
@@ -180,8 +183,11 @@ impl Bench {
         }
 
         let mut instruments = BTreeMap::new();
+        let mut scopes = BTreeMap::new();
         let mut addresses = BTreeMap::new();
         let mut memory = Vec::new();
+        // What the scopes sample: the plant's pack current, recorded from the start.
+        let trace = CurrentTrace::watch(&plant);
         for inst in &rig.instruments {
             let Some(addr) = inst.address.as_deref().filter(|a| a.starts_with("sim://")) else {
                 continue;
@@ -190,6 +196,59 @@ impl Bench {
                 id: inst.id.clone(),
                 reason,
             };
+            if inst.role == Role::Scope {
+                let dialect_id = inst
+                    .dialect
+                    .as_deref()
+                    .ok_or_else(|| err("no dialect given".into()))?;
+                let dialect = builtin_scope_dialect(dialect_id)
+                    .ok_or_else(|| err(format!("no built-in scope dialect `{dialect_id}`")))?;
+                let input = inst
+                    .capture
+                    .ok_or_else(|| err("no `capture:` (channel, volts_per_amp)".into()))?;
+                let scope = match options.scpi {
+                    ScpiExposure::Tcp => {
+                        let listener =
+                            TcpListener::bind("127.0.0.1:0").await.map_err(|source| {
+                                SimError::Io {
+                                    id: inst.id.clone(),
+                                    source,
+                                }
+                            })?;
+                        let scope = SimScope::serve(
+                            listener,
+                            dialect,
+                            trace.clone(),
+                            input.channel,
+                            input.volts_per_amp,
+                        )
+                        .await;
+                        addresses.insert(addr.to_string(), scope.address());
+                        scope
+                    }
+                    ScpiExposure::InMemory => {
+                        let scope = SimScope::serve_in_memory(
+                            dialect,
+                            trace.clone(),
+                            input.channel,
+                            input.volts_per_amp,
+                        );
+                        let handle = scope.clone();
+                        let endpoint = register_memory(
+                            &format!("{}-{n}", inst.id),
+                            Arc::new(move || handle.connect_in_memory()),
+                        );
+                        addresses.insert(addr.to_string(), endpoint.address());
+                        memory.push(endpoint);
+                        scope
+                    }
+                };
+                if let Some(serial) = &inst.serial {
+                    scope.set_serial(serial);
+                }
+                scopes.insert(inst.id.clone(), scope);
+                continue;
+            }
             let dialect_id = inst
                 .dialect
                 .as_deref()
@@ -276,6 +335,7 @@ impl Bench {
             image,
             truth,
             instruments,
+            scopes,
             addresses,
             buses,
             ports,
@@ -357,6 +417,11 @@ impl Bench {
         self.instruments.get(id)
     }
 
+    /// A simulated oscilloscope by rig id.
+    pub fn scope(&self, id: &str) -> Option<&SimScope> {
+        self.scopes.get(id)
+    }
+
     /// `sim://NAME` -> real `tcp://127.0.0.1:PORT` (or `mem://ID-N`) addresses.
     pub fn addresses(&self) -> &BTreeMap<String, String> {
         &self.addresses
@@ -382,6 +447,9 @@ impl Drop for Bench {
         }
         for i in self.instruments.values() {
             i.shutdown();
+        }
+        for s in self.scopes.values() {
+            s.shutdown();
         }
     }
 }

@@ -446,14 +446,16 @@ impl DerefMut for PlantGuard<'_> {
 impl Drop for PlantGuard<'_> {
     fn drop(&mut self) {
         let Inner { state, observers } = &mut *self.guard;
+        // One instant for the change: the front end and the observers (the capture record
+        // among them) must see it at the same time, also on a running clock.
+        let now = Instant::now();
         if let Some(scd) = state.afe.scd {
             let discharge = -state.pack_current();
             let removed = !state.load.input || state.load.current_set <= scd.trip_a;
-            state.afe.observe(discharge, removed, Instant::now());
+            state.afe.observe(discharge, removed, now);
         }
         state.refresh();
         if !observers.is_empty() {
-            let now = Instant::now();
             for o in observers.iter_mut() {
                 o(state, now);
             }

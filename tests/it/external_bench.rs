@@ -40,7 +40,7 @@ impl Server {
             .unwrap();
         let stdout = child.stdout.take().unwrap();
         let mut endpoints = BTreeMap::new();
-        for line in BufReader::new(stdout).lines().take(4) {
+        for line in BufReader::new(stdout).lines().take(5) {
             let line = line.unwrap();
             let parts: Vec<&str> = line.split_whitespace().collect();
             assert_eq!(parts.len(), 3, "{line}");

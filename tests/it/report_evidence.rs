@@ -67,7 +67,7 @@ fn operator_serial_conditions_and_calibration_are_in_every_output() {
     let cells = cal.iter().find(|c| c["role"] == "cell_sim").unwrap();
     assert_eq!(cells["serial"], "SIM-CELLS-0001");
     assert_eq!(cells["due"], "2027-12-31");
-    assert_eq!(cal.len(), 3);
+    assert_eq!(cal.len(), 4, "supply, load, scope and cells: {cal:?}");
     // Not flashed by the plan: the firmware is what the BMS itself reported.
     assert!(
         r["firmware_source"]

@@ -1,38 +1,57 @@
-//! Hardware short-circuit protection timed by a triggered capture: the simulated front end
-//! trips at crossing + delay (microseconds), a scope-like record of the pack current is
-//! transferred as a BYTE block with a preamble, scaled, and the trip time is found with its
-//! GUM budget; in randomised trials the stated interval holds the firmware's truth.
+//! Hardware short-circuit protection timed through the rig's scope role: the simulated front
+//! end trips at crossing + delay (microseconds); the rig's `scope` entry (rig/sim.yaml) is
+//! connected through the instrument factory to a simulated oscilloscope that samples the
+//! plant's pack current in virtual time; the driver arms an edge trigger, waits for the
+//! single acquisition, reads the preamble and the BYTE block; the trip time is the first
+//! sample meeting `capture.i < 1 A`, with its GUM budget. In randomised trials over both
+//! scope families, delays and sample intervals the stated interval holds the truth.
+//!
+//! The stimulus is set on the plant directly (20 A -> 120 A): the simulated load only
+//! reaches 40 A.
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use hilrig::run::trip::capture::{first_sample, trip_time, CaptureTiming};
-use hilrig::scpi::reply::parse_block;
-use hilrig::scpi::waveform::{Preamble, YScaling};
+use crate::common::{sim_rig, Rng};
+use hilrig::instrument::{self, Acquisition, Driver, Scope};
+use hilrig::rig::InstrumentConfig;
+use hilrig::run::trip::capture::acquire_trip;
+use hilrig::scpi::{builtin_scope_dialect, register_memory};
 use hilrig::sim::afe::{self, ScdConfig};
 use hilrig::sim::bms_host::Truth;
 use hilrig::sim::capture::CurrentTrace;
 use hilrig::sim::plant::{LoadState, Plant};
+use hilrig::sim::scpi_server::SimScope;
 use tokio::time::Instant;
 
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.0 = x;
-        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    fn uniform(&mut self, lo: f64, hi: f64) -> f64 {
-        lo + (hi - lo) * ((self.next() >> 11) as f64 / (1u64 << 53) as f64)
-    }
+/// The rig's scope entry, with another dialect when asked.
+fn scope_entry(dialect: &str) -> InstrumentConfig {
+    let rig = sim_rig(None);
+    let mut entry = rig
+        .instruments
+        .iter()
+        .find(|i| i.id == "scope")
+        .expect("rig/sim.yaml has a scope")
+        .clone();
+    entry.dialect = Some(dialect.to_string());
+    entry
 }
 
-/// One trial: returns (measured s, truth s, expanded uncertainty s).
-async fn trial(delay_us: f64, dt: f64, phase: f64) -> (f64, f64, f64) {
+/// A plant drawing 20 A through a front end whose comparator trips at 80 A after
+/// `delay_us`, and a simulated scope of `dialect` on its pack current, reached through
+/// the rig's scope entry. Returns the plant, the truth, the connected scope, the
+/// simulated one and the tasks to drop.
+async fn bench(
+    dialect: &str,
+    delay_us: f64,
+    name: &str,
+) -> (
+    Plant,
+    Truth,
+    Box<dyn Scope>,
+    SimScope,
+    (tokio::task::JoinHandle<()>, hilrig::scpi::MemoryEndpoint),
+) {
     let plant = Plant::new(16, 3.3, 4, 25.0);
     let truth = Truth::default();
     let scd = ScdConfig {
@@ -41,6 +60,23 @@ async fn trial(delay_us: f64, dt: f64, phase: f64) -> (f64, f64, f64) {
     };
     let task = afe::spawn(plant.clone(), Some(scd), truth.clone());
     let trace = CurrentTrace::watch(&plant);
+    let mut entry = scope_entry(dialect);
+    let input = entry.capture.expect("the scope entry has a capture input");
+    let sim = SimScope::serve_in_memory(
+        builtin_scope_dialect(dialect).unwrap(),
+        trace,
+        input.channel,
+        input.volts_per_amp,
+    );
+    let handle = sim.clone();
+    let endpoint = register_memory(name, Arc::new(move || handle.connect_in_memory()));
+    entry.address = Some(endpoint.address());
+    let connected = instrument::connect(&entry, |_| Err("no bus".into()))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let Driver::Scope(scope) = connected.driver else {
+        panic!("the scope entry connects as a scope");
+    };
     {
         let mut g = plant.lock();
         g.dsg_fet = true;
@@ -49,67 +85,82 @@ async fn trial(delay_us: f64, dt: f64, phase: f64) -> (f64, f64, f64) {
             input: true,
         };
     }
-    tokio::time::sleep(Duration::from_millis(2)).await;
-    let armed = Instant::now();
-    // The short-circuit stimulus: the load steps from 20 A to 120 A.
-    plant.lock().load.current_set = 120.0;
-    tokio::time::sleep(Duration::from_millis(3)).await;
-    task.abort();
+    (plant, truth, scope, sim, (task, endpoint))
+}
 
-    // The scope: edge trigger, falling through -90 A (the discharge step), interpolated
-    // trigger (time 0 is the crossing), samples on its own clock (random phase), 100 µs of
-    // pre-trigger, BYTE transfer at 1 A per code around code 200.
-    let trig = trace.trigger(armed, -90.0, false).expect("trigger");
-    let points = ((1.5e-3 + 100e-6) / dt) as usize;
-    let xorigin = -100e-6 - phase * dt;
-    let start = trig - Duration::from_secs_f64(-xorigin);
-    let amps = trace.sample(start, Duration::from_secs_f64(dt), points);
-    let codes: Vec<u8> = amps
-        .iter()
-        .map(|i| (i + 200.0).round().clamp(0.0, 255.0) as u8)
-        .collect();
-    let mut block = format!("#9{:09}", codes.len()).into_bytes();
-    block.extend_from_slice(&codes);
-    let pre = Preamble::parse(&format!("0,0,{points},1,{dt:e},{xorigin:e},0,1,0,200")).unwrap();
-    let values = pre
-        .values(parse_block(&block).unwrap(), YScaling::Rigol)
-        .unwrap();
-    // detect: capture.i > -1 A (the FETs open).
-    let idx = first_sample(&pre, &values, |i| i > -1.0).expect("trip in the record");
-    let timing = CaptureTiming {
-        trigger_resolution_s: Some(dt / 10.0),
-        timebase_ppm: 25.0,
+/// One trial: returns (measured s, truth s, expanded uncertainty s).
+async fn trial(dialect: &str, delay_us: f64, dt: f64, name: &str) -> (f64, f64, f64) {
+    let (plant, truth, mut scope, _sim, (task, _endpoint)) = bench(dialect, delay_us, name).await;
+    tokio::time::sleep(Duration::from_millis(2)).await;
+    // Arm before the stimulus: rising through 90 A (discharge reads positive), 100 µs of
+    // pre-trigger, long enough after it for the slowest delay.
+    let acq = Acquisition {
+        level_a: 90.0,
+        rising: true,
+        full_scale_a: 150.0,
+        pre_s: 100e-6,
+        post_s: 1.5e-3,
+        sample_interval_s: dt,
     };
-    let trip = trip_time(&pre, idx, &timing, 2.0).unwrap();
+    scope.arm(&acq).await.unwrap_or_else(|e| panic!("{e}"));
+    let armed = Instant::now();
+    // The short-circuit stimulus: 20 A -> 120 A.
+    plant.lock().load.current_set = 120.0;
+    // detect: capture.i < 1 A (the FETs open).
+    let trip = acquire_trip(
+        scope.as_mut(),
+        |i| i < 1.0,
+        Duration::from_micros(200),
+        Duration::from_millis(200),
+        2.0,
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}"))
+    .expect("trip in the record");
+    task.abort();
     let set = truth.first("fault_set", Some("scd"), armed).unwrap();
     let crossed = truth.first("plant_crossed", Some("scd"), armed).unwrap();
-    assert_eq!(crossed.at, trig);
     let true_s = (set.at - crossed.at).as_secs_f64();
     (trip.time_s, true_s, trip.expanded_s)
 }
 
 #[tokio::test(start_paused = true)]
-async fn capture_times_the_short_circuit_trip_within_its_stated_uncertainty() {
+async fn the_rigs_scope_times_the_short_circuit_trip_within_its_stated_uncertainty() {
     let mut rng = Rng(0x5C_2026);
     let mut worst_err: f64 = 0.0;
     let mut worst_u: f64 = 0.0;
+    // Per (dialect, µs per sample): trials, largest |error|, largest U.
+    let mut by: std::collections::BTreeMap<(&str, u32), (u32, f64, f64)> = Default::default();
     let trials = 60;
     for k in 0..trials {
         let delay = rng.uniform(70.0, 900.0);
         let dt = [1e-6, 2e-6, 10e-6][k % 3];
-        let phase = rng.uniform(0.0, 1.0);
-        let (measured, truth, u) = trial(delay, dt, phase).await;
+        let dialect = ["rigol-ds1000z", "keysight-infiniivision"][(k / 3) % 2];
+        let (measured, truth, u) = trial(dialect, delay, dt, &format!("sc-scope-{k}")).await;
         assert!(u <= 1e-3, "expanded uncertainty {u} s above 1 ms");
         let err = measured - truth;
         assert!(
             err.abs() <= u,
-            "trial {k}: delay {delay} µs, dt {dt} s: measured {measured} s, truth {truth} s, U {u} s"
+            "trial {k} ({dialect}): delay {delay} µs, dt {dt} s: measured {measured} s, \
+             truth {truth} s, U {u} s"
         );
         worst_err = worst_err.max(err.abs());
         worst_u = worst_u.max(u);
+        let e = by
+            .entry((dialect, (dt * 1e6).round() as u32))
+            .or_insert((0, 0.0, 0.0));
+        *e = (e.0 + 1, e.1.max(err.abs()), e.2.max(u));
+    }
+    for ((dialect, us), (n, err, u)) in &by {
+        eprintln!(
+            "  {dialect}, {us} µs per sample: {n} trials, largest |error| {:.2} µs, largest U \
+             {:.2} µs",
+            err * 1e6,
+            u * 1e6
+        );
     }
     eprintln!(
-        "capture path: {trials} trials, largest |error| {:.2} µs, largest U(k=2) {:.2} µs",
+        "scope path: {trials} trials, largest |error| {:.2} µs, largest U(k=2) {:.2} µs",
         worst_err * 1e6,
         worst_u * 1e6
     );
@@ -117,7 +168,174 @@ async fn capture_times_the_short_circuit_trip_within_its_stated_uncertainty() {
 
 #[tokio::test(start_paused = true)]
 async fn a_too_long_delay_shows_in_the_capture() {
-    let (measured, truth, u) = trial(1400.0, 1e-6, 0.3).await;
+    let (measured, truth, u) = trial("rigol-ds1000z", 1400.0, 1e-6, "sc-scope-long").await;
     assert!((measured - truth).abs() <= u);
     assert!(measured > 1e-3, "{measured}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_setting_outside_the_dialects_ranges_is_refused_before_anything_is_sent() {
+    let (_plant, _truth, mut scope, sim, _tasks) =
+        bench("rigol-ds1000z", 250.0, "sc-scope-refused").await;
+    let before = sim.command_log().len();
+    // 1 ns between samples over 1.6 ms is 2.4 million points: more than one read holds.
+    let acq = Acquisition {
+        level_a: 90.0,
+        rising: true,
+        full_scale_a: 150.0,
+        pre_s: 100e-6,
+        post_s: 1.5e-3,
+        sample_interval_s: 1e-9,
+    };
+    let e = scope.arm(&acq).await.unwrap_err().to_string();
+    assert!(
+        e.contains("waveform points") && e.contains("nothing was sent"),
+        "{e}"
+    );
+    // A trigger level beyond the screen: 2000 A on a 150 A full scale.
+    let e = scope
+        .arm(&Acquisition {
+            level_a: 2000.0,
+            ..acq
+        })
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("trigger level"), "{e}");
+    assert_eq!(sim.command_log().len(), before, "{:?}", sim.command_log());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_stimulus_that_never_crosses_the_trigger_level_is_an_error_naming_the_scope() {
+    let (_plant, _truth, mut scope, _sim, _tasks) =
+        bench("keysight-infiniivision", 250.0, "sc-scope-no-trigger").await;
+    let acq = Acquisition {
+        level_a: 90.0,
+        rising: true,
+        full_scale_a: 150.0,
+        pre_s: 100e-6,
+        post_s: 1.5e-3,
+        sample_interval_s: 2e-6,
+    };
+    scope.arm(&acq).await.unwrap_or_else(|e| panic!("{e}"));
+    // No stimulus: the plant stays at 20 A.
+    let e = acquire_trip(
+        scope.as_mut(),
+        |i| i < 1.0,
+        Duration::from_micros(500),
+        Duration::from_millis(5),
+        2.0,
+    )
+    .await
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("scope") && e.contains("no completed acquisition"),
+        "{e}"
+    );
+}
+
+/// An image whose front end trips at 30 A (within the simulated load's 40 A), the delay
+/// given; written into `dir`.
+fn image_tripping_at_30_a(dir: &std::path::Path, delay: &str) -> std::path::PathBuf {
+    let good = crate::common::root().join("firmware-under-test/sim-bms-1.0.0.yaml");
+    let text = std::fs::read_to_string(&good).unwrap();
+    let from = "scd: {trip: 80 A, delay: 250 us}";
+    assert!(
+        text.contains(from),
+        "the reference image's comparator changed"
+    );
+    let path = dir.join("sim-bms-scd-30a.yaml");
+    std::fs::write(
+        &path,
+        text.replace(from, &format!("scd: {{trip: 30 A, delay: {delay}}}")),
+    )
+    .unwrap();
+    path
+}
+
+/// A plan stepping the load from 20 A to 34 A (below the 35 A over-current trip) with
+/// `detect: capture.i < 1 A`.
+fn capture_plan(dir: &std::path::Path) -> std::path::PathBuf {
+    let root = crate::common::root();
+    let text = format!(
+        "plan: sc-capture-test
+title: Short circuit timed on the scope (30 A comparator image)
+dut: {fixture}
+limits: {limits}
+setup:
+  - cells: {{all: 3.30 V}}
+  - temperatures: {{all: 25 °C}}
+  - load: {{current: 5 A, input: on}}
+  - wait_for: {{until: bms.state == discharge, timeout: 5 s}}
+steps:
+  - trip:
+      name: short circuit on the scope
+      protection: scd
+      stimulus: {{step: {{of: load.current, from: 20 A, to: 34 A}}}}
+      detect: capture.i < 1 A
+      timeout: 1 s
+      judge: [scd_trip_time]
+teardown:
+  - load: {{input: off}}
+",
+        fixture = root.join("fixtures/sim-bms-16s-lfp.yaml").display(),
+        limits = root.join("fixtures/limits/iec62619-bms.yaml").display(),
+    );
+    let path = dir.join("sc-capture.yaml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+async fn run_capture_plan(delay: &str, name: &str) -> (serde_json::Value, f64) {
+    let dir = crate::common::temp_dir(name);
+    let mut rig = sim_rig(None);
+    rig.simulation.as_mut().unwrap().firmware = image_tripping_at_30_a(&dir, delay);
+    let plan = Arc::new(
+        hilrig::plan::load_plan(&capture_plan(&dir), Some(&rig))
+            .unwrap_or_else(|e| panic!("{e:?}")),
+    );
+    let bench = crate::common::bench(&rig).await;
+    let t0 = Instant::now();
+    let results = crate::common::run_on(&bench, &rig, plan, &dir.join("run")).await;
+    let crossed = bench.truth.first("plant_crossed", Some("scd"), t0).unwrap();
+    let set = bench.truth.first("fault_set", Some("scd"), t0).unwrap();
+    let json = serde_json::to_value(&results).unwrap();
+    (json, (set.at - crossed.at).as_secs_f64())
+}
+
+#[tokio::test]
+async fn a_plans_trip_with_capture_detect_is_timed_on_the_rigs_scope() {
+    let (r, truth) = run_capture_plan("250 us", "sc-plan-good").await;
+    let test = &r["tests"][0];
+    assert_eq!(test["verdict"], "pass", "{test:#}");
+    let m = &test["measurements"][0];
+    assert_eq!(m["criterion"], "scd_trip_time");
+    assert_eq!(m["coverage_factor"], 2.0);
+    let (value, u) = (
+        m["value"].as_f64().unwrap(),
+        m["uncertainty"].as_f64().unwrap(),
+    );
+    assert!(u <= 1e-3, "{m:#}");
+    assert!(
+        (value - truth).abs() <= u,
+        "measured {value} s, truth {truth} s, U {u} s"
+    );
+}
+
+#[tokio::test]
+async fn a_too_long_comparator_delay_fails_the_plans_capture_trip() {
+    let (r, truth) = run_capture_plan("2 ms", "sc-plan-slow").await;
+    let test = &r["tests"][0];
+    assert_eq!(test["verdict"], "fail", "{test:#}");
+    let m = &test["measurements"][0];
+    let (value, u) = (
+        m["value"].as_f64().unwrap(),
+        m["uncertainty"].as_f64().unwrap(),
+    );
+    assert!(
+        (value - truth).abs() <= u,
+        "measured {value} s, truth {truth} s, U {u} s"
+    );
+    assert!(value > 0.5e-3, "{m:#}");
 }

@@ -118,7 +118,7 @@ fn ping_of_an_unknown_instrument_names_the_known_ones() {
     let (_, stderr) = text(&out);
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr.contains("no instrument `psu9`"), "{stderr}");
-    assert!(stderr.contains("supply, load, cells"), "{stderr}");
+    assert!(stderr.contains("supply, load, scope, cells"), "{stderr}");
 }
 
 #[test]
@@ -236,4 +236,15 @@ fn load_settings_are_checked_and_roles_respected() {
     let (_, stderr) = text(&out);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("has role load, not supply"), "{stderr}");
+}
+
+#[test]
+fn ping_of_the_scope_says_it_is_driven_by_plans() {
+    let out = hilrig(&["instruments", "ping", "scope"]);
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr.contains("`scope` is an oscilloscope") && stderr.contains("driven by plans"),
+        "{stderr}"
+    );
 }

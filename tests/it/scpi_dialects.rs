@@ -67,7 +67,9 @@ impl Instrument {
             Role::CellSim => {
                 Instrument::Cells(ScpiCellSim::connect("cells", address, dialect, TIMEOUT).await?)
             }
-            Role::Chamber => unreachable!("dialects refuse `role: chamber`"),
+            Role::Chamber | Role::Scope => {
+                unreachable!("these dialects refuse `role: chamber` and `role: scope`")
+            }
         })
     }
 
@@ -261,7 +263,9 @@ async fn setting_reads_back_in_the_dialects_format(
         Role::Load => state.load.current_set,
         // A cell's setpoint reaches the plant only while its output is on.
         Role::CellSim => value,
-        Role::Chamber => unreachable!("dialects refuse `role: chamber`"),
+        Role::Chamber | Role::Scope => {
+            unreachable!("these dialects refuse `role: chamber` and `role: scope`")
+        }
     };
     assert_eq!(applied, value);
 }
@@ -344,7 +348,9 @@ async fn measures_the_plant_with_current_flowing(#[case] id: &str) {
             instrument.set_main(3.6).await.unwrap();
             (|p| p.cell_voltage(0).unwrap_or(0.0), |p| -p.pack_current())
         }
-        Role::Chamber => unreachable!("dialects refuse `role: chamber`"),
+        Role::Chamber | Role::Scope => {
+            unreachable!("these dialects refuse `role: chamber` and `role: scope`")
+        }
     };
     instrument.set_enabled(true).await.unwrap();
     let m = instrument.measure().await.unwrap();
@@ -355,7 +361,9 @@ async fn measures_the_plant_with_current_flowing(#[case] id: &str) {
     match sim.dialect().role {
         Role::Supply | Role::Load => assert_close(m.current, amps, tolerance),
         Role::CellSim => assert_close(m.voltage, 3.6, tolerance),
-        Role::Chamber => unreachable!("dialects refuse `role: chamber`"),
+        Role::Chamber | Role::Scope => {
+            unreachable!("these dialects refuse `role: chamber` and `role: scope`")
+        }
     }
 }
 
@@ -381,7 +389,9 @@ async fn output_switches_on_and_off(#[case] id: &str) {
             Role::Supply => s.supply.output,
             Role::Load => s.load.input,
             Role::CellSim => s.cell_override[0].is_some(),
-            Role::Chamber => unreachable!("dialects refuse `role: chamber`"),
+            Role::Chamber | Role::Scope => {
+                unreachable!("these dialects refuse `role: chamber` and `role: scope`")
+            }
         }
     };
     if let Instrument::Cells(c) = &mut instrument {

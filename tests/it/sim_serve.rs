@@ -62,7 +62,7 @@ fn next_frame(lines: &mpsc::Receiver<String>, id: u32, deadline: Instant) -> Vec
 }
 
 /// Start `hilrig sim serve`; the server and its endpoints by `KIND ID` (`bus bms`,
-/// `modbus bms`, ...): two instruments, the bus, the BMS's Modbus TCP map.
+/// `modbus bms`, ...): three instruments (supply, load, scope), the bus, the BMS's Modbus TCP map.
 fn start() -> (Server, std::collections::BTreeMap<String, String>) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_hilrig"))
         .args(["sim", "serve"])
@@ -74,7 +74,7 @@ fn start() -> (Server, std::collections::BTreeMap<String, String>) {
     let stdout = child.stdout.take().unwrap();
     let server = Server(child);
     let mut endpoints = std::collections::BTreeMap::new();
-    for line in BufReader::new(stdout).lines().take(4) {
+    for line in BufReader::new(stdout).lines().take(5) {
         let line = line.unwrap();
         let parts: Vec<&str> = line.split_whitespace().collect();
         assert_eq!(parts.len(), 3, "{line}");

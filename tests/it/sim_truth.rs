@@ -34,34 +34,6 @@ const RAMP_TRIALS: usize = 80;
 const STEP_TRIALS: usize = 30;
 const BISECT_TRIALS: usize = 12;
 
-/// A small xorshift64* generator: reproducible trials without another dependency.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.0 = x;
-        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    /// Uniform in [lo, hi).
-    fn uniform(&mut self, lo: f64, hi: f64) -> f64 {
-        lo + (hi - lo) * ((self.next() >> 11) as f64 / (1u64 << 53) as f64)
-    }
-
-    /// An integer in [lo, hi].
-    fn int(&mut self, lo: u64, hi: u64) -> u64 {
-        lo + self.next() % (hi - lo + 1)
-    }
-
-    fn pick<T: Copy>(&mut self, items: &[T]) -> T {
-        items[self.next() as usize % items.len()]
-    }
-}
-
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Method {
     Ramp,

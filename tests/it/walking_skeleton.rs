@@ -56,7 +56,14 @@ fn overcharge_plan_passes_on_the_simulated_bench() {
         .iter()
         .map(|i| (i["id"].as_str().unwrap(), i["serial"].as_str().unwrap()))
         .collect();
-    assert_eq!(idn, [("supply", "SIM-PSB-0001"), ("load", "SIM-DL3-0001")]);
+    assert_eq!(
+        idn,
+        [
+            ("supply", "SIM-PSB-0001"),
+            ("load", "SIM-DL3-0001"),
+            ("scope", "SIM-DS1Z-0001")
+        ]
+    );
     let junit = std::fs::read_to_string(run_dir.join("junit.xml")).unwrap();
     assert!(
         junit.contains(

@@ -62,6 +62,62 @@ impl<'a> Checker<'a> {
         for msg in condition_problems(self.signals, self.dbc, &cond.value) {
             self.err(&cond.referenced, msg);
         }
+        if cond.value.on_capture() {
+            self.err(
+                &cond.referenced,
+                format!(
+                    "`{}` reads the scope's record (`capture.*`): only a trip's `detect` may",
+                    cond.value
+                ),
+            );
+        }
+    }
+
+    /// A trip whose detect reads the scope's record: a step of `load.current`, only
+    /// `capture.*` signals, no release, only `trip_time` criteria.
+    fn capture_trip(&mut self, t: &crate::plan::model::Trip, at: &Location) {
+        for msg in condition_problems(self.signals, self.dbc, &t.detect.value) {
+            self.err(&t.detect.referenced, msg);
+        }
+        let others: Vec<&str> = t
+            .detect
+            .value
+            .signals()
+            .into_iter()
+            .filter(|s| !s.starts_with(crate::plan::condition::CAPTURE_PREFIX))
+            .collect();
+        if !others.is_empty() {
+            self.err(
+                &t.detect.referenced,
+                format!(
+                    "a detect on the scope's record reads `capture.*` only, not {}",
+                    others.join(", ")
+                ),
+            );
+        }
+        match &t.stimulus.value {
+            Stimulus::Step(s) if s.of == Target::LoadCurrent && s.rest.is_none() => {}
+            _ => self.err(
+                &t.stimulus.referenced,
+                "a detect on the scope's record (`capture.*`) needs `step: {of: load.current, \
+                 from, to}` without `rest`: the scope triggers on that step",
+            ),
+        }
+        if t.release.is_some() {
+            self.err(at, "a detect on the scope's record has no `release:`");
+        }
+        if let Some(rig) = self.rig {
+            if !rig
+                .instruments
+                .iter()
+                .any(|i| i.role == crate::rig::Role::Scope)
+            {
+                self.err(
+                    &t.detect.referenced,
+                    "`capture.*` needs a scope in the rig (`role: scope`); this rig has none",
+                );
+            }
+        }
     }
 
     pub(super) fn envelope(&mut self, at: &Location, target: Target, value: f64) {
@@ -301,7 +357,11 @@ impl<'a> Checker<'a> {
     }
 
     pub(super) fn trip(&mut self, t: &crate::plan::model::Trip, at: &Location) {
-        self.condition(&t.detect);
+        if t.detect.value.on_capture() {
+            self.capture_trip(t, at);
+        } else {
+            self.condition(&t.detect);
+        }
         if t.timeout.0 <= 0.0 {
             self.err(at, "trip: the timeout must be above 0 s");
         }
@@ -391,6 +451,18 @@ impl<'a> Checker<'a> {
         }
         for j in &t.judge {
             let Some(c) = self.criterion(j) else { continue };
+            if t.detect.value.on_capture() && !matches!(c, Check::TripTime { .. }) {
+                let k = c.kind();
+                self.err(
+                    &j.referenced,
+                    format!(
+                        "limit `{}` (`{k}`): a trip timed on the scope's record judges \
+                         `trip_time` criteria only",
+                        j.value
+                    ),
+                );
+                continue;
+            }
             let method = stim.method();
             let fits = match c {
                 Check::Threshold { tolerance } => {

@@ -91,11 +91,13 @@ impl LoadedPlan {
 }
 
 /// Signals every rig provides from its instruments.
-pub const INSTRUMENT_SIGNALS: [(&str, Dimension); 4] = [
+pub const INSTRUMENT_SIGNALS: [(&str, Dimension); 5] = [
     ("supply.v", Dimension::Voltage),
     ("supply.i", Dimension::Current),
     ("load.v", Dimension::Voltage),
     ("load.i", Dimension::Current),
+    // The scope's record of the pack current (discharge positive); a trip's detect only.
+    ("capture.i", Dimension::Current),
 ];
 
 /// Read and parse one YAML file.

@@ -14,7 +14,7 @@ use super::RunError;
 use crate::can::{self, Bus, Frame};
 use crate::dbc::Message;
 use crate::instrument::cellsim::{CellSim, CellSimSet};
-use crate::instrument::{self, Driver, InstrumentError, Load, Measurement, Supply};
+use crate::instrument::{self, Driver, InstrumentError, Load, Measurement, Scope, Supply};
 use crate::plan::condition::Op;
 use crate::plan::load::bind_condition;
 use crate::plan::{Condition, LoadedPlan, SignalSource, Target};
@@ -77,6 +77,8 @@ pub struct Station {
     pub load: Option<Shared<dyn Load>>,
     /// The cell simulator.
     pub cells: Option<Shared<dyn CellSim>>,
+    /// The oscilloscope on the pack current, when the rig has one.
+    pub scope: Option<Shared<dyn Scope>>,
     /// The DUT bus.
     pub dut_bus: Option<Arc<dyn Bus>>,
     /// The live signal table.
@@ -121,6 +123,7 @@ impl Station {
             supply: None,
             load: None,
             cells: None,
+            scope: None,
             dut_bus: None,
             signals,
             envelope: rig.envelope.clone(),
@@ -252,6 +255,7 @@ impl Station {
                     self.load_entry = Some(inst.clone());
                 }
                 Driver::Cells(c) => cell_units.push(c),
+                Driver::Scope(c) => self.scope = Some(shared(c)),
             }
             if let Some((address, idn)) = &connected.identity {
                 self.record_identity(inst, address, idn)?;

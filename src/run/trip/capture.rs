@@ -12,8 +12,12 @@
 //!   for a trigger that is not interpolated; less when the scope interpolates);
 //! - timebase: the time base's accuracy in ppm times the measured time.
 
+use std::time::Duration;
+
+use crate::instrument::Scope;
 use crate::run::RunError;
 use crate::scpi::waveform::Preamble;
+use crate::scpi::ScopeDialect;
 use crate::verdict::gum::{self, Contribution};
 
 /// The timing properties of a capture instrument that enter the budget.
@@ -23,6 +27,16 @@ pub struct CaptureTiming {
     pub trigger_resolution_s: Option<f64>,
     /// Time base accuracy in parts per million.
     pub timebase_ppm: f64,
+}
+
+impl CaptureTiming {
+    /// The timing a scope dialect declares (`timing:`).
+    pub fn of(dialect: &ScopeDialect) -> Self {
+        CaptureTiming {
+            trigger_resolution_s: dialect.timing.trigger_resolution,
+            timebase_ppm: dialect.timing.timebase_ppm,
+        }
+    }
 }
 
 /// A trip time measured on a capture, with its budget.
@@ -84,6 +98,96 @@ pub fn trip_time(
         expanded_s: k * combined_s,
         coverage_factor: k,
     })
+}
+
+/// After a stimulus on an armed scope ([`Scope::arm`]): wait for its single acquisition
+/// (asking every `poll`, at most `within`), read the record and time the trip at the first
+/// sample at or after the trigger that satisfies `detect` (on amperes), with coverage
+/// factor `k`. `Ok(None)`: the record holds no such sample (the protection did not act
+/// within it). An acquisition that never completes (the stimulus never crossed the
+/// trigger level) is an error naming the scope.
+pub async fn acquire_trip(
+    scope: &mut dyn Scope,
+    detect: impl Fn(f64) -> bool,
+    poll: Duration,
+    within: Duration,
+    k: f64,
+) -> Result<Option<CaptureTrip>, RunError> {
+    let deadline = tokio::time::Instant::now() + within;
+    while !scope.acquired().await? {
+        if tokio::time::Instant::now() >= deadline {
+            return Err(RunError::InstrumentText(format!(
+                "scope `{}`: no completed acquisition within {} ms of arming (did the \
+                 stimulus cross the trigger level?)",
+                scope.id(),
+                within.as_secs_f64() * 1e3
+            )));
+        }
+        tokio::time::sleep(poll).await;
+    }
+    let w = scope.fetch().await?;
+    let timing = CaptureTiming::of(scope.dialect());
+    match first_sample(&w.preamble, &w.amps, detect) {
+        None => Ok(None),
+        Some(i) => trip_time(&w.preamble, i, &timing, k).map(Some),
+    }
+}
+
+/// Judge a trip timed on a capture against the plan's `trip_time` criteria: the value is
+/// seconds from the trigger (the stimulus crossing the trigger level) to the first sample
+/// meeting the detect condition, the limit `[0, declared delay + allowance]`. `trip` None:
+/// no sample in the record met the condition, a failed test. Criteria of other kinds are
+/// refused when the plan is loaded.
+pub fn judge_capture(
+    result: &mut crate::report::TestResult,
+    trip: Option<&CaptureTrip>,
+    step: &crate::plan::model::Trip,
+    record_s: f64,
+    profile: &crate::plan::limits::LimitProfile,
+    declared_delay: f64,
+    rule: crate::verdict::DecisionRule,
+) {
+    use crate::plan::limits::Check;
+    use crate::verdict::{Limit, Verdict};
+    let detect = &step.detect.value;
+    let Some(trip) = trip else {
+        result.verdict = Verdict::Fail;
+        result.message = Some(format!(
+            "no sample of the {:.2} ms record meets `{detect}`: the protection did not act \
+             within it",
+            record_s * 1e3
+        ));
+        return;
+    };
+    result.verdict = Verdict::Pass;
+    for name in &step.judge {
+        let Some(c) = profile.criteria.get(&name.value) else {
+            continue;
+        };
+        let Check::TripTime { allowance } = &c.value.check else {
+            continue;
+        };
+        let mr = super::judged(
+            &name.value,
+            super::Measured {
+                quantity: "trip_time",
+                value: trip.time_s,
+                contributions: trip.contributions.clone(),
+                limit: Limit::between(0.0, declared_delay + allowance.0),
+                unit: "s",
+                budget: format!(
+                    "capture: first sample meeting `{detect}` after the trigger, midpoint of the \
+                     sample interval before it; sample interval, trigger placement and time \
+                     base, rectangular, k = {}",
+                    trip.coverage_factor
+                ),
+            },
+            &c.value.provenance,
+            rule,
+        );
+        result.verdict = result.verdict.worst(mr.verdict);
+        result.measurements.push(mr);
+    }
 }
 
 #[cfg(test)]

@@ -26,6 +26,7 @@ use yaml::{
 };
 
 mod check;
+pub mod scope;
 mod yaml;
 
 /// The dialect files shipped with hilrig, as `(id, yaml)`.
@@ -581,12 +582,12 @@ impl Dialect {
             }
             Role::Load => required.push(("set_current", &c.set_current)),
             Role::CellSim => required.push(("set_voltage", &c.set_voltage)),
-            Role::Chamber => {
-                return Err(
-                    "`role: chamber`: a dialect is for a supply, a load or a cell \
-                            simulator"
-                        .into(),
-                )
+            Role::Chamber | Role::Scope => {
+                return Err(format!(
+                    "`role: {}`: this dialect shape is for a supply, a load or a cell \
+                     simulator (a scope's dialect has its own fields)",
+                    self.role
+                ))
             }
         }
         for (name, template) in required {

@@ -120,7 +120,7 @@ impl Shared {
                             plant.set_cell_override(ch as usize - 1, None);
                         }
                     }
-                    Role::Chamber => {}
+                    Role::Chamber | Role::Scope => {}
                 }
                 state.channels.clear();
                 state.master = false;
@@ -615,7 +615,7 @@ impl Shared {
                 Some(c) if c.supply.output => (c.supply.voltage_set, 0.0),
                 _ => (0.0, 0.0),
             },
-            Role::Load | Role::Chamber => (0.0, 0.0),
+            Role::Load | Role::Chamber | Role::Scope => (0.0, 0.0),
         }
     }
 
@@ -641,7 +641,7 @@ impl Shared {
                     }
                 }
             }
-            Role::Load | Role::Chamber => {}
+            Role::Load | Role::Chamber | Role::Scope => {}
             Role::CellSim => {
                 for (&ch, c) in &state.channels {
                     if ch >= 1 {
@@ -697,7 +697,7 @@ impl Shared {
                         x.trip = Some(Trip::OverCurrent);
                     }
                 }
-                Role::CellSim | Role::Chamber => {}
+                Role::CellSim | Role::Chamber | Role::Scope => {}
             }
         }
     }

@@ -28,12 +28,14 @@ mod keysight;
 mod parser;
 mod rigol;
 mod rs;
+mod scope;
 mod server;
 mod siglent;
 mod standard;
 #[cfg(test)]
 mod tests;
 
+pub use scope::SimScope;
 pub use server::{serve, serve_in_memory, SerialEndpoint, SimInstrument};
 
 use std::collections::{BTreeMap, VecDeque};

@@ -16,16 +16,17 @@ pub(super) struct Node {
     pub(super) channel: bool,
 }
 
-/// A header in SCPI notation and what it does.
+/// A header in SCPI notation and what it does (an [`Action`] of a supply, load or cell
+/// simulator, or another instrument's own action type).
 #[derive(Debug, Clone)]
-pub(super) struct Pattern {
+pub(super) struct Pattern<A = Action> {
     pub(super) nodes: Vec<Node>,
-    pub(super) action: Action,
+    pub(super) action: A,
 }
 
-impl Pattern {
+impl<A> Pattern<A> {
     /// Build from SCPI notation, e.g. `[SOURce#]:VOLTage[:LEVel]` (upper case = short form).
-    pub(super) fn new(notation: &str, action: Action) -> Self {
+    pub(super) fn new(notation: &str, action: A) -> Self {
         let nodes = notation
             .split(':')
             .filter(|part| !part.is_empty() && *part != "[" && *part != "]")
