@@ -14,6 +14,9 @@
 //! - `fault_set` / `fault_clear`: the debounced fault;
 //! - `chg_fet_open` / `dsg_fet_open` (and `_close`): the FET really switched, with the
 //!   protection that caused an opening (or `cause: standby` when the BMS left run mode).
+//! - `balance_start` / `balance_stop` (protection `balancing`): the balancing switch of cell
+//!   `index` was driven / released, with the cell's sampled voltage; the plant bleeds that
+//!   cell's declared current while it is driven ([`super::plant::PlantState::set_balancing`]).
 //!
 //! The front end's hardware short-circuit trip (protection `scd`) is recorded by
 //! [`super::afe`] at its exact instant: `plant_crossed`, then `fault_set`, `chg_fet_open`
@@ -42,7 +45,7 @@ pub struct TruthEvent {
     pub t: f64,
     /// What happened: `plant_crossed`, `plant_returned`, `condition_start`,
     /// `condition_end`, `fault_set`, `fault_clear`, `chg_fet_open`, `chg_fet_close`,
-    /// `dsg_fet_open`, `dsg_fet_close`.
+    /// `dsg_fet_open`, `dsg_fet_close`, `balance_start`, `balance_stop`.
     pub kind: String,
     /// Which protection (for crossing, condition and fault events, and FET openings a
     /// fault caused).
@@ -311,6 +314,7 @@ pub fn spawn(
         .clone()
         .map(|side| AbortOnDrop(super::inverter::spawn(side, bus.clone())));
     let afe_task = AbortOnDrop(super::afe::spawn(plant.clone(), image.afe, truth.clone()));
+    plant.lock().bleed_current_a = cfg.balance.map_or(0.0, |b| b.bleed_ma as f64 / 1000.0);
     tokio::spawn(async move {
         let _receiver = AbortOnDrop(receiver);
         let _afe_task = afe_task;
@@ -351,6 +355,7 @@ pub fn spawn(
                         let mut p = plant.lock();
                         p.chg_fet = out.chg_fet;
                         p.dsg_fet = out.dsg_fet;
+                        p.set_balancing(out.balancing);
                     }
                     record_truth(&truth, now, prev.as_ref(), &out, &d);
                     prev = Some(out);
@@ -410,6 +415,12 @@ fn status_frames(
             ("Counter", counter as f64),
         ],
     ));
+    let mut balancing: Vec<(String, f64)> = (0..cfg.cells.min(16) as usize)
+        .map(|k| (format!("BalCell{:02}", k + 1), bit32(out.balancing, k)))
+        .collect();
+    balancing.push(("BalancingCells".into(), out.balancing.count_ones() as f64));
+    let values: Vec<(&str, f64)> = balancing.iter().map(|(n, v)| (n.as_str(), *v)).collect();
+    frames.push(encode(dbc, "BMS_Balancing", &values));
     let vmax = cell_mv.iter().copied().max().unwrap_or(0) as f64 / 1000.0;
     let vmin = cell_mv.iter().copied().min().unwrap_or(0) as f64 / 1000.0;
     frames.push(encode(
@@ -481,6 +492,10 @@ fn bit(mask: u8, i: u8) -> f64 {
     ((mask >> i) & 1) as f64
 }
 
+fn bit32(mask: u32, i: usize) -> f64 {
+    ((mask >> i) & 1) as f64
+}
+
 fn encode(dbc: &Dbc, message: &str, values: &[(&str, f64)]) -> Option<Frame> {
     let m = dbc.message(message)?;
     match m.encode(values) {
@@ -524,6 +539,20 @@ fn record_truth(
         }
         if out.faults & b == 0 && pf & b != 0 {
             truth.push(ev("fault_clear").reading(sample.reading(i)));
+        }
+    }
+    let was_bleeding = prev.map_or(0, |p| p.balancing);
+    for k in 0..32usize {
+        let (was, is) = (was_bleeding & (1 << k) != 0, out.balancing & (1 << k) != 0);
+        if was != is {
+            let kind = if is { "balance_start" } else { "balance_stop" };
+            let mut e = TruthEvent::new(now, kind, Some("balancing"));
+            e.index = Some(k as u32 + 1);
+            if let Some(mv) = sample.cell_mv.get(k) {
+                e.value = Some(*mv as f64 / 1000.0);
+                e.unit = Some("V".into());
+            }
+            truth.push(e);
         }
     }
     let running = out.state != sim_bms::State::Standby;
