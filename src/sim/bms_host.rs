@@ -589,11 +589,31 @@ fn record_truth(
     }
 }
 
+/// The reply to a `CellSim_GetCurrent` request: the channel's current now (positive when
+/// it sources; 0 for a channel that does not drive its cell); None for a cell the pack does
+/// not have or a frame that does not decode.
+fn current_reply(
+    plant: &Plant,
+    ask: &crate::dbc::Message,
+    answer: &crate::dbc::Message,
+    data: &[u8],
+) -> Option<Frame> {
+    let values = ask.decode(data).ok()?;
+    let idx = values.iter().find(|d| d.name == "CellIndex")?.physical;
+    let k = (idx as usize).checked_sub(1)?;
+    let amps = plant.snapshot().channel_current(k)?;
+    let data = answer
+        .encode(&[("CellIndex", idx), ("Current", (amps * 1000.0).round() / 1000.0)])
+        .ok()?;
+    Frame::new(answer.id, answer.extended, &data).ok()
+}
+
 /// Temperatures at or below this (colder than absolute zero) release an NTC channel.
 pub const RELEASE_TEMPERATURE: f64 = -273.15;
 
 /// Start the cell-simulator task: applies `CellSim_SetCell` / `CellSim_SetTemp` frames to
-/// the plant as per-channel overrides.
+/// the plant as per-channel overrides, and answers `CellSim_GetCurrent` with
+/// `CellSim_Current` (the channel's current, [`PlantState::channel_current`]).
 ///
 /// A setpoint overrides the cell (or NTC) and stays until changed or released, like the
 /// output of a real cell-simulator channel. `CellSim_SetCell` with 0 V releases the cell
@@ -603,7 +623,10 @@ pub const RELEASE_TEMPERATURE: f64 = -273.15;
 /// not have are ignored.
 pub fn spawn_cell_simulator(plant: Plant, bus: &VirtualBus, dbc: Arc<Dbc>) -> JoinHandle<()> {
     let mut rx = bus.subscribe();
+    let tx = bus.clone();
     tokio::spawn(async move {
+        let get_current = dbc.message("CellSim_GetCurrent").cloned();
+        let current = dbc.message("CellSim_Current").cloned();
         let (Some(set_v), Some(set_t)) = (
             dbc.message("CellSim_SetCell").cloned(),
             dbc.message("CellSim_SetTemp").cloned(),
@@ -622,6 +645,16 @@ pub fn spawn_cell_simulator(plant: Plant, bus: &VirtualBus, dbc: Arc<Dbc>) -> Jo
                 }
                 Err(RecvError::Closed) => return,
             };
+            if let (Some(ask), Some(answer)) = (&get_current, &current) {
+                if r.frame.is_data(ask.id, ask.extended) {
+                    if let Some(f) = current_reply(&plant, ask, answer, &r.frame.data) {
+                        if tx.send(f).await.is_err() {
+                            return;
+                        }
+                    }
+                    continue;
+                }
+            }
             let (msg, index_sig, value_sig, is_voltage) =
                 if r.frame.is_data(set_v.id, set_v.extended) {
                     (&set_v, "CellIndex", "Voltage", true)
