@@ -586,6 +586,19 @@ pub fn signal_dimension(
 
 #[cfg(test)]
 mod tests {
+    #[rstest::rstest]
+    #[case("cells.cell[5].i", Some(5))]
+    #[case("cells.cell[16].i", Some(16))]
+    #[case("cells.cell[5].v_set", None)]
+    #[case("cell[5].v", None)]
+    #[case("cells.cell[x].i", None)]
+    fn cell_current_signals(#[case] name: &str, #[case] cell: Option<u32>) {
+        assert_eq!(cell_current_index(name), cell);
+        if let Some(n) = cell {
+            assert_eq!(cell_current_signal(n), name);
+        }
+    }
+
     use super::*;
     use rstest::rstest;
 
