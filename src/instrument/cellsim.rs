@@ -370,9 +370,9 @@ impl CurrentReadback {
             reason,
         };
         let message = |name: &str| {
-            dbc.message(name)
-                .cloned()
-                .ok_or_else(|| mapping(format!("current read-back: no message `{name}` in the DBC")))
+            dbc.message(name).cloned().ok_or_else(|| {
+                mapping(format!("current read-back: no message `{name}` in the DBC"))
+            })
         };
         let request = message(&m.request)?;
         let reply = message(&m.reply)?;
@@ -504,8 +504,7 @@ impl CellSim for CanCellSim {
         };
         let Some(c) = &self.current else {
             return Err(fail(
-                "the rig's mapping has no `current:` read-back (request and reply messages)"
-                    .into(),
+                "the rig's mapping has no `current:` read-back (request and reply messages)".into(),
             ));
         };
         let data = c

@@ -603,7 +603,10 @@ fn current_reply(
     let k = (idx as usize).checked_sub(1)?;
     let amps = plant.snapshot().channel_current(k)?;
     let data = answer
-        .encode(&[("CellIndex", idx), ("Current", (amps * 1000.0).round() / 1000.0)])
+        .encode(&[
+            ("CellIndex", idx),
+            ("Current", (amps * 1000.0).round() / 1000.0),
+        ])
         .ok()?;
     Frame::new(answer.id, answer.extended, &data).ok()
 }

@@ -208,7 +208,12 @@ impl FirmwareImage {
             occ: prot("occ", Dimension::Current, 1000.0)?,
             ocd: prot("ocd", Dimension::Current, 1000.0)?,
             version,
-            balance: f.balancing.as_ref().map(|b| b.config()).transpose().map_err(err)?,
+            balance: f
+                .balancing
+                .as_ref()
+                .map(|b| b.config())
+                .transpose()
+                .map_err(err)?,
             defects: sim_bms::Defects {
                 no_hysteresis: f.defects.no_hysteresis,
                 wrong_cell_index: f.defects.wrong_cell_index,
@@ -386,16 +391,34 @@ mod tests {
 
     #[rstest]
     #[case("{start_spread: 30 mV, stop_spread: 10 mV, when: both, current: 100 mA, max_cells: 4}", Ok((30, 10, 100)))]
-    #[case("{start_spread: 30 mV, stop_spread: 40 mV, when: both, current: 100 mA, max_cells: 4}", Err("stop_spread 40 mV is above start_spread 30 mV"))]
-    #[case("{start_spread: 30 mV, stop_spread: 10 mV, when: always, current: 100 mA, max_cells: 4}", Err("`always` is not `charging`, `rest` or `both`"))]
-    #[case("{start_spread: 30 mA, stop_spread: 10 mV, when: rest, current: 100 mA, max_cells: 4}", Err("balancing.start_spread: a voltage"))]
-    #[case("{start_spread: 30 mV, stop_spread: 10 mV, when: rest, current: 10 A, max_cells: 4}", Err("balancing.current"))]
-    #[case("{start_spread: 30 mV, stop_spread: 10 mV, when: rest, current: 100 mA, max_cells: 0}", Err("max_cells"))]
+    #[case(
+        "{start_spread: 30 mV, stop_spread: 40 mV, when: both, current: 100 mA, max_cells: 4}",
+        Err("stop_spread 40 mV is above start_spread 30 mV")
+    )]
+    #[case(
+        "{start_spread: 30 mV, stop_spread: 10 mV, when: always, current: 100 mA, max_cells: 4}",
+        Err("`always` is not `charging`, `rest` or `both`")
+    )]
+    #[case(
+        "{start_spread: 30 mA, stop_spread: 10 mV, when: rest, current: 100 mA, max_cells: 4}",
+        Err("balancing.start_spread: a voltage")
+    )]
+    #[case(
+        "{start_spread: 30 mV, stop_spread: 10 mV, when: rest, current: 10 A, max_cells: 4}",
+        Err("balancing.current")
+    )]
+    #[case(
+        "{start_spread: 30 mV, stop_spread: 10 mV, when: rest, current: 100 mA, max_cells: 0}",
+        Err("max_cells")
+    )]
     fn balancing_declarations(#[case] yaml: &str, #[case] want: Result<(u16, u16, u32), &str>) {
         let b: ImageBalancing = serde_saphyr::from_str(yaml).unwrap();
         match (b.config(), want) {
             (Ok(c), Ok((start, stop, ma))) => {
-                assert_eq!((c.start_spread_mv, c.stop_spread_mv, c.bleed_ma), (start, stop, ma));
+                assert_eq!(
+                    (c.start_spread_mv, c.stop_spread_mv, c.bleed_ma),
+                    (start, stop, ma)
+                );
             }
             (Err(e), Err(part)) => assert!(e.contains(part), "{e}"),
             (got, want) => panic!("{got:?} vs {want:?}"),

@@ -251,7 +251,11 @@ impl PlantState {
     /// ignored).
     pub fn set_balancing(&mut self, mask: u32) {
         let n = self.cell_models.len().min(32);
-        self.balancing = if n >= 32 { mask } else { mask & ((1u32 << n) - 1) };
+        self.balancing = if n >= 32 {
+            mask
+        } else {
+            mask & ((1u32 << n) - 1)
+        };
     }
 
     /// Current drawn from cell `k` (0-based) by its balancing resistor now, in amperes.
@@ -777,11 +781,19 @@ mod tests {
             plant.advance(Duration::from_millis(100));
         }
         let s = plant.snapshot();
-        assert!((s.cell_models[1].soc - 0.49).abs() < 1e-9, "{}", s.cell_models[1].soc);
+        assert!(
+            (s.cell_models[1].soc - 0.49).abs() < 1e-9,
+            "{}",
+            s.cell_models[1].soc
+        );
         assert_eq!(s.cell_models[0].soc, 0.5);
         // The overriding channel of a cell that does not bleed delivers nothing at rest.
         assert_eq!(s.channel_current(3), Some(0.0));
-        assert_eq!(s.channel_current(1), Some(0.0), "not overridden: no channel");
+        assert_eq!(
+            s.channel_current(1),
+            Some(0.0),
+            "not overridden: no channel"
+        );
         assert_eq!(s.channel_current(9), None);
         plant.lock().set_balancing(0b1000);
         assert!((plant.snapshot().channel_current(3).unwrap() - 0.1).abs() < 1e-12);

@@ -218,7 +218,10 @@ async fn a_current_read_back_asks_for_one_cell_and_waits_for_its_reply() {
     assert!((amps - 0.1).abs() < 1e-9, "{amps}");
     responder.await.unwrap();
     let e = sim.measure_cell_current(4).await.unwrap_err().to_string();
-    assert!(e.contains("cell 4") && e.contains("no `CellSim_Current` reply within 200 ms"), "{e}");
+    assert!(
+        e.contains("cell 4") && e.contains("no `CellSim_Current` reply within 200 ms"),
+        "{e}"
+    );
 
     let wrong = SIM.replace("value_signal: Current", "value_signal: Amps");
     let e = CanCellSim::new("cells", Box::new(bus.clone()), &dbc, &mapping(&wrong))

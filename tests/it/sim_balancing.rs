@@ -42,8 +42,15 @@ fn the_bleed_closes_a_spread_of_modelled_cells_and_the_truth_records_it() {
         assert!(spread(&start) > 0.030, "{}", spread(&start));
         tokio::time::sleep(Duration::from_secs(900)).await;
         let end = bench.plant.snapshot();
-        assert!(end.cell_models[4].soc < 0.9925 - 0.005, "{}", end.cell_models[4].soc);
-        assert_eq!(end.cell_models[0].soc, 0.98, "the other cells keep their charge");
+        assert!(
+            end.cell_models[4].soc < 0.9925 - 0.005,
+            "{}",
+            end.cell_models[4].soc
+        );
+        assert_eq!(
+            end.cell_models[0].soc, 0.98,
+            "the other cells keep their charge"
+        );
         assert!(spread(&end) < 0.010, "spread {} V", spread(&end));
         assert_eq!(end.balancing, 0, "balancing ended");
 

@@ -63,11 +63,11 @@ impl Balancer {
     ) -> u32 {
         let n = cell_mv.len().min(32);
         let cells = &cell_mv[..n];
-        let allowed = match (cfg.when, pack) {
-            (_, PackState::Discharging) => false,
-            (When::Charging, PackState::Rest) | (When::Rest, PackState::Charging) => false,
-            _ => true,
-        };
+        let allowed = matches!(
+            (cfg.when, pack),
+            (When::Both | When::Charging, PackState::Charging)
+                | (When::Both | When::Rest, PackState::Rest)
+        );
         let Some(min) = cells.iter().copied().min() else {
             self.chosen = 0;
             return 0;
@@ -151,13 +151,28 @@ mod tests {
         let mut b = Balancer::default();
         let ok = BalanceDefects::default();
         // 29 mV: nothing; 30 mV: cell 3.
-        assert_eq!(decide(&mut b, &[3300, 3300, 3329, 3300], PackState::Rest, ok), 0);
-        assert_eq!(decide(&mut b, &[3300, 3300, 3330, 3300], PackState::Rest, ok), 0b100);
+        assert_eq!(
+            decide(&mut b, &[3300, 3300, 3329, 3300], PackState::Rest, ok),
+            0
+        );
+        assert_eq!(
+            decide(&mut b, &[3300, 3300, 3330, 3300], PackState::Rest, ok),
+            0b100
+        );
         // Between stop and start it goes on (hysteresis), below stop it ends.
-        assert_eq!(decide(&mut b, &[3300, 3300, 3310, 3300], PackState::Rest, ok), 0b100);
-        assert_eq!(decide(&mut b, &[3300, 3300, 3309, 3300], PackState::Rest, ok), 0);
+        assert_eq!(
+            decide(&mut b, &[3300, 3300, 3310, 3300], PackState::Rest, ok),
+            0b100
+        );
+        assert_eq!(
+            decide(&mut b, &[3300, 3300, 3309, 3300], PackState::Rest, ok),
+            0
+        );
         // And does not restart between the two.
-        assert_eq!(decide(&mut b, &[3300, 3300, 3320, 3300], PackState::Rest, ok), 0);
+        assert_eq!(
+            decide(&mut b, &[3300, 3300, 3320, 3300], PackState::Rest, ok),
+            0
+        );
     }
 
     #[test]
@@ -189,7 +204,13 @@ mod tests {
             assert_eq!(got, expected, "{when:?} {pack:?}");
         }
         let mut b = Balancer::default();
-        let got = b.tick(&cfg(When::Both), BalanceDefects::default(), &spread, PackState::Rest, true);
+        let got = b.tick(
+            &cfg(When::Both),
+            BalanceDefects::default(),
+            &spread,
+            PackState::Rest,
+            true,
+        );
         assert_eq!(got, 0, "no balancing with a fault");
     }
 
@@ -200,14 +221,23 @@ mod tests {
             wrong_cell: true,
             never: false,
         };
-        assert_eq!(decide(&mut Balancer::default(), &spread, PackState::Rest, wrong), 0b100);
+        assert_eq!(
+            decide(&mut Balancer::default(), &spread, PackState::Rest, wrong),
+            0b100
+        );
         // The last cell's neighbour does not exist.
         let last = [3300, 3300, 3300, 3340];
-        assert_eq!(decide(&mut Balancer::default(), &last, PackState::Rest, wrong), 0);
+        assert_eq!(
+            decide(&mut Balancer::default(), &last, PackState::Rest, wrong),
+            0
+        );
         let never = BalanceDefects {
             wrong_cell: false,
             never: true,
         };
-        assert_eq!(decide(&mut Balancer::default(), &spread, PackState::Rest, never), 0);
+        assert_eq!(
+            decide(&mut Balancer::default(), &spread, PackState::Rest, never),
+            0
+        );
     }
 }

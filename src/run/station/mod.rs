@@ -645,9 +645,7 @@ fn spawn_cell_current_sampler(
                 match g.measure_cell_current(*n).await {
                     Ok(i) => signals.update(Instant::now(), &[(name.as_str(), i, "A")]),
                     Err(e) => {
-                        let _ = faults.send(
-                            RunError::from(e).context(format!("reading `{name}`")),
-                        );
+                        let _ = faults.send(RunError::from(e).context(format!("reading `{name}`")));
                         return;
                     }
                 }
