@@ -411,7 +411,12 @@ fn check_fixture(
     for (name, dim) in INSTRUMENT_SIGNALS {
         signals.insert(name.to_string(), SignalSource::Instrument(dim));
     }
-    for n in 1..=fx.value.cells_in_series {
+    // Bounded: a fixture beyond the limit is refused by the pre-flight, not looped over.
+    let cells = fx
+        .value
+        .cells_in_series
+        .min(super::preflight::MAX_CELLS_IN_SERIES);
+    for n in 1..=cells {
         signals.insert(
             cell_current_signal(n),
             SignalSource::Instrument(Dimension::Current),
