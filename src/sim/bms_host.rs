@@ -685,3 +685,88 @@ pub fn spawn_cell_simulator(plant: Plant, bus: &VirtualBus, dbc: Arc<Dbc>) -> Jo
         }
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dbc() -> Dbc {
+        Dbc::parse(super::super::bench::FIRMWARE_DBC, "sim-bms.dbc").unwrap()
+    }
+
+    fn outputs(balancing: u32) -> sim_bms::Outputs {
+        sim_bms::Outputs {
+            chg_fet: true,
+            dsg_fet: true,
+            warning: false,
+            faults: 0,
+            conditions: 0,
+            fault_cell: 0,
+            state: sim_bms::State::Idle,
+            balancing,
+        }
+    }
+
+    #[test]
+    fn the_balancing_message_carries_each_driven_switch_and_their_count() {
+        let dbc = dbc();
+        let image = FirmwareImage::load(
+            &std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("firmware-under-test/sim-bms-1.0.0.yaml"),
+        )
+        .unwrap();
+        let plant = Plant::new(16, 3.3, 4, 25.0);
+        let frames = status_frames(
+            &dbc,
+            &image.config,
+            0,
+            &outputs(0b1_0000_0001_0000),
+            1,
+            &plant.snapshot(),
+            false,
+        );
+        let m = dbc.message("BMS_Balancing").unwrap();
+        let f = frames
+            .iter()
+            .find(|f| f.is_data(m.id, m.extended))
+            .expect("a BMS_Balancing frame");
+        let values = m.decode(&f.data).unwrap();
+        let on: Vec<&str> = values
+            .iter()
+            .filter(|d| d.name.starts_with("BalCell") && d.physical == 1.0)
+            .map(|d| d.name.as_str())
+            .collect();
+        assert_eq!(on, ["BalCell05", "BalCell13"]);
+        let count = values.iter().find(|d| d.name == "BalancingCells").unwrap();
+        assert_eq!(count.physical, 2.0);
+    }
+
+    #[test]
+    fn a_current_request_is_answered_with_the_channels_current() {
+        let dbc = dbc();
+        let (ask, answer) = (
+            dbc.message("CellSim_GetCurrent").unwrap(),
+            dbc.message("CellSim_Current").unwrap(),
+        );
+        let plant = Plant::new(4, 3.3, 1, 25.0);
+        {
+            let mut g = plant.lock();
+            g.bleed_current_a = 0.1;
+            g.set_cell_override(2, Some(3.34));
+            g.set_balancing(0b100);
+        }
+        let reply = |cell: f64| {
+            let data = ask.encode(&[("CellIndex", cell)]).unwrap();
+            current_reply(&plant, ask, answer, &data).map(|f| {
+                let v = answer.decode(&f.data).unwrap();
+                (v[0].physical, v[1].physical)
+            })
+        };
+        assert_eq!(reply(3.0), Some((3.0, 0.1)));
+        // A cell without an overriding channel: the channel delivers nothing.
+        assert_eq!(reply(1.0), Some((1.0, 0.0)));
+        // No such cell, or no cell index at all: no reply.
+        assert_eq!(reply(9.0), None);
+        assert_eq!(reply(0.0), None);
+    }
+}
