@@ -31,6 +31,16 @@ pub enum CellSimError {
         /// Codec error.
         source: Box<DbcError>,
     },
+    /// A channel's current could not be read back.
+    #[error("cell simulator `{id}`: cannot read the current of cell {cell}: {reason}")]
+    Readback {
+        /// Instrument id.
+        id: String,
+        /// The 1-based cell.
+        cell: u32,
+        /// Why.
+        reason: String,
+    },
     /// The bus refused the frame.
     #[error("cell simulator `{id}`: {source}")]
     Bus {
@@ -64,6 +74,22 @@ pub trait CellSim: Send {
     /// Whether it emulates temperature sensors.
     fn simulates_temperatures(&self) -> bool {
         true
+    }
+    /// Read back the current of the channel driving cell `cell` (1-based), in amperes,
+    /// positive when the channel sources (the pack discharging, a balancing resistor
+    /// drawing from it). A simulator that cannot measure it says so.
+    async fn measure_cell_current(&mut self, cell: u32) -> Result<f64, CellSimError> {
+        Err(CellSimError::Readback {
+            id: self.id().to_string(),
+            cell,
+            reason: "this cell simulator has no current read-back (a CAN mapping needs \
+                     `current:`, a SCPI dialect `measure_current`)"
+                .into(),
+        })
+    }
+    /// Current read-back accuracy in amperes (half-width); 0 when it cannot read back.
+    fn current_accuracy(&self) -> f64 {
+        0.0
     }
     /// Whether its setpoints go out as CAN frames nobody acknowledges (so that a setpoint
     /// sent counts as done only while the DUT's bus is alive); a SCPI unit answers itself.
@@ -143,6 +169,20 @@ impl CellSim for CellSimSet {
 
     fn covers(&self, cell: u32) -> bool {
         self.units.iter().any(|u| u.covers(cell))
+    }
+
+    async fn measure_cell_current(&mut self, cell: u32) -> Result<f64, CellSimError> {
+        match self.units.iter_mut().find(|u| u.covers(cell)) {
+            Some(u) => u.measure_cell_current(cell).await,
+            None => Err(self.unsupported(format!("no unit drives cell {cell}"))),
+        }
+    }
+
+    fn current_accuracy(&self) -> f64 {
+        self.units
+            .iter()
+            .map(|u| u.current_accuracy())
+            .fold(0.0, f64::max)
     }
 
     fn simulates_temperatures(&self) -> bool {
@@ -307,9 +347,58 @@ pub struct CanCellSim {
     bus: Box<dyn Bus>,
     voltage: Setter,
     temperature: Option<Setter>,
+    current: Option<CurrentReadback>,
     accuracy: f64,
     temperature_accuracy: f64,
     update_period: Duration,
+}
+
+/// The request and reply messages of a CAN cell simulator's current read-back.
+struct CurrentReadback {
+    request: Message,
+    reply: Message,
+    index_signal: String,
+    value_signal: String,
+    accuracy: f64,
+    timeout: Duration,
+}
+
+impl CurrentReadback {
+    fn new(id: &str, dbc: &Dbc, m: &crate::rig::CurrentMapping) -> Result<Self, CellSimError> {
+        let mapping = |reason: String| CellSimError::Mapping {
+            id: id.to_string(),
+            reason,
+        };
+        let message = |name: &str| {
+            dbc.message(name).cloned().ok_or_else(|| {
+                mapping(format!("current read-back: no message `{name}` in the DBC"))
+            })
+        };
+        let request = message(&m.request)?;
+        let reply = message(&m.reply)?;
+        for (msg, signal) in [
+            (&request, &m.index_signal),
+            (&reply, &m.index_signal),
+            (&reply, &m.value_signal),
+        ] {
+            if !msg.signals.iter().any(|s| &s.name == signal) {
+                return Err(mapping(format!(
+                    "current read-back: message `{}` has no signal `{signal}`",
+                    msg.name
+                )));
+            }
+        }
+        Ok(Self {
+            request,
+            reply,
+            index_signal: m.index_signal.clone(),
+            value_signal: m.value_signal.clone(),
+            accuracy: m.accuracy.0,
+            timeout: m
+                .timeout
+                .map_or(Duration::from_millis(200), |t| t.duration()),
+        })
+    }
 }
 
 impl CanCellSim {
@@ -337,11 +426,16 @@ impl CanCellSim {
             )?),
             None => None,
         };
+        let current = match &mapping.current {
+            Some(c) => Some(CurrentReadback::new(id, dbc, c)?),
+            None => None,
+        };
         Ok(Self {
             id: id.to_string(),
             bus,
             voltage,
             temperature,
+            current,
             accuracy: mapping.accuracy.0,
             temperature_accuracy: mapping
                 .temperature
@@ -396,5 +490,61 @@ impl CellSim for CanCellSim {
 
     fn update_period(&self) -> Duration {
         self.update_period
+    }
+
+    fn current_accuracy(&self) -> f64 {
+        self.current.as_ref().map_or(0.0, |c| c.accuracy)
+    }
+
+    async fn measure_cell_current(&mut self, cell: u32) -> Result<f64, CellSimError> {
+        let fail = |reason: String| CellSimError::Readback {
+            id: self.id.clone(),
+            cell,
+            reason,
+        };
+        let Some(c) = &self.current else {
+            return Err(fail(
+                "the rig's mapping has no `current:` read-back (request and reply messages)".into(),
+            ));
+        };
+        let data = c
+            .request
+            .encode(&[(c.index_signal.as_str(), cell as f64)])
+            .map_err(|e| fail(format!("cannot encode `{}`: {e}", c.request.name)))?;
+        let frame = Frame::new(c.request.id, c.request.extended, &data)
+            .map_err(|e| fail(format!("`{}`: {e}", c.request.name)))?;
+        // Listen before asking, so that a fast reply is not missed.
+        let mut rx = self.bus.subscribe();
+        self.send(frame).await?;
+        let reply = async {
+            loop {
+                match rx.recv().await {
+                    Ok(r) if r.frame.is_data(c.reply.id, c.reply.extended) => {
+                        let Ok(values) = c.reply.decode(&r.frame.data) else {
+                            continue;
+                        };
+                        let get = |n: &str| values.iter().find(|d| d.name == n).map(|d| d.physical);
+                        if get(&c.index_signal) == Some(cell as f64) {
+                            if let Some(v) = get(&c.value_signal) {
+                                return Ok(v);
+                            }
+                        }
+                    }
+                    Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => {
+                        return Err("the bus closed before the reply".to_string())
+                    }
+                }
+            }
+        };
+        match tokio::time::timeout(c.timeout, reply).await {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(reason)) => Err(fail(reason)),
+            Err(_) => Err(fail(format!(
+                "no `{}` reply within {} ms",
+                c.reply.name,
+                c.timeout.as_millis()
+            ))),
+        }
     }
 }

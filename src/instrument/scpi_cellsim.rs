@@ -321,6 +321,42 @@ impl CellSim for ScpiCellSim {
         0.0
     }
 
+    async fn measure_cell_current(&mut self, cell: u32) -> Result<f64, CellSimError> {
+        let fail = |id: &str, reason: String| CellSimError::Readback {
+            id: id.to_string(),
+            cell,
+            reason,
+        };
+        let Some(ch) = self.channel_of(cell) else {
+            return Err(fail(&self.core.id, "the cell is not on this unit".into()));
+        };
+        if self.core.dialect.commands.measure_current.is_none() {
+            return Err(fail(
+                &self.core.id,
+                format!(
+                    "dialect `{}` has no `measure_current` command",
+                    self.core.dialect.id
+                ),
+            ));
+        }
+        match self
+            .core
+            .measure_one(ch, "measure_current", |d| &d.commands.measure_current, "A")
+            .await
+        {
+            Ok(i) => Ok(i),
+            Err(e) => Err(self.cell_error(e)),
+        }
+    }
+
+    fn current_accuracy(&self) -> f64 {
+        let d = &self.core.dialect;
+        if d.commands.measure_current.is_none() {
+            return 0.0;
+        }
+        d.accuracy.current.measure.uncertainty(0.1)
+    }
+
     fn update_period(&self) -> Duration {
         self.update_period
     }

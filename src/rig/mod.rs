@@ -294,6 +294,30 @@ pub struct CellSimMapping {
     pub update_period: Seconds,
     /// Message that sets one temperature sensor, when the simulator emulates NTCs.
     pub temperature: Option<TemperatureMapping>,
+    /// How one channel's current is read back, when the simulator can (absent: reading a
+    /// `cells.cell[N].i` signal is refused as not supported).
+    #[serde(default)]
+    pub current: Option<CurrentMapping>,
+}
+
+/// How a CAN cell simulator reports one channel's current: a request naming the cell, and a
+/// reply carrying the cell index and the current (positive when the channel sources).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CurrentMapping {
+    /// Message that asks for one channel's current.
+    pub request: String,
+    /// Message that answers it.
+    pub reply: String,
+    /// Signal carrying the 1-based cell index, in both messages.
+    pub index_signal: String,
+    /// Signal of the reply carrying the current in amperes.
+    pub value_signal: String,
+    /// Read-back accuracy (half-width).
+    pub accuracy: Amps,
+    /// How long to wait for the reply (default 200 ms).
+    #[serde(default)]
+    pub timeout: Option<Seconds>,
 }
 
 /// How a CAN cell simulator's temperature setpoints map onto a DBC message.

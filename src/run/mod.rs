@@ -230,7 +230,8 @@ pub async fn execute(
     }
     let mut dut_stop: Option<String> = None;
     if stop.is_none() {
-        let mut faults = station.start_background(rig.sample_period.duration());
+        let mut faults =
+            station.start_background(rig.sample_period.duration(), &plan.cell_currents_read());
         let ctx2 = ctx.clone();
         let mut body = tokio::spawn(async move { run_body(&ctx2).await });
         let live = {

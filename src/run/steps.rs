@@ -493,7 +493,12 @@ async fn measure(
     let (u, budget) = match st.measure_accuracy(signal, value).await {
         Some(u) => (
             u,
-            "instrument measurement accuracy (dialect table)".to_string(),
+            if crate::plan::load::cell_current_index(signal).is_some() {
+                "cell-simulator current read-back accuracy (rig mapping or dialect table)"
+            } else {
+                "instrument measurement accuracy (dialect table)"
+            }
+            .to_string(),
         ),
         None => {
             let res = signal_resolution(&ctx.plan, signal);

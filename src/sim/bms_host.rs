@@ -14,6 +14,9 @@
 //! - `fault_set` / `fault_clear`: the debounced fault;
 //! - `chg_fet_open` / `dsg_fet_open` (and `_close`): the FET really switched, with the
 //!   protection that caused an opening (or `cause: standby` when the BMS left run mode).
+//! - `balance_start` / `balance_stop` (protection `balancing`): the balancing switch of cell
+//!   `index` was driven / released, with the cell's sampled voltage; the plant bleeds that
+//!   cell's declared current while it is driven ([`super::plant::PlantState::set_balancing`]).
 //!
 //! The front end's hardware short-circuit trip (protection `scd`) is recorded by
 //! [`super::afe`] at its exact instant: `plant_crossed`, then `fault_set`, `chg_fet_open`
@@ -42,7 +45,7 @@ pub struct TruthEvent {
     pub t: f64,
     /// What happened: `plant_crossed`, `plant_returned`, `condition_start`,
     /// `condition_end`, `fault_set`, `fault_clear`, `chg_fet_open`, `chg_fet_close`,
-    /// `dsg_fet_open`, `dsg_fet_close`.
+    /// `dsg_fet_open`, `dsg_fet_close`, `balance_start`, `balance_stop`.
     pub kind: String,
     /// Which protection (for crossing, condition and fault events, and FET openings a
     /// fault caused).
@@ -311,6 +314,7 @@ pub fn spawn(
         .clone()
         .map(|side| AbortOnDrop(super::inverter::spawn(side, bus.clone())));
     let afe_task = AbortOnDrop(super::afe::spawn(plant.clone(), image.afe, truth.clone()));
+    plant.lock().bleed_current_a = cfg.balance.map_or(0.0, |b| b.bleed_ma as f64 / 1000.0);
     tokio::spawn(async move {
         let _receiver = AbortOnDrop(receiver);
         let _afe_task = afe_task;
@@ -351,6 +355,7 @@ pub fn spawn(
                         let mut p = plant.lock();
                         p.chg_fet = out.chg_fet;
                         p.dsg_fet = out.dsg_fet;
+                        p.set_balancing(out.balancing);
                     }
                     record_truth(&truth, now, prev.as_ref(), &out, &d);
                     prev = Some(out);
@@ -410,6 +415,12 @@ fn status_frames(
             ("Counter", counter as f64),
         ],
     ));
+    let mut balancing: Vec<(String, f64)> = (0..cfg.cells.min(16) as usize)
+        .map(|k| (format!("BalCell{:02}", k + 1), bit32(out.balancing, k)))
+        .collect();
+    balancing.push(("BalancingCells".into(), out.balancing.count_ones() as f64));
+    let values: Vec<(&str, f64)> = balancing.iter().map(|(n, v)| (n.as_str(), *v)).collect();
+    frames.push(encode(dbc, "BMS_Balancing", &values));
     let vmax = cell_mv.iter().copied().max().unwrap_or(0) as f64 / 1000.0;
     let vmin = cell_mv.iter().copied().min().unwrap_or(0) as f64 / 1000.0;
     frames.push(encode(
@@ -481,6 +492,10 @@ fn bit(mask: u8, i: u8) -> f64 {
     ((mask >> i) & 1) as f64
 }
 
+fn bit32(mask: u32, i: usize) -> f64 {
+    ((mask >> i) & 1) as f64
+}
+
 fn encode(dbc: &Dbc, message: &str, values: &[(&str, f64)]) -> Option<Frame> {
     let m = dbc.message(message)?;
     match m.encode(values) {
@@ -526,6 +541,20 @@ fn record_truth(
             truth.push(ev("fault_clear").reading(sample.reading(i)));
         }
     }
+    let was_bleeding = prev.map_or(0, |p| p.balancing);
+    for k in 0..32usize {
+        let (was, is) = (was_bleeding & (1 << k) != 0, out.balancing & (1 << k) != 0);
+        if was != is {
+            let kind = if is { "balance_start" } else { "balance_stop" };
+            let mut e = TruthEvent::new(now, kind, Some("balancing"));
+            e.index = Some(k as u32 + 1);
+            if let Some(mv) = sample.cell_mv.get(k) {
+                e.value = Some(*mv as f64 / 1000.0);
+                e.unit = Some("V".into());
+            }
+            truth.push(e);
+        }
+    }
     let running = out.state != sim_bms::State::Standby;
     for (was, is, charge, name) in [
         (pchg, out.chg_fet, true, "chg"),
@@ -560,11 +589,34 @@ fn record_truth(
     }
 }
 
+/// The reply to a `CellSim_GetCurrent` request: the channel's current now (positive when
+/// it sources; 0 for a channel that does not drive its cell); None for a cell the pack does
+/// not have or a frame that does not decode.
+fn current_reply(
+    plant: &Plant,
+    ask: &crate::dbc::Message,
+    answer: &crate::dbc::Message,
+    data: &[u8],
+) -> Option<Frame> {
+    let values = ask.decode(data).ok()?;
+    let idx = values.iter().find(|d| d.name == "CellIndex")?.physical;
+    let k = (idx as usize).checked_sub(1)?;
+    let amps = plant.snapshot().channel_current(k)?;
+    let data = answer
+        .encode(&[
+            ("CellIndex", idx),
+            ("Current", (amps * 1000.0).round() / 1000.0),
+        ])
+        .ok()?;
+    Frame::new(answer.id, answer.extended, &data).ok()
+}
+
 /// Temperatures at or below this (colder than absolute zero) release an NTC channel.
 pub const RELEASE_TEMPERATURE: f64 = -273.15;
 
 /// Start the cell-simulator task: applies `CellSim_SetCell` / `CellSim_SetTemp` frames to
-/// the plant as per-channel overrides.
+/// the plant as per-channel overrides, and answers `CellSim_GetCurrent` with
+/// `CellSim_Current` (the channel's current, [`PlantState::channel_current`]).
 ///
 /// A setpoint overrides the cell (or NTC) and stays until changed or released, like the
 /// output of a real cell-simulator channel. `CellSim_SetCell` with 0 V releases the cell
@@ -574,7 +626,10 @@ pub const RELEASE_TEMPERATURE: f64 = -273.15;
 /// not have are ignored.
 pub fn spawn_cell_simulator(plant: Plant, bus: &VirtualBus, dbc: Arc<Dbc>) -> JoinHandle<()> {
     let mut rx = bus.subscribe();
+    let tx = bus.clone();
     tokio::spawn(async move {
+        let get_current = dbc.message("CellSim_GetCurrent").cloned();
+        let current = dbc.message("CellSim_Current").cloned();
         let (Some(set_v), Some(set_t)) = (
             dbc.message("CellSim_SetCell").cloned(),
             dbc.message("CellSim_SetTemp").cloned(),
@@ -593,6 +648,16 @@ pub fn spawn_cell_simulator(plant: Plant, bus: &VirtualBus, dbc: Arc<Dbc>) -> Jo
                 }
                 Err(RecvError::Closed) => return,
             };
+            if let (Some(ask), Some(answer)) = (&get_current, &current) {
+                if r.frame.is_data(ask.id, ask.extended) {
+                    if let Some(f) = current_reply(&plant, ask, answer, &r.frame.data) {
+                        if tx.send(f).await.is_err() {
+                            return;
+                        }
+                    }
+                    continue;
+                }
+            }
             let (msg, index_sig, value_sig, is_voltage) =
                 if r.frame.is_data(set_v.id, set_v.extended) {
                     (&set_v, "CellIndex", "Voltage", true)
@@ -619,4 +684,89 @@ pub fn spawn_cell_simulator(plant: Plant, bus: &VirtualBus, dbc: Arc<Dbc>) -> Jo
             }
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dbc() -> Dbc {
+        Dbc::parse(super::super::bench::FIRMWARE_DBC, "sim-bms.dbc").unwrap()
+    }
+
+    fn outputs(balancing: u32) -> sim_bms::Outputs {
+        sim_bms::Outputs {
+            chg_fet: true,
+            dsg_fet: true,
+            warning: false,
+            faults: 0,
+            conditions: 0,
+            fault_cell: 0,
+            state: sim_bms::State::Idle,
+            balancing,
+        }
+    }
+
+    #[test]
+    fn the_balancing_message_carries_each_driven_switch_and_their_count() {
+        let dbc = dbc();
+        let image = FirmwareImage::load(
+            &std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("firmware-under-test/sim-bms-1.0.0.yaml"),
+        )
+        .unwrap();
+        let plant = Plant::new(16, 3.3, 4, 25.0);
+        let frames = status_frames(
+            &dbc,
+            &image.config,
+            0,
+            &outputs(0b1_0000_0001_0000),
+            1,
+            &plant.snapshot(),
+            false,
+        );
+        let m = dbc.message("BMS_Balancing").unwrap();
+        let f = frames
+            .iter()
+            .find(|f| f.is_data(m.id, m.extended))
+            .expect("a BMS_Balancing frame");
+        let values = m.decode(&f.data).unwrap();
+        let on: Vec<&str> = values
+            .iter()
+            .filter(|d| d.name.starts_with("BalCell") && d.physical == 1.0)
+            .map(|d| d.name.as_str())
+            .collect();
+        assert_eq!(on, ["BalCell05", "BalCell13"]);
+        let count = values.iter().find(|d| d.name == "BalancingCells").unwrap();
+        assert_eq!(count.physical, 2.0);
+    }
+
+    #[test]
+    fn a_current_request_is_answered_with_the_channels_current() {
+        let dbc = dbc();
+        let (ask, answer) = (
+            dbc.message("CellSim_GetCurrent").unwrap(),
+            dbc.message("CellSim_Current").unwrap(),
+        );
+        let plant = Plant::new(4, 3.3, 1, 25.0);
+        {
+            let mut g = plant.lock();
+            g.bleed_current_a = 0.1;
+            g.set_cell_override(2, Some(3.34));
+            g.set_balancing(0b100);
+        }
+        let reply = |cell: f64| {
+            let data = ask.encode(&[("CellIndex", cell)]).unwrap();
+            current_reply(&plant, ask, answer, &data).map(|f| {
+                let v = answer.decode(&f.data).unwrap();
+                (v[0].physical, v[1].physical)
+            })
+        };
+        assert_eq!(reply(3.0), Some((3.0, 0.1)));
+        // A cell without an overriding channel: the channel delivers nothing.
+        assert_eq!(reply(1.0), Some((1.0, 0.0)));
+        // No such cell, or no cell index at all: no reply.
+        assert_eq!(reply(9.0), None);
+        assert_eq!(reply(0.0), None);
+    }
 }

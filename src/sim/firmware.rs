@@ -31,6 +31,68 @@ struct ImageFile {
     /// The front end's hardware protection (absent: none).
     #[serde(default)]
     afe: Option<ImageAfe>,
+    /// Passive cell balancing (absent: none).
+    #[serde(default)]
+    balancing: Option<ImageBalancing>,
+}
+
+/// `balancing:` in an image: passive balancing (`sim_bms::balance`) and its resistors.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ImageBalancing {
+    /// A cell this far above the lowest starts to bleed.
+    start_spread: QuantityValue,
+    /// A bleeding cell stops below this spread above the lowest.
+    stop_spread: QuantityValue,
+    /// `charging`, `rest` or `both`.
+    when: String,
+    /// Bleed current through one balancing resistor.
+    current: QuantityValue,
+    /// Most cells bleeding at once.
+    max_cells: u8,
+}
+
+impl ImageBalancing {
+    fn config(&self) -> Result<sim_bms::balance::BalanceConfig, String> {
+        let mv = |q: &QuantityValue, key: &str| -> Result<u16, String> {
+            if q.0.dim != Dimension::Voltage || !(0.0..=1.0).contains(&q.0.value) {
+                return Err(format!("balancing.{key}: a voltage of 0 to 1 V expected"));
+            }
+            Ok((q.0.value * 1000.0).round() as u16)
+        };
+        let start_spread_mv = mv(&self.start_spread, "start_spread")?;
+        let stop_spread_mv = mv(&self.stop_spread, "stop_spread")?;
+        if stop_spread_mv > start_spread_mv {
+            return Err(format!(
+                "balancing: stop_spread {stop_spread_mv} mV is above start_spread {start_spread_mv} mV"
+            ));
+        }
+        let when = match self.when.as_str() {
+            "charging" => sim_bms::balance::When::Charging,
+            "rest" => sim_bms::balance::When::Rest,
+            "both" => sim_bms::balance::When::Both,
+            other => {
+                return Err(format!(
+                    "balancing.when: `{other}` is not `charging`, `rest` or `both`"
+                ))
+            }
+        };
+        if self.current.0.dim != Dimension::Current
+            || !(self.current.0.value > 0.0 && self.current.0.value <= 5.0)
+        {
+            return Err("balancing.current: a current above 0 and at most 5 A expected".into());
+        }
+        if self.max_cells == 0 {
+            return Err("balancing.max_cells: at least 1 expected".into());
+        }
+        Ok(sim_bms::balance::BalanceConfig {
+            start_spread_mv,
+            stop_spread_mv,
+            when,
+            max_cells: self.max_cells,
+            bleed_ma: (self.current.0.value * 1000.0).round() as u32,
+        })
+    }
 }
 
 /// `afe:` in an image: the front end's hardware protection ([`super::afe`]).
@@ -75,6 +137,12 @@ struct DefectsFile {
     uv_latch_never_releases: bool,
     #[serde(default)]
     no_warning_output: bool,
+    /// The balancing switch of the high cell's neighbour is driven.
+    #[serde(default)]
+    balance_wrong_cell: bool,
+    /// Balancing never starts.
+    #[serde(default)]
+    balance_never: bool,
 }
 
 /// A loaded image: the core configuration plus its identity.
@@ -140,12 +208,22 @@ impl FirmwareImage {
             occ: prot("occ", Dimension::Current, 1000.0)?,
             ocd: prot("ocd", Dimension::Current, 1000.0)?,
             version,
+            balance: f
+                .balancing
+                .as_ref()
+                .map(|b| b.config())
+                .transpose()
+                .map_err(err)?,
             defects: sim_bms::Defects {
                 no_hysteresis: f.defects.no_hysteresis,
                 wrong_cell_index: f.defects.wrong_cell_index,
                 ignore_ot_in_charge: f.defects.ignore_ot_in_charge,
                 uv_latch_never_releases: f.defects.uv_latch_never_releases,
                 no_warning_output: f.defects.no_warning_output,
+                balance: sim_bms::balance::BalanceDefects {
+                    wrong_cell: f.defects.balance_wrong_cell,
+                    never: f.defects.balance_never,
+                },
             },
         };
         if config.cells == 0 || config.cells as usize > sim_bms::MAX_CELLS {
@@ -304,4 +382,46 @@ fn parse_version(v: &str) -> Option<(u8, u8, u8)> {
 /// Lower-case hex of bytes.
 pub fn hex(bytes: &[u8]) -> String {
     hex::encode(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rstest::rstest;
+
+    #[rstest]
+    #[case("{start_spread: 30 mV, stop_spread: 10 mV, when: both, current: 100 mA, max_cells: 4}", Ok((30, 10, 100)))]
+    #[case(
+        "{start_spread: 30 mV, stop_spread: 40 mV, when: both, current: 100 mA, max_cells: 4}",
+        Err("stop_spread 40 mV is above start_spread 30 mV")
+    )]
+    #[case(
+        "{start_spread: 30 mV, stop_spread: 10 mV, when: always, current: 100 mA, max_cells: 4}",
+        Err("`always` is not `charging`, `rest` or `both`")
+    )]
+    #[case(
+        "{start_spread: 30 mA, stop_spread: 10 mV, when: rest, current: 100 mA, max_cells: 4}",
+        Err("balancing.start_spread: a voltage")
+    )]
+    #[case(
+        "{start_spread: 30 mV, stop_spread: 10 mV, when: rest, current: 10 A, max_cells: 4}",
+        Err("balancing.current")
+    )]
+    #[case(
+        "{start_spread: 30 mV, stop_spread: 10 mV, when: rest, current: 100 mA, max_cells: 0}",
+        Err("max_cells")
+    )]
+    fn balancing_declarations(#[case] yaml: &str, #[case] want: Result<(u16, u16, u32), &str>) {
+        let b: ImageBalancing = serde_saphyr::from_str(yaml).unwrap();
+        match (b.config(), want) {
+            (Ok(c), Ok((start, stop, ma))) => {
+                assert_eq!(
+                    (c.start_spread_mv, c.stop_spread_mv, c.bleed_ma),
+                    (start, stop, ma)
+                );
+            }
+            (Err(e), Err(part)) => assert!(e.contains(part), "{e}"),
+            (got, want) => panic!("{got:?} vs {want:?}"),
+        }
+    }
 }

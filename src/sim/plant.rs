@@ -20,6 +20,13 @@
 //! rate). Each NTC sits on one cell and follows it with a first-order lag. Entropic heat
 //! and cell-to-cell conduction are not modelled.
 //!
+//! Balancing. The BMS's balancing switches ([`PlantState::set_balancing`]) connect a cell's
+//! bleed resistor, modelled as a constant current (`bleed_current_a`, the image's declared
+//! current) drawn from that cell alone: a modelled cell loses charge through it (so a high
+//! cell's state of charge, and with it the spread, falls over simulated time); a cell a
+//! cell-simulator channel overrides draws it from the channel, which reports it
+//! ([`PlantState::channel_current`]).
+//!
 //! Overrides. An override stays until it is released (a cell-simulator channel keeps its
 //! output until told otherwise); releasing a channel gives the cell (or NTC) back to the
 //! model. See [`super::bms_host::spawn_cell_simulator`] for the CAN commands.
@@ -168,6 +175,10 @@ pub struct PlantState {
     pub chamber: ChamberState,
     /// The BMS front end's hardware short-circuit protection ([`super::afe`]).
     pub afe: super::afe::AfeState,
+    /// Balancing switches driven by the BMS, one bit per cell (bit 0 is cell 1).
+    pub balancing: u32,
+    /// Current through one balancing resistor while its switch is driven, in amperes.
+    pub bleed_current_a: f64,
 }
 
 impl PlantState {
@@ -204,6 +215,8 @@ impl PlantState {
                 ramp_k_per_s: cfg.chamber_ramp_k_per_s,
             },
             afe: Default::default(),
+            balancing: 0,
+            bleed_current_a: 0.0,
         };
         s.refresh();
         s
@@ -225,8 +238,42 @@ impl PlantState {
     fn cell_voltage_at(&self, k: usize, current: f64) -> f64 {
         match (self.cell_override.get(k), self.cell_models.get(k)) {
             (Some(Some(v)), _) => *v,
-            (_, Some(m)) => m.terminal_voltage(self.chemistry, &self.cell_params, current),
+            (_, Some(m)) => m.terminal_voltage(
+                self.chemistry,
+                &self.cell_params,
+                current - self.bleed_current(k),
+            ),
             _ => f64::NAN,
+        }
+    }
+
+    /// Drive the BMS's balancing switches (bit 0 is cell 1; bits past the last cell are
+    /// ignored).
+    pub fn set_balancing(&mut self, mask: u32) {
+        let n = self.cell_models.len().min(32);
+        self.balancing = if n >= 32 {
+            mask
+        } else {
+            mask & ((1u32 << n) - 1)
+        };
+    }
+
+    /// Current drawn from cell `k` (0-based) by its balancing resistor now, in amperes.
+    pub fn bleed_current(&self, k: usize) -> f64 {
+        if k < 32 && self.balancing & (1 << k) != 0 {
+            self.bleed_current_a
+        } else {
+            0.0
+        }
+    }
+
+    /// Current a cell-simulator channel overriding cell `k` (0-based) delivers, positive
+    /// when it sources (the pack discharging, or the cell's balancing resistor drawing);
+    /// 0 when the channel does not override the cell; None when there is no such cell.
+    pub fn channel_current(&self, k: usize) -> Option<f64> {
+        match self.cell_override.get(k)? {
+            Some(_) => Some(self.bleed_current(k) - self.pack_current()),
+            None => Some(0.0),
         }
     }
 
@@ -379,6 +426,8 @@ impl PlantState {
             // An overriding channel disconnects the cell: no current through it.
             let through = if self.cell_override.get(k).copied().flatten().is_some() {
                 0.0
+            } else if k < 32 && self.balancing & (1 << k) != 0 {
+                i - self.bleed_current_a
             } else {
                 i
             };
@@ -714,6 +763,59 @@ mod tests {
         }));
         plant.lock().set_cell_override(1, Some(3.6));
         assert_eq!(seen.lock().unwrap().last(), Some(&3.6));
+    }
+
+    #[test]
+    fn a_bleeding_cell_loses_charge_and_a_channel_reports_the_bleed() {
+        let mut cfg = PackConfig::typical(Chemistry::Lfp, 4);
+        cfg.cell.capacity_ah = 1.0;
+        let plant = Plant::with_pack(&cfg);
+        {
+            let mut g = plant.lock();
+            g.bleed_current_a = 0.1;
+            // Cell 2 bleeds; bit 5 is past the last cell and ignored.
+            g.set_balancing(0b10_0010);
+            g.set_cell_override(3, Some(3.3));
+        }
+        assert_eq!(plant.snapshot().balancing, 0b10);
+        // 0.1 A for 360 s from a 1 Ah cell is 1 % of charge.
+        for _ in 0..3600 {
+            plant.advance(Duration::from_millis(100));
+        }
+        let s = plant.snapshot();
+        assert!(
+            (s.cell_models[1].soc - 0.49).abs() < 1e-9,
+            "{}",
+            s.cell_models[1].soc
+        );
+        assert_eq!(s.cell_models[0].soc, 0.5);
+        // The overriding channel of a cell that does not bleed delivers nothing at rest.
+        assert_eq!(s.channel_current(3), Some(0.0));
+        assert_eq!(
+            s.channel_current(1),
+            Some(0.0),
+            "not overridden: no channel"
+        );
+        assert_eq!(s.channel_current(9), None);
+        plant.lock().set_balancing(0b1000);
+        assert!((plant.snapshot().channel_current(3).unwrap() - 0.1).abs() < 1e-12);
+        // Charging at 2 A: the channel sinks the charge current and sources the bleed.
+        {
+            let mut g = plant.lock();
+            for k in 0..4 {
+                g.set_cell_override(k, Some(3.3));
+            }
+            g.chg_fet = true;
+            g.supply = SupplyState {
+                voltage_set: 20.0,
+                current_set: 2.0,
+                output: true,
+                ..Default::default()
+            };
+        }
+        let s = plant.snapshot();
+        assert!((s.channel_current(3).unwrap() - (0.1 - 2.0)).abs() < 1e-12);
+        assert!((s.channel_current(0).unwrap() + 2.0).abs() < 1e-12);
     }
 
     #[tokio::test(start_paused = true)]

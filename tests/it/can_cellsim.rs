@@ -181,3 +181,57 @@ fn the_lab_example_rig_and_its_debug_afe_alternative_fit_their_dbcs() {
     CanCellSim::new(&alt[0].id, Box::new(bus), &dbc, m).unwrap();
     assert!(rig.bus(alt[0].bus.as_deref().unwrap()).is_some());
 }
+
+const SIM: &str = "dbc: x.dbc\nvoltage_message: CellSim_SetCell\nindex_signal: CellIndex\n\
+                   voltage_signal: Voltage\naccuracy: 1 mV\nupdate_period: 100 ms\n\
+                   current:\n  request: CellSim_GetCurrent\n  reply: CellSim_Current\n\
+                   \x20 index_signal: CellIndex\n  value_signal: Current\n  accuracy: 2 mA\n";
+
+/// The current read-back asks for one cell and takes the reply for that cell only; without
+/// a reply it says so after its timeout; a mapping that does not fit the DBC is refused.
+#[tokio::test(start_paused = true)]
+async fn a_current_read_back_asks_for_one_cell_and_waits_for_its_reply() {
+    let dbc = dbc("sim-bms.dbc");
+    let bus = VirtualBus::create("cellsim-current");
+    let mut sim = CanCellSim::new("cells", Box::new(bus.clone()), &dbc, &mapping(SIM)).unwrap();
+    assert_eq!(sim.current_accuracy(), 0.002);
+    let mut rx = bus.subscribe();
+    let responder = {
+        let bus = bus.clone();
+        let dbc = dbc.clone();
+        tokio::spawn(async move {
+            let f = next(&mut rx).await;
+            let cell = value(&dbc, &f, "CellIndex").unwrap();
+            let reply = dbc.message("CellSim_Current").unwrap();
+            // First another cell's reply, then the asked one's.
+            for (idx, amps) in [(cell + 1.0, 5.0), (cell, 0.1)] {
+                let data = reply
+                    .encode(&[("CellIndex", idx), ("Current", amps)])
+                    .unwrap();
+                bus.send(Frame::new(reply.id, false, &data).unwrap())
+                    .await
+                    .unwrap();
+            }
+        })
+    };
+    let amps = sim.measure_cell_current(3).await.unwrap();
+    assert!((amps - 0.1).abs() < 1e-9, "{amps}");
+    responder.await.unwrap();
+    let e = sim.measure_cell_current(4).await.unwrap_err().to_string();
+    assert!(
+        e.contains("cell 4") && e.contains("no `CellSim_Current` reply within 200 ms"),
+        "{e}"
+    );
+
+    let wrong = SIM.replace("value_signal: Current", "value_signal: Amps");
+    let e = CanCellSim::new("cells", Box::new(bus.clone()), &dbc, &mapping(&wrong))
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(e.contains("`CellSim_Current` has no signal `Amps`"), "{e}");
+    // A mapping without `current:` cannot read back.
+    let plain = SIM.split("current:").next().unwrap().to_string();
+    let mut sim = CanCellSim::new("cells", Box::new(bus), &dbc, &mapping(&plain)).unwrap();
+    let e = sim.measure_cell_current(1).await.unwrap_err().to_string();
+    assert!(e.contains("no `current:` read-back"), "{e}");
+}

@@ -40,11 +40,14 @@ fn project_dbc_loads_cleanly() {
             "BMS_Status",
             "BMS_Pack",
             "BMS_CellVoltages",
+            "BMS_Balancing",
             "BMS_Temps",
             "BMS_Version",
             "BMS_Energy",
             "CellSim_SetCell",
             "CellSim_SetTemp",
+            "CellSim_GetCurrent",
+            "CellSim_Current",
             "Host_StateRequest"
         ]
     );
@@ -293,8 +296,8 @@ fn round_trip_over_all_messages() {
     }
     assert_eq!(
         frames,
-        200 * (8 + 4),
-        "eight plain messages and four cell blocks"
+        200 * (11 + 4),
+        "eleven plain messages and four cell blocks"
     );
 }
 

@@ -43,6 +43,7 @@ mod scpi_cli;
 mod scpi_dialects;
 mod scpi_peers;
 mod scpi_serial;
+mod sim_balancing;
 mod sim_firmware;
 mod sim_ground_truth;
 mod sim_pack;

@@ -93,6 +93,8 @@ fn each_seeded_defect_image_differs_from_the_good_one_only_in_its_defect() {
         ("ot-charge", |d| d.ignore_ot_in_charge = true),
         ("uv-latch", |d| d.uv_latch_never_releases = true),
         ("no-warning", |d| d.no_warning_output = true),
+        ("balance-wrong-cell", |d| d.balance.wrong_cell = true),
+        ("balance-never", |d| d.balance.never = true),
     ] {
         let mut want = good;
         set(&mut want.defects);

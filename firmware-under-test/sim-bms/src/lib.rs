@@ -8,9 +8,11 @@
 //!
 //! Units inside the core are integers: millivolts, milliamperes, tenths of a degree Celsius,
 //! milliseconds. Seeded defects (for proving that a test suite catches them) are switched on
-//! through [`Defects`]; the good image has none.
+//! through [`Defects`]; the good image has none. Passive cell balancing is decided in
+//! [`balance`] from the same samples and reported in [`Outputs::balancing`].
 #![no_std]
 
+pub mod balance;
 pub mod pylon;
 
 /// One protection's settings.
@@ -42,6 +44,8 @@ pub struct Defects {
     pub uv_latch_never_releases: bool,
     /// The warning output is never raised.
     pub no_warning_output: bool,
+    /// Balancing defects.
+    pub balance: balance::BalanceDefects,
 }
 
 /// Complete firmware configuration (what an image carries).
@@ -71,6 +75,8 @@ pub struct Config {
     pub ocd: Protection,
     /// Firmware version (major, minor, patch).
     pub version: (u8, u8, u8),
+    /// Passive cell balancing (None: the image balances nothing).
+    pub balance: Option<balance::BalanceConfig>,
     /// Seeded defects.
     pub defects: Defects,
 }
@@ -169,6 +175,8 @@ pub struct Outputs {
     pub fault_cell: u8,
     /// Reported state.
     pub state: State,
+    /// Balancing switches driven, one bit per cell (bit 0 is cell 1).
+    pub balancing: u32,
 }
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -189,6 +197,7 @@ pub struct Bms {
     running: bool,
     last_request_ms: u32,
     fault_cell: u8,
+    balancer: balance::Balancer,
 }
 
 const CURRENT_DEADBAND_MA: i32 = 200;
@@ -202,6 +211,7 @@ impl Bms {
             running: false,
             last_request_ms: 0,
             fault_cell: 0,
+            balancer: balance::Balancer::default(),
         }
     }
 
@@ -341,7 +351,22 @@ impl Bms {
         } else {
             State::Idle
         };
+        let balancing = match &self.cfg.balance {
+            Some(b) => {
+                let pack = if charging {
+                    balance::PackState::Charging
+                } else if s.current_ma < -CURRENT_DEADBAND_MA {
+                    balance::PackState::Discharging
+                } else {
+                    balance::PackState::Rest
+                };
+                self.balancer
+                    .tick(b, self.cfg.defects.balance, cells, pack, faults != 0)
+            }
+            None => 0,
+        };
         Outputs {
+            balancing,
             chg_fet: self.running && !block_chg,
             dsg_fet: self.running && !block_dsg,
             warning: faults != 0 && !self.cfg.defects.no_warning_output,
@@ -378,6 +403,7 @@ mod tests {
             occ: p(60_000, 50_000, 1000),
             ocd: p(100_000, 90_000, 500),
             version: (1, 0, 0),
+            balance: None,
             defects: Defects::default(),
         }
     }
@@ -559,6 +585,24 @@ mod tests {
         );
         assert_eq!(o.faults, 0);
         assert!(run(&mut bms, 3150, &[3300; 4]).chg_fet);
+    }
+
+    #[test]
+    fn balancing_reports_the_high_cell_while_running_and_nothing_without_a_declaration() {
+        let spread = [3300, 3300, 3340, 3300];
+        assert_eq!(run(&mut Bms::new(cfg()), 0, &spread).balancing, 0);
+        let mut c = cfg();
+        c.balance = Some(balance::BalanceConfig {
+            start_spread_mv: 30,
+            stop_spread_mv: 10,
+            when: balance::When::Charging,
+            max_cells: 4,
+            bleed_ma: 100,
+        });
+        let mut bms = Bms::new(c);
+        assert_eq!(run(&mut bms, 0, &spread).balancing, 0b100);
+        // Discharging: not declared, so it stops.
+        assert_eq!(tick_with(&mut bms, 50, &spread, 250, -5000).balancing, 0);
     }
 
     #[test]

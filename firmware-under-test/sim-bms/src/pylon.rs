@@ -245,6 +245,7 @@ mod tests {
             conditions: faults,
             fault_cell: 0,
             state: State::Charge,
+            balancing: 0,
         }
     }
 

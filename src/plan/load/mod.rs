@@ -10,7 +10,7 @@ use super::condition::Condition;
 use super::error::{did_you_mean, InputError};
 use super::fixture::{protection_dimension, Fixture, PROTECTION_KEYS};
 use super::limits::LimitProfile;
-use super::model::{Plan, Suite};
+use super::model::{Plan, Step, Suite};
 use crate::dbc::Dbc;
 use crate::rig::Rig;
 use crate::units::Dimension;
@@ -87,6 +87,46 @@ impl LoadedPlan {
             .get(protection)
             .map(|p| p.value.delay.0)
             .unwrap_or(0.0)
+    }
+}
+
+/// The logical signal of the current of the cell-simulator channel driving cell `n`
+/// (1-based), in amperes, positive when the channel sources.
+pub fn cell_current_signal(n: u32) -> String {
+    format!("cells.cell[{n}].i")
+}
+
+/// The cell a `cells.cell[N].i` signal reads, None for any other signal.
+pub fn cell_current_index(name: &str) -> Option<u32> {
+    name.strip_prefix("cells.cell[")?
+        .strip_suffix("].i")?
+        .parse()
+        .ok()
+}
+
+impl LoadedPlan {
+    /// The cells whose channel current (`cells.cell[N].i`) a step of the plan reads, in
+    /// order: the runner samples only these.
+    pub fn cell_currents_read(&self) -> Vec<u32> {
+        let p = &self.plan.value;
+        let mut names: Vec<&str> = Vec::new();
+        for s in p.setup.iter().chain(&p.steps).chain(&p.teardown) {
+            match &s.value {
+                Step::Expect(x) => names.extend(x.that.value.signals()),
+                Step::WaitFor(w) => names.extend(w.until.value.signals()),
+                Step::Trip(t) => {
+                    names.extend(t.detect.value.signals());
+                    if let Some(r) = &t.release {
+                        names.extend(r.detect.value.signals());
+                    }
+                }
+                Step::Measure(m) => names.push(&m.signal.value),
+                _ => {}
+            }
+        }
+        let cells: std::collections::BTreeSet<u32> =
+            names.iter().filter_map(|n| cell_current_index(n)).collect();
+        cells.into_iter().collect()
     }
 }
 
@@ -409,6 +449,17 @@ fn check_fixture(
     for (name, dim) in INSTRUMENT_SIGNALS {
         signals.insert(name.to_string(), SignalSource::Instrument(dim));
     }
+    // Bounded: a fixture beyond the limit is refused by the pre-flight, not looped over.
+    let cells = fx
+        .value
+        .cells_in_series
+        .min(super::preflight::MAX_CELLS_IN_SERIES);
+    for n in 1..=cells {
+        signals.insert(
+            cell_current_signal(n),
+            SignalSource::Instrument(Dimension::Current),
+        );
+    }
     for (logical, target) in &fx.value.signals {
         let Some((msg, sig)) = target.value.split_once('.') else {
             errors.push(fx.error(
@@ -581,6 +632,19 @@ pub fn signal_dimension(
 
 #[cfg(test)]
 mod tests {
+    #[rstest::rstest]
+    #[case("cells.cell[5].i", Some(5))]
+    #[case("cells.cell[16].i", Some(16))]
+    #[case("cells.cell[5].v_set", None)]
+    #[case("cell[5].v", None)]
+    #[case("cells.cell[x].i", None)]
+    fn cell_current_signals(#[case] name: &str, #[case] cell: Option<u32>) {
+        assert_eq!(cell_current_index(name), cell);
+        if let Some(n) = cell {
+            assert_eq!(cell_current_signal(n), name);
+        }
+    }
+
     use super::*;
     use rstest::rstest;
 
@@ -656,7 +720,7 @@ mod tests {
                     "{text:?}"
                 );
                 // Reported at the `confirm:` line of the fixture.
-                assert!(text[0].contains("fixture.yaml:77:"), "{text:?}");
+                assert!(text[0].contains("fixture.yaml:95:"), "{text:?}");
             }
         }
     }

@@ -349,10 +349,30 @@ impl Station {
         Ok(())
     }
 
-    /// Start samplers, the state-request keep-alive and the dead-bus watchdog. Faults are
-    /// reported on the returned channel.
-    pub fn start_background(&self, sample_period: Duration) -> mpsc::UnboundedReceiver<RunError> {
+    /// Start samplers (of the channel currents of `cell_currents`, too), the state-request
+    /// keep-alive and the dead-bus watchdog. Faults are reported on the returned channel.
+    pub fn start_background(
+        &self,
+        sample_period: Duration,
+        cell_currents: &[u32],
+    ) -> mpsc::UnboundedReceiver<RunError> {
         let (tx, rx) = mpsc::unbounded_channel();
+        if !cell_currents.is_empty() {
+            match &self.cells {
+                Some(c) => self.spawn(spawn_cell_current_sampler(
+                    c.clone(),
+                    cell_currents.to_vec(),
+                    sample_period,
+                    self.signals.clone(),
+                    tx.clone(),
+                )),
+                None => {
+                    let _ = tx.send(RunError::setup(
+                        "the plan reads cell-simulator channel currents, but the rig has no cell simulator",
+                    ));
+                }
+            }
+        }
         if let Some(s) = &self.supply {
             let names = ["supply.v", "supply.i"];
             self.spawn(spawn_sampler(
@@ -542,6 +562,9 @@ impl Station {
 
     /// Measurement accuracy of an instrument signal (`supply.v`, `load.i`, ...) at a value.
     pub async fn measure_accuracy(&self, signal: &str, value: f64) -> Option<f64> {
+        if crate::plan::load::cell_current_index(signal).is_some() {
+            return Some(self.cells.as_ref()?.lock().await.current_accuracy());
+        }
         let (inst, quantity) = signal.split_once('.')?;
         let dialect = match inst {
             "supply" => self.supply.as_ref()?.lock().await.dialect().clone(),
@@ -646,6 +669,38 @@ fn spawn_sampler<T: Sampled + 'static>(
                         RunError::from(e).context(format!("instrument `{id}` reported an error")),
                     );
                     return;
+                }
+            }
+        }
+    })
+}
+
+/// Read the channel current of each of `cells` every `period` into `cells.cell[N].i`; a
+/// simulator that cannot read it back (or fails) is reported on `faults` and ends it.
+fn spawn_cell_current_sampler(
+    cellsim: Shared<dyn CellSim>,
+    cells: Vec<u32>,
+    period: Duration,
+    signals: Signals,
+    faults: mpsc::UnboundedSender<RunError>,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(period);
+        tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let names: Vec<String> = cells
+            .iter()
+            .map(|n| crate::plan::load::cell_current_signal(*n))
+            .collect();
+        loop {
+            tick.tick().await;
+            let mut g = cellsim.lock().await;
+            for (n, name) in cells.iter().zip(&names) {
+                match g.measure_cell_current(*n).await {
+                    Ok(i) => signals.update(Instant::now(), &[(name.as_str(), i, "A")]),
+                    Err(e) => {
+                        let _ = faults.send(RunError::from(e).context(format!("reading `{name}`")));
+                        return;
+                    }
                 }
             }
         }

@@ -596,12 +596,11 @@ impl Shared {
                     None => (0.0, 0.0),
                     Some(applied) => {
                         let k = state.cell_offset.saturating_add(ch) as usize - 1;
-                        let in_pack = plant.cell_voltage(k).is_some();
-                        let current = if in_pack && cell.fault == CellFault::None {
-                            // Positive when the cell sources (the pack discharging).
-                            -plant.pack_current()
-                        } else {
-                            0.0
+                        let current = match plant.channel_current(k) {
+                            // Positive when the channel sources (the pack discharging, the
+                            // BMS bleeding the cell).
+                            Some(i) if cell.fault == CellFault::None => i,
+                            _ => 0.0,
                         };
                         (applied, current)
                     }
