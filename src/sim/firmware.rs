@@ -9,7 +9,7 @@ use sha2::{Digest, Sha256};
 
 use crate::plan::fixture::QuantityValue;
 use crate::plan::InputError;
-use crate::units::{Dimension, Seconds};
+use crate::units::{Dimension, Seconds, Volts};
 
 /// A firmware image file as written.
 #[derive(Debug, Deserialize)]
@@ -31,6 +31,71 @@ struct ImageFile {
     /// The front end's hardware protection (absent: none).
     #[serde(default)]
     afe: Option<ImageAfe>,
+    /// The state-of-charge estimator (absent: the firmware estimates none).
+    #[serde(default)]
+    soc: Option<ImageSoc>,
+}
+
+/// `soc:` in an image: the estimator's settings (`sim_bms::soc`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ImageSoc {
+    /// Capacity the estimator counts against.
+    capacity: QuantityValue,
+    /// Rest time before the OCV correction.
+    rest_after: Seconds,
+    /// Largest current that counts as rest (default 200 mA).
+    #[serde(default)]
+    rest_current: Option<QuantityValue>,
+    /// Rest voltage of a cell against state of charge: `[percent, volts]` pairs, ascending.
+    ocv: Vec<(f64, Volts)>,
+}
+
+impl ImageSoc {
+    fn config(&self) -> Result<sim_bms::soc::SocConfig, String> {
+        let cap = self.capacity.0;
+        if cap.dim != Dimension::Charge || !(cap.value > 0.0 && cap.value < 4_000_000.0) {
+            return Err("soc.capacity: a positive charge (Ah) up to 4000 kAh expected".into());
+        }
+        let rest = match self.rest_current {
+            None => 0.2,
+            Some(q) if q.0.dim == Dimension::Current && q.0.value >= 0.0 => q.0.value,
+            Some(_) => return Err("soc.rest_current: a current of 0 A or more expected".into()),
+        };
+        let n = self.ocv.len();
+        if !(2..=sim_bms::soc::MAX_OCV_POINTS).contains(&n) {
+            return Err(format!(
+                "soc.ocv: 2 to {} points expected, {n} given",
+                sim_bms::soc::MAX_OCV_POINTS
+            ));
+        }
+        let mut ocv = [sim_bms::soc::OcvPoint::default(); sim_bms::soc::MAX_OCV_POINTS];
+        for (i, (pct, v)) in self.ocv.iter().enumerate() {
+            if !(0.0..=100.0).contains(pct) || !(v.0 > 0.0 && v.0 < 65.0) {
+                return Err(format!(
+                    "soc.ocv point {}: a percentage 0..100 and a voltage 0..65 V expected",
+                    i + 1
+                ));
+            }
+            ocv[i] = sim_bms::soc::OcvPoint {
+                soc_permille: (pct * 10.0).round() as u16,
+                mv: (v.0 * 1000.0).round() as u16,
+            };
+        }
+        if ocv[..n]
+            .windows(2)
+            .any(|w| w[1].soc_permille <= w[0].soc_permille || w[1].mv <= w[0].mv)
+        {
+            return Err("soc.ocv: percentages and voltages must both rise point to point".into());
+        }
+        Ok(sim_bms::soc::SocConfig {
+            capacity_mah: (cap.value * 1000.0).round() as u32,
+            rest_after_ms: ms(self.rest_after),
+            rest_current_ma: (rest * 1000.0).round().min(i32::MAX as f64) as i32,
+            ocv,
+            ocv_len: n as u8,
+        })
+    }
 }
 
 /// `afe:` in an image: the front end's hardware protection ([`super::afe`]).
@@ -92,6 +157,8 @@ pub struct FirmwareImage {
     pub inverter: Option<sim_bms::pylon::InverterConfig>,
     /// The front end's hardware short-circuit comparator, when the image programs one.
     pub afe: Option<super::afe::ScdConfig>,
+    /// The state-of-charge estimator's settings, when the image has one.
+    pub soc: Option<sim_bms::soc::SocConfig>,
 }
 
 impl FirmwareImage {
@@ -171,8 +238,14 @@ impl FirmwareImage {
                 })
             }
         };
+        let soc = f
+            .soc
+            .as_ref()
+            .map(|s| s.config().map_err(err))
+            .transpose()?;
         Ok(Self {
             afe,
+            soc,
             inverter,
             id: f.image,
             version: f.version,

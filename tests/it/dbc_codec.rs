@@ -43,6 +43,7 @@ fn project_dbc_loads_cleanly() {
             "BMS_Temps",
             "BMS_Version",
             "BMS_Energy",
+            "BMS_Soc",
             "CellSim_SetCell",
             "CellSim_SetTemp",
             "Host_StateRequest"
@@ -52,6 +53,7 @@ fn project_dbc_loads_cleanly() {
     assert_eq!(msg(&dbc, "BMS_Status").cycle_time_ms, Some(100));
     assert_eq!(msg(&dbc, "BMS_Temps").cycle_time_ms, Some(1000));
     assert_eq!(msg(&dbc, "BMS_Energy").cycle_time_ms, None);
+    assert_eq!(msg(&dbc, "BMS_Soc").cycle_time_ms, Some(1000));
     assert_eq!(dbc.message_by_id(0x101, false).unwrap().name, "BMS_Pack");
     assert!(dbc.message_by_id(0x101, true).is_none());
     let (_, fault_cell) = dbc.signal("BMS_Status.FaultCell").unwrap();

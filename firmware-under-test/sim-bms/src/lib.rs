@@ -12,6 +12,7 @@
 #![no_std]
 
 pub mod pylon;
+pub mod soc;
 
 /// One protection's settings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
