@@ -53,7 +53,7 @@ fn nightly(image: &str) -> Vec<(String, Outcome, BTreeSet<String>)> {
 #[test]
 fn the_good_image_passes_the_nightly_suite() {
     let runs = nightly("sim-bms-1.0.0.yaml");
-    assert_eq!(runs.len(), 11);
+    assert_eq!(runs.len(), 12);
     for (plan, outcome, failed) in &runs {
         assert_eq!(*outcome, Outcome::Passed, "{plan}: {failed:?}");
     }
@@ -94,6 +94,11 @@ fn the_good_image_passes_the_nightly_suite() {
     "sim-bms-1.0.0-defect-no-warning.yaml",
     "warning-output",
     "warning raised on an over-voltage fault"
+)]
+#[case::soc_capacity(
+    "sim-bms-1.0.0-defect-soc-capacity.yaml",
+    "soc-accuracy",
+    "SOC after the discharge"
 )]
 fn each_seeded_defect_is_caught(#[case] image: &str, #[case] plan: &str, #[case] test: &str) {
     let runs = nightly(image);
