@@ -378,3 +378,49 @@ fn parse_version(v: &str) -> Option<(u8, u8, u8)> {
 pub fn hex(bytes: &[u8]) -> String {
     hex::encode(bytes)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rstest::rstest;
+
+    const GOOD: &str =
+        "{capacity: 100 Ah, rest_after: 5 min, ocv: [[0, 2.5 V], [50, 3.3 V], [100, 3.45 V]]}";
+
+    #[test]
+    fn an_image_soc_section_becomes_the_estimator_configuration() {
+        let s: ImageSoc = serde_saphyr::from_str(GOOD).unwrap();
+        let c = s.config().unwrap();
+        assert_eq!(c.capacity_mah, 100_000);
+        assert_eq!(c.rest_after_ms, 300_000);
+        assert_eq!(c.rest_current_ma, 200);
+        assert_eq!(c.ocv_len, 3);
+        assert_eq!(c.soc_from_ocv(3300), 500);
+    }
+
+    #[rstest]
+    #[case("capacity: 100 Ah", "capacity: 100 V", "soc.capacity")]
+    #[case("capacity: 100 Ah", "capacity: 0 Ah", "soc.capacity")]
+    #[case("[50, 3.3 V]", "[50, 3.6 V]", "must both rise")]
+    #[case("[50, 3.3 V]", "[150, 3.3 V]", "soc.ocv point 2")]
+    #[case(
+        "ocv: [[0, 2.5 V], [50, 3.3 V], [100, 3.45 V]]",
+        "ocv: [[0, 2.5 V]]",
+        "2 to 24 points"
+    )]
+    #[case(
+        "rest_after: 5 min",
+        "rest_after: 5 min, rest_current: 1 V",
+        "soc.rest_current"
+    )]
+    fn a_bad_soc_section_is_refused_with_the_reason(
+        #[case] from: &str,
+        #[case] to: &str,
+        #[case] needle: &str,
+    ) {
+        let text = GOOD.replacen(from, to, 1);
+        let s: ImageSoc = serde_saphyr::from_str(&text).unwrap();
+        let e = s.config().unwrap_err();
+        assert!(e.contains(needle), "{e}");
+    }
+}

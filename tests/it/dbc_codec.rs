@@ -295,8 +295,8 @@ fn round_trip_over_all_messages() {
     }
     assert_eq!(
         frames,
-        200 * (8 + 4),
-        "eight plain messages and four cell blocks"
+        200 * (9 + 4),
+        "nine plain messages and four cell blocks"
     );
 }
 
