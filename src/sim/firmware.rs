@@ -71,7 +71,7 @@ impl ImageSoc {
         }
         let mut ocv = [sim_bms::soc::OcvPoint::default(); sim_bms::soc::MAX_OCV_POINTS];
         for (i, (pct, v)) in self.ocv.iter().enumerate() {
-            if !(0.0..=100.0).contains(pct) || !(v.0 > 0.0 && v.0 < 65.0) {
+            if !((0.0..=100.0).contains(pct) && v.0 > 0.0 && v.0 < 65.0) {
                 return Err(format!(
                     "soc.ocv point {}: a percentage 0..100 and a voltage 0..65 V expected",
                     i + 1

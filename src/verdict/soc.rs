@@ -76,7 +76,8 @@ pub fn integrate(readings: &[(f64, f64)], from: f64, to: f64, acc: MeterAccuracy
         accuracy_ah: 0.0,
         integration_ah: 0.0,
     };
-    if !(to > from) || readings.is_empty() {
+    // A window that is empty, backwards or not a number integrates nothing.
+    if to.partial_cmp(&from) != Some(std::cmp::Ordering::Greater) || readings.is_empty() {
         return zero;
     }
     let inside: Vec<(f64, f64)> = readings

@@ -88,7 +88,7 @@ fn list_on_a_suite_gives_every_plan_in_order() {
     let (code, text, stderr) = hilrig(&["list", "test-plans/nightly.yaml"]);
     assert_eq!(code, 0, "{stderr}");
     assert!(
-        text.starts_with("suite nightly (test-plans/nightly.yaml, 11 plans)"),
+        text.starts_with("suite nightly (test-plans/nightly.yaml, 12 plans)"),
         "{text}"
     );
     assert!(
@@ -206,7 +206,7 @@ fn dry_run_of_a_suite_sums_its_plans_and_refuses_a_broken_one() {
     let (code, stdout, stderr) = hilrig(&["run", "test-plans/nightly.yaml", "--dry-run"]);
     assert_eq!(code, 0, "{stderr}");
     assert!(
-        stdout.contains("estimated duration of 11 plans: at most"),
+        stdout.contains("estimated duration of 12 plans: at most"),
         "{stdout}"
     );
 
