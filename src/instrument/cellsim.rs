@@ -60,6 +60,14 @@ pub trait CellSim: Send {
     async fn set_cell_voltage(&mut self, cell: u32, volts: f64) -> Result<(), CellSimError>;
     /// Set one temperature sensor (1-based) to a temperature in °C.
     async fn set_temperature(&mut self, sensor: u32, celsius: f64) -> Result<(), CellSimError>;
+    /// Let go of one cell (1-based): the pack's own cell is seen again. A unit that cannot
+    /// says so.
+    async fn release_cell(&mut self, cell: u32) -> Result<(), CellSimError> {
+        Err(CellSimError::Mapping {
+            id: self.id().to_string(),
+            reason: format!("cannot let go of cell {cell}: this unit has no release"),
+        })
+    }
     /// Voltage setpoint accuracy in volts (half-width), for the uncertainty budget.
     fn accuracy(&self) -> f64;
     /// Temperature setpoint accuracy in °C (half-width).
@@ -134,6 +142,13 @@ impl CellSim for CellSimSet {
     async fn set_cell_voltage(&mut self, cell: u32, volts: f64) -> Result<(), CellSimError> {
         match self.units.iter_mut().find(|u| u.covers(cell)) {
             Some(u) => u.set_cell_voltage(cell, volts).await,
+            None => Err(self.unsupported(format!("no unit drives cell {cell}"))),
+        }
+    }
+
+    async fn release_cell(&mut self, cell: u32) -> Result<(), CellSimError> {
+        match self.units.iter_mut().find(|u| u.covers(cell)) {
+            Some(u) => u.release_cell(cell).await,
             None => Err(self.unsupported(format!("no unit drives cell {cell}"))),
         }
     }
@@ -465,6 +480,13 @@ impl CellSim for CanCellSim {
 
     async fn set_cell_voltage(&mut self, cell: u32, volts: f64) -> Result<(), CellSimError> {
         let f = self.voltage.frame(&self.id, cell, volts)?;
+        self.send(f).await
+    }
+
+    /// A setpoint of 0 V: the CAN cell simulator's channel disconnects (the convention of
+    /// the project's `CellSim_SetCell`, which the simulated bench follows).
+    async fn release_cell(&mut self, cell: u32) -> Result<(), CellSimError> {
+        let f = self.voltage.frame(&self.id, cell, 0.0)?;
         self.send(f).await
     }
 

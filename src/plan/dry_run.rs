@@ -232,6 +232,10 @@ fn step(plan: &LoadedPlan, s: &Step) -> (Vec<String>, Bound) {
             }
             (a, Bound::ZERO)
         }
+        Step::Cells(c) if c.release.is_some() => (
+            vec!["cell simulator releases every cell (the pack's own cells seen)".into()],
+            Bound::ZERO,
+        ),
         Step::Cells(c) => {
             let a = match (c.all, c.cell, c.voltage) {
                 (Some(u), _, _) => set(format!("cells 1-{}", fx.cells_in_series), u.to_string()),
@@ -295,6 +299,23 @@ fn step(plan: &LoadedPlan, s: &Step) -> (Vec<String>, Bound) {
             Bound::ZERO,
         ),
         Step::Trip(t) => trip(plan, t),
+        Step::Soc(x) => match (&x.start, &x.judge) {
+            (Some(_), _) => (
+                vec![
+                    "start the SOC reference from the OCV at rest (load's voltage reading)".into(),
+                ],
+                Bound::ZERO,
+            ),
+            (None, Some(j)) => (
+                vec![format!(
+                    "compare `{}` with the SOC reference ({})",
+                    x.signal(),
+                    j.value
+                )],
+                Bound::ZERO,
+            ),
+            (None, None) => (Vec::new(), Bound::ZERO),
+        },
         Step::Inverter(i) => {
             let mut a = Vec::new();
             if let Some(k) = i.keepalive {

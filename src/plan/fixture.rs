@@ -50,6 +50,64 @@ pub struct Fixture {
     /// How the BMS speaks to an inverter (protocol DBC, keep-alive, declarations).
     #[serde(default)]
     pub inverter: Option<super::inverter::InverterInterface>,
+    /// What the state-of-charge reference rests on: capacity and OCV curve.
+    #[serde(default)]
+    pub soc: Option<SocDeclaration>,
+}
+
+/// The pack's declarations the state-of-charge reference rests on (`verdict::soc`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SocDeclaration {
+    /// Rated capacity of the pack (Ah).
+    pub capacity: QuantityValue,
+    /// Half-width tolerance of the rated capacity (Ah).
+    pub capacity_tolerance: QuantityValue,
+    /// The cell maker's rest curve: `[percent, cell volts]` pairs, ascending.
+    pub ocv: Vec<(f64, Volts)>,
+    /// Half-width tolerance of the curve's voltages (per cell; hysteresis and temperature
+    /// included).
+    pub ocv_tolerance: Volts,
+}
+
+impl SocDeclaration {
+    /// What is wrong with the declaration, one message per problem.
+    pub fn problems(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for (key, q) in [
+            ("capacity", self.capacity.0),
+            ("capacity_tolerance", self.capacity_tolerance.0),
+        ] {
+            if q.dim != Dimension::Charge || q.value < 0.0 {
+                out.push(format!("soc.{key}: a charge (Ah) of 0 or more expected"));
+            }
+        }
+        if self.capacity.0.value <= 0.0 {
+            out.push("soc.capacity: must be above 0 Ah".into());
+        }
+        if self.ocv.len() < 2 {
+            out.push("soc.ocv: at least two [percent, volts] points expected".into());
+        }
+        if self.ocv.iter().any(|(p, _)| !(0.0..=100.0).contains(p)) {
+            out.push("soc.ocv: percentages from 0 to 100 expected".into());
+        }
+        if self
+            .ocv
+            .windows(2)
+            .any(|w| w[1].0 <= w[0].0 || w[1].1 .0 <= w[0].1 .0)
+        {
+            out.push("soc.ocv: percentages and voltages must both rise point to point".into());
+        }
+        if self.ocv_tolerance.0 < 0.0 {
+            out.push("soc.ocv_tolerance: 0 V or more expected".into());
+        }
+        out
+    }
+
+    /// The OCV curve as the reference reads it.
+    pub fn curve(&self) -> crate::verdict::soc::OcvCurve {
+        crate::verdict::soc::OcvCurve(self.ocv.iter().map(|(p, v)| (*p, v.0)).collect())
+    }
 }
 
 /// A fixture's text with its relative file references (`dbc/…`, `modbus/…`) resolved

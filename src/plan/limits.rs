@@ -92,6 +92,12 @@ pub enum Check {
         /// Highest acceptable value.
         max: Option<QuantityValue>,
     },
+    /// The BMS's reported state of charge lies within ± `max_error` percentage points of the
+    /// rig's SOC reference (judged by a `soc` step, see `verdict::soc`).
+    SocAccuracy {
+        /// Largest deviation, percentage points of SOC.
+        max_error: f64,
+    },
     /// An inverter-interface check (judged by an `inverter` step), see `plan::inverter`.
     #[serde(untagged)]
     Inverter(super::inverter::InverterCheck),
@@ -102,7 +108,7 @@ pub enum Check {
 }
 
 /// The checks a limit profile may name.
-pub const CHECK_KINDS: [&str; 15] = [
+pub const CHECK_KINDS: [&str; 16] = [
     "threshold",
     "threshold_window",
     "trip_time",
@@ -111,6 +117,7 @@ pub const CHECK_KINDS: [&str; 15] = [
     "holds",
     "energy_cap",
     "range",
+    "soc_accuracy",
     "announced_limits",
     "derate_before_trip",
     "disabled_after_trip",
@@ -132,6 +139,7 @@ impl Check {
             Check::Release { .. } => "release",
             Check::Holds => "holds",
             Check::Range { .. } => "range",
+            Check::SocAccuracy { .. } => "soc_accuracy",
             Check::Inverter(c) => c.kind(),
             Check::Unknown(_) => "unknown",
         }

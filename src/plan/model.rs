@@ -276,6 +276,8 @@ pub enum Step {
     Prompt(Prompt),
     /// Act as the inverter: switch the keep-alive, or judge an inverter check.
     Inverter(super::inverter::InverterStep),
+    /// Start the state-of-charge reference, or compare the BMS's SOC with it as a test.
+    Soc(SocStep),
 }
 
 impl Step {
@@ -296,6 +298,7 @@ impl Step {
             Step::Declaration(_) => "declaration",
             Step::Prompt(_) => "prompt",
             Step::Inverter(_) => "inverter",
+            Step::Soc(_) => "soc",
         }
     }
 
@@ -308,6 +311,7 @@ impl Step {
             Step::Declaration(d) => Some(d.name.clone()),
             Step::Trip(t) => Some(t.name.clone()),
             Step::Inverter(i) => i.test_name(),
+            Step::Soc(x) => x.name.clone(),
             _ => None,
         }
     }
@@ -320,6 +324,7 @@ impl Step {
             Step::Declaration(d) => vec![d.judge.value.as_str()],
             Step::Trip(t) => t.judge.iter().map(|j| j.value.as_str()).collect(),
             Step::Inverter(i) => i.judge.iter().map(|j| j.value.as_str()).collect(),
+            Step::Soc(x) => x.judge.iter().map(|j| j.value.as_str()).collect(),
             _ => Vec::new(),
         }
     }
@@ -389,7 +394,8 @@ pub struct LoadSet {
     pub input: Option<OnOff>,
 }
 
-/// Cell-simulator voltages: `all: V`, or `cell: N` with `voltage: V`.
+/// Cell-simulator voltages: `all: V`, or `cell: N` with `voltage: V`, or `release: all`
+/// (every channel lets go and the pack's own cells are seen again).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CellsSet {
@@ -399,6 +405,52 @@ pub struct CellsSet {
     pub cell: Option<u32>,
     /// ... to this voltage.
     pub voltage: Option<Volts>,
+    /// Hand the cells back to the pack (the simulator's channels let go).
+    pub release: Option<ReleaseCells>,
+}
+
+/// Which cell-simulator channels a `cells: {release: ...}` lets go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReleaseCells {
+    /// Every channel.
+    All,
+}
+
+/// The state-of-charge reference: `start: rest` starts it (the pack at rest, SOC from the
+/// fixture's OCV curve at the load's voltage reading); a step with `name` and `judge`
+/// compares the BMS's reported SOC (`signal`, default `bms.soc`) with it as a test.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SocStep {
+    /// Start the reference here.
+    pub start: Option<SocStart>,
+    /// Test name of a checkpoint.
+    pub name: Option<String>,
+    /// The BMS's SOC signal (default `bms.soc`).
+    pub signal: Option<Spanned<String>>,
+    /// A `soc_accuracy` criterion of the limit profile.
+    pub judge: Option<Spanned<String>>,
+}
+
+/// The signal a SOC checkpoint reads unless it names one.
+pub const DEFAULT_SOC_SIGNAL: &str = "bms.soc";
+
+impl SocStep {
+    /// The BMS's SOC signal it reads.
+    pub fn signal(&self) -> &str {
+        self.signal
+            .as_ref()
+            .map_or(DEFAULT_SOC_SIGNAL, |s| s.value.as_str())
+    }
+}
+
+/// Where the SOC reference starts from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SocStart {
+    /// The pack at rest: its voltage through the declared OCV curve.
+    Rest,
 }
 
 /// Cell-simulator temperatures: `all: T`, or `sensor: N` with `temperature: T`.

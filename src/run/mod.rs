@@ -8,6 +8,7 @@ pub mod inverter;
 pub mod lock;
 pub mod operator;
 pub mod signals;
+mod soc;
 pub mod station;
 mod steps;
 pub mod suite;
@@ -158,6 +159,8 @@ struct Ctx {
     operator: operator::Operator,
     /// The prompts answered so far.
     prompts: Arc<Mutex<Vec<crate::report::PromptRecord>>>,
+    /// Where the state-of-charge reference started (`soc: {start: rest}`).
+    soc: Arc<Mutex<Option<soc::Origin>>>,
 }
 
 /// Run a plan. Never panics; every ending is reported in the results, which are also
@@ -184,14 +187,14 @@ pub async fn execute(
         }
     };
     let signals = Signals::new(trace.clone());
-    // The inverter checks read the history of the announcements; other plans keep none, so
-    // a long run's memory stays bounded.
+    // The inverter checks read the history of the announcements, the SOC reference that of
+    // the currents; other plans keep none, so a long run's memory stays bounded.
     let p = &plan.plan.value;
     if p.setup
         .iter()
         .chain(&p.steps)
         .chain(&p.teardown)
-        .any(|s| matches!(s.value, Step::Inverter(_)))
+        .any(|s| matches!(s.value, Step::Inverter(_) | Step::Soc(_)))
     {
         signals.keep_history();
     }
@@ -214,6 +217,7 @@ pub async fn execute(
         warnings: Arc::new(Mutex::new(Vec::new())),
         operator: opts.operator.clone(),
         prompts: Arc::new(Mutex::new(Vec::new())),
+        soc: Arc::new(Mutex::new(None)),
     });
 
     let mut stop: Option<Stop> = connect_err

@@ -34,13 +34,14 @@ struct Table {
     longest_gap: HashMap<String, f64>,
     /// Every update of the signals [`keeps_history`] names, for the inverter checks.
     history: HashMap<String, Vec<(Instant, f64)>>,
-    /// Whether the history is kept (a plan that judges inverter checks); off, a run's
-    /// memory stays bounded however long it runs.
+    /// Whether the history is kept (a plan that judges inverter checks or has `soc` steps);
+    /// off, a run's memory stays bounded however long it runs.
     keep_history: bool,
 }
 
 /// Signals whose every update is kept for the run (the inverter's announcements, and the
-/// BMS's faults and FETs and the instruments' readings they are judged against).
+/// BMS's faults and FETs and the instruments' readings they are judged against; the SOC
+/// reference integrates `supply.i` and `load.i`).
 pub fn keeps_history(name: &str) -> bool {
     name.starts_with("inv.")
         || name.starts_with("bms.fault.")

@@ -1,6 +1,6 @@
 //! One step of a plan on the station: setpoints (checked against the envelope first), waits,
 //! state requests, ramps, prompts, and the steps that record tests (`expect`, `measure`,
-//! `declaration`, `trip`), with the detection path each trip's timing rests on.
+//! `declaration`, `trip`, `soc`), with the detection path each trip's timing rests on.
 
 use super::*;
 use crate::plan::model::Trip;
@@ -40,6 +40,7 @@ pub(super) async fn run_step(
                 st.require_load()?.lock().await.set_input(on.0).await?;
             }
         }
+        Step::Cells(c) if c.release.is_some() => soc::release_cells(st).await?,
         Step::Cells(c) => {
             let n = st.cells_in_series;
             let targets: Vec<(Target, f64)> = match (c.all, c.cell, c.voltage) {
@@ -115,6 +116,12 @@ pub(super) async fn run_step(
         Step::Declaration(d) => {
             let name = test_name(ctx, d.name.clone(), repeat);
             let result = declaration(ctx, d, &name, repeat);
+            record(ctx, result);
+        }
+        Step::Soc(x) if x.start.is_some() => soc::start(ctx).await?,
+        Step::Soc(x) => {
+            let name = test_name(ctx, x.name.clone().unwrap_or_default(), repeat);
+            let result = soc::checkpoint(ctx, x, &name, repeat).await?;
             record(ctx, result);
         }
         Step::Inverter(i) => {
@@ -592,7 +599,8 @@ fn declaration(
     result
 }
 
-fn signal_resolution(plan: &LoadedPlan, signal: &str) -> f64 {
+/// The resolution of a CAN signal (its DBC factor), 0 when it is not a CAN signal.
+pub(super) fn signal_resolution(plan: &LoadedPlan, signal: &str) -> f64 {
     match plan.signals.get(signal) {
         Some(SignalSource::Can { message, signal }) => plan
             .dbc

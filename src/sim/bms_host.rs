@@ -18,6 +18,10 @@
 //!   `index` was driven / released, with the cell's sampled voltage; the plant bleeds that
 //!   cell's declared current while it is driven ([`super::plant::PlantState::set_balancing`]).
 //!
+//! - `soc`: the plant's true state of charge in percent (`value`, the mean over the modelled
+//!   cells), at the first AFE sample and then every 10 s while it changes; between two
+//!   entries it changed linearly unless the current changed.
+//!
 //! The front end's hardware short-circuit trip (protection `scd`) is recorded by
 //! [`super::afe`] at its exact instant: `plant_crossed`, then `fault_set`, `chg_fet_open`
 //! and `dsg_fet_open`. [`Truth::events`] returns every event in time order.
@@ -45,7 +49,8 @@ pub struct TruthEvent {
     pub t: f64,
     /// What happened: `plant_crossed`, `plant_returned`, `condition_start`,
     /// `condition_end`, `fault_set`, `fault_clear`, `chg_fet_open`, `chg_fet_close`,
-    /// `dsg_fet_open`, `dsg_fet_close`, `balance_start`, `balance_stop`.
+    /// `dsg_fet_open`, `dsg_fet_close`, `balance_start`, `balance_stop`, `soc` (the plant's
+    /// true state of charge).
     pub kind: String,
     /// Which protection (for crossing, condition and fault events, and FET openings a
     /// fault caused).
@@ -53,7 +58,7 @@ pub struct TruthEvent {
     /// The value beyond (or back within) the level, in `unit`, where there is one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub value: Option<f64>,
-    /// Unit of `value` (`V`, `°C`, `A`).
+    /// Unit of `value` (`V`, `°C`, `A`, `%`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub unit: Option<String>,
     /// 1-based index of the cell or NTC concerned, for voltage and temperature events.
@@ -275,6 +280,7 @@ pub fn spawn(
     board: super::inverter::Board,
 ) -> JoinHandle<()> {
     let cfg = image.config;
+    let soc_cfg = image.soc;
     let hash = image.hash_prefix();
     let requests = Arc::new(Mutex::new(Requests::default()));
 
@@ -320,6 +326,8 @@ pub fn spawn(
         let _afe_task = afe_task;
         let _inverter_task = inverter_task;
         let mut bms = sim_bms::Bms::new(cfg);
+        let mut soc = soc_cfg.map(sim_bms::soc::SocEstimator::new);
+        let mut true_soc = TrueSoc::default();
         let start = Instant::now();
         let mut afe = tokio::time::interval(Duration::from_millis(cfg.afe_period_ms as u64));
         afe.set_missed_tick_behavior(MissedTickBehavior::Delay);
@@ -333,7 +341,8 @@ pub fn spawn(
                 biased;
                 now = afe.tick() => {
                     let now_ms = (now - start).as_millis() as u32;
-                    let d = Digitised::of(&plant.snapshot(), cfg.cells as usize);
+                    let snap = plant.snapshot();
+                    let d = Digitised::of(&snap, cfg.cells as usize);
                     let (run_request, standby_request) = {
                         let mut q = requests.lock().unwrap_or_else(|e| e.into_inner());
                         let r = (q.run, q.standby);
@@ -348,9 +357,15 @@ pub fn spawn(
                         standby_request,
                     };
                     let out = bms.tick(now_ms, &sample);
-                    if let Some(side) = &inverter {
-                        side.tick(&sample, &out, super::inverter::soc_percent(&plant));
+                    if let Some(e) = soc.as_mut() {
+                        e.tick(now_ms, &sample);
                     }
+                    if let Some(side) = &inverter {
+                        // The firmware announces its own estimate (0 % without an estimator).
+                        let pct = soc.as_ref().map_or(0, |e| e.percent());
+                        side.tick(&sample, &out, pct);
+                    }
+                    true_soc.record(&truth, now, &snap);
                     {
                         let mut p = plant.lock();
                         p.chg_fet = out.chg_fet;
@@ -367,7 +382,8 @@ pub fn spawn(
                     if slow {
                         last_slow = Some(now);
                     }
-                    let frames = status_frames(&dbc, &cfg, hash, &out, counter, &plant.snapshot(), slow);
+                    let status = Status { out: &out, counter, soc: soc.as_ref().map(|e| e.permille()) };
+                    let frames = status_frames(&dbc, &cfg, hash, &status, &plant.snapshot(), slow);
                     for f in frames {
                         if bus.send(f).await.is_err() {
                             return;
@@ -379,16 +395,24 @@ pub fn spawn(
     })
 }
 
-/// The frames of one CAN cycle; `slow` adds the 1 s messages (temperatures, version).
+/// What the firmware reports in one CAN cycle besides the plant's readings.
+struct Status<'a> {
+    out: &'a sim_bms::Outputs,
+    counter: u8,
+    /// The estimator's state of charge, 0.1 % (None: the image has no estimator).
+    soc: Option<u16>,
+}
+
+/// The frames of one CAN cycle; `slow` adds the 1 s messages (temperatures, version, SOC).
 fn status_frames(
     dbc: &Dbc,
     cfg: &sim_bms::Config,
     hash: u32,
-    out: &sim_bms::Outputs,
-    counter: u8,
+    status: &Status<'_>,
     snap: &PlantState,
     slow: bool,
 ) -> Vec<Frame> {
+    let (out, counter) = (status.out, status.counter);
     let cell_mv: Vec<u16> = snap
         .cells
         .iter()
@@ -476,6 +500,13 @@ fn status_frames(
                 ("ImageHash", hash as f64),
             ],
         ));
+        if let Some(permille) = status.soc {
+            frames.push(encode(
+                dbc,
+                "BMS_Soc",
+                &[("StateOfCharge", permille as f64 / 10.0)],
+            ));
+        }
     }
     frames.into_iter().flatten().collect()
 }
@@ -611,6 +642,39 @@ fn current_reply(
     Frame::new(answer.id, answer.extended, &data).ok()
 }
 
+/// How often the plant's true state of charge is recorded while it changes.
+const TRUE_SOC_EVERY: Duration = Duration::from_secs(10);
+
+/// Records the plant's true state of charge (`soc` events, percent, mean over the modelled
+/// cells) every [`TRUE_SOC_EVERY`] while it changes, and the first value.
+#[derive(Default)]
+struct TrueSoc {
+    last: Option<(Instant, f64)>,
+}
+
+impl TrueSoc {
+    fn record(&mut self, truth: &Truth, now: Instant, s: &PlantState) {
+        let pct = true_soc_percent(s);
+        let due = match self.last {
+            None => true,
+            Some((at, v)) => now - at >= TRUE_SOC_EVERY && (pct - v).abs() > 1e-9,
+        };
+        if due {
+            self.last = Some((now, pct));
+            let mut e = TruthEvent::new(now, "soc", None);
+            e.value = Some(pct);
+            e.unit = Some("%".into());
+            truth.push(e);
+        }
+    }
+}
+
+/// The plant's true state of charge, percent: the mean over the modelled cells.
+pub fn true_soc_percent(s: &PlantState) -> f64 {
+    let n = s.cell_models.len().max(1) as f64;
+    100.0 * s.cell_models.iter().map(|c| c.soc).sum::<f64>() / n
+}
+
 /// Temperatures at or below this (colder than absolute zero) release an NTC channel.
 pub const RELEASE_TEMPERATURE: f64 = -273.15;
 
@@ -716,15 +780,13 @@ mod tests {
         )
         .unwrap();
         let plant = Plant::new(16, 3.3, 4, 25.0);
-        let frames = status_frames(
-            &dbc,
-            &image.config,
-            0,
-            &outputs(0b1_0000_0001_0000),
-            1,
-            &plant.snapshot(),
-            false,
-        );
+        let out = outputs(0b1_0000_0001_0000);
+        let status = Status {
+            out: &out,
+            counter: 1,
+            soc: None,
+        };
+        let frames = status_frames(&dbc, &image.config, 0, &status, &plant.snapshot(), false);
         let m = dbc.message("BMS_Balancing").unwrap();
         let f = frames
             .iter()

@@ -9,7 +9,7 @@ use sha2::{Digest, Sha256};
 
 use crate::plan::fixture::QuantityValue;
 use crate::plan::InputError;
-use crate::units::{Dimension, Seconds};
+use crate::units::{Dimension, Seconds, Volts};
 
 /// A firmware image file as written.
 #[derive(Debug, Deserialize)]
@@ -34,6 +34,9 @@ struct ImageFile {
     /// Passive cell balancing (absent: none).
     #[serde(default)]
     balancing: Option<ImageBalancing>,
+    /// The state-of-charge estimator (absent: the firmware estimates none).
+    #[serde(default)]
+    soc: Option<ImageSoc>,
 }
 
 /// `balancing:` in an image: passive balancing (`sim_bms::balance`) and its resistors.
@@ -91,6 +94,68 @@ impl ImageBalancing {
             when,
             max_cells: self.max_cells,
             bleed_ma: (self.current.0.value * 1000.0).round() as u32,
+        })
+    }
+}
+
+/// `soc:` in an image: the estimator's settings (`sim_bms::soc`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ImageSoc {
+    /// Capacity the estimator counts against.
+    capacity: QuantityValue,
+    /// Rest time before the OCV correction.
+    rest_after: Seconds,
+    /// Largest current that counts as rest (default 200 mA).
+    #[serde(default)]
+    rest_current: Option<QuantityValue>,
+    /// Rest voltage of a cell against state of charge: `[percent, volts]` pairs, ascending.
+    ocv: Vec<(f64, Volts)>,
+}
+
+impl ImageSoc {
+    fn config(&self) -> Result<sim_bms::soc::SocConfig, String> {
+        let cap = self.capacity.0;
+        if cap.dim != Dimension::Charge || !(cap.value > 0.0 && cap.value < 4_000_000.0) {
+            return Err("soc.capacity: a positive charge (Ah) up to 4000 kAh expected".into());
+        }
+        let rest = match self.rest_current {
+            None => 0.2,
+            Some(q) if q.0.dim == Dimension::Current && q.0.value >= 0.0 => q.0.value,
+            Some(_) => return Err("soc.rest_current: a current of 0 A or more expected".into()),
+        };
+        let n = self.ocv.len();
+        if !(2..=sim_bms::soc::MAX_OCV_POINTS).contains(&n) {
+            return Err(format!(
+                "soc.ocv: 2 to {} points expected, {n} given",
+                sim_bms::soc::MAX_OCV_POINTS
+            ));
+        }
+        let mut ocv = [sim_bms::soc::OcvPoint::default(); sim_bms::soc::MAX_OCV_POINTS];
+        for (i, (pct, v)) in self.ocv.iter().enumerate() {
+            if !((0.0..=100.0).contains(pct) && v.0 > 0.0 && v.0 < 65.0) {
+                return Err(format!(
+                    "soc.ocv point {}: a percentage 0..100 and a voltage 0..65 V expected",
+                    i + 1
+                ));
+            }
+            ocv[i] = sim_bms::soc::OcvPoint {
+                soc_permille: (pct * 10.0).round() as u16,
+                mv: (v.0 * 1000.0).round() as u16,
+            };
+        }
+        if ocv[..n]
+            .windows(2)
+            .any(|w| w[1].soc_permille <= w[0].soc_permille || w[1].mv <= w[0].mv)
+        {
+            return Err("soc.ocv: percentages and voltages must both rise point to point".into());
+        }
+        Ok(sim_bms::soc::SocConfig {
+            capacity_mah: (cap.value * 1000.0).round() as u32,
+            rest_after_ms: ms(self.rest_after),
+            rest_current_ma: (rest * 1000.0).round().min(i32::MAX as f64) as i32,
+            ocv,
+            ocv_len: n as u8,
         })
     }
 }
@@ -160,6 +225,8 @@ pub struct FirmwareImage {
     pub inverter: Option<sim_bms::pylon::InverterConfig>,
     /// The front end's hardware short-circuit comparator, when the image programs one.
     pub afe: Option<super::afe::ScdConfig>,
+    /// The state-of-charge estimator's settings, when the image has one.
+    pub soc: Option<sim_bms::soc::SocConfig>,
 }
 
 impl FirmwareImage {
@@ -249,8 +316,14 @@ impl FirmwareImage {
                 })
             }
         };
+        let soc = f
+            .soc
+            .as_ref()
+            .map(|s| s.config().map_err(err))
+            .transpose()?;
         Ok(Self {
             afe,
+            soc,
             inverter,
             id: f.image,
             version: f.version,
@@ -423,5 +496,45 @@ mod tests {
             (Err(e), Err(part)) => assert!(e.contains(part), "{e}"),
             (got, want) => panic!("{got:?} vs {want:?}"),
         }
+    }
+
+    const GOOD: &str =
+        "{capacity: 100 Ah, rest_after: 5 min, ocv: [[0, 2.5 V], [50, 3.3 V], [100, 3.45 V]]}";
+
+    #[test]
+    fn an_image_soc_section_becomes_the_estimator_configuration() {
+        let s: ImageSoc = serde_saphyr::from_str(GOOD).unwrap();
+        let c = s.config().unwrap();
+        assert_eq!(c.capacity_mah, 100_000);
+        assert_eq!(c.rest_after_ms, 300_000);
+        assert_eq!(c.rest_current_ma, 200);
+        assert_eq!(c.ocv_len, 3);
+        assert_eq!(c.soc_from_ocv(3300), 500);
+    }
+
+    #[rstest]
+    #[case("capacity: 100 Ah", "capacity: 100 V", "soc.capacity")]
+    #[case("capacity: 100 Ah", "capacity: 0 Ah", "soc.capacity")]
+    #[case("[50, 3.3 V]", "[50, 3.6 V]", "must both rise")]
+    #[case("[50, 3.3 V]", "[150, 3.3 V]", "soc.ocv point 2")]
+    #[case(
+        "ocv: [[0, 2.5 V], [50, 3.3 V], [100, 3.45 V]]",
+        "ocv: [[0, 2.5 V]]",
+        "2 to 24 points"
+    )]
+    #[case(
+        "rest_after: 5 min",
+        "rest_after: 5 min, rest_current: 1 V",
+        "soc.rest_current"
+    )]
+    fn a_bad_soc_section_is_refused_with_the_reason(
+        #[case] from: &str,
+        #[case] to: &str,
+        #[case] needle: &str,
+    ) {
+        let text = GOOD.replacen(from, to, 1);
+        let s: ImageSoc = serde_saphyr::from_str(&text).unwrap();
+        let e = s.config().unwrap_err();
+        assert!(e.contains(needle), "{e}");
     }
 }

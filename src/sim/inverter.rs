@@ -15,7 +15,6 @@ use tokio::sync::broadcast::error::RecvError;
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, MissedTickBehavior};
 
-use super::plant::Plant;
 use crate::can::{Bus, Frame, VirtualBus};
 use crate::dbc::Dbc;
 use crate::units::{Amps, Seconds, Volts};
@@ -162,7 +161,8 @@ impl InverterSide {
         self.start.elapsed().as_millis() as u32
     }
 
-    /// Run the announcer after a protection-core tick (`soc_pct`: state of charge, %).
+    /// Run the announcer after a protection-core tick (`soc_pct`: the firmware's own estimate
+    /// of the state of charge, %, from `sim_bms::soc`; never the plant's true one).
     pub fn tick(&self, s: &sim_bms::Sample<'_>, out: &sim_bms::Outputs, soc_pct: u16) {
         let now = self.now_ms();
         let a = self
@@ -196,14 +196,6 @@ impl InverterSide {
             .period_ms;
         Duration::from_millis(ms as u64)
     }
-}
-
-/// The state of charge of the plant's cells, percent (mean over the cells).
-pub fn soc_percent(plant: &Plant) -> u16 {
-    let s = plant.snapshot();
-    let n = s.cell_models.len().max(1) as f64;
-    let soc = s.cell_models.iter().map(|c| c.soc).sum::<f64>() / n;
-    (soc * 100.0).round().clamp(0.0, 100.0) as u16
 }
 
 /// The Pylontech LV frames of one announcement.

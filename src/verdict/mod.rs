@@ -1,6 +1,8 @@
-//! Limits, measurement uncertainty and decision rules (ILAC-G8 simple and guarded acceptance).
+//! Limits, measurement uncertainty and decision rules (ILAC-G8 simple and guarded acceptance);
+//! the state-of-charge reference and its budget in [`soc`].
 
 pub mod gum;
+pub mod soc;
 
 use serde::{Deserialize, Serialize};
 

@@ -59,6 +59,15 @@ pub fn fixture_paths_absolute(text: &str) -> String {
     hilrig::plan::fixture::absolute_paths(text, &root().join("fixtures"))
 }
 
+/// How many plans the shipped nightly suite runs (its `- plan:` entries).
+pub fn nightly_plans() -> usize {
+    std::fs::read_to_string(root().join("test-plans/nightly.yaml"))
+        .unwrap()
+        .lines()
+        .filter(|l| l.trim_start().starts_with("- plan:"))
+        .count()
+}
+
 /// Load a shipped plan against a rig.
 pub fn plan(rel: &str, rig: &Rig) -> Arc<LoadedPlan> {
     Arc::new(load_plan(&root().join(rel), Some(rig)).unwrap_or_else(|e| panic!("{e:?}")))

@@ -44,6 +44,7 @@ fn project_dbc_loads_cleanly() {
             "BMS_Temps",
             "BMS_Version",
             "BMS_Energy",
+            "BMS_Soc",
             "CellSim_SetCell",
             "CellSim_SetTemp",
             "CellSim_GetCurrent",
@@ -55,6 +56,7 @@ fn project_dbc_loads_cleanly() {
     assert_eq!(msg(&dbc, "BMS_Status").cycle_time_ms, Some(100));
     assert_eq!(msg(&dbc, "BMS_Temps").cycle_time_ms, Some(1000));
     assert_eq!(msg(&dbc, "BMS_Energy").cycle_time_ms, None);
+    assert_eq!(msg(&dbc, "BMS_Soc").cycle_time_ms, Some(1000));
     assert_eq!(dbc.message_by_id(0x101, false).unwrap().name, "BMS_Pack");
     assert!(dbc.message_by_id(0x101, true).is_none());
     let (_, fault_cell) = dbc.signal("BMS_Status.FaultCell").unwrap();
@@ -296,8 +298,8 @@ fn round_trip_over_all_messages() {
     }
     assert_eq!(
         frames,
-        200 * (11 + 4),
-        "eleven plain messages and four cell blocks"
+        200 * (12 + 4),
+        "twelve plain messages and four cell blocks"
     );
 }
 

@@ -50,6 +50,7 @@ mod sim_pack;
 mod sim_serve;
 mod sim_truth;
 mod sim_virtual_time;
+mod soc_accuracy;
 mod stdout_faults;
 mod walking_skeleton;
 mod write_faults;

@@ -53,7 +53,7 @@ fn nightly(image: &str) -> Vec<(String, Outcome, BTreeSet<String>)> {
 #[test]
 fn the_good_image_passes_the_nightly_suite() {
     let runs = nightly("sim-bms-1.0.0.yaml");
-    assert_eq!(runs.len(), 12);
+    assert_eq!(runs.len(), nightly_plans());
     for (plan, outcome, failed) in &runs {
         assert_eq!(*outcome, Outcome::Passed, "{plan}: {failed:?}");
     }
@@ -114,6 +114,11 @@ fn the_good_image_passes_the_nightly_suite() {
     "sim-bms-1.0.0-defect-balance-never.yaml",
     "balancing",
     "bleed current on channel 5"
+)]
+#[case::soc_capacity(
+    "sim-bms-1.0.0-defect-soc-capacity.yaml",
+    "soc-accuracy",
+    "SOC after the discharge"
 )]
 fn each_seeded_defect_is_caught(#[case] image: &str, #[case] plan: &str, #[case] test: &str) {
     let runs = nightly(image);
@@ -242,8 +247,8 @@ fn the_nightly_suite_runs_whole_on_every_image_of_the_manifest() {
     );
 }
 
-/// Thresholds, trip times and releases of member results compared with the simulated
-/// firmware's truth (its image configuration and the member's truth.json).
+/// Thresholds, trip times, releases and SOC references of member results compared with the
+/// simulated firmware's truth (its image configuration and the member's truth.json).
 #[derive(Default)]
 struct TruthTally {
     /// Per quantity: (checked, not determinable).
@@ -269,7 +274,10 @@ impl TruthTally {
             let started = test["started_s"].as_f64().unwrap();
             for m in test["measurements"].as_array().unwrap() {
                 let quantity = m["quantity"].as_str().unwrap();
-                if !matches!(quantity, "threshold" | "trip_time" | "release") {
+                if !matches!(
+                    quantity,
+                    "threshold" | "trip_time" | "release" | "soc_reference"
+                ) {
                     continue;
                 }
                 let what = format!("{image} {plan} `{}` {}", test["name"], m["criterion"]);
@@ -283,6 +291,10 @@ impl TruthTally {
                 let criterion = m["criterion"].as_str().unwrap();
                 let protection = criterion.split('_').next().unwrap();
                 let truth = match quantity {
+                    // The plant's true SOC when the BMS's report arrived.
+                    "soc_reference" => test["detected_s"]
+                        .as_f64()
+                        .and_then(|t| sim_support::soc_truth_at(&events, t)),
                     "threshold" => sim_support::level_truth(config, protection, false),
                     "release" => sim_support::level_truth(config, protection, true),
                     _ => sim_support::trip_time_truth(&events, protection, started),

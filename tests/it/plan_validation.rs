@@ -179,3 +179,62 @@ fn the_foxbms_style_fixture_validates() {
     assert_eq!(p.fixture.value.cells_in_series, 4);
     assert!(p.signals.contains_key("bms.fault.ov"));
 }
+
+/// Load the shipped SOC plan with one textual change.
+fn load_soc_mutated(name: &str, from: &str, to: &str) -> Vec<InputError> {
+    let text = std::fs::read_to_string(root().join("test-plans/soc-accuracy.yaml")).unwrap();
+    assert!(text.contains(from), "the plan no longer contains `{from}`");
+    let fixture = root().join("fixtures/sim-bms-16s-lfp.yaml");
+    let text = text.replacen(from, to, 1).replace(
+        "../fixtures/sim-bms-16s-lfp.yaml",
+        fixture.to_str().unwrap(),
+    );
+    let dir = temp_dir(&format!("soc-plan-{name}"));
+    let path = dir.join("plan.yaml");
+    std::fs::write(&path, text).unwrap();
+    load_plan(&path, Some(&sim_rig(None)))
+        .err()
+        .unwrap_or_default()
+}
+
+#[rstest]
+#[case::no_start(
+    "  - soc: {start: rest}\nsteps:",
+    "steps:",
+    "a checkpoint before any `soc: {start: rest}`"
+)]
+#[case::start_with_name(
+    "  - soc: {start: rest}\nsteps:",
+    "  - soc: {start: rest, name: x}\nsteps:",
+    "`start` stands alone"
+)]
+#[case::no_judge(
+    "{name: SOC after the rest, judge: soc_accuracy}",
+    "{name: SOC after the rest}",
+    "a checkpoint needs `judge:`"
+)]
+#[case::unknown_signal(
+    "{name: SOC after the rest, judge: soc_accuracy}",
+    "{name: SOC after the rest, signal: bms.sco, judge: soc_accuracy}",
+    "signal `bms.sco` is not defined in the DUT fixture"
+)]
+#[case::release_and_voltage(
+    "cells: {release: all}",
+    "cells: {release: all, all: 3.30 V}",
+    "`release: all` stands alone"
+)]
+#[case::unknown_start(
+    "  - soc: {start: rest}\nsteps:",
+    "  - soc: {start: full}\nsteps:",
+    "unknown variant `full`"
+)]
+fn soc_steps_are_checked_at_load(#[case] from: &str, #[case] to: &str, #[case] needle: &str) {
+    let errors = load_soc_mutated(&format!("{}", needle.len()), from, to);
+    let all = errors
+        .iter()
+        .map(|e| e.to_string())
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert!(all.contains(needle), "`{needle}` not in:\n{all}");
+    assert!(errors.iter().all(|e| e.line > 0), "{all}");
+}

@@ -119,6 +119,28 @@ pub struct TruthEvent {
     pub kind: String,
     /// The protection concerned, if any.
     pub protection: Option<String>,
+    /// The value (the plant's true SOC in % for `soc` events).
+    #[serde(default)]
+    pub value: Option<f64>,
+}
+
+/// The plant's true state of charge (%) at `t`, interpolated between the `soc` events that
+/// bracket it (the last one holds after it); None before the first.
+pub fn soc_truth_at(events: &[TruthEvent], t: f64) -> Option<f64> {
+    let soc: Vec<(f64, f64)> = events
+        .iter()
+        .filter(|e| e.kind == "soc")
+        .filter_map(|e| e.value.map(|v| (e.t, v)))
+        .collect();
+    let after = soc.iter().position(|(at, _)| *at > t);
+    match after {
+        Some(0) => None,
+        Some(i) => {
+            let ((ta, va), (tb, vb)) = (soc[i - 1], soc[i]);
+            Some(va + (vb - va) * (t - ta) / (tb - ta))
+        }
+        None => soc.last().map(|(_, v)| *v),
+    }
 }
 
 /// The first event of `kind` for `protection` at or after `from` (s).

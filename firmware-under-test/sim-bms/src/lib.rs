@@ -14,6 +14,7 @@
 
 pub mod balance;
 pub mod pylon;
+pub mod soc;
 
 /// One protection's settings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -40,6 +40,7 @@ impl<'a> Checker<'a> {
             ));
         }
         let mut names: BTreeMap<String, usize> = BTreeMap::new();
+        let mut soc_started = false;
         for step in p.setup.iter().chain(&p.steps).chain(&p.teardown) {
             let name = match &step.value {
                 Step::Trip(t) => Some(t.name.clone()),
@@ -47,6 +48,7 @@ impl<'a> Checker<'a> {
                 Step::Expect(e) => e.name.clone(),
                 Step::Declaration(d) => Some(d.name.clone()),
                 Step::Inverter(i) => i.test_name(),
+                Step::Soc(x) => x.name.clone(),
                 _ => None,
             };
             if let Some(n) = name {
@@ -55,6 +57,13 @@ impl<'a> Checker<'a> {
                 }
             }
             self.step(&step.value, &step.referenced);
+            if let Step::Soc(x) = &step.value {
+                if x.start.is_some() {
+                    soc_started = true;
+                } else if !soc_started {
+                    self.err(&step.referenced, "soc: a checkpoint before any `soc: {start: rest}`: the reference has no starting point");
+                }
+            }
         }
     }
 
@@ -200,6 +209,11 @@ impl<'a> Checker<'a> {
                 }
             }
             Step::Cells(c) => match (c.all, c.cell, c.voltage) {
+                _ if c.release.is_some() => {
+                    if c.all.is_some() || c.cell.is_some() || c.voltage.is_some() {
+                        self.err(at, "cells: `release: all` stands alone; set voltages in a step of their own");
+                    }
+                }
                 (Some(v), None, None) => self.envelope(at, Target::Cell(1), v.0),
                 (None, Some(n), Some(v)) => {
                     if n == 0 || n > cells {
@@ -207,7 +221,7 @@ impl<'a> Checker<'a> {
                     }
                     self.envelope(at, Target::Cell(n), v.0);
                 }
-                _ => self.err(at, "cells: give either `all: VOLTAGE` or `cell: N` with `voltage: VOLTAGE`"),
+                _ => self.err(at, "cells: give either `all: VOLTAGE`, `cell: N` with `voltage: VOLTAGE`, or `release: all`"),
             },
             Step::Temperatures(t) => match (t.all, t.sensor, t.temperature) {
                 (Some(v), None, None) => self.envelope(at, Target::Ntc(1), v.0),
@@ -314,6 +328,7 @@ impl<'a> Checker<'a> {
                     }
                 }
             }
+            Step::Soc(x) => self.soc(x, at),
             Step::Declaration(d) => {
                 if let Some(c) = self.criterion(&d.judge) {
                     if !matches!(c, Check::EnergyCap { .. }) {
@@ -322,6 +337,57 @@ impl<'a> Checker<'a> {
                     }
                 }
             }
+        }
+    }
+
+    /// A `soc` step: a start, or a checkpoint with a name and a `soc_accuracy` criterion,
+    /// over a fixture that declares `soc:` and maps the signal.
+    fn soc(&mut self, x: &crate::plan::model::SocStep, at: &Location) {
+        match (&self.fx.value.soc, x.start) {
+            (None, _) => self.err(at, "soc: the DUT fixture declares no `soc:` (capacity, capacity_tolerance, ocv, ocv_tolerance) for the reference"),
+            (Some(d), _) => {
+                for p in d.problems() {
+                    self.err(at, format!("DUT fixture {p}"));
+                }
+            }
+        }
+        if x.start.is_some() {
+            if x.name.is_some() || x.judge.is_some() || x.signal.is_some() {
+                self.err(
+                    at,
+                    "soc: `start` stands alone; compare in a later step with `name` and `judge`",
+                );
+            }
+            return;
+        }
+        if x.name.is_none() {
+            self.err(
+                at,
+                "soc: give `start: rest`, or `name` and `judge` for a checkpoint",
+            );
+        }
+        match &x.judge {
+            None => self.err(
+                at,
+                "soc: a checkpoint needs `judge:` (a `soc_accuracy` criterion)",
+            ),
+            Some(j) => {
+                if let Some(c) = self.criterion(j) {
+                    if !matches!(c, Check::SocAccuracy { .. }) {
+                        let k = c.kind();
+                        self.err(&j.referenced, format!("`{}` is a `{k}` criterion; a soc step judges `soc_accuracy` criteria", j.value));
+                    }
+                }
+            }
+        }
+        let signal = x.signal();
+        if !self.signals.contains_key(signal) {
+            let h = hint(signal, self.signals.keys().map(String::as_str));
+            let where_ = x.signal.as_ref().map_or(at, |s| &s.referenced);
+            self.err(
+                where_,
+                format!("signal `{signal}` is not defined in the DUT fixture{h}"),
+            );
         }
     }
 
@@ -512,6 +578,7 @@ impl<'a> Checker<'a> {
                     true
                 }
                 Check::Holds
+                | Check::SocAccuracy { .. }
                 | Check::Range { .. }
                 | Check::EnergyCap { .. }
                 | Check::Inverter(_)

@@ -720,7 +720,18 @@ mod tests {
                     "{text:?}"
                 );
                 // Reported at the `confirm:` line of the fixture.
-                assert!(text[0].contains("fixture.yaml:95:"), "{text:?}");
+                let shipped = std::fs::read_to_string(
+                    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/sim-bms-16s-lfp.yaml"),
+                )
+                .unwrap();
+                let line = 1 + shipped
+                    .lines()
+                    .position(|l| l.trim_start().starts_with("confirm:"))
+                    .unwrap();
+                assert!(
+                    text[0].contains(&format!("fixture.yaml:{line}:")),
+                    "{text:?}"
+                );
             }
         }
     }
