@@ -339,3 +339,40 @@ async fn a_too_long_comparator_delay_fails_the_plans_capture_trip() {
     );
     assert!(value > 0.5e-3, "{m:#}");
 }
+
+#[rstest::rstest]
+#[case::expect_on_the_record(
+    "      judge: [scd_trip_time]\n",
+    "      judge: [scd_trip_time]\n  - expect: {that: capture.i < 1 A, within: 1 s}\n",
+    "only a trip's `detect` may"
+)]
+#[case::ramp_stimulus(
+    "{step: {of: load.current, from: 20 A, to: 34 A}}",
+    "{ramp: {of: load.current, from: 20 A, to: 34 A, rate: 1 A/s}}",
+    "needs `step: {of: load.current"
+)]
+#[case::mixed_signals(
+    "detect: capture.i < 1 A",
+    "detect: capture.i < 1 A and bms.dsg_fet == open",
+    "reads `capture.*` only"
+)]
+#[case::other_criterion(
+    "judge: [scd_trip_time]",
+    "judge: [otc_threshold]",
+    "judges `trip_time` criteria only"
+)]
+fn capture_detects_are_refused_where_the_scope_cannot_judge_them(
+    #[case] from: &str,
+    #[case] to: &str,
+    #[case] expected: &str,
+) {
+    let dir = crate::common::temp_dir("sc-plan-refused");
+    let path = capture_plan(&dir);
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(text.contains(from), "{from}");
+    std::fs::write(&path, text.replace(from, to)).unwrap();
+    let rig = sim_rig(None);
+    let errors = hilrig::plan::load_plan(&path, Some(&rig)).unwrap_err();
+    let all = format!("{errors:?}");
+    assert!(all.contains(expected), "{all}");
+}
