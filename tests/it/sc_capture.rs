@@ -276,6 +276,7 @@ steps:
       detect: capture.i < 1 A
       timeout: 1 s
       judge: [scd_trip_time]
+  - expect: {{that: bms.fault.scd and bms.state == fault, within: 1 s}}
 teardown:
   - load: {{input: off}}
 ",
@@ -309,6 +310,8 @@ async fn a_plans_trip_with_capture_detect_is_timed_on_the_rigs_scope() {
     let (r, truth) = run_capture_plan("250 us", "sc-plan-good").await;
     let test = &r["tests"][0];
     assert_eq!(test["verdict"], "pass", "{test:#}");
+    // The firmware reports the front end's short circuit on CAN.
+    assert_eq!(r["tests"][1]["verdict"], "pass", "{:#}", r["tests"][1]);
     let m = &test["measurements"][0];
     assert_eq!(m["criterion"], "scd_trip_time");
     assert_eq!(m["coverage_factor"], 2.0);
@@ -328,6 +331,7 @@ async fn a_too_long_comparator_delay_fails_the_plans_capture_trip() {
     let (r, truth) = run_capture_plan("2 ms", "sc-plan-slow").await;
     let test = &r["tests"][0];
     assert_eq!(test["verdict"], "fail", "{test:#}");
+    assert_eq!(r["tests"][1]["verdict"], "pass", "{:#}", r["tests"][1]);
     let m = &test["measurements"][0];
     let (value, u) = (
         m["value"].as_f64().unwrap(),

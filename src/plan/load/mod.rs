@@ -628,7 +628,7 @@ mod tests {
                     "{text:?}"
                 );
                 // Reported at the `confirm:` line of the fixture.
-                assert!(text[0].contains("fixture.yaml:77:"), "{text:?}");
+                assert!(text[0].contains("fixture.yaml:78:"), "{text:?}");
             }
         }
     }
