@@ -175,6 +175,8 @@ struct Digitised {
     cell_mv: Vec<u16>,
     temp_dc: Vec<i16>,
     current_ma: i32,
+    /// The front end's short-circuit status bit (its comparator's latch).
+    afe_short_circuit: bool,
 }
 
 impl Digitised {
@@ -183,6 +185,7 @@ impl Digitised {
             cell_mv: s.cells.iter().take(cells).map(|v| afe_mv(*v)).collect(),
             temp_dc: s.temps.iter().map(|t| afe_dc(*t)).collect(),
             current_ma: afe_ma(s.pack_current()),
+            afe_short_circuit: s.afe.latched(),
         }
     }
 
@@ -355,6 +358,7 @@ pub fn spawn(
                         current_ma: d.current_ma,
                         run_request,
                         standby_request,
+                        afe_short_circuit: d.afe_short_circuit,
                     };
                     let out = bms.tick(now_ms, &sample);
                     if let Some(e) = soc.as_mut() {
@@ -435,6 +439,7 @@ fn status_frames(
             ("FaultUTC", bit(out.faults, 4)),
             ("FaultOCC", bit(out.faults, 5)),
             ("FaultOCD", bit(out.faults, 6)),
+            ("FaultSCD", out.short_circuit as u8 as f64),
             ("FaultCell", out.fault_cell as f64),
             ("Counter", counter as f64),
         ],

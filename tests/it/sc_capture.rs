@@ -276,6 +276,7 @@ steps:
       detect: capture.i < 1 A
       timeout: 1 s
       judge: [scd_trip_time]
+  - expect: {{that: bms.fault.scd and bms.state == fault, within: 1 s}}
 teardown:
   - load: {{input: off}}
 ",
@@ -309,6 +310,8 @@ async fn a_plans_trip_with_capture_detect_is_timed_on_the_rigs_scope() {
     let (r, truth) = run_capture_plan("250 us", "sc-plan-good").await;
     let test = &r["tests"][0];
     assert_eq!(test["verdict"], "pass", "{test:#}");
+    // The firmware reports the front end's short circuit on CAN.
+    assert_eq!(r["tests"][1]["verdict"], "pass", "{:#}", r["tests"][1]);
     let m = &test["measurements"][0];
     assert_eq!(m["criterion"], "scd_trip_time");
     assert_eq!(m["coverage_factor"], 2.0);
@@ -328,6 +331,7 @@ async fn a_too_long_comparator_delay_fails_the_plans_capture_trip() {
     let (r, truth) = run_capture_plan("2 ms", "sc-plan-slow").await;
     let test = &r["tests"][0];
     assert_eq!(test["verdict"], "fail", "{test:#}");
+    assert_eq!(r["tests"][1]["verdict"], "pass", "{:#}", r["tests"][1]);
     let m = &test["measurements"][0];
     let (value, u) = (
         m["value"].as_f64().unwrap(),
@@ -338,4 +342,41 @@ async fn a_too_long_comparator_delay_fails_the_plans_capture_trip() {
         "measured {value} s, truth {truth} s, U {u} s"
     );
     assert!(value > 0.5e-3, "{m:#}");
+}
+
+#[rstest::rstest]
+#[case::expect_on_the_record(
+    "      judge: [scd_trip_time]\n",
+    "      judge: [scd_trip_time]\n  - expect: {that: capture.i < 1 A, within: 1 s}\n",
+    "only a trip's `detect` may"
+)]
+#[case::ramp_stimulus(
+    "{step: {of: load.current, from: 20 A, to: 34 A}}",
+    "{ramp: {of: load.current, from: 20 A, to: 34 A, rate: 1 A/s}}",
+    "needs `step: {of: load.current"
+)]
+#[case::mixed_signals(
+    "detect: capture.i < 1 A",
+    "detect: capture.i < 1 A and bms.dsg_fet == open",
+    "reads `capture.*` only"
+)]
+#[case::other_criterion(
+    "judge: [scd_trip_time]",
+    "judge: [otc_threshold]",
+    "judges `trip_time` criteria only"
+)]
+fn capture_detects_are_refused_where_the_scope_cannot_judge_them(
+    #[case] from: &str,
+    #[case] to: &str,
+    #[case] expected: &str,
+) {
+    let dir = crate::common::temp_dir("sc-plan-refused");
+    let path = capture_plan(&dir);
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(text.contains(from), "{from}");
+    std::fs::write(&path, text.replace(from, to)).unwrap();
+    let rig = sim_rig(None);
+    let errors = hilrig::plan::load_plan(&path, Some(&rig)).unwrap_err();
+    let all = format!("{errors:?}");
+    assert!(all.contains(expected), "{all}");
 }

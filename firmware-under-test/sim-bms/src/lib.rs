@@ -157,6 +157,9 @@ pub struct Sample<'a> {
     pub run_request: bool,
     /// A host standby request arrived since the last tick.
     pub standby_request: bool,
+    /// The front end's short-circuit status bit: its comparator opened the FETs (latched
+    /// in the front end until the load is removed).
+    pub afe_short_circuit: bool,
 }
 
 /// What the core asks the hardware to do after a tick.
@@ -174,6 +177,9 @@ pub struct Outputs {
     pub conditions: u8,
     /// 1-based cell index of the last voltage fault, 0 when none.
     pub fault_cell: u8,
+    /// The front end reported a short circuit; latched until a standby request after the
+    /// front end has released (both FETs stay open meanwhile).
+    pub short_circuit: bool,
     /// Reported state.
     pub state: State,
     /// Balancing switches driven, one bit per cell (bit 0 is cell 1).
@@ -199,6 +205,7 @@ pub struct Bms {
     last_request_ms: u32,
     fault_cell: u8,
     balancer: balance::Balancer,
+    short_circuit: bool,
 }
 
 const CURRENT_DEADBAND_MA: i32 = 200;
@@ -213,6 +220,7 @@ impl Bms {
             last_request_ms: 0,
             fault_cell: 0,
             balancer: balance::Balancer::default(),
+            short_circuit: false,
         }
     }
 
@@ -239,6 +247,7 @@ impl Bms {
             self.running = false;
             self.debounce = [Debounce::default(); 7];
             self.fault_cell = 0;
+            self.short_circuit = false;
         } else if s.run_request {
             self.running = true;
             self.last_request_ms = now_ms;
@@ -328,6 +337,9 @@ impl Bms {
             self.debounce[f as usize] = next;
         }
 
+        if s.afe_short_circuit {
+            self.short_circuit = true;
+        }
         let faults = Fault::ALL
             .iter()
             .filter(|f| self.debounce[**f as usize].active)
@@ -343,7 +355,7 @@ impl Bms {
         }
         let state = if !self.running {
             State::Standby
-        } else if faults != 0 {
+        } else if faults != 0 || self.short_circuit {
             State::Fault
         } else if charging {
             State::Charge
@@ -352,6 +364,7 @@ impl Bms {
         } else {
             State::Idle
         };
+        let sc = self.short_circuit;
         let balancing = match &self.cfg.balance {
             Some(b) => {
                 let pack = if charging {
@@ -362,18 +375,19 @@ impl Bms {
                     balance::PackState::Rest
                 };
                 self.balancer
-                    .tick(b, self.cfg.defects.balance, cells, pack, faults != 0)
+                    .tick(b, self.cfg.defects.balance, cells, pack, faults != 0 || sc)
             }
             None => 0,
         };
         Outputs {
             balancing,
-            chg_fet: self.running && !block_chg,
-            dsg_fet: self.running && !block_dsg,
-            warning: faults != 0 && !self.cfg.defects.no_warning_output,
+            chg_fet: self.running && !block_chg && !sc,
+            dsg_fet: self.running && !block_dsg && !sc,
+            warning: (faults != 0 || sc) && !self.cfg.defects.no_warning_output,
             faults,
             conditions,
             fault_cell: self.fault_cell,
+            short_circuit: sc,
             state,
         }
     }
@@ -418,6 +432,7 @@ mod tests {
                 current_ma: 5000,
                 run_request: true,
                 standby_request: false,
+                afe_short_circuit: false,
             },
         )
     }
@@ -499,6 +514,7 @@ mod tests {
                 current_ma: 0,
                 run_request: false,
                 standby_request: false,
+                afe_short_circuit: false,
             },
         );
         assert_eq!(o.state, State::Standby);
@@ -514,8 +530,35 @@ mod tests {
                 current_ma,
                 run_request: true,
                 standby_request: false,
+                afe_short_circuit: false,
             },
         )
+    }
+
+    #[test]
+    fn a_front_end_short_circuit_is_reported_and_latched_until_standby() {
+        let mut bms = Bms::new(cfg());
+        let cells = [3300; 4];
+        let sample = |afe: bool, standby: bool| Sample {
+            cell_mv: &cells,
+            temp_dc: &[250; 2],
+            current_ma: -20_000,
+            run_request: !standby,
+            standby_request: standby,
+            afe_short_circuit: afe,
+        };
+        let out = bms.tick(0, &sample(false, false));
+        assert!(out.dsg_fet && !out.short_circuit);
+        let out = bms.tick(50, &sample(true, false));
+        assert!(out.short_circuit && !out.dsg_fet && !out.chg_fet);
+        assert_eq!(out.state, State::Fault);
+        // The front end released (load removed): the firmware keeps it latched.
+        let out = bms.tick(100, &sample(false, false));
+        assert!(out.short_circuit && !out.dsg_fet);
+        let out = bms.tick(150, &sample(false, true));
+        assert!(!out.short_circuit);
+        let out = bms.tick(200, &sample(false, false));
+        assert!(out.dsg_fet && !out.short_circuit);
     }
 
     #[test]
@@ -582,6 +625,7 @@ mod tests {
                 current_ma: 0,
                 run_request: false,
                 standby_request: true,
+                afe_short_circuit: false,
             },
         );
         assert_eq!(o.faults, 0);

@@ -244,6 +244,7 @@ mod tests {
             faults,
             conditions: faults,
             fault_cell: 0,
+            short_circuit: false,
             state: State::Charge,
             balancing: 0,
         }
@@ -256,6 +257,7 @@ mod tests {
             current_ma,
             run_request: true,
             standby_request: false,
+            afe_short_circuit: false,
         }
     }
 
