@@ -376,7 +376,7 @@ mod suite_bundle {
 
         let s = read_json(&top.join("suite.json"));
         let members = s["members"].as_array().unwrap();
-        assert_eq!(members.len(), 11, "{s}");
+        assert_eq!(members.len(), 12, "{s}");
         let html = std::fs::read_to_string(top.join("report.html")).unwrap();
         for m in members {
             let plan = m["plan"].as_str().unwrap();
