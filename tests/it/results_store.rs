@@ -205,7 +205,7 @@ fn eight_importers_store_every_run_once_and_refuse_tampering(#[case] backend: &s
     };
     let runs = runs();
     let expected = bundles(&runs.reports).len();
-    assert_eq!(expected, 3 * 11 + 2);
+    assert_eq!(expected, 3 * 12 + 2);
     let importers: Vec<_> = (0..8)
         .map(|_| {
             Command::new(env!("CARGO_BIN_EXE_hilrig"))
