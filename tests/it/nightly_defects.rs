@@ -227,8 +227,8 @@ fn the_nightly_suite_runs_whole_on_every_image_of_the_manifest() {
         );
     }
     println!(
-        "against the truth: {image_count} images x {} plans, {} thresholds, trip times and \
-         releases checked, {} reported not determinable, {} violations",
+        "against the truth: {image_count} images x {} plans, {} thresholds, trip times, \
+         releases and SOC references checked, {} reported not determinable, {} violations",
         suite.value.plans.len(),
         tally.checked,
         tally.not_determinable,

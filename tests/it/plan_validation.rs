@@ -238,3 +238,47 @@ fn soc_steps_are_checked_at_load(#[case] from: &str, #[case] to: &str, #[case] n
     assert!(all.contains(needle), "`{needle}` not in:\n{all}");
     assert!(errors.iter().all(|e| e.line > 0), "{all}");
 }
+
+/// A fixture without `soc:` cannot start the reference; a bad one is refused with the reason.
+#[rstest]
+#[case::missing("\nsoc:\n", "\nsoc_removed:\n", "declares no `soc:`")]
+#[case::falling_curve("[50, 3.300 V]", "[50, 3.200 V]", "must both rise point to point")]
+#[case::capacity_unit("capacity: 100 Ah", "capacity: 100 V", "soc.capacity: a charge (Ah)")]
+fn the_soc_reference_needs_a_sound_fixture_declaration(
+    #[case] from: &str,
+    #[case] to: &str,
+    #[case] needle: &str,
+) {
+    let fx = std::fs::read_to_string(root().join("fixtures/sim-bms-16s-lfp.yaml")).unwrap();
+    assert!(fx.contains(from), "the fixture no longer contains `{from}`");
+    let mut fx = fx.replacen(from, to, 1);
+    if to.contains("soc_removed") {
+        // Drop the whole section: everything from it to the end of the file.
+        let at = fx.find("\nsoc_removed:\n").unwrap();
+        fx.truncate(at + 1);
+    }
+    let dir = temp_dir(&format!("soc-fixture-{}", needle.len()));
+    std::fs::create_dir_all(dir.join("dbc")).unwrap();
+    std::fs::create_dir_all(dir.join("limits")).unwrap();
+    for f in [
+        "dbc/sim-bms.dbc",
+        "dbc/pylon-lv-can.dbc",
+        "limits/soc-accuracy.yaml",
+    ] {
+        std::fs::copy(root().join("fixtures").join(f), dir.join(f)).unwrap();
+    }
+    std::fs::write(dir.join("fixture.yaml"), fx).unwrap();
+    let plan = std::fs::read_to_string(root().join("test-plans/soc-accuracy.yaml"))
+        .unwrap()
+        .replace("../fixtures/sim-bms-16s-lfp.yaml", "fixture.yaml");
+    std::fs::write(dir.join("plan.yaml"), plan).unwrap();
+    let errors = load_plan(&dir.join("plan.yaml"), Some(&sim_rig(None)))
+        .err()
+        .unwrap_or_default();
+    let all = errors
+        .iter()
+        .map(|e| e.to_string())
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert!(all.contains(needle), "`{needle}` not in:\n{all}");
+}

@@ -343,9 +343,12 @@ impl<'a> Checker<'a> {
     /// A `soc` step: a start, or a checkpoint with a name and a `soc_accuracy` criterion,
     /// over a fixture that declares `soc:` and maps the signal.
     fn soc(&mut self, x: &crate::plan::model::SocStep, at: &Location) {
+        // The fixture's declaration is checked once per start (a checkpoint without a start
+        // is refused on its own).
         match (&self.fx.value.soc, x.start) {
-            (None, _) => self.err(at, "soc: the DUT fixture declares no `soc:` (capacity, capacity_tolerance, ocv, ocv_tolerance) for the reference"),
-            (Some(d), _) => {
+            (_, None) => {}
+            (None, Some(_)) => self.err(at, "soc: the DUT fixture declares no `soc:` (capacity, capacity_tolerance, ocv, ocv_tolerance) for the reference"),
+            (Some(d), Some(_)) => {
                 for p in d.problems() {
                     self.err(at, format!("DUT fixture {p}"));
                 }
