@@ -771,6 +771,7 @@ mod tests {
             faults: 0,
             conditions: 0,
             fault_cell: 0,
+            short_circuit: false,
             state: sim_bms::State::Idle,
             balancing,
         }
