@@ -196,6 +196,7 @@ mod tests {
             current_ma,
             run_request: true,
             standby_request: false,
+            afe_short_circuit: false,
         }
     }
 
