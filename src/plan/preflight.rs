@@ -545,11 +545,21 @@ pub enum FileKind {
     Fixture,
     /// A limit profile (`profile:` and `criteria:`).
     LimitProfile,
+    /// A DBC file (`VERSION`, `NS_ :` or `BO_` lines).
+    Dbc,
+    /// A Modbus register map (`map:` and `registers:`).
+    RegisterMap,
 }
 
 impl FileKind {
     /// The kind of a file's text, by its top-level keys (`None`: none of them).
     pub fn of_text(text: &str) -> Option<FileKind> {
+        if text
+            .lines()
+            .any(|l| l.starts_with("BO_ ") || l.starts_with("NS_ :") || l.starts_with("VERSION \""))
+        {
+            return Some(FileKind::Dbc);
+        }
         let keys: BTreeSet<&str> = text
             .lines()
             .filter(|l| !l.starts_with([' ', '\t', '#', '-']))
@@ -566,6 +576,8 @@ impl FileKind {
             FileKind::LimitProfile
         } else if has("cells_in_series") || (has("dut") && has("protections")) {
             FileKind::Fixture
+        } else if has("map") && has("registers") {
+            FileKind::RegisterMap
         } else {
             return None;
         })
@@ -579,6 +591,8 @@ impl FileKind {
             FileKind::Plan => "test plan",
             FileKind::Fixture => "DUT fixture",
             FileKind::LimitProfile => "limit profile",
+            FileKind::Dbc => "DBC",
+            FileKind::RegisterMap => "Modbus register map",
         }
     }
 }
@@ -586,6 +600,22 @@ impl FileKind {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[rstest::rstest]
+    #[case::dbc(
+        "VERSION \"1.0\"\n\nBO_ 849 Pylon_Limits: 8 BMS\n",
+        Some(FileKind::Dbc)
+    )]
+    #[case::dbc_without_version("NS_ :\n\tCM_\nBS_:\n", Some(FileKind::Dbc))]
+    #[case::register_map(
+        "map: m\ntitle: t\nregisters:\n  inv.cvl: {}\n",
+        Some(FileKind::RegisterMap)
+    )]
+    #[case::plan("plan: p\nsteps: []\n", Some(FileKind::Plan))]
+    #[case::neither("hello: world\n", None)]
+    fn dbcs_and_register_maps_are_recognised(#[case] text: &str, #[case] kind: Option<FileKind>) {
+        assert_eq!(FileKind::of_text(text), kind);
+    }
 
     #[test]
     fn locate_finds_the_value_of_the_nth_key() {

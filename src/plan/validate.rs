@@ -2,8 +2,10 @@
 //!
 //! A plan or suite is checked exactly as `hilrig run` checks it before it switches anything
 //! on, against the rig run would use, and a rig gets run's checks too. A rig, a DUT fixture
-//! or a limit profile given on its own is recognised by its top-level keys, and each `ok:`
-//! line says what the file was taken for. Problems go to stderr with their locations.
+//! or a limit profile given on its own is recognised by its top-level keys, a DBC by its
+//! `VERSION`/`NS_ :`/`BO_` lines (loaded with its strict checks, warnings and notes
+//! printed) and a Modbus register map by `map:` and `registers:`; each `ok:` line says what
+//! the file was taken for. Problems go to stderr with their locations.
 
 use std::path::{Path, PathBuf};
 
@@ -67,6 +69,21 @@ pub fn validate(
                 },
             },
             FileKind::LimitProfile => load_limits(f).err().unwrap_or_default(),
+            FileKind::Dbc => match crate::dbc::Dbc::from_file(f) {
+                Ok(dbc) => {
+                    let warnings = dbc.warnings().iter().map(|w| format!("warning: {w}"));
+                    let notes = dbc.notes().iter().map(|n| format!("note: {n}"));
+                    warnings
+                        .chain(notes)
+                        .for_each(|l| stdio::eprint(&format!("{l}\n")));
+                    Vec::new()
+                }
+                Err(e) => vec![InputError::file(f, e.to_string())],
+            },
+            FileKind::RegisterMap => match crate::modbus::RegisterMap::load(f) {
+                Ok(_) => Vec::new(),
+                Err(e) => vec![InputError::file(f, e.to_string())],
+            },
             FileKind::Suite => match load_suite(f) {
                 Err(e) => vec![e],
                 Ok(s) => s
