@@ -162,6 +162,21 @@ pub struct Sample<'a> {
     pub afe_short_circuit: bool,
 }
 
+#[cfg(test)]
+impl<'a> Sample<'a> {
+    /// A running pack's sample at 25 °C, no requests but run, no short circuit (tests).
+    pub(crate) fn running(cells: &'a [u16], current_ma: i32) -> Self {
+        Sample {
+            cell_mv: cells,
+            temp_dc: &[250],
+            current_ma,
+            run_request: true,
+            standby_request: false,
+            afe_short_circuit: false,
+        }
+    }
+}
+
 /// What the core asks the hardware to do after a tick.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Outputs {

@@ -250,31 +250,20 @@ mod tests {
         }
     }
 
-    fn sample(cells: &[u16], current_ma: i32) -> Sample<'_> {
-        Sample {
-            cell_mv: cells,
-            temp_dc: &[250],
-            current_ma,
-            run_request: true,
-            standby_request: false,
-            afe_short_circuit: false,
-        }
-    }
-
     #[test]
     fn ccl_derates_in_steps_to_its_floor_and_is_zero_after_a_trip() {
         let mut a = Announcer::new(cfg());
         let high = [3600u16, 3300];
-        let mut last = a.tick(0, &sample(&high, 5000), &out(0));
+        let mut last = a.tick(0, &Sample::running(&high, 5000), &out(0));
         assert_eq!(last.ccl_da, 162);
         for t in (1000..=10_000).step_by(1000) {
             a.keepalive(t);
-            last = a.tick(t, &sample(&high, 5000), &out(0));
+            last = a.tick(t, &Sample::running(&high, 5000), &out(0));
         }
         assert_eq!(last.ccl_da, 36, "floor 20 %");
         assert_eq!(last.dcl_da, 300);
         assert!(last.charge_enable);
-        let tripped = a.tick(10_100, &sample(&high, 5000), &out(Fault::Ov.bit()));
+        let tripped = a.tick(10_100, &Sample::running(&high, 5000), &out(Fault::Ov.bit()));
         assert_eq!(tripped.ccl_da, 0);
         assert!(!tripped.charge_enable);
         assert_eq!(tripped.protection, 1 << 1);
@@ -293,14 +282,14 @@ mod tests {
         };
         let mut a = Announcer::new(c);
         let high = [3600u16, 3300];
-        let mut last = a.tick(0, &sample(&high, 5000), &out(0));
+        let mut last = a.tick(0, &Sample::running(&high, 5000), &out(0));
         for t in (1000..=10_000).step_by(1000) {
-            last = a.tick(t, &sample(&high, 5000), &out(0));
+            last = a.tick(t, &Sample::running(&high, 5000), &out(0));
         }
         assert_eq!(last.ccl_da, 180, "no derating");
         assert!(last.charge_enable, "keep-alive loss ignored");
         assert_eq!(last.current_da, -50);
-        let tripped = a.tick(10_100, &sample(&high, 5000), &out(Fault::Ov.bit()));
+        let tripped = a.tick(10_100, &Sample::running(&high, 5000), &out(Fault::Ov.bit()));
         assert_eq!(tripped.ccl_da, 180);
         assert!(tripped.charge_enable);
     }
@@ -310,8 +299,11 @@ mod tests {
         let mut a = Announcer::new(cfg());
         let ok = [3300u16, 3300];
         a.keepalive(1000);
-        assert!(a.tick(3000, &sample(&ok, 0), &out(0)).charge_enable);
-        let lost = a.tick(4100, &sample(&ok, 0), &out(0));
+        assert!(
+            a.tick(3000, &Sample::running(&ok, 0), &out(0))
+                .charge_enable
+        );
+        let lost = a.tick(4100, &Sample::running(&ok, 0), &out(0));
         assert!(!lost.charge_enable && !lost.discharge_enable && lost.keepalive_lost);
         assert_eq!((lost.ccl_da, lost.dcl_da), (0, 0));
     }

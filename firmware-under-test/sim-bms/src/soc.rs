@@ -189,17 +189,6 @@ mod tests {
         }
     }
 
-    fn sample(cells: &[u16], current_ma: i32) -> Sample<'_> {
-        Sample {
-            cell_mv: cells,
-            temp_dc: &[250],
-            current_ma,
-            run_request: true,
-            standby_request: false,
-            afe_short_circuit: false,
-        }
-    }
-
     #[test]
     fn ocv_lookup_interpolates_and_clamps() {
         let c = cfg(100_000);
@@ -215,22 +204,22 @@ mod tests {
     fn starts_from_ocv_and_counts_coulombs_against_the_capacity() {
         let cells = [3300u16; 4];
         let mut e = SocEstimator::new(cfg(100_000));
-        assert_eq!(e.tick(0, &sample(&cells, 0)), 500);
+        assert_eq!(e.tick(0, &Sample::running(&cells, 0)), 500);
         // 20 A for one hour in 50 ms steps: 20 Ah of 100 Ah, +20 %.
         let mut t = 0;
         for _ in 0..72_000 {
             t += 50;
-            e.tick(t, &sample(&cells, 20_000));
+            e.tick(t, &Sample::running(&cells, 20_000));
         }
         assert_eq!(e.permille(), 700);
         assert_eq!(e.percent(), 70);
         // The same throughput against 80 Ah is +25 %.
         let mut e = SocEstimator::new(cfg(80_000));
-        e.tick(0, &sample(&cells, 0));
+        e.tick(0, &Sample::running(&cells, 0));
         let mut t = 0;
         for _ in 0..72_000 {
             t += 50;
-            e.tick(t, &sample(&cells, 20_000));
+            e.tick(t, &Sample::running(&cells, 20_000));
         }
         assert_eq!(e.permille(), 750);
     }
@@ -238,12 +227,12 @@ mod tests {
     #[test]
     fn a_long_enough_rest_corrects_from_the_ocv_once() {
         let mut e = SocEstimator::new(cfg(100_000));
-        e.tick(0, &sample(&[3300; 4], 0));
+        e.tick(0, &Sample::running(&[3300; 4], 0));
         // Counting drifted: +10 % by a current the OCV does not show.
         let mut t = 0;
         for _ in 0..360 {
             t += 1000;
-            e.tick(t, &sample(&[3300; 4], 100_000));
+            e.tick(t, &Sample::running(&[3300; 4], 100_000));
         }
         assert_eq!(e.permille(), 600);
         // Resting at the 50 % rest voltage from the next sample: unchanged until rest_after
@@ -251,22 +240,22 @@ mod tests {
         let start = t;
         while t < start + 60_000 {
             t += 1000;
-            assert_eq!(e.tick(t, &sample(&[3300; 4], 0)), 600, "at {t}");
+            assert_eq!(e.tick(t, &Sample::running(&[3300; 4], 0)), 600, "at {t}");
         }
         t += 1000;
-        assert_eq!(e.tick(t, &sample(&[3300; 4], 0)), 500);
+        assert_eq!(e.tick(t, &Sample::running(&[3300; 4], 0)), 500);
         // Once per rest: a later change of the voltage during the same rest is not taken.
         t += 1000;
-        assert_eq!(e.tick(t, &sample(&[3345; 4], 0)), 500);
+        assert_eq!(e.tick(t, &Sample::running(&[3345; 4], 0)), 500);
     }
 
     #[test]
     fn the_estimate_stays_between_empty_and_full() {
         let mut e = SocEstimator::new(cfg(1_000));
-        e.tick(0, &sample(&[3345; 4], 0));
-        e.tick(3_600_000, &sample(&[3345; 4], 5_000));
+        e.tick(0, &Sample::running(&[3345; 4], 0));
+        e.tick(3_600_000, &Sample::running(&[3345; 4], 5_000));
         assert_eq!(e.permille(), 1000);
-        e.tick(7_200_000, &sample(&[3345; 4], -5_000));
+        e.tick(7_200_000, &Sample::running(&[3345; 4], -5_000));
         assert_eq!(e.permille(), 0);
     }
 }
