@@ -106,6 +106,13 @@ impl Session {
                 inst.id
             )
         })?;
+        if inst.role == Role::Short {
+            return Err(format!(
+                "instrument `{}` is the short-circuit switch (dialect `{name}`): it is closed by \
+                 a plan's `short` stimulus only, never by hand",
+                inst.id
+            ));
+        }
         if inst.role == Role::Scope {
             return Err(format!(
                 "instrument `{}` is an oscilloscope (dialect `{name}`): this command speaks to \
@@ -230,11 +237,5 @@ impl Session {
 
 /// A role as written in rig files.
 pub fn role_name(role: Role) -> &'static str {
-    match role {
-        Role::Supply => "supply",
-        Role::Load => "load",
-        Role::CellSim => "cell_sim",
-        Role::Chamber => "chamber",
-        Role::Scope => "scope",
-    }
+    role.key()
 }

@@ -32,7 +32,13 @@ pub struct Finding {
 /// file's directory).
 pub fn review(rig: &Rig, base: &Path) -> Vec<Finding> {
     let mut findings = Vec::new();
-    for inst in rig.instruments.iter().filter(|i| i.role != Role::Scope) {
+    // Scopes and short-circuit switches have dialects of their own shapes, checked when a
+    // plan drives them.
+    for inst in rig
+        .instruments
+        .iter()
+        .filter(|i| !matches!(i.role, Role::Scope | Role::Short))
+    {
         let (Some(name), Some(address)) = (inst.dialect.as_deref(), inst.address.as_deref()) else {
             continue;
         };

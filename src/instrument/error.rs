@@ -112,6 +112,15 @@ pub enum InstrumentError {
         /// What is wrong, with the value and the range or the reply.
         message: String,
     },
+    /// A switch channel the dialect does not have (nothing was sent), a reply that is
+    /// neither closed nor open, or a read-back that does not confirm the command.
+    #[error("instrument `{id}`: {message}")]
+    Switch {
+        /// Instrument id from the rig file.
+        id: String,
+        /// What is wrong, with the channel and the reply.
+        message: String,
+    },
 }
 
 impl InstrumentError {
@@ -133,7 +142,8 @@ impl InstrumentError {
             | InstrumentError::WrongRole { id, .. }
             | InstrumentError::NoSuchChannel { id, .. }
             | InstrumentError::WrongIdentity { id, .. }
-            | InstrumentError::Capture { id, .. } => id,
+            | InstrumentError::Capture { id, .. }
+            | InstrumentError::Switch { id, .. } => id,
         }
     }
 }

@@ -6,11 +6,13 @@
 use std::sync::Arc;
 
 use super::cellsim::{CanCellSim, CellSim};
-use super::{Load, Scope, ScpiCellSim, ScpiLoad, ScpiScope, ScpiSupply, Supply};
+use super::{
+    Load, Scope, ScpiCellSim, ScpiLoad, ScpiScope, ScpiSupply, ScpiSwitch, Supply, Switch,
+};
 use crate::can::Bus;
 use crate::dbc::Dbc;
-use crate::rig::{InstrumentConfig, Role};
-use crate::scpi::{builtin_dialect, builtin_scope_dialect};
+use crate::rig::{InstrumentConfig, Role, ShortPath};
+use crate::scpi::{builtin_dialect, builtin_scope_dialect, builtin_switch_dialect};
 
 /// An instrument as the runner drives it.
 pub enum Driver {
@@ -22,6 +24,8 @@ pub enum Driver {
     Cells(Box<dyn CellSim>),
     /// An oscilloscope on the pack current.
     Scope(Box<dyn Scope>),
+    /// The short-circuit switch, with the path it closes.
+    Short(Box<dyn Switch>, ShortPath),
 }
 
 /// A connected instrument, with what it answered to `*IDN?` and where (SCPI instruments).
@@ -130,6 +134,32 @@ pub async fn connect(
             Ok(Connected {
                 identity: answered(addr, s.identity()),
                 driver: Driver::Scope(Box::new(s)),
+            })
+        }
+        Role::Short => {
+            let addr = inst
+                .address
+                .as_deref()
+                .ok_or_else(|| format!("short-circuit switch `{id}` has no address"))?;
+            let did = inst
+                .dialect
+                .as_deref()
+                .ok_or_else(|| format!("short-circuit switch `{id}` has no dialect"))?;
+            let dialect = builtin_switch_dialect(did).ok_or_else(|| {
+                format!("short-circuit switch `{id}`: unknown switch dialect `{did}`")
+            })?;
+            let path = inst.short.ok_or_else(|| {
+                format!(
+                    "short-circuit switch `{id}` has no `short:` (its channel, `resistance` \
+                     and `max_closed`)"
+                )
+            })?;
+            let s = ScpiSwitch::connect(id, addr, dialect, path.channel, timeout)
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok(Connected {
+                identity: answered(addr, s.identity()),
+                driver: Driver::Short(Box::new(s), path),
             })
         }
         Role::Chamber => Err(format!(

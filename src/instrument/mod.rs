@@ -12,6 +12,7 @@ mod factory;
 pub mod scope;
 mod scpi;
 mod scpi_cellsim;
+mod switch;
 mod switch_off;
 #[cfg(test)]
 mod test_support;
@@ -21,6 +22,7 @@ pub use factory::{connect, Connected, Driver};
 pub use scope::{Acquisition, Scope, ScpiScope, Waveform};
 pub use scpi::{protection_levels, ConnectMode, ScpiLoad, ScpiSupply};
 pub use scpi_cellsim::{CellFault, ScpiCellSim};
+pub use switch::{ScpiSwitch, Switch};
 pub use switch_off::{confirm_load_off, confirm_supply_off, SwitchOff};
 
 use std::time::Duration;

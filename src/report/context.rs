@@ -126,10 +126,12 @@ pub struct InstrumentCalibration {
     pub days_left: Option<i64>,
 }
 
-/// The calibration of every instrument of `rig` on `date` (`YYYY-MM-DD`).
+/// The calibration of every measuring instrument of `rig` on `date` (`YYYY-MM-DD`); a
+/// short-circuit switch measures nothing and is not listed.
 pub fn calibration_of(rig: &Rig, date: &str) -> Vec<InstrumentCalibration> {
     rig.instruments
         .iter()
+        .filter(|i| i.role != Role::Short)
         .map(|i| {
             let c = judge(&rig.calibration, i.serial.as_deref(), date);
             let (status, days_left) = match &c {
@@ -160,13 +162,7 @@ pub fn calibration_of(rig: &Rig, date: &str) -> Vec<InstrumentCalibration> {
 }
 
 fn role_name(r: Role) -> &'static str {
-    match r {
-        Role::Supply => "supply",
-        Role::Load => "load",
-        Role::CellSim => "cell_sim",
-        Role::Chamber => "chamber",
-        Role::Scope => "scope",
-    }
+    r.key()
 }
 
 /// Whether results measured with these instruments are traceable, and why not.

@@ -12,7 +12,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use crate::units::{Amps, Celsius, Seconds, Volts};
+use crate::units::{Amps, Celsius, Ohms, Seconds, Volts};
 
 /// A rig file.
 #[derive(Debug, Clone, Deserialize)]
@@ -199,6 +199,23 @@ pub enum Role {
     Chamber,
     /// Oscilloscope on the pack current (times trips too fast for CAN).
     Scope,
+    /// A switch unit's relay channel that closes a contactor across the pack terminals
+    /// through a declared resistance: the short-circuit stimulus.
+    Short,
+}
+
+impl Role {
+    /// The role as written in rig files (`cell_sim`).
+    pub fn key(self) -> &'static str {
+        match self {
+            Role::Supply => "supply",
+            Role::Load => "load",
+            Role::CellSim => "cell_sim",
+            Role::Chamber => "chamber",
+            Role::Scope => "scope",
+            Role::Short => "short",
+        }
+    }
 }
 
 impl std::fmt::Display for Role {
@@ -209,6 +226,7 @@ impl std::fmt::Display for Role {
             Role::CellSim => "cell simulator",
             Role::Chamber => "chamber",
             Role::Scope => "scope",
+            Role::Short => "short-circuit switch",
         })
     }
 }
@@ -238,9 +256,35 @@ pub struct InstrumentConfig {
     /// pack split over several units maps channel n to cell `cell_offset + n` (default 0).
     #[serde(default)]
     pub cell_offset: u32,
-    /// Scopes: the input channel and the current probe on the load lead.
+    /// Scopes: the input channel and the current probe on the pack lead.
     #[serde(default)]
     pub capture: Option<CaptureInput>,
+    /// Short-circuit switches: the relay channel and the path it closes.
+    #[serde(default)]
+    pub short: Option<ShortPath>,
+}
+
+/// What a short-circuit switch closes: a contactor across the pack terminals, its coil
+/// driven by one relay channel of the switch unit, through a path of declared resistance
+/// (contactor, shunt or power resistor, leads). The rig opens it again after `max_closed`
+/// whatever the BMS did; a real rig keeps a fuse in the path as the last line.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShortPath {
+    /// The switch unit's channel that drives the contactor (`101`: slot 1, channel 01).
+    pub channel: u32,
+    /// Total resistance of the closed path outside the pack.
+    pub resistance: Ohms,
+    /// Longest time the path may stay closed in one stimulus.
+    pub max_closed: Seconds,
+}
+
+impl ShortPath {
+    /// The current the closed path would carry at `pack_volts`, the pack's own resistance
+    /// neglected (an upper bound, the figure the envelope is checked with).
+    pub fn prospective_current(&self, pack_volts: f64) -> f64 {
+        pack_volts / self.resistance.0
+    }
 }
 
 /// Where a scope sees the pack current: its input channel and the current probe's
@@ -265,7 +309,7 @@ impl InstrumentConfig {
     /// instrument factory both decide by this.
     pub fn over_scpi(&self) -> bool {
         match self.role {
-            Role::Supply | Role::Load | Role::Scope => true,
+            Role::Supply | Role::Load | Role::Scope | Role::Short => true,
             Role::CellSim => self.dialect.is_some(),
             Role::Chamber => false,
         }
@@ -421,6 +465,10 @@ pub struct Envelope {
     pub temperature_min: Celsius,
     /// Highest temperature setpoint.
     pub temperature_max: Celsius,
+    /// Highest prospective current of a short-circuit stimulus (absent: the rig may not
+    /// close a short-circuit switch).
+    #[serde(default)]
+    pub max_short_current: Option<Amps>,
 }
 
 /// A command that would leave the envelope.
@@ -447,6 +495,7 @@ impl Envelope {
             cell_voltage_max: Volts(4.0),
             temperature_min: Celsius(-20.0),
             temperature_max: Celsius(70.0),
+            max_short_current: None,
         }
     }
 
@@ -500,6 +549,19 @@ impl Envelope {
             self.max_discharge_current.0,
             Amps::DIM,
         )
+    }
+
+    /// Check a short-circuit stimulus's prospective current (refused when the envelope
+    /// allows no short circuit).
+    pub fn check_short_current(&self, a: f64) -> Result<(), EnvelopeViolation> {
+        match self.max_short_current {
+            Some(max) => Self::check("short-circuit current", a, 0.0, max.0, Amps::DIM),
+            None => Err(EnvelopeViolation {
+                what: "short-circuit current".into(),
+                value: crate::units::display(a, Amps::DIM),
+                limit: "none allowed: the envelope has no `max_short_current`".into(),
+            }),
+        }
     }
 
     /// Check a temperature setpoint.
@@ -587,6 +649,27 @@ mod tests {
         assert!(err.contains("60.0000 V"), "{err}");
         assert!(e.check_cell_voltage(f64::NAN).is_err());
         assert!(e.check_load_current(-1.0).is_err());
+    }
+
+    #[rstest::rstest]
+    #[case(None, 100.0, false)]
+    #[case(Some(300.0), 240.0, true)]
+    #[case(Some(300.0), 301.0, false)]
+    #[case(Some(300.0), f64::INFINITY, false)]
+    #[case(Some(300.0), f64::NAN, false)]
+    fn short_current_needs_the_envelope_to_allow_it(
+        #[case] max: Option<f64>,
+        #[case] current: f64,
+        #[case] allowed: bool,
+    ) {
+        let mut e = envelope();
+        e.max_short_current = max.map(Amps);
+        let checked = e.check_short_current(current);
+        assert_eq!(checked.is_ok(), allowed, "{checked:?}");
+        if max.is_none() {
+            let err = checked.unwrap_err().to_string();
+            assert!(err.contains("max_short_current"), "{err}");
+        }
     }
 
     #[test]

@@ -419,6 +419,7 @@ mod tests {
             cell_voltage_max: Volts(4.0),
             temperature_min: Celsius(-30.0),
             temperature_max: Celsius(80.0),
+            max_short_current: None,
         }
     }
 

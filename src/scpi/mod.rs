@@ -19,6 +19,9 @@ pub use client::{Client, ClientOptions, DEFAULT_ERROR_QUERY, MAX_ERROR_DRAIN, MA
 pub use dialect::scope::{
     builtin_scope_dialect, builtin_scope_dialects, ScalingFamily, ScopeDialect, ScopeRangeError,
 };
+pub use dialect::switch::{
+    builtin_switch_dialect, builtin_switch_dialect_ids, SwitchChannelError, SwitchDialect,
+};
 pub use dialect::{
     builtin_dialect, builtin_dialects, is_query, render, resolve_dialect, Accuracy, AccuracySpec,
     BoolFormat, Channel, Commands, Dialect, MeasureFields, NumberFormat, OcpKind, Protection,

@@ -14,12 +14,12 @@ use super::RunError;
 use crate::can::{self, Bus, Frame};
 use crate::dbc::Message;
 use crate::instrument::cellsim::{CellSim, CellSimSet};
-use crate::instrument::{self, Driver, InstrumentError, Load, Measurement, Scope, Supply};
+use crate::instrument::{self, Driver, InstrumentError, Load, Measurement, Scope, Supply, Switch};
 use crate::plan::condition::Op;
 use crate::plan::load::bind_condition;
 use crate::plan::{Condition, LoadedPlan, SignalSource, Target};
 use crate::report::{InstrumentIdentity, SafeStateAction, WatchdogRecord};
-use crate::rig::{Envelope, InstrumentConfig, Rig};
+use crate::rig::{Envelope, InstrumentConfig, Rig, ShortPath};
 
 mod safe_state;
 
@@ -79,6 +79,8 @@ pub struct Station {
     pub cells: Option<Shared<dyn CellSim>>,
     /// The oscilloscope on the pack current, when the rig has one.
     pub scope: Option<Shared<dyn Scope>>,
+    /// The short-circuit switch and the path it closes.
+    pub short: Option<(Shared<dyn Switch>, ShortPath)>,
     /// The DUT bus.
     pub dut_bus: Option<Arc<dyn Bus>>,
     /// The live signal table.
@@ -124,6 +126,7 @@ impl Station {
             load: None,
             cells: None,
             scope: None,
+            short: None,
             dut_bus: None,
             signals,
             envelope: rig.envelope.clone(),
@@ -256,6 +259,7 @@ impl Station {
                 }
                 Driver::Cells(c) => cell_units.push(c),
                 Driver::Scope(c) => self.scope = Some(shared(c)),
+                Driver::Short(s, path) => self.short = Some((shared(s), path)),
             }
             if let Some((address, idn)) = &connected.identity {
                 self.record_identity(inst, address, idn)?;

@@ -27,6 +27,7 @@ use yaml::{
 
 mod check;
 pub mod scope;
+pub mod switch;
 mod yaml;
 
 /// The dialect files shipped with hilrig, as `(id, yaml)`.
@@ -75,6 +76,22 @@ const BUILTIN: &[(&str, &str)] = &[
 ];
 
 pub use crate::rig::Role;
+
+/// Does an `*IDN?` reply name one of `makers` in its first field and one of `models` in
+/// its second (as substrings, any case, runs of white space as one space)?
+pub fn identity_matches(makers: &[String], models: &[String], idn: &str) -> bool {
+    let norm = |s: &str| {
+        s.split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+            .to_ascii_lowercase()
+    };
+    let mut fields = idn.split(',');
+    let maker = norm(fields.next().unwrap_or(""));
+    let model = norm(fields.next().unwrap_or(""));
+    makers.iter().any(|m| maker.contains(&norm(m)))
+        && models.iter().any(|m| model.contains(&norm(m)))
+}
 
 /// How the instrument writes booleans in replies.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -582,10 +599,10 @@ impl Dialect {
             }
             Role::Load => required.push(("set_current", &c.set_current)),
             Role::CellSim => required.push(("set_voltage", &c.set_voltage)),
-            Role::Chamber | Role::Scope => {
+            Role::Chamber | Role::Scope | Role::Short => {
                 return Err(format!(
                     "`role: {}`: this dialect shape is for a supply, a load or a cell \
-                     simulator (a scope's dialect has its own fields)",
+                     simulator (a scope's or a switch's dialect has its own fields)",
                     self.role
                 ))
             }
@@ -719,17 +736,7 @@ impl Dialect {
 
     /// Does an `*IDN?` reply name one of this dialect's makers and models?
     pub fn matches_identity(&self, idn: &str) -> bool {
-        let norm = |s: &str| {
-            s.split_whitespace()
-                .collect::<Vec<_>>()
-                .join(" ")
-                .to_ascii_lowercase()
-        };
-        let mut fields = idn.split(',');
-        let maker = norm(fields.next().unwrap_or(""));
-        let model = norm(fields.next().unwrap_or(""));
-        self.maker.iter().any(|m| maker.contains(&norm(m)))
-            && self.model.iter().any(|m| model.contains(&norm(m)))
+        identity_matches(&self.maker, &self.model, idn)
     }
 
     /// The makers as text for messages: `HAMEG or Rohde&Schwarz`.

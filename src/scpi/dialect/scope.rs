@@ -320,16 +320,7 @@ impl ScopeDialect {
 
     /// Does an `*IDN?` reply name one of this dialect's makers and models?
     pub fn matches_identity(&self, idn: &str) -> bool {
-        let mut fields = idn.split(',');
-        let maker = fields.next().unwrap_or("").trim().to_ascii_lowercase();
-        let model = fields.next().unwrap_or("").trim().to_ascii_lowercase();
-        self.maker
-            .iter()
-            .any(|m| maker.contains(&m.to_ascii_lowercase()))
-            && self
-                .model
-                .iter()
-                .any(|m| model.contains(&m.to_ascii_lowercase()))
+        super::identity_matches(&self.maker, &self.model, idn)
     }
 
     /// Whether a `trigger_status` reply means the single acquisition is complete.

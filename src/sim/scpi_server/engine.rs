@@ -120,7 +120,7 @@ impl Shared {
                             plant.set_cell_override(ch as usize - 1, None);
                         }
                     }
-                    Role::Chamber | Role::Scope => {}
+                    Role::Chamber | Role::Scope | Role::Short => {}
                 }
                 state.channels.clear();
                 state.master = false;
@@ -614,7 +614,7 @@ impl Shared {
                 Some(c) if c.supply.output => (c.supply.voltage_set, 0.0),
                 _ => (0.0, 0.0),
             },
-            Role::Load | Role::Chamber | Role::Scope => (0.0, 0.0),
+            Role::Load | Role::Chamber | Role::Scope | Role::Short => (0.0, 0.0),
         }
     }
 
@@ -640,7 +640,7 @@ impl Shared {
                     }
                 }
             }
-            Role::Load | Role::Chamber | Role::Scope => {}
+            Role::Load | Role::Chamber | Role::Scope | Role::Short => {}
             Role::CellSim => {
                 for (&ch, c) in &state.channels {
                     if ch >= 1 {
@@ -696,7 +696,7 @@ impl Shared {
                         x.trip = Some(Trip::OverCurrent);
                     }
                 }
-                Role::CellSim | Role::Chamber | Role::Scope => {}
+                Role::CellSim | Role::Chamber | Role::Scope | Role::Short => {}
             }
         }
     }

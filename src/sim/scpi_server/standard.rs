@@ -32,7 +32,7 @@ pub(super) fn patterns(dialect: &Dialect) -> Vec<Pattern> {
                 ]);
             }
         }
-        Role::Load | Role::CellSim | Role::Chamber | Role::Scope => {
+        Role::Load | Role::CellSim | Role::Chamber | Role::Scope | Role::Short => {
             table.extend([
                 Pattern::new("[SOURce]:FUNCtion", A::Function),
                 Pattern::new("[SOURce]:INPut[:STATe]", A::Output),
