@@ -17,7 +17,9 @@
 //!
 //! Release. The trip latches (both FETs stay open whatever the firmware commands) until the
 //! load is removed: the load input is switched off or its setpoint is put back to the
-//! threshold or below (the "load removal" recovery of such front ends).
+//! threshold or below (the "load removal" recovery of such front ends), and the rig's
+//! short-circuit path is open ([`super::plant::PlantState::load_removed`]); while the short
+//! stays closed the trip stays latched.
 //!
 //! Truth. At the trip the host records, with protection `scd`: `plant_crossed` at the
 //! crossing instant, and `fault_set`, `chg_fet_open` and `dsg_fet_open` at the trip instant.
@@ -87,7 +89,8 @@ impl AfeState {
     }
 
     /// See the plant after a change at `now`: `discharge_a` is the current the comparator
-    /// senses, `load_removed` whether the load is off or set at or below the threshold.
+    /// senses, `load_removed` whether the load is off or set at or below the threshold and
+    /// the short-circuit path is open.
     pub fn observe(&mut self, discharge_a: f64, load_removed: bool, now: Instant) {
         let Some(scd) = self.scd else { return };
         if self.tripped_at.is_some() {
@@ -139,7 +142,8 @@ pub fn spawn(plant: Plant, scd: Option<ScdConfig>, truth: Truth) -> JoinHandle<(
                         _ = tokio::time::sleep_until(at) => {
                             let (crossed, current) = {
                                 let mut g = plant.lock();
-                                let current = g.load_current();
+                                // The discharge current the comparator saw just before.
+                                let current = g.load_current() + g.short_current();
                                 (g.afe.trip(at), current)
                             };
                             if let Some(crossed) = crossed {
@@ -252,6 +256,48 @@ mod tests {
         plant.lock().load.input = false;
         plant.lock().load.input = true;
         plant.lock().load.current_set = 10.0;
+        assert_eq!(plant.snapshot().load_current(), 10.0);
+        task.abort();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_closed_short_trips_and_holds_the_latch_until_it_opens() {
+        let plant = Plant::new(16, 3.3, 4, 25.0);
+        let truth = Truth::default();
+        let task = spawn(plant.clone(), Some(SCD), truth.clone());
+        {
+            let mut g = plant.lock();
+            g.dsg_fet = true;
+            g.chg_fet = true;
+            g.short.resistance_ohm = 0.25;
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        plant.lock().short.closed = true;
+        let crossed = Instant::now();
+        let flowing = plant.snapshot().short_current();
+        assert!(flowing > SCD.trip_a, "{flowing}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        let s = plant.snapshot();
+        assert!(s.afe.latched());
+        assert_eq!(s.short_current(), 0.0);
+        assert_eq!(s.pack_current(), 0.0);
+        let set = truth.first("fault_set", Some("scd"), crossed).unwrap();
+        assert_eq!(set.at - crossed, SCD.delay);
+        assert_eq!(set.value, Some(flowing));
+        let c = truth.first("plant_crossed", Some("scd"), crossed).unwrap();
+        assert_eq!(c.at, crossed);
+        // The load is off, but the short is still closed: no load removal.
+        plant.lock().load.input = false;
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        assert!(plant.snapshot().afe.latched());
+        // Opened (load still off): released, and the FETs conduct again.
+        plant.lock().short.closed = false;
+        let s = plant.snapshot();
+        assert!(!s.afe.latched());
+        plant.lock().load = LoadState {
+            current_set: 10.0,
+            input: true,
+        };
         assert_eq!(plant.snapshot().load_current(), 10.0);
         task.abort();
     }

@@ -14,6 +14,15 @@
 //! into the load only through a closed discharge FET. The supply is a CV/CC source behind
 //! the path resistance; the load sinks a constant current.
 //!
+//! Short circuit. The rig's short-circuit switch ([`ShortState`], driven by the simulated
+//! switch unit) closes a resistor across the pack terminals at the load side, after the
+//! path resistance. Like the load's, its current flows only while the discharge FET conducts
+//! and the front end ([`super::afe`]) has not latched a trip: stack emf / (short resistance
+//! + path resistance + stack resistance), never negative. That formula neglects the supply's
+//! and the load's currents through the shared resistances (the short's current is far
+//! larger). The pack current is net of it, so the cells discharge by it, the pack voltage
+//! sags, and the captured current and the front end's comparator see it.
+//!
 //! Thermal model. Each cell is one lumped heat capacity with a thermal resistance to the
 //! air around it, heated by I²R. The air is the room ambient, or the chamber air when a
 //! chamber setpoint is given (the chamber ramps its air toward the setpoint at a limited
@@ -70,6 +79,27 @@ pub struct LoadState {
     pub current_set: f64,
     /// Input enabled.
     pub input: bool,
+}
+
+/// The rig's short-circuit path: a resistor across the pack terminals at the load side,
+/// switched by the short-circuit switch's relay channel.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ShortState {
+    /// The switch's channel is closed (the path is connected).
+    pub closed: bool,
+    /// Resistance of the closed path outside the pack terminals (contactor, resistor,
+    /// leads), in ohms.
+    pub resistance_ohm: f64,
+}
+
+impl Default for ShortState {
+    fn default() -> Self {
+        Self {
+            closed: false,
+            // The built-in rig's path: 250 mΩ.
+            resistance_ohm: 0.25,
+        }
+    }
 }
 
 /// The thermal chamber around the pack.
@@ -151,6 +181,8 @@ pub struct PlantState {
     pub supply: SupplyState,
     /// The electronic load.
     pub load: LoadState,
+    /// The short-circuit path (open unless the rig's switch closes it).
+    pub short: ShortState,
     /// Series resistance between supply/load terminals and the cell stack, in ohms.
     pub path_resistance: f64,
     /// Cell chemistry.
@@ -193,6 +225,7 @@ impl PlantState {
             dsg_fet: false,
             supply: SupplyState::default(),
             load: LoadState::default(),
+            short: ShortState::default(),
             path_resistance: cfg.path_resistance,
             chemistry: cfg.chemistry,
             cell_params: cfg.cell,
@@ -358,8 +391,10 @@ impl PlantState {
                 0.0
             };
         }
-        // The load current (if any) also flows through the stack's resistance.
-        let i = (self.supply.voltage_set - emf + self.load_current() * r) / total;
+        // The load's and the short's currents (if any) also flow through the stack's
+        // resistance.
+        let i = (self.supply.voltage_set - emf + (self.load_current() + self.short_current()) * r)
+            / total;
         i.clamp(0.0, self.supply.current_set.max(0.0))
     }
 
@@ -391,18 +426,40 @@ impl PlantState {
         }
     }
 
-    /// Voltage at the load terminals.
+    /// Current through the closed short-circuit path (A, >= 0): only while the discharge
+    /// FET conducts and the front end has not latched; the supply's and the load's
+    /// currents through the shared resistances are neglected.
+    pub fn short_current(&self) -> f64 {
+        if !self.short.closed || !self.dsg_fet || self.afe.latched() {
+            return 0.0;
+        }
+        let (emf, r) = self.stack();
+        let total = self.short.resistance_ohm + self.path_resistance + r;
+        if total <= 0.0 || !total.is_finite() {
+            return 0.0;
+        }
+        (emf / total).max(0.0)
+    }
+
+    /// Whether the front end's "load removal" holds: the load input is off or set at or
+    /// below `threshold_a`, and the short-circuit path is open.
+    pub fn load_removed(&self, threshold_a: f64) -> bool {
+        !self.short.closed && (!self.load.input || self.load.current_set <= threshold_a)
+    }
+
+    /// Voltage at the load terminals (where the short-circuit path also connects).
     pub fn load_voltage(&self) -> f64 {
         if self.dsg_fet && !self.afe.latched() {
-            (self.pack_voltage() - self.load_current() * self.path_resistance).max(0.0)
+            let out = self.load_current() + self.short_current();
+            (self.pack_voltage() - out * self.path_resistance).max(0.0)
         } else {
             0.0
         }
     }
 
-    /// Net pack current, positive when charging.
+    /// Net pack current, positive when charging (supply in, load and short out).
     pub fn pack_current(&self) -> f64 {
-        self.supply_current() - self.load_current()
+        self.supply_current() - self.load_current() - self.short_current()
     }
 
     /// Advance state of charge, cell, NTC and chamber temperatures by `dt` seconds.
@@ -500,7 +557,7 @@ impl Drop for PlantGuard<'_> {
         let now = Instant::now();
         if let Some(scd) = state.afe.scd {
             let discharge = -state.pack_current();
-            let removed = !state.load.input || state.load.current_set <= scd.trip_a;
+            let removed = state.load_removed(scd.trip_a);
             state.afe.observe(discharge, removed, now);
         }
         state.refresh();
@@ -816,6 +873,43 @@ mod tests {
         let s = plant.snapshot();
         assert!((s.channel_current(3).unwrap() - (0.1 - 2.0)).abs() < 1e-12);
         assert!((s.channel_current(0).unwrap() + 2.0).abs() < 1e-12);
+    }
+
+    #[rstest::rstest]
+    #[case::closed_through_the_discharge_fet(true, true, true)]
+    #[case::open(false, true, false)]
+    #[case::discharge_fet_open(true, false, false)]
+    fn a_closed_short_draws_from_the_pack_at_the_load_side(
+        #[case] closed: bool,
+        #[case] dsg_fet: bool,
+        #[case] flows: bool,
+    ) {
+        let plant = Plant::new(16, 3.3, 4, 25.0);
+        {
+            let mut g = plant.lock();
+            g.dsg_fet = dsg_fet;
+            g.short = ShortState {
+                closed,
+                resistance_ohm: 0.25,
+            };
+        }
+        let s = plant.snapshot();
+        // 52.8 V over 250 mΩ + 50 mΩ path + 16 × 0.5 mΩ cells.
+        let expected = if flows { 52.8 / 0.308 } else { 0.0 };
+        assert!(
+            (s.short_current() - expected).abs() < 1e-9,
+            "{}",
+            s.short_current()
+        );
+        assert!((s.pack_current() + expected).abs() < 1e-9);
+        assert!((s.pack_voltage() - (52.8 - expected * 0.008)).abs() < 1e-9);
+        if flows {
+            assert!((s.load_voltage() - expected * 0.25).abs() < 1e-9);
+            assert!(!s.load_removed(80.0), "a closed short is no load removal");
+        }
+        plant.advance(Duration::from_secs(10));
+        let soc = plant.snapshot().cell_models[0].soc;
+        assert_eq!(soc < s.cell_models[0].soc, flows, "{soc}");
     }
 
     #[tokio::test(start_paused = true)]
