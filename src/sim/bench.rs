@@ -1,6 +1,10 @@
 //! The simulated bench as a whole: plant, SCPI instrument servers (on loopback TCP, or
 //! in memory behind `mem://` endpoints for virtual time), the virtual CAN bus, the cell
 //! simulator, the BMS firmware host, the plant tick and the ground truth.
+//!
+//! A rig entry with `role: short` gets a simulated switch unit ([`SimSwitch`], the
+//! DAQ970A's command set) whose `short.channel` closes the plant's short-circuit path of
+//! `short.resistance`.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -16,14 +20,14 @@ use super::bms_host::{self, Truth};
 use super::capture::CurrentTrace;
 use super::firmware::FirmwareImage;
 use super::plant::{self, PackConfig, Plant};
-use super::scpi_server::SimScope;
 use super::scpi_server::{self, SimInstrument};
+use super::scpi_server::{SimScope, SimSwitch, SIMULATED_SWITCH_DIALECTS};
 use crate::can::VirtualBus;
 use crate::dbc::Dbc;
 use crate::plan::InputError;
-use crate::rig::{Backend, Rig, Role, SimulatedFault};
+use crate::rig::{Backend, InstrumentConfig, Rig, Role, SimulatedFault};
 use crate::scpi::{builtin_dialect, builtin_scope_dialect};
-use crate::scpi::{register_memory, MemoryEndpoint};
+use crate::scpi::{register_memory, MemoryEndpoint, Transport};
 
 /// The project DBC, which the reference firmware speaks.
 pub const FIRMWARE_DBC: &str = include_str!("../../fixtures/dbc/sim-bms.dbc");
@@ -98,6 +102,7 @@ pub struct Bench {
     pub truth: Truth,
     instruments: BTreeMap<String, SimInstrument>,
     scopes: BTreeMap<String, SimScope>,
+    switches: BTreeMap<String, SimSwitch>,
     addresses: BTreeMap<String, String>,
     buses: BTreeMap<String, String>,
     ports: BTreeMap<String, VirtualBus>,
@@ -111,6 +116,90 @@ pub struct Bench {
 }
 
 static BENCH_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// A simulated SCPI unit as the bench exposes it.
+trait Exposed: Clone + Send + Sync + 'static {
+    /// Its `tcp://` address when it listens on loopback.
+    fn tcp_address(&self) -> String;
+    /// A connection without a socket.
+    fn connect(&self) -> Box<dyn Transport>;
+    /// Answer `*IDN?` with this serial number.
+    fn serial(&self, serial: &str);
+}
+
+macro_rules! exposed {
+    ($($t:ty),*) => {$(
+        impl Exposed for $t {
+            fn tcp_address(&self) -> String {
+                self.address()
+            }
+            fn connect(&self) -> Box<dyn Transport> {
+                self.connect_in_memory()
+            }
+            fn serial(&self, serial: &str) {
+                self.set_serial(serial)
+            }
+        }
+    )*};
+}
+exposed!(SimInstrument, SimScope, SimSwitch);
+
+/// Where the simulated SCPI units are reached: the `sim://` address map and the in-memory
+/// endpoints kept alive.
+struct Exposure {
+    scpi: ScpiExposure,
+    n: u64,
+    addresses: BTreeMap<String, String>,
+    memory: Vec<MemoryEndpoint>,
+}
+
+impl Exposure {
+    /// Start the rig's unit `inst` on a loopback port (`tcp`) or in memory (`in_memory`) as
+    /// the options say, give it the rig's serial number, and map `sim_addr` to where it is
+    /// reached.
+    async fn expose<H, F>(
+        &mut self,
+        inst: &InstrumentConfig,
+        sim_addr: &str,
+        tcp: impl FnOnce(TcpListener) -> F,
+        in_memory: impl FnOnce() -> H,
+    ) -> Result<H, SimError>
+    where
+        H: Exposed,
+        F: std::future::Future<Output = H>,
+    {
+        let (unit, address) = match self.scpi {
+            ScpiExposure::Tcp => {
+                let listener =
+                    TcpListener::bind("127.0.0.1:0")
+                        .await
+                        .map_err(|source| SimError::Io {
+                            id: inst.id.clone(),
+                            source,
+                        })?;
+                let unit = tcp(listener).await;
+                let address = unit.tcp_address();
+                (unit, address)
+            }
+            ScpiExposure::InMemory => {
+                let unit = in_memory();
+                let handle = unit.clone();
+                let endpoint = register_memory(
+                    &format!("{}-{}", inst.id, self.n),
+                    Arc::new(move || handle.connect()),
+                );
+                let address = endpoint.address();
+                self.memory.push(endpoint);
+                (unit, address)
+            }
+        };
+        if let Some(serial) = &inst.serial {
+            unit.serial(serial);
+        }
+        self.addresses.insert(sim_addr.to_string(), address);
+        Ok(unit)
+    }
+}
 
 impl Bench {
     /// Start every simulated instrument and bus the rig names (a rig as returned by
@@ -184,8 +273,13 @@ impl Bench {
 
         let mut instruments = BTreeMap::new();
         let mut scopes = BTreeMap::new();
-        let mut addresses = BTreeMap::new();
-        let mut memory = Vec::new();
+        let mut switches = BTreeMap::new();
+        let mut exposure = Exposure {
+            scpi: options.scpi,
+            n,
+            addresses: BTreeMap::new(),
+            memory: Vec::new(),
+        };
         // What the scopes sample: the plant's pack current, recorded from the start.
         let trace = CurrentTrace::watch(&plant);
         for inst in &rig.instruments {
@@ -206,47 +300,69 @@ impl Bench {
                 let input = inst
                     .capture
                     .ok_or_else(|| err("no `capture:` (channel, volts_per_amp)".into()))?;
-                let scope = match options.scpi {
-                    ScpiExposure::Tcp => {
-                        let listener =
-                            TcpListener::bind("127.0.0.1:0").await.map_err(|source| {
-                                SimError::Io {
-                                    id: inst.id.clone(),
-                                    source,
-                                }
-                            })?;
-                        let scope = SimScope::serve(
-                            listener,
-                            dialect,
-                            trace.clone(),
-                            input.channel,
-                            input.volts_per_amp,
-                        )
-                        .await;
-                        addresses.insert(addr.to_string(), scope.address());
-                        scope
-                    }
-                    ScpiExposure::InMemory => {
-                        let scope = SimScope::serve_in_memory(
-                            dialect,
-                            trace.clone(),
-                            input.channel,
-                            input.volts_per_amp,
-                        );
-                        let handle = scope.clone();
-                        let endpoint = register_memory(
-                            &format!("{}-{n}", inst.id),
-                            Arc::new(move || handle.connect_in_memory()),
-                        );
-                        addresses.insert(addr.to_string(), endpoint.address());
-                        memory.push(endpoint);
-                        scope
-                    }
-                };
-                if let Some(serial) = &inst.serial {
-                    scope.set_serial(serial);
-                }
+                let scope = exposure
+                    .expose(
+                        inst,
+                        addr,
+                        |listener| {
+                            SimScope::serve(
+                                listener,
+                                dialect.clone(),
+                                trace.clone(),
+                                input.channel,
+                                input.volts_per_amp,
+                            )
+                        },
+                        || {
+                            SimScope::serve_in_memory(
+                                dialect.clone(),
+                                trace.clone(),
+                                input.channel,
+                                input.volts_per_amp,
+                            )
+                        },
+                    )
+                    .await?;
                 scopes.insert(inst.id.clone(), scope);
+                continue;
+            }
+            if inst.role == Role::Short {
+                let dialect_id = inst
+                    .dialect
+                    .as_deref()
+                    .ok_or_else(|| err("no dialect given".into()))?;
+                if !SIMULATED_SWITCH_DIALECTS.contains(&dialect_id) {
+                    return Err(err(format!(
+                        "no simulated switch unit for dialect `{dialect_id}` (simulated: {})",
+                        SIMULATED_SWITCH_DIALECTS.join(", ")
+                    )));
+                }
+                let path = inst
+                    .short
+                    .ok_or_else(|| err("no `short:` (channel, resistance, max_closed)".into()))?;
+                if !SimSwitch::installed(path.channel) {
+                    return Err(err(format!(
+                        "`short.channel: {}` is not a channel of the simulated unit \
+                         (101-120, 201-220, 301-320)",
+                        path.channel
+                    )));
+                }
+                if !(path.resistance.0.is_finite() && path.resistance.0 > 0.0) {
+                    return Err(err(format!(
+                        "`short.resistance` must be above 0 Ω, not {} Ω",
+                        path.resistance.0
+                    )));
+                }
+                plant.lock().short.resistance_ohm = path.resistance.0;
+                let switch = exposure
+                    .expose(
+                        inst,
+                        addr,
+                        |listener| SimSwitch::serve(listener, plant.clone(), path.channel),
+                        || SimSwitch::serve_in_memory(plant.clone(), path.channel),
+                    )
+                    .await?;
+                switches.insert(inst.id.clone(), switch);
                 continue;
             }
             let dialect_id = inst
@@ -255,34 +371,14 @@ impl Bench {
                 .ok_or_else(|| err("no dialect given".into()))?;
             let dialect = builtin_dialect(dialect_id)
                 .ok_or_else(|| err(format!("no built-in dialect `{dialect_id}`")))?;
-            let server = match options.scpi {
-                ScpiExposure::Tcp => {
-                    let listener =
-                        TcpListener::bind("127.0.0.1:0")
-                            .await
-                            .map_err(|source| SimError::Io {
-                                id: inst.id.clone(),
-                                source,
-                            })?;
-                    let server = scpi_server::serve(listener, dialect, plant.clone()).await;
-                    addresses.insert(addr.to_string(), server.address());
-                    server
-                }
-                ScpiExposure::InMemory => {
-                    let server = scpi_server::serve_in_memory(dialect, plant.clone());
-                    let handle = server.clone();
-                    let endpoint = register_memory(
-                        &format!("{}-{n}", inst.id),
-                        Arc::new(move || handle.connect_in_memory()),
-                    );
-                    addresses.insert(addr.to_string(), endpoint.address());
-                    memory.push(endpoint);
-                    server
-                }
-            };
-            if let Some(serial) = &inst.serial {
-                server.set_serial(serial);
-            }
+            let server = exposure
+                .expose(
+                    inst,
+                    addr,
+                    |listener| scpi_server::serve(listener, dialect.clone(), plant.clone()),
+                    || scpi_server::serve_in_memory(dialect.clone(), plant.clone()),
+                )
+                .await?;
             if inst.role == Role::CellSim {
                 server.set_cell_offset(inst.cell_offset);
             }
@@ -293,6 +389,11 @@ impl Bench {
             }
             instruments.insert(inst.id.clone(), server);
         }
+        let Exposure {
+            mut addresses,
+            mut memory,
+            ..
+        } = exposure;
         // The firmware's inverter-facing Modbus TCP map: on loopback, or in memory when
         // the bench runs without sockets (virtual time). `sim://modbus` in a rig's
         // `modbus:` links reaches it.
@@ -336,6 +437,7 @@ impl Bench {
             truth,
             instruments,
             scopes,
+            switches,
             addresses,
             buses,
             ports,
@@ -422,6 +524,11 @@ impl Bench {
         self.scopes.get(id)
     }
 
+    /// A simulated short-circuit switch unit by rig id.
+    pub fn switch(&self, id: &str) -> Option<&SimSwitch> {
+        self.switches.get(id)
+    }
+
     /// `sim://NAME` -> real `tcp://127.0.0.1:PORT` (or `mem://ID-N`) addresses.
     pub fn addresses(&self) -> &BTreeMap<String, String> {
         &self.addresses
@@ -451,5 +558,95 @@ impl Drop for Bench {
         for s in self.scopes.values() {
             s.shutdown();
         }
+        for s in self.switches.values() {
+            s.shutdown();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::instrument::{ScpiSwitch, Switch};
+    use crate::scpi::builtin_switch_dialect;
+
+    fn sim_rig() -> (Rig, std::path::PathBuf) {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("rig/sim.yaml");
+        let rig = crate::plan::load_rig(&path).unwrap().value;
+        (rig, path)
+    }
+
+    #[rstest::rstest]
+    #[case::tcp(ScpiExposure::Tcp, "tcp://")]
+    #[case::in_memory(ScpiExposure::InMemory, "mem://")]
+    #[tokio::test]
+    async fn the_rigs_short_entry_is_a_switch_unit_on_the_plant(
+        #[case] scpi: ScpiExposure,
+        #[case] scheme: &str,
+    ) {
+        let (rig, path) = sim_rig();
+        let options = BenchOptions {
+            scpi,
+            ..Default::default()
+        };
+        let bench = Bench::start_with(&rig, &path, &options).await.unwrap();
+        assert!(bench.switch("short").is_some());
+        assert!(bench.switch("scope").is_none());
+        let address = bench.addresses()["sim://short"].clone();
+        assert!(address.starts_with(scheme), "{address}");
+        assert_eq!(bench.plant.snapshot().short.resistance_ohm, 0.25);
+        let mut sw = ScpiSwitch::connect(
+            "short",
+            &address,
+            builtin_switch_dialect("keysight-daq970a").unwrap(),
+            101,
+            Duration::from_secs(5),
+        )
+        .await
+        .unwrap();
+        assert!(sw.identity().contains("SIM-DAQ-0001"), "{}", sw.identity());
+        sw.close().await.unwrap();
+        assert!(bench.plant.snapshot().short.closed);
+        assert!(bench.switch("short").unwrap().is_closed(101));
+        sw.open().await.unwrap();
+        assert!(!bench.plant.snapshot().short.closed);
+    }
+
+    #[rstest::rstest]
+    #[case::channel_not_installed(Some(121), None, "`short.channel: 121`")]
+    #[case::another_dialect(
+        None,
+        Some("acme-relay"),
+        "no simulated switch unit for dialect `acme-relay`"
+    )]
+    #[tokio::test]
+    async fn a_short_entry_the_bench_cannot_simulate_is_refused_by_name(
+        #[case] channel: Option<u32>,
+        #[case] dialect: Option<&str>,
+        #[case] expected: &str,
+    ) {
+        let (mut rig, path) = sim_rig();
+        let entry = rig
+            .instruments
+            .iter_mut()
+            .find(|i| i.id == "short")
+            .unwrap();
+        if let Some(c) = channel {
+            entry.short.as_mut().unwrap().channel = c;
+        }
+        if let Some(d) = dialect {
+            entry.dialect = Some(d.into());
+        }
+        let options = BenchOptions {
+            scpi: ScpiExposure::InMemory,
+            ..Default::default()
+        };
+        let err = Bench::start_with(&rig, &path, &options)
+            .await
+            .err()
+            .expect("refused")
+            .to_string();
+        assert!(err.contains("simulated instrument `short`"), "{err}");
+        assert!(err.contains(expected), "{err}");
     }
 }

@@ -20,11 +20,17 @@
 //! client rather than its mirror. The server (`server`: TCP accept, in-memory and
 //! pseudo-terminal connections, the line loop) is shared; each vendor family has its own
 //! module with its header tree and its model-specific behaviour.
+//!
+//! The instruments with a header table of their own, the oscilloscope (`scope`,
+//! [`SimScope`]) and the short-circuit switch unit (`switch`, [`SimSwitch`]), share
+//! `line_server`: accept loop, in-memory connections, line loop, command log, error queue,
+//! common commands and the dispatch of a line's commands.
 
 mod bloomy;
 mod chroma;
 mod engine;
 mod keysight;
+mod line_server;
 mod parser;
 mod rigol;
 mod rs;
@@ -32,11 +38,13 @@ mod scope;
 mod server;
 mod siglent;
 mod standard;
+mod switch;
 #[cfg(test)]
 mod tests;
 
 pub use scope::SimScope;
 pub use server::{serve, serve_in_memory, SerialEndpoint, SimInstrument};
+pub use switch::{SimSwitch, SIMULATED_SWITCH_DIALECTS};
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Mutex, MutexGuard};

@@ -12,18 +12,15 @@
 //! acquisition, then `+0`. Settings outside the dialect's ranges are refused with
 //! `-222,"Data out of range"`.
 
-use std::collections::VecDeque;
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::time::Instant;
-use tokio_util::sync::CancellationToken;
 
-use super::parser::{self, numeric_between, parse_line, single, Pattern};
-use super::{fault, lock, ScpiFault, COMMAND_LOG_LIMIT, MAX_LINE, QUEUE_DEPTH};
+use super::line_server::{Core, LineDevice, Server};
+use super::parser::{self, numeric_between, single, Pattern};
+use super::{fault, lock, ScpiFault};
 use crate::scpi::{ScalingFamily, ScopeDialect, Transport};
 use crate::sim::capture::CurrentTrace;
 
@@ -87,7 +84,6 @@ fn patterns(family: ScalingFamily) -> Vec<Pattern<Act>> {
 
 #[derive(Debug)]
 struct ScopeState {
-    errors: VecDeque<ScpiFault>,
     scale: [f64; 5],
     offset: [f64; 5],
     timebase_scale: f64,
@@ -108,9 +104,7 @@ struct ScopeShared {
     volts_per_amp: f64,
     input_channel: u32,
     state: Mutex<ScopeState>,
-    log: Mutex<VecDeque<String>>,
-    serial: Mutex<String>,
-    shutdown: CancellationToken,
+    core: Core,
 }
 
 /// Where an acquisition stands.
@@ -124,15 +118,14 @@ enum Acq {
 /// A running simulated oscilloscope; cloning gives another handle to the same scope.
 #[derive(Clone)]
 pub struct SimScope {
-    shared: Arc<ScopeShared>,
-    local_addr: SocketAddr,
+    server: Server<ScopeShared>,
 }
 
 impl std::fmt::Debug for SimScope {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SimScope")
-            .field("dialect", &self.shared.dialect.id)
-            .field("local_addr", &self.local_addr)
+            .field("dialect", &self.server.shared.dialect.id)
+            .field("local_addr", &self.server.local_addr())
             .finish()
     }
 }
@@ -143,12 +136,11 @@ impl SimScope {
         trace: CurrentTrace,
         input_channel: u32,
         volts_per_amp: f64,
-        serial: String,
+        serial: &str,
     ) -> Arc<ScopeShared> {
         Arc::new(ScopeShared {
             patterns: patterns(dialect.scaling),
             state: Mutex::new(ScopeState {
-                errors: VecDeque::new(),
                 scale: [1.0; 5],
                 offset: [0.0; 5],
                 timebase_scale: 1e-3,
@@ -161,13 +153,11 @@ impl SimScope {
                 waveform_source: 1,
                 points: DEFAULT_POINTS,
             }),
+            core: Core::new(&dialect.terminator, serial),
             dialect,
             trace,
             volts_per_amp,
             input_channel,
-            log: Mutex::new(VecDeque::new()),
-            serial: Mutex::new(serial),
-            shutdown: CancellationToken::new(),
         })
     }
 
@@ -180,34 +170,10 @@ impl SimScope {
         input_channel: u32,
         volts_per_amp: f64,
     ) -> SimScope {
-        let local_addr = listener
-            .local_addr()
-            .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
-        let shared = Self::new_shared(
-            dialect,
-            trace,
-            input_channel,
-            volts_per_amp,
-            format!("SIMSC{:05}", local_addr.port()),
-        );
-        let accept = shared.clone();
-        tokio::spawn(async move {
-            loop {
-                let accepted = tokio::select! {
-                    biased;
-                    _ = accept.shutdown.cancelled() => return,
-                    a = listener.accept() => a,
-                };
-                match accepted {
-                    Ok((stream, _)) => {
-                        let _ = stream.set_nodelay(true);
-                        tokio::spawn(run_connection(accept.clone(), stream));
-                    }
-                    Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
-                }
-            }
-        });
-        SimScope { shared, local_addr }
+        let shared = Self::new_shared(dialect, trace, input_channel, volts_per_amp, "");
+        let server = Server::serve(listener, shared);
+        server.set_serial(&format!("SIMSC{:05}", server.local_addr().port()));
+        SimScope { server }
     }
 
     /// Serve without a socket: reachable through [`SimScope::connect_in_memory`] only.
@@ -217,95 +183,35 @@ impl SimScope {
         input_channel: u32,
         volts_per_amp: f64,
     ) -> SimScope {
+        let shared = Self::new_shared(dialect, trace, input_channel, volts_per_amp, "SIMSCMEM");
         SimScope {
-            shared: Self::new_shared(
-                dialect,
-                trace,
-                input_channel,
-                volts_per_amp,
-                "SIMSCMEM".into(),
-            ),
-            local_addr: SocketAddr::from(([0, 0, 0, 0], 0)),
+            server: Server::in_memory(shared),
         }
     }
 
     /// A transport connected to this scope without a socket.
     pub fn connect_in_memory(&self) -> Box<dyn Transport> {
-        let (near, far) = tokio::io::duplex(1 << 20);
-        tokio::spawn(run_connection(self.shared.clone(), far));
-        Box::new(near)
+        self.server.connect_in_memory()
     }
 
     /// The address to put in a rig file: `tcp://127.0.0.1:<port>`.
     pub fn address(&self) -> String {
-        format!("tcp://{}", self.local_addr)
+        self.server.address()
     }
 
     /// Answer `*IDN?` with this serial number.
     pub fn set_serial(&self, serial: &str) {
-        *lock(&self.shared.serial) = serial.to_string();
+        self.server.set_serial(serial);
     }
 
     /// The command lines received, in order.
     pub fn command_log(&self) -> Vec<String> {
-        lock(&self.shared.log).iter().cloned().collect()
+        self.server.command_log()
     }
 
     /// Stop listening and close every connection.
     pub fn shutdown(&self) {
-        self.shared.shutdown.cancel();
-    }
-}
-
-async fn run_connection<S>(shared: Arc<ScopeShared>, stream: S)
-where
-    S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
-{
-    let (mut reader, mut writer) = tokio::io::split(stream);
-    let mut buf: Vec<u8> = Vec::new();
-    let mut chunk = [0u8; 4096];
-    let terminator = shared.dialect.terminator.clone();
-    loop {
-        while let Some(end) = buf.iter().position(|&b| b == b'\n') {
-            let line: Vec<u8> = buf.drain(..=end).collect();
-            let line = String::from_utf8_lossy(&line[..end])
-                .trim_end_matches('\r')
-                .to_string();
-            if line.trim().is_empty() {
-                continue;
-            }
-            {
-                let mut log = lock(&shared.log);
-                if log.len() >= COMMAND_LOG_LIMIT {
-                    log.pop_front();
-                }
-                log.push_back(line.clone());
-            }
-            if let Some(mut reply) = shared.handle_line(&line) {
-                reply.extend_from_slice(terminator.as_bytes());
-                let written = tokio::select! {
-                    biased;
-                    _ = shared.shutdown.cancelled() => return,
-                    w = writer.write_all(&reply) => w,
-                };
-                if written.is_err() {
-                    return;
-                }
-            }
-        }
-        if buf.len() > MAX_LINE {
-            buf.clear();
-            shared.push_error(fault(-363, "Input buffer overrun"));
-        }
-        let n = tokio::select! {
-            biased;
-            _ = shared.shutdown.cancelled() => return,
-            n = reader.read(&mut chunk) => n,
-        };
-        match n {
-            Ok(0) | Err(_) => return,
-            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-        }
+        self.server.shutdown();
     }
 }
 
@@ -319,20 +225,19 @@ fn source_channel(params: &[String]) -> Result<u32, ScpiFault> {
         .ok_or_else(|| fault(-224, "Illegal parameter value"))
 }
 
-impl ScopeShared {
-    fn push_error(&self, f: ScpiFault) {
-        let mut st = lock(&self.state);
-        if st.errors.len() >= QUEUE_DEPTH {
-            if let Some(last) = st.errors.back_mut() {
-                *last = fault(-350, "Queue overflow");
-            }
-        } else {
-            st.errors.push_back(f);
-        }
+impl LineDevice for ScopeShared {
+    type Act = Act;
+
+    fn core(&self) -> &Core {
+        &self.core
+    }
+
+    fn patterns(&self) -> &[Pattern<Act>] {
+        &self.patterns
     }
 
     fn identity(&self) -> String {
-        let serial = lock(&self.serial).clone();
+        let serial = self.core.serial();
         match self.dialect.scaling {
             ScalingFamily::Rigol => format!("RIGOL TECHNOLOGIES,DS1104Z,{serial},00.04.05.SP2"),
             ScalingFamily::Keysight => {
@@ -341,53 +246,18 @@ impl ScopeShared {
         }
     }
 
-    fn handle_line(&self, line: &str) -> Option<Vec<u8>> {
-        let mut replies: Vec<Vec<u8>> = Vec::new();
-        for c in parse_line(line) {
-            let result = if c.common {
-                self.common(&c.mnemonics[0], c.query)
-            } else {
-                match self
-                    .patterns
-                    .iter()
-                    .find_map(|p| p.matches(&c.mnemonics).map(|s| (p.action, s)))
-                {
-                    None => Err(fault(-113, "Undefined header")),
-                    Some((act, suffix)) => self.execute(act, suffix, c.query, &c.params),
-                }
-            };
-            match result {
-                Ok(Some(r)) => replies.push(r),
-                Ok(None) => {}
-                Err(f) => self.push_error(f),
-            }
-        }
-        if replies.is_empty() {
-            return None;
-        }
-        let mut out = Vec::new();
-        for (i, r) in replies.into_iter().enumerate() {
-            if i > 0 {
-                out.push(b';');
-            }
-            out.extend(r);
-        }
-        Some(out)
+    fn execute(
+        &self,
+        act: Act,
+        suffix: Option<u32>,
+        query: bool,
+        params: &[String],
+    ) -> Result<Option<Vec<u8>>, ScpiFault> {
+        self.run(act, suffix, query, params)
     }
+}
 
-    fn common(&self, header: &str, query: bool) -> Result<Option<Vec<u8>>, ScpiFault> {
-        match (header, query) {
-            ("*IDN", true) => Ok(Some(self.identity().into_bytes())),
-            ("*OPC", true) => Ok(Some(b"1".to_vec())),
-            ("*CLS", false) => {
-                lock(&self.state).errors.clear();
-                Ok(None)
-            }
-            ("*RST", false) | ("*OPC", false) => Ok(None),
-            _ => Err(fault(-113, "Undefined header")),
-        }
-    }
-
+impl ScopeShared {
     /// Where the current single acquisition stands.
     fn acquisition(&self, st: &ScopeState) -> Acq {
         let Some(armed) = st.armed else {
@@ -426,7 +296,7 @@ impl ScopeShared {
         }
     }
 
-    fn execute(
+    fn run(
         &self,
         act: Act,
         suffix: Option<u32>,
@@ -447,7 +317,7 @@ impl ScopeShared {
         };
         match (act, query) {
             (Act::SystemError, true) => {
-                let (code, msg) = st.errors.pop_front().unwrap_or((0, "No error".into()));
+                let (code, msg) = self.core.pop_error().unwrap_or((0, "No error".into()));
                 text(format!("{code},\"{msg}\""))
             }
             (Act::ChannelScale, false) => {
@@ -625,7 +495,7 @@ mod tests {
     }
 
     fn ask(s: &SimScope, line: &str) -> String {
-        String::from_utf8_lossy(&s.shared.handle_line(line).unwrap_or_default()).into()
+        s.server.ask(line)
     }
 
     #[tokio::test(start_paused = true)]
@@ -673,7 +543,7 @@ mod tests {
         let pre = crate::scpi::waveform::Preamble::parse(&ask(&s, ":WAV:PRE?")).unwrap();
         assert_eq!(pre.points, 1200);
         assert!((pre.time(0) + 1e-4).abs() < 1e-12, "{pre:?}");
-        let data = s.shared.handle_line(":WAV:DATA?").unwrap();
+        let data = super::super::line_server::handle_line(&*s.server.shared, ":WAV:DATA?").unwrap();
         let payload = crate::scpi::reply::parse_block(&data).unwrap();
         let v = pre
             .values(payload, crate::scpi::waveform::YScaling::Rigol)
