@@ -3,12 +3,12 @@
 //!
 //! `hilrig run` starts the guard before anything is switched on and writes it one line of
 //! JSON on its standard input: the run directory and the SCPI supplies and loads of the rig
-//! (id, role, address, dialect, timeout). The guard answers `armed` and then waits on the
+//! and the short-circuit switch (id, role, address, dialect, timeout, the switch's channel). The guard answers `armed` and then waits on the
 //! pipe. A run that ends cleanly (its own safe state confirmed) writes `release` and closes
 //! the pipe; the guard then exits without touching anything. If the pipe closes without
 //! `release` (SIGKILL, the OOM killer, an abort, a power-cut of the process), the guard
-//! connects to each instrument itself, switches every load input and supply output off,
-//! confirms each by read-back (retrying until [`GUARD_DEADLINE`]), and records what it did
+//! connects to each instrument itself, opens the short-circuit switch and switches every
+//! load input and supply output off, confirms each by read-back (retrying until [`GUARD_DEADLINE`]), and records what it did
 //! in `guard.json` in the run directory. `hilrig supply on --for` and `hilrig load on --for`
 //! start one for their instrument in the same way (`guard.json` in a temporary directory);
 //! the record's trigger names what was guarded: the run process, or the manual command
@@ -26,7 +26,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::instrument::{Load, ScpiLoad, ScpiSupply, Supply};
+use crate::instrument::{Load, ScpiLoad, ScpiSupply, ScpiSwitch, Supply, Switch};
 use crate::report::SafeStateAction;
 use crate::rig::{InstrumentConfig, Rig, Role};
 
@@ -61,7 +61,7 @@ pub enum GuardError {
 pub struct GuardedInstrument {
     /// Instrument id from the rig file.
     pub id: String,
-    /// `supply` or `load`.
+    /// `supply`, `load` or `short`.
     pub role: Role,
     /// Its address (`tcp://...`, `serial://...`).
     pub address: String,
@@ -69,6 +69,9 @@ pub struct GuardedInstrument {
     pub dialect: String,
     /// Query timeout in seconds.
     pub timeout_s: f64,
+    /// The short-circuit switch's channel.
+    #[serde(default)]
+    pub channel: Option<u32>,
 }
 
 /// What the guard is told at start.
@@ -82,33 +85,44 @@ pub struct GuardSpec {
     /// manual command (``the manual command `hilrig supply on --for 30 s` ``).
     #[serde(default = "run_process")]
     pub guarded: String,
-    /// The supplies and loads, loads first.
+    /// The short-circuit switch, loads, then supplies.
     pub instruments: Vec<GuardedInstrument>,
 }
 
 impl GuardedInstrument {
-    /// A SCPI supply or load of a rig file; `None` for anything else.
+    /// A SCPI supply, load or short-circuit switch of a rig file; `None` for anything else.
     pub fn of(i: &InstrumentConfig) -> Option<GuardedInstrument> {
-        matches!(i.role, Role::Supply | Role::Load).then_some(())?;
+        matches!(i.role, Role::Supply | Role::Load | Role::Short).then_some(())?;
         Some(GuardedInstrument {
             id: i.id.clone(),
             role: i.role,
             address: i.address.clone()?,
             dialect: i.dialect.clone()?,
             timeout_s: i.timeout.0,
+            channel: i.short.map(|s| s.channel),
         })
+    }
+
+    /// The order the safe state acts in: the short-circuit switch, loads, supplies.
+    fn order(&self) -> u8 {
+        match self.role {
+            Role::Short => 0,
+            Role::Load => 1,
+            _ => 2,
+        }
     }
 }
 
 impl GuardSpec {
-    /// The SCPI supplies and loads of `rig`, loads first (input off before output off).
+    /// The SCPI supplies, loads and short-circuit switch of `rig`: the switch first, then
+    /// loads (input off before output off).
     pub fn of_rig(rig: &Rig, dir: &Path) -> GuardSpec {
         let mut instruments: Vec<GuardedInstrument> = rig
             .instruments
             .iter()
             .filter_map(GuardedInstrument::of)
             .collect();
-        instruments.sort_by_key(|i| i.role != Role::Load);
+        instruments.sort_by_key(GuardedInstrument::order);
         GuardSpec {
             dir: dir.to_path_buf(),
             run_pid: std::process::id(),
@@ -288,8 +302,9 @@ fn ignore_terminal_signals() {
 #[cfg(not(unix))]
 fn ignore_terminal_signals() {}
 
-/// Switch every instrument off and confirm it by read-back, retrying each until `deadline`
-/// has passed since the start; loads first, then supplies (the order of `instruments`).
+/// Switch every instrument off (the short-circuit switch open) and confirm it by read-back,
+/// retrying each until `deadline` has passed since the start; in the order of
+/// `instruments` (the switch, loads, supplies).
 pub async fn drive_safe_state(
     instruments: &[GuardedInstrument],
     deadline: Duration,
@@ -298,6 +313,7 @@ pub async fn drive_safe_state(
     let mut out = Vec::new();
     for inst in instruments {
         let what = match inst.role {
+            Role::Short => "short-circuit switch open (confirmed by read-back)",
             Role::Load => "input off (confirmed by read-back)",
             _ => "output off (confirmed by read-back)",
         };
@@ -328,10 +344,21 @@ pub async fn drive_safe_state(
 }
 
 async fn switch_off(inst: &GuardedInstrument) -> Result<(), String> {
-    let dialect = crate::scpi::builtin_dialect(&inst.dialect)
-        .ok_or_else(|| format!("unknown dialect `{}`", inst.dialect))?;
     let timeout = Duration::from_secs_f64(inst.timeout_s.clamp(0.1, 60.0));
     let e = |e: crate::instrument::InstrumentError| e.to_string();
+    if inst.role == Role::Short {
+        let dialect = crate::scpi::builtin_switch_dialect(&inst.dialect)
+            .ok_or_else(|| format!("unknown switch dialect `{}`", inst.dialect))?;
+        let channel = inst
+            .channel
+            .ok_or_else(|| "the short-circuit switch has no channel".to_string())?;
+        let mut s = ScpiSwitch::connect(&inst.id, &inst.address, dialect, channel, timeout)
+            .await
+            .map_err(e)?;
+        return s.open().await.map_err(e);
+    }
+    let dialect = crate::scpi::builtin_dialect(&inst.dialect)
+        .ok_or_else(|| format!("unknown dialect `{}`", inst.dialect))?;
     match inst.role {
         Role::Load => {
             let mut l = ScpiLoad::connect(&inst.id, &inst.address, dialect, timeout)
@@ -361,14 +388,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_spec_round_trips_and_lists_loads_first() {
+    fn the_spec_round_trips_and_lists_the_short_then_loads_first() {
         let rig: Rig = serde_saphyr::from_str(
-            "station: s\ninstruments:\n  - {id: psu, role: supply, dialect: ea-psb, address: 'tcp://127.0.0.1:1'}\n  - {id: el, role: load, dialect: rigol-dl3000, address: 'tcp://127.0.0.1:2'}\nbuses: []\nenvelope: {max_pack_voltage: 60 V, max_charge_current: 30 A, max_discharge_current: 40 A, cell_voltage_min: 2 V, cell_voltage_max: 4 V, temperature_min: -30 °C, temperature_max: 80 °C}\nsample_period: 100 ms\n",
+            "station: s\ninstruments:\n  - {id: psu, role: supply, dialect: ea-psb, address: 'tcp://127.0.0.1:1'}\n  - {id: el, role: load, dialect: rigol-dl3000, address: 'tcp://127.0.0.1:2'}\n  - {id: sc, role: short, dialect: keysight-daq970a, address: 'tcp://127.0.0.1:3', short: {channel: 101, resistance: 250 mOhm, max_closed: 50 ms}}\n  - {id: scope, role: scope, dialect: rigol-ds1000z, address: 'tcp://127.0.0.1:4', capture: {volts_per_amp: 0.01}}\nbuses: []\nenvelope: {max_pack_voltage: 60 V, max_charge_current: 30 A, max_discharge_current: 40 A, cell_voltage_min: 2 V, cell_voltage_max: 4 V, temperature_min: -30 °C, temperature_max: 80 °C}\nsample_period: 100 ms\n",
         )
         .unwrap();
         let spec = GuardSpec::of_rig(&rig, Path::new("/tmp/x"));
-        assert_eq!(spec.instruments[0].id, "el");
-        assert_eq!(spec.instruments[1].id, "psu");
+        let order: Vec<&str> = spec.instruments.iter().map(|i| i.id.as_str()).collect();
+        assert_eq!(order, ["sc", "el", "psu"]);
+        assert_eq!(spec.instruments[0].channel, Some(101));
         let text = serde_json::to_string(&spec).unwrap();
         assert_eq!(serde_json::from_str::<GuardSpec>(&text).unwrap(), spec);
     }
@@ -421,6 +449,7 @@ mod tests {
             address: "tcp://127.0.0.1:1".into(),
             dialect: "ea-psb".into(),
             timeout_s: 0.2,
+            channel: None,
         };
         let actions = drive_safe_state(&[inst], Duration::from_millis(300)).await;
         assert_eq!(actions.len(), 1);

@@ -380,6 +380,16 @@ fn trip(plan: &LoadedPlan, t: &Trip) -> (Vec<String>, Bound) {
             }
             d
         }
+        Stimulus::Short(s) => {
+            let settle = s.settle().as_secs_f64();
+            a.push(format!(
+                "hold for {} (settle), arm the scope, close the short-circuit switch until \
+                 `{}` on the record, open it again",
+                secs(settle),
+                t.detect.value
+            ));
+            Bound::exact(settle).plus(Bound::at_most(timeout))
+        }
         Stimulus::Bisect(b) => {
             let hold = b.hold.map(|h| h.0).unwrap_or(0.0).max(2.0 * delay);
             let span = (b.trips.0.value - b.no_trip.0.value).abs();

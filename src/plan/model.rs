@@ -116,6 +116,9 @@ pub enum Target {
     SupplyVoltage,
     /// The load's sink current.
     LoadCurrent,
+    /// The rig's short-circuit switch (a `short` stimulus only; its quantity is the closed
+    /// path's prospective current).
+    Short,
 }
 
 impl Target {
@@ -157,7 +160,7 @@ impl Target {
         match self {
             Target::Cell(_) | Target::SupplyVoltage => Dimension::Voltage,
             Target::Ntc(_) => Dimension::Temperature,
-            Target::SupplyCurrent | Target::LoadCurrent => Dimension::Current,
+            Target::SupplyCurrent | Target::LoadCurrent | Target::Short => Dimension::Current,
         }
     }
 
@@ -178,6 +181,7 @@ impl Target {
             Target::SupplyCurrent => "supply.i_set".into(),
             Target::SupplyVoltage => "supply.v_set".into(),
             Target::LoadCurrent => "load.i_set".into(),
+            Target::Short => "short.closed".into(),
         }
     }
 }
@@ -195,6 +199,7 @@ impl Target {
             Target::SupplyCurrent => env.check_supply_current(value),
             Target::SupplyVoltage => env.check_supply_voltage(value),
             Target::LoadCurrent => env.check_load_current(value),
+            Target::Short => env.check_short_current(value),
         }
     }
 }
@@ -207,6 +212,7 @@ impl fmt::Display for Target {
             Target::SupplyCurrent => f.write_str("supply.current"),
             Target::SupplyVoltage => f.write_str("supply.voltage"),
             Target::LoadCurrent => f.write_str("load.current"),
+            Target::Short => f.write_str("short"),
         }
     }
 }
@@ -555,6 +561,8 @@ pub enum Stimulus {
     Step(StepStimulus),
     /// Bisection of held steps: measures the trip level independently of the delay.
     Bisect(BisectStimulus),
+    /// Closing the rig's short-circuit switch: measures the trip time on the scope.
+    Short(ShortStimulus),
 }
 
 impl Stimulus {
@@ -564,6 +572,17 @@ impl Stimulus {
             Stimulus::Ramp(r) => r.of,
             Stimulus::Step(s) => s.of,
             Stimulus::Bisect(b) => b.of,
+            Stimulus::Short(_) => Target::Short,
+        }
+    }
+
+    /// Whether it drives its target upwards (a short's current rises).
+    pub fn rising(&self) -> bool {
+        match self {
+            Stimulus::Ramp(r) => r.to.0.value >= r.from.0.value,
+            Stimulus::Step(s) => s.to.0.value >= s.from.0.value,
+            Stimulus::Bisect(b) => b.trips.0.value >= b.no_trip.0.value,
+            Stimulus::Short(_) => true,
         }
     }
 
@@ -573,6 +592,7 @@ impl Stimulus {
             Stimulus::Ramp(_) => "ramp",
             Stimulus::Step(_) => "step",
             Stimulus::Bisect(_) => "bisect",
+            Stimulus::Short(_) => "short",
         }
     }
 }
@@ -607,6 +627,26 @@ pub struct StepStimulus {
     /// for the release: the time it takes bounds the release delay that release levels read
     /// off a ramp back rest on.
     pub rest: Option<QuantityValue>,
+}
+
+/// Closing the rig's short-circuit switch (`short: {}`): the pack's terminals through the
+/// switch's declared path, for the front end's hardware short-circuit protection. The
+/// switch is opened again once the scope's record is complete, or after the rig's
+/// `max_closed`, whichever comes first.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShortStimulus {
+    /// How long the bench is held as it is before the switch closes (default: 100 ms).
+    pub settle: Option<Seconds>,
+}
+
+impl ShortStimulus {
+    /// The settle time, or its default of 100 ms.
+    pub fn settle(&self) -> std::time::Duration {
+        self.settle
+            .map(|s| s.duration())
+            .unwrap_or(std::time::Duration::from_millis(100))
+    }
 }
 
 /// A threshold search by bisection of held steps.

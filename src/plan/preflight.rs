@@ -177,6 +177,39 @@ pub fn check_rig(rig: &Source<Rig>) -> Vec<InputError> {
                     errors.push(id_at(format!("scope `{}` has no `address:`", inst.id)));
                 }
             }
+            (Role::Short, _) => {
+                let dialect = inst
+                    .dialect
+                    .as_deref()
+                    .map(|d| (d, crate::scpi::builtin_switch_dialect(d)));
+                match dialect {
+                    None => errors.push(id_at(format!(
+                        "short-circuit switch `{}` has no `dialect:`",
+                        inst.id
+                    ))),
+                    Some((d, None)) => errors.push(at(
+                        rig,
+                        "dialect",
+                        dialect_index(r, n),
+                        format!(
+                            "short-circuit switch `{}`: unknown switch dialect `{d}` (known: {})",
+                            inst.id,
+                            crate::scpi::builtin_switch_dialect_ids().join(", ")
+                        ),
+                    )),
+                    Some((_, Some(_))) => {}
+                }
+                if inst.address.is_none() {
+                    errors.push(id_at(format!(
+                        "short-circuit switch `{}` has no `address:`",
+                        inst.id
+                    )));
+                }
+                let switch_dialect = dialect.and_then(|(_, d)| d);
+                for problem in short_path_problems(inst, switch_dialect.as_ref(), e) {
+                    errors.push(id_at(problem));
+                }
+            }
             (_, true) => {
                 if inst.role == Role::CellSim {
                     let channels = inst
@@ -617,6 +650,57 @@ mod tests {
         assert_eq!(FileKind::of_text(text), kind);
     }
 
+    /// A short-circuit switch's path is checked against its dialect and the envelope.
+    #[rstest::rstest]
+    #[case::sound(
+        "{channel: 101, resistance: 250 mOhm, max_closed: 50 ms}",
+        Some(300.0),
+        None
+    )]
+    #[case::no_allowance(
+        "{channel: 101, resistance: 250 mOhm, max_closed: 50 ms}",
+        None,
+        Some("max_short_current")
+    )]
+    #[case::too_much_current(
+        "{channel: 101, resistance: 100 mOhm, max_closed: 50 ms}",
+        Some(300.0),
+        Some("600.0000 A")
+    )]
+    #[case::zero_resistance(
+        "{channel: 101, resistance: 0 Ohm, max_closed: 50 ms}",
+        Some(300.0),
+        Some("not above zero")
+    )]
+    #[case::closed_too_long(
+        "{channel: 101, resistance: 250 mOhm, max_closed: 5 s}",
+        Some(300.0),
+        Some("max_closed")
+    )]
+    #[case::no_such_channel(
+        "{channel: 121, resistance: 250 mOhm, max_closed: 50 ms}",
+        Some(300.0),
+        Some("101..=120")
+    )]
+    fn short_paths_are_checked(
+        #[case] path: &str,
+        #[case] max_short: Option<f64>,
+        #[case] says: Option<&str>,
+    ) {
+        let inst: crate::rig::InstrumentConfig = serde_saphyr::from_str(&format!(
+            "{{id: sc, role: short, dialect: keysight-daq970a, address: 'tcp://127.0.0.1:1', short: {path}}}"
+        ))
+        .unwrap();
+        let mut envelope = crate::rig::Envelope::example();
+        envelope.max_short_current = max_short.map(crate::units::Amps);
+        let dialect = crate::scpi::builtin_switch_dialect("keysight-daq970a");
+        let problems = short_path_problems(&inst, dialect.as_ref(), &envelope);
+        match says {
+            None => assert!(problems.is_empty(), "{problems:?}"),
+            Some(s) => assert!(problems.iter().any(|p| p.contains(s)), "{problems:?}"),
+        }
+    }
+
     #[test]
     fn locate_finds_the_value_of_the_nth_key() {
         let text = "a: 1\ninstruments:\n  - id: x\n  - {id: y, role: load}\n";
@@ -647,4 +731,54 @@ mod tests {
         );
         assert_eq!(FileKind::of_text("plan: p\ndut: x\n"), Some(FileKind::Plan));
     }
+}
+
+/// The longest `max_closed` a short-circuit switch may declare: a short-circuit stimulus
+/// is over in milliseconds, and a path closed longer heats the resistor and the cells.
+pub const MAX_SHORT_CLOSED_S: f64 = 1.0;
+
+/// What is wrong with a short-circuit switch's `short:` path: missing, a resistance that is
+/// not above zero, a `max_closed` outside (0, 1 s], a channel the dialect lacks, or a
+/// prospective current (at the envelope's highest pack voltage) beyond the envelope.
+fn short_path_problems(
+    inst: &crate::rig::InstrumentConfig,
+    dialect: Option<&crate::scpi::SwitchDialect>,
+    envelope: &crate::rig::Envelope,
+) -> Vec<String> {
+    let id = &inst.id;
+    let Some(path) = inst.short else {
+        return vec![format!(
+            "short-circuit switch `{id}` has no `short: {{channel, resistance, max_closed}}`"
+        )];
+    };
+    let mut out = Vec::new();
+    let r = path.resistance.0;
+    if !(r.is_finite() && r > 0.0) {
+        out.push(format!(
+            "short-circuit switch `{id}`: short.resistance {} is not above zero",
+            path.resistance
+        ));
+    } else if let Err(v) =
+        envelope.check_short_current(path.prospective_current(envelope.max_pack_voltage.0))
+    {
+        out.push(format!(
+            "short-circuit switch `{id}`: at max_pack_voltage {} its path would carry {}; {v}",
+            envelope.max_pack_voltage,
+            crate::units::display(
+                path.prospective_current(envelope.max_pack_voltage.0),
+                crate::units::Dimension::Current
+            )
+        ));
+    }
+    let closed = path.max_closed.0;
+    if !(closed.is_finite() && closed > 0.0 && closed <= MAX_SHORT_CLOSED_S) {
+        out.push(format!(
+            "short-circuit switch `{id}`: short.max_closed {} is outside (0 s, {MAX_SHORT_CLOSED_S} s]",
+            path.max_closed
+        ));
+    }
+    if let Some(Err(e)) = dialect.map(|d| d.check_channel(path.channel)) {
+        out.push(format!("short-circuit switch `{id}`: short.channel: {e}"));
+    }
+    out
 }

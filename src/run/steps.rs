@@ -261,38 +261,64 @@ const CAPTURE_POINTS: f64 = 2000.0;
 /// How often a capture trip asks whether the acquisition is complete.
 const CAPTURE_POLL: Duration = Duration::from_millis(1);
 
-/// A trip timed on the scope's record (`detect: capture.i < 1 A`): hold `from` for the
-/// settle time, arm the scope's edge trigger half-way between `from` and `to` (100 µs
-/// before it, after it four times the declared delay plus 1 ms, about 2000 points), step
-/// to `to`, wait for the acquisition (at most the trip's timeout), time the first sample
-/// meeting the condition and judge its `trip_time` criteria.
+/// A trip timed on the scope's record (`detect: capture.i < 1 A`). A `step` holds `from`
+/// for the settle time and triggers half-way between `from` and `to`; a `short` holds the
+/// bench as it is for the settle time and triggers where the current rises through the
+/// protection's declared trip level (time 0 is then the start of the front end's delay),
+/// its full scale the closed path's prospective current at the envelope's highest pack
+/// voltage. The scope is armed (100 µs before the trigger, after it four times the
+/// declared delay plus 1 ms, about 2000 points), the stimulus applied, the acquisition
+/// awaited (at most the trip's timeout, and for a short at most the rig's `max_closed`,
+/// after which the switch is opened whatever happened), the first sample meeting the
+/// condition timed and its `trip_time` criteria judged.
 async fn capture_trip(ctx: &Ctx, t: &Trip, repeat: u32) -> Result<(), StepError> {
     let st = &ctx.station;
-    let Stimulus::Step(s) = &t.stimulus.value else {
-        return Err(RunError::setup(format!(
-            "trip `{}`: a detect on the scope's record needs a `step` stimulus",
-            t.name
-        ))
-        .into());
-    };
     let scope = st.scope.as_ref().ok_or_else(|| {
         RunError::setup(format!(
             "trip `{}` reads `capture.*`, but the rig has no scope",
             t.name
         ))
     })?;
-    let (from, to) = (s.from.0.value, s.to.0.value);
     let delay = ctx.plan.declared_delay(&t.protection.value);
-    let settle = s
-        .settle
-        .map(|d| d.duration())
-        .unwrap_or(Duration::from_secs_f64(2.0 * delay));
     let post = 4.0 * delay + 1e-3;
     let pre = CAPTURE_PRE.as_secs_f64();
+    let mut within = t.timeout.duration();
+    let (settle, level_a, rising, full_scale_a) = match &t.stimulus.value {
+        Stimulus::Step(s) => {
+            let (from, to) = (s.from.0.value, s.to.0.value);
+            let settle = s
+                .settle
+                .map(|d| d.duration())
+                .unwrap_or(Duration::from_secs_f64(2.0 * delay));
+            let full = from.abs().max(to.abs()).max(1.0) * 1.25;
+            (settle, (from + to) / 2.0, to > from, full)
+        }
+        Stimulus::Short(s) => {
+            let (_, path) = st.require_short()?;
+            within = within.min(path.max_closed.duration());
+            let level = ctx
+                .plan
+                .fixture
+                .value
+                .protections
+                .get(&t.protection.value)
+                .map(|p| p.value.trip.0.value)
+                .unwrap_or(0.0);
+            let full = path.prospective_current(st.envelope.max_pack_voltage.0) * 1.25;
+            (s.settle(), level, true, full.max(level * 1.25))
+        }
+        _ => {
+            return Err(RunError::setup(format!(
+                "trip `{}`: a detect on the scope's record needs a `step` or a `short` stimulus",
+                t.name
+            ))
+            .into())
+        }
+    };
     let acq = crate::instrument::Acquisition {
-        level_a: (from + to) / 2.0,
-        rising: to > from,
-        full_scale_a: from.abs().max(to.abs()).max(1.0) * 1.25,
+        level_a,
+        rising,
+        full_scale_a,
         pre_s: pre,
         post_s: post,
         sample_interval_s: (pre + post) / CAPTURE_POINTS,
@@ -305,25 +331,40 @@ async fn capture_trip(ctx: &Ctx, t: &Trip, repeat: u32) -> Result<(), StepError>
         &ctx.plan.plan.value.requirements,
         ctx.clock.now(),
     );
-    st.set_target(s.of, from).await?;
+    if let Stimulus::Step(s) = &t.stimulus.value {
+        st.set_target(s.of, s.from.0.value).await?;
+    }
     tokio::time::sleep(settle).await;
     let mut g = scope.lock().await;
     g.arm(&acq).await.map_err(RunError::from)?;
-    st.set_target(s.of, to).await?;
     let cond = &t.detect.value;
-    let measured = trip::capture::acquire_trip(
-        g.as_mut(),
-        |i| {
-            cond.eval(&|name| {
-                name.starts_with(crate::plan::condition::CAPTURE_PREFIX)
-                    .then_some(crate::plan::condition::Reading { value: i })
-            }) == Some(true)
-        },
-        CAPTURE_POLL,
-        t.timeout.duration(),
-        crate::verdict::gum::DEFAULT_COVERAGE_FACTOR,
-    )
-    .await?;
+    let detect = |i: f64| {
+        cond.eval(&|name| {
+            name.starts_with(crate::plan::condition::CAPTURE_PREFIX)
+                .then_some(crate::plan::condition::Reading { value: i })
+        }) == Some(true)
+    };
+    let k = crate::verdict::gum::DEFAULT_COVERAGE_FACTOR;
+    let measured = match &t.stimulus.value {
+        Stimulus::Step(s) => {
+            st.set_target(s.of, s.to.0.value).await?;
+            trip::capture::acquire_trip(g.as_mut(), detect, CAPTURE_POLL, within, k).await?
+        }
+        _ => {
+            let closed = st.close_short().await;
+            let measured = match closed {
+                Ok(_) => {
+                    trip::capture::acquire_trip(g.as_mut(), detect, CAPTURE_POLL, within, k).await
+                }
+                Err(e) => Err(e),
+            };
+            // Opened whatever happened: a failed close may have closed it all the same.
+            let opened = st.open_short().await;
+            let measured = measured?;
+            opened?;
+            measured
+        }
+    };
     drop(g);
     if let Some(m) = &measured {
         result.detected_s = Some(result.started_s + settle.as_secs_f64() + m.time_s);

@@ -128,6 +128,11 @@ fn the_good_image_passes_the_nightly_suite() {
     "soc-accuracy",
     "SOC after the discharge"
 )]
+#[case::sc_delay(
+    "sim-bms-1.0.0-defect-sc-delay.yaml",
+    "short-circuit",
+    "Short circuit through the rig's switch #1"
+)]
 fn each_seeded_defect_is_caught(#[case] image: &str, #[case] plan: &str, #[case] test: &str) {
     // The catching plan alone: the whole suite on every image runs in
     // `the_nightly_suite_runs_whole_on_every_image_of_the_manifest`.

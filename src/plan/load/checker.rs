@@ -82,8 +82,8 @@ impl<'a> Checker<'a> {
         }
     }
 
-    /// A trip whose detect reads the scope's record: a step of `load.current`, only
-    /// `capture.*` signals, no release, only `trip_time` criteria.
+    /// A trip whose detect reads the scope's record: a step of `load.current` or a
+    /// `short`, only `capture.*` signals, no release, only `trip_time` criteria.
     fn capture_trip(&mut self, t: &crate::plan::model::Trip, at: &Location) {
         for msg in condition_problems(self.signals, self.dbc, &t.detect.value) {
             self.err(&t.detect.referenced, msg);
@@ -106,10 +106,11 @@ impl<'a> Checker<'a> {
         }
         match &t.stimulus.value {
             Stimulus::Step(s) if s.of == Target::LoadCurrent && s.rest.is_none() => {}
+            Stimulus::Short(_) => {}
             _ => self.err(
                 &t.stimulus.referenced,
                 "a detect on the scope's record (`capture.*`) needs `step: {of: load.current, \
-                 from, to}` without `rest`: the scope triggers on that step",
+                 from, to}` without `rest`, or `short: {}`: the scope triggers on that step",
             ),
         }
         if t.release.is_some() {
@@ -127,6 +128,27 @@ impl<'a> Checker<'a> {
                 );
             }
         }
+    }
+
+    /// A `short` stimulus needs the rig's short-circuit switch, and its prospective
+    /// current at the envelope's highest pack voltage inside `max_short_current`.
+    fn short_switch(&mut self, at: &Location) {
+        let Some(rig) = self.rig else { return };
+        let Some(path) = rig
+            .instruments
+            .iter()
+            .filter(|i| i.role == crate::rig::Role::Short)
+            .find_map(|i| i.short)
+        else {
+            self.err(
+                at,
+                "a `short` stimulus needs a short-circuit switch in the rig (`role: short` \
+                 with `short: {channel, resistance, max_closed}`); this rig has none",
+            );
+            return;
+        };
+        let prospective = path.prospective_current(rig.envelope.max_pack_voltage.0);
+        self.envelope(at, Target::Short, prospective);
     }
 
     pub(super) fn envelope(&mut self, at: &Location, target: Target, value: f64) {
@@ -470,6 +492,16 @@ impl<'a> Checker<'a> {
                     }
                     self.step_rest(stim_at, &t.protection.value, from, to, rest);
                 }
+            }
+            Stimulus::Short(_) => {
+                if !t.detect.value.on_capture() {
+                    self.err(
+                        &t.detect.referenced,
+                        "a `short` stimulus is timed on the scope's record: its detect reads \
+                         `capture.*` (`capture.i < 1 A`)",
+                    );
+                }
+                self.short_switch(stim_at);
             }
             Stimulus::Bisect(b) => {
                 let low = self.quantity(stim_at, "no_trip", &b.no_trip, d);

@@ -81,6 +81,8 @@ pub struct Station {
     pub scope: Option<Shared<dyn Scope>>,
     /// The short-circuit switch and the path it closes.
     pub short: Option<(Shared<dyn Switch>, ShortPath)>,
+    /// The short-circuit switch's rig entry (to reconnect in the safe state).
+    short_entry: Option<InstrumentConfig>,
     /// The DUT bus.
     pub dut_bus: Option<Arc<dyn Bus>>,
     /// The live signal table.
@@ -127,6 +129,7 @@ impl Station {
             cells: None,
             scope: None,
             short: None,
+            short_entry: None,
             dut_bus: None,
             signals,
             envelope: rig.envelope.clone(),
@@ -259,7 +262,10 @@ impl Station {
                 }
                 Driver::Cells(c) => cell_units.push(c),
                 Driver::Scope(c) => self.scope = Some(shared(c)),
-                Driver::Short(s, path) => self.short = Some((shared(s), path)),
+                Driver::Short(s, path) => {
+                    self.short = Some((shared(s), path));
+                    self.short_entry = Some(inst.clone());
+                }
             }
             if let Some((address, idn)) = &connected.identity {
                 self.record_identity(inst, address, idn)?;
@@ -490,6 +496,11 @@ impl Station {
             Target::LoadCurrent => {
                 self.require_load()?.lock().await.set_current(value).await?;
             }
+            Target::Short => {
+                return Err(RunError::setup(
+                    "the short-circuit switch is closed by a trip's `short` stimulus only",
+                ))
+            }
         }
         let unit = target.dimension().unit();
         self.signals
@@ -561,6 +572,7 @@ impl Station {
                     .unwrap_or(0.0),
                 None => 0.0,
             },
+            Target::Short => 0.0,
         }
     }
 
@@ -600,6 +612,39 @@ impl Station {
         self.load
             .as_ref()
             .ok_or_else(|| RunError::setup("the rig has no load"))
+    }
+
+    /// The short-circuit switch and its path, or an error naming what the rig lacks.
+    pub fn require_short(&self) -> Result<&(Shared<dyn Switch>, ShortPath), RunError> {
+        self.short
+            .as_ref()
+            .ok_or_else(|| RunError::setup("the rig has no short-circuit switch (`role: short`)"))
+    }
+
+    /// Close the short-circuit switch: its prospective current at the envelope's highest
+    /// pack voltage is checked against `max_short_current` first (nothing is sent when it
+    /// is outside), and the closing is traced as `short.closed` = 1. Returns when the
+    /// command was issued.
+    pub async fn close_short(&self) -> Result<Instant, RunError> {
+        let (switch, path) = self.require_short()?;
+        let prospective = path.prospective_current(self.envelope.max_pack_voltage.0);
+        Target::Short.check_envelope(&self.envelope, prospective)?;
+        let issued = Instant::now();
+        let closed = switch.lock().await.close().await;
+        // Traced before the result is looked at: a failed close may still have closed it.
+        self.signals
+            .update(issued, &[(&Target::Short.channel(), 1.0, "")]);
+        closed?;
+        Ok(issued)
+    }
+
+    /// Open the short-circuit switch (confirmed by read-back), traced as `short.closed` = 0.
+    pub async fn open_short(&self) -> Result<(), RunError> {
+        let (switch, _) = self.require_short()?;
+        switch.lock().await.open().await?;
+        self.signals
+            .update(Instant::now(), &[(&Target::Short.channel(), 0.0, "")]);
+        Ok(())
     }
 
     /// The cell simulator, or an error naming what the rig lacks.

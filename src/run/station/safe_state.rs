@@ -1,5 +1,5 @@
-//! The safe-state sequence of a station: load off, supply off (read back, reconnecting once
-//! after a lost connection), cells to nominal, the BMS's standby request (confirmed by the
+//! The safe-state sequence of a station: short-circuit switch open, load off, supply off
+//! (each read back, reconnecting once after a lost connection), cells to nominal, the BMS's standby request (confirmed by the
 //! fixture's condition when it declares one), and the supply's watchdog at the end.
 
 use super::*;
@@ -14,8 +14,8 @@ async fn reconnect(entry: &InstrumentConfig) -> Result<Driver, RunError> {
 }
 
 impl Station {
-    /// Drive every instrument to its safe state: load input off, supply output off, cells to
-    /// nominal, BMS standby request. Each action is bounded in time, failures do not stop
+    /// Drive every instrument to its safe state: short-circuit switch open, load input off,
+    /// supply output off, cells to nominal, BMS standby request. Each action is bounded in time, failures do not stop
     /// the sequence, and each outcome is recorded: confirmed when an answer shows it took
     /// effect (the instrument's read-back, the BMS's own state), otherwise sent only.
     pub async fn safe_state(&self) -> Vec<SafeStateAction> {
@@ -38,6 +38,31 @@ impl Station {
     async fn drive_safe_state(&self) -> Vec<SafeStateAction> {
         self.stop_background();
         let mut out = Vec::new();
+        if let Some((sw, _)) = &self.short {
+            let open = async || -> Result<(), RunError> { Ok(sw.lock().await.open().await?) };
+            let mut r = bounded(open()).await;
+            if let (Err(first), Some(entry)) = (&r, &self.short_entry) {
+                let again = bounded(async {
+                    let Driver::Short(fresh, _) = reconnect(entry).await? else {
+                        return Err(RunError::setup(format!(
+                            "`{}` is not a short-circuit switch",
+                            entry.id
+                        )));
+                    };
+                    *sw.lock().await = fresh;
+                    open().await
+                })
+                .await;
+                r = again.map_err(|e| {
+                    RunError::InstrumentText(format!("{first}; after reconnecting: {e}"))
+                });
+            }
+            out.push(confirmed_action(
+                sw.lock().await.id(),
+                "short-circuit switch open (confirmed by read-back)",
+                r,
+            ));
+        }
         if let Some(l) = &self.load {
             let switch_off = async || -> Result<(), RunError> {
                 let mut g = l.lock().await;

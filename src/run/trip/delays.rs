@@ -127,11 +127,7 @@ pub fn release_evidence(
     path: DetectionPath,
     declared_release: f64,
 ) -> Vec<DelayEvidence> {
-    let rising = match &trip.stimulus.value {
-        Stimulus::Ramp(r) => r.to.0.value >= r.from.0.value,
-        Stimulus::Step(s) => s.to.0.value >= s.from.0.value,
-        Stimulus::Bisect(b) => b.trips.0.value >= b.no_trip.0.value,
-    };
+    let rising = trip.stimulus.value.rising();
     m.release_steps
         .iter()
         .filter(|s| {

@@ -138,10 +138,10 @@ pub fn judge(
         cx.path.sampling * 1e3,
         cx.path.cycle * 1e3
     );
-    let (rising, rate) = match stim {
-        Stimulus::Ramp(r) => (r.to.0.value >= r.from.0.value, r.rate.0.value),
-        Stimulus::Step(s) => (s.to.0.value >= s.from.0.value, 0.0),
-        Stimulus::Bisect(b) => (b.trips.0.value >= b.no_trip.0.value, 0.0),
+    let rising = stim.rising();
+    let rate = match stim {
+        Stimulus::Ramp(r) => r.rate.0.value,
+        _ => 0.0,
     };
     let sign = if rising { 1.0 } else { -1.0 };
     let ramp_rec = match &m.record {

@@ -246,6 +246,14 @@ pub async fn drive(
                 Record::Step(rec, t_step, accepted - t_step)
             }
         }
+        Stimulus::Short(_) => {
+            return Err(RunError::setup(format!(
+                "trip `{}`: a `short` stimulus is timed on the scope's record (a `capture.*` \
+                 detect), not on live signals",
+                trip.name
+            ))
+            .into())
+        }
         Stimulus::Bisect(b) => {
             let hold = Duration::from_secs_f64(
                 b.hold
