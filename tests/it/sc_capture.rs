@@ -380,3 +380,114 @@ fn capture_detects_are_refused_where_the_scope_cannot_judge_them(
     let all = format!("{errors:?}");
     assert!(all.contains(expected), "{all}");
 }
+
+/// The reference image with its front end's short-circuit delay set to `delay` (`250 us`),
+/// written into `dir`.
+fn image_with_scd_delay(dir: &std::path::Path, delay: &str) -> std::path::PathBuf {
+    let good = crate::common::root().join("firmware-under-test/sim-bms-1.0.0.yaml");
+    let text = std::fs::read_to_string(&good).unwrap();
+    let from = "scd: {trip: 80 A, delay: 250 us}";
+    assert!(
+        text.contains(from),
+        "the reference image's comparator changed"
+    );
+    let path = dir.join("sim-bms-scd.yaml");
+    std::fs::write(
+        &path,
+        text.replace(from, &format!("scd: {{trip: 80 A, delay: {delay}}}")),
+    )
+    .unwrap();
+    path
+}
+
+/// Run `test-plans/short-circuit.yaml` (three closings of the rig's short-circuit switch)
+/// in virtual time on the simulated bench with `image`; per repeat: (verdict, measured s,
+/// U s, truth s), the truth being the bench's crossing-to-FET-opening time of protection
+/// `scd` in that repeat.
+fn run_short_circuit_plan(image: &std::path::Path, name: &str) -> Vec<(String, f64, f64, f64)> {
+    use crate::sim_support::{memory_bench, run_plan, trip_time_truth, virtual_runtime};
+    let dir = crate::common::temp_dir(name);
+    let mut rig = sim_rig(None);
+    rig.simulation.as_mut().unwrap().firmware = image.to_path_buf();
+    let plan = crate::common::plan("test-plans/short-circuit.yaml", &rig);
+    let rt = virtual_runtime();
+    rt.block_on(async {
+        let bench = memory_bench(&rig, &crate::common::root().join("rig/sim.yaml")).await;
+        let (results, clock) = run_plan(&bench, &rig, plan, &dir).await;
+        let events: Vec<crate::sim_support::TruthEvent> =
+            serde_json::from_value(serde_json::to_value(bench.truth.events(clock.origin)).unwrap())
+                .unwrap();
+        let trips: Vec<_> = results
+            .tests
+            .iter()
+            .filter(|t| t.test.starts_with("Short circuit through the rig's switch"))
+            .map(|t| {
+                let m = t
+                    .measurements
+                    .first()
+                    .unwrap_or_else(|| panic!("{}: no measurement: {:?}", t.test, t.message));
+                let truth = trip_time_truth(&events, "scd", t.started_s)
+                    .unwrap_or_else(|| panic!("{}: no scd trip in the truth", t.test));
+                assert!(m.value.is_finite(), "{}: {m:?}", t.test);
+                (
+                    format!("{:?}", t.verdict).to_lowercase(),
+                    m.value,
+                    m.uncertainty,
+                    truth,
+                )
+            })
+            .collect();
+        assert_eq!(trips.len(), 3, "{:#?}", results.tests);
+        trips
+    })
+}
+
+/// The nightly suite's short-circuit plan through the rig's short-circuit switch, with the
+/// comparator's delay drawn at random per trial (within the declared 250 µs plus the
+/// 250 µs allowance): every closing passes, its expanded uncertainty is at most 1 ms, and
+/// the measured time lies within it of the bench's truth.
+#[test]
+fn the_short_circuit_plan_is_timed_within_u_of_the_truth_in_randomised_trials() {
+    let mut rng = Rng(0x5C_5117);
+    let (mut worst_err, mut worst_u, mut n): (f64, f64, u32) = (0.0, 0.0, 0);
+    for k in 0..4 {
+        let delay_us = rng.uniform(80.0, 450.0);
+        let dir = crate::common::temp_dir(&format!("sc-short-trial-{k}"));
+        let image = image_with_scd_delay(&dir, &format!("{delay_us:.1} us"));
+        for (verdict, measured, u, truth) in
+            run_short_circuit_plan(&image, &format!("sc-short-run-{k}"))
+        {
+            assert_eq!(verdict, "pass", "trial {k}: delay {delay_us} µs");
+            assert!(u <= 1e-3, "U {u} s above 1 ms");
+            assert!(
+                (measured - truth).abs() <= u,
+                "trial {k}: delay {delay_us} µs: measured {measured} s, truth {truth} s, U {u} s"
+            );
+            worst_err = worst_err.max((measured - truth).abs());
+            worst_u = worst_u.max(u);
+            n += 1;
+        }
+    }
+    eprintln!(
+        "short-circuit plan through the rig's switch: {n} trips, largest |error| {:.2} µs, \
+         largest U(k=2) {:.2} µs",
+        worst_err * 1e6,
+        worst_u * 1e6
+    );
+}
+
+/// The seeded defect `sim-bms-1.0.0-defect-sc-delay` (a 1.5 ms delay) fails every closing,
+/// each measured within U of the truth.
+#[test]
+fn the_sc_delay_defect_fails_the_short_circuit_plan_within_u_of_the_truth() {
+    let image =
+        crate::common::root().join("firmware-under-test/sim-bms-1.0.0-defect-sc-delay.yaml");
+    for (verdict, measured, u, truth) in run_short_circuit_plan(&image, "sc-short-defect") {
+        assert_eq!(verdict, "fail");
+        assert!(
+            (measured - truth).abs() <= u,
+            "measured {measured} s, truth {truth} s, U {u} s"
+        );
+        assert!(measured > 1.4e-3, "{measured}");
+    }
+}

@@ -67,7 +67,7 @@ impl Instrument {
             Role::CellSim => {
                 Instrument::Cells(ScpiCellSim::connect("cells", address, dialect, TIMEOUT).await?)
             }
-            Role::Chamber | Role::Scope => {
+            Role::Chamber | Role::Scope | Role::Short => {
                 unreachable!("these dialects refuse `role: chamber` and `role: scope`")
             }
         })
@@ -263,7 +263,7 @@ async fn setting_reads_back_in_the_dialects_format(
         Role::Load => state.load.current_set,
         // A cell's setpoint reaches the plant only while its output is on.
         Role::CellSim => value,
-        Role::Chamber | Role::Scope => {
+        Role::Chamber | Role::Scope | Role::Short => {
             unreachable!("these dialects refuse `role: chamber` and `role: scope`")
         }
     };
@@ -348,7 +348,7 @@ async fn measures_the_plant_with_current_flowing(#[case] id: &str) {
             instrument.set_main(3.6).await.unwrap();
             (|p| p.cell_voltage(0).unwrap_or(0.0), |p| -p.pack_current())
         }
-        Role::Chamber | Role::Scope => {
+        Role::Chamber | Role::Scope | Role::Short => {
             unreachable!("these dialects refuse `role: chamber` and `role: scope`")
         }
     };
@@ -361,7 +361,7 @@ async fn measures_the_plant_with_current_flowing(#[case] id: &str) {
     match sim.dialect().role {
         Role::Supply | Role::Load => assert_close(m.current, amps, tolerance),
         Role::CellSim => assert_close(m.voltage, 3.6, tolerance),
-        Role::Chamber | Role::Scope => {
+        Role::Chamber | Role::Scope | Role::Short => {
             unreachable!("these dialects refuse `role: chamber` and `role: scope`")
         }
     }
@@ -389,7 +389,7 @@ async fn output_switches_on_and_off(#[case] id: &str) {
             Role::Supply => s.supply.output,
             Role::Load => s.load.input,
             Role::CellSim => s.cell_override[0].is_some(),
-            Role::Chamber | Role::Scope => {
+            Role::Chamber | Role::Scope | Role::Short => {
                 unreachable!("these dialects refuse `role: chamber` and `role: scope`")
             }
         }

@@ -592,7 +592,12 @@ impl<'a> Checker<'a> {
                     }
                     matches!(stim, Stimulus::Ramp(_) | Stimulus::Bisect(_))
                 }
-                Check::TripTime { .. } => matches!(stim, Stimulus::Ramp(_) | Stimulus::Step(_)),
+                Check::TripTime { .. } => {
+                    matches!(
+                        stim,
+                        Stimulus::Ramp(_) | Stimulus::Step(_) | Stimulus::Short(_)
+                    )
+                }
                 Check::StimulusPeak { at_most } => {
                     if !self.fx.value.cell_limits.contains_key(at_most) {
                         let msg = format!("limit `{}` names `{at_most}`, which is not in the DUT fixture's cell_limits", j.value);
