@@ -17,11 +17,13 @@
 //! Short circuit. The rig's short-circuit switch ([`ShortState`], driven by the simulated
 //! switch unit) closes a resistor across the pack terminals at the load side, after the
 //! path resistance. Like the load's, its current flows only while the discharge FET conducts
-//! and the front end ([`super::afe`]) has not latched a trip: stack emf / (short resistance
-//! + path resistance + stack resistance), never negative. That formula neglects the supply's
-//! and the load's currents through the shared resistances (the short's current is far
-//! larger). The pack current is net of it, so the cells discharge by it, the pack voltage
-//! sags, and the captured current and the front end's comparator see it.
+//! and the front end ([`super::afe`]) has not latched a trip: the stack's emf divided by the
+//! sum of the short's, the path's and the stack's resistances, never negative. That formula
+//! neglects the supply's and the load's currents through the shared resistances (the
+//! short's current is far larger). The pack current is net of it, so the cells discharge by
+//! it, the pack voltage sags, and the captured current and the front end's comparator see
+//! it. The load terminals' voltage counts both the load's and the short's current through
+//! the path resistance.
 //!
 //! Thermal model. Each cell is one lumped heat capacity with a thermal resistance to the
 //! air around it, heated by I²R. The air is the room ambient, or the chamber air when a
