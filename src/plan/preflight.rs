@@ -630,6 +630,56 @@ impl FileKind {
     }
 }
 
+/// The longest `max_closed` a short-circuit switch may declare: a short-circuit stimulus
+/// is over in milliseconds, and a path closed longer heats the resistor and the cells.
+pub const MAX_SHORT_CLOSED_S: f64 = 1.0;
+
+/// What is wrong with a short-circuit switch's `short:` path: missing, a resistance that is
+/// not above zero, a `max_closed` outside (0, 1 s], a channel the dialect lacks, or a
+/// prospective current (at the envelope's highest pack voltage) beyond the envelope.
+fn short_path_problems(
+    inst: &crate::rig::InstrumentConfig,
+    dialect: Option<&crate::scpi::SwitchDialect>,
+    envelope: &crate::rig::Envelope,
+) -> Vec<String> {
+    let id = &inst.id;
+    let Some(path) = inst.short else {
+        return vec![format!(
+            "short-circuit switch `{id}` has no `short: {{channel, resistance, max_closed}}`"
+        )];
+    };
+    let mut out = Vec::new();
+    let r = path.resistance.0;
+    if !(r.is_finite() && r > 0.0) {
+        out.push(format!(
+            "short-circuit switch `{id}`: short.resistance {} is not above zero",
+            path.resistance
+        ));
+    } else if let Err(v) =
+        envelope.check_short_current(path.prospective_current(envelope.max_pack_voltage.0))
+    {
+        out.push(format!(
+            "short-circuit switch `{id}`: at max_pack_voltage {} its path would carry {}; {v}",
+            envelope.max_pack_voltage,
+            crate::units::display(
+                path.prospective_current(envelope.max_pack_voltage.0),
+                crate::units::Dimension::Current
+            )
+        ));
+    }
+    let closed = path.max_closed.0;
+    if !(closed.is_finite() && closed > 0.0 && closed <= MAX_SHORT_CLOSED_S) {
+        out.push(format!(
+            "short-circuit switch `{id}`: short.max_closed {} is outside (0 s, {MAX_SHORT_CLOSED_S} s]",
+            path.max_closed
+        ));
+    }
+    if let Some(Err(e)) = dialect.map(|d| d.check_channel(path.channel)) {
+        out.push(format!("short-circuit switch `{id}`: short.channel: {e}"));
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -731,54 +781,4 @@ mod tests {
         );
         assert_eq!(FileKind::of_text("plan: p\ndut: x\n"), Some(FileKind::Plan));
     }
-}
-
-/// The longest `max_closed` a short-circuit switch may declare: a short-circuit stimulus
-/// is over in milliseconds, and a path closed longer heats the resistor and the cells.
-pub const MAX_SHORT_CLOSED_S: f64 = 1.0;
-
-/// What is wrong with a short-circuit switch's `short:` path: missing, a resistance that is
-/// not above zero, a `max_closed` outside (0, 1 s], a channel the dialect lacks, or a
-/// prospective current (at the envelope's highest pack voltage) beyond the envelope.
-fn short_path_problems(
-    inst: &crate::rig::InstrumentConfig,
-    dialect: Option<&crate::scpi::SwitchDialect>,
-    envelope: &crate::rig::Envelope,
-) -> Vec<String> {
-    let id = &inst.id;
-    let Some(path) = inst.short else {
-        return vec![format!(
-            "short-circuit switch `{id}` has no `short: {{channel, resistance, max_closed}}`"
-        )];
-    };
-    let mut out = Vec::new();
-    let r = path.resistance.0;
-    if !(r.is_finite() && r > 0.0) {
-        out.push(format!(
-            "short-circuit switch `{id}`: short.resistance {} is not above zero",
-            path.resistance
-        ));
-    } else if let Err(v) =
-        envelope.check_short_current(path.prospective_current(envelope.max_pack_voltage.0))
-    {
-        out.push(format!(
-            "short-circuit switch `{id}`: at max_pack_voltage {} its path would carry {}; {v}",
-            envelope.max_pack_voltage,
-            crate::units::display(
-                path.prospective_current(envelope.max_pack_voltage.0),
-                crate::units::Dimension::Current
-            )
-        ));
-    }
-    let closed = path.max_closed.0;
-    if !(closed.is_finite() && closed > 0.0 && closed <= MAX_SHORT_CLOSED_S) {
-        out.push(format!(
-            "short-circuit switch `{id}`: short.max_closed {} is outside (0 s, {MAX_SHORT_CLOSED_S} s]",
-            path.max_closed
-        ));
-    }
-    if let Some(Err(e)) = dialect.map(|d| d.check_channel(path.channel)) {
-        out.push(format!("short-circuit switch `{id}`: short.channel: {e}"));
-    }
-    out
 }

@@ -344,6 +344,51 @@ async fn a_too_long_comparator_delay_fails_the_plans_capture_trip() {
     assert!(value > 0.5e-3, "{m:#}");
 }
 
+/// A `short` stimulus is refused where it cannot be timed or is not allowed: a detect on
+/// live signals, a rig without a short-circuit switch, or an envelope that allows no short
+/// circuit (each with the plan's file, line and column).
+#[rstest::rstest]
+#[case::detect_on_can(
+    "detect: capture.i < 1 A",
+    "detect: bms.dsg_fet == open",
+    None,
+    "timed on the scope's record"
+)]
+#[case::no_switch_in_the_rig("", "", Some("no switch"), "needs a short-circuit switch in the rig")]
+#[case::no_allowance_in_the_envelope("", "", Some("no allowance"), "max_short_current")]
+fn short_stimuli_are_refused_where_they_cannot_run(
+    #[case] from: &str,
+    #[case] to: &str,
+    #[case] rig_change: Option<&str>,
+    #[case] expected: &str,
+) {
+    let dir = crate::common::temp_dir("sc-short-refused");
+    let root = crate::common::root();
+    let text = std::fs::read_to_string(root.join("test-plans/short-circuit.yaml")).unwrap();
+    assert!(text.contains(from), "{from}");
+    let path = dir.join("short-circuit.yaml");
+    std::fs::write(
+        &path,
+        text.replacen(from, to, 1).replace(
+            "../fixtures/",
+            &format!("{}/", root.join("fixtures").display()),
+        ),
+    )
+    .unwrap();
+    let mut rig = sim_rig(None);
+    match rig_change {
+        Some("no switch") => rig
+            .instruments
+            .retain(|i| i.role != hilrig::rig::Role::Short),
+        Some(_) => rig.envelope.max_short_current = None,
+        None => {}
+    }
+    let errors = hilrig::plan::load_plan(&path, Some(&rig)).unwrap_err();
+    let all = format!("{errors:?}");
+    assert!(all.contains(expected), "{all}");
+    assert!(all.contains("short-circuit.yaml"), "{all}");
+}
+
 #[rstest::rstest]
 #[case::expect_on_the_record(
     "      judge: [scd_trip_time]\n",
