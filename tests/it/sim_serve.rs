@@ -62,7 +62,8 @@ fn next_frame(lines: &mpsc::Receiver<String>, id: u32, deadline: Instant) -> Vec
 }
 
 /// Start `hilrig sim serve`; the server and its endpoints by `KIND ID` (`bus bms`,
-/// `modbus bms`, ...): three instruments (supply, load, scope), the bus, the BMS's Modbus TCP map.
+/// `modbus bms`, ...): four instruments (supply, load, scope, short), the bus, the BMS's
+/// Modbus TCP map (listed last).
 fn start() -> (Server, std::collections::BTreeMap<String, String>) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_hilrig"))
         .args(["sim", "serve"])
@@ -74,11 +75,14 @@ fn start() -> (Server, std::collections::BTreeMap<String, String>) {
     let stdout = child.stdout.take().unwrap();
     let server = Server(child);
     let mut endpoints = std::collections::BTreeMap::new();
-    for line in BufReader::new(stdout).lines().take(5) {
+    for line in BufReader::new(stdout).lines() {
         let line = line.unwrap();
         let parts: Vec<&str> = line.split_whitespace().collect();
         assert_eq!(parts.len(), 3, "{line}");
         endpoints.insert(format!("{} {}", parts[0], parts[1]), parts[2].to_string());
+        if parts[0] == "modbus" {
+            break;
+        }
     }
     (server, endpoints)
 }
@@ -90,6 +94,17 @@ fn serve_exposes_scpi_on_tcp_and_can_as_slcan_on_a_pty() {
         endpoints["modbus bms"].starts_with("tcp://127.0.0.1:"),
         "{endpoints:?}"
     );
+    for id in ["supply", "load", "scope", "short"] {
+        let address = &endpoints[&format!("instrument {id}")];
+        assert!(address.starts_with("tcp://127.0.0.1:"), "{endpoints:?}");
+    }
+    let mut short =
+        TcpStream::connect(endpoints["instrument short"].trim_start_matches("tcp://")).unwrap();
+    short
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    assert!(query(&mut short, "*IDN?").contains("DAQ970A,SIM-DAQ-0001"));
+    assert_eq!(query(&mut short, "ROUT:CLOS? (@101)"), "0");
     let supply = endpoints["instrument supply"].trim_start_matches("tcp://");
     let pty = endpoints["bus bms"]
         .trim_start_matches("slcan:")
