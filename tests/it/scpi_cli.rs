@@ -118,7 +118,10 @@ fn ping_of_an_unknown_instrument_names_the_known_ones() {
     let (_, stderr) = text(&out);
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr.contains("no instrument `psu9`"), "{stderr}");
-    assert!(stderr.contains("supply, load, scope, cells"), "{stderr}");
+    assert!(
+        stderr.contains("supply, load, scope, short, cells"),
+        "{stderr}"
+    );
 }
 
 #[test]

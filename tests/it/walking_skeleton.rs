@@ -61,7 +61,8 @@ fn overcharge_plan_passes_on_the_simulated_bench() {
         [
             ("supply", "SIM-PSB-0001"),
             ("load", "SIM-DL3-0001"),
-            ("scope", "SIM-DS1Z-0001")
+            ("scope", "SIM-DS1Z-0001"),
+            ("short", "SIM-DAQ-0001")
         ]
     );
     let junit = std::fs::read_to_string(run_dir.join("junit.xml")).unwrap();
