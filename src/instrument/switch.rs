@@ -8,8 +8,9 @@
 
 use std::time::Duration;
 
+use crate::instrument::identified;
 use crate::instrument::InstrumentError;
-use crate::scpi::{Client, ClientOptions, SwitchDialect, Transport};
+use crate::scpi::{Client, SwitchDialect, Transport};
 
 /// A relay channel as the runner drives it.
 #[async_trait::async_trait]
@@ -45,16 +46,9 @@ impl ScpiSwitch {
         channel: u32,
         timeout: Duration,
     ) -> Result<Self, InstrumentError> {
-        let scpi = |error| InstrumentError::Scpi {
-            id: id.to_string(),
-            error,
-        };
-        let address =
-            crate::scpi::Address::parse(address, Some(dialect.default_port)).map_err(scpi)?;
-        let transport = crate::scpi::connect_address(&address, timeout)
-            .await
-            .map_err(scpi)?;
-        Self::open_on(id, transport, dialect, channel, timeout).await
+        Self::check_channel(id, &dialect, channel)?;
+        let (client, identity) = identified::connect(id, address, &dialect, timeout).await?;
+        Ok(Self::with(id, dialect, client, channel, identity))
     }
 
     /// Use an open transport (an in-memory pipe) as [`ScpiSwitch::connect`] does.
@@ -65,42 +59,38 @@ impl ScpiSwitch {
         channel: u32,
         timeout: Duration,
     ) -> Result<Self, InstrumentError> {
+        Self::check_channel(id, &dialect, channel)?;
+        let (client, identity) = identified::open(id, transport, &dialect, timeout).await?;
+        Ok(Self::with(id, dialect, client, channel, identity))
+    }
+
+    fn with(
+        id: &str,
+        dialect: SwitchDialect,
+        client: Client,
+        channel: u32,
+        identity: String,
+    ) -> Self {
+        ScpiSwitch {
+            id: id.to_string(),
+            dialect,
+            client,
+            channel,
+            identity,
+        }
+    }
+
+    fn check_channel(
+        id: &str,
+        dialect: &SwitchDialect,
+        channel: u32,
+    ) -> Result<(), InstrumentError> {
         dialect
             .check_channel(channel)
             .map_err(|e| InstrumentError::Switch {
                 id: id.to_string(),
                 message: e.to_string(),
-            })?;
-        let options = ClientOptions {
-            timeout,
-            terminator: dialect.terminator.clone(),
-            inter_command_delay: Duration::ZERO,
-        };
-        let client = Client::new(transport, options).with_error_query(&dialect.error_query);
-        let mut sw = ScpiSwitch {
-            id: id.to_string(),
-            dialect,
-            client,
-            channel,
-            identity: String::new(),
-        };
-        let idn = sw.client.query("*IDN?").await.map_err(|e| sw.scpi(e))?;
-        if !sw.dialect.matches_identity(&idn) {
-            return Err(InstrumentError::WrongIdentity {
-                id: id.to_string(),
-                dialect: sw.dialect.id.clone(),
-                maker: sw.dialect.maker.join(" or "),
-                model: sw.dialect.model.join(" or "),
-                idn: idn.trim().to_string(),
-            });
-        }
-        sw.identity = idn.trim().to_string();
-        let on_connect = sw.dialect.on_connect.clone();
-        sw.client
-            .write_sequence_checked(&on_connect)
-            .await
-            .map_err(|e| sw.scpi(e))?;
-        Ok(sw)
+            })
     }
 
     /// What the unit answered to `*IDN?`.
