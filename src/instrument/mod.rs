@@ -9,6 +9,7 @@ pub mod cellsim;
 pub mod coverage;
 mod error;
 mod factory;
+mod identified;
 pub mod scope;
 mod scpi;
 mod scpi_cellsim;

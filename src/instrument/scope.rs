@@ -13,10 +13,11 @@
 
 use std::time::Duration;
 
+use crate::instrument::identified;
 use crate::instrument::InstrumentError;
 use crate::rig::CaptureInput;
 use crate::scpi::waveform::Preamble;
-use crate::scpi::{Client, ClientOptions, ScopeDialect, Transport};
+use crate::scpi::{Client, ScopeDialect, Transport};
 
 /// One triggered acquisition, in the pack-current terms of the rig (A, s).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -81,7 +82,8 @@ pub struct ScpiScope {
 }
 
 impl ScpiScope {
-    /// Connect to `address`, check `*IDN?` against the dialect and send its `on_connect`.
+    /// Connect to `address`, check the input and `*IDN?` against the dialect and send its
+    /// `on_connect`.
     pub async fn connect(
         id: &str,
         address: &str,
@@ -89,16 +91,9 @@ impl ScpiScope {
         input: CaptureInput,
         timeout: Duration,
     ) -> Result<Self, InstrumentError> {
-        let scpi = |error| InstrumentError::Scpi {
-            id: id.to_string(),
-            error,
-        };
-        let address =
-            crate::scpi::Address::parse(address, Some(dialect.default_port)).map_err(scpi)?;
-        let transport = crate::scpi::connect_address(&address, timeout)
-            .await
-            .map_err(scpi)?;
-        Self::open(id, transport, dialect, input, timeout).await
+        Self::check_input(id, &dialect, input)?;
+        let (client, identity) = identified::connect(id, address, &dialect, timeout).await?;
+        Ok(Self::with(id, dialect, client, input, identity))
     }
 
     /// Use an open transport (an in-memory pipe) as [`ScpiScope::connect`] does.
@@ -109,52 +104,49 @@ impl ScpiScope {
         input: CaptureInput,
         timeout: Duration,
     ) -> Result<Self, InstrumentError> {
-        let options = ClientOptions {
-            timeout,
-            terminator: dialect.terminator.clone(),
-            inter_command_delay: Duration::ZERO,
-        };
-        let client = Client::new(transport, options).with_error_query(&dialect.error_query);
-        let mut scope = ScpiScope {
+        Self::check_input(id, &dialect, input)?;
+        let (client, identity) = identified::open(id, transport, &dialect, timeout).await?;
+        Ok(Self::with(id, dialect, client, input, identity))
+    }
+
+    fn with(
+        id: &str,
+        dialect: ScopeDialect,
+        client: Client,
+        input: CaptureInput,
+        identity: String,
+    ) -> Self {
+        ScpiScope {
             id: id.to_string(),
             dialect,
             client,
             input,
-            identity: String::new(),
+            identity,
             points: 0,
+        }
+    }
+
+    /// The input channel must be one of the dialect's and the probe's sensitivity positive
+    /// (checked before anything is sent).
+    fn check_input(
+        id: &str,
+        dialect: &ScopeDialect,
+        input: CaptureInput,
+    ) -> Result<(), InstrumentError> {
+        let capture = |message: String| InstrumentError::Capture {
+            id: id.to_string(),
+            message,
         };
-        scope.check(scope.dialect.check_channel(input.channel))?;
+        dialect
+            .check_channel(input.channel)
+            .map_err(|e| capture(e.to_string()))?;
         if !(input.volts_per_amp.is_finite() && input.volts_per_amp > 0.0) {
-            return Err(InstrumentError::Capture {
-                id: id.to_string(),
-                message: format!(
-                    "capture.volts_per_amp {} is not a positive number",
-                    input.volts_per_amp
-                ),
-            });
+            return Err(capture(format!(
+                "capture.volts_per_amp {} is not a positive number",
+                input.volts_per_amp
+            )));
         }
-        let idn = scope
-            .client
-            .query("*IDN?")
-            .await
-            .map_err(|e| scope.scpi(e))?;
-        if !scope.dialect.matches_identity(&idn) {
-            return Err(InstrumentError::WrongIdentity {
-                id: id.to_string(),
-                dialect: scope.dialect.id.clone(),
-                maker: scope.dialect.maker.join(" or "),
-                model: scope.dialect.model.join(" or "),
-                idn: idn.trim().to_string(),
-            });
-        }
-        scope.identity = idn.trim().to_string();
-        let on_connect = scope.dialect.on_connect.clone();
-        scope
-            .client
-            .write_sequence_checked(&on_connect)
-            .await
-            .map_err(|e| scope.scpi(e))?;
-        Ok(scope)
+        Ok(())
     }
 
     /// What the scope answered to `*IDN?`.

@@ -8,8 +8,9 @@
 
 use std::time::Duration;
 
+use crate::instrument::identified;
 use crate::instrument::InstrumentError;
-use crate::scpi::{Client, ClientOptions, SwitchDialect, Transport};
+use crate::scpi::{Client, SwitchDialect, Transport};
 
 /// A relay channel as the runner drives it.
 #[async_trait::async_trait]
@@ -45,16 +46,9 @@ impl ScpiSwitch {
         channel: u32,
         timeout: Duration,
     ) -> Result<Self, InstrumentError> {
-        let scpi = |error| InstrumentError::Scpi {
-            id: id.to_string(),
-            error,
-        };
-        let address =
-            crate::scpi::Address::parse(address, Some(dialect.default_port)).map_err(scpi)?;
-        let transport = crate::scpi::connect_address(&address, timeout)
-            .await
-            .map_err(scpi)?;
-        Self::open_on(id, transport, dialect, channel, timeout).await
+        Self::check_channel(id, &dialect, channel)?;
+        let (client, identity) = identified::connect(id, address, &dialect, timeout).await?;
+        Ok(Self::with(id, dialect, client, channel, identity))
     }
 
     /// Use an open transport (an in-memory pipe) as [`ScpiSwitch::connect`] does.
@@ -65,42 +59,38 @@ impl ScpiSwitch {
         channel: u32,
         timeout: Duration,
     ) -> Result<Self, InstrumentError> {
+        Self::check_channel(id, &dialect, channel)?;
+        let (client, identity) = identified::open(id, transport, &dialect, timeout).await?;
+        Ok(Self::with(id, dialect, client, channel, identity))
+    }
+
+    fn with(
+        id: &str,
+        dialect: SwitchDialect,
+        client: Client,
+        channel: u32,
+        identity: String,
+    ) -> Self {
+        ScpiSwitch {
+            id: id.to_string(),
+            dialect,
+            client,
+            channel,
+            identity,
+        }
+    }
+
+    fn check_channel(
+        id: &str,
+        dialect: &SwitchDialect,
+        channel: u32,
+    ) -> Result<(), InstrumentError> {
         dialect
             .check_channel(channel)
             .map_err(|e| InstrumentError::Switch {
                 id: id.to_string(),
                 message: e.to_string(),
-            })?;
-        let options = ClientOptions {
-            timeout,
-            terminator: dialect.terminator.clone(),
-            inter_command_delay: Duration::ZERO,
-        };
-        let client = Client::new(transport, options).with_error_query(&dialect.error_query);
-        let mut sw = ScpiSwitch {
-            id: id.to_string(),
-            dialect,
-            client,
-            channel,
-            identity: String::new(),
-        };
-        let idn = sw.client.query("*IDN?").await.map_err(|e| sw.scpi(e))?;
-        if !sw.dialect.matches_identity(&idn) {
-            return Err(InstrumentError::WrongIdentity {
-                id: id.to_string(),
-                dialect: sw.dialect.id.clone(),
-                maker: sw.dialect.maker.join(" or "),
-                model: sw.dialect.model.join(" or "),
-                idn: idn.trim().to_string(),
-            });
-        }
-        sw.identity = idn.trim().to_string();
-        let on_connect = sw.dialect.on_connect.clone();
-        sw.client
-            .write_sequence_checked(&on_connect)
-            .await
-            .map_err(|e| sw.scpi(e))?;
-        Ok(sw)
+            })
     }
 
     /// What the unit answered to `*IDN?`.
@@ -172,5 +162,116 @@ impl Switch for ScpiSwitch {
                     self.dialect.replies.open
                 ),
             })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::instrument::test_support::scripted_pipe;
+    use rstest::rstest;
+
+    const IDN: &str = "Keysight Technologies,DAQ970A,MY58001234,A.03.01-01.00-03.01-00.02-01-00";
+
+    fn daq() -> SwitchDialect {
+        crate::scpi::builtin_switch_dialect("keysight-daq970a").unwrap()
+    }
+
+    /// A unit whose channel reads back `closed_reply` after a close and `open_reply` after an
+    /// open; returns the result of closing then opening, and the lines it received.
+    async fn close_then_open(
+        closed_reply: &'static str,
+        open_reply: &'static str,
+    ) -> (Result<(), InstrumentError>, Vec<String>) {
+        let mut state = "0";
+        let (t, task) = scripted_pipe(move |line| match line {
+            "*IDN?" => Some(IDN.into()),
+            "SYST:ERR?" => Some("+0,\"No error\"".into()),
+            "ROUT:CLOS (@101)" => {
+                state = closed_reply;
+                None
+            }
+            "ROUT:OPEN (@101)" => {
+                state = open_reply;
+                None
+            }
+            "ROUT:CLOS? (@101)" => Some(state.into()),
+            _ => None,
+        });
+        let mut sw = ScpiSwitch::open_on("short", t, daq(), 101, Duration::from_secs(1))
+            .await
+            .unwrap();
+        assert_eq!(sw.identity(), IDN);
+        let r = match sw.close().await {
+            Ok(()) => sw.open().await,
+            Err(e) => Err(e),
+        };
+        drop(sw);
+        (
+            r,
+            crate::instrument::test_support::sent_commands(task).await,
+        )
+    }
+
+    #[tokio::test]
+    async fn close_and_open_are_confirmed_by_read_back() {
+        let (r, sent) = close_then_open("1", "0").await;
+        r.unwrap();
+        assert_eq!(
+            sent,
+            [
+                "*IDN?",
+                "*CLS",
+                "ROUT:CLOS (@101)",
+                "ROUT:CLOS? (@101)",
+                "ROUT:OPEN (@101)",
+                "ROUT:CLOS? (@101)"
+            ]
+        );
+    }
+
+    #[rstest]
+    #[case::close_not_taken("0", "0", "still reads open after `ROUT:CLOS (@101)`")]
+    #[case::open_not_taken("1", "1", "still reads closed after `ROUT:OPEN (@101)`")]
+    #[case::unknown_reply("CLOSED", "0", "answered \"CLOSED\", neither")]
+    #[tokio::test]
+    async fn a_read_back_that_does_not_confirm_is_an_error(
+        #[case] closed: &'static str,
+        #[case] open: &'static str,
+        #[case] says: &str,
+    ) {
+        let (r, _) = close_then_open(closed, open).await;
+        let e = r.unwrap_err().to_string();
+        assert!(e.contains(says) && e.contains("`short`"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn a_channel_the_dialect_lacks_is_refused_before_anything_is_sent() {
+        let (t, task) = scripted_pipe(|_| Some(IDN.into()));
+        let e = ScpiSwitch::open_on("short", t, daq(), 121, Duration::from_secs(1))
+            .await
+            .err()
+            .expect("refused")
+            .to_string();
+        assert!(
+            e.contains("channel 121") && e.contains("nothing was sent"),
+            "{e}"
+        );
+        assert!(task.await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn another_instrument_is_refused_by_its_identity() {
+        let (t, _task) =
+            scripted_pipe(|l| (l == "*IDN?").then(|| "RIGOL TECHNOLOGIES,DL3021,X,1".into()));
+        let e = ScpiSwitch::open_on("short", t, daq(), 101, Duration::from_secs(1))
+            .await
+            .err()
+            .expect("refused")
+            .to_string();
+        assert!(
+            e.contains("DL3021") && e.contains("keysight-daq970a"),
+            "{e}"
+        );
     }
 }

@@ -214,14 +214,7 @@ pub(super) async fn run_step(
                 Err(e) => return Err(e),
             };
             let target = t.stimulus.value.target();
-            let level = ctx
-                .plan
-                .fixture
-                .value
-                .protections
-                .get(&t.protection.value)
-                .map(|p| p.value.trip.0.value)
-                .unwrap_or(0.0);
+            let level = ctx.plan.declared_trip(&t.protection.value);
             let cx = trip::JudgeContext {
                 fixture: &ctx.plan.fixture.value,
                 profile: &ctx.plan.limits.value,
@@ -296,14 +289,7 @@ async fn capture_trip(ctx: &Ctx, t: &Trip, repeat: u32) -> Result<(), StepError>
         Stimulus::Short(s) => {
             let (_, path) = st.require_short()?;
             within = within.min(path.max_closed.duration());
-            let level = ctx
-                .plan
-                .fixture
-                .value
-                .protections
-                .get(&t.protection.value)
-                .map(|p| p.value.trip.0.value)
-                .unwrap_or(0.0);
+            let level = ctx.plan.declared_trip(&t.protection.value);
             let full = path.prospective_current(st.envelope.max_pack_voltage.0) * 1.25;
             (s.settle(), level, true, full.max(level * 1.25))
         }

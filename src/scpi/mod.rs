@@ -23,9 +23,10 @@ pub use dialect::switch::{
     builtin_switch_dialect, builtin_switch_dialect_ids, SwitchChannelError, SwitchDialect,
 };
 pub use dialect::{
-    builtin_dialect, builtin_dialects, is_query, render, resolve_dialect, Accuracy, AccuracySpec,
-    BoolFormat, Channel, Commands, Dialect, MeasureFields, NumberFormat, OcpKind, Protection,
-    QuantityAccuracy, RangedSteps, Ranges, Replies, Role, SerialLine, Template, Watchdog,
+    builtin_dialect, builtin_dialects, identity_matches, is_query, render, resolve_dialect,
+    Accuracy, AccuracySpec, BoolFormat, Channel, Commands, Dialect, MeasureFields, NumberFormat,
+    OcpKind, Protection, QuantityAccuracy, RangedSteps, Ranges, Replies, Role, SerialLine,
+    Template, Watchdog,
 };
 pub use error::ScpiError;
 pub use serial::is_transient;

@@ -235,9 +235,9 @@ async fn a_stimulus_that_never_crosses_the_trigger_level_is_an_error_naming_the_
     );
 }
 
-/// An image whose front end trips at 30 A (within the simulated load's 40 A), the delay
-/// given; written into `dir`.
-fn image_tripping_at_30_a(dir: &std::path::Path, delay: &str) -> std::path::PathBuf {
+/// The reference image with its front end's comparator at `trip` (`80 A`) after `delay`
+/// (`250 us`), written into `dir`.
+fn image_with_scd(dir: &std::path::Path, trip: &str, delay: &str) -> std::path::PathBuf {
     let good = crate::common::root().join("firmware-under-test/sim-bms-1.0.0.yaml");
     let text = std::fs::read_to_string(&good).unwrap();
     let from = "scd: {trip: 80 A, delay: 250 us}";
@@ -245,10 +245,10 @@ fn image_tripping_at_30_a(dir: &std::path::Path, delay: &str) -> std::path::Path
         text.contains(from),
         "the reference image's comparator changed"
     );
-    let path = dir.join("sim-bms-scd-30a.yaml");
+    let path = dir.join("sim-bms-scd.yaml");
     std::fs::write(
         &path,
-        text.replace(from, &format!("scd: {{trip: 30 A, delay: {delay}}}")),
+        text.replace(from, &format!("scd: {{trip: {trip}, delay: {delay}}}")),
     )
     .unwrap();
     path
@@ -291,7 +291,7 @@ teardown:
 async fn run_capture_plan(delay: &str, name: &str) -> (serde_json::Value, f64) {
     let dir = crate::common::temp_dir(name);
     let mut rig = sim_rig(None);
-    rig.simulation.as_mut().unwrap().firmware = image_tripping_at_30_a(&dir, delay);
+    rig.simulation.as_mut().unwrap().firmware = image_with_scd(&dir, "30 A", delay);
     let plan = Arc::new(
         hilrig::plan::load_plan(&capture_plan(&dir), Some(&rig))
             .unwrap_or_else(|e| panic!("{e:?}")),
@@ -426,25 +426,6 @@ fn capture_detects_are_refused_where_the_scope_cannot_judge_them(
     assert!(all.contains(expected), "{all}");
 }
 
-/// The reference image with its front end's short-circuit delay set to `delay` (`250 us`),
-/// written into `dir`.
-fn image_with_scd_delay(dir: &std::path::Path, delay: &str) -> std::path::PathBuf {
-    let good = crate::common::root().join("firmware-under-test/sim-bms-1.0.0.yaml");
-    let text = std::fs::read_to_string(&good).unwrap();
-    let from = "scd: {trip: 80 A, delay: 250 us}";
-    assert!(
-        text.contains(from),
-        "the reference image's comparator changed"
-    );
-    let path = dir.join("sim-bms-scd.yaml");
-    std::fs::write(
-        &path,
-        text.replace(from, &format!("scd: {{trip: 80 A, delay: {delay}}}")),
-    )
-    .unwrap();
-    path
-}
-
 /// Run `test-plans/short-circuit.yaml` (three closings of the rig's short-circuit switch)
 /// in virtual time on the simulated bench with `image`; per repeat: (verdict, measured s,
 /// U s, truth s), the truth being the bench's crossing-to-FET-opening time of protection
@@ -498,7 +479,7 @@ fn the_short_circuit_plan_is_timed_within_u_of_the_truth_in_randomised_trials() 
     for k in 0..4 {
         let delay_us = rng.uniform(80.0, 450.0);
         let dir = crate::common::temp_dir(&format!("sc-short-trial-{k}"));
-        let image = image_with_scd_delay(&dir, &format!("{delay_us:.1} us"));
+        let image = image_with_scd(&dir, "80 A", &format!("{delay_us:.1} us"));
         for (verdict, measured, u, truth) in
             run_short_circuit_plan(&image, &format!("sc-short-run-{k}"))
         {

@@ -88,6 +88,17 @@ impl LoadedPlan {
             .map(|p| p.value.delay.0)
             .unwrap_or(0.0)
     }
+
+    /// The declared trip level of a protection of the fixture (0 when not declared), in its
+    /// unit.
+    pub fn declared_trip(&self, protection: &str) -> f64 {
+        self.fixture
+            .value
+            .protections
+            .get(protection)
+            .map(|p| p.value.trip.0.value)
+            .unwrap_or(0.0)
+    }
 }
 
 /// The logical signal of the current of the cell-simulator channel driving cell `n`

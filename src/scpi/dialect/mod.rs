@@ -495,11 +495,11 @@ fn default_max_delay() -> Duration {
     Duration::from_secs(3600)
 }
 
-fn default_terminator() -> String {
+pub(super) fn default_terminator() -> String {
     "\n".into()
 }
 
-fn default_error_query() -> String {
+pub(super) fn default_error_query() -> String {
     super::client::DEFAULT_ERROR_QUERY.into()
 }
 

@@ -10,7 +10,7 @@
 use serde::Deserialize;
 
 use super::yaml::de_names;
-use super::{render, Role};
+use super::{default_error_query, default_terminator, render, Role};
 use crate::scpi::waveform::YScaling;
 use crate::scpi::ScpiError;
 
@@ -176,14 +176,6 @@ pub struct ScopeDialect {
     /// Where this dialect was read from.
     #[serde(skip)]
     pub origin: String,
-}
-
-fn default_terminator() -> String {
-    "\n".into()
-}
-
-fn default_error_query() -> String {
-    crate::scpi::client::DEFAULT_ERROR_QUERY.into()
 }
 
 fn quantity<E: serde::de::Error>(text: &str, unit: &str) -> Result<f64, E> {

@@ -8,7 +8,7 @@
 use serde::Deserialize;
 
 use super::yaml::de_names;
-use super::{identity_matches, Role};
+use super::{default_error_query, default_terminator, identity_matches, Role};
 use crate::scpi::ScpiError;
 
 /// The switch dialects shipped with hilrig, as `(id, yaml)`.
@@ -83,14 +83,6 @@ pub struct SwitchDialect {
     /// Where this dialect was read from.
     #[serde(skip)]
     pub origin: String,
-}
-
-fn default_terminator() -> String {
-    "\n".into()
-}
-
-fn default_error_query() -> String {
-    crate::scpi::client::DEFAULT_ERROR_QUERY.into()
 }
 
 /// A channel the switch dialect does not have.
