@@ -21,6 +21,11 @@
 //! short-circuit path is open ([`super::plant::PlantState::load_removed`]); while the short
 //! stays closed the trip stays latched.
 //!
+//! Status bit. As in such front ends' status register (BQ769x0 `SYS_STAT.SCD`), the trip
+//! also sets a status bit that stays set until the host reads it
+//! ([`AfeState::read_status`]), so the firmware, sampling every AFE period, sees a trip
+//! whose latch was released (the short opened again) before its next sample.
+//!
 //! Truth. At the trip the host records, with protection `scd`: `plant_crossed` at the
 //! crossing instant, and `fault_set`, `chg_fet_open` and `dsg_fet_open` at the trip instant.
 
@@ -52,6 +57,8 @@ pub struct AfeState {
     pub crossed_at: Option<Instant>,
     /// When the comparator opened the FETs (Some: the trip is latched).
     pub tripped_at: Option<Instant>,
+    /// The short-circuit status bit: set at a trip, cleared when the host reads it.
+    pub status: bool,
     /// Woken when a crossing starts the delay.
     notify: Arc<Notify>,
 }
@@ -62,7 +69,16 @@ impl AfeState {
         self.scd = scd;
         self.crossed_at = None;
         self.tripped_at = None;
+        self.status = false;
         self.notify.notify_one();
+    }
+
+    /// The host reads the status: set when a trip happened since the last read or the trip
+    /// is still latched; the bit is cleared by the read.
+    pub fn read_status(&mut self) -> bool {
+        let set = self.status || self.latched();
+        self.status = false;
+        set
     }
 
     /// The trip has latched: the FETs are held open.
@@ -117,6 +133,7 @@ impl AfeState {
             return None;
         }
         self.tripped_at = Some(at);
+        self.status = true;
         self.crossed_at
     }
 
@@ -290,10 +307,13 @@ mod tests {
         plant.lock().load.input = false;
         tokio::time::sleep(Duration::from_millis(5)).await;
         assert!(plant.snapshot().afe.latched());
-        // Opened (load still off): released, and the FETs conduct again.
+        // Opened (load still off): released, and the FETs conduct again; the status bit
+        // stays until the host reads it, once.
         plant.lock().short.closed = false;
         let s = plant.snapshot();
         assert!(!s.afe.latched());
+        assert!(plant.lock().afe.read_status());
+        assert!(!plant.lock().afe.read_status());
         plant.lock().load = LoadState {
             current_set: 10.0,
             input: true,

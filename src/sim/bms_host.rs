@@ -175,7 +175,8 @@ struct Digitised {
     cell_mv: Vec<u16>,
     temp_dc: Vec<i16>,
     current_ma: i32,
-    /// The front end's short-circuit status bit (its comparator's latch).
+    /// The front end's short-circuit status (its comparator's latch; the AFE sample reads
+    /// the status bit instead, [`super::afe::AfeState::read_status`]).
     afe_short_circuit: bool,
 }
 
@@ -344,8 +345,15 @@ pub fn spawn(
                 biased;
                 now = afe.tick() => {
                     let now_ms = (now - start).as_millis() as u32;
-                    let snap = plant.snapshot();
-                    let d = Digitised::of(&snap, cfg.cells as usize);
+                    let (snap, afe_status) = {
+                        let mut g = plant.lock();
+                        g.refresh();
+                        // The front end's status bit, read (and so cleared) with the sample.
+                        let status = g.afe.read_status();
+                        (g.clone(), status)
+                    };
+                    let mut d = Digitised::of(&snap, cfg.cells as usize);
+                    d.afe_short_circuit = afe_status;
                     let (run_request, standby_request) = {
                         let mut q = requests.lock().unwrap_or_else(|e| e.into_inner());
                         let r = (q.run, q.standby);
