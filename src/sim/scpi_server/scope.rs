@@ -483,6 +483,7 @@ impl ScopeShared {
 
 #[cfg(test)]
 mod tests {
+    use super::super::line_server::handle_line;
     use super::*;
     use crate::scpi::builtin_scope_dialect;
     use crate::sim::plant::Plant;
@@ -543,7 +544,7 @@ mod tests {
         let pre = crate::scpi::waveform::Preamble::parse(&ask(&s, ":WAV:PRE?")).unwrap();
         assert_eq!(pre.points, 1200);
         assert!((pre.time(0) + 1e-4).abs() < 1e-12, "{pre:?}");
-        let data = super::super::line_server::handle_line(&*s.server.shared, ":WAV:DATA?").unwrap();
+        let data = handle_line(&*s.server.shared, ":WAV:DATA?").unwrap();
         let payload = crate::scpi::reply::parse_block(&data).unwrap();
         let v = pre
             .values(payload, crate::scpi::waveform::YScaling::Rigol)
