@@ -352,10 +352,27 @@ pub fn format_si(f: &mut impl fmt::Write, value: f64, dim: Dimension) -> fmt::Re
             write!(f, "{:.1} mV", value * 1e3)
         }
         Dimension::Voltage => write!(f, "{value:.4} V"),
-        Dimension::Time if value.abs() < 1.0 && value != 0.0 => write!(f, "{:.0} ms", value * 1e3),
+        // Below a second in ms, below a millisecond in µs, each to as many decimals as it
+        // needs (at most 3 and 2): a 0.25 ms limit must not print as `0 ms`.
+        Dimension::Time if value.abs() < 1e-3 && value != 0.0 => {
+            write!(f, "{} µs", trimmed(value * 1e6, 2))
+        }
+        Dimension::Time if value.abs() < 1.0 && value != 0.0 => {
+            write!(f, "{} ms", trimmed(value * 1e3, 3))
+        }
         Dimension::Time => write!(f, "{value:.3} s"),
         Dimension::VoltageRate => write!(f, "{:.2} mV/s", value * 1e3),
         _ => write!(f, "{value:.4} {}", dim.unit()),
+    }
+}
+
+/// `x` to `decimals` places without trailing zeros (`0.500` -> `0.5`, `250.00` -> `250`).
+fn trimmed(x: f64, decimals: usize) -> String {
+    let text = format!("{x:.decimals$}");
+    if text.contains('.') {
+        text.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        text
     }
 }
 
@@ -504,6 +521,21 @@ pub fn display_unit(value: f64, unit: &str) -> String {
 mod tests {
     use super::*;
     use rstest::rstest;
+
+    #[rstest]
+    #[case(0.5, "500 ms")]
+    #[case(0.00025, "250 µs")]
+    #[case(0.0005, "500 µs")]
+    #[case(0.00025013, "250.13 µs")]
+    #[case(0.0015, "1.5 ms")]
+    #[case(0.15, "150 ms")]
+    #[case(0.1234567, "123.457 ms")]
+    #[case(-0.002, "-2 ms")]
+    #[case(2.0, "2.000 s")]
+    #[case(0.0, "0.000 s")]
+    fn times_below_a_second_keep_their_digits(#[case] value: f64, #[case] text: &str) {
+        assert_eq!(display(value, Dimension::Time), text);
+    }
 
     #[rstest]
     #[case("3.65 V", 3.65, Dimension::Voltage)]
