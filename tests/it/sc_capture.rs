@@ -6,14 +6,15 @@
 //! sample meeting `capture.i < 1 A`, with its GUM budget. In randomised trials over both
 //! scope families, delays and sample intervals the stated interval holds the truth.
 //!
-//! The stimulus is set on the plant directly (20 A -> 120 A): the simulated load only
-//! reaches 40 A.
+//! The stimulus is the rig's short-circuit switch: its `short` entry connected through the
+//! real driver to the simulated DAQ970A, whose channel closes the plant's short path (about
+//! 170 A on top of the load's 20 A).
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use crate::common::{sim_rig, Rng};
-use hilrig::instrument::{self, Acquisition, Driver, Scope};
+use hilrig::instrument::{self, Acquisition, Driver, Scope, Switch};
 use hilrig::rig::InstrumentConfig;
 use hilrig::run::trip::capture::acquire_trip;
 use hilrig::scpi::{builtin_scope_dialect, register_memory};
@@ -21,7 +22,7 @@ use hilrig::sim::afe::{self, ScdConfig};
 use hilrig::sim::bms_host::Truth;
 use hilrig::sim::capture::CurrentTrace;
 use hilrig::sim::plant::{LoadState, Plant};
-use hilrig::sim::scpi_server::SimScope;
+use hilrig::sim::scpi_server::{SimScope, SimSwitch};
 use tokio::time::Instant;
 
 /// The rig's scope entry, with another dialect when asked.
@@ -38,9 +39,10 @@ fn scope_entry(dialect: &str) -> InstrumentConfig {
 }
 
 /// A plant drawing 20 A through a front end whose comparator trips at 80 A after
-/// `delay_us`, and a simulated scope of `dialect` on its pack current, reached through
-/// the rig's scope entry. Returns the plant, the truth, the connected scope, the
-/// simulated one and the tasks to drop.
+/// `delay_us`, a simulated scope of `dialect` on its pack current reached through the rig's
+/// scope entry, and the rig's short-circuit switch connected to a simulated DAQ970A on the
+/// plant. Returns the plant, the truth, the connected scope, the simulated one, the
+/// connected switch and the tasks to drop.
 async fn bench(
     dialect: &str,
     delay_us: f64,
@@ -50,6 +52,7 @@ async fn bench(
     Truth,
     Box<dyn Scope>,
     SimScope,
+    Box<dyn Switch>,
     (tokio::task::JoinHandle<()>, hilrig::scpi::MemoryEndpoint),
 ) {
     let plant = Plant::new(16, 3.3, 4, 25.0);
@@ -77,6 +80,7 @@ async fn bench(
     let Driver::Scope(scope) = connected.driver else {
         panic!("the scope entry connects as a scope");
     };
+    let switch = short_switch(&plant, name).await;
     {
         let mut g = plant.lock();
         g.dsg_fet = true;
@@ -85,27 +89,56 @@ async fn bench(
             input: true,
         };
     }
-    (plant, truth, scope, sim, (task, endpoint))
+    (plant, truth, scope, sim, switch, (task, endpoint))
+}
+
+/// The rig's `short` entry connected through the instrument factory to a simulated
+/// DAQ970A whose wired channel closes `plant`'s short path.
+async fn short_switch(plant: &Plant, name: &str) -> Box<dyn Switch> {
+    let rig = sim_rig(None);
+    let mut entry = rig
+        .instruments
+        .iter()
+        .find(|i| i.role == hilrig::rig::Role::Short)
+        .expect("rig/sim.yaml has a short-circuit switch")
+        .clone();
+    let path = entry.short.expect("the switch entry has its path");
+    plant.lock().short.resistance_ohm = path.resistance.0;
+    let sim = SimSwitch::serve_in_memory(plant.clone(), path.channel);
+    let endpoint = register_memory(
+        &format!("{name}-switch"),
+        Arc::new(move || sim.connect_in_memory()),
+    );
+    entry.address = Some(endpoint.address());
+    let connected = instrument::connect(&entry, |_| Err("no bus".into()))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let Driver::Short(switch, _) = connected.driver else {
+        panic!("the short entry connects as a short-circuit switch");
+    };
+    drop(endpoint);
+    switch
 }
 
 /// One trial: returns (measured s, truth s, expanded uncertainty s).
 async fn trial(dialect: &str, delay_us: f64, dt: f64, name: &str) -> (f64, f64, f64) {
-    let (plant, truth, mut scope, _sim, (task, _endpoint)) = bench(dialect, delay_us, name).await;
+    let (_plant, truth, mut scope, _sim, mut switch, (task, _endpoint)) =
+        bench(dialect, delay_us, name).await;
     tokio::time::sleep(Duration::from_millis(2)).await;
-    // Arm before the stimulus: rising through 90 A (discharge reads positive), 100 µs of
-    // pre-trigger, long enough after it for the slowest delay.
+    // Arm before the stimulus: rising through the comparator's 80 A (discharge reads
+    // positive), 100 µs of pre-trigger, long enough after it for the slowest delay.
     let acq = Acquisition {
-        level_a: 90.0,
+        level_a: 80.0,
         rising: true,
-        full_scale_a: 150.0,
+        full_scale_a: 300.0,
         pre_s: 100e-6,
         post_s: 1.5e-3,
         sample_interval_s: dt,
     };
     scope.arm(&acq).await.unwrap_or_else(|e| panic!("{e}"));
     let armed = Instant::now();
-    // The short-circuit stimulus: 20 A -> 120 A.
-    plant.lock().load.current_set = 120.0;
+    // The short-circuit stimulus: the rig's switch closes the short path.
+    switch.close().await.unwrap_or_else(|e| panic!("{e}"));
     // detect: capture.i < 1 A (the FETs open).
     let trip = acquire_trip(
         scope.as_mut(),
@@ -117,6 +150,7 @@ async fn trial(dialect: &str, delay_us: f64, dt: f64, name: &str) -> (f64, f64, 
     .await
     .unwrap_or_else(|e| panic!("{e}"))
     .expect("trip in the record");
+    switch.open().await.unwrap_or_else(|e| panic!("{e}"));
     task.abort();
     let set = truth.first("fault_set", Some("scd"), armed).unwrap();
     let crossed = truth.first("plant_crossed", Some("scd"), armed).unwrap();
@@ -175,7 +209,7 @@ async fn a_too_long_delay_shows_in_the_capture() {
 
 #[tokio::test(start_paused = true)]
 async fn a_setting_outside_the_dialects_ranges_is_refused_before_anything_is_sent() {
-    let (_plant, _truth, mut scope, sim, _tasks) =
+    let (_plant, _truth, mut scope, sim, _switch, _tasks) =
         bench("rigol-ds1000z", 250.0, "sc-scope-refused").await;
     let before = sim.command_log().len();
     // 1 ns between samples over 1.6 ms is 2.4 million points: more than one read holds.
@@ -207,7 +241,7 @@ async fn a_setting_outside_the_dialects_ranges_is_refused_before_anything_is_sen
 
 #[tokio::test(start_paused = true)]
 async fn a_stimulus_that_never_crosses_the_trigger_level_is_an_error_naming_the_scope() {
-    let (_plant, _truth, mut scope, _sim, _tasks) =
+    let (_plant, _truth, mut scope, _sim, _switch, _tasks) =
         bench("keysight-infiniivision", 250.0, "sc-scope-no-trigger").await;
     let acq = Acquisition {
         level_a: 90.0,
