@@ -441,6 +441,49 @@ mod tests {
         assert_eq!(spec.guarded, RUN_PROCESS);
     }
 
+    /// A short-circuit switch left closed is opened by the guard, confirmed by read-back,
+    /// before anything else.
+    #[tokio::test]
+    async fn the_guard_opens_a_closed_short_circuit_switch() {
+        let plant = crate::sim::plant::Plant::new(16, 3.3, 4, 25.0);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let sim = crate::sim::scpi_server::SimSwitch::serve(listener, plant.clone(), 101).await;
+        {
+            let mut g = plant.lock();
+            g.dsg_fet = true;
+            g.short.closed = true;
+        }
+        let mut client = crate::instrument::ScpiSwitch::connect(
+            "short",
+            &sim.address(),
+            crate::scpi::builtin_switch_dialect("keysight-daq970a").unwrap(),
+            101,
+            Duration::from_secs(1),
+        )
+        .await
+        .unwrap();
+        client.close().await.unwrap();
+        assert!(sim.is_closed(101));
+        let inst = GuardedInstrument {
+            id: "short".into(),
+            role: Role::Short,
+            address: sim.address(),
+            dialect: "keysight-daq970a".into(),
+            timeout_s: 1.0,
+            channel: Some(101),
+        };
+        let actions = drive_safe_state(&[inst], Duration::from_secs(2)).await;
+        assert_eq!(actions.len(), 1);
+        assert!(actions[0].ok && actions[0].confirmed, "{actions:?}");
+        assert_eq!(
+            actions[0].action,
+            "short-circuit switch open (confirmed by read-back)"
+        );
+        assert!(!sim.is_closed(101));
+        assert!(!plant.lock().short.closed);
+        sim.shutdown();
+    }
+
     #[tokio::test]
     async fn an_unreachable_instrument_is_recorded_as_not_confirmed() {
         let inst = GuardedInstrument {

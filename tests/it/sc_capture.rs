@@ -498,6 +498,15 @@ fn run_short_circuit_plan(image: &std::path::Path, name: &str) -> Vec<(String, f
             })
             .collect();
         assert_eq!(trips.len(), 3, "{:#?}", results.tests);
+        // The safe state opened the switch first, confirmed by read-back.
+        let first = &results.safe_state[0];
+        assert_eq!(
+            (first.instrument.as_str(), first.ok, first.confirmed),
+            ("short", true, true),
+            "{:#?}",
+            results.safe_state
+        );
+        assert!(!bench.switch("short").expect("served").is_closed(101));
         trips
     })
 }
