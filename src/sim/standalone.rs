@@ -124,6 +124,7 @@ pub async fn serve(choice: RigChoice, o: ServeOptions) -> Result<i32, Failure> {
         }
     }
 
+    let mut out = String::new();
     if o.json {
         let doc = json!({
             "station": rig.station,
@@ -143,28 +144,34 @@ pub async fn serve(choice: RigChoice, o: ServeOptions) -> Result<i32, Failure> {
                 "map": "fixtures/modbus/sim-bms-inverter.yaml",
             })),
         });
-        println!("{doc}");
+        out = format!("{doc}\n");
     } else {
         for i in &instruments {
-            println!(
-                "instrument {} {}",
+            out.push_str(&format!(
+                "instrument {} {}\n",
                 i["id"].as_str().unwrap_or(""),
                 i["address"].as_str().unwrap_or("")
-            );
+            ));
         }
         for b in &buses {
-            println!(
-                "bus {} {}",
+            out.push_str(&format!(
+                "bus {} {}\n",
                 b["id"].as_str().unwrap_or(""),
                 b["endpoint"].as_str().unwrap_or("")
-            );
+            ));
         }
         if let Some(a) = bench.modbus_address() {
-            println!("modbus bms {a}");
+            out.push_str(&format!("modbus bms {a}\n"));
         }
     }
-    use std::io::Write;
-    let _ = std::io::stdout().flush();
+    // A reader that has gone away (a closed pipe) must not stop the bench it asked for.
+    {
+        use std::io::Write;
+        let mut stdout = std::io::stdout().lock();
+        let _ = stdout
+            .write_all(out.as_bytes())
+            .and_then(|_| stdout.flush());
+    }
     eprintln!(
         "hilrig sim: {} serving firmware {} {} on a {} pack; Ctrl-C to stop",
         rig.station, bench.image.id, bench.image.version, chemistry

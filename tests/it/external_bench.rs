@@ -18,6 +18,8 @@ pub struct Server {
     child: Child,
     /// Endpoints by `KIND ID` (`instrument supply`, `bus bms`).
     pub endpoints: BTreeMap<String, String>,
+    /// The server's standard output, held open for its life.
+    _stdout: std::io::Lines<BufReader<std::process::ChildStdout>>,
 }
 
 impl Drop for Server {
@@ -40,13 +42,23 @@ impl Server {
             .unwrap();
         let stdout = child.stdout.take().unwrap();
         let mut endpoints = BTreeMap::new();
-        for line in BufReader::new(stdout).lines().take(5) {
+        // Every endpoint line, up to the last (`modbus …`); the pipe stays open after it.
+        let mut lines = BufReader::new(stdout).lines();
+        while let Some(line) = lines.next() {
             let line = line.unwrap();
+            let last = line.starts_with("modbus ");
             let parts: Vec<&str> = line.split_whitespace().collect();
             assert_eq!(parts.len(), 3, "{line}");
             endpoints.insert(format!("{} {}", parts[0], parts[1]), parts[2].to_string());
+            if last {
+                break;
+            }
         }
-        Server { child, endpoints }
+        Server {
+            child,
+            endpoints,
+            _stdout: lines,
+        }
     }
 
     /// `host:port` of an instrument.
@@ -72,6 +84,11 @@ instruments:
     role: load
     dialect: rigol-dl3000
     address: {load}
+  - id: short
+    role: short
+    dialect: keysight-daq970a
+    address: {short}
+    short: {{channel: 101, resistance: 250 mOhm, max_closed: 50 ms}}
   - id: cells
     role: cell_sim
     bus: bms
@@ -101,10 +118,12 @@ envelope:
   cell_voltage_max: 4.0 V
   temperature_min: -30 °C
   temperature_max: 80 °C
+  max_short_current: 300 A
 sample_period: 100 ms
 ",
             supply = self.endpoints["instrument supply"],
             load = self.endpoints["instrument load"],
+            short = self.endpoints["instrument short"],
             dbc = dbc.display(),
         );
         let path = dir.join("rig.yaml");

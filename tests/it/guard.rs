@@ -26,7 +26,7 @@ fn wait_for_trip_step(lines: &mut impl Iterator<Item = std::io::Result<String>>)
 }
 
 #[test]
-fn sigkill_mid_trip_leaves_supply_and_load_off_within_5_s() {
+fn sigkill_mid_trip_leaves_the_short_open_and_supply_and_load_off_within_5_s() {
     let server = Server::start();
     let dir = temp_dir("guard-sigkill");
     let rig = server.write_rig(&dir, "guard-sigkill-bench");
@@ -49,6 +49,11 @@ fn sigkill_mid_trip_leaves_supply_and_load_off_within_5_s() {
         query(&server.tcp("supply"), "SYST:COMM:WDOG:DEL?"),
         "5.00 s"
     );
+    // The short-circuit switch closed as a short stimulus would leave it, then the kill.
+    assert_eq!(
+        query(&server.tcp("short"), "ROUT:CLOS (@101);:ROUT:CLOS? (@101)"),
+        "1"
+    );
     // SAFETY: kill with the id of our own child process.
     unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
     let killed = Instant::now();
@@ -58,8 +63,9 @@ fn sigkill_mid_trip_leaves_supply_and_load_off_within_5_s() {
     // Checked from the instruments' side, within 5 s of the kill.
     let deadline = killed + Duration::from_secs(5);
     let mut off = false;
+    let short_closed = |server: &Server| query(&server.tcp("short"), "ROUT:CLOS? (@101)") != "0";
     while Instant::now() < deadline {
-        if !supply_on(&server) && !load_on(&server) {
+        if !supply_on(&server) && !load_on(&server) && !short_closed(&server) {
             off = true;
             break;
         }
@@ -67,9 +73,10 @@ fn sigkill_mid_trip_leaves_supply_and_load_off_within_5_s() {
     }
     assert!(
         off,
-        "supply on: {}, load on: {} 5 s after SIGKILL",
+        "supply on: {}, load on: {}, short closed: {} 5 s after SIGKILL",
         supply_on(&server),
-        load_on(&server)
+        load_on(&server),
+        short_closed(&server)
     );
 
     // The guard says what it did, next to the run.
@@ -96,10 +103,14 @@ fn sigkill_mid_trip_leaves_supply_and_load_off_within_5_s() {
     // No clean end: nothing disarmed the watchdog, which stays as the second line of defence.
     assert_eq!(query(&server.tcp("supply"), "SYST:COMM:WDOG?"), "ON");
     let actions = record["actions"].as_array().unwrap();
-    assert_eq!(actions.len(), 2, "{record:#}");
-    assert_eq!(actions[0]["instrument"], "load");
-    assert_eq!(actions[1]["instrument"], "supply");
+    let order: Vec<&str> = actions
+        .iter()
+        .map(|a| a["instrument"].as_str().unwrap())
+        .collect();
+    // The short-circuit switch first, then the load, then the supply.
+    assert_eq!(order, ["short", "load", "supply"], "{record:#}");
     assert!(actions.iter().all(|a| a["ok"] == true), "{record:#}");
+    assert_eq!(query(&server.tcp("short"), "ROUT:CLOS? (@101)"), "0");
     // The trace up to the kill is kept.
     assert!(run_dir.join("trace.csv").exists());
 }
