@@ -44,7 +44,7 @@ impl Server {
         let mut endpoints = BTreeMap::new();
         // Every endpoint line, up to the last (`modbus …`); the pipe stays open after it.
         let mut lines = BufReader::new(stdout).lines();
-        while let Some(line) = lines.next() {
+        for line in lines.by_ref() {
             let line = line.unwrap();
             let last = line.starts_with("modbus ");
             let parts: Vec<&str> = line.split_whitespace().collect();
