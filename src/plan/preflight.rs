@@ -127,6 +127,7 @@ pub fn check_rig(rig: &Source<Rig>) -> Vec<InputError> {
     let mut ids = BTreeSet::new();
     let bus_ids: BTreeSet<&str> = r.buses.iter().map(|b| b.id.as_str()).collect();
     let mut update_periods = 0;
+    let mut short_switch: Option<&str> = None;
     // Cells each SCPI cell simulator drives (first, last), to find overlaps.
     let mut cell_ranges: Vec<(&str, (u32, u32))> = Vec::new();
     for (n, inst) in r.instruments.iter().enumerate() {
@@ -178,6 +179,13 @@ pub fn check_rig(rig: &Source<Rig>) -> Vec<InputError> {
                 }
             }
             (Role::Short, _) => {
+                if let Some(first) = short_switch.replace(&inst.id) {
+                    errors.push(id_at(format!(
+                        "short-circuit switch `{}`: the rig already has one (`{first}`); a \
+                         rig has at most one",
+                        inst.id
+                    )));
+                }
                 let dialect = inst
                     .dialect
                     .as_deref()
@@ -749,6 +757,36 @@ mod tests {
             None => assert!(problems.is_empty(), "{problems:?}"),
             Some(s) => assert!(problems.iter().any(|p| p.contains(s)), "{problems:?}"),
         }
+    }
+
+    /// A rig has at most one short-circuit switch; the second is named with its line.
+    #[test]
+    fn a_second_short_circuit_switch_is_refused() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let path = root.join("rig/sim.yaml");
+        let text = std::fs::read_to_string(&path).unwrap();
+        let entry = "  - id: short\n    role: short";
+        assert!(text.contains(entry));
+        let twice = text.replacen(
+            entry,
+            &format!("  - id: short2\n    role: short\n    dialect: keysight-daq970a\n    address: sim://short2\n    short: {{channel: 102, resistance: 250 mOhm, max_closed: 50 ms}}\n{entry}"),
+            1,
+        );
+        let rig = Source {
+            path: path.clone(),
+            value: serde_saphyr::from_str::<Rig>(&twice).unwrap(),
+            text: twice,
+        };
+        let errors = check_rig(&rig);
+        let all = format!("{errors:?}");
+        assert!(all.contains("already has one (`short2`)"), "{all}");
+        let sound = Source {
+            path,
+            value: serde_saphyr::from_str::<Rig>(&text).unwrap(),
+            text,
+        };
+        let once = format!("{:?}", check_rig(&sound));
+        assert!(!once.contains("already has one"), "{once}");
     }
 
     #[test]

@@ -281,6 +281,15 @@ pub async fn execute(
         });
     }
 
+    // A run stopped mid-stimulus may have left the short-circuit switch closed: it is
+    // opened now, before the teardown, not after it.
+    if stop.is_some() && station.short.is_some() {
+        match timeout(station::SAFE_STEP_TIMEOUT, station.open_short()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::error!("opening the short-circuit switch: {e}"),
+            Err(_) => tracing::error!("opening the short-circuit switch: no confirmation"),
+        }
+    }
     // The plan's teardown first (when the bench is usable), then the safe state, always.
     if stop.as_ref().is_none_or(|s| s.stage.after_start()) {
         let teardown = run_phase(&ctx, Phase::Teardown, 0);

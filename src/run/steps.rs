@@ -247,8 +247,6 @@ pub(super) async fn run_step(
     Ok(())
 }
 
-/// Pre-trigger time of a capture trip's record.
-const CAPTURE_PRE: Duration = Duration::from_micros(100);
 /// Points a capture trip's record aims at (the sample interval follows from its length).
 const CAPTURE_POINTS: f64 = 2000.0;
 /// How often a capture trip asks whether the acquisition is complete.
@@ -273,8 +271,8 @@ async fn capture_trip(ctx: &Ctx, t: &Trip, repeat: u32) -> Result<(), StepError>
         ))
     })?;
     let delay = ctx.plan.declared_delay(&t.protection.value);
-    let post = 4.0 * delay + 1e-3;
-    let pre = CAPTURE_PRE.as_secs_f64();
+    let post = trip::capture::post_trigger_s(delay);
+    let pre = trip::capture::PRE_TRIGGER_S;
     let mut within = t.timeout.duration();
     let (settle, level_a, rising, full_scale_a) = match &t.stimulus.value {
         Stimulus::Step(s) => {
@@ -337,18 +335,33 @@ async fn capture_trip(ctx: &Ctx, t: &Trip, repeat: u32) -> Result<(), StepError>
             trip::capture::acquire_trip(g.as_mut(), detect, CAPTURE_POLL, within, k).await?
         }
         _ => {
-            let closed = st.close_short().await;
-            let measured = match closed {
-                Ok(_) => {
-                    trip::capture::acquire_trip(g.as_mut(), detect, CAPTURE_POLL, within, k).await
+            // The acquisition is awaited until `within` after the closing command was
+            // issued (the switch's own timer opens it at `max_closed` after that instant,
+            // whatever happens here); the switch is opened before the record is read.
+            let acquired = match st.close_short().await {
+                Ok(issued) => {
+                    trip::capture::wait_acquired(
+                        g.as_mut(),
+                        CAPTURE_POLL,
+                        issued + within,
+                        "closing the short-circuit switch",
+                    )
+                    .await
                 }
                 Err(e) => Err(e),
             };
             // Opened whatever happened: a failed close may have closed it all the same.
             let opened = st.open_short().await;
-            let measured = measured?;
-            opened?;
-            measured
+            match (acquired, opened) {
+                (Ok(()), Ok(())) => trip::capture::timed_trip(g.as_mut(), detect, k).await?,
+                (Err(e), Ok(())) | (Ok(()), Err(e)) => return Err(e.into()),
+                (Err(a), Err(o)) => {
+                    return Err(RunError::InstrumentText(format!(
+                        "{a}; and opening the short-circuit switch afterwards: {o}"
+                    ))
+                    .into())
+                }
+            }
         }
     };
     drop(g);

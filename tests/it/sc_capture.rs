@@ -390,6 +390,12 @@ async fn a_too_long_comparator_delay_fails_the_plans_capture_trip() {
 )]
 #[case::no_switch_in_the_rig("", "", Some("no switch"), "needs a short-circuit switch in the rig")]
 #[case::no_allowance_in_the_envelope("", "", Some("no allowance"), "max_short_current")]
+#[case::record_longer_than_max_closed(
+    "",
+    "",
+    Some("1 ms closed"),
+    "does not fit in the short-circuit"
+)]
 fn short_stimuli_are_refused_where_they_cannot_run(
     #[case] from: &str,
     #[case] to: &str,
@@ -414,6 +420,13 @@ fn short_stimuli_are_refused_where_they_cannot_run(
         Some("no switch") => rig
             .instruments
             .retain(|i| i.role != hilrig::rig::Role::Short),
+        Some("1 ms closed") => {
+            for i in rig.instruments.iter_mut() {
+                if let Some(p) = i.short.as_mut() {
+                    p.max_closed = hilrig::units::Seconds(0.001);
+                }
+            }
+        }
         Some(_) => rig.envelope.max_short_current = None,
         None => {}
     }
@@ -559,4 +572,37 @@ fn the_sc_delay_defect_fails_the_short_circuit_plan_within_u_of_the_truth() {
         );
         assert!(measured > 1.4e-3, "{measured}");
     }
+}
+
+/// A front end that never trips (its comparator at 500 A, above the path's current): every
+/// closing fails with the record's own words, and the switch is opened after each and is
+/// open at the end.
+#[test]
+fn a_front_end_that_never_trips_fails_every_closing_and_the_switch_ends_open() {
+    use crate::sim_support::{memory_bench, run_plan, virtual_runtime};
+    let dir = crate::common::temp_dir("sc-short-never");
+    let mut rig = sim_rig(None);
+    rig.simulation.as_mut().unwrap().firmware = image_with_scd(&dir, "500 A", "250 us");
+    let plan = crate::common::plan("test-plans/short-circuit.yaml", &rig);
+    virtual_runtime().block_on(async {
+        let bench = memory_bench(&rig, &crate::common::root().join("rig/sim.yaml")).await;
+        let (results, _) = run_plan(&bench, &rig, plan, &dir.join("run")).await;
+        let trips: Vec<_> = results
+            .tests
+            .iter()
+            .filter(|t| t.test == "Short circuit through the rig's switch")
+            .collect();
+        assert!(!trips.is_empty(), "{:#?}", results.tests);
+        for t in &trips {
+            assert_eq!(t.verdict, hilrig::verdict::Verdict::Fail, "{t:#?}");
+            let m = t.message.as_deref().unwrap_or_default();
+            assert!(m.contains("no sample") && m.contains("did not act"), "{m}");
+        }
+        let switch = bench.switch("short").expect("served");
+        assert!(!switch.is_closed(101));
+        let log = switch.command_log();
+        let closes = log.iter().filter(|l| l.starts_with("ROUT:CLOS (")).count();
+        let opens = log.iter().filter(|l| l.starts_with("ROUT:OPEN (")).count();
+        assert!(closes >= 1 && opens > closes, "{log:?}");
+    });
 }

@@ -130,9 +130,10 @@ impl<'a> Checker<'a> {
         }
     }
 
-    /// A `short` stimulus needs the rig's short-circuit switch, and its prospective
-    /// current at the envelope's highest pack voltage inside `max_short_current`.
-    fn short_switch(&mut self, at: &Location) {
+    /// A `short` stimulus needs the rig's short-circuit switch, its prospective current at
+    /// the envelope's highest pack voltage inside `max_short_current`, and the scope's
+    /// record for `protection` short enough to be complete before `max_closed`.
+    fn short_switch(&mut self, at: &Location, protection: &str) {
         let Some(rig) = self.rig else { return };
         let Some(path) = rig
             .instruments
@@ -149,6 +150,28 @@ impl<'a> Checker<'a> {
         };
         let prospective = path.prospective_current(rig.envelope.max_pack_voltage.0);
         self.envelope(at, Target::Short, prospective);
+        let delay = self
+            .fx
+            .value
+            .protections
+            .get(protection)
+            .map_or(0.0, |p| p.value.delay.0);
+        use crate::run::trip::capture::{post_trigger_s, PRE_TRIGGER_S};
+        let record = PRE_TRIGGER_S + post_trigger_s(delay);
+        if record >= path.max_closed.0 {
+            self.err(
+                at,
+                format!(
+                    "the scope's record for `{protection}` ({} µs before the trigger, 4 x the \
+                     declared delay + 1 ms after: {}) does not fit in the short-circuit \
+                     switch's max_closed {}: the switch would open before the record is \
+                     complete",
+                    PRE_TRIGGER_S * 1e6,
+                    crate::units::display(record, crate::units::Dimension::Time),
+                    path.max_closed
+                ),
+            );
+        }
     }
 
     pub(super) fn envelope(&mut self, at: &Location, target: Target, value: f64) {
@@ -501,7 +524,7 @@ impl<'a> Checker<'a> {
                          `capture.*` (`capture.i < 1 A`)",
                     );
                 }
-                self.short_switch(stim_at);
+                self.short_switch(stim_at, &t.protection.value);
             }
             Stimulus::Bisect(b) => {
                 let low = self.quantity(stim_at, "no_trip", &b.no_trip, d);

@@ -83,6 +83,9 @@ pub struct Station {
     pub short: Option<(Shared<dyn Switch>, ShortPath)>,
     /// The short-circuit switch's rig entry (to reconnect in the safe state).
     short_entry: Option<InstrumentConfig>,
+    /// Opens the short-circuit switch at `max_closed` after a closing, whatever becomes of
+    /// the step that closed it (an aborted run included).
+    short_timer: std::sync::Mutex<Option<JoinHandle<()>>>,
     /// The DUT bus.
     pub dut_bus: Option<Arc<dyn Bus>>,
     /// The live signal table.
@@ -130,6 +133,7 @@ impl Station {
             scope: None,
             short: None,
             short_entry: None,
+            short_timer: std::sync::Mutex::new(None),
             dut_bus: None,
             signals,
             envelope: rig.envelope.clone(),
@@ -262,7 +266,15 @@ impl Station {
                 }
                 Driver::Cells(c) => cell_units.push(c),
                 Driver::Scope(c) => self.scope = Some(shared(c)),
-                Driver::Short(s, path) => {
+                Driver::Short(mut s, path) => {
+                    // Whatever state it was left in (a front panel, a guard that could not
+                    // reach it), the run starts with the path open.
+                    s.open().await.map_err(|e| {
+                        RunError::setup(format!(
+                            "the short-circuit switch could not be opened when the run \
+                             connected it: {e}"
+                        ))
+                    })?;
                     self.short = Some((shared(s), path));
                     self.short_entry = Some(inst.clone());
                 }
@@ -623,13 +635,47 @@ impl Station {
 
     /// Close the short-circuit switch: its prospective current at the envelope's highest
     /// pack voltage is checked against `max_short_current` first (nothing is sent when it
-    /// is outside), and the closing is traced as `short.closed` = 1. Returns when the
-    /// command was issued.
+    /// is outside), a timer is started that opens it again `max_closed` after the command
+    /// was issued whatever becomes of the caller, and the closing is traced as
+    /// `short.closed` = 1. Returns when the command was issued.
     pub async fn close_short(&self) -> Result<Instant, RunError> {
         let (switch, path) = self.require_short()?;
         let prospective = path.prospective_current(self.envelope.max_pack_voltage.0);
         Target::Short.check_envelope(&self.envelope, prospective)?;
         let issued = Instant::now();
+        let timer = {
+            let (switch, signals) = (switch.clone(), self.signals.clone());
+            let until = issued + path.max_closed.duration();
+            tokio::spawn(async move {
+                tokio::time::sleep_until(until).await;
+                let opened = timeout(SAFE_STEP_TIMEOUT, async {
+                    switch.lock().await.open().await
+                })
+                .await;
+                match opened {
+                    Ok(Ok(())) => {
+                        signals.update(Instant::now(), &[(&Target::Short.channel(), 0.0, "")]);
+                        tracing::warn!(
+                            "the short-circuit switch was opened by its max_closed timer"
+                        );
+                    }
+                    Ok(Err(e)) => tracing::error!(
+                        "the short-circuit switch's max_closed timer could not open it: {e}"
+                    ),
+                    Err(_) => tracing::error!(
+                        "the short-circuit switch's max_closed timer got no confirmation"
+                    ),
+                }
+            })
+        };
+        if let Some(old) = self
+            .short_timer
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .replace(timer)
+        {
+            old.abort();
+        }
         let closed = switch.lock().await.close().await;
         // Traced before the result is looked at: a failed close may still have closed it.
         self.signals
@@ -638,12 +684,21 @@ impl Station {
         Ok(issued)
     }
 
-    /// Open the short-circuit switch (confirmed by read-back), traced as `short.closed` = 0.
+    /// Open the short-circuit switch (confirmed by read-back), traced as `short.closed` = 0;
+    /// once confirmed, the `max_closed` timer is no longer needed.
     pub async fn open_short(&self) -> Result<(), RunError> {
         let (switch, _) = self.require_short()?;
         switch.lock().await.open().await?;
         self.signals
             .update(Instant::now(), &[(&Target::Short.channel(), 0.0, "")]);
+        if let Some(t) = self
+            .short_timer
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+        {
+            t.abort();
+        }
         Ok(())
     }
 

@@ -13,6 +13,30 @@ async fn reconnect(entry: &InstrumentConfig) -> Result<Driver, RunError> {
         .driver)
 }
 
+/// Do `act` on a shared instrument (bounded in time); when it fails, connect its rig entry
+/// once more (a lost connection; the dialect's connect sequence clears its error queue),
+/// put the fresh driver of the right kind (`take`) in place and do `act` again.
+async fn retried<T: ?Sized, F: std::future::Future<Output = Result<(), RunError>>>(
+    inst: &Shared<T>,
+    entry: Option<&InstrumentConfig>,
+    kind: &str,
+    take: fn(Driver) -> Option<Box<T>>,
+    act: impl Fn() -> F,
+) -> Result<(), RunError> {
+    let r = bounded(act()).await;
+    let (Err(first), Some(entry)) = (&r, entry) else {
+        return r;
+    };
+    let again = bounded(async {
+        let fresh = take(reconnect(entry).await?)
+            .ok_or_else(|| RunError::setup(format!("`{}` is not a {kind}", entry.id)))?;
+        *inst.lock().await = fresh;
+        act().await
+    })
+    .await;
+    again.map_err(|e| RunError::InstrumentText(format!("{first}; after reconnecting: {e}")))
+}
+
 impl Station {
     /// Drive every instrument to its safe state: short-circuit switch open, load input off,
     /// supply output off, cells to nominal, BMS standby request. Each action is bounded in time, failures do not stop
@@ -39,23 +63,20 @@ impl Station {
         self.stop_background();
         let mut out = Vec::new();
         if let Some((sw, _)) = &self.short {
-            let open = async || -> Result<(), RunError> { Ok(sw.lock().await.open().await?) };
-            let mut r = bounded(open()).await;
-            if let (Err(first), Some(entry)) = (&r, &self.short_entry) {
-                let again = bounded(async {
-                    let Driver::Short(fresh, _) = reconnect(entry).await? else {
-                        return Err(RunError::setup(format!(
-                            "`{}` is not a short-circuit switch",
-                            entry.id
-                        )));
-                    };
-                    *sw.lock().await = fresh;
-                    open().await
-                })
-                .await;
-                r = again.map_err(|e| {
-                    RunError::InstrumentText(format!("{first}; after reconnecting: {e}"))
-                });
+            let r = retried(
+                sw,
+                self.short_entry.as_ref(),
+                "short-circuit switch",
+                |d| match d {
+                    Driver::Short(s, _) => Some(s),
+                    _ => None,
+                },
+                || async { Ok(sw.lock().await.open().await?) },
+            )
+            .await;
+            if r.is_ok() {
+                self.signals
+                    .update(Instant::now(), &[(&Target::Short.channel(), 0.0, "")]);
             }
             out.push(confirmed_action(
                 sw.lock().await.id(),
@@ -64,32 +85,26 @@ impl Station {
             ));
         }
         if let Some(l) = &self.load {
-            let switch_off = async || -> Result<(), RunError> {
-                let mut g = l.lock().await;
-                g.set_input(false).await?;
-                match g.input().await? {
-                    false => Ok(()),
-                    true => Err(RunError::InstrumentText(
-                        "input still on after switching it off".into(),
-                    )),
-                }
-            };
-            let mut r = bounded(switch_off()).await;
-            if let (Err(first), Some(entry)) = (&r, &self.load_entry) {
-                // A lost connection: reconnect once (with *CLS in the dialect's connect
-                // sequence) and try again.
-                let again = bounded(async {
-                    let Driver::Load(fresh) = reconnect(entry).await? else {
-                        return Err(RunError::setup(format!("`{}` is not a load", entry.id)));
-                    };
-                    *l.lock().await = fresh;
-                    switch_off().await
-                })
-                .await;
-                r = again.map_err(|e| {
-                    RunError::InstrumentText(format!("{first}; after reconnecting: {e}"))
-                });
-            }
+            let r = retried(
+                l,
+                self.load_entry.as_ref(),
+                "load",
+                |d| match d {
+                    Driver::Load(l) => Some(l),
+                    _ => None,
+                },
+                || async {
+                    let mut g = l.lock().await;
+                    g.set_input(false).await?;
+                    match g.input().await? {
+                        false => Ok(()),
+                        true => Err(RunError::InstrumentText(
+                            "input still on after switching it off".into(),
+                        )),
+                    }
+                },
+            )
+            .await;
             out.push(confirmed_action(
                 l.lock().await.id(),
                 "input off (confirmed by read-back)",
@@ -97,30 +112,26 @@ impl Station {
             ));
         }
         if let Some(s) = &self.supply {
-            let switch_off = async || -> Result<(), RunError> {
-                let mut g = s.lock().await;
-                g.set_output(false).await?;
-                match g.output().await? {
-                    false => Ok(()),
-                    true => Err(RunError::InstrumentText(
-                        "output still on after switching it off".into(),
-                    )),
-                }
-            };
-            let mut r = bounded(switch_off()).await;
-            if let (Err(first), Some(entry)) = (&r, &self.supply_entry) {
-                let again = bounded(async {
-                    let Driver::Supply(fresh) = reconnect(entry).await? else {
-                        return Err(RunError::setup(format!("`{}` is not a supply", entry.id)));
-                    };
-                    *s.lock().await = fresh;
-                    switch_off().await
-                })
-                .await;
-                r = again.map_err(|e| {
-                    RunError::InstrumentText(format!("{first}; after reconnecting: {e}"))
-                });
-            }
+            let r = retried(
+                s,
+                self.supply_entry.as_ref(),
+                "supply",
+                |d| match d {
+                    Driver::Supply(s) => Some(s),
+                    _ => None,
+                },
+                || async {
+                    let mut g = s.lock().await;
+                    g.set_output(false).await?;
+                    match g.output().await? {
+                        false => Ok(()),
+                        true => Err(RunError::InstrumentText(
+                            "output still on after switching it off".into(),
+                        )),
+                    }
+                },
+            )
+            .await;
             out.push(confirmed_action(
                 s.lock().await.id(),
                 "output off (confirmed by read-back)",

@@ -20,6 +20,15 @@ use crate::scpi::waveform::Preamble;
 use crate::scpi::ScopeDialect;
 use crate::verdict::gum::{self, Contribution};
 
+/// Seconds a capture trip records before its trigger.
+pub const PRE_TRIGGER_S: f64 = 100e-6;
+
+/// Seconds a capture trip records after its trigger, for a protection declared with a
+/// delay of `delay` seconds: four times the delay plus 1 ms.
+pub fn post_trigger_s(delay: f64) -> f64 {
+    4.0 * delay + 1e-3
+}
+
 /// The timing properties of a capture instrument that enter the budget.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct CaptureTiming {
@@ -114,17 +123,49 @@ pub async fn acquire_trip(
     k: f64,
 ) -> Result<Option<CaptureTrip>, RunError> {
     let deadline = tokio::time::Instant::now() + within;
-    while !scope.acquired().await? {
+    wait_acquired(scope, poll, deadline, "arming").await?;
+    timed_trip(scope, detect, k).await
+}
+
+/// Wait for an armed scope's single acquisition, asking every `poll`, until `deadline`
+/// (each question bounded by it too); past it, an error naming the scope and what the
+/// deadline counted from (`arming`, `closing the short-circuit switch`).
+pub async fn wait_acquired(
+    scope: &mut dyn Scope,
+    poll: Duration,
+    deadline: tokio::time::Instant,
+    from: &str,
+) -> Result<(), RunError> {
+    let late = |scope: &dyn Scope| {
+        RunError::InstrumentText(format!(
+            "scope `{}`: no completed acquisition by the deadline after {from} (did the \
+             stimulus cross the trigger level?)",
+            scope.id()
+        ))
+    };
+    loop {
+        match tokio::time::timeout_at(deadline, scope.acquired()).await {
+            Ok(r) => {
+                if r? {
+                    return Ok(());
+                }
+            }
+            Err(_) => return Err(late(scope)),
+        }
         if tokio::time::Instant::now() >= deadline {
-            return Err(RunError::InstrumentText(format!(
-                "scope `{}`: no completed acquisition within {} ms of arming (did the \
-                 stimulus cross the trigger level?)",
-                scope.id(),
-                within.as_secs_f64() * 1e3
-            )));
+            return Err(late(scope));
         }
         tokio::time::sleep(poll).await;
     }
+}
+
+/// Read the completed record and time the trip at the first sample at or after the
+/// trigger that satisfies `detect`, with coverage factor `k` (`Ok(None)`: no such sample).
+pub async fn timed_trip(
+    scope: &mut dyn Scope,
+    detect: impl Fn(f64) -> bool,
+    k: f64,
+) -> Result<Option<CaptureTrip>, RunError> {
     let w = scope.fetch().await?;
     let timing = CaptureTiming::of(scope.dialect());
     match first_sample(&w.preamble, &w.amps, detect) {
