@@ -606,3 +606,53 @@ fn a_front_end_that_never_trips_fails_every_closing_and_the_switch_ends_open() {
         assert!(closes >= 1 && opens > closes, "{log:?}");
     });
 }
+
+/// A run stopped while the short-circuit switch is closed (the operator's STOP, an
+/// interrupt) ends with the switch open and says so in its safe state.
+#[test]
+fn a_run_stopped_while_the_switch_is_closed_ends_with_it_open() {
+    use crate::sim_support::{memory_bench, virtual_runtime};
+    let dir = crate::common::temp_dir("sc-short-stopped");
+    let rig = sim_rig(None);
+    let plan = crate::common::plan("test-plans/short-circuit.yaml", &rig);
+    virtual_runtime().block_on(async {
+        let bench = memory_bench(&rig, &crate::common::root().join("rig/sim.yaml")).await;
+        let cancel = tokio_util::sync::CancellationToken::new();
+        let switch = bench.switch("short").expect("served").clone();
+        let stopper = {
+            let (cancel, switch) = (cancel.clone(), switch.clone());
+            tokio::spawn(async move {
+                while !switch.is_closed(101) {
+                    tokio::time::sleep(Duration::from_micros(20)).await;
+                }
+                cancel.cancel();
+            })
+        };
+        let results = hilrig::run::execute(
+            plan,
+            &bench.resolve(&rig),
+            crate::common::options(&dir, cancel),
+        )
+        .await
+        .unwrap();
+        stopper.await.unwrap();
+        assert_ne!(results.outcome, hilrig::report::Outcome::Passed);
+        // Stopped during the first closing: no trip of it was recorded.
+        assert!(
+            !results
+                .tests
+                .iter()
+                .any(|t| t.test.starts_with("Short circuit")),
+            "{:#?}",
+            results.tests
+        );
+        assert!(!switch.is_closed(101), "{:?}", switch.command_log());
+        let first = &results.safe_state[0];
+        assert_eq!(
+            (first.instrument.as_str(), first.ok),
+            ("short", true),
+            "{:#?}",
+            results.safe_state
+        );
+    });
+}
