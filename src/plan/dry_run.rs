@@ -364,7 +364,7 @@ fn trip(plan: &LoadedPlan, t: &Trip) -> (Vec<String>, Bound) {
             Bound::at_most(timeout)
         }
         Stimulus::Step(s) => {
-            let settle = s.settle.map(|x| x.0).unwrap_or(2.0 * delay);
+            let settle = s.settle_or_twice(delay).as_secs_f64();
             a.push(format!(
                 "{} to {} for {} (settle), then to {} until `{}`",
                 s.of,

@@ -629,6 +629,16 @@ pub struct StepStimulus {
     pub rest: Option<QuantityValue>,
 }
 
+impl StepStimulus {
+    /// How long `from` is held first: `settle`, or twice the protection's declared delay
+    /// (`declared_delay`, seconds).
+    pub fn settle_or_twice(&self, declared_delay: f64) -> std::time::Duration {
+        self.settle
+            .map(|s| s.duration())
+            .unwrap_or(std::time::Duration::from_secs_f64(2.0 * declared_delay))
+    }
+}
+
 /// Closing the rig's short-circuit switch (`short: {}`): the pack's terminals through the
 /// switch's declared path, for the front end's hardware short-circuit protection. The
 /// switch is opened again once the scope's record is complete, or after the rig's

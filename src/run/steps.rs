@@ -277,10 +277,7 @@ async fn capture_trip(ctx: &Ctx, t: &Trip, repeat: u32) -> Result<(), StepError>
     let (settle, level_a, rising, full_scale_a) = match &t.stimulus.value {
         Stimulus::Step(s) => {
             let (from, to) = (s.from.0.value, s.to.0.value);
-            let settle = s
-                .settle
-                .map(|d| d.duration())
-                .unwrap_or(Duration::from_secs_f64(2.0 * delay));
+            let settle = s.settle_or_twice(delay);
             let full = from.abs().max(to.abs()).max(1.0) * 1.25;
             (settle, (from + to) / 2.0, to > from, full)
         }

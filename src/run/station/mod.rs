@@ -648,13 +648,8 @@ impl Station {
             let until = issued + path.max_closed.duration();
             tokio::spawn(async move {
                 tokio::time::sleep_until(until).await;
-                let opened = timeout(SAFE_STEP_TIMEOUT, async {
-                    switch.lock().await.open().await
-                })
-                .await;
-                match opened {
+                match timeout(SAFE_STEP_TIMEOUT, open_switch(&switch, &signals)).await {
                     Ok(Ok(())) => {
-                        signals.update(Instant::now(), &[(&Target::Short.channel(), 0.0, "")]);
                         tracing::warn!(
                             "the short-circuit switch was opened by its max_closed timer"
                         );
@@ -688,9 +683,7 @@ impl Station {
     /// once confirmed, the `max_closed` timer is no longer needed.
     pub async fn open_short(&self) -> Result<(), RunError> {
         let (switch, _) = self.require_short()?;
-        switch.lock().await.open().await?;
-        self.signals
-            .update(Instant::now(), &[(&Target::Short.channel(), 0.0, "")]);
+        open_switch(switch, &self.signals).await?;
         if let Some(t) = self
             .short_timer
             .lock()
@@ -708,6 +701,16 @@ impl Station {
             .as_ref()
             .ok_or_else(|| RunError::setup("the rig has no cell simulator"))
     }
+}
+
+/// Open the short-circuit switch (confirmed by read-back) and trace `short.closed` = 0.
+async fn open_switch(
+    switch: &Shared<dyn Switch>,
+    signals: &Signals,
+) -> Result<(), InstrumentError> {
+    switch.lock().await.open().await?;
+    signals.update(Instant::now(), &[(&Target::Short.channel(), 0.0, "")]);
+    Ok(())
 }
 
 /// What a sampler needs of an instrument: its id, a reading, and its error queue.

@@ -71,13 +71,9 @@ impl Station {
                     Driver::Short(s, _) => Some(s),
                     _ => None,
                 },
-                || async { Ok(sw.lock().await.open().await?) },
+                || async { Ok(open_switch(sw, &self.signals).await?) },
             )
             .await;
-            if r.is_ok() {
-                self.signals
-                    .update(Instant::now(), &[(&Target::Short.channel(), 0.0, "")]);
-            }
             out.push(confirmed_action(
                 sw.lock().await.id(),
                 "short-circuit switch open (confirmed by read-back)",

@@ -218,10 +218,7 @@ pub async fn drive(
             .await?,
         ),
         Stimulus::Step(s) => {
-            let settle = s
-                .settle
-                .map(|d| d.duration())
-                .unwrap_or(Duration::from_secs_f64(2.0 * declared_delay));
+            let settle = s.settle_or_twice(declared_delay);
             let (issued, _) = st.set_target(s.of, s.from.0.value).await?;
             let mut rec = RampRecord {
                 applied: vec![(issued, s.from.0.value)],
